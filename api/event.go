@@ -1,0 +1,146 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cassata/cassata/scheduler"
+)
+
+// timeFormat is RFC 3339 with milliseconds, UTC (API.md §5).
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(timeFormat)
+}
+
+// EventView is an event as the v1 API shows it.
+type EventView struct {
+	App            string            `json:"app"`
+	ID             string            `json:"id"`
+	URL            string            `json:"url"`
+	Method         string            `json:"method"`
+	Headers        map[string]string `json:"headers"`
+	Body           *string           `json:"body"`
+	Status         string            `json:"status"`
+	Attempts       int               `json:"attempts"`
+	MaxAttempts    int               `json:"max_attempts"`
+	Timeout        string            `json:"timeout,omitempty"`
+	MinBackoff     string            `json:"min_backoff,omitempty"`
+	MaxBackoff     string            `json:"max_backoff,omitempty"`
+	DueAt          string            `json:"due_at"`
+	CreatedAt      string            `json:"created_at"`
+	UpdatedAt      string            `json:"updated_at"`
+	FinishedAt     string            `json:"finished_at,omitempty"`
+	LastStatusCode int               `json:"last_status_code,omitempty"`
+	LastError      string            `json:"last_error,omitempty"`
+	History        []AttemptView     `json:"history"`
+}
+
+// AttemptView is one attempt as the v1 API shows it.
+type AttemptView struct {
+	Attempt    int    `json:"attempt"`
+	At         string `json:"at"`
+	StatusCode int    `json:"status_code,omitempty"`
+	Error      string `json:"error,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+	Worker     string `json:"worker,omitempty"`
+	Response   string `json:"response,omitempty"`
+	Stale      bool   `json:"stale,omitempty"`
+}
+
+func durString(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
+}
+
+// ViewEvent converts an event for the v1 API; defaultMax fills max_attempts
+// for events that use the worker's default.
+func ViewEvent(ev *scheduler.Event, defaultMax int) EventView {
+	v := EventView{
+		App: ev.App, ID: ev.ID, URL: ev.URL, Method: ev.Method, Headers: ev.Headers,
+		Status: string(ev.Status), Attempts: ev.Attempts, MaxAttempts: cmpInt(ev.MaxAttempts, defaultMax),
+		Timeout: durString(ev.Timeout), MinBackoff: durString(ev.MinBackoff), MaxBackoff: durString(ev.MaxBackoff),
+		DueAt: fmtTime(ev.DueAt), CreatedAt: fmtTime(ev.CreatedAt), UpdatedAt: fmtTime(ev.UpdatedAt),
+		FinishedAt: fmtTime(ev.FinishedAt), LastStatusCode: ev.LastStatusCode, LastError: ev.LastError,
+		History: make([]AttemptView, 0, len(ev.History)),
+	}
+	if v.Headers == nil {
+		v.Headers = map[string]string{}
+	}
+	if !ev.BodyDropped {
+		b := string(ev.Body)
+		v.Body = &b
+	}
+	for _, a := range ev.History {
+		v.History = append(v.History, AttemptView{
+			Attempt: a.Attempt, At: fmtTime(a.AtTime()), StatusCode: a.StatusCode, Error: a.Error,
+			DurationMS: a.DurationMS, Worker: a.Worker, Response: a.Response, Stale: a.Stale,
+		})
+	}
+	return v
+}
+
+func cmpInt(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// bodyBytes turns a JSON body value into the bytes to send: a JSON string is
+// sent verbatim, any other JSON value as its JSON text (API.md §4, §5).
+func bodyBytes(raw json.RawMessage) ([]byte, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		return []byte(s), nil
+	}
+	return append([]byte(nil), raw...), nil
+}
+
+// parseExpiry reads an expiry: Unix seconds, or milliseconds when ≥ 1e11.
+// It accepts a JSON number or a numeric string.
+func parseExpiry(raw json.RawMessage) (time.Time, error) {
+	s := strings.Trim(strings.TrimSpace(string(raw)), `"`)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f > 1e15 {
+		return time.Time{}, fmt.Errorf("expiry must be a Unix time in seconds (or milliseconds)")
+	}
+	if f >= 1e11 {
+		return time.UnixMilli(int64(f)).UTC(), nil
+	}
+	return time.UnixMilli(int64(f * 1000)).UTC(), nil
+}
+
+// parseDuration reads a Go duration string, or a number of milliseconds.
+func parseDuration(raw json.RawMessage) (time.Duration, error) {
+	s := strings.TrimSpace(string(raw))
+	if len(s) > 0 && s[0] == '"' {
+		var str string
+		if err := json.Unmarshal(raw, &str); err != nil {
+			return 0, err
+		}
+		return time.ParseDuration(str)
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}

@@ -1,0 +1,154 @@
+// Package api is Cassata's JSON API: the Cassata-compatible routes
+// (API.md §4), v1 (§5) and the process endpoints (/healthz, /readyz,
+// /metrics). Handlers decode a typed request, call the scheduler and map its
+// sentinel errors to HTTP statuses in one place (errors.go).
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cassata/cassata/scheduler"
+)
+
+// Config configures the API.
+type Config struct {
+	// Scheduler serves the events. Required.
+	Scheduler *scheduler.Scheduler
+	// DefaultMaxAttempts is shown as max_attempts for events without their own. Defaults to 5.
+	DefaultMaxAttempts int
+	// Ready reports whether dependencies are reachable (/readyz). Nil: always ready.
+	Ready func(ctx context.Context) map[string]error
+	// Gatherer serves /metrics. Nil: prometheus.DefaultGatherer.
+	Gatherer prometheus.Gatherer
+	// Metrics may be nil.
+	Metrics *scheduler.Metrics
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// API holds the handlers.
+type API struct {
+	cfg   Config
+	sched *scheduler.Scheduler
+	log   *slog.Logger
+}
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// New returns an API.
+func New(cfg Config) *API {
+	if cfg.DefaultMaxAttempts <= 0 {
+		cfg.DefaultMaxAttempts = scheduler.DefaultMaxAttempts
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Gatherer == nil {
+		cfg.Gatherer = prometheus.DefaultGatherer
+	}
+	return &API{cfg: cfg, sched: cfg.Scheduler, log: cfg.Logger}
+}
+
+// Engine returns a gin engine with every route; a non-nil auth puts the JSON
+// API (not the process endpoints) behind it. Other handlers (the admin UI)
+// may be mounted on the engine.
+func (a *API) Engine(auth Authorizer) *gin.Engine {
+	r := gin.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.Use(a.recovery(), a.accessLog())
+	r.NoRoute(func(c *gin.Context) {
+		abortWith(c, http.StatusNotFound, ErrorDetail{Code: "not_found", Message: "no such route"})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		abortWith(c, http.StatusMethodNotAllowed, ErrorDetail{Code: "method_not_allowed", Message: "method not allowed on this route"})
+	})
+	a.Process(r)
+	var g gin.IRoutes = r
+	if auth != nil {
+		g = r.Group("/", requireToken(auth))
+	}
+	a.Cassata(g)
+	a.V1(g)
+	return r
+}
+
+func abortWith(c *gin.Context, status int, d ErrorDetail) {
+	c.AbortWithStatusJSON(status, ErrorBody{Error: d})
+}
+
+// Process mounts /healthz, /readyz and /metrics.
+func (a *API) Process(r gin.IRoutes) {
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", func(c *gin.Context) {
+		if a.cfg.Ready == nil {
+			c.JSON(http.StatusOK, gin.H{"status": "ok"})
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		defer cancel()
+		checks := gin.H{}
+		status := http.StatusOK
+		for name, err := range a.cfg.Ready(ctx) {
+			if err != nil {
+				checks[name] = err.Error()
+				status = http.StatusServiceUnavailable
+			} else {
+				checks[name] = "ok"
+			}
+		}
+		word := "ok"
+		if status != http.StatusOK {
+			word = "unavailable"
+		}
+		c.JSON(status, gin.H{"status": word, "checks": checks})
+	})
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.cfg.Gatherer, promhttp.HandlerOpts{})))
+}
+
+// recovery turns a panic into a JSON 500 without internals.
+func (a *API) recovery() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				a.log.Error("panic in handler", "method", c.Request.Method, "path", c.FullPath(), "panic", r)
+				abortWith(c, http.StatusInternalServerError, ErrorDetail{Code: "internal", Message: "internal error"})
+			}
+		}()
+		c.Next()
+	}
+}
+
+func (a *API) accessLog() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		if c.Writer.Status() >= 500 {
+			a.log.Warn("request", "method", c.Request.Method, "route", c.FullPath(), "status", c.Writer.Status(), "duration", time.Since(start))
+		} else {
+			a.log.Debug("request", "method", c.Request.Method, "route", c.FullPath(), "status", c.Writer.Status(), "duration", time.Since(start))
+		}
+	}
+}
+
+// limitBody caps a request body; reading past it fails with *http.MaxBytesError.
+func (a *API) limitBody(c *gin.Context, n int64) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+}
+
+// maxRequestBytes bounds one create request: the body limit with room for
+// JSON escaping (up to 6 bytes per byte) is too generous, twice plus slack is enough in practice.
+func (a *API) maxRequestBytes() int64 {
+	return int64(a.sched.Limits().MaxBodyBytes)*2 + 256<<10
+}

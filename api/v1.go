@@ -1,0 +1,237 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cassata/cassata/scheduler"
+)
+
+// MaxBatch is the largest batch of creates in one request.
+const MaxBatch = 1000
+
+// V1 mounts the v1 routes (API.md §5).
+func (a *API) V1(r gin.IRoutes) {
+	r.POST("/v1/events", a.createEvent)
+	r.POST("/v1/events/batch", a.createBatch)
+	r.GET("/v1/events/:app/:id", a.getEvent)
+	r.DELETE("/v1/events/:app/:id", a.cancelEvent)
+	r.POST("/v1/events/:app/:id/retry", a.retryEvent)
+	r.GET("/v1/events", func(c *gin.Context) {
+		abortWith(c, http.StatusNotImplemented, ErrorDetail{Code: "not_implemented", Message: "search needs the archive, which this build does not have yet"})
+	})
+}
+
+// CreateRequest is the body of POST /v1/events.
+type CreateRequest struct {
+	App         string            `json:"app"`
+	ID          string            `json:"id"`
+	URL         string            `json:"url"`
+	Method      string            `json:"method"`
+	Headers     map[string]string `json:"headers"`
+	Body        json.RawMessage   `json:"body"`
+	At          *string           `json:"at"`
+	Delay       *string           `json:"delay"`
+	Expiry      json.RawMessage   `json:"expiry"`
+	MaxAttempts *int              `json:"max_attempts"`
+	Timeout     json.RawMessage   `json:"timeout"`
+	MinBackoff  json.RawMessage   `json:"min_backoff"`
+	MaxBackoff  json.RawMessage   `json:"max_backoff"`
+}
+
+// toEvent validates the request's shape and builds the event; the scheduler
+// validates the rest.
+func (req *CreateRequest) toEvent(now time.Time) (*scheduler.Event, scheduler.CreateOptions, error) {
+	var opt scheduler.CreateOptions
+	ev := &scheduler.Event{App: req.App, ID: req.ID, URL: req.URL, Method: req.Method, Headers: req.Headers}
+	body, err := bodyBytes(req.Body)
+	if err != nil {
+		return nil, opt, badRequest("body", "body must be a string or a JSON value")
+	}
+	ev.Body = body
+	given := 0
+	if req.At != nil {
+		given++
+		t, err := time.Parse(time.RFC3339Nano, *req.At)
+		if err != nil {
+			return nil, opt, badRequest("at", "at must be an RFC 3339 time, e.g. 2026-01-02T15:04:05.000Z")
+		}
+		ev.DueAt = t
+	}
+	if req.Delay != nil {
+		given++
+		d, err := time.ParseDuration(*req.Delay)
+		if err != nil || d < 0 {
+			return nil, opt, badRequest("delay", `delay must be a non-negative Go duration such as "90s"`)
+		}
+		ev.DueAt = now.Add(d)
+		opt.RelativeDue = true
+	}
+	if len(req.Expiry) > 0 && string(req.Expiry) != "null" {
+		given++
+		t, err := parseExpiry(req.Expiry)
+		if err != nil {
+			return nil, opt, badRequest("expiry", err.Error())
+		}
+		ev.DueAt = t
+	}
+	if given != 1 {
+		return nil, opt, badRequest("at", "give the due time as exactly one of at, delay or expiry")
+	}
+	if req.MaxAttempts != nil {
+		if *req.MaxAttempts < 1 {
+			return nil, opt, badRequest("max_attempts", "max_attempts must be at least 1")
+		}
+		ev.MaxAttempts = *req.MaxAttempts
+	}
+	for _, d := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  *time.Duration
+	}{{"timeout", req.Timeout, &ev.Timeout}, {"min_backoff", req.MinBackoff, &ev.MinBackoff}, {"max_backoff", req.MaxBackoff, &ev.MaxBackoff}} {
+		if len(d.raw) == 0 || string(d.raw) == "null" {
+			continue
+		}
+		v, err := parseDuration(d.raw)
+		if err != nil || v <= 0 {
+			return nil, opt, badRequest(d.name, d.name+` must be a positive Go duration such as "30s"`)
+		}
+		*d.dst = v
+	}
+	return ev, opt, nil
+}
+
+// decodeJSON reads one JSON value into v, mapping failures to clear 400/413 errors.
+func decodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return badRequest(te.Field, "field "+te.Field+" has the wrong type: expected "+te.Type.String())
+		}
+		if errors.Is(err, io.EOF) {
+			return badRequest("", "request body is empty: expected a JSON object")
+		}
+		return badRequest("", "request body is not valid JSON: "+err.Error())
+	}
+	if dec.More() {
+		return badRequest("", "request body has data after the JSON object")
+	}
+	return nil
+}
+
+func (a *API) create(c *gin.Context, req *CreateRequest) (*scheduler.Event, bool, error) {
+	ev, opt, err := req.toEvent(a.sched.Now())
+	if err != nil {
+		return nil, false, err
+	}
+	return a.sched.Create(c.Request.Context(), ev, opt)
+}
+
+func (a *API) createEvent(c *gin.Context) {
+	a.limitBody(c, a.maxRequestBytes())
+	var req CreateRequest
+	if err := decodeJSON(c.Request.Body, &req); err != nil {
+		abort(c, err)
+		return
+	}
+	ev, created, err := a.create(c, &req)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		a.cfg.Metrics.CountScheduled("v1")
+	}
+	c.JSON(status, ViewEvent(ev, a.cfg.DefaultMaxAttempts))
+}
+
+// BatchResult is one item of a batch response.
+type BatchResult struct {
+	Status int          `json:"status"`
+	Event  *EventView   `json:"event,omitempty"`
+	Error  *ErrorDetail `json:"error,omitempty"`
+}
+
+func (a *API) createBatch(c *gin.Context) {
+	a.limitBody(c, a.maxRequestBytes()*4)
+	var req struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if err := decodeJSON(c.Request.Body, &req); err != nil {
+		abort(c, err)
+		return
+	}
+	if req.Events == nil {
+		abort(c, badRequest("events", "events must be a list of events"))
+		return
+	}
+	if len(req.Events) > MaxBatch {
+		abortWith(c, http.StatusRequestEntityTooLarge, ErrorDetail{Code: "too_large", Message: "a batch holds at most 1000 events", Field: "events"})
+		return
+	}
+	results := make([]BatchResult, len(req.Events))
+	for i, raw := range req.Events {
+		var item CreateRequest
+		err := decodeJSON(bytesReader(raw), &item)
+		var ev *scheduler.Event
+		created := false
+		if err == nil {
+			ev, created, err = a.create(c, &item)
+		}
+		if err != nil {
+			if errors.Is(err, scheduler.ErrUnavailable) {
+				abort(c, err)
+				return
+			}
+			status, d := errorFor(err)
+			results[i] = BatchResult{Status: status, Error: &d}
+			continue
+		}
+		v := ViewEvent(ev, a.cfg.DefaultMaxAttempts)
+		results[i] = BatchResult{Status: http.StatusOK, Event: &v}
+		if created {
+			results[i].Status = http.StatusCreated
+			a.cfg.Metrics.CountScheduled("v1_batch")
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"results": results})
+}
+
+func (a *API) getEvent(c *gin.Context) {
+	ev, err := a.sched.Get(c.Request.Context(), c.Param("app"), c.Param("id"))
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ViewEvent(ev, a.cfg.DefaultMaxAttempts))
+}
+
+func (a *API) cancelEvent(c *gin.Context) {
+	ev, err := a.sched.Cancel(c.Request.Context(), c.Param("app"), c.Param("id"))
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ViewEvent(ev, a.cfg.DefaultMaxAttempts))
+}
+
+func (a *API) retryEvent(c *gin.Context) {
+	ev, err := a.sched.Retry(c.Request.Context(), c.Param("app"), c.Param("id"))
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ViewEvent(ev, a.cfg.DefaultMaxAttempts))
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// config is every setting of the cassata command. Precedence: flags >
+// environment > YAML file > defaults (API.md §1).
+type config struct {
+	RedisURL          string        `yaml:"redis_url"`
+	RedisCluster      bool          `yaml:"redis_cluster"`
+	ArchiveDSN        string        `yaml:"archive_dsn"`
+	Listen            string        `yaml:"listen"`
+	Auth              string        `yaml:"auth"`
+	AdminToken        string        `yaml:"admin_token"`
+	AdminPassword     string        `yaml:"admin_password"`
+	Namespace         string        `yaml:"namespace"`
+	Shards            int           `yaml:"shards"`
+	WorkerConcurrency int           `yaml:"worker_concurrency"`
+	BlockPrivate      string        `yaml:"block_private"`
+	Retention         time.Duration `yaml:"retention"`
+	PollInterval      time.Duration `yaml:"poll_interval"`
+	Visibility        time.Duration `yaml:"visibility_timeout"`
+	Batch             int           `yaml:"claim_batch"`
+	MaxAttempts       int           `yaml:"max_attempts"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	LogLevel          string        `yaml:"log_level"`
+	LogFailedRequests bool          `yaml:"log_failed_requests"`
+	CreateTables      bool          `yaml:"create_tables"`
+}
+
+// legacyYAML holds the original Cassata's configuration names (API.md §1).
+type legacyYAML struct {
+	NumWorkerThreads                   *int  `yaml:"numWorkerThreads"`
+	WorkerThreadPollingInterval        *int  `yaml:"workerThreadPollingInterval"`
+	WorkerThreadPollingIntervalInMills *int  `yaml:"workerThreadPollingIntervalInMillis"`
+	NumEventsProcessedPerTransaction   *int  `yaml:"numEventsProcessedPerTransaction"`
+	HTTPRetryCount                     *int  `yaml:"httpRetryCount"`
+	LogFailedRequests                  *bool `yaml:"logFailedRequests"`
+	CreateTablesIfNotExists            *bool `yaml:"createTablesIfNotExists"`
+	Port                               *int  `yaml:"port"`
+}
+
+func defaults(mode string) config {
+	c := config{
+		Listen: ":8085", Auth: "on", Namespace: "cassata", WorkerConcurrency: 100,
+		BlockPrivate: "on", Retention: 24 * time.Hour, LogLevel: "info", CreateTables: true,
+	}
+	if mode == "dev" {
+		c.Listen, c.Auth, c.BlockPrivate = "127.0.0.1:8085", "off", "off"
+	}
+	if mode == "worker" {
+		c.Listen = ":8086"
+	}
+	return c
+}
+
+// loadYAML applies a YAML file over c.
+func loadYAML(c *config, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	if err := yaml.Unmarshal(data, c); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	var l legacyYAML
+	if err := yaml.Unmarshal(data, &l); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if l.NumWorkerThreads != nil {
+		c.WorkerConcurrency = *l.NumWorkerThreads
+	}
+	for _, v := range []*int{l.WorkerThreadPollingInterval, l.WorkerThreadPollingIntervalInMills} {
+		if v != nil {
+			c.PollInterval = time.Duration(*v) * time.Millisecond
+		}
+	}
+	if l.NumEventsProcessedPerTransaction != nil {
+		c.Batch = *l.NumEventsProcessedPerTransaction
+	}
+	if l.HTTPRetryCount != nil {
+		// The original counts retries after the first attempt.
+		c.MaxAttempts = *l.HTTPRetryCount + 1
+	}
+	if l.LogFailedRequests != nil {
+		c.LogFailedRequests = *l.LogFailedRequests
+	}
+	if l.CreateTablesIfNotExists != nil {
+		c.CreateTables = *l.CreateTablesIfNotExists
+	}
+	if l.Port != nil {
+		c.Listen = ":" + strconv.Itoa(*l.Port)
+	}
+	return nil
+}
+
+// setting binds one setting to its environment variable and flag.
+type setting struct {
+	env, flag, usage string
+	set              func(string) error
+}
+
+func (c *config) settings() []setting {
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	num := func(p *int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not a number: %q", v)
+			}
+			*p = n
+			return nil
+		}
+	}
+	dur := func(p *time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("not a duration: %q", v)
+			}
+			*p = d
+			return nil
+		}
+	}
+	boolean := func(p *bool) func(string) error {
+		return func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("not a boolean: %q", v)
+			}
+			*p = b
+			return nil
+		}
+	}
+	return []setting{
+		{"CASSATA_REDIS_URL", "redis-url", "redis:// URL, or comma-separated host:port seeds with --redis-cluster", str(&c.RedisURL)},
+		{"CASSATA_REDIS_CLUSTER", "redis-cluster", "connect to a Redis Cluster (true/false)", boolean(&c.RedisCluster)},
+		{"CASSATA_ARCHIVE_DSN", "archive-dsn", "archive database DSN", str(&c.ArchiveDSN)},
+		{"CASSATA_LISTEN", "listen", "HTTP listen address", str(&c.Listen)},
+		{"CASSATA_AUTH", "auth", "on|off: whether the JSON API requires keys", str(&c.Auth)},
+		{"CASSATA_ADMIN_TOKEN", "", "", str(&c.AdminToken)},
+		{"CASSATA_ADMIN_PASSWORD", "", "", str(&c.AdminPassword)},
+		{"CASSATA_NAMESPACE", "namespace", "prefix of every Redis key", str(&c.Namespace)},
+		{"CASSATA_SHARDS", "shards", "shard count of a new namespace (default 16)", num(&c.Shards)},
+		{"CASSATA_WORKER_CONCURRENCY", "concurrency", "concurrent deliveries per worker", num(&c.WorkerConcurrency)},
+		{"CASSATA_BLOCK_PRIVATE", "block-private", "on|off: refuse private destinations", str(&c.BlockPrivate)},
+		{"CASSATA_RETENTION", "retention", "how long finished events stay in Redis", dur(&c.Retention)},
+		{"CASSATA_POLL_INTERVAL", "poll-interval", "longest sleep between looks for due events (default 1s)", dur(&c.PollInterval)},
+		{"CASSATA_VISIBILITY_TIMEOUT", "visibility-timeout", "lease of a claimed event (default 60s)", dur(&c.Visibility)},
+		{"CASSATA_CLAIM_BATCH", "claim-batch", "events claimed per round trip (default 100)", num(&c.Batch)},
+		{"CASSATA_MAX_ATTEMPTS", "max-attempts", "default attempts per event (default 5)", num(&c.MaxAttempts)},
+		{"CASSATA_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight deliveries may finish on SIGTERM (default 30s)", dur(&c.ShutdownTimeout)},
+		{"CASSATA_LOG_LEVEL", "log-level", "debug|info|warn|error", str(&c.LogLevel)},
+	}
+}
+
+// load builds the configuration for a mode from args, the environment and
+// the YAML file.
+func load(mode string, args []string) (config, []string, error) {
+	c := defaults(mode)
+	fs := flag.NewFlagSet("cassata "+mode, flag.ContinueOnError)
+	configPath := fs.String("config", os.Getenv("CASSATA_CONFIG"), "YAML configuration file (CASSATA_CONFIG)")
+	flagVals := map[string]*string{}
+	settings := c.settings()
+	for _, s := range settings {
+		if s.flag != "" {
+			flagVals[s.flag] = fs.String(s.flag, "", s.usage+" ("+s.env+")")
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, nil, err
+	}
+	if *configPath != "" {
+		if err := loadYAML(&c, *configPath); err != nil {
+			return c, nil, err
+		}
+	}
+	// Re-bind: loadYAML may have replaced fields, settings point into c.
+	settings = c.settings()
+	for _, s := range settings {
+		if v, ok := os.LookupEnv(s.env); ok && v != "" {
+			if err := s.set(v); err != nil {
+				return c, nil, fmt.Errorf("%s: %w", s.env, err)
+			}
+		}
+	}
+	var ferr error
+	fs.Visit(func(f *flag.Flag) {
+		for _, s := range settings {
+			if s.flag == f.Name && ferr == nil {
+				if err := s.set(*flagVals[f.Name]); err != nil {
+					ferr = fmt.Errorf("--%s: %w", f.Name, err)
+				}
+			}
+		}
+	})
+	if ferr != nil {
+		return c, nil, ferr
+	}
+	return c, fs.Args(), c.validate(mode)
+}
+
+func onOff(name, v string) error {
+	switch strings.ToLower(v) {
+	case "on", "off":
+		return nil
+	}
+	return fmt.Errorf("%s must be on or off, not %q", name, v)
+}
+
+func (c *config) validate(mode string) error {
+	c.Auth = strings.ToLower(c.Auth)
+	c.BlockPrivate = strings.ToLower(c.BlockPrivate)
+	if err := onOff("CASSATA_AUTH", c.Auth); err != nil {
+		return err
+	}
+	if err := onOff("CASSATA_BLOCK_PRIVATE", c.BlockPrivate); err != nil {
+		return err
+	}
+	if mode != "dev" && c.RedisURL == "" {
+		return fmt.Errorf("CASSATA_REDIS_URL (or --redis-url) is required for %s", mode)
+	}
+	if c.WorkerConcurrency <= 0 {
+		return fmt.Errorf("CASSATA_WORKER_CONCURRENCY must be positive")
+	}
+	if c.Retention <= 0 {
+		return fmt.Errorf("CASSATA_RETENTION must be positive")
+	}
+	return nil
+}

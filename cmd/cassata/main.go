@@ -1,0 +1,72 @@
+// Command cassata runs the Cassata HTTP request scheduler: `dev` (everything
+// in one process on embedded defaults), `server` (JSON API), `worker`
+// (delivery). See API.md §1.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `cassata: a Redis-backed HTTP request scheduler
+
+usage:
+  cassata dev       everything in one process, embedded Redis (not durable)
+  cassata server    JSON API (stateless; run many)
+  cassata worker    claim, deliver, recover (run many)
+  cassata service start / cassata worker start   aliases of the original CLI
+  cassata version
+
+Run "cassata <command> -h" for its flags.`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	// Aliases kept from the original Cassata CLI.
+	if len(rest) > 0 && rest[0] == "start" && (cmd == "service" || cmd == "worker") {
+		rest = rest[1:]
+		if cmd == "service" {
+			cmd = "server"
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var err error
+	switch cmd {
+	case "dev", "server", "worker":
+		var cfg config
+		cfg, _, err = load(cmd, rest)
+		if err == nil {
+			err = serve(ctx, cmd, cfg)
+		}
+	case "version", "--version":
+		fmt.Println("cassata", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Println(usage)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "cassata: unknown command %q\n\n%s\n", cmd, usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cassata:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/store/redisstore"
+)
+
+var version = "dev"
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// redactURL hides the password of a Redis URL for logs.
+func redactURL(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if j := strings.LastIndex(u, "@"); j > i {
+			return u[:i+3] + "***@" + u[j+1:]
+		}
+	}
+	return u
+}
+
+func connectRedis(cfg config) (redis.UniversalClient, error) {
+	if cfg.RedisCluster {
+		var addrs []string
+		for _, a := range strings.Split(cfg.RedisURL, ",") {
+			a = strings.TrimSpace(a)
+			a = strings.TrimPrefix(strings.TrimPrefix(a, "redis://"), "rediss://")
+			if a != "" {
+				addrs = append(addrs, strings.TrimSuffix(a, "/"))
+			}
+		}
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: 64}), nil
+	}
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("CASSATA_REDIS_URL: %w", err)
+	}
+	opt.PoolSize = max(opt.PoolSize, 64)
+	return redis.NewClient(opt), nil
+}
+
+// serve runs dev, server or worker until ctx ends.
+func serve(ctx context.Context, mode string, cfg config) error {
+	log := newLogger(cfg.LogLevel)
+	slog.SetDefault(log)
+	scheduler.Version = version
+
+	if mode == "dev" && cfg.RedisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("start embedded redis: %w", err)
+		}
+		defer mr.Close()
+		cfg.RedisURL = "redis://" + mr.Addr()
+		log.Warn("DEV MODE: events live in an embedded in-memory Redis and are LOST when this process stops; do not use it in production")
+	}
+	rdb, err := connectRedis(cfg)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	log.Info("connecting to redis", "url", redactURL(cfg.RedisURL), "cluster", cfg.RedisCluster, "namespace", cfg.Namespace)
+
+	store, err := connectStore(ctx, rdb, cfg, log)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := scheduler.NewMetrics(reg)
+	reg.MustRegister(backlogCollector{store: store})
+
+	policy := scheduler.Policy{MaxAttempts: cfg.MaxAttempts}.WithDefaults()
+	sched := scheduler.New(store, scheduler.Config{})
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if mode == "dev" || mode == "worker" {
+		var guard *scheduler.AddressGuard
+		if cfg.BlockPrivate == "on" {
+			guard = &scheduler.AddressGuard{}
+		}
+		worker := scheduler.NewWorker(store, scheduler.NewDeliverer(scheduler.DelivererConfig{Guard: guard}), scheduler.WorkerConfig{
+			Concurrency: cfg.WorkerConcurrency, Batch: cfg.Batch, Visibility: cfg.Visibility,
+			PollInterval: cfg.PollInterval, ShutdownTimeout: cfg.ShutdownTimeout, Policy: policy,
+			Logger: log, Metrics: metrics,
+		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := worker.Run(runCtx); err != nil {
+				errc <- fmt.Errorf("worker: %w", err)
+			}
+		}()
+	}
+
+	ready := func(ctx context.Context) map[string]error {
+		return map[string]error{"redis": store.Ping(ctx)}
+	}
+	a := api.New(api.Config{Scheduler: sched, DefaultMaxAttempts: policy.MaxAttempts, Ready: ready,
+		Gatherer: reg, Metrics: metrics, Logger: log})
+	var handler http.Handler
+	if mode == "worker" {
+		r := gin.New()
+		a.Process(r)
+		handler = r
+	} else {
+		var auth api.Authorizer
+		if cfg.Auth == "on" {
+			auth = api.TokenAuth(cfg.AdminToken)
+		}
+		handler = a.Engine(auth)
+	}
+	srv := &http.Server{Addr: cfg.Listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	log.Info("listening", "mode", mode, "addr", ln.Addr().String(), "auth", cfg.Auth, "block_private", cfg.BlockPrivate)
+	if mode == "dev" {
+		fmt.Fprintf(os.Stderr, "\nCassata dev mode: API at http://%s/v1/events   (embedded Redis: NOT durable)\n\n", ln.Addr())
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-errc:
+		log.Error("stopping after an error", "err", runErr)
+	}
+	shCtx, shCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer shCancel()
+	_ = srv.Shutdown(shCtx)
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+// connectStore opens the Redis store, retrying while Redis is not reachable
+// yet, so processes can start before Redis does.
+func connectStore(ctx context.Context, rdb redis.UniversalClient, cfg config, log *slog.Logger) (*redisstore.Store, error) {
+	delay := 200 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		store, err := redisstore.New(cctx, rdb, redisstore.Config{
+			Namespace: cfg.Namespace, Shards: cfg.Shards, Retention: cfg.Retention, WakeHorizon: cfg.PollInterval,
+		})
+		cancel()
+		if err == nil {
+			return store, nil
+		}
+		if !errors.Is(err, scheduler.ErrUnavailable) && !isNetErr(err) {
+			return nil, err
+		}
+		log.Warn("redis not reachable yet; retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, context.DeadlineExceeded) ||
+		strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "EOF")
+}
+
+// backlogCollector reports the due backlog at scrape time.
+type backlogCollector struct{ store *redisstore.Store }
+
+var (
+	pendingDesc = prometheus.NewDesc("cassata_pending_events", "PENDING events in Redis.", nil, nil)
+	dueDesc     = prometheus.NewDesc("cassata_due_backlog", "PENDING events whose due time has passed (not yet claimed).", nil, nil)
+)
+
+func (b backlogCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pendingDesc; ch <- dueDesc }
+
+func (b backlogCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	pending, due, err := b.store.Backlog(ctx, time.Now())
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pending))
+	ch <- prometheus.MustNewConstMetric(dueDesc, prometheus.GaugeValue, float64(due))
+}

@@ -1,0 +1,41 @@
+-- ack.lua: record the final outcome of a delivery attempt
+-- (COMPLETED, FAILED or SERVICE_UNAVAILABLE).
+--
+-- KEYS[1] event hash   <P>:ev:<app>/<id>
+-- KEYS[2] lease zset   <P>:lease
+-- KEYS[3] worker list  <P>:proc:<worker>
+-- KEYS[4] outbox       <P>:out
+-- ARGV[1] member
+-- ARGV[2] worker id
+-- ARGV[3] attempt number the worker claimed (the lease token with ARGV[2])
+-- ARGV[4] final status
+-- ARGV[5] last status code ('' when none)
+-- ARGV[6] last error ('' when none)
+-- ARGV[7] history line (JSON object of this attempt)
+-- ARGV[8] now, ms (0: use the Redis server clock)
+-- ARGV[9] retention, ms: the hash expires this long after finishing
+-- ARGV[10] '1' to drop the body from Redis
+--
+-- Returns 1 when recorded, 0 when the caller no longer holds the lease (the
+-- event was recovered and claimed again, cancelled or finished): the attempt
+-- is then only appended to the history, the newer outcome stands.
+local now = tonumber(ARGV[8])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a')
+if cur[1] == false then return 0 end
+redis.call('HSET', KEYS[1], 'hi', (redis.call('HGET', KEYS[1], 'hi') or '') .. ARGV[7] .. '\n')
+if cur[1] ~= 'PROCESSING' or cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
+  redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'h', ARGV[7])
+  return 0
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('LREM', KEYS[3], 1, ARGV[1])
+redis.call('HSET', KEYS[1], 's', ARGV[4], 'lc', ARGV[5], 'le', ARGV[6], 't', now, 'f', now)
+redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'final', 'h', ARGV[7],
+  'ev', cjson.encode(redis.call('HGETALL', KEYS[1])))
+if ARGV[10] == '1' then redis.call('HDEL', KEYS[1], 'b') end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[9]))
+return 1

@@ -1,0 +1,23 @@
+-- extend.lua: push the lease of an event still being delivered further out.
+--
+-- KEYS[1] event hash   <P>:ev:<app>/<id>
+-- KEYS[2] lease zset   <P>:lease
+-- ARGV[1] member
+-- ARGV[2] worker id
+-- ARGV[3] attempt number the worker claimed
+-- ARGV[4] now, ms (0: use the Redis server clock)
+-- ARGV[5] visibility timeout, ms
+--
+-- Returns the new lease deadline in ms, or 0 when the caller lost the lease.
+local now = tonumber(ARGV[4])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a')
+if cur[1] ~= 'PROCESSING' or cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
+  return 0
+end
+local deadline = now + tonumber(ARGV[5])
+redis.call('ZADD', KEYS[2], 'XX', deadline, ARGV[1])
+return deadline

@@ -1,0 +1,31 @@
+-- requeue.lua: put a finished or pending event (back) to PENDING, due now.
+-- Used by "retry" (FAILED, SERVICE_UNAVAILABLE, CANCELLED: attempts reset to 0)
+-- and "run now" (PENDING: attempts kept).
+--
+-- KEYS[1] event hash   <P>:ev:<app>/<id>
+-- KEYS[2] due zset     <P>:due
+-- ARGV[1] member
+-- ARGV[2] now, ms (0: use the Redis server clock)
+-- ARGV[3] wake-up channel
+-- ARGV[4] wake-up message
+-- ARGV[5] space-separated statuses allowed
+-- ARGV[6] '1' to reset attempts to 0
+--
+-- Returns {1, 'PENDING'}, {0, status} when the status is not allowed (or the
+-- body was dropped), {-1, ''} when the event does not exist.
+local cur = redis.call('HMGET', KEYS[1], 's', 'b')
+local s = cur[1]
+if s == false then return {-1, ''} end
+if not string.find(' ' .. ARGV[5] .. ' ', ' ' .. s .. ' ', 1, true) then return {0, s} end
+local now = tonumber(ARGV[2])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+redis.call('PERSIST', KEYS[1])
+redis.call('HSET', KEYS[1], 's', 'PENDING', 'd', now, 't', now)
+redis.call('HDEL', KEYS[1], 'f', 'w')
+if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'a', 0) end
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return {1, 'PENDING'}

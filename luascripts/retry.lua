@@ -1,0 +1,44 @@
+-- retry.lua: a retryable attempt failed and attempts remain: back to PENDING,
+-- due again after the backoff.
+--
+-- KEYS[1] event hash   <P>:ev:<app>/<id>
+-- KEYS[2] lease zset   <P>:lease
+-- KEYS[3] worker list  <P>:proc:<worker>
+-- KEYS[4] outbox       <P>:out
+-- KEYS[5] due zset     <P>:due
+-- ARGV[1] member
+-- ARGV[2] worker id
+-- ARGV[3] attempt number the worker claimed
+-- ARGV[4] backoff, ms (next due = now + backoff)
+-- ARGV[5] last status code ('' when none)
+-- ARGV[6] last error
+-- ARGV[7] history line (JSON object of this attempt)
+-- ARGV[8] now, ms (0: use the Redis server clock)
+-- ARGV[9] wake-up channel
+-- ARGV[10] wake-up message
+-- ARGV[11] wake horizon, ms
+--
+-- Returns the next due time in ms, or 0 when the caller no longer holds the lease.
+local now = tonumber(ARGV[8])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a')
+if cur[1] == false then return 0 end
+redis.call('HSET', KEYS[1], 'hi', (redis.call('HGET', KEYS[1], 'hi') or '') .. ARGV[7] .. '\n')
+redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'h', ARGV[7])
+if cur[1] ~= 'PROCESSING' or cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
+  return 0
+end
+local due = now + tonumber(ARGV[4])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('LREM', KEYS[3], 1, ARGV[1])
+redis.call('HSET', KEYS[1], 's', 'PENDING', 'd', due, 'lc', ARGV[5], 'le', ARGV[6], 't', now)
+redis.call('HDEL', KEYS[1], 'w')
+local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+redis.call('ZADD', KEYS[5], due, ARGV[1])
+if (first[2] == nil or due < tonumber(first[2])) and due - now < tonumber(ARGV[11]) then
+  redis.call('PUBLISH', ARGV[9], ARGV[10])
+end
+return due

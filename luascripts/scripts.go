@@ -1,0 +1,56 @@
+// Package luascripts holds Cassata's Redis Lua scripts. Each script lives in
+// its own .lua file whose header documents every KEYS and ARGV entry and the
+// return value. Every script touches the keys of exactly one shard: all of
+// them carry the shard's hash tag, so a script runs in one Redis Cluster slot.
+//
+// The scripts are exposed as *redis.Script: go-redis runs them by SHA and
+// falls back to EVAL on NOSCRIPT, so a Redis restart or SCRIPT FLUSH is
+// handled transparently.
+package luascripts
+
+import (
+	_ "embed"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed schedule.lua
+	scheduleSrc string
+	//go:embed claim.lua
+	claimSrc string
+	//go:embed ack.lua
+	ackSrc string
+	//go:embed retry.lua
+	retrySrc string
+	//go:embed extend.lua
+	extendSrc string
+	//go:embed cancel.lua
+	cancelSrc string
+	//go:embed requeue.lua
+	requeueSrc string
+	//go:embed reap.lua
+	reapSrc string
+)
+
+var (
+	// Schedule creates an event unless its identity exists (schedule.lua).
+	Schedule = redis.NewScript(scheduleSrc)
+	// Claim moves due events into a worker's processing list (claim.lua).
+	Claim = redis.NewScript(claimSrc)
+	// Ack records a final outcome under the lease check (ack.lua).
+	Ack = redis.NewScript(ackSrc)
+	// Retry sends a failed attempt back to due after a backoff (retry.lua).
+	Retry = redis.NewScript(retrySrc)
+	// Extend pushes a held lease further out (extend.lua).
+	Extend = redis.NewScript(extendSrc)
+	// Cancel cancels a PENDING event (cancel.lua).
+	Cancel = redis.NewScript(cancelSrc)
+	// Requeue makes an event PENDING and due now (requeue.lua).
+	Requeue = redis.NewScript(requeueSrc)
+	// Reap recovers events whose lease expired (reap.lua).
+	Reap = redis.NewScript(reapSrc)
+)
+
+// All lists every script, for loading them up front.
+var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap}

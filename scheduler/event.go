@@ -1,0 +1,97 @@
+package scheduler
+
+import (
+	"time"
+)
+
+// Status is where an event is in its life. See API.md §2.
+type Status string
+
+// The statuses of the original Cassata plus CANCELLED.
+const (
+	StatusPending            Status = "PENDING"
+	StatusProcessing         Status = "PROCESSING"
+	StatusCompleted          Status = "COMPLETED"
+	StatusFailed             Status = "FAILED"
+	StatusServiceUnavailable Status = "SERVICE_UNAVAILABLE"
+	StatusCancelled          Status = "CANCELLED"
+)
+
+// Statuses lists every status in display order.
+var Statuses = []Status{StatusPending, StatusProcessing, StatusCompleted, StatusFailed, StatusServiceUnavailable, StatusCancelled}
+
+// Final reports whether no further delivery will happen on its own.
+func (s Status) Final() bool {
+	switch s {
+	case StatusCompleted, StatusFailed, StatusServiceUnavailable, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Retryable reports whether an operator or client may retry an event in this status.
+func (s Status) Retryable() bool {
+	return s == StatusFailed || s == StatusServiceUnavailable || s == StatusCancelled
+}
+
+// Valid reports whether s is one of the known statuses.
+func (s Status) Valid() bool {
+	for _, v := range Statuses {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Event is one HTTP request to send at a due time. Its identity is (App, ID).
+type Event struct {
+	App     string
+	ID      string
+	URL     string
+	Method  string
+	Headers map[string]string
+	Body    []byte
+	DueAt   time.Time
+
+	Status   Status
+	Attempts int
+	// MaxAttempts, Timeout, MinBackoff and MaxBackoff are the event's own
+	// overrides; zero means the worker's defaults apply.
+	MaxAttempts int
+	Timeout     time.Duration
+	MinBackoff  time.Duration
+	MaxBackoff  time.Duration
+
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	FinishedAt time.Time
+
+	LastStatusCode int
+	LastError      string
+	Worker         string
+
+	// BodyDropped is true when the event finished and Redis no longer keeps its body.
+	BodyDropped bool
+	History     []Attempt
+}
+
+// Member is the event's member name in the shard's sorted sets: "<app>/<id>".
+func (e *Event) Member() string { return e.App + "/" + e.ID }
+
+// Attempt is one delivery attempt in an event's history.
+type Attempt struct {
+	Attempt    int    `json:"attempt"`
+	At         int64  `json:"at"` // Unix ms
+	StatusCode int    `json:"status_code,omitempty"`
+	Error      string `json:"error,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+	Worker     string `json:"worker,omitempty"`
+	Response   string `json:"response,omitempty"`
+	// Stale marks an attempt whose worker had lost its lease by the time it
+	// finished: a duplicate delivery whose outcome did not count.
+	Stale bool `json:"stale,omitempty"`
+}
+
+// AtTime returns At as a time.
+func (a Attempt) AtTime() time.Time { return time.UnixMilli(a.At).UTC() }

@@ -1,0 +1,32 @@
+package scheduler
+
+import (
+	"context"
+	"os"
+	"time"
+)
+
+// heartbeatLoop reports the worker alive with its in-flight count.
+func (w *Worker) heartbeatLoop(ctx context.Context) {
+	host, _ := os.Hostname()
+	beat := func() {
+		err := w.store.Heartbeat(ctx, WorkerInfo{
+			ID: w.cfg.ID, Host: host, PID: os.Getpid(), Started: w.started,
+			InFlight: w.InFlight(), Heartbeat: time.Now(),
+		})
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("heartbeat failed", "err", err)
+		}
+	}
+	beat()
+	t := time.NewTicker(w.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			beat()
+		}
+	}
+}

@@ -1,0 +1,89 @@
+package scheduler
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Retry policy defaults (API.md §2).
+const (
+	DefaultMaxAttempts = 5
+	DefaultMinBackoff  = time.Second
+	DefaultMaxBackoff  = 10 * time.Minute
+	DefaultTimeout     = 30 * time.Second
+)
+
+// Policy decides how often and how far apart an event is retried.
+type Policy struct {
+	// MaxAttempts is the number of attempts in total. Defaults to 5.
+	MaxAttempts int
+	// MinBackoff is the delay before the first retry. Defaults to 1s.
+	MinBackoff time.Duration
+	// MaxBackoff caps every delay, Retry-After included. Defaults to 10m.
+	MaxBackoff time.Duration
+	// Timeout bounds one attempt. Defaults to 30s.
+	Timeout time.Duration
+}
+
+// WithDefaults fills zero fields with the defaults.
+func (p Policy) WithDefaults() Policy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = DefaultMaxAttempts
+	}
+	if p.MinBackoff <= 0 {
+		p.MinBackoff = DefaultMinBackoff
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = DefaultMaxBackoff
+	}
+	if p.MaxBackoff < p.MinBackoff {
+		p.MaxBackoff = p.MinBackoff
+	}
+	if p.Timeout <= 0 {
+		p.Timeout = DefaultTimeout
+	}
+	return p
+}
+
+// For returns the policy with the event's own overrides applied.
+func (p Policy) For(ev *Event) Policy {
+	if ev.MaxAttempts > 0 {
+		p.MaxAttempts = ev.MaxAttempts
+	}
+	if ev.MinBackoff > 0 {
+		p.MinBackoff = ev.MinBackoff
+	}
+	if ev.MaxBackoff > 0 {
+		p.MaxBackoff = ev.MaxBackoff
+	}
+	if ev.Timeout > 0 {
+		p.Timeout = ev.Timeout
+	}
+	return p.WithDefaults()
+}
+
+// Backoff returns the delay before the attempt after attempt number n
+// (1-based): exponential from MinBackoff, capped at MaxBackoff, with "equal
+// jitter" (a random point in the upper half) so that a crowd of events that
+// failed together does not come back together. retryAfter, when positive,
+// is the destination's Retry-After: honoured, but capped at MaxBackoff.
+func (p Policy) Backoff(n int, retryAfter time.Duration, rnd *rand.Rand) time.Duration {
+	if retryAfter > 0 {
+		return min(retryAfter, p.MaxBackoff)
+	}
+	d := p.MinBackoff
+	for i := 1; i < n && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, p.MaxBackoff)
+	half := d / 2
+	var j time.Duration
+	if half > 0 {
+		if rnd != nil {
+			j = time.Duration(rnd.Int64N(int64(half) + 1))
+		} else {
+			j = time.Duration(rand.Int64N(int64(half) + 1))
+		}
+	}
+	return max(p.MinBackoff, d-half+j)
+}

@@ -1,0 +1,77 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+)
+
+// Store is what the scheduler needs from the live store (Redis, see
+// store/redisstore). A zero `now` asks the store to use its own server clock,
+// so that workers with skewed clocks still agree on what is due.
+type Store interface {
+	// Shards is the number of shards events are spread over.
+	Shards() int
+	// Create stores a new PENDING event. When the identity exists it returns
+	// the existing event and stores nothing.
+	Create(ctx context.Context, ev *Event, now time.Time) (existing *Event, err error)
+	// Get returns the live event or ErrNotFound.
+	Get(ctx context.Context, app, id string) (*Event, error)
+	// Cancel cancels a PENDING event: ErrNotFound or *StatusError otherwise.
+	Cancel(ctx context.Context, app, id string, now time.Time) error
+	// Requeue makes an event in one of the allowed statuses PENDING and due
+	// now, resetting its attempts when asked: ErrNotFound or *StatusError otherwise.
+	Requeue(ctx context.Context, app, id string, allowed []Status, resetAttempts bool, now time.Time) error
+
+	// Claim takes up to batch due events of a shard for a worker.
+	Claim(ctx context.Context, shard int, worker string, batch int, visibility time.Duration, now time.Time) (Claim, error)
+	// Finish records an attempt's outcome. It reports false when the worker
+	// no longer held the lease, in which case only the history records it.
+	Finish(ctx context.Context, l Lease, o Outcome, now time.Time) (bool, error)
+	// Extend pushes a held lease out by visibility; false when it was lost.
+	Extend(ctx context.Context, l Lease, visibility time.Duration, now time.Time) (bool, error)
+	// Reap recovers up to limit events of a shard whose lease expired.
+	Reap(ctx context.Context, shard, limit, defaultMaxAttempts int, now time.Time) (int, error)
+	// Heartbeat records that a worker is alive.
+	Heartbeat(ctx context.Context, w WorkerInfo) error
+	// Wakeups delivers a value whenever an event may have become due earlier
+	// than the workers planned. The channel closes when ctx ends.
+	Wakeups(ctx context.Context) <-chan struct{}
+}
+
+// Claim is the result of claiming one shard.
+type Claim struct {
+	// Now is the store's clock at the claim.
+	Now time.Time
+	// NextDue is the earliest due time left in the shard; zero when none.
+	NextDue time.Time
+	// Events were claimed: PROCESSING, Attempts already counting this one.
+	Events []*Event
+}
+
+// Lease identifies a claim: the worker and the attempt number it claimed.
+// Finishing and extending check it, so a worker that lost its lease cannot
+// overwrite the outcome of the worker that took the event over.
+type Lease struct {
+	App, ID string
+	Worker  string
+	Attempt int
+}
+
+// Outcome is the result of one attempt as the store records it.
+type Outcome struct {
+	// Status is the event's status after the attempt: COMPLETED, FAILED,
+	// SERVICE_UNAVAILABLE, or PENDING for a retry after Backoff.
+	Status  Status
+	Backoff time.Duration
+	Attempt Attempt
+}
+
+// WorkerInfo is what a worker's heartbeat says.
+type WorkerInfo struct {
+	ID        string    `json:"id"`
+	Host      string    `json:"host"`
+	PID       int       `json:"pid"`
+	Started   time.Time `json:"started"`
+	InFlight  int       `json:"in_flight"`
+	Heartbeat time.Time `json:"heartbeat"`
+}

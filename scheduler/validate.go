@@ -1,0 +1,192 @@
+package scheduler
+
+import (
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Limits bound what a client may schedule.
+type Limits struct {
+	// MaxBodyBytes is the largest body an event may carry. Defaults to 1 MiB.
+	MaxBodyBytes int
+	// MaxURLLength bounds the destination URL. Defaults to 8192.
+	MaxURLLength int
+	// MaxHeaders bounds the number of headers. Defaults to 64.
+	MaxHeaders int
+	// MaxHeaderBytes bounds the total size of header names and values. Defaults to 16 KiB.
+	MaxHeaderBytes int
+}
+
+// Default limits.
+const (
+	DefaultMaxBodyBytes   = 1 << 20
+	DefaultMaxURLLength   = 8192
+	DefaultMaxHeaders     = 64
+	DefaultMaxHeaderBytes = 16 << 10
+	// MaxMaxAttempts bounds an event's own max_attempts.
+	MaxMaxAttempts = 100
+	// MaxTimeout bounds an event's own delivery timeout.
+	MaxTimeout = 15 * time.Minute
+	// MaxBackoffLimit bounds an event's own backoff bounds.
+	MaxBackoffLimit = 24 * time.Hour
+)
+
+// WithDefaults fills zero fields with the defaults.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if l.MaxURLLength <= 0 {
+		l.MaxURLLength = DefaultMaxURLLength
+	}
+	if l.MaxHeaders <= 0 {
+		l.MaxHeaders = DefaultMaxHeaders
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	return l
+}
+
+// Methods a client may schedule.
+var Methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
+
+// ValidApp reports whether s is a valid application id: [A-Za-z0-9._-]{1,64}.
+func ValidApp(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidID reports whether s is a valid event id: 1–128 bytes of printable
+// ASCII without '/', spaces or control characters.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '/' {
+			return false
+		}
+	}
+	return true
+}
+
+// validToken reports whether s is an HTTP token (RFC 9110 §5.6.2).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue refuses CR, LF, NUL and other control characters but tab.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks a new event against API.md §2 and the limits, and
+// normalises the method to upper case. Errors are *ValidationError.
+func (l Limits) Validate(ev *Event) error {
+	l = l.WithDefaults()
+	if !ValidApp(ev.App) {
+		return invalid("app", "application id must match [A-Za-z0-9._-]{1,64}")
+	}
+	if !ValidID(ev.ID) {
+		return invalid("id", "event id must be 1-128 bytes of printable ASCII without '/', spaces or control characters")
+	}
+	if ev.URL == "" {
+		return invalid("url", "url is required")
+	}
+	if len(ev.URL) > l.MaxURLLength {
+		return &ValidationError{Field: "url", Message: "url is longer than the limit", TooLarge: true}
+	}
+	u, err := url.Parse(ev.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		return invalid("url", "url must be an absolute http or https URL")
+	}
+	if u.User != nil {
+		return invalid("url", "url must not carry credentials; use a header")
+	}
+	ev.Method = strings.ToUpper(strings.TrimSpace(ev.Method))
+	if ev.Method == "" {
+		ev.Method = "POST"
+	}
+	okMethod := false
+	for _, m := range Methods {
+		okMethod = okMethod || m == ev.Method
+	}
+	if !okMethod {
+		return invalid("method", "method must be one of %s", strings.Join(Methods, ", "))
+	}
+	if len(ev.Headers) > l.MaxHeaders {
+		return &ValidationError{Field: "headers", Message: "too many headers", TooLarge: true}
+	}
+	size := 0
+	for name, value := range ev.Headers {
+		if !validToken(name) {
+			return invalid("headers", "header name %q is not a valid HTTP token", name)
+		}
+		if !validHeaderValue(value) {
+			return invalid("headers", "header %s: value must not contain CR, LF or control characters", name)
+		}
+		size += len(name) + len(value)
+	}
+	if size > l.MaxHeaderBytes {
+		return &ValidationError{Field: "headers", Message: "headers are larger than the limit", TooLarge: true}
+	}
+	if len(ev.Body) > l.MaxBodyBytes {
+		return &ValidationError{Field: "body", Message: "body is larger than the limit", TooLarge: true}
+	}
+	if ev.DueAt.IsZero() {
+		return invalid("due", "a due time is required")
+	}
+	if ev.MaxAttempts < 0 || ev.MaxAttempts > MaxMaxAttempts {
+		return invalid("max_attempts", "max_attempts must be between 1 and %d", MaxMaxAttempts)
+	}
+	if ev.Timeout < 0 || ev.Timeout > MaxTimeout || ev.Timeout > 0 && ev.Timeout < time.Millisecond {
+		return invalid("timeout", "timeout must be between 1ms and %s", MaxTimeout)
+	}
+	if ev.MinBackoff < 0 || ev.MinBackoff > MaxBackoffLimit {
+		return invalid("min_backoff", "min_backoff must be between 0 and %s", MaxBackoffLimit)
+	}
+	if ev.MaxBackoff < 0 || ev.MaxBackoff > MaxBackoffLimit {
+		return invalid("max_backoff", "max_backoff must be between 0 and %s", MaxBackoffLimit)
+	}
+	if ev.MinBackoff > 0 && ev.MaxBackoff > 0 && ev.MinBackoff > ev.MaxBackoff {
+		return invalid("min_backoff", "min_backoff must not exceed max_backoff")
+	}
+	return nil
+}
+
+// hopByHop lists headers that describe one connection, not the request;
+// a client's values for them are never forwarded (API.md §3).
+var hopByHop = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true,
+	"Upgrade": true, "Host": true, "Content-Length": true,
+}

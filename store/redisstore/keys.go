@@ -1,0 +1,51 @@
+package redisstore
+
+import (
+	"hash/crc32"
+	"strconv"
+)
+
+// keys builds every Redis key name, in one place (DESIGN.md "Redis layout").
+//
+// Per shard s, with P = <ns>:{<ns>:<s>} (the braces are the Redis Cluster hash
+// tag, so all of one shard's keys live in one slot):
+//
+//	P:ev:<app>/<id>    hash    the event
+//	P:due              zset    member <app>/<id>, score due ms: PENDING events
+//	P:proc:<worker>    list    members a worker claimed and has not finished
+//	P:lease            zset    member -> lease deadline ms: PROCESSING events
+//	P:out              stream  outbox of attempts and final outcomes
+//
+// Global: <ns>:meta (hash: shards), <ns>:workers (zset: worker -> heartbeat
+// ms), <ns>:workerinfo (hash: worker -> JSON), <ns>:wake (pub/sub channel).
+type keys struct {
+	ns       string
+	prefixes []string
+}
+
+func newKeys(ns string, shards int) keys {
+	k := keys{ns: ns, prefixes: make([]string, shards)}
+	for s := range shards {
+		k.prefixes[s] = ns + ":{" + ns + ":" + strconv.Itoa(s) + "}"
+	}
+	return k
+}
+
+// shard returns the shard of an identity: crc32(app + "/" + id) mod shards.
+func (k keys) shard(member string) int {
+	return int(crc32.ChecksumIEEE([]byte(member)) % uint32(len(k.prefixes)))
+}
+
+func (k keys) evPrefix(s int) string          { return k.prefixes[s] + ":ev:" }
+func (k keys) ev(s int, member string) string { return k.prefixes[s] + ":ev:" + member }
+func (k keys) due(s int) string               { return k.prefixes[s] + ":due" }
+func (k keys) lease(s int) string             { return k.prefixes[s] + ":lease" }
+func (k keys) procPrefix(s int) string        { return k.prefixes[s] + ":proc:" }
+func (k keys) proc(s int, worker string) string {
+	return k.prefixes[s] + ":proc:" + worker
+}
+func (k keys) out(s int) string   { return k.prefixes[s] + ":out" }
+func (k keys) meta() string       { return k.ns + ":meta" }
+func (k keys) workers() string    { return k.ns + ":workers" }
+func (k keys) workerInfo() string { return k.ns + ":workerinfo" }
+func (k keys) wake() string       { return k.ns + ":wake" }

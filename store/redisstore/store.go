@@ -1,0 +1,556 @@
+// Package redisstore is Cassata's live store: every event that is pending,
+// in flight or recently finished lives in Redis (or Redis Cluster), spread
+// over shards whose keys share a hash tag. All state changes run as the Lua
+// scripts of package luascripts, one shard per script, so they are atomic.
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/luascripts"
+	"github.com/cassata/cassata/scheduler"
+)
+
+// Defaults.
+const (
+	DefaultNamespace = "cassata"
+	DefaultShards    = 16
+	DefaultRetention = 24 * time.Hour
+	// DefaultWakeHorizon: creates due further out than this publish no
+	// wake-up; workers re-plan at least this often anyway.
+	DefaultWakeHorizon = time.Second
+)
+
+// Config configures a Store.
+type Config struct {
+	// Namespace prefixes every key. Defaults to "cassata".
+	Namespace string
+	// Shards is the number of shards. Zero adopts the count recorded in
+	// <ns>:meta, or 16 for a new namespace; a different count than the
+	// recorded one is an error, since it would orphan events.
+	Shards int
+	// Retention is how long a finished event stays in Redis. Defaults to 24h.
+	Retention time.Duration
+	// WakeHorizon: see DefaultWakeHorizon. Defaults to 1s.
+	WakeHorizon time.Duration
+}
+
+// Store implements scheduler.Store on Redis.
+type Store struct {
+	rdb redis.UniversalClient
+	cfg Config
+	k   keys
+}
+
+var _ scheduler.Store = (*Store)(nil)
+
+// New connects the store to a namespace: it records or checks the shard
+// count in <ns>:meta and loads the scripts.
+func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, error) {
+	cfg.Namespace = cmpOr(cfg.Namespace, DefaultNamespace)
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.WakeHorizon <= 0 {
+		cfg.WakeHorizon = DefaultWakeHorizon
+	}
+	want := cfg.Shards
+	if want <= 0 {
+		want = DefaultShards
+	}
+	metaKey := cfg.Namespace + ":meta"
+	if _, err := rdb.HSetNX(ctx, metaKey, "shards", want).Result(); err != nil {
+		return nil, fmt.Errorf("record shard count: %w", err)
+	}
+	got, err := rdb.HGet(ctx, metaKey, "shards").Int()
+	if err != nil {
+		return nil, fmt.Errorf("read shard count: %w", err)
+	}
+	if cfg.Shards > 0 && got != cfg.Shards {
+		return nil, fmt.Errorf("namespace %q has %d shards, configured %d: the shard count cannot change", cfg.Namespace, got, cfg.Shards)
+	}
+	if got <= 0 || got > 16384 {
+		return nil, fmt.Errorf("namespace %q: invalid shard count %d in %s", cfg.Namespace, got, metaKey)
+	}
+	cfg.Shards = got
+	s := &Store{rdb: rdb, cfg: cfg, k: newKeys(cfg.Namespace, got)}
+	if err := s.LoadScripts(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// LoadScripts loads every script (on every master of a cluster). Calls fall
+// back to EVAL on NOSCRIPT anyway; loading up front saves that round trip.
+func (s *Store) LoadScripts(ctx context.Context) error {
+	load := func(ctx context.Context, c *redis.Client) error {
+		for _, sc := range luascripts.All {
+			if err := sc.Load(ctx, c).Err(); err != nil {
+				return fmt.Errorf("load scripts: %w", err)
+			}
+		}
+		return nil
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, load)
+	}
+	if c, ok := s.rdb.(*redis.Client); ok {
+		return load(ctx, c)
+	}
+	return nil
+}
+
+// Client returns the Redis client.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Namespace returns the key namespace.
+func (s *Store) Namespace() string { return s.cfg.Namespace }
+
+// Shards implements scheduler.Store.
+func (s *Store) Shards() int { return s.cfg.Shards }
+
+// Ping checks that Redis answers and runs scripts.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.rdb.Ping(ctx).Err()
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func member(app, id string) string { return app + "/" + id }
+
+// unavailable marks connection-level failures, so the API can answer 503.
+func unavailable(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w: %w", op, scheduler.ErrUnavailable, err)
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !isConnRedisError(rerr) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w: %w", op, scheduler.ErrUnavailable, err)
+}
+
+func isConnRedisError(err redis.Error) bool {
+	msg := err.Error()
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "OOM", "MISCONF"} {
+		if len(msg) >= len(p) && msg[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// encode returns the hash fields of a new event. Defaults are left out to
+// keep pending events small (bytes per pending event is a design target).
+func encode(ev *scheduler.Event) []any {
+	f := []any{"u", ev.URL, "d", ms(ev.DueAt), "s", string(scheduler.StatusPending), "c", ms(ev.CreatedAt)}
+	if ev.Method != "POST" {
+		f = append(f, "m", ev.Method)
+	}
+	if len(ev.Headers) > 0 {
+		h, _ := json.Marshal(ev.Headers)
+		f = append(f, "h", h)
+	}
+	if len(ev.Body) > 0 {
+		f = append(f, "b", ev.Body)
+	}
+	if ev.MaxAttempts > 0 {
+		f = append(f, "x", ev.MaxAttempts)
+	}
+	if ev.Timeout > 0 {
+		f = append(f, "to", ev.Timeout.Milliseconds())
+	}
+	if ev.MinBackoff > 0 {
+		f = append(f, "bn", ev.MinBackoff.Milliseconds())
+	}
+	if ev.MaxBackoff > 0 {
+		f = append(f, "bx", ev.MaxBackoff.Milliseconds())
+	}
+	return f
+}
+
+func atoi(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+func msTime(s string) time.Time {
+	n := atoi(s)
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+// decode builds an event from its hash fields.
+func decode(app, id string, f map[string]string) (*scheduler.Event, error) {
+	ev := &scheduler.Event{
+		App: app, ID: id,
+		URL:            f["u"],
+		Method:         cmpOr(f["m"], "POST"),
+		DueAt:          msTime(f["d"]),
+		Status:         scheduler.Status(f["s"]),
+		Attempts:       int(atoi(f["a"])),
+		MaxAttempts:    int(atoi(f["x"])),
+		Timeout:        time.Duration(atoi(f["to"])) * time.Millisecond,
+		MinBackoff:     time.Duration(atoi(f["bn"])) * time.Millisecond,
+		MaxBackoff:     time.Duration(atoi(f["bx"])) * time.Millisecond,
+		CreatedAt:      msTime(f["c"]),
+		UpdatedAt:      msTime(cmpOr(f["t"], f["c"])),
+		FinishedAt:     msTime(f["f"]),
+		LastStatusCode: int(atoi(f["lc"])),
+		LastError:      f["le"],
+		Worker:         f["w"],
+	}
+	if b, ok := f["b"]; ok {
+		ev.Body = []byte(b)
+	} else if ev.Status == scheduler.StatusCompleted {
+		ev.BodyDropped = true
+	}
+	if h := f["h"]; h != "" {
+		if err := json.Unmarshal([]byte(h), &ev.Headers); err != nil {
+			return nil, fmt.Errorf("decode headers of %s/%s: %w", app, id, err)
+		}
+	}
+	hist, err := decodeHistory(f["hi"])
+	if err != nil {
+		return nil, fmt.Errorf("decode history of %s/%s: %w", app, id, err)
+	}
+	ev.History = hist
+	return ev, nil
+}
+
+func decodeHistory(s string) ([]scheduler.Attempt, error) {
+	var out []scheduler.Attempt
+	for len(s) > 0 {
+		line := s
+		if i := indexByte(s, '\n'); i >= 0 {
+			line, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
+		if line == "" {
+			continue
+		}
+		var a scheduler.Attempt
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// Create implements scheduler.Store.
+func (s *Store) Create(ctx context.Context, ev *scheduler.Event, now time.Time) (*scheduler.Event, error) {
+	m := ev.Member()
+	sh := s.k.shard(m)
+	args := []any{m, ms(ev.DueAt), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds()}
+	args = append(args, encode(ev)...)
+	res, err := luascripts.Schedule.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh)}, args...).Slice()
+	if err != nil {
+		return nil, unavailable("schedule", err)
+	}
+	if len(res) == 2 {
+		existing, err := decode(ev.App, ev.ID, pairs(res[1]))
+		if err != nil {
+			return nil, err
+		}
+		return existing, nil
+	}
+	return nil, nil
+}
+
+func pairs(v any) map[string]string {
+	list, _ := v.([]any)
+	m := make(map[string]string, len(list)/2)
+	for i := 0; i+1 < len(list); i += 2 {
+		k, _ := list[i].(string)
+		val, _ := list[i+1].(string)
+		m[k] = val
+	}
+	return m
+}
+
+// Get implements scheduler.Store.
+func (s *Store) Get(ctx context.Context, app, id string) (*scheduler.Event, error) {
+	m := member(app, id)
+	f, err := s.rdb.HGetAll(ctx, s.k.ev(s.k.shard(m), m)).Result()
+	if err != nil {
+		return nil, unavailable("get", err)
+	}
+	if len(f) == 0 {
+		return nil, scheduler.ErrNotFound
+	}
+	return decode(app, id, f)
+}
+
+func statusResult(op string, res []any, err error) error {
+	if err != nil {
+		return unavailable(op, err)
+	}
+	if len(res) != 2 {
+		return fmt.Errorf("%s: unexpected reply %v", op, res)
+	}
+	code, _ := res[0].(int64)
+	st, _ := res[1].(string)
+	switch code {
+	case 1:
+		return nil
+	case -1:
+		return scheduler.ErrNotFound
+	}
+	opName := map[string]string{"cancel": "deleted", "requeue": "retried"}[op]
+	return &scheduler.StatusError{Status: scheduler.Status(st), Op: opName}
+}
+
+// Cancel implements scheduler.Store.
+func (s *Store) Cancel(ctx context.Context, app, id string, now time.Time) error {
+	m := member(app, id)
+	sh := s.k.shard(m)
+	res, err := luascripts.Cancel.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)},
+		m, ms(now), s.cfg.Retention.Milliseconds()).Slice()
+	return statusResult("cancel", res, err)
+}
+
+// Requeue implements scheduler.Store.
+func (s *Store) Requeue(ctx context.Context, app, id string, allowed []scheduler.Status, reset bool, now time.Time) error {
+	m := member(app, id)
+	sh := s.k.shard(m)
+	list := ""
+	for _, st := range allowed {
+		list += string(st) + " "
+	}
+	resetArg := "0"
+	if reset {
+		resetArg = "1"
+	}
+	res, err := luascripts.Requeue.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh)},
+		m, ms(now), s.k.wake(), sh, list, resetArg).Slice()
+	return statusResult("requeue", res, err)
+}
+
+// Claim implements scheduler.Store.
+func (s *Store) Claim(ctx context.Context, shard int, worker string, batch int, visibility time.Duration, now time.Time) (scheduler.Claim, error) {
+	res, err := luascripts.Claim.Run(ctx, s.rdb,
+		[]string{s.k.due(shard), s.k.lease(shard), s.k.proc(shard, worker)},
+		ms(now), batch, visibility.Milliseconds(), worker, s.k.evPrefix(shard)).Slice()
+	if err != nil {
+		return scheduler.Claim{}, unavailable(fmt.Sprintf("claim shard %d", shard), err)
+	}
+	return parseClaim(res)
+}
+
+const claimFields = 12
+
+func parseClaim(res []any) (scheduler.Claim, error) {
+	if len(res) < 3 {
+		return scheduler.Claim{}, fmt.Errorf("claim: short reply")
+	}
+	var c scheduler.Claim
+	now, _ := res[0].(int64)
+	c.Now = time.UnixMilli(now)
+	if next, _ := res[1].(int64); next >= 0 {
+		c.NextDue = time.UnixMilli(next)
+	}
+	n, _ := res[2].(int64)
+	if len(res) != 3+int(n)*claimFields {
+		return scheduler.Claim{}, fmt.Errorf("claim: reply of %d values for %d events", len(res), n)
+	}
+	c.Events = make([]*scheduler.Event, 0, n)
+	for i := 3; i < len(res); i += claimFields {
+		str := func(j int) string { v, _ := res[i+j].(string); return v }
+		m := str(0)
+		slash := indexByte(m, '/')
+		if slash < 0 {
+			return scheduler.Claim{}, fmt.Errorf("claim: bad member %q", m)
+		}
+		attempts, _ := res[i+1].(int64)
+		f := map[string]string{"u": str(2), "m": str(3), "h": str(4), "d": str(6), "x": str(7),
+			"to": str(8), "bn": str(9), "bx": str(10), "c": str(11), "s": string(scheduler.StatusProcessing)}
+		ev, err := decode(m[:slash], m[slash+1:], f)
+		if err != nil {
+			return scheduler.Claim{}, err
+		}
+		if b := str(5); b != "" {
+			ev.Body = []byte(b)
+		}
+		ev.Attempts = int(attempts)
+		c.Events = append(c.Events, ev)
+	}
+	return c, nil
+}
+
+// Finish implements scheduler.Store.
+func (s *Store) Finish(ctx context.Context, l scheduler.Lease, o scheduler.Outcome, now time.Time) (bool, error) {
+	m := member(l.App, l.ID)
+	sh := s.k.shard(m)
+	line, err := json.Marshal(o.Attempt)
+	if err != nil {
+		return false, err
+	}
+	code := ""
+	if o.Attempt.StatusCode > 0 {
+		code = strconv.Itoa(o.Attempt.StatusCode)
+	}
+	keys := []string{s.k.ev(sh, m), s.k.lease(sh), s.k.proc(sh, l.Worker), s.k.out(sh)}
+	var n int64
+	if o.Status == scheduler.StatusPending {
+		keys = append(keys, s.k.due(sh))
+		n, err = luascripts.Retry.Run(ctx, s.rdb, keys, m, l.Worker, l.Attempt, o.Backoff.Milliseconds(),
+			code, o.Attempt.Error, line, ms(now), s.k.wake(), sh, s.cfg.WakeHorizon.Milliseconds()).Int64()
+	} else {
+		drop := "0"
+		if o.Status == scheduler.StatusCompleted {
+			drop = "1"
+		}
+		n, err = luascripts.Ack.Run(ctx, s.rdb, keys, m, l.Worker, l.Attempt, string(o.Status),
+			code, o.Attempt.Error, line, ms(now), s.cfg.Retention.Milliseconds(), drop).Int64()
+	}
+	if err != nil {
+		return false, unavailable("finish", err)
+	}
+	return n > 0, nil
+}
+
+// Extend implements scheduler.Store.
+func (s *Store) Extend(ctx context.Context, l scheduler.Lease, visibility time.Duration, now time.Time) (bool, error) {
+	m := member(l.App, l.ID)
+	sh := s.k.shard(m)
+	n, err := luascripts.Extend.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.lease(sh)},
+		m, l.Worker, l.Attempt, ms(now), visibility.Milliseconds()).Int64()
+	if err != nil {
+		return false, unavailable("extend", err)
+	}
+	return n > 0, nil
+}
+
+// Reap implements scheduler.Store.
+func (s *Store) Reap(ctx context.Context, shard, limit, defaultMaxAttempts int, now time.Time) (int, error) {
+	n, err := luascripts.Reap.Run(ctx, s.rdb, []string{s.k.lease(shard), s.k.due(shard), s.k.out(shard)},
+		ms(now), limit, s.k.evPrefix(shard), s.k.procPrefix(shard), defaultMaxAttempts,
+		s.cfg.Retention.Milliseconds(), s.k.wake(), shard).Int()
+	if err != nil {
+		return 0, unavailable(fmt.Sprintf("reap shard %d", shard), err)
+	}
+	return n, nil
+}
+
+// Heartbeat implements scheduler.Store.
+func (s *Store) Heartbeat(ctx context.Context, w scheduler.WorkerInfo) error {
+	info, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.ZAdd(ctx, s.k.workers(), redis.Z{Score: float64(w.Heartbeat.UnixMilli()), Member: w.ID})
+	pipe.HSet(ctx, s.k.workerInfo(), w.ID, info)
+	_, err = pipe.Exec(ctx)
+	return unavailable("heartbeat", err)
+}
+
+// RemoveWorker deletes a worker's heartbeat (at graceful shutdown).
+func (s *Store) RemoveWorker(ctx context.Context, id string) error {
+	pipe := s.rdb.Pipeline()
+	pipe.ZRem(ctx, s.k.workers(), id)
+	pipe.HDel(ctx, s.k.workerInfo(), id)
+	_, err := pipe.Exec(ctx)
+	return unavailable("remove worker", err)
+}
+
+// Workers lists the workers whose heartbeat is newer than since.
+func (s *Store) Workers(ctx context.Context, since time.Time) ([]scheduler.WorkerInfo, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.k.workers(), &redis.ZRangeBy{Min: strconv.FormatInt(since.UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil || len(ids) == 0 {
+		return nil, unavailable("workers", err)
+	}
+	vals, err := s.rdb.HMGet(ctx, s.k.workerInfo(), ids...).Result()
+	if err != nil {
+		return nil, unavailable("workers", err)
+	}
+	out := make([]scheduler.WorkerInfo, 0, len(ids))
+	for i, v := range vals {
+		w := scheduler.WorkerInfo{ID: ids[i]}
+		if str, ok := v.(string); ok {
+			_ = json.Unmarshal([]byte(str), &w)
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// Backlog returns the number of PENDING events and of those due before t.
+func (s *Store) Backlog(ctx context.Context, t time.Time) (pending, dueBefore int64, err error) {
+	pipe := s.rdb.Pipeline()
+	all := make([]*redis.IntCmd, s.cfg.Shards)
+	due := make([]*redis.IntCmd, s.cfg.Shards)
+	for sh := range s.cfg.Shards {
+		all[sh] = pipe.ZCard(ctx, s.k.due(sh))
+		due[sh] = pipe.ZCount(ctx, s.k.due(sh), "-inf", strconv.FormatInt(t.UnixMilli(), 10))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, 0, unavailable("backlog", err)
+	}
+	for sh := range s.cfg.Shards {
+		pending += all[sh].Val()
+		dueBefore += due[sh].Val()
+	}
+	return pending, dueBefore, nil
+}
+
+// Wakeups implements scheduler.Store.
+func (s *Store) Wakeups(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		sub := s.rdb.Subscribe(ctx, s.k.wake())
+		defer sub.Close()
+		ch := sub.Channel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-ch:
+				if !ok {
+					return
+				}
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
+}
