@@ -1,0 +1,41 @@
+// Package scheduler is Cassata's domain: the event model and its validation,
+// the status machine, the retry policy, the Scheduler (create, get, cancel,
+// retry) and the Worker that claims due events and delivers them.
+//
+// # The claim loop
+//
+// A worker owns no shard: it claims from every shard, starting at a random
+// one and rotating, so many workers spread their contention. One round:
+//
+//	free := concurrency - in flight
+//	for each shard (while free > 0):
+//	    claim.lua(shard, batch = min(free, Batch))  ──►  events + next due + server now
+//	    start one delivery goroutine per event
+//	sleep until min(next due - server now, PollInterval)
+//	      or a wake-up (a create or retry made a shard's earliest event earlier)
+//
+// Due times and leases are compared with the Redis server's clock (TIME in
+// the scripts) unless a test injects a Clock, so a worker with a skewed clock
+// neither delivers early nor expires leases prematurely. Because the claim
+// itself decides what is due, a worker that wakes a millisecond early just
+// claims nothing and sleeps the remaining millisecond: events fire within
+// milliseconds of their due time and never before it.
+//
+// # Leases
+//
+// A claimed event sits in the shard's lease zset (deadline = now +
+// Visibility) and in the worker's processing list. The lease token is
+// (worker id, attempt number): finishing and extending check it, so a worker
+// that lost its lease (paused, partitioned, or simply slow) cannot overwrite
+// the outcome recorded by the worker that took the event over; its late
+// attempt only joins the history, marked stale. Slow deliveries extend their
+// lease every Visibility/3. Every worker's reaper returns expired leases to
+// the due set every ReapInterval: a crashed worker loses nothing, its events
+// are delivered again after the visibility timeout (at least once).
+//
+// # Shutdown
+//
+// When its context ends the worker stops claiming, lets in-flight deliveries
+// finish within ShutdownTimeout, then cancels the rest and hands them back as
+// PENDING, due at once, so nothing stays PROCESSING.
+package scheduler
