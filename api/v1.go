@@ -181,27 +181,30 @@ func (a *API) createBatch(c *gin.Context) {
 		abortWith(c, http.StatusRequestEntityTooLarge, ErrorDetail{Code: "too_large", Message: "a batch holds at most 1000 events", Field: "events"})
 		return
 	}
-	results := make([]BatchResult, len(req.Events))
+	now := a.sched.Now()
+	items := make([]scheduler.BatchItem, len(req.Events))
 	for i, raw := range req.Events {
 		var item CreateRequest
-		err := decodeJSON(bytesReader(raw), &item)
-		var ev *scheduler.Event
-		created := false
-		if err == nil {
-			ev, created, err = a.create(c, &item)
+		if err := decodeJSON(bytesReader(raw), &item); err != nil {
+			items[i].Err = err
+			continue
 		}
-		if err != nil {
-			if errors.Is(err, scheduler.ErrUnavailable) {
-				abort(c, err)
-				return
-			}
-			status, d := errorFor(err)
+		items[i].Event, items[i].Options, items[i].Err = item.toEvent(now)
+	}
+	if err := a.sched.CreateMany(c.Request.Context(), items); err != nil {
+		abort(c, err)
+		return
+	}
+	results := make([]BatchResult, len(items))
+	for i, it := range items {
+		if it.Err != nil {
+			status, d := errorFor(it.Err)
 			results[i] = BatchResult{Status: status, Error: &d}
 			continue
 		}
-		v := ViewEvent(ev, a.cfg.DefaultMaxAttempts)
+		v := ViewEvent(it.Event, a.cfg.DefaultMaxAttempts)
 		results[i] = BatchResult{Status: http.StatusOK, Event: &v}
-		if created {
+		if it.Created {
 			results[i].Status = http.StatusCreated
 			a.cfg.Metrics.CountScheduled("v1_batch")
 		}

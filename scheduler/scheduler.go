@@ -91,6 +91,68 @@ func (s *Scheduler) Create(ctx context.Context, ev *Event, opt CreateOptions) (*
 	return existing, false, ErrDuplicate
 }
 
+// BatchItem is one create of CreateMany: an event or the error that came
+// before it (e.g. from decoding).
+type BatchItem struct {
+	Event   *Event
+	Options CreateOptions
+	Err     error
+	// Created is set by CreateMany.
+	Created bool
+}
+
+// CreateMany creates many events with one round trip to the store. Each
+// item's Err and Created say what happened to it; the returned error is
+// only for failures that concern all of them (storage unavailable).
+func (s *Scheduler) CreateMany(ctx context.Context, items []BatchItem) error {
+	now := s.clock.Now()
+	valid := make([]*Event, 0, len(items))
+	idx := make([]int, 0, len(items))
+	for i := range items {
+		it := &items[i]
+		if it.Err != nil {
+			continue
+		}
+		ev := it.Event
+		if ev.ID == "" {
+			ev.ID = NewID(now)
+		}
+		if err := s.limits.Validate(ev); err != nil {
+			it.Err = err
+			continue
+		}
+		ev.Status = StatusPending
+		ev.Attempts = 0
+		ev.CreatedAt = now.UTC().Truncate(time.Millisecond)
+		ev.UpdatedAt = ev.CreatedAt
+		ev.DueAt = ev.DueAt.UTC().Truncate(time.Millisecond)
+		valid = append(valid, ev)
+		idx = append(idx, i)
+	}
+	if len(valid) == 0 {
+		return nil
+	}
+	res, err := s.store.CreateMany(ctx, valid, time.Time{})
+	if err != nil {
+		return err
+	}
+	for j, r := range res {
+		it := &items[idx[j]]
+		switch {
+		case r.Err != nil:
+			it.Err = r.Err
+		case r.Existing == nil:
+			it.Created = true
+		case sameContent(r.Existing, it.Event, it.Options.RelativeDue):
+			it.Event = r.Existing
+		default:
+			it.Event = r.Existing
+			it.Err = ErrDuplicate
+		}
+	}
+	return nil
+}
+
 // sameContent reports whether a create replays the stored event.
 func sameContent(old, ev *Event, relativeDue bool) bool {
 	if old.URL != ev.URL || old.Method != ev.Method || old.MaxAttempts != ev.MaxAttempts ||

@@ -14,6 +14,9 @@ type Store interface {
 	// Create stores a new PENDING event. When the identity exists it returns
 	// the existing event and stores nothing.
 	Create(ctx context.Context, ev *Event, now time.Time) (existing *Event, err error)
+	// CreateMany is Create for many events in one round trip; results are in
+	// order. A non-nil error means none of the results can be trusted.
+	CreateMany(ctx context.Context, evs []*Event, now time.Time) ([]CreateResult, error)
 	// Get returns the live event or ErrNotFound.
 	Get(ctx context.Context, app, id string) (*Event, error)
 	// Cancel cancels a PENDING event: ErrNotFound or *StatusError otherwise.
@@ -36,6 +39,12 @@ type Store interface {
 	// Wakeups delivers a value whenever an event may have become due earlier
 	// than the workers planned. The channel closes when ctx ends.
 	Wakeups(ctx context.Context) <-chan struct{}
+}
+
+// CreateResult is one result of CreateMany.
+type CreateResult struct {
+	Existing *Event
+	Err      error
 }
 
 // Claim is the result of claiming one shard.

@@ -292,6 +292,53 @@ func (s *Store) Create(ctx context.Context, ev *scheduler.Event, now time.Time) 
 	return nil, nil
 }
 
+// CreateMany implements scheduler.Store: the schedule script for every event
+// in one pipeline (per node, for a cluster). Scripts are called by SHA; on
+// NOSCRIPT (Redis restarted or flushed) they are loaded and the pipeline is
+// sent again, which is safe because schedule.lua never overwrites.
+func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time.Time) ([]scheduler.CreateResult, error) {
+	for try := 0; ; try++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(evs))
+		for i, ev := range evs {
+			m := ev.Member()
+			sh := s.k.shard(m)
+			args := []any{m, ms(ev.DueAt), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds()}
+			args = append(args, encode(ev)...)
+			cmds[i] = luascripts.Schedule.EvalSha(ctx, pipe, []string{s.k.ev(sh, m), s.k.due(sh)}, args...)
+		}
+		_, _ = pipe.Exec(ctx)
+		out := make([]scheduler.CreateResult, len(evs))
+		noscript := false
+		for i, cmd := range cmds {
+			res, err := cmd.Slice()
+			if err != nil {
+				if redis.HasErrorPrefix(err, "NOSCRIPT") {
+					noscript = true
+					break
+				}
+				return nil, unavailable("schedule", err)
+			}
+			if len(res) == 2 {
+				existing, err := decode(evs[i].App, evs[i].ID, pairs(res[1]))
+				if err != nil {
+					out[i].Err = err
+				}
+				out[i].Existing = existing
+			}
+		}
+		if !noscript {
+			return out, nil
+		}
+		if try > 0 {
+			return nil, fmt.Errorf("schedule: scripts keep disappearing (NOSCRIPT)")
+		}
+		if err := s.LoadScripts(ctx); err != nil {
+			return nil, unavailable("schedule", err)
+		}
+	}
+}
+
 func pairs(v any) map[string]string {
 	list, _ := v.([]any)
 	m := make(map[string]string, len(list)/2)
