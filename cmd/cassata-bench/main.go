@@ -1,0 +1,273 @@
+// Command cassata-bench measures a real Cassata deployment on this machine
+// and prints one table: delivery throughput and lateness (burst, steady),
+// create throughput (ingest) and Redis memory per pending event (memory).
+//
+// It builds ./cmd/cassata (or takes --cassata), starts its own redis-server,
+// an in-process HTTP sink that records every delivery, and `cassata server`
+// plus `cassata worker` as separate processes, all on 127.0.0.1 only. Each
+// workload gets an emptied Redis and a fresh namespace. Every process it
+// started is stopped when it ends, fails or is interrupted.
+//
+// It prints numbers and never fails on a timing; it exits non-zero only when
+// it could not measure (a process failed to start or died) or when Cassata
+// lost, refused or wrongly delivered events.
+//
+//	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory] [--runs K] [--backlog N]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line settings.
+type options struct {
+	cassata           string        // cassata binary; built from ./cmd/cassata when empty
+	redisServer       string        // redis-server binary
+	only              []string      // workloads to run, in the order of workloads
+	runs              int           // repetitions; the report shows medians
+	backlog           int           // far-future events preloaded before burst and steady
+	workers           int           // cassata worker processes
+	workerConcurrency int           // CASSATA_WORKER_CONCURRENCY; 0 keeps cassata's default
+	burst             int           // events in the burst
+	steady            int           // events in the steady workload
+	steadySpan        time.Duration // how long the steady events' due times spread over
+	ingestTime        time.Duration // duration of each ingest phase
+	memory            int           // events created by the memory workload
+	deadline          time.Duration // wait for deliveries this long after the last due time
+	keep              bool          // keep the temporary directory (logs, archives)
+	verbose           bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	var only string
+	fs := flag.NewFlagSet("cassata-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.cassata, "cassata", "", "cassata binary to run (default: go build ./cmd/cassata into a temp dir)")
+	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server binary")
+	fs.StringVar(&only, "only", "", "comma-separated workloads to run (default: all of burst,steady,ingest,memory)")
+	fs.IntVar(&o.runs, "runs", 1, "run every workload K times and report medians")
+	fs.IntVar(&o.backlog, "backlog", 0, "preload N events due in 24h before burst and steady")
+	fs.IntVar(&o.workers, "workers", 1, "number of cassata worker processes")
+	fs.IntVar(&o.workerConcurrency, "worker-concurrency", 0, "CASSATA_WORKER_CONCURRENCY for the workers (default: cassata's)")
+	fs.IntVar(&o.burst, "burst", 20_000, "events in the burst, all due at one instant")
+	fs.IntVar(&o.steady, "steady", 10_000, "events in the steady workload")
+	fs.DurationVar(&o.steadySpan, "steady-span", 10*time.Second, "time the steady events' due times spread over")
+	fs.DurationVar(&o.ingestTime, "ingest-time", 5*time.Second, "duration of each ingest phase (single, batch)")
+	fs.IntVar(&o.memory, "memory", 50_000, "pending events the memory workload creates")
+	fs.DurationVar(&o.deadline, "deadline", time.Minute, "how long after the last due time to wait for deliveries before counting the rest as missing")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with process logs and archives")
+	fs.BoolVar(&o.verbose, "v", false, "debug logging")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: cassata-bench [flags]\n\n"+
+			"Benchmarks cassata on loopback with its own redis-server and prints one table.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+
+	names := make([]string, len(workloads))
+	for i, w := range workloads {
+		names[i] = w.name
+	}
+	if only == "" {
+		o.only = names
+	} else {
+		for _, n := range strings.Split(only, ",") {
+			n = strings.TrimSpace(n)
+			if n == "" {
+				continue
+			}
+			if !slices.Contains(names, n) {
+				return o, fmt.Errorf("--only: unknown workload %q (have %s)", n, strings.Join(names, ", "))
+			}
+			if !slices.Contains(o.only, n) {
+				o.only = append(o.only, n)
+			}
+		}
+		if len(o.only) == 0 {
+			return o, errors.New("--only: no workload named")
+		}
+	}
+
+	for _, c := range []struct {
+		name string
+		v    int
+		min  int
+	}{
+		{"runs", o.runs, 1}, {"workers", o.workers, 1}, {"worker-concurrency", o.workerConcurrency, 0},
+		{"burst", o.burst, 1}, {"steady", o.steady, 1}, {"memory", o.memory, 1}, {"backlog", o.backlog, 0},
+	} {
+		if c.v < c.min {
+			return o, fmt.Errorf("--%s must be at least %d", c.name, c.min)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		v    time.Duration
+	}{{"steady-span", o.steadySpan}, {"ingest-time", o.ingestTime}, {"deadline", o.deadline}} {
+		if c.v <= 0 {
+			return o, fmt.Errorf("--%s must be positive", c.name)
+		}
+	}
+	return o, nil
+}
+
+// bench holds what lives for the whole run: the binary, Redis and the sink.
+type bench struct {
+	opts  options
+	tmp   string
+	bin   string
+	redis *redisServer
+	sink  *sink
+	nsSeq int
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	opts, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "cassata-bench:", err)
+		return 2
+	}
+	level := slog.LevelInfo
+	if opts.verbose {
+		level = slog.LevelDebug
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	b := &bench{opts: opts}
+	rows, err := b.run(ctx)
+	b.close(err != nil && ctx.Err() == nil)
+
+	code := 0
+	switch {
+	case err != nil && ctx.Err() != nil:
+		slog.Error("interrupted; stopped every process the bench started")
+		code = 1
+	case err != nil:
+		slog.Error("bench failed", "err", err)
+		code = 1
+	}
+	merged := mergeRuns(rows)
+	if len(merged) > 0 {
+		if werr := b.writeReport(stdout, merged); werr != nil {
+			slog.Error("write report", "err", werr)
+			code = 1
+		}
+	}
+	for _, r := range merged {
+		if r.failed() {
+			slog.Error("events were lost, refused or delivered when not due; see the missing and errors columns",
+				"workload", r.Workload)
+			code = 1
+		}
+	}
+	return code
+}
+
+// run sets up the shared pieces and runs every selected workload
+// --runs times. It returns the rows of each run, even after an error, so
+// what was measured is still reported.
+func (b *bench) run(ctx context.Context) ([][]row, error) {
+	var err error
+	if b.tmp, err = os.MkdirTemp("", "cassata-bench-"); err != nil {
+		return nil, err
+	}
+	if b.opts.keep {
+		slog.Info("keeping temporary directory", "dir", b.tmp)
+	}
+
+	redisBin, err := exec.LookPath(b.opts.redisServer)
+	if err != nil {
+		return nil, fmt.Errorf("redis-server: %w", err)
+	}
+	if b.opts.cassata != "" {
+		if b.bin, err = exec.LookPath(b.opts.cassata); err != nil {
+			return nil, fmt.Errorf("--cassata: %w", err)
+		}
+	} else if b.bin, err = buildCassata(ctx, b.tmp); err != nil {
+		return nil, err
+	}
+
+	if b.redis, err = startRedis(ctx, redisBin, b.tmp); err != nil {
+		return nil, err
+	}
+	b.sink = newSink()
+	if err := b.sink.start(); err != nil {
+		return nil, err
+	}
+
+	var runs [][]row
+	for run := 1; run <= b.opts.runs; run++ {
+		var rows []row
+		for _, w := range workloads {
+			if !slices.Contains(b.opts.only, w.name) {
+				continue
+			}
+			if b.opts.runs > 1 {
+				slog.Info("run", "n", run, "of", b.opts.runs, "workload", w.name)
+			}
+			r, err := b.runWorkload(ctx, w)
+			rows = append(rows, r...)
+			if err != nil {
+				return append(runs, rows), err
+			}
+		}
+		runs = append(runs, rows)
+	}
+	return runs, nil
+}
+
+// close stops everything the bench started, in reverse order. After a
+// failure the temporary directory stays, so the process logs can be read.
+func (b *bench) close(failed bool) {
+	if b.sink != nil {
+		b.sink.close()
+	}
+	b.redis.stop()
+	switch {
+	case b.tmp == "" || b.opts.keep:
+	case failed:
+		slog.Info("kept the temporary directory with the process logs", "dir", b.tmp)
+	default:
+		_ = os.RemoveAll(b.tmp)
+	}
+}
+
+func (b *bench) writeReport(w io.Writer, rows []row) error {
+	if err := writeTable(w, rows); err != nil {
+		return err
+	}
+	summary := fmt.Sprintf("runs: %d", b.opts.runs)
+	if b.opts.runs > 1 {
+		summary += " (medians; early, dups, missing, errors: worst run)"
+	}
+	summary += fmt.Sprintf("; backlog: %s pending; workers: %d; lateness = first arrival − due time",
+		formatInt(float64(b.opts.backlog)), b.opts.workers)
+	_, err := fmt.Fprintf(w, "%s\n%s\n", summary, targetsLine)
+	return err
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"io"
+	"slices"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.only, []string{"burst", "steady", "ingest", "memory"}) || o.runs != 1 ||
+		o.burst != 20000 || o.steady != 10000 || o.memory != 50000 || o.backlog != 0 {
+		t.Errorf("defaults = %+v", o)
+	}
+
+	o, err = parseFlags([]string{"--only", "memory, burst,burst", "--runs", "3", "--backlog", "1000000"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.only, []string{"memory", "burst"}) || o.runs != 3 || o.backlog != 1_000_000 {
+		t.Errorf("parsed = %+v", o)
+	}
+
+	for _, bad := range [][]string{
+		{"--only", "nope"}, {"--only", ","}, {"--runs", "0"}, {"--workers", "0"}, {"--ingest-time", "0s"}, {"extra"},
+	} {
+		if _, err := parseFlags(bad, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) should fail", bad)
+		}
+	}
+}

@@ -1,0 +1,446 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// createConc is how many clients create events through the batch route.
+	createConc = 8
+
+	// singleConc is how many keep-alive clients use the single-create route.
+	singleConc = 32
+
+	// calibrationEvents are created (far in the future) before burst and
+	// steady to measure the ingest rate, from which the due time is chosen.
+	calibrationEvents = 4000
+
+	// minLead is the slack between the end of ingest (as estimated) and the
+	// first due time; maxLead caps the wait on a very slow server.
+	minLead = 2 * time.Second
+	maxLead = 2 * time.Minute
+
+	// dupGrace is how long the sink keeps listening after the last expected
+	// event arrived, to catch immediate duplicates.
+	dupGrace = time.Second
+
+	// farFuture is the due offset of events that must not fire during the
+	// bench (ingest, memory); backlogFuture that of the --backlog events.
+	farFuture     = time.Hour
+	backlogFuture = 24 * time.Hour
+
+	// Apps of the events the bench creates; the sink tells them apart by
+	// Cassata-Application-Id.
+	appBurst   = "burst"
+	appSteady  = "steady"
+	appIngest  = "ingest"
+	appMemory  = "memory"
+	appBacklog = "backlog"
+	appCalib   = "calib"
+)
+
+// workload is one named measurement. It runs against a fresh deployment in
+// its own namespace and returns one or more report rows. An error means the
+// bench could not measure (a process died, the server stopped answering),
+// not that a number was bad.
+type workload struct {
+	name string
+	run  func(ctx context.Context, b *bench, d *deployment) ([]row, error)
+}
+
+var workloads = []workload{
+	{"burst", runBurst},
+	{"steady", runSteady},
+	{"ingest", runIngest},
+	{"memory", runMemory},
+}
+
+// runWorkload empties Redis, deploys cassata in a fresh namespace, runs w
+// and tears the deployment down.
+func (b *bench) runWorkload(ctx context.Context, w workload) ([]row, error) {
+	if err := b.redis.client.FlushAll(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("FLUSHALL: %w", err)
+	}
+	b.nsSeq++
+	ns := "bench" + strconv.Itoa(b.nsSeq)
+	d, err := b.deploy(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	defer d.stop()
+	b.sink.reset()
+
+	slog.Info("workload start", "workload", w.name, "namespace", ns)
+	start := time.Now()
+	rows, err := w.run(ctx, b, d)
+	if err == nil {
+		// A process that crashed mid-workload makes its numbers meaningless.
+		err = d.alive()
+	}
+	if err != nil {
+		return rows, fmt.Errorf("%s: %w", w.name, err)
+	}
+	slog.Info("workload done", "workload", w.name, "in", time.Since(start).Round(time.Millisecond))
+	return rows, nil
+}
+
+// runBurst creates --burst events all due at one instant and measures how
+// fast the workers drain them and how late each one is.
+func runBurst(ctx context.Context, b *bench, d *deployment) ([]row, error) {
+	n := b.opts.burst
+	rejected, err := b.preloadBacklog(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	lead, err := b.leadTime(ctx, d, n)
+	if err != nil {
+		return nil, err
+	}
+	due := time.Now().Add(lead).Truncate(time.Millisecond)
+	st, res, err := b.deliver(ctx, d, appBurst, n, func(int) time.Time { return due }, due)
+	if err != nil {
+		return nil, err
+	}
+	r := deliveryRow("burst", st, res.Rejected+rejected)
+	if span := st.LastArrival.Sub(due); st.Delivered > 0 && span > 0 {
+		r.DeliveriesPerSec = some(float64(st.Delivered) / span.Seconds())
+	}
+	return []row{r}, nil
+}
+
+// runSteady creates --steady events due evenly over --steady-span and
+// measures the lateness of each, the number a user of a lightly loaded
+// scheduler notices.
+func runSteady(ctx context.Context, b *bench, d *deployment) ([]row, error) {
+	n := b.opts.steady
+	rejected, err := b.preloadBacklog(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	lead, err := b.leadTime(ctx, d, n)
+	if err != nil {
+		return nil, err
+	}
+	first := time.Now().Add(lead).Truncate(time.Millisecond)
+	step := b.opts.steadySpan / time.Duration(n)
+	dueAt := func(i int) time.Time { return first.Add(time.Duration(i) * step).Truncate(time.Millisecond) }
+	st, res, err := b.deliver(ctx, d, appSteady, n, dueAt, dueAt(n-1))
+	if err != nil {
+		return nil, err
+	}
+	return []row{deliveryRow("steady", st, res.Rejected+rejected)}, nil
+}
+
+func deliveryRow(name string, st deliveryStats, rejected int) row {
+	r := row{
+		Workload: name,
+		Early:    some(float64(st.Early)),
+		Dups:     some(float64(st.Dups)),
+		Missing:  some(float64(st.Missing)),
+		Errors:   some(float64(rejected + st.Unexpected)),
+	}
+	if st.Delivered > 0 {
+		r.LateP50 = some(ms(st.LateP50))
+		r.LateP99 = some(ms(st.LateP99))
+		r.LateMax = some(ms(st.LateMax))
+	}
+	return r
+}
+
+// preloadBacklog creates --backlog events due far in the future, so burst
+// and steady show whether claiming due events costs more with a big backlog.
+// It returns how many were refused.
+func (b *bench) preloadBacklog(ctx context.Context, d *deployment) (int, error) {
+	n := b.opts.backlog
+	if n == 0 {
+		return 0, nil
+	}
+	at := time.Now().Add(backlogFuture)
+	slog.Info("preloading backlog", "events", n)
+	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
+		return newEvent(appBacklog, "bl"+strconv.Itoa(i), b.sink.URL(), at)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("preload backlog: %w", err)
+	}
+	logRefusals("backlog", res)
+	slog.Info("backlog preloaded", "events", res.Created, "in", res.Elapsed.Round(time.Millisecond),
+		"creates_per_s", int(float64(res.Created)/res.Elapsed.Seconds()))
+	return res.Rejected, nil
+}
+
+// leadTime estimates how long creating n events takes, from a small
+// calibration run (events far in the future, which stay as a tiny backlog),
+// and returns that with 50% and minLead of slack: the due time must come
+// after ingest ends, or the lateness would include ingest.
+func (b *bench) leadTime(ctx context.Context, d *deployment, n int) (time.Duration, error) {
+	at := time.Now().Add(backlogFuture)
+	res, err := d.api.createAll(ctx, calibrationEvents, createConc, func(i int) event {
+		return newEvent(appCalib, "c"+strconv.Itoa(i), b.sink.URL(), at)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("calibrate: %w", err)
+	}
+	if res.Created == 0 {
+		return 0, fmt.Errorf("calibrate: the server created none of %d valid events (first refusal: %s)",
+			calibrationEvents, res.FirstErr)
+	}
+	perEvent := res.Elapsed / time.Duration(res.Created)
+	lead := min(perEvent*time.Duration(n)*3/2+minLead, maxLead)
+	slog.Info("calibrated", "creates_per_s", int(float64(res.Created)/res.Elapsed.Seconds()),
+		"lead", lead.Round(time.Millisecond))
+	return lead, nil
+}
+
+// deliver creates n events of app, event i due at dueAt(i), waits until the
+// sink has seen each created one (or --deadline after lastDue), and
+// analyzes the arrivals.
+func (b *bench) deliver(ctx context.Context, d *deployment, app string, n int,
+	dueAt func(int) time.Time, lastDue time.Time) (deliveryStats, createResult, error) {
+	id := func(i int) string { return app + "-" + strconv.Itoa(i) }
+	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
+		return newEvent(app, id(i), b.sink.URL(), dueAt(i))
+	})
+	if err != nil {
+		return deliveryStats{}, res, fmt.Errorf("create %s events: %w", app, err)
+	}
+	logRefusals(app, res)
+	firstDue := dueAt(0)
+	if over := time.Since(firstDue); over > 0 {
+		slog.Warn("ingest ended after the first due time; lateness includes part of ingest",
+			"workload", app, "overrun", over.Round(time.Millisecond))
+	}
+	slog.Info("created", "workload", app, "events", res.Created, "in", res.Elapsed.Round(time.Millisecond),
+		"first_due_in", time.Until(firstDue).Round(time.Millisecond))
+
+	due := make(map[string]time.Time, res.Created)
+	for i, ok := range res.CreatedOK {
+		if ok {
+			due[app+"/"+id(i)] = dueAt(i)
+		}
+	}
+
+	deadline := lastDue.Add(b.opts.deadline)
+	lastCheck := time.Now()
+	for b.sink.distinctCount(app) < res.Created && time.Now().Before(deadline) {
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return deliveryStats{}, res, err
+		}
+		if time.Since(lastCheck) > time.Second {
+			lastCheck = time.Now()
+			if err := d.alive(); err != nil {
+				return deliveryStats{}, res, err
+			}
+		}
+	}
+	if err := sleep(ctx, dupGrace); err != nil {
+		return deliveryStats{}, res, err
+	}
+
+	st := analyze(due, b.sink.snapshot())
+	if st.Missing > 0 {
+		slog.Error("events not delivered", "workload", app, "missing", st.Missing, "of", st.Expected,
+			"waited_after_last_due", b.opts.deadline)
+	}
+	if st.Unexpected > 0 {
+		slog.Error("the sink received events that were not due", "workload", app, "count", st.Unexpected)
+	}
+	slog.Info("delivered", "workload", app, "events", st.Delivered, "dups", st.Dups, "early", st.Early,
+		"late_p50", st.LateP50.Round(10*time.Microsecond), "late_p99", st.LateP99.Round(10*time.Microsecond),
+		"late_max", st.LateMax.Round(10*time.Microsecond))
+	return st, res, nil
+}
+
+// runIngest measures create throughput: first the single-event route with
+// singleConc keep-alive clients, then the batch route with createConc
+// clients, each for --ingest-time. Events are due far in the future.
+func runIngest(ctx context.Context, b *bench, d *deployment) ([]row, error) {
+	single, err := ingestSingle(ctx, b, d)
+	if err != nil {
+		return nil, err
+	}
+	batch, err := ingestBatch(ctx, b, d)
+	if err != nil {
+		return nil, err
+	}
+	return []row{single, batch}, nil
+}
+
+// ingestCounter tallies create outcomes across client goroutines.
+type ingestCounter struct {
+	created, throttled, refused, transport atomic.Int64
+
+	mu       sync.Mutex
+	firstErr string
+}
+
+func (c *ingestCounter) add(status int, reason string) {
+	switch {
+	case created(status):
+		c.created.Add(1)
+	case throttled(status):
+		c.throttled.Add(1)
+	default:
+		c.refused.Add(1)
+		c.note(reason)
+	}
+}
+
+func (c *ingestCounter) note(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.firstErr == "" {
+		c.firstErr = reason
+	}
+}
+
+// row turns the tally into a report row; transport errors count as errors.
+func (c *ingestCounter) row(name string, elapsed time.Duration) row {
+	refused := c.refused.Load() + c.transport.Load()
+	if refused > 0 {
+		slog.Error("creates failed", "workload", name, "count", refused, "first", c.firstErr)
+	}
+	if t := c.throttled.Load(); t > 0 {
+		slog.Warn("creates throttled (429/503), not counted as created", "workload", name, "count", t)
+	}
+	n := c.created.Load()
+	slog.Info("ingested", "workload", name, "events", n, "in", elapsed.Round(time.Millisecond),
+		"creates_per_s", int(float64(n)/elapsed.Seconds()))
+	return row{
+		Workload:      name,
+		CreatesPerSec: some(float64(n) / elapsed.Seconds()),
+		Errors:        some(float64(refused)),
+	}
+}
+
+// maxTransportErrs stops an ingest client after this many connection errors
+// in a row: the server is gone and the deployment check will say so.
+const maxTransportErrs = 3
+
+func ingestSingle(ctx context.Context, b *bench, d *deployment) (row, error) {
+	var c ingestCounter
+	at := time.Now().Add(farFuture)
+	start := time.Now()
+	stopAt := start.Add(b.opts.ingestTime)
+	var wg sync.WaitGroup
+	for client := range singleConc {
+		wg.Go(func() {
+			prefix := "s" + strconv.Itoa(client) + "-"
+			fails := 0
+			for i := 0; time.Now().Before(stopAt) && ctx.Err() == nil; i++ {
+				ev := newEvent(appIngest, prefix+strconv.Itoa(i), b.sink.URL(), at)
+				status, reason, err := d.api.create(ctx, &ev)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					c.transport.Add(1)
+					c.note(err.Error())
+					if fails++; fails >= maxTransportErrs {
+						return
+					}
+					continue
+				}
+				fails = 0
+				c.add(status, reason)
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return row{}, err
+	}
+	return c.row("ingest single", time.Since(start)), nil
+}
+
+func ingestBatch(ctx context.Context, b *bench, d *deployment) (row, error) {
+	var c ingestCounter
+	at := time.Now().Add(farFuture)
+	start := time.Now()
+	stopAt := start.Add(b.opts.ingestTime)
+	var wg sync.WaitGroup
+	for client := range createConc {
+		wg.Go(func() {
+			evs := make([]event, maxBatch)
+			fails := 0
+			for batch := 0; time.Now().Before(stopAt) && ctx.Err() == nil; batch++ {
+				prefix := "b" + strconv.Itoa(client) + "-" + strconv.Itoa(batch) + "-"
+				for i := range evs {
+					evs[i] = newEvent(appIngest, prefix+strconv.Itoa(i), b.sink.URL(), at)
+				}
+				items, err := d.api.createBatch(ctx, evs)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					c.transport.Add(int64(len(evs)))
+					c.note(err.Error())
+					if fails++; fails >= maxTransportErrs {
+						return
+					}
+					continue
+				}
+				fails = 0
+				for _, it := range items {
+					c.add(it.Status, it.Reason)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return row{}, err
+	}
+	return c.row("ingest batch", time.Since(start)), nil
+}
+
+// runMemory measures Redis memory per pending event: used_memory before and
+// after creating --memory events due far in the future, in an emptied Redis.
+func runMemory(ctx context.Context, b *bench, d *deployment) ([]row, error) {
+	n := b.opts.memory
+	// Let start-up writes (meta, worker heartbeats) land before the baseline.
+	if err := sleep(ctx, 500*time.Millisecond); err != nil {
+		return nil, err
+	}
+	before, err := b.redis.usedMemory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	at := time.Now().Add(farFuture)
+	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
+		return newEvent(appMemory, "m"+strconv.Itoa(i), b.sink.URL(), at)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create memory events: %w", err)
+	}
+	logRefusals("memory", res)
+	// Redis shrinks idle client query buffers in its cron; give it a beat so
+	// they are not counted as event memory.
+	if err := sleep(ctx, time.Second); err != nil {
+		return nil, err
+	}
+	after, err := b.redis.usedMemory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := row{Workload: "memory", Errors: some(float64(res.Rejected))}
+	if res.Created > 0 {
+		per := float64(after-before) / float64(res.Created)
+		r.BytesPerPending = some(per)
+		slog.Info("memory", "events", res.Created, "used_memory_before", before, "used_memory_after", after,
+			"bytes_per_pending", int(per))
+	}
+	return []row{r}, nil
+}
+
+func logRefusals(what string, res createResult) {
+	if res.Rejected > 0 {
+		slog.Error("creates refused", "workload", what, "count", res.Rejected, "first", res.FirstErr)
+	}
+}
