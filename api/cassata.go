@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,17 +75,31 @@ func (a *API) cassataAdd(c *gin.Context) {
 		}
 		return nil, k.readme
 	}
-	str := func(i int, required bool) (string, error) {
+	// required names both spellings: a client of either recognises it.
+	required := func(i int) error {
+		k := cassataKeys[i]
+		msg := k.readme + " is required"
+		if k.code != k.readme {
+			msg = k.readme + " (or " + k.code + ") is required"
+		}
+		return badRequest(k.readme, msg)
+	}
+	str := func(i int, isRequired bool) (string, error) {
 		v, name := get(i)
 		if v == nil {
-			if required {
-				return "", badRequest(name, name+" is required")
+			if isRequired {
+				return "", required(i)
 			}
 			return "", nil
 		}
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
 			return "", badRequest(name, name+" must be a string")
+		}
+		if s == "" && isRequired {
+			// An empty event id would otherwise be replaced by a generated
+			// one, which the original never did.
+			return "", badRequest(name, name+" must not be empty")
 		}
 		return s, nil
 	}
@@ -114,7 +129,7 @@ func (a *API) cassataAdd(c *gin.Context) {
 	}
 	v, name := get(3)
 	if v == nil {
-		a.cassataError(c, badRequest(name, "expiry is required"))
+		a.cassataError(c, required(3))
 		return
 	}
 	if ev.DueAt, err = parseExpiry(v); err != nil {
@@ -206,6 +221,7 @@ func (a *API) cassataEvent(c *gin.Context) {
 	for k, v := range ev.Headers {
 		headers = append(headers, k+": "+v)
 	}
+	slices.Sort(headers) // the map lost the client's order; at least keep it stable
 	logs := make([]gin.H, 0, len(ev.History))
 	for _, h := range ev.History {
 		resp := h.Response

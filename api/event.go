@@ -122,10 +122,20 @@ func parseExpiry(raw json.RawMessage) (time.Time, error) {
 	if err != nil || f < 0 || f > 1e15 {
 		return time.Time{}, fmt.Errorf("expiry must be a Unix time in seconds (or milliseconds)")
 	}
+	t := time.UnixMilli(int64(f * 1000)).UTC()
 	if f >= 1e11 {
-		return time.UnixMilli(int64(f)).UTC(), nil
+		t = time.UnixMilli(int64(f)).UTC()
 	}
-	return time.UnixMilli(int64(f * 1000)).UTC(), nil
+	if !inTimeRange(t) {
+		return time.Time{}, fmt.Errorf("expiry must be a Unix time before the year 10000")
+	}
+	return t, nil
+}
+
+// inTimeRange reports whether a due time can be shown in RFC 3339 and read back.
+func inTimeRange(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 1970 && y <= 9999
 }
 
 // parseDuration reads a Go duration string, or a number of milliseconds.

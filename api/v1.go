@@ -61,6 +61,11 @@ func (req *CreateRequest) toEvent(now time.Time) (*scheduler.Event, scheduler.Cr
 		if err != nil {
 			return nil, opt, badRequest("at", "at must be an RFC 3339 time, e.g. 2026-01-02T15:04:05.000Z")
 		}
+		if !inTimeRange(t) {
+			// Outside it, due_at could not be shown in RFC 3339 (year 10000) or would be
+			// mistaken for "no due time" (year 1).
+			return nil, opt, badRequest("at", "at must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
+		}
 		ev.DueAt = t
 	}
 	if req.Delay != nil {

@@ -11,7 +11,8 @@
 -- ARGV[4] final status
 -- ARGV[5] last status code ('' when none)
 -- ARGV[6] last error ('' when none)
--- ARGV[7] history line (JSON object of this attempt)
+-- ARGV[7] history line (JSON object of this attempt; the script adds
+--         "stale":true when the caller no longer holds the lease)
 -- ARGV[8] now, ms (0: use the Redis server clock)
 -- ARGV[9] retention, ms: the hash expires this long after finishing
 -- ARGV[10] '1' to drop the body from Redis
@@ -26,9 +27,17 @@ if now == 0 then
 end
 local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a')
 if cur[1] == false then return 0 end
-redis.call('HSET', KEYS[1], 'hi', (redis.call('HGET', KEYS[1], 'hi') or '') .. ARGV[7] .. '\n')
-if cur[1] ~= 'PROCESSING' or cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
-  redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'h', ARGV[7])
+local held = cur[1] == 'PROCESSING' and cur[2] == ARGV[2] and cur[3] == ARGV[3]
+-- A late attempt joins the history marked stale (scheduler.Attempt.Stale):
+-- it was delivered, but its outcome does not count.
+local line = ARGV[7]
+if not held then
+  if line == '{}' then line = '{"stale":true}'
+  elseif string.sub(line, -1) == '}' then line = string.sub(line, 1, -2) .. ',"stale":true}' end
+end
+redis.call('HSET', KEYS[1], 'hi', (redis.call('HGET', KEYS[1], 'hi') or '') .. line .. '\n')
+if not held then
+  redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'h', line)
   return 0
 end
 redis.call('ZREM', KEYS[2], ARGV[1])

@@ -11,10 +11,10 @@
 -- ARGV[5] space-separated statuses allowed
 -- ARGV[6] '1' to reset attempts to 0
 --
--- Returns {1, 'PENDING'}, {0, status} when the status is not allowed (or the
--- body was dropped), {-1, ''} when the event does not exist.
-local cur = redis.call('HMGET', KEYS[1], 's', 'b')
-local s = cur[1]
+-- Returns {1, 'PENDING'}, {0, status} when the status is not allowed,
+-- {-1, ''} when the event does not exist. (COMPLETED, whose body is dropped,
+-- is never allowed.)
+local s = redis.call('HGET', KEYS[1], 's')
 if s == false then return {-1, ''} end
 if not string.find(' ' .. ARGV[5] .. ' ', ' ' .. s .. ' ', 1, true) then return {0, s} end
 local now = tonumber(ARGV[2])

@@ -12,7 +12,8 @@
 -- ARGV[4] backoff, ms (next due = now + backoff)
 -- ARGV[5] last status code ('' when none)
 -- ARGV[6] last error
--- ARGV[7] history line (JSON object of this attempt)
+-- ARGV[7] history line (JSON object of this attempt; the script adds
+--         "stale":true when the caller no longer holds the lease)
 -- ARGV[8] now, ms (0: use the Redis server clock)
 -- ARGV[9] wake-up channel
 -- ARGV[10] wake-up message
@@ -26,9 +27,17 @@ if now == 0 then
 end
 local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a')
 if cur[1] == false then return 0 end
-redis.call('HSET', KEYS[1], 'hi', (redis.call('HGET', KEYS[1], 'hi') or '') .. ARGV[7] .. '\n')
-redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'h', ARGV[7])
-if cur[1] ~= 'PROCESSING' or cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
+local held = cur[1] == 'PROCESSING' and cur[2] == ARGV[2] and cur[3] == ARGV[3]
+-- A late attempt joins the history marked stale (scheduler.Attempt.Stale):
+-- it was delivered, but its outcome does not count.
+local line = ARGV[7]
+if not held then
+  if line == '{}' then line = '{"stale":true}'
+  elseif string.sub(line, -1) == '}' then line = string.sub(line, 1, -2) .. ',"stale":true}' end
+end
+redis.call('HSET', KEYS[1], 'hi', (redis.call('HGET', KEYS[1], 'hi') or '') .. line .. '\n')
+redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'h', line)
+if not held then
   return 0
 end
 local due = now + tonumber(ARGV[4])

@@ -35,6 +35,8 @@ type DelivererConfig struct {
 	// MaxResponseBytes bounds how much of a response is read. Defaults to 64 KiB.
 	MaxResponseBytes int64
 	// Guard, when set, refuses connections to blocked addresses (SSRF guard).
+	// It is installed in the default transport; a custom Transport must
+	// install it itself (NewDeliverer refuses a Transport together with a Guard).
 	Guard *AddressGuard
 }
 
@@ -48,6 +50,9 @@ type Deliverer struct {
 // NewDeliverer returns a Deliverer. Redirects are never followed: a 3xx is
 // the destination's answer, and following it could lead anywhere.
 func NewDeliverer(cfg DelivererConfig) *Deliverer {
+	if cfg.Transport != nil && cfg.Guard != nil {
+		panic("scheduler: DelivererConfig.Guard only works with the default Transport")
+	}
 	if cfg.MaxIdleConnsPerHost <= 0 {
 		cfg.MaxIdleConnsPerHost = 256
 	}
@@ -167,9 +172,12 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if n <= 0 && err == nil {
 			return 0
+		}
+		if err != nil && n > 0 { // too large to parse: as large as allowed
+			n = int64(MaxBackoffLimit / time.Second)
 		}
 		if n > int64(MaxBackoffLimit/time.Second) {
 			n = int64(MaxBackoffLimit / time.Second)

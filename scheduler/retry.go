@@ -63,27 +63,41 @@ func (p Policy) For(ev *Event) Policy {
 }
 
 // Backoff returns the delay before the attempt after attempt number n
-// (1-based): exponential from MinBackoff, capped at MaxBackoff, with "equal
-// jitter" (a random point in the upper half) so that a crowd of events that
-// failed together does not come back together. retryAfter, when positive,
-// is the destination's Retry-After: honoured, but capped at MaxBackoff.
+// (1-based). The base is MinBackoff·2^(n-1), capped at MaxBackoff; the delay
+// is drawn uniformly from [base, 1.5·base] (capped at MaxBackoff), so a crowd
+// of events that failed together does not come back together, not even on
+// the first retry. Where the cap squeezes that range to less than a quarter
+// of the base, it is [0.75·MaxBackoff, MaxBackoff] instead. Nothing is ever
+// below MinBackoff. retryAfter, when positive, is the destination's
+// Retry-After: honoured as the delay, but kept within [MinBackoff, MaxBackoff].
 func (p Policy) Backoff(n int, retryAfter time.Duration, rnd *rand.Rand) time.Duration {
 	if retryAfter > 0 {
-		return min(retryAfter, p.MaxBackoff)
+		return max(p.MinBackoff, min(retryAfter, p.MaxBackoff))
 	}
+	lo, hi := p.backoffRange(n)
+	if hi <= lo {
+		return lo
+	}
+	span := int64(hi-lo) + 1
+	var j int64
+	if rnd != nil {
+		j = rnd.Int64N(span)
+	} else {
+		j = rand.Int64N(span)
+	}
+	return lo + time.Duration(j)
+}
+
+// backoffRange is the range Backoff draws from for attempt n.
+func (p Policy) backoffRange(n int) (lo, hi time.Duration) {
 	d := p.MinBackoff
 	for i := 1; i < n && d < p.MaxBackoff; i++ {
 		d *= 2
 	}
 	d = min(d, p.MaxBackoff)
-	half := d / 2
-	var j time.Duration
-	if half > 0 {
-		if rnd != nil {
-			j = time.Duration(rnd.Int64N(int64(half) + 1))
-		} else {
-			j = time.Duration(rand.Int64N(int64(half) + 1))
-		}
+	lo, hi = d, min(d+d/2, p.MaxBackoff)
+	if hi-lo < d/4 {
+		lo = max(p.MinBackoff, hi-hi/4)
 	}
-	return max(p.MinBackoff, d-half+j)
+	return lo, hi
 }

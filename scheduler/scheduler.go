@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"maps"
 	"time"
 )
@@ -203,10 +202,6 @@ func (s *Scheduler) requeue(ctx context.Context, app, id string, allowed []Statu
 		return nil, ErrNotFound
 	}
 	if err := s.store.Requeue(ctx, app, id, allowed, reset, time.Time{}); err != nil {
-		var se *StatusError
-		if errors.As(err, &se) && se.Status == StatusCompleted {
-			return nil, err
-		}
 		return nil, err
 	}
 	return s.store.Get(ctx, app, id)

@@ -34,7 +34,9 @@ type AddressGuard struct {
 
 // Blocked reports whether ip may not be connected to.
 func (g *AddressGuard) Blocked(ip netip.Addr) bool {
-	ip = ip.Unmap()
+	// Drop the zone first: netip.Prefix.Contains is false for any zoned
+	// address, so "fe80::1%eth0" would otherwise pass every check.
+	ip = ip.WithZone("").Unmap()
 	for _, p := range g.Allow {
 		if p.Contains(ip) {
 			return false

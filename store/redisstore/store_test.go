@@ -1,0 +1,1262 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/luascripts"
+	"github.com/cassata/cassata/scheduler"
+)
+
+const (
+	testNS        = "t"
+	testApp       = "app"
+	testWorker    = "w1"
+	testRetention = time.Hour
+	testHorizon   = time.Second
+	visibility    = 30 * time.Second
+)
+
+// bundle is what most tests need: a store over its own miniredis and a fixed
+// clock reading, passed explicitly to every call so that the scripts never
+// read the Redis server's clock.
+type bundle struct {
+	store *Store
+	mr    *miniredis.Miniredis
+	rdb   *redis.Client
+	now   time.Time
+}
+
+// setup starts a miniredis and a one-shard store (so that every event shares
+// the due set and ordering can be observed), unless cfg says otherwise.
+func setup(t *testing.T, cfg ...Config) *bundle {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	c := Config{Namespace: testNS, Shards: 1, Retention: testRetention, WakeHorizon: testHorizon}
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	st, err := New(context.Background(), rdb, c)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return &bundle{store: st, mr: mr, rdb: rdb, now: time.UnixMilli(1_700_000_000_000).UTC()}
+}
+
+// at returns the fixed clock moved by d.
+func (b *bundle) at(d time.Duration) time.Time { return b.now.Add(d) }
+
+// evKey and friends spell out the key layout of DESIGN.md literally, so the
+// tests check it rather than reuse the code under test.
+func (b *bundle) prefix(app, id string) string {
+	s := int(crc32.ChecksumIEEE([]byte(app+"/"+id)) % uint32(b.store.Shards()))
+	return fmt.Sprintf("%s:{%s:%d}", b.store.Namespace(), b.store.Namespace(), s)
+}
+func (b *bundle) evKey(id string) string    { return b.prefix(testApp, id) + ":ev:" + testApp + "/" + id }
+func (b *bundle) dueKey(id string) string   { return b.prefix(testApp, id) + ":due" }
+func (b *bundle) leaseKey(id string) string { return b.prefix(testApp, id) + ":lease" }
+func (b *bundle) outKey(id string) string   { return b.prefix(testApp, id) + ":out" }
+func (b *bundle) procKey(id, worker string) string {
+	return b.prefix(testApp, id) + ":proc:" + worker
+}
+
+func newEvent(id string, due time.Time, created time.Time) *scheduler.Event {
+	return &scheduler.Event{
+		App: testApp, ID: id, URL: "https://example.com/hook/" + id, Method: "POST",
+		DueAt: due, Status: scheduler.StatusPending, CreatedAt: created, UpdatedAt: created,
+	}
+}
+
+func (b *bundle) create(t *testing.T, ev *scheduler.Event) {
+	t.Helper()
+	existing, err := b.store.Create(context.Background(), ev, b.now)
+	if err != nil {
+		t.Fatalf("Create %s: %v", ev.ID, err)
+	}
+	if existing != nil {
+		t.Fatalf("Create %s: identity unexpectedly taken", ev.ID)
+	}
+}
+
+func (b *bundle) get(t *testing.T, id string) *scheduler.Event {
+	t.Helper()
+	ev, err := b.store.Get(context.Background(), testApp, id)
+	if err != nil {
+		t.Fatalf("Get %s: %v", id, err)
+	}
+	return ev
+}
+
+func (b *bundle) claim(t *testing.T, worker string, batch int, now time.Time) scheduler.Claim {
+	t.Helper()
+	c, err := b.store.Claim(context.Background(), 0, worker, batch, visibility, now)
+	if err != nil {
+		t.Fatalf("Claim: %v", err)
+	}
+	return c
+}
+
+// createAndClaim creates one due event and claims it as testWorker at b.now.
+func (b *bundle) createAndClaim(t *testing.T, ev *scheduler.Event) scheduler.Lease {
+	t.Helper()
+	b.create(t, ev)
+	c := b.claim(t, testWorker, 10, b.now)
+	if len(c.Events) != 1 || c.Events[0].ID != ev.ID {
+		t.Fatalf("claim: got %d events, want %s", len(c.Events), ev.ID)
+	}
+	return scheduler.Lease{App: ev.App, ID: ev.ID, Worker: testWorker, Attempt: c.Events[0].Attempts}
+}
+
+func ids(evs []*scheduler.Event) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.ID
+	}
+	return out
+}
+
+func zscore(t *testing.T, mr *miniredis.Miniredis, key, member string) (float64, bool) {
+	t.Helper()
+	if !mr.Exists(key) {
+		return 0, false
+	}
+	members, err := mr.ZMembers(key)
+	if err != nil {
+		t.Fatalf("ZMembers %s: %v", key, err)
+	}
+	if !slices.Contains(members, member) {
+		return 0, false
+	}
+	s, err := mr.ZScore(key, member)
+	if err != nil {
+		t.Fatalf("ZScore %s %s: %v", key, member, err)
+	}
+	return s, true
+}
+
+func streamEntries(t *testing.T, mr *miniredis.Miniredis, key string) []map[string]string {
+	t.Helper()
+	if !mr.Exists(key) {
+		return nil
+	}
+	entries, err := mr.Stream(key)
+	if err != nil {
+		t.Fatalf("Stream %s: %v", key, err)
+	}
+	var out []map[string]string
+	for _, e := range entries {
+		m := map[string]string{}
+		for i := 0; i+1 < len(e.Values); i += 2 {
+			m[e.Values[i]] = e.Values[i+1]
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// snapshot decodes the 'ev' field of an outbox entry (HGETALL as a JSON array).
+func snapshot(t *testing.T, entry map[string]string) map[string]string {
+	t.Helper()
+	var list []string
+	if err := json.Unmarshal([]byte(entry["ev"]), &list); err != nil {
+		t.Fatalf("decode ev snapshot %q: %v", entry["ev"], err)
+	}
+	m := map[string]string{}
+	for i := 0; i+1 < len(list); i += 2 {
+		m[list[i]] = list[i+1]
+	}
+	return m
+}
+
+// wakeups subscribes to the wake-up channel. drain returns the messages
+// published so far: it publishes a marker and reads up to it, so "no wake-up"
+// is checked without waiting on a timer.
+type wakeups struct {
+	t   *testing.T
+	rdb *redis.Client
+	ch  string
+	sub *redis.PubSub
+}
+
+func (b *bundle) subscribe(t *testing.T) *wakeups {
+	t.Helper()
+	ctx := context.Background()
+	ch := b.store.Namespace() + ":wake"
+	sub := b.rdb.Subscribe(ctx, ch)
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
+		t.Fatalf("subscribe: %v", err)
+	}
+	return &wakeups{t: t, rdb: b.rdb, ch: ch, sub: sub}
+}
+
+func (w *wakeups) drain() []string {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	const marker = "--marker--"
+	if err := w.rdb.Publish(ctx, w.ch, marker).Err(); err != nil {
+		w.t.Fatalf("publish marker: %v", err)
+	}
+	var got []string
+	for {
+		msg, err := w.sub.ReceiveMessage(ctx)
+		if err != nil {
+			w.t.Fatalf("receive: %v", err)
+		}
+		if msg.Payload == marker {
+			return got
+		}
+		got = append(got, msg.Payload)
+	}
+}
+
+func TestNewRecordsShardCount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+
+	st, err := New(ctx, rdb, Config{Namespace: "ns"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if st.Shards() != DefaultShards || mr.HGet("ns:meta", "shards") != strconv.Itoa(DefaultShards) {
+		t.Fatalf("shards = %d, meta = %q; want %d recorded", st.Shards(), mr.HGet("ns:meta", "shards"), DefaultShards)
+	}
+	// Zero adopts what is recorded; the same count is fine.
+	for _, n := range []int{0, DefaultShards} {
+		st, err := New(ctx, rdb, Config{Namespace: "ns", Shards: n})
+		if err != nil || st.Shards() != DefaultShards {
+			t.Fatalf("New(Shards: %d) = %v, %v; want %d shards", n, st, err, DefaultShards)
+		}
+	}
+	// A different count would orphan events.
+	if _, err := New(ctx, rdb, Config{Namespace: "ns", Shards: 8}); err == nil {
+		t.Fatalf("New with 8 shards on a 16-shard namespace: no error")
+	}
+	if got := mr.HGet("ns:meta", "shards"); got != "16" {
+		t.Fatalf("meta shards changed to %q", got)
+	}
+	// Another namespace keeps its own count.
+	st, err = New(ctx, rdb, Config{Namespace: "other", Shards: 4})
+	if err != nil || st.Shards() != 4 || mr.HGet("other:meta", "shards") != "4" {
+		t.Fatalf("New(other, 4) = %v, meta %q", err, mr.HGet("other:meta", "shards"))
+	}
+}
+
+func TestKeyLayout(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{Namespace: "cas", Shards: 16, Retention: testRetention})
+	ctx := context.Background()
+	const app, id = "billing", "inv-42"
+	s := crc32.ChecksumIEEE([]byte(app+"/"+id)) % 16
+	p := fmt.Sprintf("cas:{cas:%d}", s)
+
+	ev := newEvent(id, b.now, b.now)
+	ev.App = app
+	if _, err := b.store.Create(ctx, ev, b.now); err != nil {
+		t.Fatal(err)
+	}
+	wantKeys := []string{"cas:meta", p + ":due", p + ":ev:billing/inv-42"}
+	if got := b.mr.Keys(); !slices.Equal(got, wantKeys) {
+		t.Fatalf("keys after create = %q, want %q", got, wantKeys)
+	}
+	if score, ok := zscore(t, b.mr, p+":due", "billing/inv-42"); !ok || int64(score) != b.now.UnixMilli() {
+		t.Fatalf("due score = %v, %v; want %d", score, ok, b.now.UnixMilli())
+	}
+
+	c, err := b.store.Claim(ctx, int(s), "wk", 10, visibility, b.now)
+	if err != nil || len(c.Events) != 1 {
+		t.Fatalf("claim shard %d: %v, %d events", s, err, len(c.Events))
+	}
+	wantKeys = []string{"cas:meta", p + ":ev:billing/inv-42", p + ":lease", p + ":proc:wk"}
+	if got := b.mr.Keys(); !slices.Equal(got, wantKeys) {
+		t.Fatalf("keys after claim = %q, want %q", got, wantKeys)
+	}
+
+	l := scheduler.Lease{App: app, ID: id, Worker: "wk", Attempt: 1}
+	if ok, err := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusCompleted,
+		Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 200}}, b.now); !ok || err != nil {
+		t.Fatalf("Finish = %v, %v", ok, err)
+	}
+	wantKeys = []string{"cas:meta", p + ":ev:billing/inv-42", p + ":out"}
+	if got := b.mr.Keys(); !slices.Equal(got, wantKeys) {
+		t.Fatalf("keys after finish = %q, want %q", got, wantKeys)
+	}
+}
+
+func TestShardIsCRC32ModShards(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{Namespace: "ns", Shards: 7})
+	seen := map[int]bool{}
+	for i := range 50 {
+		id := "e" + strconv.Itoa(i)
+		b.create(t, newEvent(id, b.now, b.now))
+		s := int(crc32.ChecksumIEEE([]byte(testApp+"/"+id)) % 7)
+		seen[s] = true
+		key := fmt.Sprintf("ns:{ns:%d}:ev:%s/%s", s, testApp, id)
+		if !b.mr.Exists(key) {
+			t.Fatalf("%s: want hash at %s", id, key)
+		}
+	}
+	if len(seen) < 2 {
+		t.Fatalf("50 events landed on %d shard(s)", len(seen))
+	}
+}
+
+func TestCreate(t *testing.T) {
+	t.Parallel()
+
+	t.Run("new event stores only what differs from the defaults", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ev := newEvent("plain", b.at(time.Minute), b.now)
+		b.create(t, ev)
+
+		fields, err := b.mr.HKeys(b.evKey("plain"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(fields)
+		if want := []string{"c", "d", "s", "u"}; !slices.Equal(fields, want) {
+			t.Fatalf("pending hash fields = %q, want only %q (no m, x, to, bn, bx, h, b, a)", fields, want)
+		}
+		if score, ok := zscore(t, b.mr, b.dueKey("plain"), "app/plain"); !ok || int64(score) != b.at(time.Minute).UnixMilli() {
+			t.Fatalf("due score = %v, %v", score, ok)
+		}
+
+		got := b.get(t, "plain")
+		if got.Status != scheduler.StatusPending || got.Method != "POST" || got.URL != ev.URL ||
+			!got.DueAt.Equal(ev.DueAt) || !got.CreatedAt.Equal(b.now) || got.Attempts != 0 ||
+			got.MaxAttempts != 0 || got.Timeout != 0 || got.Body != nil || got.Headers != nil {
+			t.Fatalf("Get = %+v", got)
+		}
+	})
+
+	t.Run("overrides are stored and read back", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ev := newEvent("full", b.at(time.Minute), b.now)
+		ev.Method = "PUT"
+		ev.Headers = map[string]string{"X-A": "1", "Content-Type": "text/plain"}
+		ev.Body = []byte("hello\x00world")
+		ev.MaxAttempts = 3
+		ev.Timeout = 2 * time.Second
+		ev.MinBackoff = 5 * time.Second
+		ev.MaxBackoff = time.Minute
+		b.create(t, ev)
+
+		fields, _ := b.mr.HKeys(b.evKey("full"))
+		slices.Sort(fields)
+		if want := []string{"b", "bn", "bx", "c", "d", "h", "m", "s", "to", "u", "x"}; !slices.Equal(fields, want) {
+			t.Fatalf("hash fields = %q, want %q", fields, want)
+		}
+		got := b.get(t, "full")
+		if got.Method != "PUT" || string(got.Body) != "hello\x00world" || got.Headers["X-A"] != "1" ||
+			got.Headers["Content-Type"] != "text/plain" || got.MaxAttempts != 3 || got.Timeout != 2*time.Second ||
+			got.MinBackoff != 5*time.Second || got.MaxBackoff != time.Minute {
+			t.Fatalf("Get = %+v", got)
+		}
+	})
+
+	t.Run("duplicate returns the existing event and stores nothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		first := newEvent("dup", b.at(time.Minute), b.now)
+		first.Body = []byte("one")
+		b.create(t, first)
+
+		second := newEvent("dup", b.at(time.Hour), b.at(time.Second))
+		second.URL = "https://other.example/"
+		second.Body = []byte("two")
+		existing, err := b.store.Create(context.Background(), second, b.at(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if existing == nil || existing.URL != first.URL || string(existing.Body) != "one" ||
+			!existing.DueAt.Equal(first.DueAt) || existing.Status != scheduler.StatusPending {
+			t.Fatalf("existing = %+v, want the first event", existing)
+		}
+		if got := b.get(t, "dup"); got.URL != first.URL || string(got.Body) != "one" {
+			t.Fatalf("stored event changed: %+v", got)
+		}
+		if score, _ := zscore(t, b.mr, b.dueKey("dup"), "app/dup"); int64(score) != first.DueAt.UnixMilli() {
+			t.Fatalf("due score changed to %v", score)
+		}
+	})
+}
+
+func TestCreateWakeup(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		existing []time.Duration // due offsets of events already in the shard
+		due      time.Duration
+		wake     bool
+	}{
+		{name: "empty shard, due within the horizon", due: 500 * time.Millisecond, wake: true},
+		{name: "empty shard, due now", due: 0, wake: true},
+		{name: "empty shard, overdue", due: -time.Minute, wake: true},
+		{name: "empty shard, due beyond the horizon", due: 5 * time.Second, wake: false},
+		{name: "empty shard, due exactly at the horizon", due: testHorizon, wake: false},
+		{name: "becomes the earliest", existing: []time.Duration{900 * time.Millisecond}, due: 200 * time.Millisecond, wake: true},
+		{name: "not the earliest", existing: []time.Duration{100 * time.Millisecond}, due: 500 * time.Millisecond, wake: false},
+		{name: "ties the earliest", existing: []time.Duration{300 * time.Millisecond}, due: 300 * time.Millisecond, wake: false},
+		{name: "earliest but beyond the horizon", existing: []time.Duration{time.Hour}, due: time.Minute, wake: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			for i, d := range tt.existing {
+				b.create(t, newEvent("old"+strconv.Itoa(i), b.at(d), b.now))
+			}
+			w := b.subscribe(t)
+			b.create(t, newEvent("new", b.at(tt.due), b.now))
+			got := w.drain()
+			if tt.wake && !slices.Equal(got, []string{"0"}) {
+				t.Fatalf("wake-ups = %q, want one naming shard 0", got)
+			}
+			if !tt.wake && len(got) != 0 {
+				t.Fatalf("wake-ups = %q, want none", got)
+			}
+		})
+	}
+
+	t.Run("duplicate publishes nothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.create(t, newEvent("x", b.at(time.Hour), b.now))
+		w := b.subscribe(t)
+		if _, err := b.store.Create(context.Background(), newEvent("x", b.now, b.now), b.now); err != nil {
+			t.Fatal(err)
+		}
+		if got := w.drain(); len(got) != 0 {
+			t.Fatalf("wake-ups = %q, want none", got)
+		}
+	})
+
+	t.Run("names the event's shard", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{Namespace: "ns", Shards: 16, WakeHorizon: testHorizon})
+		w := b.subscribe(t)
+		b.create(t, newEvent("abc", b.now, b.now))
+		want := strconv.Itoa(int(crc32.ChecksumIEEE([]byte("app/abc")) % 16))
+		if got := w.drain(); !slices.Equal(got, []string{want}) {
+			t.Fatalf("wake-ups = %q, want [%s]", got, want)
+		}
+	})
+}
+
+func TestClaim(t *testing.T) {
+	t.Parallel()
+
+	t.Run("due order, batch limit, fields, lease", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		// Created out of due order.
+		for _, e := range []struct {
+			id  string
+			due time.Duration
+		}{{"c", -time.Second}, {"a", -time.Minute}, {"later", time.Millisecond}, {"b", -30 * time.Second}, {"d", 0}, {"far", time.Hour}} {
+			b.create(t, newEvent(e.id, b.at(e.due), b.at(-time.Hour)))
+		}
+
+		c := b.claim(t, testWorker, 3, b.now)
+		if got := ids(c.Events); !slices.Equal(got, []string{"a", "b", "c"}) {
+			t.Fatalf("claimed %q, want [a b c] (due order, batch 3)", got)
+		}
+		if !c.Now.Equal(b.now) {
+			t.Fatalf("Now = %v, want the injected %v", c.Now, b.now)
+		}
+		if !c.NextDue.Equal(b.now) {
+			t.Fatalf("NextDue = %v, want %v (d, due now)", c.NextDue, b.now)
+		}
+		for _, ev := range c.Events {
+			if ev.Status != scheduler.StatusProcessing || ev.Attempts != 1 {
+				t.Fatalf("%s: status %s attempts %d", ev.ID, ev.Status, ev.Attempts)
+			}
+			if score, ok := zscore(t, b.mr, b.leaseKey(ev.ID), "app/"+ev.ID); !ok || int64(score) != b.at(visibility).UnixMilli() {
+				t.Fatalf("%s: lease = %v, %v; want now+visibility", ev.ID, score, ok)
+			}
+			if _, ok := zscore(t, b.mr, b.dueKey(ev.ID), "app/"+ev.ID); ok {
+				t.Fatalf("%s: still in due", ev.ID)
+			}
+			stored := b.get(t, ev.ID)
+			if stored.Status != scheduler.StatusProcessing || stored.Attempts != 1 || stored.Worker != testWorker {
+				t.Fatalf("%s stored: %+v", ev.ID, stored)
+			}
+		}
+		proc, _ := b.mr.List(b.procKey("a", testWorker))
+		if !slices.Equal(proc, []string{"app/a", "app/b", "app/c"}) {
+			t.Fatalf("proc list = %q", proc)
+		}
+
+		// Next round: d is due now (inclusive), "later" is due 1 ms after now.
+		c = b.claim(t, testWorker, 10, b.now)
+		if got := ids(c.Events); !slices.Equal(got, []string{"d"}) {
+			t.Fatalf("second claim = %q, want [d]: never an event due 1 ms after now", got)
+		}
+		if !c.NextDue.Equal(b.at(time.Millisecond)) {
+			t.Fatalf("NextDue = %v, want %v", c.NextDue, b.at(time.Millisecond))
+		}
+		if got := b.get(t, "later"); got.Status != scheduler.StatusPending || got.Attempts != 0 {
+			t.Fatalf("not-yet-due event touched: %+v", got)
+		}
+
+		c = b.claim(t, "w2", 10, b.at(time.Millisecond))
+		if got := ids(c.Events); !slices.Equal(got, []string{"later"}) {
+			t.Fatalf("claim 1 ms later = %q, want [later]", got)
+		}
+		if proc, _ := b.mr.List(b.procKey("later", "w2")); !slices.Equal(proc, []string{"app/later"}) {
+			t.Fatalf("w2 proc list = %q", proc)
+		}
+		if !c.NextDue.Equal(b.at(time.Hour)) {
+			t.Fatalf("NextDue = %v, want far", c.NextDue)
+		}
+
+		// Only "far" is left; nothing due, NextDue says when.
+		c = b.claim(t, testWorker, 10, b.at(time.Second))
+		if len(c.Events) != 0 || !c.NextDue.Equal(b.at(time.Hour)) {
+			t.Fatalf("idle claim = %d events, NextDue %v", len(c.Events), c.NextDue)
+		}
+		c = b.claim(t, testWorker, 10, b.at(2*time.Hour))
+		if len(c.Events) != 1 || !c.NextDue.IsZero() {
+			t.Fatalf("last claim = %d events, NextDue %v; want 1 and zero", len(c.Events), c.NextDue)
+		}
+	})
+
+	t.Run("returns what the worker needs", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ev := newEvent("full", b.at(-time.Second), b.at(-time.Minute))
+		ev.Method = "PATCH"
+		ev.Headers = map[string]string{"X-Trace": "abc"}
+		ev.Body = []byte(`{"k":1}`)
+		ev.MaxAttempts = 7
+		ev.Timeout = 3 * time.Second
+		ev.MinBackoff = 2 * time.Second
+		ev.MaxBackoff = 20 * time.Second
+		b.create(t, ev)
+
+		c := b.claim(t, testWorker, 10, b.now)
+		if len(c.Events) != 1 {
+			t.Fatalf("claimed %d", len(c.Events))
+		}
+		got := c.Events[0]
+		if got.App != testApp || got.ID != "full" || got.URL != ev.URL || got.Method != "PATCH" ||
+			got.Headers["X-Trace"] != "abc" || string(got.Body) != `{"k":1}` || got.MaxAttempts != 7 ||
+			got.Timeout != 3*time.Second || got.MinBackoff != 2*time.Second || got.MaxBackoff != 20*time.Second ||
+			!got.DueAt.Equal(ev.DueAt) || !got.CreatedAt.Equal(ev.CreatedAt) || got.Attempts != 1 {
+			t.Fatalf("claimed event = %+v", got)
+		}
+	})
+
+	t.Run("defaults come back as zero values", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.create(t, newEvent("plain", b.now, b.now))
+		c := b.claim(t, testWorker, 10, b.now)
+		got := c.Events[0]
+		if got.Method != "POST" || got.Body != nil || got.Headers != nil || got.MaxAttempts != 0 || got.Timeout != 0 {
+			t.Fatalf("claimed event = %+v", got)
+		}
+	})
+
+	t.Run("attempts count up across claims", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		l := b.createAndClaim(t, newEvent("e", b.now, b.now))
+		if ok, err := b.store.Finish(context.Background(), l, scheduler.Outcome{Status: scheduler.StatusPending,
+			Backoff: time.Second, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 500}}, b.now); !ok || err != nil {
+			t.Fatalf("Finish = %v, %v", ok, err)
+		}
+		c := b.claim(t, testWorker, 10, b.at(time.Second))
+		if len(c.Events) != 1 || c.Events[0].Attempts != 2 {
+			t.Fatalf("second claim: %d events, attempts %v", len(c.Events), c.Events)
+		}
+	})
+}
+
+func TestFinishSuccess(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	ev := newEvent("ok", b.now, b.now)
+	ev.Body = []byte("payload")
+	l := b.createAndClaim(t, ev)
+
+	done := b.at(250 * time.Millisecond)
+	att := scheduler.Attempt{Attempt: 1, At: done.UnixMilli(), StatusCode: 204, DurationMS: 250, Worker: testWorker}
+	ok, err := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: att}, done)
+	if err != nil || !ok {
+		t.Fatalf("Finish = %v, %v", ok, err)
+	}
+
+	got := b.get(t, "ok")
+	if got.Status != scheduler.StatusCompleted || got.Body != nil || !got.BodyDropped ||
+		got.LastStatusCode != 204 || got.LastError != "" || got.Attempts != 1 ||
+		!got.FinishedAt.Equal(done) || !got.UpdatedAt.Equal(done) {
+		t.Fatalf("event = %+v", got)
+	}
+	if len(got.History) != 1 || got.History[0] != att {
+		t.Fatalf("history = %+v, want [%+v]", got.History, att)
+	}
+	if ttl := b.mr.TTL(b.evKey("ok")); ttl != testRetention {
+		t.Fatalf("TTL = %v, want retention %v", ttl, testRetention)
+	}
+	if b.mr.Exists(b.leaseKey("ok")) || b.mr.Exists(b.procKey("ok", testWorker)) || b.mr.Exists(b.dueKey("ok")) {
+		t.Fatalf("lease, proc or due left behind: keys %q", b.mr.Keys())
+	}
+
+	out := streamEntries(t, b.mr, b.outKey("ok"))
+	if len(out) != 1 {
+		t.Fatalf("outbox = %v, want one final entry", out)
+	}
+	e := out[0]
+	if e["m"] != "app/ok" || e["k"] != "final" {
+		t.Fatalf("outbox entry = %v", e)
+	}
+	var h scheduler.Attempt
+	if err := json.Unmarshal([]byte(e["h"]), &h); err != nil || h != att {
+		t.Fatalf("outbox history line = %q (%v)", e["h"], err)
+	}
+	snap := snapshot(t, e)
+	// The archive needs the body: the snapshot is taken before it is dropped.
+	if snap["s"] != "COMPLETED" || snap["b"] != "payload" || snap["u"] != ev.URL || snap["lc"] != "204" ||
+		snap["f"] != strconv.FormatInt(done.UnixMilli(), 10) {
+		t.Fatalf("ev snapshot = %v", snap)
+	}
+}
+
+func TestFinishRetry(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	ev := newEvent("re", b.now, b.now)
+	ev.Body = []byte("payload")
+	l := b.createAndClaim(t, ev)
+
+	done := b.at(time.Second)
+	att := scheduler.Attempt{Attempt: 1, At: done.UnixMilli(), StatusCode: 503, DurationMS: 12, Worker: testWorker, Response: "busy"}
+	w := b.subscribe(t)
+	ok, err := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusPending, Backoff: 700 * time.Millisecond, Attempt: att}, done)
+	if err != nil || !ok {
+		t.Fatalf("Finish = %v, %v", ok, err)
+	}
+	due := done.Add(700 * time.Millisecond)
+	got := b.get(t, "re")
+	if got.Status != scheduler.StatusPending || !got.DueAt.Equal(due) || got.Attempts != 1 ||
+		string(got.Body) != "payload" || got.LastStatusCode != 503 || got.Worker != "" || !got.FinishedAt.IsZero() {
+		t.Fatalf("event = %+v", got)
+	}
+	if len(got.History) != 1 || got.History[0] != att {
+		t.Fatalf("history = %+v", got.History)
+	}
+	if score, ok := zscore(t, b.mr, b.dueKey("re"), "app/re"); !ok || int64(score) != due.UnixMilli() {
+		t.Fatalf("due score = %v, %v; want now+backoff", score, ok)
+	}
+	if ttl := b.mr.TTL(b.evKey("re")); ttl != 0 {
+		t.Fatalf("a retrying event must not expire: TTL %v", ttl)
+	}
+	if b.mr.Exists(b.leaseKey("re")) || b.mr.Exists(b.procKey("re", testWorker)) {
+		t.Fatalf("lease or proc left behind: %q", b.mr.Keys())
+	}
+	out := streamEntries(t, b.mr, b.outKey("re"))
+	if len(out) != 1 || out[0]["k"] != "attempt" || out[0]["m"] != "app/re" {
+		t.Fatalf("outbox = %v, want one attempt entry", out)
+	}
+	// The shard was empty and the retry is due within the horizon.
+	if got := w.drain(); !slices.Equal(got, []string{"0"}) {
+		t.Fatalf("wake-ups = %q", got)
+	}
+
+	// A second failed attempt appends to the history.
+	c := b.claim(t, testWorker, 10, due)
+	if len(c.Events) != 1 || c.Events[0].Attempts != 2 {
+		t.Fatalf("reclaim: %+v", c.Events)
+	}
+	l.Attempt = 2
+	att2 := scheduler.Attempt{Attempt: 2, At: due.UnixMilli(), Error: "connection refused", Worker: testWorker}
+	if ok, err := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusPending, Backoff: time.Hour, Attempt: att2}, due); !ok || err != nil {
+		t.Fatalf("Finish 2 = %v, %v", ok, err)
+	}
+	got = b.get(t, "re")
+	if len(got.History) != 2 || got.History[1] != att2 || got.LastError != "connection refused" || got.LastStatusCode != 0 || got.Attempts != 2 {
+		t.Fatalf("after 2nd retry: %+v", got)
+	}
+	// Due an hour out: beyond the horizon, no wake-up.
+	if got := w.drain(); len(got) != 0 {
+		t.Fatalf("wake-ups = %q, want none", got)
+	}
+}
+
+func TestFinishFinalFailure(t *testing.T) {
+	t.Parallel()
+	for _, st := range []scheduler.Status{scheduler.StatusFailed, scheduler.StatusServiceUnavailable} {
+		t.Run(string(st), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			ev := newEvent("f", b.now, b.now)
+			ev.Body = []byte("keep me")
+			l := b.createAndClaim(t, ev)
+			att := scheduler.Attempt{Attempt: 1, At: b.now.UnixMilli(), StatusCode: 404, Worker: testWorker}
+			if st == scheduler.StatusServiceUnavailable {
+				att = scheduler.Attempt{Attempt: 1, At: b.now.UnixMilli(), Error: "timeout after 30s", Worker: testWorker}
+			}
+			ok, err := b.store.Finish(context.Background(), l, scheduler.Outcome{Status: st, Attempt: att}, b.now)
+			if err != nil || !ok {
+				t.Fatalf("Finish = %v, %v", ok, err)
+			}
+			got := b.get(t, "f")
+			if got.Status != st || string(got.Body) != "keep me" || got.BodyDropped || len(got.History) != 1 ||
+				got.LastStatusCode != att.StatusCode || got.LastError != att.Error || !got.FinishedAt.Equal(b.now) {
+				t.Fatalf("event = %+v", got)
+			}
+			if ttl := b.mr.TTL(b.evKey("f")); ttl != testRetention {
+				t.Fatalf("TTL = %v", ttl)
+			}
+			out := streamEntries(t, b.mr, b.outKey("f"))
+			if len(out) != 1 || out[0]["k"] != "final" || snapshot(t, out[0])["s"] != string(st) {
+				t.Fatalf("outbox = %v", out)
+			}
+			if b.mr.Exists(b.leaseKey("f")) || b.mr.Exists(b.procKey("f", testWorker)) {
+				t.Fatalf("lease or proc left behind: %q", b.mr.Keys())
+			}
+		})
+	}
+}
+
+func TestLeaseCheck(t *testing.T) {
+	t.Parallel()
+	leases := []struct {
+		name  string
+		lease func(scheduler.Lease) scheduler.Lease
+	}{
+		{"wrong worker", func(l scheduler.Lease) scheduler.Lease { l.Worker = "intruder"; return l }},
+		{"stale attempt", func(l scheduler.Lease) scheduler.Lease { l.Attempt--; return l }},
+		{"future attempt", func(l scheduler.Lease) scheduler.Lease { l.Attempt++; return l }},
+	}
+	outcomes := []scheduler.Status{scheduler.StatusCompleted, scheduler.StatusFailed, scheduler.StatusServiceUnavailable, scheduler.StatusPending}
+	for _, lt := range leases {
+		for _, st := range outcomes {
+			t.Run(lt.name+"/finish "+string(st), func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				ctx := context.Background()
+				ev := newEvent("e", b.now, b.now)
+				ev.Body = []byte("body")
+				b.create(t, ev)
+				// Two claims so that a stale attempt (1) exists: the first
+				// lease expires and the event is claimed again.
+				b.claim(t, testWorker, 1, b.now)
+				if n, err := b.store.Reap(ctx, 0, 10, 5, b.at(visibility+time.Millisecond)); n != 1 || err != nil {
+					t.Fatalf("Reap = %d, %v", n, err)
+				}
+				c := b.claim(t, testWorker, 1, b.at(visibility+time.Millisecond))
+				held := scheduler.Lease{App: testApp, ID: "e", Worker: testWorker, Attempt: c.Events[0].Attempts}
+				bad := lt.lease(held)
+				leaseBefore, _ := zscore(t, b.mr, b.leaseKey("e"), "app/e")
+
+				att := scheduler.Attempt{Attempt: bad.Attempt, At: b.now.UnixMilli(), StatusCode: 200, Worker: bad.Worker}
+				ok, err := b.store.Finish(ctx, bad, scheduler.Outcome{Status: st, Backoff: time.Second, Attempt: att}, b.at(time.Minute))
+				if err != nil || ok {
+					t.Fatalf("Finish with %s = %v, %v; want false", lt.name, ok, err)
+				}
+				got := b.get(t, "e")
+				if got.Status != scheduler.StatusProcessing || got.Attempts != 2 || got.Worker != testWorker || string(got.Body) != "body" {
+					t.Fatalf("event changed: %+v", got)
+				}
+				// The history has the reaped attempt and the late one, marked stale.
+				if len(got.History) != 2 {
+					t.Fatalf("history = %+v, want the lease-expiry line and the stale attempt", got.History)
+				}
+				last := got.History[1]
+				if last.Attempt != bad.Attempt || last.StatusCode != 200 || last.Worker != bad.Worker || !last.Stale {
+					t.Fatalf("stale attempt in history = %+v, want it marked stale", last)
+				}
+				// The archive hears of the late attempt too, marked stale.
+				out := streamEntries(t, b.mr, b.outKey("e"))
+				if e := out[len(out)-1]; e["k"] != "attempt" || !strings.Contains(e["h"], `"stale":true`) {
+					t.Fatalf("last outbox entry = %v, want the stale attempt", e)
+				}
+				if score, ok := zscore(t, b.mr, b.leaseKey("e"), "app/e"); !ok || score != leaseBefore {
+					t.Fatalf("lease = %v, %v; want untouched %v", score, ok, leaseBefore)
+				}
+				if proc, _ := b.mr.List(b.procKey("e", testWorker)); !slices.Equal(proc, []string{"app/e"}) {
+					t.Fatalf("proc = %q", proc)
+				}
+				if b.mr.TTL(b.evKey("e")) != 0 {
+					t.Fatalf("stale finish set a TTL")
+				}
+				// The real holder still finishes.
+				if ok, err := b.store.Finish(ctx, held, scheduler.Outcome{Status: scheduler.StatusCompleted,
+					Attempt: scheduler.Attempt{Attempt: held.Attempt, StatusCode: 200}}, b.at(time.Minute)); !ok || err != nil {
+					t.Fatalf("Finish by the holder = %v, %v", ok, err)
+				}
+			})
+		}
+		t.Run(lt.name+"/extend", func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			held := b.createAndClaim(t, newEvent("e", b.now, b.now))
+			ok, err := b.store.Extend(context.Background(), lt.lease(held), visibility, b.at(10*time.Second))
+			if err != nil || ok {
+				t.Fatalf("Extend = %v, %v; want false", ok, err)
+			}
+			if score, _ := zscore(t, b.mr, b.leaseKey("e"), "app/e"); int64(score) != b.at(visibility).UnixMilli() {
+				t.Fatalf("lease moved to %v", score)
+			}
+			if got := b.get(t, "e"); got.Status != scheduler.StatusProcessing || len(got.History) != 0 {
+				t.Fatalf("event = %+v", got)
+			}
+		})
+	}
+
+	t.Run("finish after the event is gone", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		l := scheduler.Lease{App: testApp, ID: "ghost", Worker: testWorker, Attempt: 1}
+		ok, err := b.store.Finish(context.Background(), l, scheduler.Outcome{Status: scheduler.StatusCompleted}, b.now)
+		if err != nil || ok {
+			t.Fatalf("Finish = %v, %v", ok, err)
+		}
+		if b.mr.Exists(b.evKey("ghost")) {
+			t.Fatalf("finish recreated the hash")
+		}
+	})
+
+	t.Run("finish after cancel and retry", func(t *testing.T) {
+		t.Parallel()
+		// Event claimed, lease expires, reaper returns it, an operator
+		// cancels it: the first worker's late success must not resurrect it.
+		b := setup(t)
+		ctx := context.Background()
+		l := b.createAndClaim(t, newEvent("e", b.now, b.now))
+		if _, err := b.store.Reap(ctx, 0, 10, 5, b.at(visibility+time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.store.Cancel(ctx, testApp, "e", b.at(visibility+2*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		ok, err := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusCompleted,
+			Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 200}}, b.at(time.Minute))
+		if err != nil || ok {
+			t.Fatalf("Finish = %v, %v", ok, err)
+		}
+		if got := b.get(t, "e"); got.Status != scheduler.StatusCancelled {
+			t.Fatalf("status = %s", got.Status)
+		}
+	})
+}
+
+func TestExtend(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	l := b.createAndClaim(t, newEvent("e", b.now, b.now))
+
+	later := b.at(20 * time.Second)
+	ok, err := b.store.Extend(ctx, l, time.Minute, later)
+	if err != nil || !ok {
+		t.Fatalf("Extend = %v, %v", ok, err)
+	}
+	if score, _ := zscore(t, b.mr, b.leaseKey("e"), "app/e"); int64(score) != later.Add(time.Minute).UnixMilli() {
+		t.Fatalf("lease = %v, want %d", score, later.Add(time.Minute).UnixMilli())
+	}
+	// The old deadline has passed, the new one has not: nothing to reap.
+	if n, err := b.store.Reap(ctx, 0, 10, 5, b.at(visibility+time.Second)); n != 0 || err != nil {
+		t.Fatalf("Reap = %d, %v; want 0", n, err)
+	}
+	if got := b.get(t, "e"); got.Status != scheduler.StatusProcessing {
+		t.Fatalf("status = %s", got.Status)
+	}
+
+	// Once finished, the lease is gone: extend reports false and adds nothing.
+	if ok, _ := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{Attempt: 1}}, later); !ok {
+		t.Fatal("Finish lost the lease")
+	}
+	if ok, err := b.store.Extend(ctx, l, time.Minute, later); ok || err != nil {
+		t.Fatalf("Extend after finish = %v, %v", ok, err)
+	}
+	if b.mr.Exists(b.leaseKey("e")) {
+		t.Fatalf("extend after finish re-created the lease")
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("pending", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ev := newEvent("p", b.at(time.Hour), b.now)
+		ev.Body = []byte("b")
+		b.create(t, ev)
+		when := b.at(time.Second)
+		if err := b.store.Cancel(ctx, testApp, "p", when); err != nil {
+			t.Fatalf("Cancel: %v", err)
+		}
+		got := b.get(t, "p")
+		if got.Status != scheduler.StatusCancelled || !got.FinishedAt.Equal(when) || !got.UpdatedAt.Equal(when) || string(got.Body) != "b" {
+			t.Fatalf("event = %+v", got)
+		}
+		if _, ok := zscore(t, b.mr, b.dueKey("p"), "app/p"); ok {
+			t.Fatal("cancelled event still due")
+		}
+		if ttl := b.mr.TTL(b.evKey("p")); ttl != testRetention {
+			t.Fatalf("TTL = %v", ttl)
+		}
+		out := streamEntries(t, b.mr, b.outKey("p"))
+		if len(out) != 1 || out[0]["k"] != "final" || snapshot(t, out[0])["s"] != "CANCELLED" {
+			t.Fatalf("outbox = %v", out)
+		}
+		// Nothing is claimed afterwards.
+		if c := b.claim(t, testWorker, 10, b.at(2*time.Hour)); len(c.Events) != 0 {
+			t.Fatalf("claimed a cancelled event")
+		}
+		// Cancelling twice is a conflict.
+		var se *scheduler.StatusError
+		if err := b.store.Cancel(ctx, testApp, "p", when); !errors.As(err, &se) || se.Status != scheduler.StatusCancelled {
+			t.Fatalf("second Cancel = %v", err)
+		}
+	})
+
+	t.Run("processing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.createAndClaim(t, newEvent("p", b.now, b.now))
+		err := b.store.Cancel(ctx, testApp, "p", b.now)
+		var se *scheduler.StatusError
+		if !errors.As(err, &se) || se.Status != scheduler.StatusProcessing || !errors.Is(err, scheduler.ErrConflict) {
+			t.Fatalf("Cancel = %v, want *StatusError PROCESSING", err)
+		}
+		if want := "event in status PROCESSING. Cannot be deleted."; err.Error() != want {
+			t.Fatalf("message = %q, want %q", err.Error(), want)
+		}
+		if got := b.get(t, "p"); got.Status != scheduler.StatusProcessing {
+			t.Fatalf("status = %s", got.Status)
+		}
+	})
+
+	t.Run("unknown", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		if err := b.store.Cancel(ctx, testApp, "nope", b.now); !errors.Is(err, scheduler.ErrNotFound) {
+			t.Fatalf("Cancel = %v, want ErrNotFound", err)
+		}
+		if _, err := b.store.Get(ctx, testApp, "nope"); !errors.Is(err, scheduler.ErrNotFound) {
+			t.Fatalf("Get = %v, want ErrNotFound", err)
+		}
+		if b.mr.Exists(b.evKey("nope")) {
+			t.Fatal("cancel created a hash")
+		}
+	})
+}
+
+var retryable = []scheduler.Status{scheduler.StatusFailed, scheduler.StatusServiceUnavailable, scheduler.StatusCancelled}
+
+func TestRequeue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("retry a failed event resets attempts and keeps history", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ev := newEvent("f", b.now, b.now)
+		ev.Body = []byte("again")
+		l := b.createAndClaim(t, ev)
+		if ok, err := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusFailed,
+			Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 400}}, b.now); !ok || err != nil {
+			t.Fatalf("Finish = %v, %v", ok, err)
+		}
+		w := b.subscribe(t)
+		when := b.at(time.Hour)
+		if err := b.store.Requeue(ctx, testApp, "f", retryable, true, when); err != nil {
+			t.Fatalf("Requeue: %v", err)
+		}
+		got := b.get(t, "f")
+		if got.Status != scheduler.StatusPending || got.Attempts != 0 || !got.DueAt.Equal(when) ||
+			!got.FinishedAt.IsZero() || string(got.Body) != "again" || len(got.History) != 1 {
+			t.Fatalf("event = %+v", got)
+		}
+		if ttl := b.mr.TTL(b.evKey("f")); ttl != 0 {
+			t.Fatalf("requeued event still expires in %v", ttl)
+		}
+		if score, ok := zscore(t, b.mr, b.dueKey("f"), "app/f"); !ok || int64(score) != when.UnixMilli() {
+			t.Fatalf("due = %v, %v", score, ok)
+		}
+		if got := w.drain(); !slices.Equal(got, []string{"0"}) {
+			t.Fatalf("wake-ups = %q", got)
+		}
+		c := b.claim(t, testWorker, 10, when)
+		if len(c.Events) != 1 || c.Events[0].Attempts != 1 {
+			t.Fatalf("claim after retry: %+v", c.Events)
+		}
+	})
+
+	t.Run("retry a cancelled event", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.create(t, newEvent("c", b.at(time.Hour), b.now))
+		if err := b.store.Cancel(ctx, testApp, "c", b.now); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.store.Requeue(ctx, testApp, "c", retryable, true, b.at(time.Second)); err != nil {
+			t.Fatalf("Requeue: %v", err)
+		}
+		if got := b.get(t, "c"); got.Status != scheduler.StatusPending || !got.DueAt.Equal(b.at(time.Second)) {
+			t.Fatalf("event = %+v", got)
+		}
+	})
+
+	t.Run("refused from completed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		l := b.createAndClaim(t, newEvent("done", b.now, b.now))
+		if ok, _ := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{Attempt: 1}}, b.now); !ok {
+			t.Fatal("Finish lost the lease")
+		}
+		err := b.store.Requeue(ctx, testApp, "done", retryable, true, b.now)
+		var se *scheduler.StatusError
+		if !errors.As(err, &se) || se.Status != scheduler.StatusCompleted || !errors.Is(err, scheduler.ErrConflict) {
+			t.Fatalf("Requeue = %v, want *StatusError COMPLETED", err)
+		}
+		if !strings.Contains(err.Error(), "COMPLETED") {
+			t.Fatalf("message = %q", err)
+		}
+		if got := b.get(t, "done"); got.Status != scheduler.StatusCompleted || b.mr.TTL(b.evKey("done")) != testRetention {
+			t.Fatalf("event changed: %+v", got)
+		}
+	})
+
+	t.Run("refused from pending and processing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.create(t, newEvent("p", b.at(time.Hour), b.now))
+		b.createAndClaim(t, newEvent("q", b.now, b.now))
+		for id, st := range map[string]scheduler.Status{"p": scheduler.StatusPending, "q": scheduler.StatusProcessing} {
+			var se *scheduler.StatusError
+			if err := b.store.Requeue(ctx, testApp, id, retryable, true, b.now); !errors.As(err, &se) || se.Status != st {
+				t.Fatalf("Requeue %s = %v, want *StatusError %s", id, err, st)
+			}
+		}
+	})
+
+	t.Run("run now keeps attempts", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		l := b.createAndClaim(t, newEvent("r", b.now, b.now))
+		if ok, _ := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusPending, Backoff: time.Hour,
+			Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 500}}, b.now); !ok {
+			t.Fatal("Finish lost the lease")
+		}
+		when := b.at(time.Second)
+		if err := b.store.Requeue(ctx, testApp, "r", []scheduler.Status{scheduler.StatusPending}, false, when); err != nil {
+			t.Fatalf("Requeue: %v", err)
+		}
+		got := b.get(t, "r")
+		if got.Status != scheduler.StatusPending || got.Attempts != 1 || !got.DueAt.Equal(when) {
+			t.Fatalf("event = %+v", got)
+		}
+		if members, _ := b.mr.ZMembers(b.dueKey("r")); len(members) != 1 {
+			t.Fatalf("due = %q", members)
+		}
+	})
+
+	t.Run("unknown", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		if err := b.store.Requeue(ctx, testApp, "nope", retryable, true, b.now); !errors.Is(err, scheduler.ErrNotFound) {
+			t.Fatalf("Requeue = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestReap(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.create(t, newEvent("again", b.now, b.now))
+	last := newEvent("last", b.now, b.now)
+	last.MaxAttempts = 1
+	last.Body = []byte("kept")
+	b.create(t, last)
+	b.create(t, newEvent("extended", b.now, b.now))
+	if c := b.claim(t, testWorker, 10, b.now); len(c.Events) != 3 {
+		t.Fatalf("claimed %d", len(c.Events))
+	}
+	if ok, _ := b.store.Extend(ctx, scheduler.Lease{App: testApp, ID: "extended", Worker: testWorker, Attempt: 1}, time.Hour, b.now); !ok {
+		t.Fatal("Extend lost the lease")
+	}
+
+	// A millisecond before the deadline nothing expires.
+	if n, err := b.store.Reap(ctx, 0, 10, 5, b.at(visibility-time.Millisecond)); n != 0 || err != nil {
+		t.Fatalf("early Reap = %d, %v", n, err)
+	}
+
+	w := b.subscribe(t)
+	when := b.at(visibility + time.Second)
+	n, err := b.store.Reap(ctx, 0, 10, 5, when)
+	if err != nil || n != 2 {
+		t.Fatalf("Reap = %d, %v; want 2", n, err)
+	}
+
+	got := b.get(t, "again")
+	if got.Status != scheduler.StatusPending || got.Attempts != 1 || !got.DueAt.Equal(when) || got.Worker != "" ||
+		got.LastError != "lease expired" {
+		t.Fatalf("again = %+v", got)
+	}
+	if len(got.History) != 1 || got.History[0].Error != "lease expired" || got.History[0].Attempt != 1 ||
+		got.History[0].At != when.UnixMilli() || got.History[0].Worker != testWorker {
+		t.Fatalf("again history = %+v", got.History)
+	}
+	if score, ok := zscore(t, b.mr, b.dueKey("again"), "app/again"); !ok || int64(score) != when.UnixMilli() {
+		t.Fatalf("again due = %v, %v", score, ok)
+	}
+
+	got = b.get(t, "last")
+	if got.Status != scheduler.StatusServiceUnavailable || string(got.Body) != "kept" || !got.FinishedAt.Equal(when) ||
+		len(got.History) != 1 || got.History[0].Error != "lease expired" {
+		t.Fatalf("last = %+v", got)
+	}
+	if ttl := b.mr.TTL(b.evKey("last")); ttl != testRetention {
+		t.Fatalf("last TTL = %v", ttl)
+	}
+	if _, ok := zscore(t, b.mr, b.dueKey("last"), "app/last"); ok {
+		t.Fatal("exhausted event back in due")
+	}
+
+	if got := b.get(t, "extended"); got.Status != scheduler.StatusProcessing {
+		t.Fatalf("extended = %s", got.Status)
+	}
+	if proc, _ := b.mr.List(b.procKey("again", testWorker)); !slices.Equal(proc, []string{"app/extended"}) {
+		t.Fatalf("proc list = %q, want only the extended event", proc)
+	}
+	if members, _ := b.mr.ZMembers(b.leaseKey("again")); !slices.Equal(members, []string{"app/extended"}) {
+		t.Fatalf("lease = %q", members)
+	}
+	kinds := map[string]string{}
+	for _, e := range streamEntries(t, b.mr, b.outKey("again")) {
+		kinds[e["m"]] = e["k"]
+	}
+	if kinds["app/again"] != "attempt" || kinds["app/last"] != "final" {
+		t.Fatalf("outbox kinds = %v", kinds)
+	}
+	if got := w.drain(); !slices.Equal(got, []string{"0"}) {
+		t.Fatalf("wake-ups = %q", got)
+	}
+
+	// The recovered event is claimed again with attempt 2; the dead
+	// worker's late finish is refused.
+	c := b.claim(t, "w2", 10, when)
+	if len(c.Events) != 1 || c.Events[0].ID != "again" || c.Events[0].Attempts != 2 {
+		t.Fatalf("reclaim = %+v", c.Events)
+	}
+	if ok, _ := b.store.Finish(ctx, scheduler.Lease{App: testApp, ID: "again", Worker: testWorker, Attempt: 1},
+		scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{Attempt: 1}}, when); ok {
+		t.Fatal("dead worker's finish accepted")
+	}
+}
+
+func TestReapDefaultMaxAttempts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.create(t, newEvent("e", b.now, b.now))
+	now := b.now
+	for attempt := 1; attempt <= 3; attempt++ {
+		c := b.claim(t, testWorker, 10, now)
+		if len(c.Events) != 1 || c.Events[0].Attempts != attempt {
+			t.Fatalf("claim %d: %+v", attempt, c.Events)
+		}
+		now = now.Add(visibility)
+		if n, err := b.store.Reap(ctx, 0, 10, 3, now); n != 1 || err != nil {
+			t.Fatalf("Reap = %d, %v", n, err)
+		}
+	}
+	got := b.get(t, "e")
+	if got.Status != scheduler.StatusServiceUnavailable || got.Attempts != 3 || len(got.History) != 3 {
+		t.Fatalf("after 3 expired leases with default max 3: %+v", got)
+	}
+}
+
+func TestScriptFlush(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	flush := func() {
+		t.Helper()
+		if err := b.rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatalf("SCRIPT FLUSH: %v", err)
+		}
+		// The next call's EVALSHA really meets NOSCRIPT.
+		if ok, err := b.rdb.ScriptExists(ctx, luascripts.Claim.Hash()).Result(); err != nil || ok[0] {
+			t.Fatalf("SCRIPT EXISTS after flush = %v, %v", ok, err)
+		}
+	}
+	ev := newEvent("e", b.now, b.now)
+	flush()
+	b.create(t, ev)
+	flush()
+	b.create(t, newEvent("c", b.at(time.Hour), b.now))
+	flush()
+	if existing, err := b.store.Create(ctx, newEvent("e", b.now, b.now), b.now); err != nil || existing == nil {
+		t.Fatalf("duplicate Create = %v, %v", existing, err)
+	}
+	flush()
+	c := b.claim(t, testWorker, 1, b.now)
+	if len(c.Events) != 1 {
+		t.Fatalf("claim after flush: %d events", len(c.Events))
+	}
+	l := scheduler.Lease{App: testApp, ID: "e", Worker: testWorker, Attempt: 1}
+	flush()
+	if ok, err := b.store.Extend(ctx, l, visibility, b.now); !ok || err != nil {
+		t.Fatalf("Extend = %v, %v", ok, err)
+	}
+	flush()
+	if ok, err := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusPending, Backoff: time.Second,
+		Attempt: scheduler.Attempt{Attempt: 1}}, b.now); !ok || err != nil {
+		t.Fatalf("Finish retry = %v, %v", ok, err)
+	}
+	flush()
+	c = b.claim(t, testWorker, 1, b.at(time.Second))
+	l.Attempt = 2
+	flush()
+	if ok, err := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusFailed,
+		Attempt: scheduler.Attempt{Attempt: 2}}, b.at(time.Second)); !ok || err != nil {
+		t.Fatalf("Finish ack = %v, %v", ok, err)
+	}
+	flush()
+	if err := b.store.Requeue(ctx, testApp, "e", retryable, true, b.at(2*time.Second)); err != nil {
+		t.Fatalf("Requeue: %v", err)
+	}
+	flush()
+	if err := b.store.Cancel(ctx, testApp, "c", b.now); err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	b.claim(t, testWorker, 1, b.at(2*time.Second))
+	flush()
+	if n, err := b.store.Reap(ctx, 0, 10, 5, b.at(time.Hour)); n != 1 || err != nil {
+		t.Fatalf("Reap = %d, %v", n, err)
+	}
+	if got := b.get(t, "e"); got.Status != scheduler.StatusPending || got.Attempts != 1 {
+		t.Fatalf("event = %+v", got)
+	}
+}
