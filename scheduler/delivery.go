@@ -147,6 +147,9 @@ func describe(ctx context.Context, err error, timeout time.Duration) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("timeout after %s", timeout)
 	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("abandoned: %w", context.Cause(ctx))
+	}
 	var uerr interface{ Unwrap() error }
 	if errors.As(err, &uerr) {
 		if inner := uerr.Unwrap(); inner != nil {

@@ -288,9 +288,11 @@ func (w *Worker) process(ctx context.Context, ev *Event, claimedAt time.Time) {
 		m.Lateness.Observe(max(0, claimedAt.Sub(ev.DueAt).Seconds()))
 	}
 
-	stopKeeper := w.keepLease(ctx, lease)
-	res := w.deliver.Deliver(ctx, ev, policy.Timeout)
+	dctx, abandon := context.WithCancelCause(ctx)
+	stopKeeper := w.keepLease(ctx, lease, abandon)
+	res := w.deliver.Deliver(dctx, ev, policy.Timeout)
 	stopKeeper()
+	abandon(nil)
 
 	next := Classify(res)
 	out := Outcome{Status: next, Attempt: Attempt{
@@ -351,8 +353,13 @@ func (w *Worker) process(ctx context.Context, ev *Event, claimedAt time.Time) {
 	}
 }
 
-// keepLease extends the lease while a slow delivery runs.
-func (w *Worker) keepLease(ctx context.Context, l Lease) (stop func()) {
+// errLeaseLost abandons a delivery whose lease another worker now holds.
+var errLeaseLost = errors.New("lease lost: another worker owns the event")
+
+// keepLease extends the lease while a slow delivery runs. When the lease
+// turns out lost, the delivery is abandoned: another worker owns the event
+// and delivers it, so finishing ours would only add a duplicate.
+func (w *Worker) keepLease(ctx context.Context, l Lease, abandon context.CancelCauseFunc) (stop func()) {
 	every := w.cfg.Visibility / 3
 	var mu sync.Mutex
 	stopped := false
@@ -361,17 +368,19 @@ func (w *Worker) keepLease(ctx context.Context, l Lease) (stop func()) {
 		ectx, cancel := context.WithTimeout(ctx, every)
 		held, err := w.store.Extend(ectx, l, w.cfg.Visibility, w.now())
 		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
 		if err != nil {
 			w.log.Warn("lease extension failed", "app", l.App, "id", l.ID, "err", err)
 		} else if !held {
-			w.log.Warn("lease lost during delivery", "app", l.App, "id", l.ID)
+			w.log.Warn("lease lost during delivery: abandoning it", "app", l.App, "id", l.ID)
+			abandon(errLeaseLost)
 			return
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if !stopped {
-			t.Reset(every)
-		}
+		t.Reset(every)
 	})
 	return func() {
 		mu.Lock()

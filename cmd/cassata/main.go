@@ -43,6 +43,8 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The first signal starts a graceful shutdown; a second one kills at once.
+	go func() { <-ctx.Done(); stop() }()
 	var err error
 	switch cmd {
 	case "dev", "server", "worker":

@@ -583,6 +583,14 @@ func (s *Store) Wakeups(ctx context.Context) <-chan struct{} {
 		defer close(out)
 		sub := s.rdb.Subscribe(ctx, s.k.wake())
 		defer sub.Close()
+		// Wake-ups published before the subscription took effect are lost:
+		// once it is confirmed, wake the worker once so it re-plans.
+		if _, err := sub.Receive(ctx); err == nil {
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
 		ch := sub.Channel()
 		for {
 			select {
