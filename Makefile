@@ -1,6 +1,7 @@
 # Cassata. `make` alone lists the targets; `make run` and `make test` are the
-# two a newcomer needs. Tests start their own redis-server processes (see
-# store/redisstore/redistest), so `make test` needs no running services.
+# two a newcomer needs. Tests start their own redis-server and MariaDB processes
+# (see store/redisstore/redistest and store/archive/mysqltest), so `make test`
+# needs no running services.
 
 GO           ?= go
 BIN          ?= bin/cassata
@@ -39,23 +40,38 @@ build: check-generated ## Build the cassata binary (into bin/cassata; override w
 run: ## Run everything in one process with embedded defaults (cassata dev)
 	$(GO) run ./cmd/cassata dev
 
-deps: ## Install redis-server (used by tests and bench) when missing; needs root and apt-get
-	@if command -v redis-server >/dev/null 2>&1; then exit 0; fi; \
+# Tests start their own servers on free loopback ports and never use system
+# services, so deps keeps apt from starting any (no MariaDB left on 3306):
+# while it installs, a temporary /usr/sbin/policy-rc.d (honoured by
+# invoke-rc.d and deb-systemd-invoke) refuses service starts, unless the
+# system already has its own policy.
+deps: ## Install redis-server and mariadb-server (used by tests and bench) when missing; needs root and apt-get
+	@pkgs=''; \
+	command -v redis-server >/dev/null 2>&1 || pkgs="$$pkgs redis-server"; \
+	if ! command -v mariadbd >/dev/null 2>&1 && ! command -v mysqld >/dev/null 2>&1 \
+		&& [ ! -x /usr/sbin/mariadbd ] && [ ! -x /usr/sbin/mysqld ]; then pkgs="$$pkgs mariadb-server"; fi; \
+	if [ -z "$$pkgs" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
-		echo 'redis-server is not installed, and this target can only install it as root with apt-get.' >&2; \
-		echo 'Install Redis 7 or later yourself, e.g. `sudo apt-get install -y redis-server`, then retry.' >&2; \
+		echo "Missing:$$pkgs. This target can only install them as root with apt-get." >&2; \
+		echo "Install Redis 7 or later and MariaDB 10.6 or later (or MySQL 8) yourself, e.g. \`sudo apt-get install -y$$pkgs\`, then retry." >&2; \
 		exit 1; \
 	fi; \
 	export DEBIAN_FRONTEND=noninteractive; \
-	if [ -z "$$(find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock 2>/dev/null | head -n 1)" ] \
-		|| ! apt-get install -y redis-server; then \
-		apt-get update && apt-get install -y redis-server; \
+	if [ ! -e /usr/sbin/policy-rc.d ]; then \
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
 	fi; \
-	command -v redis-server >/dev/null 2>&1 || { echo 'redis-server still not on PATH after install' >&2; exit 1; }
+	if [ -z "$$(find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock 2>/dev/null | head -n 1)" ] \
+		|| ! apt-get install -y $$pkgs; then \
+		apt-get update && apt-get install -y $$pkgs; \
+	fi; \
+	command -v redis-server >/dev/null 2>&1 || { echo 'redis-server still not on PATH after install' >&2; exit 1; }; \
+	{ command -v mariadbd || command -v mysqld || [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ]; } >/dev/null 2>&1 \
+		|| { echo 'mariadbd still not installed after install' >&2; exit 1; }
 
-test: deps check-generated ## Run go vet and every test against real redis-server processes
+test: deps check-generated ## Run go vet and every test against real redis-server and MariaDB processes
 	$(GO) vet $(PKGS)
-	CASSATA_REQUIRE_REDIS=1 $(GO) test $(TEST_FLAGS) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	CASSATA_REQUIRE_REDIS=1 CASSATA_REQUIRE_MYSQL=1 $(GO) test $(TEST_FLAGS) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 bench: deps ## Run the load benchmark cmd/cassata-bench (flags via BENCH_ARGS="...")
 	$(GO) run ./cmd/cassata-bench $(BENCH_ARGS)

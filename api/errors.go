@@ -56,6 +56,8 @@ func errorFor(err error) (int, ErrorDetail) {
 		return http.StatusNotFound, ErrorDetail{Code: "not_found", Message: "event not found"}
 	case errors.Is(err, scheduler.ErrDuplicate):
 		return http.StatusConflict, ErrorDetail{Code: "duplicate", Message: "an event with this app and id exists with different content"}
+	case errors.Is(err, scheduler.ErrNoArchive):
+		return http.StatusServiceUnavailable, ErrorDetail{Code: "no_archive", Message: "this needs the archive database: set CASSATA_ARCHIVE_DSN"}
 	case errors.Is(err, scheduler.ErrUnavailable):
 		return http.StatusServiceUnavailable, ErrorDetail{Code: "unavailable", Message: "storage is unavailable; nothing was stored, try again"}
 	}

@@ -25,6 +25,8 @@ type Config struct {
 	DefaultMaxAttempts int
 	// Ready reports whether dependencies are reachable (/readyz). Nil: always ready.
 	Ready func(ctx context.Context) map[string]error
+	// Details adds information to /readyz (e.g. the archive lag). May be nil.
+	Details func(ctx context.Context) map[string]any
 	// Gatherer serves /metrics. Nil: prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
 	// Metrics may be nil.
@@ -109,7 +111,11 @@ func (a *API) Process(r gin.IRoutes) {
 		if status != http.StatusOK {
 			word = "unavailable"
 		}
-		c.JSON(status, gin.H{"status": word, "checks": checks})
+		body := gin.H{"status": word, "checks": checks}
+		if a.cfg.Details != nil {
+			body["details"] = a.cfg.Details(ctx)
+		}
+		c.JSON(status, body)
 	})
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.cfg.Gatherer, promhttp.HandlerOpts{})))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,9 +23,7 @@ func (a *API) V1(r gin.IRoutes) {
 	r.GET("/v1/events/:app/:id", a.getEvent)
 	r.DELETE("/v1/events/:app/:id", a.cancelEvent)
 	r.POST("/v1/events/:app/:id/retry", a.retryEvent)
-	r.GET("/v1/events", func(c *gin.Context) {
-		abortWith(c, http.StatusNotImplemented, ErrorDetail{Code: "not_implemented", Message: "search needs the archive, which this build does not have yet"})
-	})
+	r.GET("/v1/events", a.searchEvents)
 }
 
 // CreateRequest is the body of POST /v1/events.
@@ -242,4 +241,49 @@ func (a *API) retryEvent(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, ViewEvent(ev, a.cfg.DefaultMaxAttempts))
+}
+
+// SearchResponse is the body of GET /v1/events.
+type SearchResponse struct {
+	Events     []EventView `json:"events"`
+	NextCursor *string     `json:"next_cursor"`
+}
+
+func (a *API) searchEvents(c *gin.Context) {
+	q := scheduler.SearchQuery{App: c.Query("app"), Status: scheduler.Status(c.Query("status")),
+		Q: c.Query("q"), Cursor: c.Query("cursor")}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > scheduler.MaxSearchLimit {
+			abort(c, badRequest("limit", "limit must be a number from 1 to 500"))
+			return
+		}
+		q.Limit = n
+	}
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if v := c.Query(t.name); v != "" {
+			parsed, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				abort(c, badRequest(t.name, t.name+" must be an RFC 3339 time"))
+				return
+			}
+			*t.dst = parsed
+		}
+	}
+	page, err := a.sched.Search(c.Request.Context(), q)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	resp := SearchResponse{Events: make([]EventView, 0, len(page.Events))}
+	for _, ev := range page.Events {
+		resp.Events = append(resp.Events, ViewEvent(ev, a.cfg.DefaultMaxAttempts))
+	}
+	if page.NextCursor != "" {
+		resp.NextCursor = &page.NextCursor
+	}
+	c.JSON(http.StatusOK, resp)
 }

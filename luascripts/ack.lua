@@ -14,18 +14,17 @@
 -- ARGV[7] history line (JSON object of this attempt; the script adds
 --         "stale":true when the caller no longer holds the lease)
 -- ARGV[8] now, ms (0: use the Redis server clock)
--- ARGV[9] retention, ms: the hash expires this long after finishing
--- ARGV[10] '1' to drop the body from Redis
+-- ARGV[9] '1' to drop the body from Redis
+--
+-- Appends to the outbox a 'final' entry with the whole event, or, for a
+-- stale attempt, an 'attempt' entry. The hash gets no expiry here: the
+-- archiver sets it once the outcome is safely archived (archived.lua).
 --
 -- Returns 1 when recorded, 0 when the caller no longer holds the lease (the
 -- event was recovered and claimed again, cancelled or finished): the attempt
 -- is then only appended to the history, the newer outcome stands.
-local now = tonumber(ARGV[8])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a')
+local now = now_ms(ARGV[8])
+local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a', 'c', 't')
 if cur[1] == false then return 0 end
 local held = cur[1] == 'PROCESSING' and cur[2] == ARGV[2] and cur[3] == ARGV[3]
 -- A late attempt joins the history marked stale (scheduler.Attempt.Stale):
@@ -37,14 +36,13 @@ if not held then
 end
 redis.call('HSET', KEYS[1], 'hi', (redis.call('HGET', KEYS[1], 'hi') or '') .. line .. '\n')
 if not held then
-  redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'h', line)
+  redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
+    's', cur[1], 'h', line)
   return 0
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LREM', KEYS[3], 1, ARGV[1])
 redis.call('HSET', KEYS[1], 's', ARGV[4], 'lc', ARGV[5], 'le', ARGV[6], 't', now, 'f', now)
-redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'final', 'h', ARGV[7],
-  'ev', cjson.encode(redis.call('HGETALL', KEYS[1])))
-if ARGV[10] == '1' then redis.call('HDEL', KEYS[1], 'b') end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[9]))
+xadd_final(KEYS[4], ARGV[1], KEYS[1], cur[4], now, ARGV[4], ARGV[7])
+if ARGV[9] == '1' then redis.call('HDEL', KEYS[1], 'b') end
 return 1

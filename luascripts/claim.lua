@@ -15,11 +15,7 @@
 -- headers, body, due, max_attempts, timeout, min_backoff, max_backoff, created}
 -- where next_due is the earliest remaining due time (-1 when none), so the
 -- worker can sleep until exactly then on the server's clock.
-local now = tonumber(ARGV[1])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = now_ms(ARGV[1])
 local deadline = now + tonumber(ARGV[3])
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local res = {now, -1, 0}

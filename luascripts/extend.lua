@@ -9,11 +9,7 @@
 -- ARGV[5] visibility timeout, ms
 --
 -- Returns the new lease deadline in ms, or 0 when the caller lost the lease.
-local now = tonumber(ARGV[4])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = now_ms(ARGV[4])
 local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a')
 if cur[1] ~= 'PROCESSING' or cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
   return 0

@@ -10,21 +10,16 @@
 -- ARGV[3] event hash key prefix   <P>:ev:
 -- ARGV[4] worker list key prefix  <P>:proc:
 -- ARGV[5] default max attempts (when the event sets none)
--- ARGV[6] retention, ms
--- ARGV[7] wake-up channel
--- ARGV[8] wake-up message
+-- ARGV[6] wake-up channel
+-- ARGV[7] wake-up message
 --
 -- Returns the number of events recovered.
-local now = tonumber(ARGV[1])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = now_ms(ARGV[1])
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(members) do
   redis.call('ZREM', KEYS[1], m)
   local k = ARGV[3] .. m
-  local f = redis.call('HMGET', k, 's', 'w', 'a', 'x')
+  local f = redis.call('HMGET', k, 's', 'w', 'a', 'x', 'c')
   if f[2] then redis.call('LREM', ARGV[4] .. f[2], 1, m) end
   if f[1] == 'PROCESSING' then
     local a = tonumber(f[3]) or 0
@@ -34,15 +29,14 @@ for _, m in ipairs(members) do
     redis.call('HDEL', k, 'w')
     if a >= (tonumber(f[4]) or tonumber(ARGV[5])) then
       redis.call('HSET', k, 's', 'SERVICE_UNAVAILABLE', 'f', now)
-      redis.call('XADD', KEYS[3], '*', 'm', m, 'k', 'final', 'h', line,
-        'ev', cjson.encode(redis.call('HGETALL', k)))
-      redis.call('PEXPIRE', k, tonumber(ARGV[6]))
+      xadd_final(KEYS[3], m, k, f[5], now, 'SERVICE_UNAVAILABLE', line)
     else
       redis.call('HSET', k, 's', 'PENDING', 'd', now)
       redis.call('ZADD', KEYS[2], now, m)
-      redis.call('XADD', KEYS[3], '*', 'm', m, 'k', 'attempt', 'h', line)
+      redis.call('XADD', KEYS[3], '*', 'm', m, 'k', 'attempt', 'c', f[5] or '', 't', now,
+        's', 'PENDING', 'd', now, 'h', line)
     end
   end
 end
-if #members > 0 then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
+if #members > 0 then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
 return #members

@@ -4,6 +4,7 @@
 --
 -- KEYS[1] event hash   <P>:ev:<app>/<id>
 -- KEYS[2] due zset     <P>:due
+-- KEYS[3] outbox       <P>:out
 -- ARGV[1] member
 -- ARGV[2] now, ms (0: use the Redis server clock)
 -- ARGV[3] wake-up channel
@@ -11,21 +12,23 @@
 -- ARGV[5] space-separated statuses allowed
 -- ARGV[6] '1' to reset attempts to 0
 --
+-- Appends a 'requeue' entry to the outbox. The hash loses any expiry: it is
+-- live again.
+--
 -- Returns {1, 'PENDING'}, {0, status} when the status is not allowed,
 -- {-1, ''} when the event does not exist. (COMPLETED, whose body is dropped,
 -- is never allowed.)
 local s = redis.call('HGET', KEYS[1], 's')
 if s == false then return {-1, ''} end
 if not string.find(' ' .. ARGV[5] .. ' ', ' ' .. s .. ' ', 1, true) then return {0, s} end
-local now = tonumber(ARGV[2])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = now_ms(ARGV[2])
 redis.call('PERSIST', KEYS[1])
 redis.call('HSET', KEYS[1], 's', 'PENDING', 'd', now, 't', now)
 redis.call('HDEL', KEYS[1], 'f', 'w')
 if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'a', 0) end
 redis.call('ZADD', KEYS[2], now, ARGV[1])
+local f = redis.call('HMGET', KEYS[1], 'c', 'a')
+redis.call('XADD', KEYS[3], '*', 'm', ARGV[1], 'k', 'requeue', 'c', f[1] or '', 't', now, 's', 'PENDING',
+  'd', now, 'a', f[2] or '0')
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return {1, 'PENDING'}

@@ -19,13 +19,11 @@
 -- ARGV[10] wake-up message
 -- ARGV[11] wake horizon, ms
 --
+-- Appends an 'attempt' entry to the outbox.
+--
 -- Returns the next due time in ms, or 0 when the caller no longer holds the lease.
-local now = tonumber(ARGV[8])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a')
+local now = now_ms(ARGV[8])
+local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a', 'c', 't')
 if cur[1] == false then return 0 end
 local held = cur[1] == 'PROCESSING' and cur[2] == ARGV[2] and cur[3] == ARGV[3]
 -- A late attempt joins the history marked stale (scheduler.Attempt.Stale):
@@ -36,11 +34,14 @@ if not held then
   elseif string.sub(line, -1) == '}' then line = string.sub(line, 1, -2) .. ',"stale":true}' end
 end
 redis.call('HSET', KEYS[1], 'hi', (redis.call('HGET', KEYS[1], 'hi') or '') .. line .. '\n')
-redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'h', line)
 if not held then
+  redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
+    's', cur[1], 'h', line)
   return 0
 end
 local due = now + tonumber(ARGV[4])
+redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'c', cur[4] or '', 't', now,
+  's', 'PENDING', 'd', due, 'h', line)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LREM', KEYS[3], 1, ARGV[1])
 redis.call('HSET', KEYS[1], 's', 'PENDING', 'd', due, 'lc', ARGV[5], 'le', ARGV[6], 't', now)

@@ -2,6 +2,7 @@
 --
 -- KEYS[1] event hash   <P>:ev:<app>/<id>
 -- KEYS[2] due zset     <P>:due
+-- KEYS[3] outbox       <P>:out
 -- ARGV[1] member       <app>/<id>
 -- ARGV[2] due time, ms
 -- ARGV[3] wake-up channel
@@ -10,20 +11,22 @@
 -- ARGV[6] wake horizon, ms: publish only when the event is due within it
 -- ARGV[7..] field, value pairs of the event hash
 --
+-- Appends a 'create' entry to the outbox (no body: the archive learns it
+-- from the final entry), so live events are searchable in the archive.
+--
 -- Returns {1} when created, {0, {field, value, ...}} with the existing hash
 -- when the identity is taken (the caller compares content for idempotent replay).
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('HGETALL', KEYS[1])}
 end
-local now = tonumber(ARGV[5])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = now_ms(ARGV[5])
 local due = tonumber(ARGV[2])
 local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('ZADD', KEYS[2], due, ARGV[1])
+local f = redis.call('HMGET', KEYS[1], 'u', 'm', 'c')
+redis.call('XADD', KEYS[3], '*', 'm', ARGV[1], 'k', 'create', 'c', f[3], 't', f[3], 's', 'PENDING',
+  'u', f[1], 'me', f[2] or 'POST', 'd', due)
 -- Wake sleeping workers only when this event moves the shard's earliest due
 -- time forward and is due before they would poll again anyway.
 if (first[2] == nil or due < tonumber(first[2])) and due - now < tonumber(ARGV[6]) then

@@ -15,6 +15,8 @@ import (
 )
 
 var (
+	//go:embed prelude.lua
+	prelude string
 	//go:embed schedule.lua
 	scheduleSrc string
 	//go:embed claim.lua
@@ -31,26 +33,33 @@ var (
 	requeueSrc string
 	//go:embed reap.lua
 	reapSrc string
+	//go:embed archived.lua
+	archivedSrc string
 )
+
+// script joins the prelude (shared helpers) and a script's body.
+func script(src string) *redis.Script { return redis.NewScript(prelude + src) }
 
 var (
 	// Schedule creates an event unless its identity exists (schedule.lua).
-	Schedule = redis.NewScript(scheduleSrc)
+	Schedule = script(scheduleSrc)
 	// Claim moves due events into a worker's processing list (claim.lua).
-	Claim = redis.NewScript(claimSrc)
+	Claim = script(claimSrc)
 	// Ack records a final outcome under the lease check (ack.lua).
-	Ack = redis.NewScript(ackSrc)
+	Ack = script(ackSrc)
 	// Retry sends a failed attempt back to due after a backoff (retry.lua).
-	Retry = redis.NewScript(retrySrc)
+	Retry = script(retrySrc)
 	// Extend pushes a held lease further out (extend.lua).
-	Extend = redis.NewScript(extendSrc)
+	Extend = script(extendSrc)
 	// Cancel cancels a PENDING event (cancel.lua).
-	Cancel = redis.NewScript(cancelSrc)
+	Cancel = script(cancelSrc)
 	// Requeue makes an event PENDING and due now (requeue.lua).
-	Requeue = redis.NewScript(requeueSrc)
+	Requeue = script(requeueSrc)
 	// Reap recovers events whose lease expired (reap.lua).
-	Reap = redis.NewScript(reapSrc)
+	Reap = script(reapSrc)
+	// Archived acknowledges archived outbox entries (archived.lua).
+	Archived = script(archivedSrc)
 )
 
 // All lists every script, for loading them up front.
-var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap}
+var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived}

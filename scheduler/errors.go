@@ -19,6 +19,8 @@ var (
 	ErrTooLarge = errors.New("too large")
 	// ErrUnavailable: storage cannot be reached; nothing was accepted.
 	ErrUnavailable = errors.New("storage unavailable")
+	// ErrNoArchive: the operation needs the archive, which is not configured.
+	ErrNoArchive = errors.New("no archive configured")
 )
 
 // ValidationError names the offending input field.

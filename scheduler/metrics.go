@@ -11,6 +11,10 @@ type Metrics struct {
 	Latency    prometheus.Histogram
 	Lateness   prometheus.Histogram
 	Reaped     prometheus.Counter
+	// Archived counts outbox records written to the archive.
+	Archived prometheus.Counter
+	// ArchiveErrors counts failed archive batches (they are retried).
+	ArchiveErrors prometheus.Counter
 }
 
 // NewMetrics registers the scheduler's collectors with reg.
@@ -33,8 +37,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Reaped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cassata_leases_expired_total", Help: "Events recovered after their lease expired.",
 		}),
+		Archived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cassata_archived_records_total", Help: "Outbox records written to the archive.",
+		}),
+		ArchiveErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cassata_archive_errors_total", Help: "Archive batches that failed and will be retried.",
+		}),
 	}
-	reg.MustRegister(m.Scheduled, m.Deliveries, m.Latency, m.Lateness, m.Reaped)
+	reg.MustRegister(m.Scheduled, m.Deliveries, m.Latency, m.Lateness, m.Reaped, m.Archived, m.ArchiveErrors)
 	return m
 }
 

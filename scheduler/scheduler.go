@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"maps"
 	"time"
 )
@@ -16,14 +18,17 @@ type Config struct {
 	// Clock tells the time for due times given as a delay and for created
 	// timestamps. Defaults to SystemClock.
 	Clock Clock
+	// Archive, when set, answers for events Redis no longer has, and runs searches.
+	Archive Archive
 }
 
 // Scheduler is the domain's front door: create, get, cancel and retry events.
 // The API and the admin UI call it; it never exposes Redis or SQL.
 type Scheduler struct {
-	store  Store
-	limits Limits
-	clock  Clock
+	store   Store
+	archive Archive
+	limits  Limits
+	clock   Clock
 }
 
 // New returns a Scheduler over a store.
@@ -31,7 +36,7 @@ func New(store Store, cfg Config) *Scheduler {
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
 	}
-	return &Scheduler{store: store, limits: cfg.Limits.WithDefaults(), clock: cfg.Clock}
+	return &Scheduler{store: store, archive: cfg.Archive, limits: cfg.Limits.WithDefaults(), clock: cfg.Clock}
 }
 
 // Limits returns the limits in force.
@@ -167,12 +172,27 @@ func sameContent(old, ev *Event, relativeDue bool) bool {
 	return maps.Equal(old.Headers, ev.Headers) || len(old.Headers) == 0 && len(ev.Headers) == 0
 }
 
-// Get returns an event by identity.
+// Get returns an event by identity: live from Redis, else its latest run
+// from the archive.
 func (s *Scheduler) Get(ctx context.Context, app, id string) (*Event, error) {
 	if !ValidApp(app) || !ValidID(id) {
 		return nil, ErrNotFound
 	}
-	return s.store.Get(ctx, app, id)
+	ev, err := s.store.Get(ctx, app, id)
+	if errors.Is(err, ErrNotFound) && s.archive != nil {
+		ev, err = s.archive.Get(ctx, app, id)
+		return ev, archiveErr(err)
+	}
+	return ev, err
+}
+
+// archiveErr marks archive failures other than "not found" and bad input
+// as unavailability, so clients get a 503 and try again.
+func archiveErr(err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("archive: %w: %w", ErrUnavailable, err)
 }
 
 // Cancel cancels a PENDING event and returns it.
@@ -180,23 +200,107 @@ func (s *Scheduler) Cancel(ctx context.Context, app, id string) (*Event, error) 
 	if !ValidApp(app) || !ValidID(id) {
 		return nil, ErrNotFound
 	}
-	if err := s.store.Cancel(ctx, app, id, time.Time{}); err != nil {
+	err := s.store.Cancel(ctx, app, id, time.Time{})
+	if errors.Is(err, ErrNotFound) && s.archive != nil {
+		// Only finished runs leave Redis: say which status it finished in.
+		ev, aerr := s.archive.Get(ctx, app, id)
+		if aerr != nil {
+			return nil, archiveErr(aerr)
+		}
+		return nil, &StatusError{Status: ev.Status, Op: "deleted"}
+	}
+	if err != nil {
 		return nil, err
 	}
 	return s.store.Get(ctx, app, id)
 }
 
 // Retry puts a FAILED, SERVICE_UNAVAILABLE or CANCELLED event back to
-// PENDING, due now, with its attempts reset; the history is kept.
+// PENDING, due now, with its attempts reset; the history is kept. An event
+// only the archive still has is brought back into Redis, continuing its run.
 func (s *Scheduler) Retry(ctx context.Context, app, id string) (*Event, error) {
-	return s.requeue(ctx, app, id, []Status{StatusFailed, StatusServiceUnavailable, StatusCancelled}, true)
+	retryable := []Status{StatusFailed, StatusServiceUnavailable, StatusCancelled}
+	ev, err := s.requeue(ctx, app, id, retryable, true)
+	if !errors.Is(err, ErrNotFound) || s.archive == nil {
+		return ev, err
+	}
+	old, err := s.archive.Get(ctx, app, id)
+	if err != nil {
+		return nil, archiveErr(err)
+	}
+	if !old.Status.Retryable() {
+		return nil, &StatusError{Status: old.Status, Op: "retried"}
+	}
+	if old.BodyDropped {
+		return nil, &StatusError{Status: old.Status, Op: "retried (its body is no longer stored)"}
+	}
+	now := s.clock.Now().UTC().Truncate(time.Millisecond)
+	revived := *old
+	revived.Status, revived.Attempts, revived.DueAt, revived.UpdatedAt = StatusPending, 0, now, now
+	revived.FinishedAt, revived.LastStatusCode, revived.LastError, revived.Worker = time.Time{}, 0, "", ""
+	existing, err := s.store.Create(ctx, &revived, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	if existing != nil {
+		// Recreated meanwhile (a concurrent retry or create): retry that one.
+		return s.requeue(ctx, app, id, retryable, true)
+	}
+	return s.store.Get(ctx, app, id)
+}
+
+// Search finds events in the archive (which the outbox keeps in step with
+// Redis, so live events are found too) and shows the live ones of the page
+// in their current Redis state. A row whose live status no longer matches
+// the status filter is left out of the page; the cursor is unaffected.
+func (s *Scheduler) Search(ctx context.Context, q SearchQuery) (SearchPage, error) {
+	if s.archive == nil {
+		return SearchPage{}, ErrNoArchive
+	}
+	if q.Limit == 0 {
+		q.Limit = DefaultSearchLimit
+	}
+	if q.Limit < 0 || q.Limit > MaxSearchLimit {
+		return SearchPage{}, invalid("limit", "limit must be between 1 and %d", MaxSearchLimit)
+	}
+	if q.Status != "" && !q.Status.Valid() {
+		return SearchPage{}, invalid("status", "unknown status %q", q.Status)
+	}
+	if q.App != "" && !ValidApp(q.App) {
+		return SearchPage{}, invalid("app", "application id must match [A-Za-z0-9._-]{1,64}")
+	}
+	page, err := s.archive.Search(ctx, q)
+	if err != nil || len(page.Events) == 0 {
+		return page, archiveErr(err)
+	}
+	ids := make([]Ident, len(page.Events))
+	for i, ev := range page.Events {
+		ids[i] = Ident{ev.App, ev.ID}
+	}
+	live, err := s.store.GetMany(ctx, ids)
+	if err != nil {
+		// The archive's view is still an answer.
+		return page, nil
+	}
+	out := page.Events[:0]
+	for i, ev := range page.Events {
+		if l := live[i]; l != nil && l.CreatedAt.Equal(ev.CreatedAt) {
+			ev.Status, ev.Attempts, ev.DueAt, ev.UpdatedAt = l.Status, l.Attempts, l.DueAt, l.UpdatedAt
+			ev.FinishedAt, ev.LastStatusCode, ev.LastError = l.FinishedAt, l.LastStatusCode, l.LastError
+		}
+		if q.Status != "" && ev.Status != q.Status {
+			continue
+		}
+		out = append(out, ev)
+	}
+	page.Events = out
+	return page, nil
 }
 
 // RunNow makes a PENDING event due now.
 func (s *Scheduler) RunNow(ctx context.Context, app, id string) (*Event, error) {
 	return s.requeue(ctx, app, id, []Status{StatusPending}, false)
 }
-
 func (s *Scheduler) requeue(ctx context.Context, app, id string, allowed []Status, reset bool) (*Event, error) {
 	if !ValidApp(app) || !ValidID(id) {
 		return nil, ErrNotFound

@@ -19,6 +19,9 @@ type Store interface {
 	CreateMany(ctx context.Context, evs []*Event, now time.Time) ([]CreateResult, error)
 	// Get returns the live event or ErrNotFound.
 	Get(ctx context.Context, app, id string) (*Event, error)
+	// GetMany returns the live events of many identities in one round trip,
+	// nil where Redis no longer has one. The history is left out.
+	GetMany(ctx context.Context, ids []Ident) ([]*Event, error)
 	// Cancel cancels a PENDING event: ErrNotFound or *StatusError otherwise.
 	Cancel(ctx context.Context, app, id string, now time.Time) error
 	// Requeue makes an event in one of the allowed statuses PENDING and due
@@ -40,6 +43,9 @@ type Store interface {
 	// than the workers planned. The channel closes when ctx ends.
 	Wakeups(ctx context.Context) <-chan struct{}
 }
+
+// Ident is an event's identity.
+type Ident struct{ App, ID string }
 
 // CreateResult is one result of CreateMany.
 type CreateResult struct {

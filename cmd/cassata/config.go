@@ -225,7 +225,7 @@ func (c *config) validate(mode string) error {
 	if err := onOff("CASSATA_BLOCK_PRIVATE", c.BlockPrivate); err != nil {
 		return err
 	}
-	if mode != "dev" && c.RedisURL == "" {
+	if mode != "dev" && mode != "migrate" && c.RedisURL == "" {
 		return fmt.Errorf("CASSATA_REDIS_URL (or --redis-url) is required for %s", mode)
 	}
 	if c.WorkerConcurrency <= 0 {

@@ -18,7 +18,8 @@ const usage = `cassata: a Redis-backed HTTP request scheduler
 usage:
   cassata dev       everything in one process, embedded Redis (not durable)
   cassata server    JSON API (stateless; run many)
-  cassata worker    claim, deliver, recover (run many)
+  cassata worker    claim, deliver, recover, archive (run many)
+  cassata migrate   create or upgrade the archive tables
   cassata service start / cassata worker start   aliases of the original CLI
   cassata version
 
@@ -52,6 +53,12 @@ func run(args []string) int {
 		cfg, _, err = load(cmd, rest)
 		if err == nil {
 			err = serve(ctx, cmd, cfg)
+		}
+	case "migrate":
+		var cfg config
+		cfg, _, err = load("migrate", rest)
+		if err == nil {
+			err = runMigrate(ctx, cfg)
 		}
 	case "version", "--version":
 		fmt.Println("cassata", version)

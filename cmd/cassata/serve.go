@@ -90,13 +90,34 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		return err
 	}
 
+	if mode == "dev" && cfg.ArchiveDSN == "" {
+		if cfg.ArchiveDSN, err = devArchiveDSN(); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "Cassata dev mode: archive in %s\n", strings.TrimPrefix(cfg.ArchiveDSN, "sqlite://"))
+	}
+	if mode == "worker" && cfg.ArchiveDSN == "" {
+		return fmt.Errorf("CASSATA_ARCHIVE_DSN (or --archive-dsn) is required for worker: finished events are archived there")
+	}
+	arch, err := openArchive(ctx, cfg.ArchiveDSN, log)
+	if err != nil {
+		return err
+	}
+	if arch != nil {
+		defer arch.Close()
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := scheduler.NewMetrics(reg)
 	reg.MustRegister(backlogCollector{store: store})
 
 	policy := scheduler.Policy{MaxAttempts: cfg.MaxAttempts}.WithDefaults()
-	sched := scheduler.New(store, scheduler.Config{})
+	schedCfg := scheduler.Config{}
+	if arch != nil {
+		schedCfg.Archive = arch
+	}
+	sched := scheduler.New(store, schedCfg)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -120,12 +141,32 @@ func serve(ctx context.Context, mode string, cfg config) error {
 				errc <- fmt.Errorf("worker: %w", err)
 			}
 		}()
+		if arch != nil {
+			archiver := scheduler.NewArchiver(store, arch, scheduler.ArchiverConfig{
+				Consumer: worker.ID(), Logger: log, Metrics: metrics,
+			})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				migrateWhenReachable(runCtx, store, arch, cfg.CreateTables, log, func() {
+					log.Info("archive ready: archiving finished events")
+					archiver.Run(runCtx)
+				})
+			}()
+		}
 	}
 
 	ready := func(ctx context.Context) map[string]error {
-		return map[string]error{"redis": store.Ping(ctx)}
+		checks := map[string]error{"redis": store.Ping(ctx)}
+		if arch != nil {
+			checks["archive"] = arch.Ping(ctx)
+		}
+		return checks
 	}
-	a := api.New(api.Config{Scheduler: sched, DefaultMaxAttempts: policy.MaxAttempts, Ready: ready,
+	details := func(ctx context.Context) map[string]any {
+		return map[string]any{"archive_outbox": archiveLag(ctx, store)}
+	}
+	a := api.New(api.Config{Scheduler: sched, DefaultMaxAttempts: policy.MaxAttempts, Ready: ready, Details: details,
 		Gatherer: reg, Metrics: metrics, Logger: log})
 	var handler http.Handler
 	if mode == "worker" {
@@ -211,11 +252,18 @@ func isNetErr(err error) bool {
 type backlogCollector struct{ store *redisstore.Store }
 
 var (
-	pendingDesc = prometheus.NewDesc("cassata_pending_events", "PENDING events in Redis.", nil, nil)
-	dueDesc     = prometheus.NewDesc("cassata_due_backlog", "PENDING events whose due time has passed (not yet claimed).", nil, nil)
+	pendingDesc   = prometheus.NewDesc("cassata_pending_events", "PENDING events in Redis.", nil, nil)
+	outboxDesc    = prometheus.NewDesc("cassata_archive_outbox_entries", "Outbox entries not yet archived.", nil, nil)
+	archiveLagDes = prometheus.NewDesc("cassata_archive_lag_seconds", "Age of the oldest outbox entry not yet archived.", nil, nil)
+	dueDesc       = prometheus.NewDesc("cassata_due_backlog", "PENDING events whose due time has passed (not yet claimed).", nil, nil)
 )
 
-func (b backlogCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pendingDesc; ch <- dueDesc }
+func (b backlogCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	ch <- dueDesc
+	ch <- outboxDesc
+	ch <- archiveLagDes
+}
 
 func (b backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -226,4 +274,12 @@ func (b backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pending))
 	ch <- prometheus.MustNewConstMetric(dueDesc, prometheus.GaugeValue, float64(due))
+	if n, oldest, err := b.store.OutboxLag(ctx); err == nil {
+		lag := 0.0
+		if !oldest.IsZero() {
+			lag = max(0, time.Since(oldest).Seconds())
+		}
+		ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(n))
+		ch <- prometheus.MustNewConstMetric(archiveLagDes, prometheus.GaugeValue, lag)
+	}
 }

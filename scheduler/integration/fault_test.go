@@ -93,6 +93,7 @@ func startWorkerProcess(t *testing.T, e *env, extraEnv ...string) *workerProcess
 		"CASSATA_BLOCK_PRIVATE=off",
 		"CASSATA_POLL_INTERVAL=200ms",
 		"CASSATA_LOG_LEVEL=info",
+		"CASSATA_ARCHIVE_DSN=sqlite://"+filepath.Join(t.TempDir(), "archive.db"),
 	)
 	p.cmd.Env = append(p.cmd.Env, extraEnv...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out

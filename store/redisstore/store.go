@@ -188,6 +188,15 @@ func encode(ev *scheduler.Event) []any {
 	if ev.MaxBackoff > 0 {
 		f = append(f, "bx", ev.MaxBackoff.Milliseconds())
 	}
+	if len(ev.History) > 0 {
+		// An event brought back from the archive keeps its earlier attempts.
+		var hist []byte
+		for _, a := range ev.History {
+			line, _ := json.Marshal(a)
+			hist = append(append(hist, line...), '\n')
+		}
+		f = append(f, "hi", hist)
+	}
 	return f
 }
 
@@ -278,7 +287,7 @@ func (s *Store) Create(ctx context.Context, ev *scheduler.Event, now time.Time) 
 	sh := s.k.shard(m)
 	args := []any{m, ms(ev.DueAt), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds()}
 	args = append(args, encode(ev)...)
-	res, err := luascripts.Schedule.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh)}, args...).Slice()
+	res, err := luascripts.Schedule.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)}, args...).Slice()
 	if err != nil {
 		return nil, unavailable("schedule", err)
 	}
@@ -305,7 +314,7 @@ func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time
 			sh := s.k.shard(m)
 			args := []any{m, ms(ev.DueAt), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds()}
 			args = append(args, encode(ev)...)
-			cmds[i] = luascripts.Schedule.EvalSha(ctx, pipe, []string{s.k.ev(sh, m), s.k.due(sh)}, args...)
+			cmds[i] = luascripts.Schedule.EvalSha(ctx, pipe, []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)}, args...)
 		}
 		_, _ = pipe.Exec(ctx)
 		out := make([]scheduler.CreateResult, len(evs))
@@ -363,6 +372,40 @@ func (s *Store) Get(ctx context.Context, app, id string) (*scheduler.Event, erro
 	return decode(app, id, f)
 }
 
+// GetMany implements scheduler.Store.
+func (s *Store) GetMany(ctx context.Context, ids []scheduler.Ident) ([]*scheduler.Event, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(ids))
+	fields := []string{"u", "m", "h", "d", "s", "a", "x", "to", "bn", "bx", "c", "t", "f", "lc", "le", "w"}
+	for i, id := range ids {
+		m := member(id.App, id.ID)
+		cmds[i] = pipe.HMGet(ctx, s.k.ev(s.k.shard(m), m), fields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, unavailable("get many", err)
+	}
+	out := make([]*scheduler.Event, len(ids))
+	for i, cmd := range cmds {
+		vals := cmd.Val()
+		f := make(map[string]string, len(fields))
+		for j, v := range vals {
+			if str, ok := v.(string); ok {
+				f[fields[j]] = str
+			}
+		}
+		if f["s"] == "" {
+			continue
+		}
+		ev, err := decode(ids[i].App, ids[i].ID, f)
+		if err != nil {
+			return nil, err
+		}
+		ev.BodyDropped = true // not fetched
+		out[i] = ev
+	}
+	return out, nil
+}
+
 func statusResult(op string, res []any, err error) error {
 	if err != nil {
 		return unavailable(op, err)
@@ -387,7 +430,7 @@ func (s *Store) Cancel(ctx context.Context, app, id string, now time.Time) error
 	m := member(app, id)
 	sh := s.k.shard(m)
 	res, err := luascripts.Cancel.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)},
-		m, ms(now), s.cfg.Retention.Milliseconds()).Slice()
+		m, ms(now)).Slice()
 	return statusResult("cancel", res, err)
 }
 
@@ -403,7 +446,7 @@ func (s *Store) Requeue(ctx context.Context, app, id string, allowed []scheduler
 	if reset {
 		resetArg = "1"
 	}
-	res, err := luascripts.Requeue.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh)},
+	res, err := luascripts.Requeue.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)},
 		m, ms(now), s.k.wake(), sh, list, resetArg).Slice()
 	return statusResult("requeue", res, err)
 }
@@ -483,7 +526,7 @@ func (s *Store) Finish(ctx context.Context, l scheduler.Lease, o scheduler.Outco
 			drop = "1"
 		}
 		n, err = luascripts.Ack.Run(ctx, s.rdb, keys, m, l.Worker, l.Attempt, string(o.Status),
-			code, o.Attempt.Error, line, ms(now), s.cfg.Retention.Milliseconds(), drop).Int64()
+			code, o.Attempt.Error, line, ms(now), drop).Int64()
 	}
 	if err != nil {
 		return false, unavailable("finish", err)
@@ -507,7 +550,7 @@ func (s *Store) Extend(ctx context.Context, l scheduler.Lease, visibility time.D
 func (s *Store) Reap(ctx context.Context, shard, limit, defaultMaxAttempts int, now time.Time) (int, error) {
 	n, err := luascripts.Reap.Run(ctx, s.rdb, []string{s.k.lease(shard), s.k.due(shard), s.k.out(shard)},
 		ms(now), limit, s.k.evPrefix(shard), s.k.procPrefix(shard), defaultMaxAttempts,
-		s.cfg.Retention.Milliseconds(), s.k.wake(), shard).Int()
+		s.k.wake(), shard).Int()
 	if err != nil {
 		return 0, unavailable(fmt.Sprintf("reap shard %d", shard), err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -181,6 +182,50 @@ func snapshot(t *testing.T, entry map[string]string) map[string]string {
 	return m
 }
 
+// noExpiry asserts that key exists and has no TTL (PTTL -1): a finished
+// event's hash only gets its expiry once the archiver has archived it.
+func (b *bundle) noExpiry(t *testing.T, key string) {
+	t.Helper()
+	n, err := b.rdb.Do(context.Background(), "PTTL", key).Int64()
+	if err != nil || n != -1 {
+		t.Fatalf("PTTL %s = %d, %v; want -1 (exists, no expiry)", key, n, err)
+	}
+}
+
+// ms formats a time as the scripts write it.
+func msStr(tm time.Time) string { return strconv.FormatInt(tm.UnixMilli(), 10) }
+
+// checkEntry asserts an outbox entry has exactly the fields of want (same
+// names, same values). Fields named in skip must be present but their
+// values are checked by the caller (JSON: h, ev).
+func checkEntry(t *testing.T, e, want map[string]string, skip ...string) {
+	t.Helper()
+	got := maps.Clone(e)
+	for _, k := range skip {
+		if _, ok := got[k]; !ok {
+			t.Fatalf("outbox entry %v: field %q missing", e, k)
+		}
+		delete(got, k)
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("outbox entry = %v\n want fields %v (plus %q)", e, want, skip)
+	}
+}
+
+// checkSnapshot asserts the 'ev' field of a final entry: the hash's fields
+// without the body and the history.
+func checkSnapshot(t *testing.T, entry map[string]string) map[string]string {
+	t.Helper()
+	snap := snapshot(t, entry)
+	if _, ok := snap["b"]; ok {
+		t.Fatalf("ev snapshot carries the body (it belongs in the raw field b): %v", snap)
+	}
+	if _, ok := snap["hi"]; ok {
+		t.Fatalf("ev snapshot carries the history: %v", snap)
+	}
+	return snap
+}
+
 // wakeups subscribes to the wake-up channel. drain returns the messages
 // published so far: it publishes a marker and reads up to it, so "no wake-up"
 // is checked without waiting on a timer.
@@ -272,7 +317,8 @@ func TestKeyLayout(t *testing.T) {
 	if _, err := b.store.Create(ctx, ev, b.now); err != nil {
 		t.Fatal(err)
 	}
-	wantKeys := []string{"cas:meta", p + ":due", p + ":ev:billing/inv-42"}
+	// The create is in the outbox too (the archive knows live events).
+	wantKeys := []string{"cas:meta", p + ":due", p + ":ev:billing/inv-42", p + ":out"}
 	if got := b.mr.Keys(); !slices.Equal(got, wantKeys) {
 		t.Fatalf("keys after create = %q, want %q", got, wantKeys)
 	}
@@ -284,7 +330,7 @@ func TestKeyLayout(t *testing.T) {
 	if err != nil || len(c.Events) != 1 {
 		t.Fatalf("claim shard %d: %v, %d events", s, err, len(c.Events))
 	}
-	wantKeys = []string{"cas:meta", p + ":ev:billing/inv-42", p + ":lease", p + ":proc:wk"}
+	wantKeys = []string{"cas:meta", p + ":ev:billing/inv-42", p + ":lease", p + ":out", p + ":proc:wk"}
 	if got := b.mr.Keys(); !slices.Equal(got, wantKeys) {
 		t.Fatalf("keys after claim = %q, want %q", got, wantKeys)
 	}
@@ -617,29 +663,30 @@ func TestFinishSuccess(t *testing.T) {
 	if len(got.History) != 1 || got.History[0] != att {
 		t.Fatalf("history = %+v, want [%+v]", got.History, att)
 	}
-	if ttl := b.mr.TTL(b.evKey("ok")); ttl != testRetention {
-		t.Fatalf("TTL = %v, want retention %v", ttl, testRetention)
-	}
+	// No expiry until the archiver has archived the outcome (archived.lua).
+	b.noExpiry(t, b.evKey("ok"))
 	if b.mr.Exists(b.leaseKey("ok")) || b.mr.Exists(b.procKey("ok", testWorker)) || b.mr.Exists(b.dueKey("ok")) {
 		t.Fatalf("lease, proc or due left behind: keys %q", b.mr.Keys())
 	}
 
 	out := streamEntries(t, b.mr, b.outKey("ok"))
-	if len(out) != 1 {
-		t.Fatalf("outbox = %v, want one final entry", out)
+	if len(out) != 2 {
+		t.Fatalf("outbox = %v, want the create and one final entry", out)
 	}
-	e := out[0]
-	if e["m"] != "app/ok" || e["k"] != "final" {
-		t.Fatalf("outbox entry = %v", e)
-	}
+	checkEntry(t, out[0], map[string]string{"m": "app/ok", "k": "create", "c": msStr(b.now), "t": msStr(b.now),
+		"s": "PENDING", "u": ev.URL, "me": "POST", "d": msStr(b.now)})
+	e := out[1]
+	// The archive needs the body: it is taken, raw, before it is dropped.
+	checkEntry(t, e, map[string]string{"m": "app/ok", "k": "final", "c": msStr(b.now), "t": msStr(done),
+		"s": "COMPLETED", "b": "payload"}, "h", "ev")
 	var h scheduler.Attempt
 	if err := json.Unmarshal([]byte(e["h"]), &h); err != nil || h != att {
 		t.Fatalf("outbox history line = %q (%v)", e["h"], err)
 	}
-	snap := snapshot(t, e)
-	// The archive needs the body: the snapshot is taken before it is dropped.
-	if snap["s"] != "COMPLETED" || snap["b"] != "payload" || snap["u"] != ev.URL || snap["lc"] != "204" ||
-		snap["f"] != strconv.FormatInt(done.UnixMilli(), 10) {
+	snap := checkSnapshot(t, e)
+	if snap["s"] != "COMPLETED" || snap["u"] != ev.URL || snap["lc"] != "204" ||
+		snap["f"] != strconv.FormatInt(done.UnixMilli(), 10) || snap["t"] != msStr(done) || snap["a"] != "1" ||
+		snap["c"] != msStr(b.now) || snap["w"] != testWorker {
 		t.Fatalf("ev snapshot = %v", snap)
 	}
 }
@@ -674,12 +721,19 @@ func TestFinishRetry(t *testing.T) {
 	if ttl := b.mr.TTL(b.evKey("re")); ttl != 0 {
 		t.Fatalf("a retrying event must not expire: TTL %v", ttl)
 	}
+	b.noExpiry(t, b.evKey("re"))
 	if b.mr.Exists(b.leaseKey("re")) || b.mr.Exists(b.procKey("re", testWorker)) {
 		t.Fatalf("lease or proc left behind: %q", b.mr.Keys())
 	}
 	out := streamEntries(t, b.mr, b.outKey("re"))
-	if len(out) != 1 || out[0]["k"] != "attempt" || out[0]["m"] != "app/re" {
-		t.Fatalf("outbox = %v, want one attempt entry", out)
+	if len(out) != 2 || out[0]["k"] != "create" {
+		t.Fatalf("outbox = %v, want the create and one attempt entry", out)
+	}
+	checkEntry(t, out[1], map[string]string{"m": "app/re", "k": "attempt", "c": msStr(b.now), "t": msStr(done),
+		"s": "PENDING", "d": msStr(due)}, "h")
+	var h scheduler.Attempt
+	if err := json.Unmarshal([]byte(out[1]["h"]), &h); err != nil || h != att {
+		t.Fatalf("outbox history line = %q (%v)", out[1]["h"], err)
 	}
 	// The shard was empty and the retry is due within the horizon.
 	if got := w.drain(); !slices.Equal(got, []string{"0"}) {
@@ -728,12 +782,16 @@ func TestFinishFinalFailure(t *testing.T) {
 				got.LastStatusCode != att.StatusCode || got.LastError != att.Error || !got.FinishedAt.Equal(b.now) {
 				t.Fatalf("event = %+v", got)
 			}
-			if ttl := b.mr.TTL(b.evKey("f")); ttl != testRetention {
-				t.Fatalf("TTL = %v", ttl)
-			}
+			b.noExpiry(t, b.evKey("f"))
 			out := streamEntries(t, b.mr, b.outKey("f"))
-			if len(out) != 1 || out[0]["k"] != "final" || snapshot(t, out[0])["s"] != string(st) {
+			if len(out) != 2 || out[0]["k"] != "create" || out[1]["k"] != "final" || checkSnapshot(t, out[1])["s"] != string(st) {
 				t.Fatalf("outbox = %v", out)
+			}
+			checkEntry(t, out[1], map[string]string{"m": "app/f", "k": "final", "c": msStr(b.now), "t": msStr(b.now),
+				"s": string(st), "b": "keep me"}, "h", "ev")
+			var h scheduler.Attempt
+			if err := json.Unmarshal([]byte(out[1]["h"]), &h); err != nil || h != att {
+				t.Fatalf("outbox history line = %q (%v)", out[1]["h"], err)
 			}
 			if b.mr.Exists(b.leaseKey("f")) || b.mr.Exists(b.procKey("f", testWorker)) {
 				t.Fatalf("lease or proc left behind: %q", b.mr.Keys())
@@ -795,6 +853,9 @@ func TestLeaseCheck(t *testing.T) {
 				if e := out[len(out)-1]; e["k"] != "attempt" || !strings.Contains(e["h"], `"stale":true`) {
 					t.Fatalf("last outbox entry = %v, want the stale attempt", e)
 				}
+				// It reports the event's current status and update time, and no due time.
+				checkEntry(t, out[len(out)-1], map[string]string{"m": "app/e", "k": "attempt", "c": msStr(b.now),
+					"t": msStr(b.at(visibility + time.Millisecond)), "s": "PROCESSING"}, "h")
 				if score, ok := zscore(t, b.mr, b.leaseKey("e"), "app/e"); !ok || score != leaseBefore {
 					t.Fatalf("lease = %v, %v; want untouched %v", score, ok, leaseBefore)
 				}
@@ -920,13 +981,14 @@ func TestCancel(t *testing.T) {
 		if _, ok := zscore(t, b.mr, b.dueKey("p"), "app/p"); ok {
 			t.Fatal("cancelled event still due")
 		}
-		if ttl := b.mr.TTL(b.evKey("p")); ttl != testRetention {
-			t.Fatalf("TTL = %v", ttl)
-		}
+		b.noExpiry(t, b.evKey("p"))
 		out := streamEntries(t, b.mr, b.outKey("p"))
-		if len(out) != 1 || out[0]["k"] != "final" || snapshot(t, out[0])["s"] != "CANCELLED" {
+		if len(out) != 2 || out[0]["k"] != "create" || out[1]["k"] != "final" || checkSnapshot(t, out[1])["s"] != "CANCELLED" {
 			t.Fatalf("outbox = %v", out)
 		}
+		// No attempt ended the run: h is empty.
+		checkEntry(t, out[1], map[string]string{"m": "app/p", "k": "final", "c": msStr(b.now), "t": msStr(when),
+			"s": "CANCELLED", "h": "", "b": "b"}, "ev")
 		// Nothing is claimed afterwards.
 		if c := b.claim(t, testWorker, 10, b.at(2*time.Hour)); len(c.Events) != 0 {
 			t.Fatalf("claimed a cancelled event")
@@ -999,6 +1061,13 @@ func TestRequeue(t *testing.T) {
 		if ttl := b.mr.TTL(b.evKey("f")); ttl != 0 {
 			t.Fatalf("requeued event still expires in %v", ttl)
 		}
+		b.noExpiry(t, b.evKey("f"))
+		out := streamEntries(t, b.mr, b.outKey("f"))
+		if len(out) != 3 || out[0]["k"] != "create" || out[1]["k"] != "final" {
+			t.Fatalf("outbox = %v, want create, final, requeue", out)
+		}
+		checkEntry(t, out[2], map[string]string{"m": "app/f", "k": "requeue", "c": msStr(b.now), "t": msStr(when),
+			"s": "PENDING", "d": msStr(when), "a": "0"})
 		if score, ok := zscore(t, b.mr, b.dueKey("f"), "app/f"); !ok || int64(score) != when.UnixMilli() {
 			t.Fatalf("due = %v, %v", score, ok)
 		}
@@ -1041,8 +1110,13 @@ func TestRequeue(t *testing.T) {
 		if !strings.Contains(err.Error(), "COMPLETED") {
 			t.Fatalf("message = %q", err)
 		}
-		if got := b.get(t, "done"); got.Status != scheduler.StatusCompleted || b.mr.TTL(b.evKey("done")) != testRetention {
+		if got := b.get(t, "done"); got.Status != scheduler.StatusCompleted {
 			t.Fatalf("event changed: %+v", got)
+		}
+		// Still no expiry: that is the archiver's to set.
+		b.noExpiry(t, b.evKey("done"))
+		if out := streamEntries(t, b.mr, b.outKey("done")); len(out) != 2 || out[1]["k"] != "final" {
+			t.Fatalf("a refused requeue wrote to the outbox: %v", out)
 		}
 	})
 
@@ -1078,6 +1152,12 @@ func TestRequeue(t *testing.T) {
 		if members, _ := b.mr.ZMembers(b.dueKey("r")); len(members) != 1 {
 			t.Fatalf("due = %q", members)
 		}
+		out := streamEntries(t, b.mr, b.outKey("r"))
+		if len(out) != 3 || out[1]["k"] != "attempt" {
+			t.Fatalf("outbox = %v, want create, attempt, requeue", out)
+		}
+		checkEntry(t, out[2], map[string]string{"m": "app/r", "k": "requeue", "c": msStr(b.now), "t": msStr(when),
+			"s": "PENDING", "d": msStr(when), "a": "1"})
 	})
 
 	t.Run("unknown", func(t *testing.T) {
@@ -1136,9 +1216,7 @@ func TestReap(t *testing.T) {
 		len(got.History) != 1 || got.History[0].Error != "lease expired" {
 		t.Fatalf("last = %+v", got)
 	}
-	if ttl := b.mr.TTL(b.evKey("last")); ttl != testRetention {
-		t.Fatalf("last TTL = %v", ttl)
-	}
+	b.noExpiry(t, b.evKey("last"))
 	if _, ok := zscore(t, b.mr, b.dueKey("last"), "app/last"); ok {
 		t.Fatal("exhausted event back in due")
 	}
@@ -1152,12 +1230,29 @@ func TestReap(t *testing.T) {
 	if members, _ := b.mr.ZMembers(b.leaseKey("again")); !slices.Equal(members, []string{"app/extended"}) {
 		t.Fatalf("lease = %q", members)
 	}
-	kinds := map[string]string{}
-	for _, e := range streamEntries(t, b.mr, b.outKey("again")) {
-		kinds[e["m"]] = e["k"]
+	out := streamEntries(t, b.mr, b.outKey("again"))
+	var kinds []string
+	for _, e := range out {
+		kinds = append(kinds, e["m"]+" "+e["k"])
 	}
-	if kinds["app/again"] != "attempt" || kinds["app/last"] != "final" {
-		t.Fatalf("outbox kinds = %v", kinds)
+	if want := []string{"app/again create", "app/last create", "app/extended create", "app/again attempt",
+		"app/last final"}; !slices.Equal(kinds, want) {
+		t.Fatalf("outbox = %q, want %q", kinds, want)
+	}
+	checkEntry(t, out[3], map[string]string{"m": "app/again", "k": "attempt", "c": msStr(b.now), "t": msStr(when),
+		"s": "PENDING", "d": msStr(when)}, "h")
+	checkEntry(t, out[4], map[string]string{"m": "app/last", "k": "final", "c": msStr(b.now), "t": msStr(when),
+		"s": "SERVICE_UNAVAILABLE", "b": "kept"}, "h", "ev")
+	for _, e := range out[3:] {
+		var h scheduler.Attempt
+		want := scheduler.Attempt{Attempt: 1, At: when.UnixMilli(), Error: "lease expired", Worker: testWorker}
+		if err := json.Unmarshal([]byte(e["h"]), &h); err != nil || h != want {
+			t.Fatalf("%s history line = %q (%v), want %+v", e["m"], e["h"], err, want)
+		}
+	}
+	if snap := checkSnapshot(t, out[4]); snap["s"] != "SERVICE_UNAVAILABLE" || snap["f"] != msStr(when) ||
+		snap["le"] != "lease expired" || snap["a"] != "1" {
+		t.Fatalf("last snapshot = %v", snap)
 	}
 	if got := w.drain(); !slices.Equal(got, []string{"0"}) {
 		t.Fatalf("wake-ups = %q", got)

@@ -1,0 +1,117 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+)
+
+// The archive keeps every event's story after Redis lets it go: one row per
+// run of an identity (a run begins when the identity is created; retries of
+// a finished run continue it) and one row per attempt. Workers feed it from
+// each shard's outbox stream (see Archiver); reads fall back to it; search
+// runs on it.
+//
+// Every change of an event reaches the outbox: creates, attempts, final
+// outcomes and requeues, so the archive knows live events too (with the
+// archiver's lag) and one SQL query finds live and archived events alike;
+// search then overlays the live rows of a page with their current Redis
+// state.
+
+// RecordKind says what an outbox record reports.
+type RecordKind string
+
+// Outbox record kinds.
+const (
+	// RecordCreate: the run began (PENDING). Carries no body.
+	RecordCreate RecordKind = "create"
+	// RecordAttempt: an attempt ended; the event goes on (retry) or the
+	// attempt was stale.
+	RecordAttempt RecordKind = "attempt"
+	// RecordFinal: the run reached a final status; carries the whole event.
+	RecordFinal RecordKind = "final"
+	// RecordRequeue: a finished run was retried, or a pending one made due now.
+	RecordRequeue RecordKind = "requeue"
+)
+
+// Record is one outbox entry as the archive writes it.
+type Record struct {
+	// Shard and StreamID locate the entry in the outbox.
+	Shard    int
+	StreamID string
+	Kind     RecordKind
+	// App, ID and CreatedMS identify the run.
+	App       string
+	ID        string
+	CreatedMS int64
+	// UpdatedMS orders changes of one run: the archive never lets an older
+	// change overwrite a newer one.
+	UpdatedMS int64
+	// Status is the run's status after this change.
+	Status Status
+	// Event carries the fields known at this change: for RecordCreate url,
+	// method, due; for RecordFinal everything (body included unless dropped);
+	// for RecordRequeue and a retry's RecordAttempt the next due time. Nil
+	// for other attempts.
+	Event *Event
+	// Attempt is set for RecordAttempt and, when an attempt ended the run,
+	// for RecordFinal.
+	Attempt *Attempt
+}
+
+// Archive is what the scheduler needs from the archive database.
+type Archive interface {
+	// Write stores a batch of records in one transaction, idempotently: the
+	// same records written twice leave the same rows (no duplicates).
+	Write(ctx context.Context, records []Record) error
+	// Get returns the latest run of an identity with its attempt history, or
+	// ErrNotFound.
+	Get(ctx context.Context, app, id string) (*Event, error)
+	// Search lists runs matching q, newest run first, with keyset pagination.
+	Search(ctx context.Context, q SearchQuery) (SearchPage, error)
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+}
+
+// SearchQuery filters a search. Zero fields do not filter.
+type SearchQuery struct {
+	App    string
+	Status Status
+	// Q matches an event id prefix or a URL substring.
+	Q string
+	// From and To bound the due time (inclusive, exclusive).
+	From, To time.Time
+	// Limit bounds the page. Defaults to 50, at most 500.
+	Limit int
+	// Cursor continues a previous page (its NextCursor); opaque to clients.
+	Cursor string
+}
+
+// Search limits.
+const (
+	DefaultSearchLimit = 50
+	MaxSearchLimit     = 500
+)
+
+// SearchPage is one page of results.
+type SearchPage struct {
+	Events []*Event
+	// NextCursor continues the search; empty on the last page.
+	NextCursor string
+}
+
+// Outbox is what the archiver needs from the live store: each shard's
+// outbox stream, read through a consumer group.
+type Outbox interface {
+	Shards() int
+	// ReadOutbox returns up to count entries of a shard for consumer: its
+	// own pending ones (read before, not acknowledged) or new ones.
+	ReadOutbox(ctx context.Context, shard int, consumer string, pending bool, count int) ([]Record, error)
+	// ClaimOutbox takes over entries other consumers left unacknowledged
+	// for longer than minIdle.
+	ClaimOutbox(ctx context.Context, shard int, consumer string, minIdle time.Duration, count int) ([]Record, error)
+	// AckOutbox acknowledges archived records of a shard; finished events
+	// among them start their retention window in Redis.
+	AckOutbox(ctx context.Context, shard int, records []Record) error
+	// OutboxLag reports the entries not yet archived and the oldest one's time.
+	OutboxLag(ctx context.Context) (entries int64, oldest time.Time, err error)
+}

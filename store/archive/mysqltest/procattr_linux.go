@@ -1,0 +1,10 @@
+package mysqltest
+
+import "syscall"
+
+// sysProcAttr makes the kernel kill the server when the test binary dies,
+// e.g. when `go test -timeout` panics before cleanups and TestMain run, so
+// no orphaned servers outlive a test run.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}

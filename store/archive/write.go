@@ -1,0 +1,395 @@
+package archive
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/cassata/cassata/scheduler"
+)
+
+// Size limits of what Write stores.
+const (
+	// MaxTextBytes bounds error messages and response snippets (TEXT
+	// columns hold 64 KiB in MySQL); longer ones are cut at a rune boundary.
+	MaxTextBytes = 16 << 10
+	// maxStatementBytes bounds the values of one multi-row statement, well
+	// under MariaDB's default max_allowed_packet (16 MiB), so batches of
+	// events with large bodies are split into several statements.
+	maxStatementBytes = 4 << 20
+)
+
+// Write stores a batch of outbox records in one transaction, idempotently:
+// the same records written again, in any grouping, leave the same rows.
+// The records of one run are applied in UpdatedMS order (stable for equal
+// times); the merge rules are in the package documentation. A deadlock
+// with a concurrent writer is retried. A record without App, ID,
+// CreatedMS or a status is refused (ErrInvalid) and nothing is written.
+func (s *Store) Write(ctx context.Context, records []scheduler.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	// Sorted by run, then UpdatedMS: the records of one run apply in time
+	// order, and every transaction locks rows in key order, which keeps
+	// concurrent batches from deadlocking on each other.
+	sorted := slices.Clone(records)
+	slices.SortStableFunc(sorted, func(a, b scheduler.Record) int {
+		return cmp.Or(
+			strings.Compare(a.App, b.App),
+			strings.Compare(a.ID, b.ID),
+			cmp.Compare(a.CreatedMS, b.CreatedMS),
+			cmp.Compare(a.UpdatedMS, b.UpdatedMS),
+		)
+	})
+
+	events := make([]eventRow, 0, len(sorted))
+	attempts := make([]attemptRow, 0, len(sorted))
+	for i := range sorted {
+		r := &sorted[i]
+		if err := checkRecord(r); err != nil {
+			return err
+		}
+		if r.Attempt != nil {
+			attempts = append(attempts, newAttemptRow(r))
+		}
+		if ev, ok := newEventRow(r); ok {
+			events = append(events, ev)
+		}
+	}
+
+	for try := 1; ; try++ {
+		err := s.write(ctx, events, attempts)
+		if err == nil || try == maxWriteTries || !retryable(err) {
+			return err
+		}
+		// InnoDB can still pick a victim when two batches upsert the same
+		// runs (duplicate-key checks take shared locks); back off a little.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try*try) * time.Duration(5+rand.IntN(20)) * time.Millisecond):
+		}
+	}
+}
+
+// maxWriteTries bounds how often Write runs a transaction that the database
+// aborted to break a deadlock (two archivers writing the same runs at once,
+// e.g. after a takeover of pending entries).
+const maxWriteTries = 6
+
+// retryable reports a MySQL deadlock (1213) or lock wait timeout (1205):
+// the transaction was rolled back and can simply run again.
+func retryable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
+func (s *Store) write(ctx context.Context, events []eventRow, attempts []attemptRow) error {
+	// READ COMMITTED on MySQL: the upserts then lock only the rows they
+	// touch, not the gaps between them, so concurrent batches of different
+	// runs do not deadlock on each other's inserts.
+	var opts *sql.TxOptions
+	if s.dialect == DialectMySQL {
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	tx, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("archive write: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	// Events first, then attempts, in every batch, so two batches never
+	// lock the two tables in opposite orders.
+	err = execChunked(ctx, tx, s.q.maxParams, upsertEventsHead, s.q.upsertEventsTail, numEventColumns, events)
+	if err != nil {
+		return fmt.Errorf("archive write: events: %w", err)
+	}
+	err = execChunked(ctx, tx, s.q.maxParams, insertAttemptsHead, s.q.insertAttemptsTail, numAttemptColumns, attempts)
+	if err != nil {
+		return fmt.Errorf("archive write: attempts: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("archive write: commit: %w", err)
+	}
+	return nil
+}
+
+func checkRecord(r *scheduler.Record) error {
+	switch {
+	case r.App == "":
+		return &scheduler.ValidationError{Field: "app", Message: fmt.Sprintf("record %s (%s): empty app", r.StreamID, r.Kind)}
+	case r.ID == "":
+		return &scheduler.ValidationError{Field: "id", Message: fmt.Sprintf("record %s (%s): empty event id", r.StreamID, r.Kind)}
+	case r.CreatedMS <= 0:
+		return &scheduler.ValidationError{Field: "created_ms", Message: fmt.Sprintf("record %s (%s) for %s/%s: no creation time", r.StreamID, r.Kind, r.App, r.ID)}
+	case recordStatus(r) == "":
+		return &scheduler.ValidationError{Field: "status", Message: fmt.Sprintf("record %s (%s) for %s/%s: no status", r.StreamID, r.Kind, r.App, r.ID)}
+	}
+	return nil
+}
+
+func recordStatus(r *scheduler.Record) scheduler.Status {
+	if r.Status == "" && r.Event != nil {
+		return r.Event.Status
+	}
+	return r.Status
+}
+
+// row is a statement's worth of values for one table row.
+type row interface {
+	args() []any
+	size() int
+}
+
+// execChunked runs head + "(?,...),(?,...)" + tail over rows, as many rows
+// per statement as the placeholder limit and maxStatementBytes allow.
+func execChunked[R row](ctx context.Context, tx *sql.Tx, maxParams int, head, tail string, cols int, rows []R) error {
+	perStmt := maxParams / cols
+	group := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	for len(rows) > 0 {
+		n, bytes := 0, 0
+		for n < len(rows) && n < perStmt {
+			sz := rows[n].size()
+			if n > 0 && bytes+sz > maxStatementBytes {
+				break
+			}
+			bytes += sz
+			n++
+		}
+		var b strings.Builder
+		b.Grow(len(head) + len(tail) + n*(len(group)+2))
+		b.WriteString(head)
+		args := make([]any, 0, n*cols)
+		for i, r := range rows[:n] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(group)
+			args = append(args, r.args()...)
+		}
+		b.WriteString(tail)
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// eventRow holds one record's values for the events upsert. A nil field is
+// NULL: "this record does not tell", and the upsert keeps what the row has.
+type eventRow struct {
+	app, id        string
+	createdMS      int64
+	url, method    *string
+	headers        *string
+	body           []byte // nil: NULL
+	dueMS          *int64
+	status         string
+	attempts       *int64
+	maxAttempts    *int64
+	timeoutMS      *int64
+	minBackoffMS   *int64
+	maxBackoffMS   *int64
+	lastStatusCode *int64
+	lastError      *string
+	worker         *string
+	finishedMS     *int64
+	updatedMS      int64
+}
+
+// newEventRow maps a record to the values it tells about its run. Which
+// columns a record sets depends on its kind (see doc.go). A stale attempt
+// did not count and changes nothing on the run, so it has no event row.
+func newEventRow(r *scheduler.Record) (eventRow, bool) {
+	if r.Kind == scheduler.RecordAttempt && r.Attempt != nil && r.Attempt.Stale {
+		return eventRow{}, false
+	}
+	status := recordStatus(r)
+	row := eventRow{
+		app:       r.App,
+		id:        r.ID,
+		createdMS: r.CreatedMS,
+		status:    string(status),
+		updatedMS: r.UpdatedMS,
+	}
+	if status.Final() {
+		finished := r.UpdatedMS
+		if r.Event != nil && !r.Event.FinishedAt.IsZero() {
+			finished = r.Event.FinishedAt.UnixMilli()
+		}
+		row.finishedMS = &finished
+	}
+	if ev := r.Event; ev != nil {
+		// What a run was asked to do never changes; empty means "not
+		// carried" (a create has no body, an attempt no event).
+		row.url = nonEmpty(ev.URL)
+		row.method = nonEmpty(ev.Method)
+		if len(ev.Headers) > 0 {
+			b, _ := json.Marshal(ev.Headers) // map[string]string always marshals
+			row.headers = ptr(validUTF8(string(b)))
+		}
+		if len(ev.Body) > 0 {
+			row.body = ev.Body
+		}
+		row.maxAttempts = positive(int64(ev.MaxAttempts))
+		row.timeoutMS = positive(ev.Timeout.Milliseconds())
+		row.minBackoffMS = positive(ev.MinBackoff.Milliseconds())
+		row.maxBackoffMS = positive(ev.MaxBackoff.Milliseconds())
+		if !ev.DueAt.IsZero() {
+			row.dueMS = ptr(ev.DueAt.UnixMilli())
+		}
+		// The attempt count is the run's count after this change: 0 at
+		// create, reset to 0 by a retry (requeue), final at the end. An
+		// attempt record's event carries only the next due time; its count
+		// is the attempt's (below).
+		if r.Kind != scheduler.RecordAttempt {
+			row.attempts = ptr(int64(ev.Attempts))
+		}
+	}
+	switch {
+	case r.Kind == scheduler.RecordFinal && r.Event != nil:
+		code, msg, worker := r.Event.LastStatusCode, r.Event.LastError, r.Event.Worker
+		if a := r.Attempt; a != nil && code == 0 && msg == "" {
+			code, msg = a.StatusCode, a.Error
+			worker = cmp.Or(worker, a.Worker)
+		}
+		row.lastStatusCode = ptr(int64(code))
+		row.lastError = ptr(truncateText(msg))
+		row.worker = ptr(validUTF8(worker))
+	case r.Attempt != nil:
+		// An attempt record (or a final one without its event): the
+		// attempt is the run's last outcome and its count.
+		a := r.Attempt
+		row.attempts = ptr(int64(a.Attempt))
+		row.lastStatusCode = ptr(int64(a.StatusCode))
+		row.lastError = ptr(truncateText(a.Error))
+		row.worker = ptr(validUTF8(a.Worker))
+	}
+	return row, true
+}
+
+func (r eventRow) args() []any {
+	return []any{
+		r.app, r.id, r.createdMS, nullable(r.url), nullable(r.method), nullable(r.headers), nullableBytes(r.body),
+		nullable(r.dueMS), r.status, nullable(r.attempts), nullable(r.maxAttempts), nullable(r.timeoutMS),
+		nullable(r.minBackoffMS), nullable(r.maxBackoffMS), nullable(r.lastStatusCode), nullable(r.lastError),
+		nullable(r.worker), nullable(r.finishedMS), r.updatedMS,
+	}
+}
+
+func (r eventRow) size() int {
+	n := 256 + len(r.body)
+	for _, s := range []*string{r.url, r.headers, r.lastError} {
+		if s != nil {
+			n += len(*s)
+		}
+	}
+	return n
+}
+
+// attemptRow is one row of the attempts table.
+type attemptRow struct {
+	app, id    string
+	createdMS  int64
+	attempt    int64
+	atMS       int64
+	durationMS int64
+	statusCode int64
+	err        string
+	response   string
+	worker     string
+	stale      bool
+}
+
+func newAttemptRow(r *scheduler.Record) attemptRow {
+	a := r.Attempt
+	at := a.At
+	if at == 0 {
+		at = r.UpdatedMS
+	}
+	return attemptRow{
+		app:        r.App,
+		id:         r.ID,
+		createdMS:  r.CreatedMS,
+		attempt:    int64(a.Attempt),
+		atMS:       at,
+		durationMS: a.DurationMS,
+		statusCode: int64(a.StatusCode),
+		err:        truncateText(a.Error),
+		response:   truncateText(a.Response),
+		worker:     validUTF8(a.Worker),
+		stale:      a.Stale,
+	}
+}
+
+func (r attemptRow) args() []any {
+	return []any{r.app, r.id, r.createdMS, r.attempt, r.atMS, r.durationMS, r.statusCode, r.err, r.response, r.worker, r.stale}
+}
+
+func (r attemptRow) size() int { return 128 + len(r.err) + len(r.response) }
+
+func ptr[T any](v T) *T { return &v }
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return ptr(validUTF8(s))
+}
+
+func positive(v int64) *int64 {
+	if v <= 0 {
+		return nil
+	}
+	return &v
+}
+
+// nullable turns a nil pointer into an untyped nil (NULL) and dereferences
+// the rest, so drivers see plain values.
+func nullable[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func nullableBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+// validUTF8 keeps MySQL's utf8mb4 columns from refusing a whole batch over
+// one bad byte sequence from a destination.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// truncateText makes s valid UTF-8 and at most MaxTextBytes long, cut at a
+// rune boundary.
+func truncateText(s string) string {
+	s = validUTF8(s)
+	if len(s) <= MaxTextBytes {
+		return s
+	}
+	cut := MaxTextBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}

@@ -1,0 +1,225 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/luascripts"
+	"github.com/cassata/cassata/scheduler"
+)
+
+// ArchiverGroup is the consumer group of every shard's outbox.
+const ArchiverGroup = "archiver"
+
+var _ scheduler.Outbox = (*Store)(nil)
+
+// ensureGroup creates the shard's consumer group (reading from the start of
+// the stream) unless it exists.
+func (s *Store) ensureGroup(ctx context.Context, shard int) error {
+	err := s.rdb.XGroupCreateMkStream(ctx, s.k.out(shard), ArchiverGroup, "0").Err()
+	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+		return unavailable("create consumer group", err)
+	}
+	return nil
+}
+
+// ReadOutbox implements scheduler.Outbox: up to count entries of a shard's
+// outbox for consumer, either its own pending ones (delivered before but not
+// acknowledged: a previous batch failed) or new ones.
+func (s *Store) ReadOutbox(ctx context.Context, shard int, consumer string, pending bool, count int) ([]scheduler.Record, error) {
+	id := ">"
+	if pending {
+		id = "0"
+	}
+	args := &redis.XReadGroupArgs{Group: ArchiverGroup, Consumer: consumer,
+		Streams: []string{s.k.out(shard), id}, Count: int64(count), Block: -1}
+	streams, err := s.rdb.XReadGroup(ctx, args).Result()
+	if redis.HasErrorPrefix(err, "NOGROUP") {
+		// A new namespace, or Redis lost its data: make the group and retry.
+		if err := s.ensureGroup(ctx, shard); err != nil {
+			return nil, err
+		}
+		streams, err = s.rdb.XReadGroup(ctx, args).Result()
+	}
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable(fmt.Sprintf("read outbox %d", shard), err)
+	}
+	var out []scheduler.Record
+	for _, st := range streams {
+		for _, msg := range st.Messages {
+			out = append(out, parseRecord(shard, msg))
+		}
+	}
+	return out, nil
+}
+
+// ClaimOutbox implements scheduler.Outbox: takes over entries another
+// consumer read but did not acknowledge for longer than minIdle (an
+// archiver that died mid-batch).
+func (s *Store) ClaimOutbox(ctx context.Context, shard int, consumer string, minIdle time.Duration, count int) ([]scheduler.Record, error) {
+	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: s.k.out(shard), Group: ArchiverGroup,
+		Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: int64(count)}).Result()
+	if redis.HasErrorPrefix(err, "NOGROUP") || errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable(fmt.Sprintf("claim outbox %d", shard), err)
+	}
+	out := make([]scheduler.Record, 0, len(msgs))
+	for _, msg := range msgs {
+		out = append(out, parseRecord(shard, msg))
+	}
+	return out, nil
+}
+
+// AckOutbox implements scheduler.Outbox: acknowledges and deletes archived
+// entries of one shard and starts the retention window of the finished
+// events among them (archived.lua).
+func (s *Store) AckOutbox(ctx context.Context, shard int, records []scheduler.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 3+3*len(records))
+	args = append(args, ArchiverGroup, s.cfg.Retention.Milliseconds(), s.k.evPrefix(shard))
+	for _, r := range records {
+		m := ""
+		if r.Kind == scheduler.RecordFinal {
+			m = r.App + "/" + r.ID
+		}
+		args = append(args, r.StreamID, m, r.UpdatedMS)
+	}
+	err := luascripts.Archived.Run(ctx, s.rdb, []string{s.k.out(shard)}, args...).Err()
+	return unavailable(fmt.Sprintf("ack outbox %d", shard), err)
+}
+
+// OutboxLag implements scheduler.Outbox: entries not yet archived and the
+// time of the oldest (archived entries are deleted, so the first entry of
+// each stream is the oldest waiting one).
+func (s *Store) OutboxLag(ctx context.Context) (int64, time.Time, error) {
+	pipe := s.rdb.Pipeline()
+	lens := make([]*redis.IntCmd, s.cfg.Shards)
+	firsts := make([]*redis.XMessageSliceCmd, s.cfg.Shards)
+	for sh := range s.cfg.Shards {
+		lens[sh] = pipe.XLen(ctx, s.k.out(sh))
+		firsts[sh] = pipe.XRangeN(ctx, s.k.out(sh), "-", "+", 1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, time.Time{}, unavailable("outbox lag", err)
+	}
+	var total int64
+	var oldest time.Time
+	for sh := range s.cfg.Shards {
+		total += lens[sh].Val()
+		if msgs := firsts[sh].Val(); len(msgs) > 0 {
+			if t := streamIDTime(msgs[0].ID); !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+				oldest = t
+			}
+		}
+	}
+	return total, oldest, nil
+}
+
+func streamIDTime(id string) time.Time {
+	msPart, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(msPart, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
+}
+
+func field(v map[string]any, k string) string {
+	s, _ := v[k].(string)
+	return s
+}
+
+// parseRecord turns an outbox entry into a record. Entries it cannot make
+// sense of become records with an empty Kind, which the archiver skips
+// (and acknowledges) with a log line, so one bad entry cannot block a shard.
+// That includes entries without the identity, creation time or status the
+// archive needs (it refuses the whole batch otherwise, for ever), such as
+// the attempt entries of releases before the archive, which carried only
+// m, k and h.
+func parseRecord(shard int, msg redis.XMessage) scheduler.Record {
+	r := parseEntry(shard, msg)
+	if r.Kind != "" && (r.App == "" || r.ID == "" || r.CreatedMS <= 0 || r.Status == "") {
+		r.Kind = ""
+	}
+	return r
+}
+
+func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
+	v := msg.Values
+	r := scheduler.Record{Shard: shard, StreamID: msg.ID, Kind: scheduler.RecordKind(field(v, "k")),
+		CreatedMS: atoi(field(v, "c")), UpdatedMS: atoi(field(v, "t")), Status: scheduler.Status(field(v, "s"))}
+	m := field(v, "m")
+	app, id, ok := strings.Cut(m, "/")
+	if !ok {
+		r.Kind = ""
+		return r
+	}
+	r.App, r.ID = app, id
+	if h := field(v, "h"); h != "" {
+		var a scheduler.Attempt
+		if err := json.Unmarshal([]byte(h), &a); err == nil {
+			r.Attempt = &a
+		}
+	}
+	switch r.Kind {
+	case scheduler.RecordCreate:
+		r.Event = &scheduler.Event{App: app, ID: id, URL: field(v, "u"), Method: cmpOr(field(v, "me"), "POST"),
+			DueAt: msTime(field(v, "d")), Status: scheduler.StatusPending, CreatedAt: msTime(field(v, "c")),
+			UpdatedAt: msTime(field(v, "t"))}
+	case scheduler.RecordRequeue:
+		r.Event = &scheduler.Event{App: app, ID: id, DueAt: msTime(field(v, "d")), Status: scheduler.StatusPending,
+			Attempts: int(atoi(field(v, "a"))), UpdatedAt: msTime(field(v, "t"))}
+	case scheduler.RecordAttempt:
+		if d := field(v, "d"); d != "" {
+			r.Event = &scheduler.Event{App: app, ID: id, DueAt: msTime(d), Status: r.Status}
+		}
+	case scheduler.RecordFinal:
+		var flat []string
+		if err := json.Unmarshal([]byte(field(v, "ev")), &flat); err != nil {
+			r.Kind = ""
+			return r
+		}
+		f := make(map[string]string, len(flat)/2+1)
+		for i := 0; i+1 < len(flat); i += 2 {
+			f[flat[i]] = flat[i+1]
+		}
+		if b, ok := v["b"].(string); ok {
+			f["b"] = b
+		}
+		ev, err := decode(app, id, f)
+		if err != nil {
+			r.Kind = ""
+			return r
+		}
+		// Final entries of releases before the archive carried only m, k,
+		// h and ev: the snapshot has the rest.
+		if r.CreatedMS == 0 {
+			r.CreatedMS = ms(ev.CreatedAt)
+		}
+		if r.UpdatedMS == 0 {
+			r.UpdatedMS = ms(ev.UpdatedAt)
+		}
+		if r.Status == "" {
+			r.Status = ev.Status
+		}
+		ev.Status = r.Status
+		r.Event = ev
+	default:
+		r.Kind = ""
+	}
+	return r
+}
