@@ -30,7 +30,7 @@ func openArchive(ctx context.Context, dsn string, log *slog.Logger) (*archive.St
 	}
 	a, err := archive.Open(ctx, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("archive %s: %w", archive.RedactDSN(dsn), err)
+		return nil, err // names the (redacted) DSN already
 	}
 	log.Info("archive", "dsn", archive.RedactDSN(dsn))
 	return a, nil

@@ -178,11 +178,14 @@ func scanEvent(sc scanner) (*scheduler.Event, int64, error) {
 		return nil, 0, err
 	}
 	ev := &scheduler.Event{
-		App:            app,
-		ID:             id,
-		URL:            url.String,
-		Method:         method.String,
-		Body:           body,
+		App:    app,
+		ID:     id,
+		URL:    url.String,
+		Method: method.String,
+		Body:   body,
+		// NULL: no record carried the body yet (a live run) or Redis dropped
+		// it (COMPLETED): either way the archive cannot show it.
+		BodyDropped:    body == nil,
 		Status:         scheduler.Status(status),
 		Attempts:       int(attempts.Int64),
 		MaxAttempts:    int(maxAttempts.Int64),

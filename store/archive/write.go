@@ -239,8 +239,13 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 			b, _ := json.Marshal(ev.Headers) // map[string]string always marshals
 			row.headers = ptr(validUTF8(string(b)))
 		}
-		if len(ev.Body) > 0 {
+		switch {
+		case len(ev.Body) > 0:
 			row.body = ev.Body
+		case r.Kind == scheduler.RecordFinal && !ev.BodyDropped:
+			// A final record knows the body, even an empty one: store it
+			// as such (NULL would read as "not known").
+			row.body = []byte{}
 		}
 		row.maxAttempts = positive(int64(ev.MaxAttempts))
 		row.timeoutMS = positive(ev.Timeout.Milliseconds())
