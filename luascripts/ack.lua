@@ -24,22 +24,8 @@
 -- event was recovered and claimed again, cancelled or finished): the attempt
 -- is then only appended to the history, the newer outcome stands.
 local now = now_ms(ARGV[8])
-local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a', 'c', 't')
-if cur[1] == false then return 0 end
-local held = cur[1] == 'PROCESSING' and cur[2] == ARGV[2] and cur[3] == ARGV[3]
--- A late attempt joins the history marked stale (scheduler.Attempt.Stale):
--- it was delivered, but its outcome does not count.
-local line = ARGV[7]
-if not held then
-  if line == '{}' then line = '{"stale":true}'
-  elseif string.sub(line, -1) == '}' then line = string.sub(line, 1, -2) .. ',"stale":true}' end
-end
-redis.call('HSET', KEYS[1], 'hi', (redis.call('HGET', KEYS[1], 'hi') or '') .. line .. '\n')
-if not held then
-  redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
-    's', cur[1], 'h', line)
-  return 0
-end
+local held, cur, line = finish_attempt(KEYS[1], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[7])
+if not held then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LREM', KEYS[3], 1, ARGV[1])
 redis.call('HSET', KEYS[1], 's', ARGV[4], 'lc', ARGV[5], 'le', ARGV[6], 't', now, 'f', now)

@@ -23,22 +23,8 @@
 --
 -- Returns the next due time in ms, or 0 when the caller no longer holds the lease.
 local now = now_ms(ARGV[8])
-local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a', 'c', 't')
-if cur[1] == false then return 0 end
-local held = cur[1] == 'PROCESSING' and cur[2] == ARGV[2] and cur[3] == ARGV[3]
--- A late attempt joins the history marked stale (scheduler.Attempt.Stale):
--- it was delivered, but its outcome does not count.
-local line = ARGV[7]
-if not held then
-  if line == '{}' then line = '{"stale":true}'
-  elseif string.sub(line, -1) == '}' then line = string.sub(line, 1, -2) .. ',"stale":true}' end
-end
-redis.call('HSET', KEYS[1], 'hi', (redis.call('HGET', KEYS[1], 'hi') or '') .. line .. '\n')
-if not held then
-  redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
-    's', cur[1], 'h', line)
-  return 0
-end
+local held, cur, line = finish_attempt(KEYS[1], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[7])
+if not held then return 0 end
 local due = now + tonumber(ARGV[4])
 redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'c', cur[4] or '', 't', now,
   's', 'PENDING', 'd', due, 'h', line)
@@ -46,9 +32,5 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LREM', KEYS[3], 1, ARGV[1])
 redis.call('HSET', KEYS[1], 's', 'PENDING', 'd', due, 'lc', ARGV[5], 'le', ARGV[6], 't', now)
 redis.call('HDEL', KEYS[1], 'w')
-local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
-redis.call('ZADD', KEYS[5], due, ARGV[1])
-if (first[2] == nil or due < tonumber(first[2])) and due - now < tonumber(ARGV[11]) then
-  redis.call('PUBLISH', ARGV[9], ARGV[10])
-end
+zadd_wake(KEYS[5], due, ARGV[1], now, ARGV[11], ARGV[9], ARGV[10])
 return due

@@ -21,15 +21,9 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local now = now_ms(ARGV[5])
 local due = tonumber(ARGV[2])
-local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-redis.call('ZADD', KEYS[2], due, ARGV[1])
+zadd_wake(KEYS[2], due, ARGV[1], now, ARGV[6], ARGV[3], ARGV[4])
 local f = redis.call('HMGET', KEYS[1], 'u', 'm', 'c')
 redis.call('XADD', KEYS[3], '*', 'm', ARGV[1], 'k', 'create', 'c', f[3], 't', f[3], 's', 'PENDING',
   'u', f[1], 'me', f[2] or 'POST', 'd', due)
--- Wake sleeping workers only when this event moves the shard's earliest due
--- time forward and is due before they would poll again anyway.
-if (first[2] == nil or due < tonumber(first[2])) and due - now < tonumber(ARGV[6]) then
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
-end
 return {1}
