@@ -69,6 +69,9 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	slog.SetDefault(log)
 	scheduler.Version = version
 
+	if mode == "worker" && cfg.ArchiveDSN == "" {
+		return fmt.Errorf("CASSATA_ARCHIVE_DSN (or --archive-dsn) is required for worker: finished events are archived there")
+	}
 	if mode == "dev" && cfg.RedisURL == "" {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
@@ -95,9 +98,6 @@ func serve(ctx context.Context, mode string, cfg config) error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "Cassata dev mode: archive in %s\n", strings.TrimPrefix(cfg.ArchiveDSN, "sqlite://"))
-	}
-	if mode == "worker" && cfg.ArchiveDSN == "" {
-		return fmt.Errorf("CASSATA_ARCHIVE_DSN (or --archive-dsn) is required for worker: finished events are archived there")
 	}
 	arch, err := openArchive(ctx, cfg.ArchiveDSN, log)
 	if err != nil {
