@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -76,6 +77,8 @@ type Archive interface {
 type SearchQuery struct {
 	App    string
 	Status Status
+	// Statuses, when set, matches any of them (with Status, both must match).
+	Statuses []Status
 	// Q matches an event id prefix or a URL substring.
 	Q string
 	// From and To bound the due time (inclusive, exclusive).
@@ -84,6 +87,14 @@ type SearchQuery struct {
 	Limit int
 	// Cursor continues a previous page (its NextCursor); opaque to clients.
 	Cursor string
+}
+
+// matches reports whether a status passes the query's status filters.
+func (q SearchQuery) matches(st Status) bool {
+	if q.Status != "" && st != q.Status {
+		return false
+	}
+	return len(q.Statuses) == 0 || slices.Contains(q.Statuses, st)
 }
 
 // Search limits.
@@ -114,4 +125,19 @@ type Outbox interface {
 	AckOutbox(ctx context.Context, shard int, records []Record) error
 	// OutboxLag reports the entries not yet archived and the oldest one's time.
 	OutboxLag(ctx context.Context) (entries int64, oldest time.Time, err error)
+}
+
+// ArchiveStats is what the dashboard reads from the archive.
+type ArchiveStats interface {
+	// Counts returns the number of runs per status.
+	Counts(ctx context.Context) (map[Status]int64, error)
+	// PerMinute returns attempts and failed attempts per minute since a time.
+	PerMinute(ctx context.Context, since time.Time) ([]MinuteStat, error)
+}
+
+// MinuteStat is one minute of the deliveries chart.
+type MinuteStat struct {
+	Minute     time.Time
+	Deliveries int64
+	Failures   int64
 }

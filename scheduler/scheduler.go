@@ -246,6 +246,18 @@ func (s *Scheduler) Retry(ctx context.Context, app, id string) (*Event, error) {
 		// Recreated meanwhile (a concurrent retry or create): retry that one.
 		return s.requeue(ctx, app, id, retryable, true)
 	}
+	// The create's outbox entry is dated by the run's creation, older than
+	// the archived outcome, so the archive would go on showing the run
+	// FAILED (and search by status miss it) until its next outcome. A
+	// requeue entry, dated now, tells the archive the run is PENDING again
+	// (due now, no attempts, not finished) and dates the Redis copy. When a
+	// worker claimed it already, its own entries tell the archive instead.
+	if err := s.store.Requeue(ctx, app, id, []Status{StatusPending}, true, time.Time{}); err != nil {
+		var se *StatusError
+		if !errors.As(err, &se) {
+			return nil, err
+		}
+	}
 	return s.store.Get(ctx, app, id)
 }
 
@@ -263,8 +275,10 @@ func (s *Scheduler) Search(ctx context.Context, q SearchQuery) (SearchPage, erro
 	if q.Limit < 0 || q.Limit > MaxSearchLimit {
 		return SearchPage{}, invalid("limit", "limit must be between 1 and %d", MaxSearchLimit)
 	}
-	if q.Status != "" && !q.Status.Valid() {
-		return SearchPage{}, invalid("status", "unknown status %q", q.Status)
+	for _, st := range append([]Status{q.Status}, q.Statuses...) {
+		if st != "" && !st.Valid() {
+			return SearchPage{}, invalid("status", "unknown status %q", st)
+		}
 	}
 	if q.App != "" && !ValidApp(q.App) {
 		return SearchPage{}, invalid("app", "application id must match [A-Za-z0-9._-]{1,64}")
@@ -288,7 +302,7 @@ func (s *Scheduler) Search(ctx context.Context, q SearchQuery) (SearchPage, erro
 			ev.Status, ev.Attempts, ev.DueAt, ev.UpdatedAt = l.Status, l.Attempts, l.DueAt, l.UpdatedAt
 			ev.FinishedAt, ev.LastStatusCode, ev.LastError = l.FinishedAt, l.LastStatusCode, l.LastError
 		}
-		if q.Status != "" && ev.Status != q.Status {
+		if !q.matches(ev.Status) {
 			continue
 		}
 		out = append(out, ev)

@@ -9,8 +9,9 @@ import (
 // store/redisstore). A zero `now` asks the store to use its own server clock,
 // so that workers with skewed clocks still agree on what is due.
 type Store interface {
-	// Shards is the number of shards events are spread over.
-	Shards() int
+	// Outbox: every change of an event is appended to its shard's outbox,
+	// which the archiver reads. Shards is the number of shards.
+	Outbox
 	// Create stores a new PENDING event. When the identity exists it returns
 	// the existing event and stores nothing.
 	Create(ctx context.Context, ev *Event, now time.Time) (existing *Event, err error)
@@ -39,6 +40,11 @@ type Store interface {
 	Reap(ctx context.Context, shard, limit, defaultMaxAttempts int, now time.Time) (int, error)
 	// Heartbeat records that a worker is alive.
 	Heartbeat(ctx context.Context, w WorkerInfo) error
+	// Workers lists the workers whose last heartbeat is newer than since.
+	Workers(ctx context.Context, since time.Time) ([]WorkerInfo, error)
+	// Live counts the live events: PENDING, of those due before dueBefore,
+	// and PROCESSING.
+	Live(ctx context.Context, dueBefore time.Time) (LiveCounts, error)
 	// Wakeups delivers a value whenever an event may have become due earlier
 	// than the workers planned. The channel closes when ctx ends.
 	Wakeups(ctx context.Context) <-chan struct{}
@@ -79,6 +85,11 @@ type Outcome struct {
 	Status  Status
 	Backoff time.Duration
 	Attempt Attempt
+}
+
+// LiveCounts counts the events in Redis that are not finished.
+type LiveCounts struct {
+	Pending, DueSoon, Processing int64
 }
 
 // WorkerInfo is what a worker's heartbeat says.

@@ -268,12 +268,12 @@ func (b backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 func (b backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	pending, due, err := b.store.Backlog(ctx, time.Now())
+	live, err := b.store.Live(ctx, time.Now())
 	if err != nil {
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pending))
-	ch <- prometheus.MustNewConstMetric(dueDesc, prometheus.GaugeValue, float64(due))
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(live.Pending))
+	ch <- prometheus.MustNewConstMetric(dueDesc, prometheus.GaugeValue, float64(live.DueSoon))
 	if n, oldest, err := b.store.OutboxLag(ctx); err == nil {
 		lag := 0.0
 		if !oldest.IsZero() {

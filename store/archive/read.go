@@ -72,6 +72,17 @@ func (s *Store) Search(ctx context.Context, q scheduler.SearchQuery) (scheduler.
 	if q.Status != "" {
 		where, args = append(where, searchFilterStatus), append(args, string(q.Status))
 	}
+	if len(q.Statuses) > 0 {
+		marks := make([]string, len(q.Statuses))
+		for i, st := range q.Statuses {
+			if !st.Valid() {
+				return scheduler.SearchPage{}, &scheduler.ValidationError{Field: "status", Message: fmt.Sprintf("unknown status %q", st)}
+			}
+			marks[i] = "?"
+			args = append(args, string(st))
+		}
+		where = append(where, "status IN ("+strings.Join(marks, ", ")+")")
+	}
 	if q.Q != "" {
 		esc := escapeLike(q.Q)
 		where, args = append(where, searchFilterQ), append(args, esc+"%", "%"+esc+"%")
@@ -168,14 +179,18 @@ func scanEvent(sc scanner) (*scheduler.Event, int64, error) {
 		app, id, status                                       string
 		url, method, headers, lastError, worker               sql.NullString
 		body                                                  []byte
+		bodyNull                                              bool
 		dueMS, attempts, maxAttempts, timeoutMS, minBackoffMS sql.NullInt64
 		maxBackoffMS, lastStatusCode, finishedMS              sql.NullInt64
 	)
-	err := sc.Scan(&seq, &app, &id, &createdMS, &url, &method, &headers, &body, &dueMS, &status, &attempts,
+	err := sc.Scan(&seq, &app, &id, &createdMS, &url, &method, &headers, &body, &bodyNull, &dueMS, &status, &attempts,
 		&maxAttempts, &timeoutMS, &minBackoffMS, &maxBackoffMS, &lastStatusCode, &lastError, &worker,
 		&finishedMS, &updatedMS)
 	if err != nil {
 		return nil, 0, err
+	}
+	if !bodyNull && body == nil {
+		body = []byte{} // known to be empty
 	}
 	ev := &scheduler.Event{
 		App:    app,
@@ -185,7 +200,7 @@ func scanEvent(sc scanner) (*scheduler.Event, int64, error) {
 		Body:   body,
 		// NULL: no record carried the body yet (a live run) or Redis dropped
 		// it (COMPLETED): either way the archive cannot show it.
-		BodyDropped:    body == nil,
+		BodyDropped:    bodyNull,
 		Status:         scheduler.Status(status),
 		Attempts:       int(attempts.Int64),
 		MaxAttempts:    int(maxAttempts.Int64),

@@ -600,23 +600,27 @@ func (s *Store) Workers(ctx context.Context, since time.Time) ([]scheduler.Worke
 	return out, nil
 }
 
-// Backlog returns the number of PENDING events and of those due before t.
-func (s *Store) Backlog(ctx context.Context, t time.Time) (pending, dueBefore int64, err error) {
+// Live implements scheduler.Store.
+func (s *Store) Live(ctx context.Context, dueBefore time.Time) (scheduler.LiveCounts, error) {
 	pipe := s.rdb.Pipeline()
 	all := make([]*redis.IntCmd, s.cfg.Shards)
 	due := make([]*redis.IntCmd, s.cfg.Shards)
+	proc := make([]*redis.IntCmd, s.cfg.Shards)
 	for sh := range s.cfg.Shards {
 		all[sh] = pipe.ZCard(ctx, s.k.due(sh))
-		due[sh] = pipe.ZCount(ctx, s.k.due(sh), "-inf", strconv.FormatInt(t.UnixMilli(), 10))
+		due[sh] = pipe.ZCount(ctx, s.k.due(sh), "-inf", strconv.FormatInt(dueBefore.UnixMilli(), 10))
+		proc[sh] = pipe.ZCard(ctx, s.k.lease(sh))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, 0, unavailable("backlog", err)
+		return scheduler.LiveCounts{}, unavailable("live counts", err)
 	}
+	var c scheduler.LiveCounts
 	for sh := range s.cfg.Shards {
-		pending += all[sh].Val()
-		dueBefore += due[sh].Val()
+		c.Pending += all[sh].Val()
+		c.DueSoon += due[sh].Val()
+		c.Processing += proc[sh].Val()
 	}
-	return pending, dueBefore, nil
+	return c, nil
 }
 
 // Wakeups implements scheduler.Store.
