@@ -53,13 +53,20 @@ func connectRedis(cfg config) (redis.UniversalClient, error) {
 				addrs = append(addrs, strings.TrimSuffix(a, "/"))
 			}
 		}
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: 64}), nil
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: 64,
+			DialTimeout: 2 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, MaxRetries: 2}), nil
 	}
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("CASSATA_REDIS_URL: %w", err)
 	}
 	opt.PoolSize = max(opt.PoolSize, 64)
+	// Fail fast when Redis is away: the API answers 503 within seconds
+	// instead of holding clients, and workers back off and retry.
+	opt.DialTimeout, opt.MaxRetries = min(opt.DialTimeout, 2*time.Second), min(opt.MaxRetries, 2)
+	if opt.DialTimeout <= 0 {
+		opt.DialTimeout = 2 * time.Second
+	}
 	return redis.NewClient(opt), nil
 }
 
