@@ -63,9 +63,11 @@ func connectRedis(cfg config) (redis.UniversalClient, error) {
 	opt.PoolSize = max(opt.PoolSize, 64)
 	// Fail fast when Redis is away: the API answers 503 within seconds
 	// instead of holding clients, and workers back off and retry.
-	opt.DialTimeout, opt.MaxRetries = min(opt.DialTimeout, 2*time.Second), min(opt.MaxRetries, 2)
-	if opt.DialTimeout <= 0 {
+	if opt.DialTimeout <= 0 || opt.DialTimeout > 2*time.Second {
 		opt.DialTimeout = 2 * time.Second
+	}
+	if opt.MaxRetries == 0 || opt.MaxRetries > 2 { // 0 would mean go-redis's default, 3
+		opt.MaxRetries = 2
 	}
 	return redis.NewClient(opt), nil
 }
