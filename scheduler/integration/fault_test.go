@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/store/archive/mysqltest"
 	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
@@ -44,6 +45,7 @@ var buildCassata = sync.OnceValues(func() (string, error) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	mysqltest.StopShared()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}

@@ -84,9 +84,11 @@ const (
 	sqliteInsertAttemptsTail = ` ON CONFLICT DO NOTHING`
 )
 
-// selectEventColumns is the column list scanEvent reads.
-const selectEventColumns = `seq, app, event_id, created_ms, url, method, headers, body, due_ms, status, attempts,
-    max_attempts, timeout_ms, min_backoff_ms, max_backoff_ms, last_status_code, last_error, worker,
+// selectEventColumns is the column list scanEvent reads. body_null tells a
+// NULL body (not known) from an empty one: the SQLite driver reads an
+// empty BLOB as a nil []byte, just like NULL.
+const selectEventColumns = `seq, app, event_id, created_ms, url, method, headers, body, body IS NULL AS body_null, due_ms,
+    status, attempts, max_attempts, timeout_ms, min_backoff_ms, max_backoff_ms, last_status_code, last_error, worker,
     finished_ms, updated_ms`
 
 // selectLatestRun reads the newest run of an identity.
