@@ -18,6 +18,7 @@ type config struct {
 	RedisCluster      bool          `yaml:"redis_cluster"`
 	ArchiveDSN        string        `yaml:"archive_dsn"`
 	Listen            string        `yaml:"listen"`
+	BasePath          string        `yaml:"base_path"`
 	Auth              string        `yaml:"auth"`
 	AdminToken        string        `yaml:"admin_token"`
 	AdminPassword     string        `yaml:"admin_password"`
@@ -145,6 +146,7 @@ func (c *config) settings() []setting {
 		{"CASSATA_REDIS_CLUSTER", "redis-cluster", "connect to a Redis Cluster (true/false)", boolean(&c.RedisCluster)},
 		{"CASSATA_ARCHIVE_DSN", "archive-dsn", "archive database DSN", str(&c.ArchiveDSN)},
 		{"CASSATA_LISTEN", "listen", "HTTP listen address", str(&c.Listen)},
+		{"CASSATA_BASE_PATH", "base-path", "path prefix of the admin UI behind a reverse proxy, e.g. /cassata", str(&c.BasePath)},
 		{"CASSATA_AUTH", "auth", "on|off: whether the JSON API requires keys", str(&c.Auth)},
 		{"CASSATA_ADMIN_TOKEN", "", "", str(&c.AdminToken)},
 		{"CASSATA_ADMIN_PASSWORD", "", "", str(&c.AdminPassword)},

@@ -21,6 +21,7 @@ import (
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/redisstore"
+	"github.com/cassata/cassata/web"
 )
 
 var version = "dev"
@@ -187,7 +188,16 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		if cfg.Auth == "on" {
 			auth = api.TokenAuth(cfg.AdminToken)
 		}
-		handler = a.Engine(auth)
+		engine := a.Engine(auth)
+		ui, err := web.New(web.Config{Backend: sched, Password: cfg.AdminPassword, Open: mode == "dev",
+			BasePath: cfg.BasePath, SessionSalt: "cassata:" + cfg.Namespace, Logger: log})
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return fmt.Errorf("admin UI: %w", err)
+		}
+		ui.Mount(engine)
+		handler = engine
 	}
 	srv := &http.Server{Addr: cfg.Listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
@@ -199,7 +209,8 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	}
 	log.Info("listening", "mode", mode, "addr", ln.Addr().String(), "auth", cfg.Auth, "block_private", cfg.BlockPrivate)
 	if mode == "dev" {
-		fmt.Fprintf(os.Stderr, "\nCassata dev mode: API at http://%s/v1/events   (embedded Redis: NOT durable)\n\n", ln.Addr())
+		fmt.Fprintf(os.Stderr, "\nCassata dev mode: admin UI at http://%s%s/admin/   API at http://%s/v1/events   (embedded Redis: NOT durable)\n\n",
+			ln.Addr(), cfg.BasePath, ln.Addr())
 	}
 	wg.Add(1)
 	go func() {
