@@ -45,15 +45,16 @@ run: ## Run everything in one process with embedded defaults (cassata dev)
 # while it installs, a temporary /usr/sbin/policy-rc.d (honoured by
 # invoke-rc.d and deb-systemd-invoke) refuses service starts, unless the
 # system already has its own policy.
-deps: ## Install redis-server and mariadb-server (used by tests and bench) when missing; needs root and apt-get
+deps: ## Install redis-server, mariadb-server and chromium (used by tests and bench) when missing; needs root and apt-get
 	@pkgs=''; \
 	command -v redis-server >/dev/null 2>&1 || pkgs="$$pkgs redis-server"; \
 	if ! command -v mariadbd >/dev/null 2>&1 && ! command -v mysqld >/dev/null 2>&1 \
 		&& [ ! -x /usr/sbin/mariadbd ] && [ ! -x /usr/sbin/mysqld ]; then pkgs="$$pkgs mariadb-server"; fi; \
+	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium"; \
 	if [ -z "$$pkgs" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
 		echo "Missing:$$pkgs. This target can only install them as root with apt-get." >&2; \
-		echo "Install Redis 7 or later and MariaDB 10.6 or later (or MySQL 8) yourself, e.g. \`sudo apt-get install -y$$pkgs\`, then retry." >&2; \
+		echo "Install Redis 7 or later, MariaDB 10.6 or later (or MySQL 8) and Chromium yourself, e.g. \`sudo apt-get install -y$$pkgs\`, then retry." >&2; \
 		exit 1; \
 	fi; \
 	export DEBIAN_FRONTEND=noninteractive; \
@@ -67,11 +68,16 @@ deps: ## Install redis-server and mariadb-server (used by tests and bench) when 
 	fi; \
 	command -v redis-server >/dev/null 2>&1 || { echo 'redis-server still not on PATH after install' >&2; exit 1; }; \
 	{ command -v mariadbd || command -v mysqld || [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ]; } >/dev/null 2>&1 \
-		|| { echo 'mariadbd still not installed after install' >&2; exit 1; }
+		|| { echo 'mariadbd still not installed after install' >&2; exit 1; }; \
+	[ -x /usr/bin/chromium ] || { echo '/usr/bin/chromium still missing after install' >&2; exit 1; }
 
-test: deps check-generated ## Run go vet and every test against real redis-server and MariaDB processes
+# The admin UI's end-to-end tests (web/e2e) drive headless Chromium and save
+# screenshots of the main pages under artifacts/screenshots.
+test: deps check-generated ## Run go vet and every test against real redis-server, MariaDB and Chromium processes
 	$(GO) vet $(PKGS)
-	CASSATA_REQUIRE_REDIS=1 CASSATA_REQUIRE_MYSQL=1 $(GO) test $(TEST_FLAGS) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	CASSATA_REQUIRE_REDIS=1 CASSATA_REQUIRE_MYSQL=1 CASSATA_REQUIRE_CHROMIUM=1 \
+	CASSATA_E2E_ARTIFACTS=$(CURDIR)/artifacts/screenshots \
+	$(GO) test $(TEST_FLAGS) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 bench: deps ## Run the load benchmark cmd/cassata-bench (flags via BENCH_ARGS="...")
 	$(GO) run ./cmd/cassata-bench $(BENCH_ARGS)
@@ -83,5 +89,5 @@ lint: ## Check formatting (gofmt) and run go vet
 	fi
 	$(GO) vet $(PKGS)
 
-clean: ## Remove build output and coverage files
-	rm -rf bin/ coverage.out coverage.html *.coverprofile
+clean: ## Remove build output, coverage files and test artifacts (screenshots)
+	rm -rf bin/ coverage.out coverage.html *.coverprofile artifacts/

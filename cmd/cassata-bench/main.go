@@ -1,6 +1,8 @@
 // Command cassata-bench measures a real Cassata deployment on this machine
 // and prints one table: delivery throughput and lateness (burst, steady),
-// create throughput (ingest) and Redis memory per pending event (memory).
+// create throughput (ingest), Redis memory per pending event (memory) and
+// deliveries under a steady 5,000 events/s (archive), followed by a second
+// table with the archive workload's outbox lag and archive throughput.
 //
 // It builds ./cmd/cassata (or takes --cassata), starts its own redis-server,
 // an in-process HTTP sink that records every delivery, and `cassata server`
@@ -8,11 +10,20 @@
 // workload gets an emptied Redis and a fresh namespace. Every process it
 // started is stopped when it ends, fails or is interrupted.
 //
+// Workers archive every finished event (CASSATA_ARCHIVE_DSN). With
+// --archive sqlite (the default) each namespace gets a SQLite file in the
+// bench's temporary directory; with --archive mysql the bench starts its own
+// MariaDB (mariadbd, or MySQL's mysqld) on a free loopback port with its
+// data directory under the temporary directory (store/archive/mysqltest),
+// one database per namespace, and stops it at the end:
+//
+//	make bench BENCH_ARGS="--archive mysql --only archive"
+//
 // It prints numbers and never fails on a timing; it exits non-zero only when
 // it could not measure (a process failed to start or died) or when Cassata
-// lost, refused or wrongly delivered events.
+// lost, refused or wrongly delivered events, or left some out of the archive.
 //
-//	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory] [--runs K] [--backlog N]
+//	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory,archive] [--archive sqlite|mysql] [--runs K] [--backlog N]
 package main
 
 import (
@@ -45,6 +56,9 @@ type options struct {
 	steadySpan        time.Duration // how long the steady events' due times spread over
 	ingestTime        time.Duration // duration of each ingest phase
 	memory            int           // events created by the memory workload
+	archive           string        // archive database: archiveSQLite or archiveMySQL
+	archiveRate       int           // deliveries per second of the archive workload
+	archiveSpan       time.Duration // how long the archive workload's due times spread over
 	deadline          time.Duration // wait for deliveries this long after the last due time
 	keep              bool          // keep the temporary directory (logs, archives)
 	verbose           bool
@@ -57,7 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.cassata, "cassata", "", "cassata binary to run (default: go build ./cmd/cassata into a temp dir)")
 	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server binary")
-	fs.StringVar(&only, "only", "", "comma-separated workloads to run (default: all of burst,steady,ingest,memory)")
+	fs.StringVar(&only, "only", "", "comma-separated workloads to run (default: all of burst,steady,ingest,memory,archive)")
 	fs.IntVar(&o.runs, "runs", 1, "run every workload K times and report medians")
 	fs.IntVar(&o.backlog, "backlog", 0, "preload N events due in 24h before burst and steady")
 	fs.IntVar(&o.workers, "workers", 1, "number of cassata worker processes")
@@ -67,6 +81,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.steadySpan, "steady-span", 10*time.Second, "time the steady events' due times spread over")
 	fs.DurationVar(&o.ingestTime, "ingest-time", 5*time.Second, "duration of each ingest phase (single, batch)")
 	fs.IntVar(&o.memory, "memory", 50_000, "pending events the memory workload creates")
+	fs.StringVar(&o.archive, "archive", archiveSQLite, "archive database of the workers: sqlite (a file per namespace) or mysql (the bench starts its own MariaDB)")
+	fs.IntVar(&o.archiveRate, "archive-rate", 5_000, "deliveries per second of the archive workload")
+	fs.DurationVar(&o.archiveSpan, "archive-span", 10*time.Second, "time the archive workload's due times spread over")
 	fs.DurationVar(&o.deadline, "deadline", time.Minute, "how long after the last due time to wait for deliveries before counting the rest as missing")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with process logs and archives")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging")
@@ -113,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}{
 		{"runs", o.runs, 1}, {"workers", o.workers, 1}, {"worker-concurrency", o.workerConcurrency, 0},
 		{"burst", o.burst, 1}, {"steady", o.steady, 1}, {"memory", o.memory, 1}, {"backlog", o.backlog, 0},
+		{"archive-rate", o.archiveRate, 1},
 	} {
 		if c.v < c.min {
 			return o, fmt.Errorf("--%s must be at least %d", c.name, c.min)
@@ -121,20 +139,28 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	for _, c := range []struct {
 		name string
 		v    time.Duration
-	}{{"steady-span", o.steadySpan}, {"ingest-time", o.ingestTime}, {"deadline", o.deadline}} {
+	}{{"steady-span", o.steadySpan}, {"ingest-time", o.ingestTime}, {"deadline", o.deadline}, {"archive-span", o.archiveSpan}} {
 		if c.v <= 0 {
 			return o, fmt.Errorf("--%s must be positive", c.name)
 		}
 	}
+	if o.archive != archiveSQLite && o.archive != archiveMySQL {
+		return o, fmt.Errorf("--archive must be %s or %s, not %q", archiveSQLite, archiveMySQL, o.archive)
+	}
+	if n := archiveEvents(o); n < 1 {
+		return o, fmt.Errorf("--archive-rate × --archive-span is %d events; want at least 1", n)
+	}
 	return o, nil
 }
 
-// bench holds what lives for the whole run: the binary, Redis and the sink.
+// bench holds what lives for the whole run: the binary, Redis, MariaDB
+// (--archive mysql) and the sink.
 type bench struct {
 	opts  options
 	tmp   string
 	bin   string
 	redis *redisServer
+	mysql *mysqlServer // nil unless --archive mysql
 	sink  *sink
 	nsSeq int
 }
@@ -216,6 +242,11 @@ func (b *bench) run(ctx context.Context) ([][]row, error) {
 	if b.redis, err = startRedis(ctx, redisBin, b.tmp); err != nil {
 		return nil, err
 	}
+	if b.opts.archive == archiveMySQL {
+		if b.mysql, err = startMySQL(ctx, b.tmp); err != nil {
+			return nil, err
+		}
+	}
 	b.sink = newSink()
 	if err := b.sink.start(); err != nil {
 		return nil, err
@@ -248,6 +279,7 @@ func (b *bench) close(failed bool) {
 	if b.sink != nil {
 		b.sink.close()
 	}
+	b.mysql.stop()
 	b.redis.stop()
 	switch {
 	case b.tmp == "" || b.opts.keep:
@@ -259,15 +291,29 @@ func (b *bench) close(failed bool) {
 }
 
 func (b *bench) writeReport(w io.Writer, rows []row) error {
-	if err := writeTable(w, rows); err != nil {
+	if err := writeTable(w, mainColumns, rows); err != nil {
 		return err
 	}
 	summary := fmt.Sprintf("runs: %d", b.opts.runs)
 	if b.opts.runs > 1 {
-		summary += " (medians; early, dups, missing, errors: worst run)"
+		summary += " (medians; early, dups, missing, errors, unarchived: worst run)"
 	}
-	summary += fmt.Sprintf("; backlog: %s pending; workers: %d; lateness = first arrival − due time",
-		formatInt(float64(b.opts.backlog)), b.opts.workers)
-	_, err := fmt.Fprintf(w, "%s\n%s\n", summary, targetsLine)
-	return err
+	summary += fmt.Sprintf("; backlog: %s pending; workers: %d; archive: %s; lateness = first arrival − due time",
+		formatInt(float64(b.opts.backlog)), b.opts.workers, b.archiveName())
+	if _, err := fmt.Fprintf(w, "%s\n%s\n", summary, targetsLine); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if r.RowsPerSec.ok || r.LagMax.ok {
+			if _, err := fmt.Fprintln(w); err != nil {
+				return err
+			}
+			if err := writeTable(w, archiveColumns, rows); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintln(w, archiveLegend(b.opts))
+			return err
+		}
+	}
+	return nil
 }

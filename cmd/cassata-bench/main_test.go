@@ -12,7 +12,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(o.only, []string{"burst", "steady", "ingest", "memory"}) || o.runs != 1 ||
+	if !slices.Equal(o.only, []string{"burst", "steady", "ingest", "memory", "archive"}) || o.runs != 1 ||
 		o.burst != 20000 || o.steady != 10000 || o.memory != 50000 || o.backlog != 0 {
 		t.Errorf("defaults = %+v", o)
 	}

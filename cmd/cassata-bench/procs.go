@@ -267,21 +267,6 @@ func (r *redisServer) usedMemory(ctx context.Context) (int64, error) {
 	return parseUsedMemory(info)
 }
 
-// outboxEntries counts the entries of namespace ns's outbox streams that
-// the archiver has not archived (and deleted) yet.
-func (r *redisServer) outboxEntries(ctx context.Context, ns string) (int64, error) {
-	var total int64
-	iter := r.client.Scan(ctx, 0, ns+":{"+ns+":*}:out", 1000).Iterator()
-	for iter.Next(ctx) {
-		n, err := r.client.XLen(ctx, iter.Val()).Result()
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	return total, iter.Err()
-}
-
 // parseUsedMemory finds used_memory in the text of INFO memory.
 func parseUsedMemory(info string) (int64, error) {
 	for line := range strings.Lines(info) {
@@ -387,9 +372,9 @@ func (b *bench) cassataEnv(ns string) []string {
 	}
 	env = append(env,
 		"CASSATA_REDIS_URL="+b.redis.url(),
-		// Workers archive finished events; the bench's archive is a SQLite
-		// file per namespace.
-		"CASSATA_ARCHIVE_DSN=sqlite://"+filepath.Join(b.tmp, ns+"-archive.db"),
+		// Workers archive finished events: into a SQLite file or a MariaDB
+		// database of the namespace's own (--archive).
+		"CASSATA_ARCHIVE_DSN="+b.archiveDSN(ns),
 		"CASSATA_AUTH=off",
 		"CASSATA_BLOCK_PRIVATE=off",
 		"CASSATA_NAMESPACE="+ns,

@@ -36,12 +36,22 @@ type row struct {
 	Errors           metric // count: creates refused, and deliveries of events that were not due
 	CreatesPerSec    metric
 	BytesPerPending  metric
+
+	// The archive workload's second table.
+	OutboxMax  metric // outbox entries, the most seen in one sample
+	LagP50     metric // milliseconds: age of the oldest outbox entry, over the samples
+	LagP99     metric // milliseconds
+	LagMax     metric // milliseconds
+	CatchUp    metric // milliseconds from the last delivery until the outbox was empty
+	RowsPerSec metric // archive rows (events + attempts) over first due → outbox empty
+	Unarchived metric // count: created events without an events row, delivered ones without an attempts row
 }
 
 // failed reports whether the row shows a correctness problem (as opposed to
 // a slow number), which makes the bench exit non-zero.
 func (r row) failed() bool {
-	return (r.Missing.ok && r.Missing.v > 0) || (r.Errors.ok && r.Errors.v > 0)
+	return (r.Missing.ok && r.Missing.v > 0) || (r.Errors.ok && r.Errors.v > 0) ||
+		(r.Unarchived.ok && r.Unarchived.v > 0)
 }
 
 // column describes one column: its header, how to read it from a row, how
@@ -55,7 +65,7 @@ type column struct {
 
 // Measurements take the median over runs; correctness counters take the
 // worst run, so one bad run is never hidden by two good ones.
-var columns = []column{
+var mainColumns = []column{
 	{"deliveries/s", func(r *row) *metric { return &r.DeliveriesPerSec }, median, formatInt},
 	{"late p50 ms", func(r *row) *metric { return &r.LateP50 }, median, formatMS},
 	{"late p99 ms", func(r *row) *metric { return &r.LateP99 }, median, formatMS},
@@ -67,6 +77,20 @@ var columns = []column{
 	{"creates/s", func(r *row) *metric { return &r.CreatesPerSec }, median, formatInt},
 	{"bytes/pending", func(r *row) *metric { return &r.BytesPerPending }, median, formatInt},
 }
+
+// archiveColumns make the second table, printed when the archive workload ran.
+var archiveColumns = []column{
+	{"outbox max", func(r *row) *metric { return &r.OutboxMax }, median, formatInt},
+	{"lag p50 ms", func(r *row) *metric { return &r.LagP50 }, median, formatMS},
+	{"lag p99 ms", func(r *row) *metric { return &r.LagP99 }, median, formatMS},
+	{"lag max ms", func(r *row) *metric { return &r.LagMax }, median, formatMS},
+	{"catch-up ms", func(r *row) *metric { return &r.CatchUp }, median, formatMS},
+	{"archived rows/s", func(r *row) *metric { return &r.RowsPerSec }, median, formatInt},
+	{"unarchived", func(r *row) *metric { return &r.Unarchived }, slices.Max[[]float64], formatInt},
+}
+
+// allColumns is every column of every table, for merging runs.
+var allColumns = slices.Concat(mainColumns, archiveColumns)
 
 // mergeRuns folds the rows of several runs into one row per workload, in
 // the order workloads first appear.
@@ -84,7 +108,7 @@ func mergeRuns(runs [][]row) []row {
 	out := make([]row, 0, len(order))
 	for _, name := range order {
 		merged := row{Workload: name}
-		for _, c := range columns {
+		for _, c := range allColumns {
 			var vals []float64
 			for i := range byName[name] {
 				if m := c.get(&byName[name][i]); m.ok {
@@ -100,27 +124,35 @@ func mergeRuns(runs [][]row) []row {
 	return out
 }
 
-// writeTable prints rows as one aligned, pipe-separated table: the
-// workload left-aligned, numbers right-aligned, "-" where a workload does
-// not measure a column.
-func writeTable(w io.Writer, rows []row) error {
+// writeTable prints the rows that measure at least one of cols as one
+// aligned, pipe-separated table: the workload left-aligned, numbers
+// right-aligned, "-" where a workload does not measure a column. It prints
+// nothing when no row has any of cols.
+func writeTable(w io.Writer, cols []column, rows []row) error {
 	cells := make([][]string, 0, len(rows)+1)
 	header := []string{"workload"}
-	for _, c := range columns {
+	for _, c := range cols {
 		header = append(header, c.header)
 	}
 	cells = append(cells, header)
 	for i := range rows {
 		line := []string{rows[i].Workload}
-		for _, c := range columns {
+		measured := false
+		for _, c := range cols {
 			m := c.get(&rows[i])
 			if m.ok && !math.IsNaN(m.v) {
 				line = append(line, c.format(m.v))
+				measured = true
 			} else {
 				line = append(line, "-")
 			}
 		}
-		cells = append(cells, line)
+		if measured {
+			cells = append(cells, line)
+		}
+	}
+	if len(cells) == 1 {
+		return nil
 	}
 
 	widths := make([]int, len(header))

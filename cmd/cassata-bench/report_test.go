@@ -37,7 +37,7 @@ func TestWriteTable(t *testing.T) {
 		{Workload: "memory", BytesPerPending: some(351.7), Errors: some(0)},
 	}
 	var b strings.Builder
-	if err := writeTable(&b, rows); err != nil {
+	if err := writeTable(&b, mainColumns, rows); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")

@@ -43,6 +43,7 @@ const (
 	appMemory  = "memory"
 	appBacklog = "backlog"
 	appCalib   = "calib"
+	appArchive = "archive"
 )
 
 // workload is one named measurement. It runs against a fresh deployment in
@@ -59,6 +60,7 @@ var workloads = []workload{
 	{"steady", runSteady},
 	{"ingest", runIngest},
 	{"memory", runMemory},
+	{"archive", runArchive},
 }
 
 // runWorkload empties Redis, deploys cassata in a fresh namespace, runs w
@@ -69,6 +71,9 @@ func (b *bench) runWorkload(ctx context.Context, w workload) ([]row, error) {
 	}
 	b.nsSeq++
 	ns := "bench" + strconv.Itoa(b.nsSeq)
+	if err := b.prepareArchive(ctx, ns); err != nil {
+		return nil, err
+	}
 	d, err := b.deploy(ctx, ns)
 	if err != nil {
 		return nil, err
@@ -180,16 +185,9 @@ func (b *bench) preloadBacklog(ctx context.Context, d *deployment) (int, error) 
 // and returns that with 50% and minLead of slack: the due time must come
 // after ingest ends, or the lateness would include ingest.
 func (b *bench) leadTime(ctx context.Context, d *deployment, n int) (time.Duration, error) {
-	at := time.Now().Add(backlogFuture)
-	res, err := d.api.createAll(ctx, calibrationEvents, createConc, func(i int) event {
-		return newEvent(appCalib, "c"+strconv.Itoa(i), b.sink.URL(), at)
-	})
+	res, err := b.calibrate(ctx, d)
 	if err != nil {
-		return 0, fmt.Errorf("calibrate: %w", err)
-	}
-	if res.Created == 0 {
-		return 0, fmt.Errorf("calibrate: the server created none of %d valid events (first refusal: %s)",
-			calibrationEvents, res.FirstErr)
+		return 0, err
 	}
 	perEvent := res.Elapsed / time.Duration(res.Created)
 	lead := min(perEvent*time.Duration(n)*3/2+minLead, maxLead)
@@ -198,17 +196,59 @@ func (b *bench) leadTime(ctx context.Context, d *deployment, n int) (time.Durati
 	return lead, nil
 }
 
+// calibrate creates calibrationEvents events far in the future (they stay
+// as a tiny backlog) and returns how that went, for the lead time.
+func (b *bench) calibrate(ctx context.Context, d *deployment) (createResult, error) {
+	at := time.Now().Add(backlogFuture)
+	res, err := d.api.createAll(ctx, calibrationEvents, createConc, func(i int) event {
+		return newEvent(appCalib, "c"+strconv.Itoa(i), b.sink.URL(), at)
+	})
+	if err != nil {
+		return res, fmt.Errorf("calibrate: %w", err)
+	}
+	if res.Created == 0 {
+		return res, fmt.Errorf("calibrate: the server created none of %d valid events (first refusal: %s)",
+			calibrationEvents, res.FirstErr)
+	}
+	return res, nil
+}
+
 // deliver creates n events of app, event i due at dueAt(i), waits until the
 // sink has seen each created one (or --deadline after lastDue), and
 // analyzes the arrivals.
 func (b *bench) deliver(ctx context.Context, d *deployment, app string, n int,
 	dueAt func(int) time.Time, lastDue time.Time) (deliveryStats, createResult, error) {
+	due, res, err := b.createDue(ctx, d, app, n, dueAt)
+	if err != nil {
+		return deliveryStats{}, res, err
+	}
+	deadline := lastDue.Add(b.opts.deadline)
+	lastCheck := time.Now()
+	for b.sink.distinctCount(app) < res.Created && time.Now().Before(deadline) {
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return deliveryStats{}, res, err
+		}
+		if time.Since(lastCheck) > time.Second {
+			lastCheck = time.Now()
+			if err := d.alive(); err != nil {
+				return deliveryStats{}, res, err
+			}
+		}
+	}
+	st, err := b.analyzeDeliveries(ctx, app, due)
+	return st, res, err
+}
+
+// createDue creates n events of app, event i due at dueAt(i), and returns
+// the due time of each created one by "<app>/<id>".
+func (b *bench) createDue(ctx context.Context, d *deployment, app string, n int,
+	dueAt func(int) time.Time) (map[string]time.Time, createResult, error) {
 	id := func(i int) string { return app + "-" + strconv.Itoa(i) }
 	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
 		return newEvent(app, id(i), b.sink.URL(), dueAt(i))
 	})
 	if err != nil {
-		return deliveryStats{}, res, fmt.Errorf("create %s events: %w", app, err)
+		return nil, res, fmt.Errorf("create %s events: %w", app, err)
 	}
 	logRefusals(app, res)
 	firstDue := dueAt(0)
@@ -225,22 +265,14 @@ func (b *bench) deliver(ctx context.Context, d *deployment, app string, n int,
 			due[app+"/"+id(i)] = dueAt(i)
 		}
 	}
+	return due, res, nil
+}
 
-	deadline := lastDue.Add(b.opts.deadline)
-	lastCheck := time.Now()
-	for b.sink.distinctCount(app) < res.Created && time.Now().Before(deadline) {
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
-			return deliveryStats{}, res, err
-		}
-		if time.Since(lastCheck) > time.Second {
-			lastCheck = time.Now()
-			if err := d.alive(); err != nil {
-				return deliveryStats{}, res, err
-			}
-		}
-	}
+// analyzeDeliveries waits dupGrace for late duplicates, then matches the
+// sink's arrivals against due and logs the outcome.
+func (b *bench) analyzeDeliveries(ctx context.Context, app string, due map[string]time.Time) (deliveryStats, error) {
 	if err := sleep(ctx, dupGrace); err != nil {
-		return deliveryStats{}, res, err
+		return deliveryStats{}, err
 	}
 
 	st := analyze(due, b.sink.snapshot())
@@ -254,7 +286,7 @@ func (b *bench) deliver(ctx context.Context, d *deployment, app string, n int,
 	slog.Info("delivered", "workload", app, "events", st.Delivered, "dups", st.Dups, "early", st.Early,
 		"late_p50", st.LateP50.Round(10*time.Microsecond), "late_p99", st.LateP99.Round(10*time.Microsecond),
 		"late_max", st.LateMax.Round(10*time.Microsecond))
-	return st, res, nil
+	return st, nil
 }
 
 // runIngest measures create throughput: first the single-event route with
@@ -420,13 +452,18 @@ func runMemory(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 		return nil, fmt.Errorf("create memory events: %w", err)
 	}
 	logRefusals("memory", res)
+	streams, err := b.redis.outboxStreams(ctx, d.ns)
+	if err != nil {
+		return nil, err
+	}
 	// Creates leave outbox entries until the archiver has archived them;
 	// measure the steady state of a pending event, after that.
 	for deadline := time.Now().Add(2 * time.Minute); ; {
-		left, err := b.redis.outboxEntries(ctx, d.ns)
+		out, err := b.redis.outbox(ctx, streams)
 		if err != nil {
 			return nil, err
 		}
+		left := out.Entries
 		if left == 0 {
 			break
 		}

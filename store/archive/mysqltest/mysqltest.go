@@ -20,6 +20,15 @@
 // When neither mariadbd nor mysqld is installed the test is skipped, unless
 // the environment sets CASSATA_REQUIRE_MYSQL=1 (as `make test` does), in
 // which case it fails: a CI run must never pass by skipping everything.
+//
+// Programs that are not tests (cmd/cassata-bench) use the same core without
+// a testing.TB: StartProcess starts a server in a directory of their
+// choosing and Close stops it.
+//
+//	p, err := mysqltest.StartProcess(dir) // errors.Is(err, mysqltest.ErrNoBinary) when not installed
+//	defer p.Close()
+//	err = p.CreateDatabase(ctx, "bench1")
+//	dsn := p.DSN("bench1")
 package mysqltest
 
 import (
@@ -60,11 +69,14 @@ const (
 	portAttempts = 5
 )
 
-// Server is one mariadbd/mysqld process.
-type Server struct {
+// Process is one mariadbd/mysqld process on a free loopback port with its
+// own data directory, socket and logs. It needs no testing.TB, so programs
+// other than tests (cmd/cassata-bench) can run one: StartProcess, then
+// Close (or Stop to keep the files). Tests use Server, which wraps one.
+type Process struct {
 	bin string
-	dir string // temporary directory: data/, socket, pid file, error log
-	own bool   // dir is ours to remove at shutdown
+	dir string // data/, tmp/, socket, pid file, error log
+	own bool   // dir was created by StartProcess: Close removes it
 
 	mu     sync.Mutex
 	port   int
@@ -73,19 +85,25 @@ type Server struct {
 	admin  *sql.DB
 }
 
+// Server is a Process started for a test; Start and Shared register its
+// shutdown. Every Process method applies.
+type Server struct {
+	*Process
+}
+
 // Start launches a server for t and registers its shutdown with t.Cleanup.
 // It skips (or fails, see RequireEnv) when no server binary is installed.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s, err := start()
-	if errors.Is(err, errNoBinary) {
+	p, err := StartProcess("")
+	if errors.Is(err, ErrNoBinary) {
 		skipOrFail(t, err)
 	}
 	if err != nil {
 		t.Fatalf("mysqltest: %v", err)
 	}
-	t.Cleanup(s.shutdown)
-	return s
+	t.Cleanup(p.Close)
+	return &Server{p}
 }
 
 var (
@@ -102,9 +120,12 @@ func Shared(t testing.TB) *Server {
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	if shared == nil && sharedErr == nil {
-		shared, sharedErr = start()
+		var p *Process
+		if p, sharedErr = StartProcess(""); sharedErr == nil {
+			shared = &Server{p}
+		}
 	}
-	if errors.Is(sharedErr, errNoBinary) {
+	if errors.Is(sharedErr, ErrNoBinary) {
 		skipOrFail(t, sharedErr)
 	}
 	if sharedErr != nil {
@@ -126,7 +147,7 @@ func StopShared() {
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	if shared != nil {
-		shared.shutdown()
+		shared.Close()
 		shared = nil
 	}
 	sharedErr = nil
@@ -140,28 +161,6 @@ func skipOrFail(t testing.TB, err error) {
 	t.Skipf("%v; skipping MariaDB tests", err)
 }
 
-// Addr returns the server's host:port.
-func (s *Server) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-}
-
-// Port returns the server's TCP port.
-func (s *Server) Port() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.port
-}
-
-// Dir returns the server's temporary directory (data/ and error.log live here).
-func (s *Server) Dir() string { return s.dir }
-
-// DSN returns the archive DSN (mysql://root@127.0.0.1:PORT/db) of a database.
-func (s *Server) DSN(db string) string {
-	return "mysql://root@" + s.Addr() + "/" + db
-}
-
 // NewDatabase creates a database with a random name, registers dropping it
 // with t.Cleanup, and returns its DSN.
 func (s *Server) NewDatabase(t testing.TB) string {
@@ -171,8 +170,8 @@ func (s *Server) NewDatabase(t testing.TB) string {
 	name := "db_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := s.Admin().ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
-		t.Fatalf("mysqltest: create database: %v", err)
+	if err := s.CreateDatabase(ctx, name); err != nil {
+		t.Fatalf("mysqltest: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -182,51 +181,109 @@ func (s *Server) NewDatabase(t testing.TB) string {
 	return s.DSN(name)
 }
 
-// Admin returns a root connection pool without a default database, opened on
-// first use and closed at shutdown.
-func (s *Server) Admin() *sql.DB {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.admin == nil {
-		s.admin = sql.OpenDB(mustConnector(s.rootConfigLocked()))
-	}
-	return s.admin
-}
-
-// Kill sends SIGKILL, simulating a crash, and waits for the process to exit.
-func (s *Server) Kill() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.signalAndWait(syscall.SIGKILL, 0)
-}
-
-// Stop shuts the server down cleanly (SIGTERM) and waits for it, sending
-// SIGKILL after StopTimeout.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.signalAndWait(syscall.SIGTERM, StopTimeout)
-}
-
 // Restart starts the server again on the same port and data directory (a
 // running one is stopped first) and waits until it accepts connections.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	s.Stop()
+	if err := s.restart(); err != nil {
+		t.Fatalf("mysqltest: %v", err)
+	}
+}
+
+// Addr returns the server's host:port.
+func (p *Process) Addr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))
+}
+
+// Port returns the server's TCP port.
+func (p *Process) Port() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.port
+}
+
+// Dir returns the server's directory (data/ and error.log live here).
+func (p *Process) Dir() string { return p.dir }
+
+// DSN returns the archive DSN (mysql://root@127.0.0.1:PORT/db) of a database.
+func (p *Process) DSN(db string) string {
+	return "mysql://root@" + p.Addr() + "/" + db
+}
+
+// CreateDatabase creates database name (utf8mb4, binary collation, as the
+// archive expects). The name is used as is: pass a plain identifier.
+func (p *Process) CreateDatabase(ctx context.Context, name string) error {
+	if _, err := p.Admin().ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// Admin returns a root connection pool without a default database, opened on
+// first use and closed by Close.
+func (p *Process) Admin() *sql.DB {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.admin == nil {
+		p.admin = sql.OpenDB(mustConnector(p.rootConfigLocked()))
+	}
+	return p.admin
+}
+
+// Kill sends SIGKILL, simulating a crash, and waits for the process to exit.
+func (p *Process) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.signalAndWait(syscall.SIGKILL, 0)
+}
+
+// Stop shuts the server down cleanly (SIGTERM) and waits for it, sending
+// SIGKILL after StopTimeout. Its files stay; a Server can Restart.
+func (p *Process) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.signalAndWait(syscall.SIGTERM, StopTimeout)
+}
+
+// Close closes the Admin pool, stops the server and, when StartProcess
+// created the directory, removes it. It is safe to call more than once.
+func (p *Process) Close() {
+	p.mu.Lock()
+	admin := p.admin
+	p.admin = nil
+	p.mu.Unlock()
+	if admin != nil {
+		_ = admin.Close()
+	}
+	p.Stop()
+	if p.own {
+		_ = os.RemoveAll(p.dir)
+	}
+}
+
+// restart launches the server again on its port and data directory, after
+// stopping a running one.
+func (p *Process) restart() error {
+	p.Stop()
 	var err error
 	for range portAttempts {
-		if err = s.launch(s.port); err == nil || !errors.Is(err, errAddrInUse) {
+		if err = p.launch(p.Port()); err == nil || !errors.Is(err, errAddrInUse) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("mysqltest: restart on port %d: %v", s.port, err)
+		return fmt.Errorf("restart on port %d: %w", p.Port(), err)
 	}
+	return nil
 }
 
 var (
-	errNoBinary  = errors.New("neither mariadbd nor mysqld is installed")
+	// ErrNoBinary is StartProcess's error when neither server binary is
+	// installed (on PATH or in the usual sbin directories).
+	ErrNoBinary  = errors.New("neither mariadbd nor mysqld is installed")
 	errAddrInUse = errors.New("address already in use")
 )
 
@@ -251,54 +308,102 @@ func lookPath(names ...string) string {
 	return ""
 }
 
-// start initialises a data directory and launches a server on a free port.
-func start() (*Server, error) {
+// maxSocketPath is the longest Unix socket path the kernel takes (108
+// bytes with the terminating NUL on Linux).
+const maxSocketPath = 107
+
+// StartProcess initialises a data directory and launches a server on a free
+// loopback port, waiting until it accepts connections. dir holds everything
+// the server writes (data/, tmp/, socket, pid file, error.log,
+// stdout.log); it is created when missing and must otherwise be empty.
+// With dir == "" a temporary directory is made, which Close removes. The
+// socket lives in dir, so its path must stay short (107 bytes). It returns
+// ErrNoBinary when neither mariadbd nor mysqld is installed. On Linux the
+// kernel kills the server if the calling program dies without Close.
+func StartProcess(dir string) (*Process, error) {
 	bin := lookPath("mariadbd", "mysqld")
 	if bin == "" {
-		return nil, errNoBinary
+		return nil, ErrNoBinary
 	}
-	// Not t.TempDir: the socket path must stay under the kernel's 108
-	// bytes, and long test names make TempDir paths long.
-	dir, err := os.MkdirTemp("", "mysqltest-")
-	if err != nil {
+	own := dir == ""
+	if own {
+		// Not t.TempDir: the socket path must stay under the kernel's 108
+		// bytes, and long test names make TempDir paths long.
+		var err error
+		if dir, err = os.MkdirTemp("", "mysqltest-"); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if dir, err = filepath.Abs(dir); err != nil {
+			return nil, err
+		}
+		if err := checkSocketPath(dir); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		if entries, err := os.ReadDir(dir); err != nil {
+			return nil, err
+		} else if len(entries) > 0 {
+			return nil, fmt.Errorf("server directory %s is not empty", dir)
+		}
+	}
+	cleanup := func() {
+		if own {
+			_ = os.RemoveAll(dir)
+		}
+	}
+	if err := checkSocketPath(dir); err != nil {
+		cleanup()
 		return nil, err
 	}
-	s := &Server{bin: bin, dir: dir, own: true}
-	if err := s.initDataDir(); err != nil {
-		_ = os.RemoveAll(dir)
+	p := &Process{bin: bin, dir: dir, own: own}
+	if err := p.initDataDir(); err != nil {
+		cleanup()
 		return nil, err
 	}
 	var lastErr error
 	for range portAttempts {
 		port, err := freePort()
 		if err != nil {
-			_ = os.RemoveAll(dir)
+			cleanup()
 			return nil, fmt.Errorf("pick port: %w", err)
 		}
-		if lastErr = s.launch(port); lastErr == nil {
-			return s, nil
+		if lastErr = p.launch(port); lastErr == nil {
+			return p, nil
 		}
 		if !errors.Is(lastErr, errAddrInUse) {
 			break
 		}
 	}
-	_ = os.RemoveAll(dir)
+	cleanup()
 	return nil, lastErr
+}
+
+const socketName = "mysqld.sock"
+
+func checkSocketPath(dir string) error {
+	if sock := filepath.Join(dir, socketName); len(sock) > maxSocketPath {
+		return fmt.Errorf("socket path %s is longer than %d bytes; use a shorter directory", sock, maxSocketPath)
+	}
+	return nil
 }
 
 // initDataDir creates the system tables with a root account that logs in
 // without a password (the server only listens on loopback and a socket in
 // a private directory).
-func (s *Server) initDataDir() error {
-	data := filepath.Join(s.dir, "data")
+func (p *Process) initDataDir() error {
+	data := filepath.Join(p.dir, "data")
 	// A private tmpdir: servers bootstrapping at the same time otherwise
 	// collide on the names of their temporary tables in /tmp.
-	if err := os.Mkdir(filepath.Join(s.dir, "tmp"), 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(p.dir, "tmp"), 0o700); err != nil {
 		return err
 	}
-	tmpdir := "--tmpdir=" + filepath.Join(s.dir, "tmp")
+	tmpdir := "--tmpdir=" + filepath.Join(p.dir, "tmp")
 	var cmd *exec.Cmd
-	if install := lookPath("mariadb-install-db", "mysql_install_db"); install != "" && isMariaDB(s.bin) {
+	if install := lookPath("mariadb-install-db", "mysql_install_db"); install != "" && isMariaDB(p.bin) {
 		args := []string{
 			"--no-defaults",
 			"--datadir=" + data,
@@ -317,9 +422,9 @@ func (s *Server) initDataDir() error {
 		if os.Geteuid() == 0 {
 			args = append(args, "--user=root")
 		}
-		cmd = exec.Command(s.bin, args...)
+		cmd = exec.Command(p.bin, args...)
 	}
-	cmd.Dir = s.dir
+	cmd.Dir = p.dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("initialise data directory (%s): %w\n%s", strings.Join(cmd.Args, " "), err, tail(out))
@@ -338,20 +443,20 @@ func isMariaDB(bin string) bool {
 // launch starts the server on port and waits until it accepts a
 // connection. On failure the process is gone and the error carries the tail
 // of the error log.
-func (s *Server) launch(port int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (p *Process) launch(port int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 
-	errLog := filepath.Join(s.dir, "error.log")
+	errLog := filepath.Join(p.dir, "error.log")
 	args := []string{
 		"--no-defaults", // must come first: ignore /etc/mysql entirely
-		"--datadir=" + filepath.Join(s.dir, "data"),
+		"--datadir=" + filepath.Join(p.dir, "data"),
 		"--port=" + strconv.Itoa(port),
 		"--bind-address=127.0.0.1",
 		"--skip-networking=0",
-		"--socket=" + filepath.Join(s.dir, "mysqld.sock"),
-		"--tmpdir=" + filepath.Join(s.dir, "tmp"),
-		"--pid-file=" + filepath.Join(s.dir, "mysqld.pid"),
+		"--socket=" + filepath.Join(p.dir, socketName),
+		"--tmpdir=" + filepath.Join(p.dir, "tmp"),
+		"--pid-file=" + filepath.Join(p.dir, "mysqld.pid"),
 		"--log-error=" + errLog,
 		"--skip-name-resolve",
 		"--character-set-server=utf8mb4",
@@ -364,10 +469,10 @@ func (s *Server) launch(port int) error {
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
-	cmd := exec.Command(s.bin, args...)
-	cmd.Dir = s.dir
+	cmd := exec.Command(p.bin, args...)
+	cmd.Dir = p.dir
 	cmd.SysProcAttr = sysProcAttr()
-	logFile, err := os.OpenFile(filepath.Join(s.dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(filepath.Join(p.dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -381,9 +486,9 @@ func (s *Server) launch(port int) error {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	s.port, s.cmd, s.exited = port, cmd, exited
+	p.port, p.cmd, p.exited = port, cmd, exited
 
-	cfg := s.rootConfigLocked()
+	cfg := p.rootConfigLocked()
 	cfg.Timeout = time.Second
 	db := sql.OpenDB(mustConnector(cfg))
 	defer db.Close()
@@ -391,12 +496,12 @@ func (s *Server) launch(port int) error {
 	for {
 		select {
 		case <-exited:
-			s.cmd = nil
+			p.cmd = nil
 			log := tail(readFile(errLog))
 			if bytes.Contains(log, []byte("Address already in use")) || bytes.Contains(log, []byte("Do you already have another")) {
 				return fmt.Errorf("port %d: %w", port, errAddrInUse)
 			}
-			return fmt.Errorf("%s exited during start-up (%s); error log:\n%s", filepath.Base(s.bin), cmd.ProcessState, log)
+			return fmt.Errorf("%s exited during start-up (%s); error log:\n%s", filepath.Base(p.bin), cmd.ProcessState, log)
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -406,19 +511,19 @@ func (s *Server) launch(port int) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			s.signalAndWait(syscall.SIGKILL, 0)
+			p.signalAndWait(syscall.SIGKILL, 0)
 			return fmt.Errorf("no connection to 127.0.0.1:%d within %s (last error: %v); error log:\n%s", port, StartTimeout, err, tail(readFile(errLog)))
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 }
 
-// rootConfigLocked reads s.port; callers hold s.mu or own s exclusively.
-func (s *Server) rootConfigLocked() *mysql.Config {
+// rootConfigLocked reads p.port; callers hold p.mu or own p exclusively.
+func (p *Process) rootConfigLocked() *mysql.Config {
 	cfg := mysql.NewConfig()
 	cfg.User = "root"
 	cfg.Net = "tcp"
-	cfg.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	cfg.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))
 	// The driver logs some connection errors itself; while the server
 	// starts or after a test stopped it those are expected noise.
 	cfg.Logger = quietLogger{}
@@ -438,37 +543,23 @@ func mustConnector(cfg *mysql.Config) driver.Connector {
 }
 
 // signalAndWait signals the running process and waits for it to exit; with
-// a positive grace it escalates to SIGKILL after grace. Callers hold s.mu.
-func (s *Server) signalAndWait(sig syscall.Signal, grace time.Duration) {
-	if s.cmd == nil {
+// a positive grace it escalates to SIGKILL after grace. Callers hold p.mu.
+func (p *Process) signalAndWait(sig syscall.Signal, grace time.Duration) {
+	if p.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(sig)
+	_ = p.cmd.Process.Signal(sig)
 	if grace > 0 {
 		select {
-		case <-s.exited:
+		case <-p.exited:
 		case <-time.After(grace):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
+			_ = p.cmd.Process.Kill()
+			<-p.exited
 		}
 	} else {
-		<-s.exited
+		<-p.exited
 	}
-	s.cmd = nil
-}
-
-func (s *Server) shutdown() {
-	s.mu.Lock()
-	admin := s.admin
-	s.admin = nil
-	s.mu.Unlock()
-	if admin != nil {
-		_ = admin.Close()
-	}
-	s.Stop()
-	if s.own {
-		_ = os.RemoveAll(s.dir)
-	}
+	p.cmd = nil
 }
 
 // freePort asks the kernel for an unused loopback port. Another process may

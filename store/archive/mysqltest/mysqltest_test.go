@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +72,73 @@ func TestStartStopRestart(t *testing.T) {
 	srv.Restart(t)
 	if got := one(t, db, "SELECT SUM(v) FROM keep.t"); got != 15 {
 		t.Fatalf("after kill and restart SUM(v) = %d, want 15", got)
+	}
+}
+
+// TestStartProcess runs the core without a testing.TB, the way
+// cmd/cassata-bench does: in a directory of the caller's, which Close
+// leaves in place.
+func TestStartProcess(t *testing.T) {
+	t.Parallel()
+	mysqltest.Shared(t) // skip or fail here when there is no server binary
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "mt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	srvDir := filepath.Join(dir, "mariadb")
+
+	p, err := mysqltest.StartProcess(srvDir)
+	if err != nil {
+		t.Fatalf("StartProcess: %v", err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			p.Close()
+		}
+	})
+	if p.Dir() != srvDir {
+		t.Errorf("Dir = %q, want %q", p.Dir(), srvDir)
+	}
+	if err := p.CreateDatabase(ctx, "bench1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.DSN("bench1"), "mysql://root@"+p.Addr()+"/bench1"; got != want {
+		t.Errorf("DSN = %q, want %q", got, want)
+	}
+	mustExec(t, p.Admin(), "CREATE TABLE bench1.t (v INT) ENGINE=InnoDB")
+	if err := p.CreateDatabase(ctx, "bench1"); err == nil {
+		t.Error("creating an existing database succeeded")
+	}
+
+	if _, err := mysqltest.StartProcess(srvDir); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("StartProcess in a used directory: err = %v, want \"not empty\"", err)
+	}
+
+	addr := p.Addr()
+	p.Close()
+	closed = true
+	p.Close() // twice is fine
+	if _, err := os.Stat(filepath.Join(srvDir, "data")); err != nil {
+		t.Errorf("Close removed the caller's directory: %v", err)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("%s still accepts connections after Close", addr)
+	}
+}
+
+func TestStartProcessSocketPathTooLong(t *testing.T) {
+	t.Parallel()
+	mysqltest.Shared(t)
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 110))
+	if _, err := mysqltest.StartProcess(dir); err == nil || !strings.Contains(err.Error(), "socket path") {
+		t.Fatalf("err = %v, want a socket path error", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("StartProcess created %s before refusing it: %v", dir, err)
 	}
 }
 
