@@ -283,7 +283,7 @@ func TestEventPage(t *testing.T) {
 	x.Attempts, x.MaxAttempts, x.LastStatusCode, x.LastError = 2, 5, 500, "server error"
 	x.FinishedAt = now.Add(-time.Minute)
 	x.History = []scheduler.Attempt{
-		{Attempt: 1, At: now.Add(-3 * time.Minute).UnixMilli(), Error: "dial tcp: refused", DurationMS: 12, Worker: "w1"},
+		{Attempt: 1, At: now.Add(-3 * time.Minute).UnixMilli(), Error: "dial tcp: refused", DurationMS: 0, Worker: "w1"},
 		{Attempt: 2, At: now.Add(-time.Minute).UnixMilli(), StatusCode: 500, Error: "server error", DurationMS: 345, Worker: "w2", Response: "oops"},
 	}
 	e.fb.add(x)
@@ -325,7 +325,7 @@ func TestEventPage(t *testing.T) {
 	}
 	hist := tableRows(t, r.doc, "history")
 	if len(hist) != 2 || hist[0][0] != "2" || hist[0][2] != "500" || hist[0][4] != "345 ms" || hist[0][5] != "w2" ||
-		!strings.Contains(hist[0][3], "oops") || hist[1][3] != "dial tcp: refused" || hist[1][2] != "—" {
+		!strings.Contains(hist[0][3], "oops") || hist[1][3] != "dial tcp: refused" || hist[1][2] != "—" || hist[1][4] != "<1 ms" {
 		t.Errorf("history %q", hist)
 	}
 	if got := text(byID(t, r.doc, "status")); got != "FAILED" {

@@ -381,7 +381,7 @@ func newEventView(p page, ev *scheduler.Event, now time.Time, fl *flash) eventVi
 		}
 		v.History = append(v.History, attemptRow{
 			N: strconv.Itoa(a.Attempt), At: newTime(a.AtTime(), now), StatusCode: code,
-			Error: orDash(a.Error), Response: a.Response, Duration: strconv.FormatInt(a.DurationMS, 10),
+			Error: orDash(a.Error), Response: a.Response, Duration: durationMS(a.DurationMS),
 			Worker: orDash(a.Worker), Stale: a.Stale,
 		})
 	}
@@ -439,3 +439,12 @@ type errorView struct {
 }
 
 func statusClassOf(s string) string { return statusClass(scheduler.Status(s)) }
+
+// durationMS is an attempt's duration in whole milliseconds, as recorded;
+// a fast local answer records 0, which reads better as "<1".
+func durationMS(ms int64) string {
+	if ms <= 0 {
+		return "<1"
+	}
+	return strconv.FormatInt(ms, 10)
+}
