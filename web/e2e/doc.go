@@ -26,4 +26,5 @@
 // from a benchmark that the normal test run skips:
 //
 //	go test -run '^$' -bench EventsPage -benchtime 5x ./web/e2e
+//	CASSATA_E2E_ARCHIVE=mysql go test -run '^$' -bench EventsPage -benchtime 5x ./web/e2e  # on MariaDB
 package e2e

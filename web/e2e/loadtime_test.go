@@ -124,6 +124,7 @@ func median[T int64 | float64 | time.Duration](xs []T) T {
 // It never fails on a time. Run it with
 //
 //	go test -run '^$' -bench EventsPage -benchtime 5x ./web/e2e
+//	CASSATA_E2E_ARCHIVE=mysql go test -run '^$' -bench EventsPage -benchtime 5x ./web/e2e  # on MariaDB
 func BenchmarkEventsPage(b *testing.B) {
 	s := setup(b)
 	s.stopWorker()

@@ -5,11 +5,14 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/cassata/cassata/store/archive/mysqltest"
 )
 
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.ReleaseMode)
 	code := m.Run()
 	stopBrowser()
+	mysqltest.StopShared()
 	os.Exit(code)
 }

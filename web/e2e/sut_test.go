@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive"
+	"github.com/cassata/cassata/store/archive/mysqltest"
 	"github.com/cassata/cassata/store/redisstore"
 	"github.com/cassata/cassata/store/redisstore/redistest"
 	"github.com/cassata/cassata/web"
@@ -42,6 +44,11 @@ type system struct {
 	stopWorker func()
 }
 
+// archiveEnv=mysql puts the archive on a MariaDB that the tests start
+// (store/archive/mysqltest) instead of a SQLite file, e.g. for the load
+// times of BenchmarkEventsPage on the production database.
+const archiveEnv = "CASSATA_E2E_ARCHIVE"
+
 // setup starts a system for one test. Everything stops when the test ends.
 func setup(t testing.TB) *system {
 	t.Helper()
@@ -54,7 +61,11 @@ func setup(t testing.TB) *system {
 	if err != nil {
 		t.Fatalf("redisstore.New: %v", err)
 	}
-	arch, err := archive.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "archive.db"))
+	dsn := "sqlite://" + filepath.Join(t.TempDir(), "archive.db")
+	if os.Getenv(archiveEnv) == "mysql" {
+		dsn = mysqltest.NewDatabase(t)
+	}
+	arch, err := archive.Open(ctx, dsn)
 	if err != nil {
 		t.Fatalf("archive.Open: %v", err)
 	}
