@@ -1,7 +1,9 @@
 // Package luascripts holds Cassata's Redis Lua scripts. Each script lives in
 // its own .lua file whose header documents every KEYS and ARGV entry and the
 // return value. Every script touches the keys of exactly one shard: all of
-// them carry the shard's hash tag, so a script runs in one Redis Cluster slot.
+// them carry the shard's hash tag, so a script runs in one Redis Cluster slot;
+// the few namespace-wide scripts (heartbeat, deadworkers, forgetworker, ping)
+// touch one global key each.
 //
 // The scripts are exposed as *redis.Script: go-redis runs them by SHA and
 // falls back to EVAL on NOSCRIPT, so a Redis restart or SCRIPT FLUSH is
@@ -35,6 +37,16 @@ var (
 	reapSrc string
 	//go:embed archived.lua
 	archivedSrc string
+	//go:embed heartbeat.lua
+	heartbeatSrc string
+	//go:embed deadworkers.lua
+	deadWorkersSrc string
+	//go:embed expireworker.lua
+	expireWorkerSrc string
+	//go:embed forgetworker.lua
+	forgetWorkerSrc string
+	//go:embed ping.lua
+	pingSrc string
 )
 
 // script joins the prelude (shared helpers) and a script's body.
@@ -59,7 +71,18 @@ var (
 	Reap = script(reapSrc)
 	// Archived acknowledges archived outbox entries (archived.lua).
 	Archived = script(archivedSrc)
+	// Heartbeat records a worker alive on the server clock (heartbeat.lua).
+	Heartbeat = script(heartbeatSrc)
+	// DeadWorkers lists workers that stopped beating (deadworkers.lua).
+	DeadWorkers = script(deadWorkersSrc)
+	// ExpireWorker ends a dead worker's leases in one shard (expireworker.lua).
+	ExpireWorker = script(expireWorkerSrc)
+	// ForgetWorker removes a dead worker's heartbeat (forgetworker.lua).
+	ForgetWorker = script(forgetWorkerSrc)
+	// Ping is the health check (ping.lua).
+	Ping = script(pingSrc)
 )
 
 // All lists every script, for loading them up front.
-var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived}
+var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived,
+	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, Ping}

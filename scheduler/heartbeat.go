@@ -13,9 +13,15 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 		err := w.store.Heartbeat(ctx, WorkerInfo{
 			ID: w.cfg.ID, Host: host, PID: os.Getpid(), Started: w.started,
 			InFlight: w.InFlight(), Heartbeat: time.Now(),
-		})
-		if err != nil && ctx.Err() == nil {
-			w.log.Warn("heartbeat failed", "err", err)
+		}, w.now())
+		switch {
+		case err != nil:
+			w.beatingSince.Store(0)
+			if ctx.Err() == nil {
+				w.log.Warn("heartbeat failed", "err", err)
+			}
+		case w.beatingSince.Load() == 0:
+			w.beatingSince.Store(time.Now().UnixNano())
 		}
 	}
 	beat()

@@ -13,11 +13,16 @@ const reapLimit = 500
 func (w *Worker) reapLoop(ctx context.Context) {
 	t := time.NewTicker(w.cfg.ReapInterval)
 	defer t.Stop()
+	var lastDeadCheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if time.Since(lastDeadCheck) >= w.cfg.HeartbeatInterval {
+			lastDeadCheck = time.Now()
+			w.recoverDeadWorkers(ctx)
 		}
 		for sh := range w.store.Shards() {
 			for {
@@ -39,5 +44,41 @@ func (w *Worker) reapLoop(ctx context.Context) {
 				}
 			}
 		}
+	}
+}
+
+// recoverDeadWorkers ends the leases of the workers that stopped beating
+// for DeadAfter (crashed, partitioned or paused), so this round of reaping
+// gives their events back without waiting for the visibility timeout. A
+// worker that was only slow keeps running: the lease check refuses its
+// late outcomes and its next heartbeat lists it again.
+//
+// Only a worker whose own heartbeats have succeeded for DeadAfter judges
+// others: after a Redis outage every heartbeat in Redis is old, and the
+// others must get the chance to beat again before they count as dead.
+func (w *Worker) recoverDeadWorkers(ctx context.Context) {
+	if since := w.beatingSince.Load(); since == 0 || time.Since(time.Unix(0, since)) < w.cfg.DeadAfter {
+		return
+	}
+	ids, err := w.store.DeadWorkers(ctx, w.cfg.DeadAfter, w.now())
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("dead worker check failed", "err", err)
+		}
+		return
+	}
+	for _, id := range ids {
+		if id == w.cfg.ID {
+			continue // this worker's own heartbeat lags (Redis was away): it is alive
+		}
+		n, err := w.store.RecoverWorker(ctx, id, w.cfg.DeadAfter, w.now())
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("recovering a dead worker's events failed", "dead_worker", id, "err", err)
+			}
+			return
+		}
+		w.log.Warn("worker stopped heartbeating; its events go back to due", "dead_worker", id,
+			"silent_for_more_than", w.cfg.DeadAfter, "leases_ended", n)
 	}
 }

@@ -38,8 +38,16 @@ type Store interface {
 	Extend(ctx context.Context, l Lease, visibility time.Duration, now time.Time) (bool, error)
 	// Reap recovers up to limit events of a shard whose lease expired.
 	Reap(ctx context.Context, shard, limit, defaultMaxAttempts int, now time.Time) (int, error)
-	// Heartbeat records that a worker is alive.
-	Heartbeat(ctx context.Context, w WorkerInfo) error
+	// Heartbeat records that a worker is alive at now (zero: the Redis
+	// server's clock).
+	Heartbeat(ctx context.Context, w WorkerInfo, now time.Time) error
+	// DeadWorkers lists the workers whose last heartbeat is older than
+	// deadAfter at now (zero: the Redis server's clock).
+	DeadWorkers(ctx context.Context, deadAfter time.Duration, now time.Time) ([]string, error)
+	// RecoverWorker ends the leases a dead worker holds, so the reaper gives
+	// its events back, and forgets the worker unless it beat again. It
+	// returns the number of leases ended.
+	RecoverWorker(ctx context.Context, id string, deadAfter time.Duration, now time.Time) (int, error)
 	// Workers lists the workers whose last heartbeat is newer than since.
 	Workers(ctx context.Context, since time.Time) ([]WorkerInfo, error)
 	// Live counts the live events: PENDING, of those due before dueBefore,

@@ -40,6 +40,10 @@ type WorkerConfig struct {
 	ReapInterval time.Duration
 	// HeartbeatInterval is how often the worker reports itself. Defaults to 5s.
 	HeartbeatInterval time.Duration
+	// DeadAfter is how long a worker may go without a heartbeat before
+	// other workers end its leases and give its events back, sooner than
+	// the visibility timeout would. Defaults to 3 heartbeat intervals (15s).
+	DeadAfter time.Duration
 	// ShutdownTimeout bounds how long in-flight deliveries may finish after
 	// the worker is stopped; the rest are handed back. Defaults to 30s.
 	ShutdownTimeout time.Duration
@@ -79,6 +83,9 @@ func (c WorkerConfig) WithDefaults() WorkerConfig {
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
+	if c.DeadAfter <= 0 {
+		c.DeadAfter = 3 * c.HeartbeatInterval
+	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -112,10 +119,13 @@ type Worker struct {
 	log     *slog.Logger
 
 	inflight atomic.Int64
-	freed    chan struct{}
-	started  time.Time
-	rnd      *rand.Rand
-	rndMu    sync.Mutex
+	// beatingSince is when this worker's heartbeats last started to
+	// succeed without a failure in between (Unix ns; 0 while failing).
+	beatingSince atomic.Int64
+	freed        chan struct{}
+	started      time.Time
+	rnd          *rand.Rand
+	rndMu        sync.Mutex
 }
 
 // NewWorker returns a worker.

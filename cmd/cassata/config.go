@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cassata/cassata/scheduler"
 )
 
 // config is every setting of the cassata command. Precedence: flags >
@@ -16,6 +19,7 @@ import (
 type config struct {
 	RedisURL          string        `yaml:"redis_url"`
 	RedisCluster      bool          `yaml:"redis_cluster"`
+	AllowEviction     bool          `yaml:"redis_allow_eviction"`
 	ArchiveDSN        string        `yaml:"archive_dsn"`
 	Listen            string        `yaml:"listen"`
 	BasePath          string        `yaml:"base_path"`
@@ -29,6 +33,8 @@ type config struct {
 	Retention         time.Duration `yaml:"retention"`
 	PollInterval      time.Duration `yaml:"poll_interval"`
 	Visibility        time.Duration `yaml:"visibility_timeout"`
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	DeadAfter         time.Duration `yaml:"dead_after"`
 	Batch             int           `yaml:"claim_batch"`
 	MaxAttempts       int           `yaml:"max_attempts"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
@@ -144,6 +150,7 @@ func (c *config) settings() []setting {
 	return []setting{
 		{"CASSATA_REDIS_URL", "redis-url", "redis:// URL, or comma-separated host:port seeds with --redis-cluster", str(&c.RedisURL)},
 		{"CASSATA_REDIS_CLUSTER", "redis-cluster", "connect to a Redis Cluster (true/false)", boolean(&c.RedisCluster)},
+		{"CASSATA_REDIS_ALLOW_EVICTION", "redis-allow-eviction", "start even though Redis's maxmemory-policy is not noeviction (events may be evicted and lost)", boolean(&c.AllowEviction)},
 		{"CASSATA_ARCHIVE_DSN", "archive-dsn", "archive database DSN", str(&c.ArchiveDSN)},
 		{"CASSATA_LISTEN", "listen", "HTTP listen address", str(&c.Listen)},
 		{"CASSATA_BASE_PATH", "base-path", "path prefix of the admin UI behind a reverse proxy, e.g. /cassata", str(&c.BasePath)},
@@ -157,6 +164,8 @@ func (c *config) settings() []setting {
 		{"CASSATA_RETENTION", "retention", "how long finished events stay in Redis", dur(&c.Retention)},
 		{"CASSATA_POLL_INTERVAL", "poll-interval", "longest sleep between looks for due events (default 1s)", dur(&c.PollInterval)},
 		{"CASSATA_VISIBILITY_TIMEOUT", "visibility-timeout", "lease of a claimed event (default 60s)", dur(&c.Visibility)},
+		{"CASSATA_HEARTBEAT_INTERVAL", "heartbeat-interval", "how often a worker reports itself alive (default 5s)", dur(&c.HeartbeatInterval)},
+		{"CASSATA_DEAD_AFTER", "dead-after", "silence after which a worker's events are given back to others (default 3 heartbeat intervals)", dur(&c.DeadAfter)},
 		{"CASSATA_CLAIM_BATCH", "claim-batch", "events claimed per round trip (default 100)", num(&c.Batch)},
 		{"CASSATA_MAX_ATTEMPTS", "max-attempts", "default attempts per event (default 5)", num(&c.MaxAttempts)},
 		{"CASSATA_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight deliveries may finish on SIGTERM (default 30s)", dur(&c.ShutdownTimeout)},
@@ -235,6 +244,14 @@ func (c *config) validate(mode string) error {
 	}
 	if c.Retention <= 0 {
 		return fmt.Errorf("CASSATA_RETENTION must be positive")
+	}
+	if c.HeartbeatInterval < 0 || c.DeadAfter < 0 {
+		return fmt.Errorf("CASSATA_HEARTBEAT_INTERVAL and CASSATA_DEAD_AFTER must not be negative")
+	}
+	beat := cmp.Or(c.HeartbeatInterval, scheduler.DefaultHeartbeatInterval)
+	if c.DeadAfter > 0 && c.DeadAfter < 2*beat {
+		return fmt.Errorf("CASSATA_DEAD_AFTER (%s) must be at least twice the heartbeat interval (%s), "+
+			"or live workers would be taken for dead", c.DeadAfter, beat)
 	}
 	return nil
 }

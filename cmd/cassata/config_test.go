@@ -107,12 +107,14 @@ func TestConfigErrors(t *testing.T) {
 		env  map[string]string
 		args []string
 	}{
-		"redis url required":  {env: map[string]string{"CASSATA_REDIS_URL": ""}},
-		"bad auth":            {env: map[string]string{"CASSATA_REDIS_URL": "redis://x", "CASSATA_AUTH": "maybe"}},
-		"bad number":          {env: map[string]string{"CASSATA_REDIS_URL": "redis://x", "CASSATA_WORKER_CONCURRENCY": "lots"}},
-		"bad duration":        {env: map[string]string{"CASSATA_REDIS_URL": "redis://x", "CASSATA_RETENTION": "1 day"}},
-		"bad flag":            {env: map[string]string{"CASSATA_REDIS_URL": "redis://x"}, args: []string{"--nope"}},
-		"missing config file": {env: map[string]string{"CASSATA_REDIS_URL": "redis://x"}, args: []string{"--config", "/nonexistent.yaml"}},
+		"redis url required":   {env: map[string]string{"CASSATA_REDIS_URL": ""}},
+		"bad auth":             {env: map[string]string{"CASSATA_REDIS_URL": "redis://x", "CASSATA_AUTH": "maybe"}},
+		"bad number":           {env: map[string]string{"CASSATA_REDIS_URL": "redis://x", "CASSATA_WORKER_CONCURRENCY": "lots"}},
+		"bad duration":         {env: map[string]string{"CASSATA_REDIS_URL": "redis://x", "CASSATA_RETENTION": "1 day"}},
+		"bad flag":             {env: map[string]string{"CASSATA_REDIS_URL": "redis://x"}, args: []string{"--nope"}},
+		"missing config file":  {env: map[string]string{"CASSATA_REDIS_URL": "redis://x"}, args: []string{"--config", "/nonexistent.yaml"}},
+		"dead after too short": {env: map[string]string{"CASSATA_REDIS_URL": "redis://x", "CASSATA_HEARTBEAT_INTERVAL": "5s", "CASSATA_DEAD_AFTER": "6s"}},
+		"negative heartbeat":   {env: map[string]string{"CASSATA_REDIS_URL": "redis://x", "CASSATA_HEARTBEAT_INTERVAL": "-1s"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for k, v := range tc.env {

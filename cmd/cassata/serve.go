@@ -82,7 +82,8 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	if mode == "worker" && cfg.ArchiveDSN == "" {
 		return fmt.Errorf("CASSATA_ARCHIVE_DSN (or --archive-dsn) is required for worker: finished events are archived there")
 	}
-	if mode == "dev" && cfg.RedisURL == "" {
+	embedded := mode == "dev" && cfg.RedisURL == ""
+	if embedded {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return fmt.Errorf("start embedded redis: %w", err)
@@ -101,6 +102,12 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	store, err := connectStore(ctx, rdb, cfg, log)
 	if err != nil {
 		return err
+	}
+	var runIDs map[string]string
+	if !embedded {
+		if runIDs, err = checkRedis(ctx, store, cfg.AllowEviction, log); err != nil {
+			return err
+		}
 	}
 
 	if mode == "dev" && cfg.ArchiveDSN == "" {
@@ -121,6 +128,10 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := scheduler.NewMetrics(reg)
 	reg.MustRegister(backlogCollector{store: store})
+	redisRestarts := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cassata_redis_restarts_total", Help: "Restarts of a Redis server (a new run_id) this process noticed.",
+	})
+	reg.MustRegister(redisRestarts)
 
 	policy := scheduler.Policy{MaxAttempts: cfg.MaxAttempts}.WithDefaults()
 	schedCfg := scheduler.Config{}
@@ -134,6 +145,14 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	if runIDs != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			watchRedis(runCtx, store, runIDs, redisRestarts, log)
+		}()
+	}
+
 	if mode == "dev" || mode == "worker" {
 		var guard *scheduler.AddressGuard
 		if cfg.BlockPrivate == "on" {
@@ -142,6 +161,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		worker := scheduler.NewWorker(store, scheduler.NewDeliverer(scheduler.DelivererConfig{Guard: guard}), scheduler.WorkerConfig{
 			Concurrency: cfg.WorkerConcurrency, Batch: cfg.Batch, Visibility: cfg.Visibility,
 			PollInterval: cfg.PollInterval, ShutdownTimeout: cfg.ShutdownTimeout, Policy: policy,
+			HeartbeatInterval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadAfter,
 			Logger: log, Metrics: metrics,
 		})
 		wg.Add(1)

@@ -123,9 +123,19 @@ func (s *Store) Namespace() string { return s.cfg.Namespace }
 // Shards implements scheduler.Store.
 func (s *Store) Shards() int { return s.cfg.Shards }
 
-// Ping checks that Redis answers and runs scripts.
+// Ping checks that Redis answers, runs Cassata's scripts (loading them
+// again when a restart or SCRIPT FLUSH dropped them) and agrees on the
+// namespace's shard count (recording it again if Redis lost its data).
 func (s *Store) Ping(ctx context.Context) error {
-	return s.rdb.Ping(ctx).Err()
+	v, err := luascripts.Ping.Run(ctx, s.rdb, []string{s.k.meta()}, s.cfg.Shards).Int64Slice()
+	if err != nil {
+		return unavailable("ping", err)
+	}
+	if len(v) != 2 || v[0] != int64(s.cfg.Shards) {
+		return fmt.Errorf("ping: namespace %q has %v shards in %s, this process uses %d: restart it",
+			s.cfg.Namespace, v, s.k.meta(), s.cfg.Shards)
+	}
+	return nil
 }
 
 func ms(t time.Time) int64 {
@@ -555,49 +565,6 @@ func (s *Store) Reap(ctx context.Context, shard, limit, defaultMaxAttempts int, 
 		return 0, unavailable(fmt.Sprintf("reap shard %d", shard), err)
 	}
 	return n, nil
-}
-
-// Heartbeat implements scheduler.Store.
-func (s *Store) Heartbeat(ctx context.Context, w scheduler.WorkerInfo) error {
-	info, err := json.Marshal(w)
-	if err != nil {
-		return err
-	}
-	pipe := s.rdb.Pipeline()
-	pipe.ZAdd(ctx, s.k.workers(), redis.Z{Score: float64(w.Heartbeat.UnixMilli()), Member: w.ID})
-	pipe.HSet(ctx, s.k.workerInfo(), w.ID, info)
-	_, err = pipe.Exec(ctx)
-	return unavailable("heartbeat", err)
-}
-
-// RemoveWorker deletes a worker's heartbeat (at graceful shutdown).
-func (s *Store) RemoveWorker(ctx context.Context, id string) error {
-	pipe := s.rdb.Pipeline()
-	pipe.ZRem(ctx, s.k.workers(), id)
-	pipe.HDel(ctx, s.k.workerInfo(), id)
-	_, err := pipe.Exec(ctx)
-	return unavailable("remove worker", err)
-}
-
-// Workers lists the workers whose heartbeat is newer than since.
-func (s *Store) Workers(ctx context.Context, since time.Time) ([]scheduler.WorkerInfo, error) {
-	ids, err := s.rdb.ZRangeByScore(ctx, s.k.workers(), &redis.ZRangeBy{Min: strconv.FormatInt(since.UnixMilli(), 10), Max: "+inf"}).Result()
-	if err != nil || len(ids) == 0 {
-		return nil, unavailable("workers", err)
-	}
-	vals, err := s.rdb.HMGet(ctx, s.k.workerInfo(), ids...).Result()
-	if err != nil {
-		return nil, unavailable("workers", err)
-	}
-	out := make([]scheduler.WorkerInfo, 0, len(ids))
-	for i, v := range vals {
-		w := scheduler.WorkerInfo{ID: ids[i]}
-		if str, ok := v.(string); ok {
-			_ = json.Unmarshal([]byte(str), &w)
-		}
-		out = append(out, w)
-	}
-	return out, nil
 }
 
 // Live implements scheduler.Store.

@@ -1,0 +1,22 @@
+-- expireworker.lua: end now the leases of the events a dead worker holds in
+-- one shard, so the next reap recovers them instead of waiting for their
+-- visibility timeout. Should the worker be alive after all, the lease check
+-- refuses its outcome, as for any worker whose lease expired.
+--
+-- KEYS[1] the worker's processing list   <P>:proc:<worker>
+-- KEYS[2] lease zset                     <P>:lease
+-- ARGV[1] now, ms (0: use the Redis server clock)
+-- ARGV[2] event hash key prefix          <P>:ev:
+-- ARGV[3] worker id
+--
+-- Returns the number of leases ended.
+local now = now_ms(ARGV[1])
+local n = 0
+for _, m in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local lease = redis.call('ZSCORE', KEYS[2], m)
+  if lease and tonumber(lease) > now and redis.call('HGET', ARGV[2] .. m, 'w') == ARGV[3] then
+    redis.call('ZADD', KEYS[2], 'XX', now, m)
+    n = n + 1
+  end
+end
+return n
