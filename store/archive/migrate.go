@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cassata/cassata/scheduler"
 )
 
 //go:embed migrations/mysql/*.sql migrations/sqlite/*.sql
@@ -100,6 +102,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 	for _, m := range all {
 		if applied[m.version] {
 			continue
+		}
+		// Under the start-up lock: stop if another replica took it over.
+		if err := scheduler.CheckFence(ctx); err != nil {
+			return fmt.Errorf("archive migrate %s: %w", m.name, err)
 		}
 		if err := s.apply(ctx, m); err != nil {
 			return fmt.Errorf("archive migrate %s: %w", m.name, err)

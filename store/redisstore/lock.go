@@ -7,6 +7,8 @@ import (
 
 	"github.com/go-redsync/redsync/v4"
 	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
+
+	"github.com/cassata/cassata/scheduler"
 )
 
 // WithLock runs fn while holding the namespace's lock called name (redsync),
@@ -14,16 +16,30 @@ import (
 // replicas at the same time. The lock is extended while fn runs; fn's
 // context ends if the lock is lost. WithLock waits for the lock as long as
 // ctx allows.
+//
+// Every acquisition takes a fencing token (INCR <ns>:lock:<name>:fence).
+// fn's context carries a scheduler.Fence whose Check fails once the lock is
+// lost or a later holder took a newer token, so fn checks it before each
+// side effect (archive migrations do, before each step).
 func (s *Store) WithLock(ctx context.Context, name string, ttl time.Duration, fn func(context.Context) error) error {
+	key := s.cfg.Namespace + ":lock:" + name
 	rs := redsync.New(goredis.NewPool(s.rdb))
-	mu := rs.NewMutex(s.cfg.Namespace+":lock:"+name, redsync.WithExpiry(ttl),
+	mu := rs.NewMutex(key, redsync.WithExpiry(ttl),
 		redsync.WithTries(1<<30), redsync.WithRetryDelay(200*time.Millisecond))
 	if err := mu.LockContext(ctx); err != nil {
 		return unavailable(fmt.Sprintf("lock %s", name), err)
 	}
+	// A failed unlock only delays the next holder: the lock expires on its own.
+	defer func() { _, _ = mu.UnlockContext(context.WithoutCancel(ctx)) }()
+	token, err := s.rdb.Incr(ctx, key+":fence").Result()
+	if err != nil {
+		return unavailable(fmt.Sprintf("lock %s: fencing token", name), err)
+	}
+
 	fctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := make(chan struct{})
+	defer close(done)
 	go func() {
 		t := time.NewTicker(ttl / 3)
 		defer t.Stop()
@@ -39,9 +55,35 @@ func (s *Store) WithLock(ctx context.Context, name string, ttl time.Duration, fn
 			}
 		}
 	}()
-	err := fn(fctx)
-	close(done)
-	// A failed unlock only delays the next holder: the lock expires on its own.
-	_, _ = mu.UnlockContext(context.WithoutCancel(ctx))
-	return err
+	f := &fence{s: s, key: key + ":fence", name: name, token: token, mu: mu, ctx: fctx}
+	return fn(scheduler.WithFence(fctx, f))
+}
+
+// fence is the scheduler.Fence of one holding of a lock.
+type fence struct {
+	s     *Store
+	key   string
+	name  string
+	token int64
+	mu    *redsync.Mutex
+	ctx   context.Context // ends when the extension fails
+}
+
+func (f *fence) Token() int64 { return f.token }
+
+func (f *fence) Check(ctx context.Context) error {
+	if err := context.Cause(f.ctx); err != nil {
+		return fmt.Errorf("lock %s (token %d): %w", f.name, f.token, err)
+	}
+	if time.Now().After(f.mu.Until()) {
+		return fmt.Errorf("lock %s (token %d) expired at %s", f.name, f.token, f.mu.Until().Format(time.RFC3339Nano))
+	}
+	cur, err := f.s.rdb.Get(ctx, f.key).Int64()
+	if err != nil {
+		return unavailable(fmt.Sprintf("lock %s: check fencing token", f.name), err)
+	}
+	if cur != f.token {
+		return fmt.Errorf("lock %s: token %d is stale, a later holder has token %d", f.name, f.token, cur)
+	}
+	return nil
 }

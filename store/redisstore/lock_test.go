@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
@@ -207,4 +209,56 @@ func TestWithLockLost(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "lock lost") {
 		t.Fatalf("WithLock = %v, want fn to see its context end with the lock lost", err)
 	}
+}
+
+// TestWithLockFencing: every holding gets a larger token; a holder whose
+// lock was taken over by a later one fails its fence check, while the
+// current holder passes.
+func TestWithLockFencing(t *testing.T) {
+	t.Parallel()
+	st, rdb := lockStore(t)
+	ctx := context.Background()
+	var tokens []int64
+	for range 2 {
+		if err := st.WithLock(ctx, "fenced", 5*time.Second, func(fctx context.Context) error {
+			if err := scheduler.CheckFence(fctx); err != nil {
+				return fmt.Errorf("current holder's fence check: %w", err)
+			}
+			tokens = append(tokens, fenceOf(t, fctx).Token())
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(tokens) != 2 || tokens[1] <= tokens[0] {
+		t.Fatalf("tokens %v, want strictly increasing", tokens)
+	}
+
+	// A holder paused past its lock's expiry while another replica took
+	// the lock (simulated: the lock key is deleted and another holder runs
+	// to completion in between).
+	err := st.WithLock(ctx, "fenced", 5*time.Second, func(fctx context.Context) error {
+		if err := rdb.Del(ctx, testNS+":lock:fenced").Err(); err != nil {
+			return err
+		}
+		if err := st.WithLock(ctx, "fenced", 5*time.Second, func(context.Context) error { return nil }); err != nil {
+			return fmt.Errorf("the later holder: %w", err)
+		}
+		return scheduler.CheckFence(fctx)
+	})
+	if err == nil || !strings.Contains(err.Error(), "stale") {
+		t.Fatalf("the superseded holder's fence check = %v, want a stale token error", err)
+	}
+	if err := scheduler.CheckFence(ctx); err != nil {
+		t.Errorf("CheckFence without a fence = %v, want nil", err)
+	}
+}
+
+func fenceOf(t *testing.T, ctx context.Context) scheduler.Fence {
+	t.Helper()
+	f, ok := scheduler.FenceFrom(ctx)
+	if !ok {
+		t.Fatal("no fence in the duty's context")
+	}
+	return f
 }
