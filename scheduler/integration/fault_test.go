@@ -71,11 +71,7 @@ func (l *lockedBuffer) String() string {
 }
 
 // workerProcess is a `cassata worker` subprocess.
-type workerProcess struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has been waited for
-	out    lockedBuffer
-}
+type workerProcess = cassataProcess
 
 // startWorkerProcess builds cmd/cassata (once) and starts `cassata worker`
 // on the env's Redis and namespace, with extra environment settings. It is
@@ -83,35 +79,7 @@ type workerProcess struct {
 // redis-server skips before building.
 func startWorkerProcess(t *testing.T, e *env, extraEnv ...string) *workerProcess {
 	t.Helper()
-	bin, err := buildCassata()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &workerProcess{exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "worker", "--listen", "127.0.0.1:0")
-	p.cmd.Env = append(os.Environ(),
-		"CASSATA_REDIS_URL="+e.redis.URL(),
-		"CASSATA_NAMESPACE="+e.ns,
-		"CASSATA_BLOCK_PRIVATE=off",
-		"CASSATA_POLL_INTERVAL=200ms",
-		"CASSATA_LOG_LEVEL=info",
-		"CASSATA_ARCHIVE_DSN=sqlite://"+filepath.Join(t.TempDir(), "archive.db"),
-	)
-	p.cmd.Env = append(p.cmd.Env, extraEnv...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.SysProcAttr = sysProcAttr()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("worker process output:\n%s", p.out.String())
-		}
-	})
-	return p
+	return startCassata(t, e, "worker", extraEnv...)
 }
 
 // TestKilledWorkerProcessEventRedelivered kills -9 a `cassata worker`

@@ -1,0 +1,180 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cassataProcess is a `cassata server` or `cassata worker` subprocess.
+type cassataProcess struct {
+	mode   string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once the process has been waited for
+	out    lockedBuffer
+}
+
+// startCassata builds cmd/cassata (once) and starts `cassata <mode>` on the
+// env's Redis and namespace, listening on a free loopback port (see
+// waitAddr), with extra environment settings after the defaults (the last
+// setting of a variable wins). A worker gets a short poll interval and its
+// own SQLite archive; a server gets CASSATA_AUTH=off. It is killed when the
+// test ends. Call it after setup, so that a run without redis-server skips
+// before building.
+func startCassata(t *testing.T, e *env, mode string, extraEnv ...string) *cassataProcess {
+	t.Helper()
+	bin, err := buildCassata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cassataProcess{mode: mode, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, mode, "--listen", "127.0.0.1:0")
+	p.cmd.Env = append(os.Environ(),
+		"CASSATA_REDIS_URL="+e.redis.URL(),
+		"CASSATA_NAMESPACE="+e.ns,
+		"CASSATA_BLOCK_PRIVATE=off",
+		"CASSATA_LOG_LEVEL=info",
+	)
+	switch mode {
+	case "worker":
+		p.cmd.Env = append(p.cmd.Env,
+			"CASSATA_POLL_INTERVAL=200ms",
+			"CASSATA_ARCHIVE_DSN=sqlite://"+filepath.Join(t.TempDir(), "archive.db"),
+		)
+	case "server":
+		p.cmd.Env = append(p.cmd.Env, "CASSATA_AUTH=off")
+	}
+	p.cmd.Env = append(p.cmd.Env, extraEnv...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.SysProcAttr = sysProcAttr()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill() // also ends a stopped (SIGSTOP) process
+		<-p.exited
+		if t.Failed() {
+			t.Logf("%s process %d output:\n%s", p.mode, p.cmd.Process.Pid, p.out.String())
+		}
+	})
+	return p
+}
+
+// pid returns the process id.
+func (p *cassataProcess) pid() int { return p.cmd.Process.Pid }
+
+// running reports whether the process has not exited.
+func (p *cassataProcess) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// logField returns the value of key in the first JSON log line whose msg is
+// msg, or "" when there is none yet.
+func (p *cassataProcess) logField(msg, key string) string {
+	sc := bufio.NewScanner(strings.NewReader(p.out.String()))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("{")) {
+			continue
+		}
+		var rec map[string]any
+		if json.Unmarshal(line, &rec) != nil || rec["msg"] != msg {
+			continue
+		}
+		if v, ok := rec[key].(string); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// waitLog waits until the process has logged a line with msg carrying key
+// and returns key's value; it fails the test when the process exits first.
+func (p *cassataProcess) waitLog(t testing.TB, msg, key string, timeout time.Duration) string {
+	t.Helper()
+	var v string
+	waitFor(t, timeout, func() string {
+		if v = p.logField(msg, key); v != "" {
+			return ""
+		}
+		if !p.running() {
+			t.Fatalf("%s process exited (%s) before logging %q:\n%s", p.mode, p.cmd.ProcessState, msg, p.out.String())
+		}
+		return fmt.Sprintf("%s process has not logged %q with %s yet", p.mode, msg, key)
+	})
+	return v
+}
+
+// baseURL waits until the process listens and returns http://host:port.
+func (p *cassataProcess) baseURL(t testing.TB) string {
+	t.Helper()
+	return "http://" + p.waitLog(t, "listening", "addr", 30*time.Second)
+}
+
+// workerID waits until a worker process has started its worker and returns its id.
+func (p *cassataProcess) workerID(t testing.TB) string {
+	t.Helper()
+	return p.waitLog(t, "worker started", "worker", 30*time.Second)
+}
+
+// probeClient is the client of process endpoints; short timeouts, so a
+// hanging endpoint shows as an error rather than a stuck test.
+var probeClient = &http.Client{Timeout: 5 * time.Second}
+
+// probe GETs path on the process and returns the status code and body.
+func (p *cassataProcess) probe(t testing.TB, path string) (int, []byte, error) {
+	t.Helper()
+	resp, err := probeClient.Get(p.baseURL(t) + path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// waitReady waits until the process answers /readyz with 200.
+func (p *cassataProcess) waitReady(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, func() string {
+		if !p.running() {
+			t.Fatalf("%s process exited (%s):\n%s", p.mode, p.cmd.ProcessState, p.out.String())
+		}
+		code, body, err := p.probe(t, "/readyz")
+		if err != nil || code != http.StatusOK {
+			return fmt.Sprintf("%s /readyz: %d %s (err %v)", p.mode, code, body, err)
+		}
+		return ""
+	})
+}
+
+// procState returns the state letter of /proc/<pid>/stat ("T" when
+// stopped), or "" when it cannot be read.
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// pid (comm) state ...: comm may hold spaces, so cut after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return ""
+	}
+	return string(b[i+2])
+}
