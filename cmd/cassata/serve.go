@@ -55,7 +55,7 @@ func connectRedis(cfg config) (redis.UniversalClient, error) {
 			}
 		}
 		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: 64,
-			DialTimeout: 2 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, MaxRetries: 2}), nil
+			DialTimeout: 2 * time.Second, DialerRetries: 1, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, MaxRetries: 2}), nil
 	}
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
@@ -70,6 +70,11 @@ func connectRedis(cfg config) (redis.UniversalClient, error) {
 	if opt.MaxRetries == 0 || opt.MaxRetries > 2 { // 0 would mean go-redis's default, 3
 		opt.MaxRetries = 2
 	}
+	// One dial per try: go-redis otherwise dials 5 times, 100ms apart, on
+	// every one of the MaxRetries+1 tries, so each request would wait over
+	// a second for a refused connection (and 5 dial timeouts for an
+	// unreachable host) before the 503. The tries themselves retry.
+	opt.DialerRetries = 1
 	return redis.NewClient(opt), nil
 }
 
