@@ -2,8 +2,8 @@
 // its own .lua file whose header documents every KEYS and ARGV entry and the
 // return value. Every script touches the keys of exactly one shard: all of
 // them carry the shard's hash tag, so a script runs in one Redis Cluster slot;
-// the few namespace-wide scripts (heartbeat, deadworkers, forgetworker, ping)
-// touch one global key each.
+// the few namespace-wide scripts (heartbeat, deadworkers, forgetworker, ping,
+// appput, appbykey) touch one global key each.
 //
 // The scripts are exposed as *redis.Script: go-redis runs them by SHA and
 // falls back to EVAL on NOSCRIPT, so a Redis restart or SCRIPT FLUSH is
@@ -47,6 +47,10 @@ var (
 	forgetWorkerSrc string
 	//go:embed ping.lua
 	pingSrc string
+	//go:embed appput.lua
+	appPutSrc string
+	//go:embed appbykey.lua
+	appByKeySrc string
 )
 
 // script joins the prelude (shared helpers) and a script's body.
@@ -81,8 +85,12 @@ var (
 	ForgetWorker = script(forgetWorkerSrc)
 	// Ping is the health check (ping.lua).
 	Ping = script(pingSrc)
+	// AppPut writes an application record and its key index (appput.lua).
+	AppPut = script(appPutSrc)
+	// AppByKey finds an application by an API key's hash (appbykey.lua).
+	AppByKey = script(appByKeySrc)
 )
 
 // All lists every script, for loading them up front.
 var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived,
-	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, Ping}
+	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, Ping, AppPut, AppByKey}

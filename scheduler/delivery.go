@@ -38,6 +38,9 @@ type DelivererConfig struct {
 	// It is installed in the default transport; a custom Transport must
 	// install it itself (NewDeliverer refuses a Transport together with a Guard).
 	Guard *AddressGuard
+	// Signer, when set, adds the Standard Webhooks headers of applications
+	// with a signing secret (signing.go). Nil: deliveries are not signed.
+	Signer *Signer
 }
 
 // Deliverer sends events' HTTP requests.
@@ -45,6 +48,7 @@ type Deliverer struct {
 	client  *http.Client
 	maxRead int64
 	agent   string
+	signer  *Signer
 }
 
 // NewDeliverer returns a Deliverer. Redirects are never followed: a 3xx is
@@ -83,6 +87,7 @@ func NewDeliverer(cfg DelivererConfig) *Deliverer {
 		},
 		maxRead: cfg.MaxResponseBytes,
 		agent:   "cassata/" + Version,
+		signer:  cfg.Signer,
 	}
 }
 
@@ -123,6 +128,12 @@ func (d *Deliverer) Deliver(ctx context.Context, ev *Event, timeout time.Duratio
 	req.Header.Set("Cassata-Application-Id", ev.App)
 	req.Header.Set("Cassata-Event-Id", ev.ID)
 	req.Header.Set("Cassata-Attempt", strconv.Itoa(ev.Attempts))
+	if d.signer != nil {
+		if err := d.signer.Sign(ctx, req.Header, ev, ev.Body); err != nil {
+			// Never send unsigned what should be signed: retry later.
+			return Result{Err: fmt.Errorf("read signing secret: %w", err)}
+		}
+	}
 
 	start := time.Now()
 	resp, err := d.client.Do(req)
