@@ -59,7 +59,7 @@ func errorFor(err error) (int, ErrorDetail) {
 	case errors.Is(err, scheduler.ErrNoArchive):
 		return http.StatusServiceUnavailable, ErrorDetail{Code: "no_archive", Message: "this needs the archive database: set CASSATA_ARCHIVE_DSN"}
 	case errors.Is(err, scheduler.ErrUnavailable):
-		return http.StatusServiceUnavailable, ErrorDetail{Code: "unavailable", Message: "storage is unavailable; nothing was stored, try again"}
+		return http.StatusServiceUnavailable, ErrorDetail{Code: "unavailable", Message: "storage is unavailable; try again (a create is safe to repeat with the same id: it is stored at most once)"}
 	}
 	return http.StatusInternalServerError, ErrorDetail{Code: "internal", Message: "internal error"}
 }
