@@ -1,39 +1,171 @@
 package api
 
 import (
+	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/cassata/cassata/scheduler"
 )
 
-// Authorizer checks the bearer token of a JSON API request; app is the
-// application the request acts on ("" when it names none).
-type Authorizer func(token string) bool
+// Authentication and scoping of the JSON API (API.md §5, CASSATA_AUTH=on).
+//
+//	Authorization: Bearer <token>
+//	   admin token (CASSATA_ADMIN_TOKEN)  -> acts on every application, manages applications
+//	   csk_…  API key                     -> acts on its own application only
+//	   eyJ….eyJ….…  HS256 JWT             -> acts on the application it names, signed with its JWT secret
+//
+// A missing or unknown credential is 401 with WWW-Authenticate; a valid one
+// acting on another application's events is 403. Handlers call allowApp or
+// scopeApp with the application a request names; with no Authorizer (auth
+// off) both allow everything.
 
-// TokenAuth accepts only the admin token (CASSATA_ADMIN_TOKEN). Until
-// per-application keys exist it is the whole of CASSATA_AUTH=on: with no
-// admin token configured every JSON API request is refused.
-func TokenAuth(adminToken string) Authorizer {
-	return func(token string) bool {
-		return adminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(adminToken)) == 1
-	}
+// Principal is who a request acts as.
+type Principal struct {
+	// App is the application the credential belongs to ("" for the admin).
+	App string
+	// Admin acts on every application and manages them.
+	Admin bool
 }
 
-func requireToken(auth Authorizer) gin.HandlerFunc {
+// Authorizer tells who a bearer token is: scheduler.ErrUnauthorized for a
+// token that is no credential, scheduler.ErrUnavailable when that cannot be
+// told now.
+type Authorizer interface {
+	Authenticate(ctx context.Context, token string) (Principal, error)
+}
+
+// adminToken compares a presented token with the admin token in constant
+// time, the length included (both sides are hashed first).
+type adminToken [sha256.Size]byte
+
+func newAdminToken(s string) *adminToken {
+	if s == "" {
+		return nil
+	}
+	t := adminToken(sha256.Sum256([]byte(s)))
+	return &t
+}
+
+func (t *adminToken) matches(token string) bool {
+	if t == nil {
+		return false
+	}
+	got := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(got[:], t[:]) == 1
+}
+
+type tokenAuth struct{ admin *adminToken }
+
+// TokenAuth accepts the admin token only.
+func TokenAuth(admin string) Authorizer { return tokenAuth{newAdminToken(admin)} }
+
+func (a tokenAuth) Authenticate(_ context.Context, token string) (Principal, error) {
+	if a.admin.matches(token) {
+		return Principal{Admin: true}, nil
+	}
+	return Principal{}, scheduler.ErrUnauthorized
+}
+
+type keyAuth struct {
+	apps  *scheduler.Apps
+	admin *adminToken
+}
+
+// KeyAuth accepts the admin token (when set), the applications' API keys and
+// bearer JWTs signed with an application's JWT secret.
+func KeyAuth(apps *scheduler.Apps, admin string) Authorizer {
+	return keyAuth{apps: apps, admin: newAdminToken(admin)}
+}
+
+func (a keyAuth) Authenticate(ctx context.Context, token string) (Principal, error) {
+	var app *scheduler.App
+	var err error
+	switch {
+	case a.admin.matches(token):
+		return Principal{Admin: true}, nil
+	case strings.HasPrefix(token, scheduler.APIKeyPrefix):
+		app, err = a.apps.Authenticate(ctx, token)
+	case scheduler.LooksLikeJWT(token):
+		app, err = a.apps.AuthenticateJWT(ctx, token)
+	default:
+		return Principal{}, scheduler.ErrUnauthorized
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{App: app.Name}, nil
+}
+
+const principalKey = "cassata.principal"
+
+func (a *API) authenticate(auth Authorizer) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		h := c.GetHeader("Authorization")
-		token, ok := strings.CutPrefix(h, "Bearer ")
+		token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+		token = strings.TrimSpace(token)
 		if !ok || token == "" {
 			c.Header("WWW-Authenticate", `Bearer realm="cassata"`)
 			abortWith(c, http.StatusUnauthorized, ErrorDetail{Code: "unauthorized", Message: "an API key is required: Authorization: Bearer <key>"})
 			return
 		}
-		if !auth(strings.TrimSpace(token)) {
-			abortWith(c, http.StatusUnauthorized, ErrorDetail{Code: "unauthorized", Message: "the API key is not valid"})
+		p, err := auth.Authenticate(c.Request.Context(), token)
+		if errors.Is(err, scheduler.ErrUnauthorized) {
+			c.Header("WWW-Authenticate", `Bearer realm="cassata", error="invalid_token"`)
+			abortWith(c, http.StatusUnauthorized, ErrorDetail{Code: "unauthorized", Message: "the API key is not valid (unknown, revoked or expired)"})
 			return
 		}
+		if err != nil {
+			abort(c, err) // storage unavailable: 503, try again
+			return
+		}
+		c.Set(principalKey, p)
 		c.Next()
 	}
+}
+
+// principal returns the request's principal; false when auth is off.
+func principal(c *gin.Context) (Principal, bool) {
+	v, ok := c.Get(principalKey)
+	if !ok {
+		return Principal{}, false
+	}
+	p, ok := v.(Principal)
+	return p, ok
+}
+
+func forbidden(msg string) error {
+	return &httpError{status: http.StatusForbidden, detail: ErrorDetail{Code: "forbidden", Message: msg, Field: "app"}}
+}
+
+// allowApp refuses (403) a request whose credential may not act on app.
+func allowApp(c *gin.Context, app string) error {
+	p, ok := principal(c)
+	if !ok || p.Admin || p.App == app {
+		return nil
+	}
+	return forbidden("this credential belongs to application " + p.App + " and cannot act on application " + app)
+}
+
+// scopeApp is allowApp for a request that may leave the application out: an
+// application's credential fills in its own.
+func scopeApp(c *gin.Context, app *string) error {
+	if p, ok := principal(c); ok && !p.Admin && *app == "" {
+		*app = p.App
+	}
+	return allowApp(c, *app)
+}
+
+// requireAdmin refuses (403) application credentials: only the admin token
+// manages applications.
+func requireAdmin(c *gin.Context) {
+	if p, ok := principal(c); ok && !p.Admin {
+		abortWith(c, http.StatusForbidden, ErrorDetail{Code: "forbidden", Message: "managing applications needs the admin token (CASSATA_ADMIN_TOKEN)"})
+		return
+	}
+	c.Next()
 }

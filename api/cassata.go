@@ -113,6 +113,10 @@ func (a *API) cassataAdd(c *gin.Context) {
 		a.cassataError(c, err)
 		return
 	}
+	if err := allowApp(c, ev.App); err != nil {
+		a.cassataError(c, err)
+		return
+	}
 	if ev.URL, err = str(4, true); err != nil {
 		a.cassataError(c, err)
 		return
@@ -184,7 +188,19 @@ func cassataField(v1 string, raw map[string]json.RawMessage) string {
 	return k.readme
 }
 
+// cassataAllowed refuses (403) a credential of another application.
+func (a *API) cassataAllowed(c *gin.Context) bool {
+	if err := allowApp(c, c.Param("app")); err != nil {
+		a.cassataError(c, err)
+		return false
+	}
+	return true
+}
+
 func (a *API) cassataDelete(c *gin.Context) {
+	if !a.cassataAllowed(c) {
+		return
+	}
 	if _, err := a.sched.Cancel(c.Request.Context(), c.Param("app"), c.Param("id")); err != nil {
 		a.cassataError(c, err)
 		return
@@ -193,6 +209,9 @@ func (a *API) cassataDelete(c *gin.Context) {
 }
 
 func (a *API) cassataStatus(c *gin.Context) {
+	if !a.cassataAllowed(c) {
+		return
+	}
 	ev, err := a.sched.Get(c.Request.Context(), c.Param("app"), c.Param("id"))
 	if err != nil {
 		a.cassataError(c, err)
@@ -212,6 +231,9 @@ func cassataExpiry(t time.Time) int64 {
 }
 
 func (a *API) cassataEvent(c *gin.Context) {
+	if !a.cassataAllowed(c) {
+		return
+	}
 	ev, err := a.sched.Get(c.Request.Context(), c.Param("app"), c.Param("id"))
 	if err != nil {
 		a.cassataError(c, err)

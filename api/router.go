@@ -33,13 +33,25 @@ type Config struct {
 	Metrics *scheduler.Metrics
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Apps, when set, serves the application management routes (/v1/apps).
+	Apps *scheduler.Apps
+	// RateLimit is the requests per second each application may make to
+	// this server when auth is on (the admin token is not limited). Zero
+	// means DefaultRateLimit; negative turns the limit off.
+	RateLimit float64
+	// RateBurst is how many requests an application may make at once.
+	// Defaults to twice RateLimit.
+	RateBurst int
+	// Clock times the rate limit. Defaults to scheduler.SystemClock.
+	Clock scheduler.Clock
 }
 
 // API holds the handlers.
 type API struct {
-	cfg   Config
-	sched *scheduler.Scheduler
-	log   *slog.Logger
+	cfg     Config
+	sched   *scheduler.Scheduler
+	log     *slog.Logger
+	limiter *rateLimiter
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -55,12 +67,23 @@ func New(cfg Config) *API {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.DefaultGatherer
 	}
-	return &API{cfg: cfg, sched: cfg.Scheduler, log: cfg.Logger}
+	if cfg.Clock == nil {
+		cfg.Clock = scheduler.SystemClock{}
+	}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = DefaultRateLimit
+	}
+	a := &API{cfg: cfg, sched: cfg.Scheduler, log: cfg.Logger}
+	if cfg.RateLimit > 0 {
+		a.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Clock.Now)
+	}
+	return a
 }
 
 // Engine returns a gin engine with every route; a non-nil auth puts the JSON
-// API (not the process endpoints) behind it. Other handlers (the admin UI)
-// may be mounted on the engine.
+// API (not the process endpoints) behind it, scopes application credentials
+// to their own events (auth.go) and rate-limits each application
+// (ratelimit.go). Other handlers (the admin UI) may be mounted on the engine.
 func (a *API) Engine(auth Authorizer) *gin.Engine {
 	r := gin.New()
 	r.RedirectTrailingSlash = false
@@ -76,10 +99,11 @@ func (a *API) Engine(auth Authorizer) *gin.Engine {
 	a.Process(r)
 	var g gin.IRoutes = r
 	if auth != nil {
-		g = r.Group("/", requireToken(auth))
+		g = r.Group("/", a.authenticate(auth), a.rateLimit())
 	}
 	a.Cassata(g)
 	a.V1(g)
+	a.AppsAdmin(g)
 	return r
 }
 

@@ -134,6 +134,9 @@ func decodeJSON(r io.Reader, v any) error {
 }
 
 func (a *API) create(c *gin.Context, req *CreateRequest) (*scheduler.Event, bool, error) {
+	if err := scopeApp(c, &req.App); err != nil {
+		return nil, false, err
+	}
 	ev, opt, err := req.toEvent(a.sched.Now())
 	if err != nil {
 		return nil, false, err
@@ -193,6 +196,10 @@ func (a *API) createBatch(c *gin.Context) {
 			items[i].Err = err
 			continue
 		}
+		if err := scopeApp(c, &item.App); err != nil {
+			items[i].Err = err // another application's item: 403, the others go ahead
+			continue
+		}
 		items[i].Event, items[i].Options, items[i].Err = item.toEvent(now)
 	}
 	if err := a.sched.CreateMany(c.Request.Context(), items); err != nil {
@@ -217,6 +224,10 @@ func (a *API) createBatch(c *gin.Context) {
 }
 
 func (a *API) getEvent(c *gin.Context) {
+	if err := allowApp(c, c.Param("app")); err != nil {
+		abort(c, err)
+		return
+	}
 	ev, err := a.sched.Get(c.Request.Context(), c.Param("app"), c.Param("id"))
 	if err != nil {
 		abort(c, err)
@@ -226,6 +237,10 @@ func (a *API) getEvent(c *gin.Context) {
 }
 
 func (a *API) cancelEvent(c *gin.Context) {
+	if err := allowApp(c, c.Param("app")); err != nil {
+		abort(c, err)
+		return
+	}
 	ev, err := a.sched.Cancel(c.Request.Context(), c.Param("app"), c.Param("id"))
 	if err != nil {
 		abort(c, err)
@@ -235,6 +250,10 @@ func (a *API) cancelEvent(c *gin.Context) {
 }
 
 func (a *API) retryEvent(c *gin.Context) {
+	if err := allowApp(c, c.Param("app")); err != nil {
+		abort(c, err)
+		return
+	}
 	ev, err := a.sched.Retry(c.Request.Context(), c.Param("app"), c.Param("id"))
 	if err != nil {
 		abort(c, err)
@@ -252,6 +271,11 @@ type SearchResponse struct {
 func (a *API) searchEvents(c *gin.Context) {
 	q := scheduler.SearchQuery{App: c.Query("app"), Status: scheduler.Status(c.Query("status")),
 		Q: c.Query("q"), Cursor: c.Query("cursor")}
+	// An application's credential searches its own events only.
+	if err := scopeApp(c, &q.App); err != nil {
+		abort(c, err)
+		return
+	}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > scheduler.MaxSearchLimit {
