@@ -38,10 +38,18 @@ type DelivererConfig struct {
 	// It is installed in the default transport; a custom Transport must
 	// install it itself (NewDeliverer refuses a Transport together with a Guard).
 	Guard *AddressGuard
+	// Resolver looks up destination names for the default transport.
+	// Defaults to net.DefaultResolver. Tests set one that answers from a
+	// fake DNS server, to play DNS rebinding against the guard.
+	Resolver *net.Resolver
 	// Signer, when set, adds the Standard Webhooks headers of applications
 	// with a signing secret (signing.go). Nil: deliveries are not signed.
 	Signer *Signer
 }
+
+// maxResponseHeaderBytes bounds a destination's response headers: the
+// history keeps none of them, and a hostile destination could send megabytes.
+const maxResponseHeaderBytes = 64 << 10
 
 // Deliverer sends events' HTTP requests.
 type Deliverer struct {
@@ -49,6 +57,7 @@ type Deliverer struct {
 	maxRead int64
 	agent   string
 	signer  *Signer
+	guard   *AddressGuard
 }
 
 // NewDeliverer returns a Deliverer. Redirects are never followed: a 3xx is
@@ -64,20 +73,25 @@ func NewDeliverer(cfg DelivererConfig) *Deliverer {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 	if cfg.Transport == nil {
-		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: cfg.Resolver}
 		if cfg.Guard != nil {
+			// Control sees every address actually connected to, after
+			// resolution: plain, TLS and HTTP/2 connections all dial here.
 			dialer.Control = cfg.Guard.Control
 		}
 		cfg.Transport = &http.Transport{
-			Proxy:                 nil,
-			DialContext:           dialer.DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          4 * cfg.MaxIdleConnsPerHost,
-			MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			ResponseHeaderTimeout: 0, // the per-event timeout bounds the whole attempt
+			// No proxy (HTTP_PROXY is ignored): through one, the guard would
+			// check the proxy's address instead of the destination's.
+			Proxy:                  nil,
+			DialContext:            dialer.DialContext,
+			ForceAttemptHTTP2:      true,
+			MaxIdleConns:           4 * cfg.MaxIdleConnsPerHost,
+			MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
+			IdleConnTimeout:        90 * time.Second,
+			TLSHandshakeTimeout:    10 * time.Second,
+			ExpectContinueTimeout:  time.Second,
+			ResponseHeaderTimeout:  0, // the per-event timeout bounds the whole attempt
+			MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		}
 	}
 	return &Deliverer{
@@ -88,6 +102,7 @@ func NewDeliverer(cfg DelivererConfig) *Deliverer {
 		maxRead: cfg.MaxResponseBytes,
 		agent:   "cassata/" + Version,
 		signer:  cfg.Signer,
+		guard:   cfg.Guard,
 	}
 }
 
@@ -114,6 +129,15 @@ func (d *Deliverer) Deliver(ctx context.Context, ev *Event, timeout time.Duratio
 	req, err := http.NewRequestWithContext(ctx, ev.Method, ev.URL, body)
 	if err != nil {
 		return Result{Err: fmt.Errorf("build request: %w", err), Unbuildable: true}
+	}
+	if d.guard != nil {
+		// Hosts such as 2130706433 or 0177.0.0.1 mean 127.0.0.1 to glibc and
+		// nothing to Go's resolver; create time refuses them, and an event
+		// stored before that is failed here rather than retried. Everything
+		// else is checked on the dialled address.
+		if _, err := destinationHost(req.URL); err != nil {
+			return Result{Err: fmt.Errorf("%w: %s", ErrBlockedAddress, validationMessage(err)), Unbuildable: true}
+		}
 	}
 	for name, value := range ev.Headers {
 		if hopByHop[http.CanonicalHeaderKey(name)] {
@@ -143,6 +167,9 @@ func (d *Deliverer) Deliver(ctx context.Context, ev *Event, timeout time.Duratio
 		r.Unbuildable = errors.Is(err, ErrBlockedAddress)
 		return r
 	}
+	// The transport asks for gzip and decompresses transparently (unless the
+	// event sets its own Accept-Encoding), so resp.Body yields decompressed
+	// bytes: the limit bounds what a gzip bomb can make us inflate.
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, d.maxRead))
 	// Drain a little more so the connection can be reused; give up beyond that.
 	_, _ = io.CopyN(io.Discard, resp.Body, 4096)

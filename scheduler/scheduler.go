@@ -20,6 +20,11 @@ type Config struct {
 	Clock Clock
 	// Archive, when set, answers for events Redis no longer has, and runs searches.
 	Archive Archive
+	// Guard, when set (CASSATA_BLOCK_PRIVATE=on), refuses at create time a
+	// URL whose host is a blocked literal address or an internal name. The
+	// deliverer's own guard still checks every resolved address at dial
+	// time. Defaults to none.
+	Guard *AddressGuard
 }
 
 // Scheduler is the domain's front door: create, get, cancel and retry events.
@@ -29,6 +34,7 @@ type Scheduler struct {
 	archive Archive
 	limits  Limits
 	clock   Clock
+	guard   *AddressGuard
 }
 
 // New returns a Scheduler over a store.
@@ -36,11 +42,19 @@ func New(store Store, cfg Config) *Scheduler {
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
 	}
-	return &Scheduler{store: store, archive: cfg.Archive, limits: cfg.Limits.WithDefaults(), clock: cfg.Clock}
+	return &Scheduler{store: store, archive: cfg.Archive, limits: cfg.Limits.WithDefaults(), clock: cfg.Clock, guard: cfg.Guard}
 }
 
 // Limits returns the limits in force.
 func (s *Scheduler) Limits() Limits { return s.limits }
+
+// validate checks a new event: the limits, then the create-time SSRF check.
+func (s *Scheduler) validate(ev *Event) error {
+	if err := s.limits.Validate(ev); err != nil {
+		return err
+	}
+	return s.guard.checkURL(ev.URL)
+}
 
 // Now returns the scheduler's clock.
 func (s *Scheduler) Now() time.Time { return s.clock.Now() }
@@ -74,7 +88,7 @@ func (s *Scheduler) Create(ctx context.Context, ev *Event, opt CreateOptions) (*
 	if ev.ID == "" {
 		ev.ID = NewID(now)
 	}
-	if err := s.limits.Validate(ev); err != nil {
+	if err := s.validate(ev); err != nil {
 		return nil, false, err
 	}
 	ev.Status = StatusPending
@@ -121,7 +135,7 @@ func (s *Scheduler) CreateMany(ctx context.Context, items []BatchItem) error {
 		if ev.ID == "" {
 			ev.ID = NewID(now)
 		}
-		if err := s.limits.Validate(ev); err != nil {
+		if err := s.validate(ev); err != nil {
 			it.Err = err
 			continue
 		}

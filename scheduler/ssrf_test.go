@@ -49,6 +49,34 @@ func TestAddressGuardBlocked(t *testing.T) {
 		{"64:ff9b::7f00:1", true},
 		{"2002:7f00:1::1", true},
 		{"2002:a9fe:a9fe::", true},
+		// IPv4-compatible (deprecated) and IPv4-translated forms.
+		{"::127.0.0.1", true},
+		{"::8.8.8.8", true},
+		{"::ffff:0:7f00:1", true},
+		{"::ffff:0:a9fe:a9fe", true},
+		{"::ffff:0:808:808", false}, // SIIT form of 8.8.8.8
+		// NAT64: blocked when the embedded IPv4 is, so an IPv6-only network
+		// with DNS64 still reaches public IPv4 destinations.
+		{"64:ff9b::8.8.8.8", false},
+		{"64:ff9b::10.0.0.1", true},
+		{"64:ff9b::c0a8:101", true},
+		{"64:ff9b:1::1", true}, // local-use NAT64: blocked whole
+		// Teredo and the rest of the IETF protocol assignments.
+		{"2001::1", true},
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", true},
+		{"2001:2::1", true},
+		// More reserved IPv6.
+		{"100::1", true},
+		{"fec0::1", true},
+		{"3fff::1", true},
+		{"ff05::2", true},
+		// More reserved IPv4.
+		{"192.0.2.1", true},
+		{"198.51.100.7", true},
+		{"203.0.113.9", true},
+		{"192.88.99.1", true},
+		{"240.0.0.1", true},
+		{"0.0.0.0", true},
 		// Multicast, benchmarking, reserved, documentation.
 		{"224.0.0.1", true},
 		{"239.255.255.250", true},
@@ -64,6 +92,8 @@ func TestAddressGuardBlocked(t *testing.T) {
 		{"::ffff:93.184.216.34", false},
 		{"2606:4700::1", false},
 		{"2a00:1450:4001:80b::200e", false},
+		{"2001:4860:4860::8888", false}, // outside 2001::/23
+		{"2001:200::1", false},
 		{"2002:5db8:d822::1", false}, // 6to4 of a public address
 		// Just outside the blocked ranges.
 		{"100.63.255.255", false},

@@ -1,9 +1,13 @@
 package scheduler
 
 import (
+	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/net/idna"
 )
 
 // Limits bound what a client may schedule.
@@ -132,6 +136,9 @@ func (l Limits) Validate(ev *Event) error {
 	if u.User != nil {
 		return invalid("url", "url must not carry credentials; use a header")
 	}
+	if _, err := destinationHost(u); err != nil {
+		return err
+	}
 	ev.Method = strings.ToUpper(strings.TrimSpace(ev.Method))
 	if ev.Method == "" {
 		ev.Method = "POST"
@@ -147,6 +154,7 @@ func (l Limits) Validate(ev *Event) error {
 		return &ValidationError{Field: "headers", Message: "too many headers", TooLarge: true}
 	}
 	size := 0
+	seen := make(map[string]string, len(ev.Headers))
 	for name, value := range ev.Headers {
 		if !validToken(name) {
 			return invalid("headers", "header name %q is not a valid HTTP token", name)
@@ -154,6 +162,15 @@ func (l Limits) Validate(ev *Event) error {
 		if !validHeaderValue(value) {
 			return invalid("headers", "header %s: value must not contain CR, LF or control characters", name)
 		}
+		canon := http.CanonicalHeaderKey(name)
+		if why := refusedHeader(canon); why != "" {
+			return invalid("headers", "header %s may not be set: %s", name, why)
+		}
+		if other, dup := seen[canon]; dup {
+			// Only one of them could be sent, and which one would be chance.
+			return invalid("headers", "headers %s and %s are the same header; give it once", other, name)
+		}
+		seen[canon] = name
 		size += len(name) + len(value)
 	}
 	if size > l.MaxHeaderBytes {
@@ -181,6 +198,91 @@ func (l Limits) Validate(ev *Event) error {
 		return invalid("min_backoff", "min_backoff must not exceed max_backoff")
 	}
 	return nil
+}
+
+// refusedHeader says why a client may not set a header (by canonical
+// name), "" when it may. Framing and hop-by-hop headers belong to the
+// connection Cassata opens, not to the event (a client's Host or
+// Content-Length could only desynchronise the request); webhook-* are the
+// Standard Webhooks signature headers that Cassata itself sets, which a
+// client must not be able to forge.
+func refusedHeader(canon string) string {
+	switch {
+	case canon == "Host":
+		return "the host comes from the url"
+	case canon == "Content-Length":
+		return "Cassata frames the body itself"
+	case hopByHop[canon] || strings.HasPrefix(canon, "Proxy-"):
+		return "it is a hop-by-hop header, which describes one connection"
+	case strings.HasPrefix(canon, "Webhook-"):
+		return "webhook-* headers carry Cassata's own signature"
+	}
+	return ""
+}
+
+// destinationHost returns the host a delivery to u will dial, lower-case and
+// without a trailing dot, or a *ValidationError for "url" when resolvers
+// could disagree on what it means:
+//
+//   - Non-ASCII names are converted the way net/http converts them (IDNA
+//     lookup profile, which also folds full-width characters), so the check
+//     sees what will be dialled; a name that cannot be converted is refused.
+//   - A host whose last label is a number (decimal digits, or 0x and hex
+//     digits) must be a dotted-quad IPv4 address with four decimal parts and
+//     no leading zeros. Shorthand and legacy notations such as 2130706433,
+//     0x7f000001, 0177.0.0.1 or 127.1 are refused outright: Go's resolver
+//     reads them as names, glibc's inet_aton and browsers as addresses
+//     (127.0.0.1 for all four), so no check of the text can be sure where
+//     they lead. No real domain name ends in a numeric label (RFC 3696 §2).
+//
+// With the SSRF guard on, the returned host is then checked for blocked
+// literal addresses and internal names (AddressGuard.CheckHost).
+func destinationHost(u *url.URL) (string, error) {
+	host := u.Hostname()
+	if strings.HasPrefix(u.Host, "[") {
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() {
+			return "", invalid("url", "url host in brackets must be an IPv6 address")
+		}
+		return strings.ToLower(host), nil
+	}
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			ascii, err := idna.Lookup.ToASCII(host)
+			if err != nil {
+				return "", invalid("url", "url host is not a valid domain name")
+			}
+			host = ascii
+			break
+		}
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	labels := strings.Split(host, ".")
+	if numericLabel(labels[len(labels)-1]) {
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is4() {
+			return "", invalid("url", "url host %q looks like an IPv4 address in a shorthand, hexadecimal or octal notation, "+
+				"which resolvers read differently; write the address as four decimal parts such as 192.0.2.10", u.Hostname())
+		}
+	}
+	return host, nil
+}
+
+// numericLabel reports whether a host label is a number the way the WHATWG
+// URL standard's IPv4 parser sees one: decimal digits, or 0x followed by
+// hexadecimal digits (octal has a leading 0 and is all digits anyway).
+func numericLabel(s string) bool {
+	if s == "" {
+		return false
+	}
+	digits := "0123456789"
+	if len(s) >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		s, digits = s[2:], "0123456789abcdefABCDEF"
+	}
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(digits, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // hopByHop lists headers that describe one connection, not the request;

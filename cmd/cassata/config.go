@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"
 )
 
@@ -26,10 +28,13 @@ type config struct {
 	Auth              string        `yaml:"auth"`
 	AdminToken        string        `yaml:"admin_token"`
 	AdminPassword     string        `yaml:"admin_password"`
+	RateLimit         int           `yaml:"rate_limit"`
 	Namespace         string        `yaml:"namespace"`
 	Shards            int           `yaml:"shards"`
 	WorkerConcurrency int           `yaml:"worker_concurrency"`
 	BlockPrivate      string        `yaml:"block_private"`
+	AllowCIDRs        string        `yaml:"allow_cidrs"`
+	MaxBodyBytes      int           `yaml:"max_body_bytes"`
 	Retention         time.Duration `yaml:"retention"`
 	PollInterval      time.Duration `yaml:"poll_interval"`
 	Visibility        time.Duration `yaml:"visibility_timeout"`
@@ -41,6 +46,9 @@ type config struct {
 	LogLevel          string        `yaml:"log_level"`
 	LogFailedRequests bool          `yaml:"log_failed_requests"`
 	CreateTables      bool          `yaml:"create_tables"`
+
+	// allow is AllowCIDRs parsed by validate.
+	allow []netip.Prefix
 }
 
 // legacyYAML holds the original Cassata's configuration names (API.md §1).
@@ -57,7 +65,7 @@ type legacyYAML struct {
 
 func defaults(mode string) config {
 	c := config{
-		Listen: ":8085", Auth: "on", Namespace: "cassata", WorkerConcurrency: 100,
+		Listen: ":8085", Auth: "on", Namespace: "cassata", WorkerConcurrency: 100, RateLimit: api.DefaultRateLimit,
 		BlockPrivate: "on", Retention: 24 * time.Hour, LogLevel: "info", CreateTables: true,
 	}
 	if mode == "dev" {
@@ -157,10 +165,13 @@ func (c *config) settings() []setting {
 		{"CASSATA_AUTH", "auth", "on|off: whether the JSON API requires keys", str(&c.Auth)},
 		{"CASSATA_ADMIN_TOKEN", "", "", str(&c.AdminToken)},
 		{"CASSATA_ADMIN_PASSWORD", "", "", str(&c.AdminPassword)},
+		{"CASSATA_RATE_LIMIT", "rate-limit", "API requests per second per application, per server, with CASSATA_AUTH=on (default 1000; 0: no limit)", num(&c.RateLimit)},
 		{"CASSATA_NAMESPACE", "namespace", "prefix of every Redis key", str(&c.Namespace)},
 		{"CASSATA_SHARDS", "shards", "shard count of a new namespace (default 16)", num(&c.Shards)},
 		{"CASSATA_WORKER_CONCURRENCY", "concurrency", "concurrent deliveries per worker", num(&c.WorkerConcurrency)},
 		{"CASSATA_BLOCK_PRIVATE", "block-private", "on|off: refuse private destinations", str(&c.BlockPrivate)},
+		{"CASSATA_ALLOW_CIDRS", "allow-cidrs", "comma-separated CIDRs delivered to even though CASSATA_BLOCK_PRIVATE blocks them, e.g. 10.1.0.0/16,fd00::/8", str(&c.AllowCIDRs)},
+		{"CASSATA_MAX_BODY_BYTES", "max-body-bytes", "largest event body in bytes (default 1048576)", num(&c.MaxBodyBytes)},
 		{"CASSATA_RETENTION", "retention", "how long finished events stay in Redis", dur(&c.Retention)},
 		{"CASSATA_POLL_INTERVAL", "poll-interval", "longest sleep between looks for due events (default 1s)", dur(&c.PollInterval)},
 		{"CASSATA_VISIBILITY_TIMEOUT", "visibility-timeout", "lease of a claimed event (default 60s)", dur(&c.Visibility)},
@@ -219,6 +230,20 @@ func load(mode string, args []string) (config, []string, error) {
 	return c, fs.Args(), c.validate(mode)
 }
 
+// maxBodyBytesLimit bounds CASSATA_MAX_BODY_BYTES: every pending body lives
+// in Redis memory, and one create request holds it (JSON-escaped) in the
+// server's.
+const maxBodyBytesLimit = 64 << 20
+
+// guard is the SSRF guard the settings ask for: nil with
+// CASSATA_BLOCK_PRIVATE=off.
+func (c *config) guard() *scheduler.AddressGuard {
+	if c.BlockPrivate != "on" {
+		return nil
+	}
+	return &scheduler.AddressGuard{Allow: c.allow}
+}
+
 func onOff(name, v string) error {
 	switch strings.ToLower(v) {
 	case "on", "off":
@@ -236,8 +261,19 @@ func (c *config) validate(mode string) error {
 	if err := onOff("CASSATA_BLOCK_PRIVATE", c.BlockPrivate); err != nil {
 		return err
 	}
+	allow, err := scheduler.ParseAllowList(c.AllowCIDRs)
+	if err != nil {
+		return fmt.Errorf("CASSATA_ALLOW_CIDRS: %w", err)
+	}
+	c.allow = allow
+	if c.MaxBodyBytes < 0 || c.MaxBodyBytes > maxBodyBytesLimit {
+		return fmt.Errorf("CASSATA_MAX_BODY_BYTES must be between 1 and %d (0: the default, %d)", maxBodyBytesLimit, scheduler.DefaultMaxBodyBytes)
+	}
 	if mode != "dev" && mode != "migrate" && c.RedisURL == "" {
 		return fmt.Errorf("CASSATA_REDIS_URL (or --redis-url) is required for %s", mode)
+	}
+	if c.RateLimit < 0 {
+		return fmt.Errorf("CASSATA_RATE_LIMIT must not be negative (0 turns the limit off)")
 	}
 	if c.WorkerConcurrency <= 0 {
 		return fmt.Errorf("CASSATA_WORKER_CONCURRENCY must be positive")

@@ -139,11 +139,13 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	reg.MustRegister(redisRestarts)
 
 	policy := scheduler.Policy{MaxAttempts: cfg.MaxAttempts}.WithDefaults()
-	schedCfg := scheduler.Config{}
+	guard := cfg.guard()
+	schedCfg := scheduler.Config{Guard: guard, Limits: scheduler.Limits{MaxBodyBytes: cfg.MaxBodyBytes}}
 	if arch != nil {
 		schedCfg.Archive = arch
 	}
 	sched := scheduler.New(store, schedCfg)
+	apps := scheduler.NewApps(store, nil)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -159,11 +161,8 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	}
 
 	if mode == "dev" || mode == "worker" {
-		var guard *scheduler.AddressGuard
-		if cfg.BlockPrivate == "on" {
-			guard = &scheduler.AddressGuard{}
-		}
-		worker := scheduler.NewWorker(store, scheduler.NewDeliverer(scheduler.DelivererConfig{Guard: guard}), scheduler.WorkerConfig{
+		worker := scheduler.NewWorker(store, scheduler.NewDeliverer(scheduler.DelivererConfig{Guard: guard,
+			Signer: scheduler.NewSigner(apps, scheduler.SignerConfig{})}), scheduler.WorkerConfig{
 			Concurrency: cfg.WorkerConcurrency, Batch: cfg.Batch, Visibility: cfg.Visibility,
 			PollInterval: cfg.PollInterval, ShutdownTimeout: cfg.ShutdownTimeout, Policy: policy,
 			HeartbeatInterval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadAfter,
@@ -202,7 +201,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		return map[string]any{"archive_outbox": archiveLag(ctx, store)}
 	}
 	a := api.New(api.Config{Scheduler: sched, DefaultMaxAttempts: policy.MaxAttempts, Ready: ready, Details: details,
-		Gatherer: reg, Metrics: metrics, Logger: log})
+		Gatherer: reg, Metrics: metrics, Logger: log, Apps: apps, RateLimit: rateLimit(cfg.RateLimit)})
 	var handler http.Handler
 	if mode == "worker" {
 		r := gin.New()
@@ -211,7 +210,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	} else {
 		var auth api.Authorizer
 		if cfg.Auth == "on" {
-			auth = api.TokenAuth(cfg.AdminToken)
+			auth = api.KeyAuth(apps, cfg.AdminToken)
 		}
 		engine := a.Engine(auth)
 		ui, err := web.New(web.Config{Backend: sched, Password: cfg.AdminPassword, Open: mode == "dev",
@@ -224,7 +223,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		ui.Mount(engine)
 		handler = engine
 	}
-	srv := &http.Server{Addr: cfg.Listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Addr: cfg.Listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -232,7 +231,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		wg.Wait()
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	log.Info("listening", "mode", mode, "addr", ln.Addr().String(), "auth", cfg.Auth, "block_private", cfg.BlockPrivate)
+	log.Info("listening", "mode", mode, "addr", ln.Addr().String(), "auth", cfg.Auth, "block_private", cfg.BlockPrivate, "allow_cidrs", cfg.AllowCIDRs)
 	if mode == "dev" {
 		fmt.Fprintf(os.Stderr, "\nCassata dev mode: admin UI at http://%s%s/admin/   API at http://%s/v1/events   (embedded Redis: NOT durable)\n\n",
 			ln.Addr(), cfg.BasePath, ln.Addr())
@@ -258,6 +257,14 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	cancel()
 	wg.Wait()
 	return runErr
+}
+
+// rateLimit turns CASSATA_RATE_LIMIT (0: off) into api.Config.RateLimit (negative: off).
+func rateLimit(perSecond int) float64 {
+	if perSecond <= 0 {
+		return -1
+	}
+	return float64(perSecond)
 }
 
 // connectStore opens the Redis store, retrying while Redis is not reachable
