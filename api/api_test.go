@@ -67,6 +67,9 @@ type bundle struct {
 type setupOpts struct {
 	auth  api.Authorizer
 	ready func(ctx context.Context) map[string]error
+	// guard and limits configure the scheduler (hostile_test.go).
+	guard  *scheduler.AddressGuard
+	limits scheduler.Limits
 }
 
 func setup(t testing.TB) *bundle { return setupWith(t, setupOpts{}) }
@@ -82,7 +85,7 @@ func setupWith(t testing.TB, o setupOpts) *bundle {
 	}
 	// A clock in the recent past, at a whole millisecond, so delays give exact due times.
 	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)}
-	sched := scheduler.New(store, scheduler.Config{Clock: clock})
+	sched := scheduler.New(store, scheduler.Config{Clock: clock, Guard: o.guard, Limits: o.limits})
 	reg := prometheus.NewRegistry()
 	metrics := scheduler.NewMetrics(reg)
 	a := api.New(api.Config{Scheduler: sched, Ready: o.ready, Gatherer: reg, Metrics: metrics,

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -119,8 +121,13 @@ func decodeJSON(r io.Reader, v any) error {
 			return err
 		}
 		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return badRequest(te.Field, "field "+te.Field+" has the wrong type: expected "+te.Type.String())
+		if errors.As(err, &te) {
+			// Name the JSON type expected, never the Go type (no internals in answers).
+			if te.Field == "" {
+				return badRequest("", "expected a JSON object, not "+te.Value)
+			}
+			field, _, _ := strings.Cut(te.Field, ".")
+			return badRequest(field, "field "+te.Field+" has the wrong type: expected "+jsonKind(te.Type))
 		}
 		if errors.Is(err, io.EOF) {
 			return badRequest("", "request body is empty: expected a JSON object")
@@ -131,6 +138,30 @@ func decodeJSON(r io.Reader, v any) error {
 		return badRequest("", "request body has data after the JSON object")
 	}
 	return nil
+}
+
+// jsonKind names the JSON type a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "a JSON value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return "a JSON value"
 }
 
 func (a *API) create(c *gin.Context, req *CreateRequest) (*scheduler.Event, bool, error) {
