@@ -140,6 +140,7 @@ func Mask(v string) string {
 	if i := strings.IndexByte(v, '_'); i >= 0 && i < 8 {
 		prefix, v = v[:i+1], v[i+1:]
 	}
+	v = strings.TrimRight(v, "=") // base64 padding tells nothing apart
 	if len(v) < 12 {
 		return prefix + "…"
 	}

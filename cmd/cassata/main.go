@@ -20,6 +20,7 @@ usage:
   cassata server    JSON API (stateless; run many)
   cassata worker    claim, deliver, recover, archive (run many)
   cassata migrate   create or upgrade the archive tables
+  cassata apps      create, list and rotate applications (API keys, signing secrets)
   cassata service start / cassata worker start   aliases of the original CLI
   cassata version
 
@@ -60,6 +61,8 @@ func run(args []string) int {
 		if err == nil {
 			err = runMigrate(ctx, cfg)
 		}
+	case "apps":
+		err = appsCommand(ctx, rest, os.Stdout)
 	case "version", "--version":
 		fmt.Println("cassata", version)
 		return 0
