@@ -24,6 +24,7 @@ func (u *UI) page(c *gin.Context, title, nav string) page {
 	return page{
 		Title: title, Prefix: u.prefix, CSRF: csrfToken(c), Nav: nav,
 		LoggedIn: c.GetBool(ctxLoggedIn),
+		Apps:     u.cfg.Apps != nil,
 		CSS:      u.assets.url(u.prefix, "cassata.css"),
 		JS:       u.assets.url(u.prefix, "htmx.min.js"),
 	}

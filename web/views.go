@@ -24,8 +24,10 @@ type page struct {
 	// Prefix is BasePath + "/admin": every link and form starts with it.
 	Prefix string
 	CSRF   string
-	// Nav names the current section: "dashboard", "events", "failures" or "".
+	// Nav names the current section: "dashboard", "events", "failures", "apps" or "".
 	Nav string
+	// Apps shows the Applications link (the UI has an AppLister).
+	Apps bool
 	// LoggedIn shows the Log out button.
 	LoggedIn bool
 	// Flash is the result message of the last action, if any.

@@ -73,6 +73,9 @@ type Config struct {
 	// supply one that reads the header the proxy sets (and that clients
 	// cannot forge past it).
 	ClientIP func(r *http.Request) string
+	// Apps, when set, adds the Applications page (names, key hints and
+	// masked secrets; nothing secret is ever shown).
+	Apps AppLister
 	// Clock tells the time for relative times and session expiry.
 	// Defaults to scheduler.SystemClock.
 	Clock scheduler.Clock
@@ -190,6 +193,9 @@ func (u *UI) Mount(r *gin.Engine) {
 	in.POST("/events/:app/:id/run", u.action(actRunNow))
 	in.GET("/failures", u.failures)
 	in.POST("/failures/retry", u.bulkRetry)
+	if u.cfg.Apps != nil {
+		in.GET("/apps", u.apps)
+	}
 }
 
 // contentSecurityPolicy allows nothing but this origin's own scripts, styles

@@ -213,7 +213,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 			auth = api.KeyAuth(apps, cfg.AdminToken)
 		}
 		engine := a.Engine(auth)
-		ui, err := web.New(web.Config{Backend: sched, Password: cfg.AdminPassword, Open: mode == "dev",
+		ui, err := web.New(web.Config{Backend: sched, Apps: apps, Password: cfg.AdminPassword, Open: mode == "dev",
 			BasePath: cfg.BasePath, SessionSalt: "cassata:" + cfg.Namespace, Logger: log})
 		if err != nil {
 			cancel()
