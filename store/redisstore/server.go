@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -33,20 +34,21 @@ func (s *Store) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	}
 	switch c := s.rdb.(type) {
 	case *redis.ClusterClient:
-		ch := make(chan NodeInfo, 64)
+		// ForEachMaster calls fn for every master at once: collect under a
+		// lock (a buffered channel read afterwards would block for ever
+		// on a cluster with more masters than its buffer).
+		var mu sync.Mutex
 		err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 			n, err := read(ctx, m)
 			if err == nil {
-				ch <- n
+				mu.Lock()
+				nodes = append(nodes, n)
+				mu.Unlock()
 			}
 			return err
 		})
-		close(ch)
 		if err != nil {
 			return nil, err
-		}
-		for n := range ch {
-			nodes = append(nodes, n)
 		}
 	case *redis.Client:
 		n, err := read(ctx, c)
