@@ -153,6 +153,7 @@ func TestCluster(t *testing.T) {
 	t.Run("Wakeups", func(t *testing.T) { testClusterWakeups(t, c) })
 	t.Run("Outbox", func(t *testing.T) { testClusterOutbox(t, c) })
 	t.Run("WithLock", func(t *testing.T) { testClusterLock(t, c) })
+	t.Run("Apps", func(t *testing.T) { testClusterApps(t, c) })
 	t.Run("ScriptFlush", func(t *testing.T) { testClusterScriptFlush(t, c) })
 }
 
@@ -671,6 +672,41 @@ func testClusterLock(t *testing.T, c *redistest.Cluster) {
 	slices.Sort(tokens)
 	if want := []int64{1, 2, 3, 4, 5, 6, 7, 8}; !slices.Equal(tokens, want) {
 		t.Errorf("fencing tokens %v, want %v: one new token per holding", tokens, want)
+	}
+}
+
+// testClusterApps: applications and their key index live in one hash, so
+// the scripts that keep them in step run on one master.
+func testClusterApps(t *testing.T, c *redistest.Cluster) {
+	ctx := context.Background()
+	e := newClusterEnv(t, c, "apps")
+	shop := testAppRecord("shop", e.now, "aaaa1111")
+	if err := e.store.CreateApp(ctx, shop); err != nil {
+		t.Fatalf("CreateApp on the cluster: %v", err)
+	}
+	if err := e.store.CreateApp(ctx, testAppRecord("shop", e.now, "cccc3333")); !errors.Is(err, scheduler.ErrAppExists) {
+		t.Fatalf("second CreateApp: %v, want ErrAppExists", err)
+	}
+	if err := e.store.CreateApp(ctx, testAppRecord("billing", e.now, "dddd4444")); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := e.store.AppByKeyHash(ctx, "aaaa1111"); err != nil || a.Name != "shop" {
+		t.Fatalf("AppByKeyHash = %+v, %v", a, err)
+	}
+	// Rotate: the new key is indexed, the old one is gone.
+	shop.Keys = []scheduler.KeyHash{{Hash: "bbbb2222", Hint: "csk_…bbbb", CreatedAt: e.now}}
+	if err := e.store.UpdateApp(ctx, shop); err != nil || shop.Revision != 2 {
+		t.Fatalf("UpdateApp: %v, revision %d", err, shop.Revision)
+	}
+	if _, err := e.store.AppByKeyHash(ctx, "aaaa1111"); !errors.Is(err, scheduler.ErrAppNotFound) {
+		t.Errorf("old key after rotation: %v, want ErrAppNotFound", err)
+	}
+	if a, err := e.store.GetApp(ctx, "shop"); err != nil || a.Revision != 2 || a.Keys[0].Hash != "bbbb2222" {
+		t.Errorf("GetApp after rotation = %+v, %v", a, err)
+	}
+	list, err := e.store.ListApps(ctx)
+	if err != nil || len(list) != 2 || list[0].Name != "billing" || list[1].Name != "shop" {
+		t.Errorf("ListApps = %v, %v", list, err)
 	}
 }
 
