@@ -46,15 +46,11 @@ func redactURL(u string) string {
 
 func connectRedis(cfg config) (redis.UniversalClient, error) {
 	if cfg.RedisCluster {
-		var addrs []string
-		for _, a := range strings.Split(cfg.RedisURL, ",") {
-			a = strings.TrimSpace(a)
-			a = strings.TrimPrefix(strings.TrimPrefix(a, "redis://"), "rediss://")
-			if a != "" {
-				addrs = append(addrs, strings.TrimSuffix(a, "/"))
-			}
+		addrs, user, password, tlsConfig, err := clusterSeeds(cfg.RedisURL)
+		if err != nil {
+			return nil, err
 		}
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: 64,
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Username: user, Password: password, TLSConfig: tlsConfig, PoolSize: 64,
 			DialTimeout: 2 * time.Second, DialerRetries: 1, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, MaxRetries: 2}), nil
 	}
 	opt, err := redis.ParseURL(cfg.RedisURL)
