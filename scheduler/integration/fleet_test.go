@@ -457,12 +457,24 @@ func runFleet(t *testing.T, r fleetRedis, n int, window time.Duration) fleetRun 
 	}
 
 	lastDue := time.UnixMilli(slices.Max(due))
-	timeout := time.Until(lastDue) + 60*time.Second
-	select {
-	case <-sink.done:
-	case <-time.After(timeout):
-		f.checkRunning(t)
-		t.Fatalf("%d of %d events delivered %s after the last due time", sink.unique.Load(), n, time.Since(lastDue).Round(time.Millisecond))
+	deadline := time.After(time.Until(lastDue) + 60*time.Second)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-sink.done:
+			break wait
+		case <-tick.C:
+			// A process that died would only show as a timeout a minute later.
+			for _, p := range f.all() {
+				if !p.running() {
+					t.Fatalf("%s exited (%s) with %d of %d events delivered", p.name, p.cmd.ProcessState, sink.unique.Load(), n)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d events delivered %s after the last due time", sink.unique.Load(), n, time.Since(lastDue).Round(time.Millisecond))
+		}
 	}
 	// Give a duplicate a moment to show, then check Redis holds nothing live.
 	time.Sleep(500 * time.Millisecond)
