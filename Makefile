@@ -11,9 +11,14 @@ TEST_TIMEOUT ?= 14m
 PKGS         ?= ./...
 # Arguments for cmd/cassata-bench, e.g. `make bench BENCH_ARGS="-events 100000"`.
 BENCH_ARGS   ?=
+# Fuzz targets (package:Name) that `make fuzz` (and `make test`) run, each for
+# FUZZTIME. `go test -fuzz` takes one package and one target per run. Their
+# seed corpora (testdata/fuzz/<Name>/) also run with every plain `go test`.
+FUZZ_TARGETS ?= ./api:FuzzCreateRequest ./api:FuzzCassataAdd ./scheduler:FuzzValidateHeaders ./scheduler:FuzzDestinationURL
+FUZZTIME     ?= 6s
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run deps test bench lint clean
+.PHONY: help generate check-generated build run deps test fuzz bench lint clean
 
 help: ## Show this help
 	@echo 'Usage: make <target> [VAR=value]'
@@ -78,6 +83,16 @@ test: deps check-generated ## Run go vet and every test against real redis-serve
 	CASSATA_REQUIRE_REDIS=1 CASSATA_REQUIRE_MYSQL=1 CASSATA_REQUIRE_CHROMIUM=1 \
 	CASSATA_E2E_ARTIFACTS=$(CURDIR)/artifacts/screenshots \
 	$(GO) test $(TEST_FLAGS) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	@$(MAKE) --no-print-directory fuzz
+
+# A failing input is written to <package>/testdata/fuzz/<Name>/; commit it
+# with the fix so that it stays a regression test.
+fuzz: ## Fuzz create-request parsing, header and URL validation briefly (FUZZTIME per target, default 6s)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 bench: deps ## Run the load benchmark cmd/cassata-bench (flags via BENCH_ARGS="...")
 	$(GO) run ./cmd/cassata-bench $(BENCH_ARGS)

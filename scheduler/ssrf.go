@@ -83,6 +83,7 @@ var (
 	nat64Prefix      = netip.MustParsePrefix("64:ff9b::/96")    // RFC 6052 well-known NAT64
 	translatedPrefix = netip.MustParsePrefix("::ffff:0:0:0/96") // RFC 2765 IPv4-translated (SIIT)
 	sixToFourPrefix  = netip.MustParsePrefix("2002::/16")       // RFC 3056 6to4: IPv4 in bits 16-47
+	globalUnicast6   = netip.MustParsePrefix("2000::/3")
 )
 
 // ErrBlockedAddress is returned when a delivery would connect to a blocked address.
@@ -155,6 +156,12 @@ func (g *AddressGuard) blocked(ip netip.Addr) string {
 		if r.prefix.Contains(ip) {
 			return r.what
 		}
+	}
+	// IPv6 has one globally routed block so far; the rest (::/8 beyond the
+	// ranges above, 4000::/2 ...) is unassigned or special. NAT64 and SIIT
+	// addresses were judged by their embedded IPv4 address above.
+	if ip.Is6() && !globalUnicast6.Contains(ip) && !nat64Prefix.Contains(ip) && !translatedPrefix.Contains(ip) {
+		return "outside IPv6 global unicast (2000::/3)"
 	}
 	return ""
 }

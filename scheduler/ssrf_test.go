@@ -65,6 +65,11 @@ func TestAddressGuardBlocked(t *testing.T) {
 		{"2001::1", true},
 		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", true},
 		{"2001:2::1", true},
+		// Outside 2000::/3, the only globally routed IPv6 block.
+		{"::fff:a9fe:a9fe", true},
+		{"1::1", true},
+		{"4000::1", true},
+		{"e000::1", true},
 		// More reserved IPv6.
 		{"100::1", true},
 		{"fec0::1", true},
