@@ -29,7 +29,7 @@ func checkRedis(ctx context.Context, store *redisstore.Store, allowEviction bool
 		if !allowEviction {
 			return nil, err
 		}
-		log.Warn("starting anyway (CASSATA_REDIS_ALLOW_EVICTION): "+err.Error())
+		log.Warn("starting anyway (CASSATA_REDIS_ALLOW_EVICTION): " + err.Error())
 	}
 	runIDs := make(map[string]string, len(nodes))
 	for _, n := range nodes {
