@@ -38,4 +38,15 @@
 // When its context ends the worker stops claiming, lets in-flight deliveries
 // finish within ShutdownTimeout, then cancels the rest and hands them back as
 // PENDING, due at once, so nothing stays PROCESSING.
+//
+// # Applications and signed deliveries
+//
+// Apps (apps.go) manages the tenants: each has API keys stored as SHA-256
+// hashes (indexed hash -> application, so authenticating a request is one
+// lookup), a JWT secret for HS256 bearer tokens (jwt.go) and a signing
+// secret. Rotations put a new credential first and end the old ones at once
+// or after a grace. The Deliverer's Signer (signing.go) adds the Standard
+// Webhooks headers to every delivery of an application with a signing
+// secret, one signature per secret still valid, reading the secrets at most
+// once per 10 s per application.
 package scheduler
