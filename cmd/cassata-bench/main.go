@@ -61,6 +61,7 @@ type options struct {
 	archiveSpan       time.Duration // how long the archive workload's due times spread over
 	deadline          time.Duration // wait for deliveries this long after the last due time
 	keep              bool          // keep the temporary directory (logs, archives)
+	profile           string        // directory for CPU profiles of the burst (empty: none)
 	verbose           bool
 }
 
@@ -86,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.archiveSpan, "archive-span", 10*time.Second, "time the archive workload's due times spread over")
 	fs.DurationVar(&o.deadline, "deadline", time.Minute, "how long after the last due time to wait for deliveries before counting the rest as missing")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with process logs and archives")
+	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of the server and workers during the burst (and the batch ingest) into this directory")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: cassata-bench [flags]\n\n"+

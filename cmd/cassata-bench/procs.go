@@ -280,10 +280,12 @@ func parseUsedMemory(info string) (int64, error) {
 
 // deployment is one cassata server and its workers, all in one namespace.
 type deployment struct {
-	ns      string
-	server  *process
-	workers []*process
-	api     *apiClient
+	ns          string
+	server      *process
+	workers     []*process
+	api         *apiClient
+	serverAddr  string
+	workerAddrs []string
 }
 
 // deploy starts `cassata server` and the workers in namespace ns against
@@ -355,6 +357,7 @@ func (b *bench) tryDeploy(ctx context.Context, ns string, env []string, attempt 
 		}
 	}
 	d.api = newAPIClient(base, 64)
+	d.serverAddr, d.workerAddrs = listen, workerAddrs
 	ok = true
 	slog.Info("cassata ready", "namespace", ns, "server", listen, "workers", len(d.workers))
 	return d, nil
@@ -381,6 +384,9 @@ func (b *bench) cassataEnv(ns string) []string {
 	)
 	if b.opts.workerConcurrency > 0 {
 		env = append(env, "CASSATA_WORKER_CONCURRENCY="+strconv.Itoa(b.opts.workerConcurrency))
+	}
+	if b.opts.profile != "" {
+		env = append(env, "CASSATA_PPROF=true")
 	}
 	return env
 }

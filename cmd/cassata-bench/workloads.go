@@ -108,7 +108,16 @@ func runBurst(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 		return nil, err
 	}
 	due := time.Now().Add(lead).Truncate(time.Millisecond)
+	// Profiles cover the delivery: from the due time for about as long as
+	// the burst takes at 10,000/s, plus a second.
+	profiling := make(chan func(), 1)
+	profileStart := time.AfterFunc(time.Until(due), func() {
+		profiling <- b.profileAll(ctx, d, "burst", time.Duration(n/10_000+1)*time.Second)
+	})
 	st, res, err := b.deliver(ctx, d, appBurst, n, func(int) time.Time { return due }, due)
+	if !profileStart.Stop() {
+		(<-profiling)() // the profiles started: wait for them to be written
+	}
 	if err != nil {
 		return nil, err
 	}

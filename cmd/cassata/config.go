@@ -44,6 +44,7 @@ type config struct {
 	MaxAttempts       int           `yaml:"max_attempts"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	LogLevel          string        `yaml:"log_level"`
+	Pprof             bool          `yaml:"pprof"`
 	LogFailedRequests bool          `yaml:"log_failed_requests"`
 	CreateTables      bool          `yaml:"create_tables"`
 
@@ -181,6 +182,7 @@ func (c *config) settings() []setting {
 		{"CASSATA_MAX_ATTEMPTS", "max-attempts", "default attempts per event (default 5)", num(&c.MaxAttempts)},
 		{"CASSATA_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight deliveries may finish on SIGTERM (default 30s)", dur(&c.ShutdownTimeout)},
 		{"CASSATA_LOG_LEVEL", "log-level", "debug|info|warn|error", str(&c.LogLevel)},
+		{"CASSATA_PPROF", "pprof", "serve Go's profiler at /debug/pprof/ on the HTTP listener (true/false; for diagnosis only, never on an exposed listener)", boolean(&c.Pprof)},
 	}
 }
 
