@@ -28,7 +28,8 @@ local held, cur, line = finish_attempt(KEYS[1], KEYS[4], ARGV[1], ARGV[2], ARGV[
 if not held then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LREM', KEYS[3], 1, ARGV[1])
-redis.call('HSET', KEYS[1], 's', ARGV[4], 'lc', ARGV[5], 'le', ARGV[6], 't', now, 'f', now)
+redis.call('HSET', KEYS[1], 's', ARGV[4], 'lc', ARGV[5], 't', now, 'f', now)
+long_set(KEYS[1], 'le', ARGV[6])
 xadd_final(KEYS[4], ARGV[1], KEYS[1], cur[4], now, ARGV[4], ARGV[7])
-if ARGV[9] == '1' then redis.call('HDEL', KEYS[1], 'b') end
+if ARGV[9] == '1' then long_trim(KEYS[1], 'b', 0) end
 return 1

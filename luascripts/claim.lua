@@ -13,6 +13,7 @@
 -- (score = now + visibility), becomes PROCESSING with attempts + 1.
 -- Returns {now, next_due, n, then n times: member, attempts, url, method,
 -- headers, body, due, max_attempts, timeout, min_backoff, max_backoff, created}
+-- (url, headers and body with their chunks joined)
 -- where next_due is the earliest remaining due time (-1 when none), so the
 -- worker can sleep until exactly then on the server's clock.
 local now = now_ms(ARGV[1])
@@ -28,7 +29,10 @@ for _, m in ipairs(members) do
     redis.call('HSET', k, 's', 'PROCESSING', 'w', ARGV[4], 't', now)
     redis.call('ZADD', KEYS[2], deadline, m)
     redis.call('RPUSH', KEYS[3], m)
-    local f = redis.call('HMGET', k, 'u', 'm', 'h', 'b', 'd', 'x', 'to', 'bn', 'bx', 'c')
+    local f = redis.call('HMGET', k, 'u', 'm', 'h', 'b', 'd', 'x', 'to', 'bn', 'bx', 'c', 'u1', 'h1', 'b1')
+    f[1] = long_join(k, 'u', f[1], f[11])
+    f[3] = long_join(k, 'h', f[3], f[12])
+    f[4] = long_join(k, 'b', f[4], f[13])
     res[#res + 1] = m
     res[#res + 1] = a
     for i = 1, 10 do res[#res + 1] = f[i] or '' end

@@ -13,11 +13,95 @@ local function now_ms(arg)
   return now
 end
 
+-- Long values of an event hash (url u, headers h, body b, history hi, last
+-- error le) are stored in chunks of at most CHUNK bytes: field f holds the
+-- first, f..'1', f..'2', ... the next ones, so the hash of an ordinary event
+-- stays listpack-encoded on a default Redis (hash-max-listpack-value 64).
+-- A value longer than CHUNK * MAX_CHUNKS is stored whole in f. Readers join
+-- f, f..'1', ... up to the first missing chunk, so values stored whole read
+-- as before; writers delete the chunks an older, longer value left. The Go
+-- side (store/redisstore/chunks.go) uses the same layout and constants.
+local CHUNK, MAX_CHUNKS = 64, 16
+local LONG = {'u', 'h', 'b', 'hi', 'le'}
+
+local function chunk_field(f, i)
+  if i == 0 then return f end
+  return f .. i
+end
+
+-- long_join returns field f of hash k given its value v0 and that of its
+-- second chunk v1 (both from one HMGET), fetching any further chunks.
+local function long_join(k, f, v0, v1)
+  if not v0 or not v1 then return v0 end
+  local parts, i = {v0, v1}, 2
+  while true do
+    local c = redis.call('HGET', k, f .. i)
+    if not c then break end
+    parts[#parts + 1] = c
+    i = i + 1
+  end
+  return table.concat(parts)
+end
+
+-- long_get returns field f of hash k with its chunks joined (false when absent).
+local function long_get(k, f)
+  local v = redis.call('HMGET', k, f, f .. '1')
+  return long_join(k, f, v[1], v[2])
+end
+
+-- long_trim deletes the chunks of field f from chunk n on (n = 0: all of it).
+local function long_trim(k, f, n)
+  while redis.call('HDEL', k, chunk_field(f, n)) == 1 do n = n + 1 end
+end
+
+-- long_set stores v in field f of hash k and deletes the old value's extra chunks.
+local function long_set(k, f, v)
+  local n = 1
+  if #v > CHUNK and #v <= CHUNK * MAX_CHUNKS then n = math.ceil(#v / CHUNK) end
+  local args = {}
+  if n == 1 then
+    args = {f, v}
+  else
+    for i = 0, n - 1 do
+      args[#args + 1] = chunk_field(f, i)
+      args[#args + 1] = string.sub(v, i * CHUNK + 1, (i + 1) * CHUNK)
+    end
+  end
+  redis.call('HSET', k, unpack(args))
+  long_trim(k, f, n)
+end
+
+-- hgetall_joined returns HGETALL of hash k as a flat list with every long
+-- value joined and its chunk fields left out.
+local function hgetall_joined(k)
+  local all = redis.call('HGETALL', k)
+  local m = {}
+  for i = 1, #all, 2 do m[all[i]] = all[i + 1] end
+  local chunk = {}
+  for _, f in ipairs(LONG) do
+    if m[f] and m[f .. '1'] then
+      local parts, i = {m[f]}, 1
+      while m[f .. i] do
+        parts[#parts + 1] = m[f .. i]
+        chunk[f .. i] = true
+        i = i + 1
+      end
+      m[f] = table.concat(parts)
+    end
+  end
+  local out = {}
+  for i = 1, #all, 2 do
+    if not chunk[all[i]] then out[#out + 1] = all[i]; out[#out + 1] = m[all[i]] end
+  end
+  return out
+end
+
 -- xadd_final appends a 'final' outbox entry for event hash k: the hash as
 -- JSON without the body (binary-safe as its own raw field 'b') and without
--- the history (the archive gets every attempt from its own entry).
+-- the history (the archive gets every attempt from its own entry), long
+-- values joined.
 local function xadd_final(stream, member, k, created, now, status, line)
-  local all = redis.call('HGETALL', k)
+  local all = hgetall_joined(k)
   local ev, body = {}, nil
   for i = 1, #all, 2 do
     if all[i] == 'b' then body = all[i + 1]
@@ -44,7 +128,7 @@ local function finish_attempt(k, stream, member, worker, attempt, line)
     if line == '{}' then line = '{"stale":true}'
     elseif string.sub(line, -1) == '}' then line = string.sub(line, 1, -2) .. ',"stale":true}' end
   end
-  redis.call('HSET', k, 'hi', (redis.call('HGET', k, 'hi') or '') .. line .. '\n')
+  long_set(k, 'hi', (long_get(k, 'hi') or '') .. line .. '\n')
   if not held then
     redis.call('XADD', stream, '*', 'm', member, 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
       's', cur[1], 'h', line)

@@ -24,8 +24,9 @@ for _, m in ipairs(members) do
   if f[1] == 'PROCESSING' then
     local a = tonumber(f[3]) or 0
     local line = '{"attempt":' .. a .. ',"at":' .. now .. ',"error":"lease expired","worker":' .. cjson.encode(f[2] or '') .. '}'
-    redis.call('HSET', k, 'hi', (redis.call('HGET', k, 'hi') or '') .. line .. '\n',
-      'le', 'lease expired', 'lc', '', 't', now)
+    long_set(k, 'hi', (long_get(k, 'hi') or '') .. line .. '\n')
+    long_set(k, 'le', 'lease expired')
+    redis.call('HSET', k, 'lc', '', 't', now)
     redis.call('HDEL', k, 'w')
     if a >= (tonumber(f[4]) or tonumber(ARGV[5])) then
       redis.call('HSET', k, 's', 'SERVICE_UNAVAILABLE', 'f', now)

@@ -30,7 +30,8 @@ redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'c', cur[4] or ''
   's', 'PENDING', 'd', due, 'h', line)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LREM', KEYS[3], 1, ARGV[1])
-redis.call('HSET', KEYS[1], 's', 'PENDING', 'd', due, 'lc', ARGV[5], 'le', ARGV[6], 't', now)
+redis.call('HSET', KEYS[1], 's', 'PENDING', 'd', due, 'lc', ARGV[5], 't', now)
+long_set(KEYS[1], 'le', ARGV[6])
 redis.call('HDEL', KEYS[1], 'w')
 zadd_wake(KEYS[5], due, ARGV[1], now, ARGV[11], ARGV[9], ARGV[10])
 return due

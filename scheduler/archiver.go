@@ -25,11 +25,22 @@ type ArchiverConfig struct {
 	// ClaimIdle: entries another archiver read but left unacknowledged this
 	// long are taken over (it died mid-batch). Defaults to 30s.
 	ClaimIdle time.Duration
+	// Busy, when set, tells whether the process's deliveries are saturated
+	// (a burst): the archiver then yields the CPU to them for up to
+	// YieldFor before archiving anyway. Deliveries are due at their time;
+	// the archive can be a moment behind (the outbox keeps everything).
+	Busy func() bool
+	// YieldFor bounds how long one busy period defers archiving. Defaults
+	// to 2s; negative: never yield.
+	YieldFor time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
 }
+
+// DefaultArchiveYield is ArchiverConfig.YieldFor's default.
+const DefaultArchiveYield = 2 * time.Second
 
 // Archiver moves every shard's outbox into the archive database: read a
 // batch through the consumer group, write it in one transaction, and only
@@ -58,6 +69,9 @@ func NewArchiver(outbox Outbox, archive Archive, cfg ArchiverConfig) *Archiver {
 	if cfg.ClaimIdle <= 0 {
 		cfg.ClaimIdle = DefaultArchiveClaimIdle
 	}
+	if cfg.YieldFor == 0 {
+		cfg.YieldFor = DefaultArchiveYield
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -76,7 +90,12 @@ func (a *Archiver) Run(ctx context.Context) {
 	for i := range pending {
 		pending[i] = true
 	}
+	var busySince time.Time
 	for ctx.Err() == nil {
+		if a.yield(&busySince) {
+			sleep(ctx, yieldPoll)
+			continue
+		}
 		claim := time.Since(lastClaim) >= a.cfg.ClaimIdle/2
 		if claim {
 			lastClaim = time.Now()
@@ -104,6 +123,22 @@ func (a *Archiver) Run(ctx context.Context) {
 			backoff = a.cfg.PollInterval
 		}
 	}
+}
+
+// yieldPoll is how often a yielding archiver looks whether the burst is over.
+const yieldPoll = 20 * time.Millisecond
+
+// yield reports whether to skip archiving now: the deliveries are saturated
+// and have been for less than YieldFor (busySince tracks the busy period).
+func (a *Archiver) yield(busySince *time.Time) bool {
+	if a.cfg.Busy == nil || a.cfg.YieldFor < 0 || !a.cfg.Busy() {
+		*busySince = time.Time{}
+		return false
+	}
+	if busySince.IsZero() {
+		*busySince = time.Now()
+	}
+	return time.Since(*busySince) < a.cfg.YieldFor
 }
 
 // round gathers up to a batch from the shards, writes it in one

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -572,4 +573,47 @@ func TestArchiverNoDuplicateInBatchAfterOutage(t *testing.T) {
 		t.Fatalf("entries %q appeared twice in one batch", dups)
 	}
 	exactlyOnce(t, fake.written(), want)
+}
+
+// TestArchiverYieldsToBusyDeliveries: while the deliveries are saturated the
+// archiver writes nothing for YieldFor, then archives anyway; once they are
+// not, it archives at once.
+func TestArchiverYieldsToBusyDeliveries(t *testing.T) {
+	e := newArchEnv(t, 2)
+	fa := &fakeArchive{}
+	var busy atomic.Bool
+	busy.Store(true)
+	const yieldFor = 400 * time.Millisecond
+	e.produce(t, 4)
+	start := time.Now()
+	runArchiver(t, e.store, fa, scheduler.ArchiverConfig{Consumer: "a1",
+		Busy: busy.Load, YieldFor: yieldFor})
+	time.Sleep(yieldFor / 2)
+	if n := fa.numCalls(); n != 0 {
+		t.Fatalf("archiver wrote %d batches while the deliveries were busy, before YieldFor", n)
+	}
+	waitArch(t, func() bool { return e.lag(t) == 0 })
+	if took := time.Since(start); took < yieldFor {
+		t.Errorf("archived %s after start while busy, want after YieldFor %s", took, yieldFor)
+	}
+
+	// Not busy: the next entries are archived without waiting.
+	busy.Store(false)
+	e.produce(t, 2)
+	start = time.Now()
+	waitArch(t, func() bool { return e.lag(t) == 0 })
+	if took := time.Since(start); took >= yieldFor {
+		t.Errorf("archived %s after the entries appeared while idle, want well under %s", took, yieldFor)
+	}
+}
+
+func waitArch(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

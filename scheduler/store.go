@@ -34,6 +34,9 @@ type Store interface {
 	// Finish records an attempt's outcome. It reports false when the worker
 	// no longer held the lease, in which case only the history records it.
 	Finish(ctx context.Context, l Lease, o Outcome, now time.Time) (bool, error)
+	// FinishMany is Finish for many outcomes in one round trip; the results
+	// are in order, each on its own.
+	FinishMany(ctx context.Context, items []FinishItem) []FinishResult
 	// Extend pushes a held lease out by visibility; false when it was lost.
 	Extend(ctx context.Context, l Lease, visibility time.Duration, now time.Time) (bool, error)
 	// Reap recovers up to limit events of a shard whose lease expired.
@@ -108,4 +111,17 @@ type WorkerInfo struct {
 	Started   time.Time `json:"started"`
 	InFlight  int       `json:"in_flight"`
 	Heartbeat time.Time `json:"heartbeat"`
+}
+
+// FinishItem is one outcome to record (Store.FinishMany): Now as in Finish.
+type FinishItem struct {
+	Lease   Lease
+	Outcome Outcome
+	Now     time.Time
+}
+
+// FinishResult is what recording one outcome gave: Held as Finish's bool.
+type FinishResult struct {
+	Held bool
+	Err  error
 }

@@ -122,6 +122,7 @@ type Worker struct {
 	// beatingSince is when this worker's heartbeats last started to
 	// succeed without a failure in between (Unix ns; 0 while failing).
 	beatingSince atomic.Int64
+	fin          *finisher // records outcomes, many per round trip; set by Run
 	freed        chan struct{}
 	started      time.Time
 	rnd          *rand.Rand
@@ -159,6 +160,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancelWork()
 	var wg sync.WaitGroup
 
+	w.fin = newFinisher(w.store)
 	bg, stopBG := context.WithCancel(workCtx)
 	var bgWG sync.WaitGroup
 	bgWG.Add(2)
@@ -178,6 +180,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		cancelWork()
 		<-done
 	}
+	w.fin.close() // every delivery has recorded its outcome
 	stopBG()
 	bgWG.Wait()
 	if rs, ok := w.store.(interface {
@@ -338,7 +341,7 @@ func (w *Worker) process(ctx context.Context, ev *Event, claimedAt time.Time) {
 	var held bool
 	var err error
 	for try := 0; try < 5; try++ {
-		held, err = w.store.Finish(fctx, lease, out, now)
+		held, err = w.fin.finish(fctx, FinishItem{Lease: lease, Outcome: out, Now: now})
 		if err == nil || !errors.Is(err, ErrUnavailable) {
 			break
 		}

@@ -175,6 +175,9 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		if arch != nil {
 			archiver := scheduler.NewArchiver(store, arch, scheduler.ArchiverConfig{
 				Consumer: worker.ID(), Logger: log, Metrics: metrics,
+				// A saturated worker (a burst) delivers first; archiving
+				// follows within ArchiverConfig.YieldFor.
+				Busy: func() bool { return worker.InFlight() >= max(1, cfg.WorkerConcurrency/2) },
 			})
 			wg.Add(1)
 			go func() {

@@ -172,19 +172,21 @@ func isConnRedisError(err redis.Error) bool {
 	return false
 }
 
-// encode returns the hash fields of a new event. Defaults are left out to
-// keep pending events small (bytes per pending event is a design target).
+// encode returns the hash fields of a new event. Defaults are left out and
+// long values are chunked (chunks.go) to keep pending events small (bytes
+// per pending event is a design target).
 func encode(ev *scheduler.Event) []any {
-	f := []any{"u", ev.URL, "d", ms(ev.DueAt), "s", string(scheduler.StatusPending), "c", ms(ev.CreatedAt)}
+	f := appendLong(make([]any, 0, 16), "u", []byte(ev.URL))
+	f = append(f, "d", ms(ev.DueAt), "s", string(scheduler.StatusPending), "c", ms(ev.CreatedAt))
 	if ev.Method != "POST" {
 		f = append(f, "m", ev.Method)
 	}
 	if len(ev.Headers) > 0 {
 		h, _ := json.Marshal(ev.Headers)
-		f = append(f, "h", h)
+		f = appendLong(f, "h", h)
 	}
 	if len(ev.Body) > 0 {
-		f = append(f, "b", ev.Body)
+		f = appendLong(f, "b", ev.Body)
 	}
 	if ev.MaxAttempts > 0 {
 		f = append(f, "x", ev.MaxAttempts)
@@ -205,7 +207,7 @@ func encode(ev *scheduler.Event) []any {
 			line, _ := json.Marshal(a)
 			hist = append(append(hist, line...), '\n')
 		}
-		f = append(f, "hi", hist)
+		f = appendLong(f, "hi", hist)
 	}
 	return f
 }
@@ -223,11 +225,12 @@ func msTime(s string) time.Time {
 	return time.UnixMilli(n).UTC()
 }
 
-// decode builds an event from its hash fields.
+// decode builds an event from its hash fields, joining chunked values.
 func decode(app, id string, f map[string]string) (*scheduler.Event, error) {
+	long := func(name string) string { v, _ := joinLong(f, name); return v }
 	ev := &scheduler.Event{
 		App: app, ID: id,
-		URL:            f["u"],
+		URL:            long("u"),
 		Method:         cmpOr(f["m"], "POST"),
 		DueAt:          msTime(f["d"]),
 		Status:         scheduler.Status(f["s"]),
@@ -240,20 +243,20 @@ func decode(app, id string, f map[string]string) (*scheduler.Event, error) {
 		UpdatedAt:      msTime(cmpOr(f["t"], f["c"])),
 		FinishedAt:     msTime(f["f"]),
 		LastStatusCode: int(atoi(f["lc"])),
-		LastError:      f["le"],
+		LastError:      long("le"),
 		Worker:         f["w"],
 	}
-	if b, ok := f["b"]; ok {
+	if b, ok := joinLong(f, "b"); ok {
 		ev.Body = []byte(b)
 	} else if ev.Status == scheduler.StatusCompleted {
 		ev.BodyDropped = true
 	}
-	if h := f["h"]; h != "" {
+	if h := long("h"); h != "" {
 		if err := json.Unmarshal([]byte(h), &ev.Headers); err != nil {
 			return nil, fmt.Errorf("decode headers of %s/%s: %w", app, id, err)
 		}
 	}
-	hist, err := decodeHistory(f["hi"])
+	hist, err := decodeHistory(long("hi"))
 	if err != nil {
 		return nil, fmt.Errorf("decode history of %s/%s: %w", app, id, err)
 	}
@@ -386,7 +389,10 @@ func (s *Store) Get(ctx context.Context, app, id string) (*scheduler.Event, erro
 func (s *Store) GetMany(ctx context.Context, ids []scheduler.Ident) ([]*scheduler.Event, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(ids))
-	fields := []string{"u", "m", "h", "d", "s", "a", "x", "to", "bn", "bx", "c", "t", "f", "lc", "le", "w"}
+	// The fields of a listing (no body, no history), and the second chunk of
+	// the long ones among them: an event that has one is read again whole.
+	fields := []string{"u", "m", "h", "d", "s", "a", "x", "to", "bn", "bx", "c", "t", "f", "lc", "le", "w",
+		chunkField("u", 1), chunkField("h", 1), chunkField("le", 1)}
 	for i, id := range ids {
 		m := member(id.App, id.ID)
 		cmds[i] = pipe.HMGet(ctx, s.k.ev(s.k.shard(m), m), fields...)
@@ -394,7 +400,8 @@ func (s *Store) GetMany(ctx context.Context, ids []scheduler.Ident) ([]*schedule
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, unavailable("get many", err)
 	}
-	out := make([]*scheduler.Event, len(ids))
+	found := make([]map[string]string, len(ids))
+	var chunked []int
 	for i, cmd := range cmds {
 		vals := cmd.Val()
 		f := make(map[string]string, len(fields))
@@ -403,6 +410,36 @@ func (s *Store) GetMany(ctx context.Context, ids []scheduler.Ident) ([]*schedule
 				f[fields[j]] = str
 			}
 		}
+		found[i] = f
+		if f["u1"] != "" || f["h1"] != "" || f["le1"] != "" {
+			chunked = append(chunked, i)
+		}
+	}
+	if len(chunked) > 0 {
+		pipe := s.rdb.Pipeline()
+		all := make([]*redis.MapStringStringCmd, len(chunked))
+		for j, i := range chunked {
+			m := member(ids[i].App, ids[i].ID)
+			all[j] = pipe.HGetAll(ctx, s.k.ev(s.k.shard(m), m))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, unavailable("get many", err)
+		}
+		for j, i := range chunked {
+			f := all[j].Val()
+			for _, long := range []string{"b", "hi"} { // not part of a listing
+				for c := 0; ; c++ {
+					if _, ok := f[chunkField(long, c)]; !ok {
+						break
+					}
+					delete(f, chunkField(long, c))
+				}
+			}
+			found[i] = f
+		}
+	}
+	out := make([]*scheduler.Event, len(ids))
+	for i, f := range found {
 		if f["s"] == "" {
 			continue
 		}
@@ -514,34 +551,82 @@ func parseClaim(res []any) (scheduler.Claim, error) {
 
 // Finish implements scheduler.Store.
 func (s *Store) Finish(ctx context.Context, l scheduler.Lease, o scheduler.Outcome, now time.Time) (bool, error) {
+	sc, keys, args, err := s.finishCall(l, o, now)
+	if err != nil {
+		return false, err
+	}
+	n, err := sc.Run(ctx, s.rdb, keys, args...).Int64()
+	if err != nil {
+		return false, unavailable("finish", err)
+	}
+	return n > 0, nil
+}
+
+// finishCall is the script call that records outcome o under lease l.
+func (s *Store) finishCall(l scheduler.Lease, o scheduler.Outcome, now time.Time) (*redis.Script, []string, []any, error) {
 	m := member(l.App, l.ID)
 	sh := s.k.shard(m)
 	line, err := json.Marshal(o.Attempt)
 	if err != nil {
-		return false, err
+		return nil, nil, nil, err
 	}
 	code := ""
 	if o.Attempt.StatusCode > 0 {
 		code = strconv.Itoa(o.Attempt.StatusCode)
 	}
 	keys := []string{s.k.ev(sh, m), s.k.lease(sh), s.k.proc(sh, l.Worker), s.k.out(sh)}
-	var n int64
 	if o.Status == scheduler.StatusPending {
 		keys = append(keys, s.k.due(sh))
-		n, err = luascripts.Retry.Run(ctx, s.rdb, keys, m, l.Worker, l.Attempt, o.Backoff.Milliseconds(),
-			code, o.Attempt.Error, line, ms(now), s.k.wake(), sh, s.cfg.WakeHorizon.Milliseconds()).Int64()
-	} else {
-		drop := "0"
-		if o.Status == scheduler.StatusCompleted {
-			drop = "1"
+		return luascripts.Retry, keys, []any{m, l.Worker, l.Attempt, o.Backoff.Milliseconds(),
+			code, o.Attempt.Error, line, ms(now), s.k.wake(), sh, s.cfg.WakeHorizon.Milliseconds()}, nil
+	}
+	drop := "0"
+	if o.Status == scheduler.StatusCompleted {
+		drop = "1"
+	}
+	return luascripts.Ack, keys, []any{m, l.Worker, l.Attempt, string(o.Status),
+		code, o.Attempt.Error, line, ms(now), drop}, nil
+}
+
+// FinishMany implements scheduler.Store: the outcomes go in one pipelined
+// round trip (per cluster node), each its own script call, so one refused
+// lease or error does not affect the others. A call that met NOSCRIPT (a
+// restart or SCRIPT FLUSH in between) is run again on its own: only those,
+// as the calls before it in the pipeline have taken effect.
+func (s *Store) FinishMany(ctx context.Context, items []scheduler.FinishItem) []scheduler.FinishResult {
+	out := make([]scheduler.FinishResult, len(items))
+	type call struct {
+		sc   *redis.Script
+		keys []string
+		args []any
+		cmd  *redis.Cmd
+	}
+	calls := make([]*call, len(items))
+	pipe := s.rdb.Pipeline()
+	for i, it := range items {
+		sc, keys, args, err := s.finishCall(it.Lease, it.Outcome, it.Now)
+		if err != nil {
+			out[i].Err = err
+			continue
 		}
-		n, err = luascripts.Ack.Run(ctx, s.rdb, keys, m, l.Worker, l.Attempt, string(o.Status),
-			code, o.Attempt.Error, line, ms(now), drop).Int64()
+		calls[i] = &call{sc: sc, keys: keys, args: args, cmd: sc.EvalSha(ctx, pipe, keys, args...)}
 	}
-	if err != nil {
-		return false, unavailable("finish", err)
+	_, _ = pipe.Exec(ctx) // errors are per command
+	for i, c := range calls {
+		if c == nil {
+			continue
+		}
+		n, err := c.cmd.Int64()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			n, err = c.sc.Run(ctx, s.rdb, c.keys, c.args...).Int64() // EVAL, and the script is cached again
+		}
+		if err != nil {
+			out[i].Err = unavailable("finish", err)
+			continue
+		}
+		out[i].Held = n > 0
 	}
-	return n > 0, nil
+	return out
 }
 
 // Extend implements scheduler.Store.

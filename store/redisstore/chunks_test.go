@@ -1,0 +1,558 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/store/archive"
+	"github.com/cassata/cassata/store/redisstore/redistest"
+)
+
+// Long values (url, headers, body, history, last error) are chunked so that
+// the hash of an ordinary event stays listpack-encoded on a default Redis
+// (chunks.go). These tests run every path that writes or reads them, on
+// miniredis (cassata dev) and on a real redis-server.
+
+func TestChunkConstantsMatchPrelude(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile(filepath.Join("..", "..", "luascripts", "prelude.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^local CHUNK, MAX_CHUNKS = (\d+), (\d+)$`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("prelude.lua: no `local CHUNK, MAX_CHUNKS = ...` line")
+	}
+	if string(m[1]) != strconv.Itoa(chunkSize) || string(m[2]) != strconv.Itoa(maxChunks) {
+		t.Fatalf("prelude.lua CHUNK, MAX_CHUNKS = %s, %s; chunks.go has %d, %d", m[1], m[2], chunkSize, maxChunks)
+	}
+	for _, f := range longFields {
+		if !strings.Contains(string(src), "'"+f+"'") {
+			t.Errorf("prelude.lua LONG lacks %q", f)
+		}
+	}
+}
+
+func TestAppendJoinLong(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, 63, 64, 65, 128, 129, chunkSize * maxChunks, chunkSize*maxChunks + 1, 1 << 20} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			t.Parallel()
+			v := make([]byte, n)
+			for i := range v {
+				v[i] = byte(i * 7)
+			}
+			args := appendLong(nil, "b", v)
+			m := map[string]string{}
+			for i := 0; i < len(args); i += 2 {
+				val := args[i+1].([]byte)
+				m[args[i].(string)] = string(val)
+				if len(args) > 2 && len(val) > chunkSize {
+					t.Fatalf("chunk %s of %d bytes", args[i], len(val))
+				}
+			}
+			want := 1
+			if n > chunkSize && n <= chunkSize*maxChunks {
+				want = (n + chunkSize - 1) / chunkSize
+			}
+			if len(m) != want {
+				t.Fatalf("%d fields, want %d", len(m), want)
+			}
+			got, ok := joinLong(m, "b")
+			if !ok || got != string(v) {
+				t.Fatalf("joinLong: %d bytes, %v; want the %d bytes back", len(got), ok, n)
+			}
+			joinChunks(m)
+			if len(m) != 1 || m["b"] != string(v) {
+				t.Fatalf("joinChunks left %d fields", len(m))
+			}
+		})
+	}
+}
+
+// allBytes is a body with every byte value, twice (512 bytes: 8 chunks).
+func allBytes() []byte {
+	b := make([]byte, 512)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+// chunkBackend is a store on miniredis or on a real redis-server.
+type chunkBackend struct {
+	name string
+	open func(t *testing.T) redis.UniversalClient
+	isMR bool
+}
+
+func chunkBackends() []chunkBackend {
+	return []chunkBackend{
+		{name: "miniredis", isMR: true, open: func(t *testing.T) redis.UniversalClient {
+			mr := miniredis.RunT(t)
+			rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+			t.Cleanup(func() { _ = rdb.Close() })
+			return rdb
+		}},
+		{name: "redis-server", open: func(t *testing.T) redis.UniversalClient {
+			return redistest.Start(t).Client()
+		}},
+	}
+}
+
+func openChunkStore(t *testing.T, rdb redis.UniversalClient) *Store {
+	t.Helper()
+	st, err := New(context.Background(), rdb, Config{Namespace: testNS, Shards: 1, Retention: testRetention, WakeHorizon: testHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// checkSame fails when got does not carry want's url, headers and body.
+func checkSame(t *testing.T, where string, want, got *scheduler.Event) {
+	t.Helper()
+	if got == nil {
+		t.Fatalf("%s: no event", where)
+	}
+	if got.URL != want.URL {
+		t.Fatalf("%s: url %q, want %q", where, got.URL, want.URL)
+	}
+	if !maps.Equal(got.Headers, want.Headers) && (len(got.Headers) > 0 || len(want.Headers) > 0) {
+		t.Fatalf("%s: headers %v, want %v", where, got.Headers, want.Headers)
+	}
+	if !bytes.Equal(got.Body, want.Body) {
+		t.Fatalf("%s: body of %d bytes differs from the %d sent", where, len(got.Body), len(want.Body))
+	}
+}
+
+func TestChunkedRoundTrip(t *testing.T) {
+	t.Parallel()
+	longURL := "https://example.com/hooks/" + strings.Repeat("segment/", 20) + "?token=" + strings.Repeat("x", 40)
+	bigHeaders := map[string]string{"Authorization": "Bearer " + strings.Repeat("t", 120), "X-A": "1", "X-B": strings.Repeat("v", 70)}
+	longErr := "Post \"" + longURL + "\": dial tcp 192.0.2.1:443: connect: connection refused"
+	cases := []struct {
+		name    string
+		url     string
+		headers map[string]string
+		body    []byte
+	}{
+		{"empty body", "http://127.0.0.1:40123/sink", nil, nil},
+		{"every byte value", "http://127.0.0.1:40123/sink", map[string]string{"X-Bench": "1"}, allBytes()},
+		{"64 bytes", "http://127.0.0.1:40123/sink", nil, bytes.Repeat([]byte{0xff}, 64)},
+		{"65 bytes", "http://127.0.0.1:40123/sink", nil, append(bytes.Repeat([]byte("a"), 64), 0)},
+		{"128 bytes", "http://127.0.0.1:40123/sink", nil, bytes.Repeat([]byte("\x00\n"), 64)},
+		{"bench event", "http://127.0.0.1:40123/sink", map[string]string{"X-Bench": "1"}, []byte(strings.Repeat("0123456789", 10))},
+		{"long url and headers", longURL, bigHeaders, []byte(`{"ok":true}`)},
+		{"1 MiB body", longURL, bigHeaders, bytes.Repeat(allBytes(), 2048)},
+	}
+	for _, be := range chunkBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			rdb := be.open(t)
+			st := openChunkStore(t, rdb)
+			ctx := context.Background()
+			now := time.UnixMilli(1_700_000_000_000).UTC()
+			dir := t.TempDir()
+			arch, err := archive.Open(ctx, "sqlite://"+filepath.Join(dir, "archive.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = arch.Close() })
+			if err := arch.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range cases {
+				id := fmt.Sprintf("e%d", i)
+				at := now.Add(time.Duration(i) * time.Minute)
+				ev := &scheduler.Event{App: testApp, ID: id, URL: c.url, Method: "POST", Headers: c.headers, Body: c.body,
+					DueAt: at, Status: scheduler.StatusPending, CreatedAt: at, UpdatedAt: at}
+				if existing, err := st.Create(ctx, ev, at); err != nil || existing != nil {
+					t.Fatalf("%s: Create = %v, %v", c.name, existing, err)
+				}
+				key := st.k.ev(0, ev.Member())
+				if !be.isMR && len(c.body) < 1024 && len(c.url) < 1024 {
+					if enc, err := rdb.ObjectEncoding(ctx, key).Result(); err != nil || enc != "listpack" {
+						t.Errorf("%s: OBJECT ENCODING = %q, %v; want listpack", c.name, enc, err)
+					}
+				}
+				got, err := st.Get(ctx, testApp, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSame(t, c.name+": Get", ev, got)
+				// Creating it again returns the stored event for comparison.
+				existing, err := st.Create(ctx, ev, at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSame(t, c.name+": duplicate Create", ev, existing)
+				many, err := st.GetMany(ctx, []scheduler.Ident{{App: testApp, ID: id}})
+				if err != nil || len(many) != 1 || many[0] == nil {
+					t.Fatalf("%s: GetMany = %v, %v", c.name, many, err)
+				}
+				if many[0].URL != c.url || (len(c.headers) > 0 && !maps.Equal(many[0].Headers, c.headers)) ||
+					many[0].Body != nil || many[0].History != nil {
+					t.Fatalf("%s: GetMany = %+v", c.name, many[0])
+				}
+
+				// First attempt fails and is retried: history and last error
+				// grow past a chunk.
+				claim, err := st.Claim(ctx, 0, testWorker, 10, visibility, at)
+				if err != nil || len(claim.Events) != 1 {
+					t.Fatalf("%s: Claim = %+v, %v", c.name, claim, err)
+				}
+				checkSame(t, c.name+": Claim", ev, claim.Events[0])
+				lease := scheduler.Lease{App: testApp, ID: id, Worker: testWorker, Attempt: claim.Events[0].Attempts}
+				held, err := st.Finish(ctx, lease, scheduler.Outcome{Status: scheduler.StatusPending, Backoff: time.Second,
+					Attempt: scheduler.Attempt{Attempt: 1, At: at.UnixMilli(), Error: longErr, Worker: testWorker}}, at)
+				if err != nil || !held {
+					t.Fatalf("%s: retry = %v, %v", c.name, held, err)
+				}
+				got, err = st.Get(ctx, testApp, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSame(t, c.name+": Get after retry", ev, got)
+				if got.LastError != longErr || len(got.History) != 1 || got.History[0].Error != longErr {
+					t.Fatalf("%s: after retry last error %q, history %+v", c.name, got.LastError, got.History)
+				}
+				if !be.isMR && len(c.body) < 1024 && len(c.url) < 1024 {
+					if enc, _ := rdb.ObjectEncoding(ctx, key).Result(); enc != "listpack" {
+						t.Errorf("%s: OBJECT ENCODING after a retry = %q; want listpack", c.name, enc)
+					}
+				}
+
+				// Second attempt fails for good, with a short error: the
+				// long one's chunks must go.
+				claim, err = st.Claim(ctx, 0, testWorker, 10, visibility, at.Add(time.Second))
+				if err != nil || len(claim.Events) != 1 {
+					t.Fatalf("%s: second Claim = %+v, %v", c.name, claim, err)
+				}
+				checkSame(t, c.name+": second Claim", ev, claim.Events[0])
+				lease.Attempt = claim.Events[0].Attempts
+				held, err = st.Finish(ctx, lease, scheduler.Outcome{Status: scheduler.StatusFailed,
+					Attempt: scheduler.Attempt{Attempt: 2, At: at.Add(time.Second).UnixMilli(), StatusCode: 400, Error: "HTTP 400"}}, at.Add(time.Second))
+				if err != nil || !held {
+					t.Fatalf("%s: fail = %v, %v", c.name, held, err)
+				}
+				fields, err := rdb.HKeys(ctx, key).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range fields {
+					if strings.HasPrefix(f, "le") && f != "le" {
+						t.Fatalf("%s: stale chunk %s of the last error in %q", c.name, f, fields)
+					}
+				}
+				got, err = st.Get(ctx, testApp, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSame(t, c.name+": Get after failure", ev, got)
+				if got.Status != scheduler.StatusFailed || got.LastError != "HTTP 400" || len(got.History) != 2 ||
+					got.History[0].Error != longErr || got.History[1].StatusCode != 400 {
+					t.Fatalf("%s: after failure %+v", c.name, got)
+				}
+			}
+
+			// The outbox: create entries carry the whole url, final entries
+			// the whole event; through the archive and back.
+			recs, err := st.ReadOutbox(ctx, 0, "c1", false, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			finals := map[string]*scheduler.Event{}
+			for _, r := range recs {
+				if r.Kind == "" {
+					t.Fatalf("outbox entry %s not understood", r.StreamID)
+				}
+				var i int
+				fmt.Sscanf(r.ID, "e%d", &i)
+				c := cases[i]
+				switch r.Kind {
+				case scheduler.RecordCreate:
+					if r.Event.URL != c.url {
+						t.Fatalf("%s: create entry url %q", c.name, r.Event.URL)
+					}
+				case scheduler.RecordFinal:
+					want := &scheduler.Event{URL: c.url, Headers: c.headers, Body: c.body}
+					checkSame(t, c.name+": final outbox entry", want, r.Event)
+					if r.Event.LastError != "HTTP 400" || r.Event.BodyDropped {
+						t.Fatalf("%s: final entry %+v", c.name, r.Event)
+					}
+					finals[r.ID] = r.Event
+				}
+			}
+			if len(finals) != len(cases) {
+				t.Fatalf("%d final entries, want %d", len(finals), len(cases))
+			}
+			if err := arch.Write(ctx, recs); err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range cases {
+				got, err := arch.Get(ctx, testApp, fmt.Sprintf("e%d", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := &scheduler.Event{URL: c.url, Headers: c.headers, Body: c.body}
+				if want.Body == nil {
+					want.Body = got.Body // the archive stores an empty body as known-empty
+					if len(got.Body) != 0 {
+						t.Fatalf("%s: archived body %q, want empty", c.name, got.Body)
+					}
+				}
+				checkSame(t, c.name+": archive", want, got)
+				if len(got.History) != 2 || got.History[0].Error != longErr {
+					t.Fatalf("%s: archived history %+v", c.name, got.History)
+				}
+			}
+		})
+	}
+}
+
+// A completed event drops its body: every chunk of it.
+func TestChunkedBodyDropped(t *testing.T) {
+	t.Parallel()
+	for _, be := range chunkBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			rdb := be.open(t)
+			st := openChunkStore(t, rdb)
+			ctx := context.Background()
+			now := time.UnixMilli(1_700_000_000_000).UTC()
+			ev := newEvent("done", now, now)
+			ev.Body = allBytes()
+			if _, err := st.Create(ctx, ev, now); err != nil {
+				t.Fatal(err)
+			}
+			claim, err := st.Claim(ctx, 0, testWorker, 1, visibility, now)
+			if err != nil || len(claim.Events) != 1 {
+				t.Fatalf("Claim = %+v, %v", claim, err)
+			}
+			checkSame(t, "claim", ev, claim.Events[0])
+			lease := scheduler.Lease{App: testApp, ID: "done", Worker: testWorker, Attempt: 1}
+			if held, err := st.Finish(ctx, lease, scheduler.Outcome{Status: scheduler.StatusCompleted,
+				Attempt: scheduler.Attempt{Attempt: 1, At: now.UnixMilli(), StatusCode: 200}}, now); err != nil || !held {
+				t.Fatalf("Finish = %v, %v", held, err)
+			}
+			fields, err := rdb.HKeys(ctx, st.k.ev(0, ev.Member())).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range fields {
+				if f == "b" || (len(f) > 1 && f[0] == 'b' && f[1] >= '0' && f[1] <= '9') {
+					t.Fatalf("body field %s left after completion: %q", f, fields)
+				}
+			}
+			got, err := st.Get(ctx, testApp, "done")
+			if err != nil || !got.BodyDropped || got.Body != nil {
+				t.Fatalf("Get = %+v, %v", got, err)
+			}
+			recs, err := st.ReadOutbox(ctx, 0, "c1", false, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			final := recs[len(recs)-1]
+			if final.Kind != scheduler.RecordFinal || !bytes.Equal(final.Event.Body, ev.Body) {
+				t.Fatalf("final entry %+v: the body must travel whole to the archive", final)
+			}
+		})
+	}
+}
+
+// A lease that expires appends to a chunked history and replaces a long
+// last error by "lease expired", deleting its chunks.
+func TestChunkedReap(t *testing.T) {
+	t.Parallel()
+	for _, be := range chunkBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			rdb := be.open(t)
+			st := openChunkStore(t, rdb)
+			ctx := context.Background()
+			now := time.UnixMilli(1_700_000_000_000).UTC()
+			ev := newEvent("r", now, now)
+			ev.Body = allBytes()
+			longErr := strings.Repeat("refused ", 30)
+			if _, err := st.Create(ctx, ev, now); err != nil {
+				t.Fatal(err)
+			}
+			for attempt := 1; attempt <= 2; attempt++ {
+				at := now.Add(time.Duration(attempt) * time.Minute)
+				if c, err := st.Claim(ctx, 0, testWorker, 1, visibility, at); err != nil || len(c.Events) != 1 {
+					t.Fatalf("Claim = %+v, %v", c, err)
+				}
+				if attempt == 2 {
+					break
+				}
+				lease := scheduler.Lease{App: testApp, ID: "r", Worker: testWorker, Attempt: attempt}
+				if held, err := st.Finish(ctx, lease, scheduler.Outcome{Status: scheduler.StatusPending,
+					Attempt: scheduler.Attempt{Attempt: attempt, At: at.UnixMilli(), Error: longErr}}, at); err != nil || !held {
+					t.Fatalf("Finish = %v, %v", held, err)
+				}
+			}
+			if n, err := st.Reap(ctx, 0, 10, 5, now.Add(time.Hour)); err != nil || n != 1 {
+				t.Fatalf("Reap = %d, %v", n, err)
+			}
+			got, err := st.Get(ctx, testApp, "r")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSame(t, "after reap", ev, got)
+			if got.LastError != "lease expired" || len(got.History) != 2 || got.History[0].Error != longErr ||
+				got.History[1].Error != "lease expired" {
+				t.Fatalf("after reap: last error %q, history %+v", got.LastError, got.History)
+			}
+			fields, _ := rdb.HKeys(ctx, st.k.ev(0, ev.Member())).Result()
+			for _, f := range fields {
+				if strings.HasPrefix(f, "le") && f != "le" {
+					t.Fatalf("stale chunk %s of the last error in %q", f, fields)
+				}
+			}
+		})
+	}
+}
+
+// Hashes written before chunking hold long values whole: they read, claim,
+// finish and archive as before, and their values are rewritten chunked.
+func TestUnchunkedHashesStillRead(t *testing.T) {
+	t.Parallel()
+	for _, be := range chunkBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			rdb := be.open(t)
+			st := openChunkStore(t, rdb)
+			ctx := context.Background()
+			now := time.UnixMilli(1_700_000_000_000).UTC()
+			url := "https://example.com/" + strings.Repeat("p", 100)
+			body := allBytes()
+			headers := `{"X-Long":"` + strings.Repeat("h", 100) + `"}`
+			line := `{"attempt":1,"at":1700000000000,"error":"` + strings.Repeat("e", 80) + `","duration_ms":3}` + "\n"
+			m := "app/old"
+			key := st.k.ev(0, m)
+			if err := rdb.HSet(ctx, key, "u", url, "d", now.UnixMilli(), "s", "PENDING", "c", now.UnixMilli(),
+				"h", headers, "b", body, "a", 1, "hi", line, "le", strings.Repeat("e", 80), "lc", "", "t", now.UnixMilli()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.ZAdd(ctx, st.k.due(0), redis.Z{Score: float64(now.UnixMilli()), Member: m}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			want := &scheduler.Event{URL: url, Headers: map[string]string{"X-Long": strings.Repeat("h", 100)}, Body: body}
+			got, err := st.Get(ctx, testApp, "old")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSame(t, "Get", want, got)
+			if len(got.History) != 1 || got.LastError != strings.Repeat("e", 80) {
+				t.Fatalf("Get = %+v", got)
+			}
+			many, err := st.GetMany(ctx, []scheduler.Ident{{App: testApp, ID: "old"}})
+			if err != nil || many[0] == nil || many[0].URL != url || many[0].LastError != strings.Repeat("e", 80) {
+				t.Fatalf("GetMany = %+v, %v", many, err)
+			}
+			c, err := st.Claim(ctx, 0, testWorker, 1, visibility, now)
+			if err != nil || len(c.Events) != 1 {
+				t.Fatalf("Claim = %+v, %v", c, err)
+			}
+			checkSame(t, "Claim", want, c.Events[0])
+			lease := scheduler.Lease{App: testApp, ID: "old", Worker: testWorker, Attempt: 2}
+			if held, err := st.Finish(ctx, lease, scheduler.Outcome{Status: scheduler.StatusFailed,
+				Attempt: scheduler.Attempt{Attempt: 2, At: now.UnixMilli(), Error: strings.Repeat("f", 90)}}, now); err != nil || !held {
+				t.Fatalf("Finish = %v, %v", held, err)
+			}
+			got, err = st.Get(ctx, testApp, "old")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSame(t, "Get after finish", want, got)
+			if len(got.History) != 2 || got.History[1].Error != strings.Repeat("f", 90) || got.LastError != strings.Repeat("f", 90) {
+				t.Fatalf("Get after finish = %+v", got)
+			}
+			recs, err := st.ReadOutbox(ctx, 0, "c1", false, 10)
+			if err != nil || len(recs) != 1 || recs[0].Kind != scheduler.RecordFinal {
+				t.Fatalf("ReadOutbox = %+v, %v", recs, err)
+			}
+			checkSame(t, "final entry", want, recs[0].Event)
+		})
+	}
+}
+
+// TestPendingEventMemory logs what a typical pending event (the bench's:
+// a 30-byte url, one header, a 100-byte body) costs on a default-configured
+// redis-server, and asserts its hash is listpack-encoded. The figure is
+// used_memory over many events divided by their count, as cmd/cassata-bench
+// measures it (without the outbox, which the archiver empties).
+func TestPendingEventMemory(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	st, err := New(ctx, rdb, Config{Namespace: "bench1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Millisecond)
+	usedMemory := func() int64 {
+		info, err := rdb.Info(ctx, "memory").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(l, "used_memory:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		t.Fatal("no used_memory in INFO memory")
+		return 0
+	}
+	const n, batch = 50_000, 500
+	before := usedMemory()
+	for i := 0; i < n; i += batch {
+		evs := make([]*scheduler.Event, 0, batch)
+		for j := i; j < i+batch; j++ {
+			evs = append(evs, &scheduler.Event{App: "memory", ID: "m" + strconv.Itoa(j), URL: "http://127.0.0.1:40123/sink",
+				Method: "POST", Headers: map[string]string{"X-Bench": "1"}, Body: []byte(strings.Repeat("0123456789", 10)),
+				DueAt: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now})
+		}
+		if _, err := st.CreateMany(ctx, evs, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for sh := range st.Shards() {
+		if err := rdb.Del(ctx, st.k.out(sh)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := usedMemory()
+	m := "memory/m12345"
+	key := st.k.ev(st.k.shard(m), m)
+	enc, err := rdb.ObjectEncoding(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage, err := rdb.MemoryUsage(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, _ := rdb.HKeys(ctx, key).Result()
+	t.Logf("pending event hash %s: %s, MEMORY USAGE %d bytes, fields %q; used_memory per pending event (hash + due member): %.0f bytes",
+		key, enc, usage, fields, float64(after-before)/n)
+	if enc != "listpack" {
+		t.Fatalf("OBJECT ENCODING %s = %s, want listpack", key, enc)
+	}
+}
