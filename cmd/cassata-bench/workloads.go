@@ -306,7 +306,9 @@ func runIngest(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
+	wait := b.profileAll(ctx, d, "ingest-batch", b.opts.ingestTime)
 	batch, err := ingestBatch(ctx, b, d)
+	wait()
 	if err != nil {
 		return nil, err
 	}
