@@ -177,7 +177,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 				Consumer: worker.ID(), Logger: log, Metrics: metrics,
 				// A saturated worker (a burst) delivers first; archiving
 				// follows within ArchiverConfig.YieldFor.
-				Busy: func() bool { return worker.InFlight() >= max(1, cfg.WorkerConcurrency/2) },
+				Busy: worker.Backlogged,
 			})
 			wg.Add(1)
 			go func() {
