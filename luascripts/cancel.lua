@@ -11,7 +11,7 @@
 --
 -- Returns {1, 'CANCELLED'} when cancelled, {0, status} when the event is in
 -- another status, {-1, ''} when it does not exist.
-local s = redis.call('HGET', KEYS[1], 's')
+local s = status_of(KEYS[1])
 if s == false then return {-1, ''} end
 if s ~= 'PENDING' then return {0, s} end
 local now = now_ms(ARGV[2])

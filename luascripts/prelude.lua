@@ -96,6 +96,16 @@ local function hgetall_joined(k)
   return out
 end
 
+-- status_of returns the status of event hash k, or false when it does not
+-- exist. schedule.lua leaves the status out of a new event (bytes per
+-- pending event is a design target): a hash without one is PENDING.
+local function status_of(k)
+  local s = redis.call('HGET', k, 's')
+  if s then return s end
+  if redis.call('EXISTS', k) == 1 then return 'PENDING' end
+  return false
+end
+
 -- xadd_final appends a 'final' outbox entry for event hash k: the hash as
 -- JSON without the body (binary-safe as its own raw field 'b') and without
 -- the history (the archive gets every attempt from its own entry), long
@@ -122,7 +132,10 @@ end
 -- and the line as recorded.
 local function finish_attempt(k, stream, member, worker, attempt, line)
   local cur = redis.call('HMGET', k, 's', 'w', 'a', 'c', 't')
-  if cur[1] == false then return nil, cur, line end
+  if cur[1] == false then
+    if redis.call('EXISTS', k) == 0 then return nil, cur, line end
+    cur[1] = 'PENDING' -- as created: see status_of
+  end
   local held = cur[1] == 'PROCESSING' and cur[2] == worker and cur[3] == attempt
   if not held then
     if line == '{}' then line = '{"stale":true}'

@@ -18,7 +18,7 @@
 -- Returns {1, 'PENDING'}, {0, status} when the status is not allowed,
 -- {-1, ''} when the event does not exist. (COMPLETED, whose body is dropped,
 -- is never allowed.)
-local s = redis.call('HGET', KEYS[1], 's')
+local s = status_of(KEYS[1])
 if s == false then return {-1, ''} end
 if not string.find(' ' .. ARGV[5] .. ' ', ' ' .. s .. ' ', 1, true) then return {0, s} end
 local now = now_ms(ARGV[2])

@@ -10,7 +10,8 @@
 -- ARGV[5] now, ms (0: use the Redis server clock)
 -- ARGV[6] wake horizon, ms: publish only when the event is due within it
 -- ARGV[7..] field, value pairs of the event hash (long values already in
---          chunks, see long_set in prelude.lua)
+--          chunks, see long_set in prelude.lua; no status: a hash without
+--          one is PENDING, see status_of)
 --
 -- Appends a 'create' entry to the outbox (no body: the archive learns it
 -- from the final entry), so live events are searchable in the archive.

@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -177,13 +179,13 @@ func isConnRedisError(err redis.Error) bool {
 // per pending event is a design target).
 func encode(ev *scheduler.Event) []any {
 	f := appendLong(make([]any, 0, 16), "u", []byte(ev.URL))
-	f = append(f, "d", ms(ev.DueAt), "s", string(scheduler.StatusPending), "c", ms(ev.CreatedAt))
+	// No status: a hash without one is PENDING (prelude.lua status_of).
+	f = append(f, "d", ms(ev.DueAt), "c", ms(ev.CreatedAt))
 	if ev.Method != "POST" {
 		f = append(f, "m", ev.Method)
 	}
 	if len(ev.Headers) > 0 {
-		h, _ := json.Marshal(ev.Headers)
-		f = appendLong(f, "h", h)
+		f = appendLong(f, "h", encodeHeaders(ev.Headers))
 	}
 	if len(ev.Body) > 0 {
 		f = appendLong(f, "b", ev.Body)
@@ -212,6 +214,50 @@ func encode(ev *scheduler.Event) []any {
 	return f
 }
 
+// encodeHeaders writes headers as sorted "Name:Value" lines, smaller than
+// JSON (bytes per pending event is a design target), or as a JSON object
+// when a name or value could not be read back from that form (validated
+// headers always can: names are tokens, values have no line breaks).
+// decodeHeaders reads both; hashes written before this form hold JSON.
+func encodeHeaders(hs map[string]string) []byte {
+	names := make([]string, 0, len(hs))
+	size := 0
+	for name, v := range hs {
+		if name == "" || name[0] == '{' || strings.ContainsAny(name, ":\n") || strings.ContainsRune(v, '\n') {
+			j, _ := json.Marshal(hs)
+			return j
+		}
+		names = append(names, name)
+		size += len(name) + len(v) + 2
+	}
+	slices.Sort(names)
+	out := make([]byte, 0, size)
+	for i, name := range names {
+		if i > 0 {
+			out = append(out, '\n')
+		}
+		out = append(append(append(out, name...), ':'), hs[name]...)
+	}
+	return out
+}
+
+func decodeHeaders(h string) (map[string]string, error) {
+	if h[0] == '{' {
+		var hs map[string]string
+		err := json.Unmarshal([]byte(h), &hs)
+		return hs, err
+	}
+	hs := make(map[string]string, strings.Count(h, "\n")+1)
+	for line := range strings.SplitSeq(h, "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("header line %q", line)
+		}
+		hs[name] = v
+	}
+	return hs, nil
+}
+
 func atoi(s string) int64 {
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
@@ -233,7 +279,7 @@ func decode(app, id string, f map[string]string) (*scheduler.Event, error) {
 		URL:            long("u"),
 		Method:         cmpOr(f["m"], "POST"),
 		DueAt:          msTime(f["d"]),
-		Status:         scheduler.Status(f["s"]),
+		Status:         scheduler.Status(cmpOr(f["s"], string(scheduler.StatusPending))),
 		Attempts:       int(atoi(f["a"])),
 		MaxAttempts:    int(atoi(f["x"])),
 		Timeout:        time.Duration(atoi(f["to"])) * time.Millisecond,
@@ -252,9 +298,11 @@ func decode(app, id string, f map[string]string) (*scheduler.Event, error) {
 		ev.BodyDropped = true
 	}
 	if h := long("h"); h != "" {
-		if err := json.Unmarshal([]byte(h), &ev.Headers); err != nil {
+		hs, err := decodeHeaders(h)
+		if err != nil {
 			return nil, fmt.Errorf("decode headers of %s/%s: %w", app, id, err)
 		}
+		ev.Headers = hs
 	}
 	hist, err := decodeHistory(long("hi"))
 	if err != nil {
@@ -440,7 +488,7 @@ func (s *Store) GetMany(ctx context.Context, ids []scheduler.Ident) ([]*schedule
 	}
 	out := make([]*scheduler.Event, len(ids))
 	for i, f := range found {
-		if f["s"] == "" {
+		if f["s"] == "" && f["c"] == "" { // gone (every hash has c; a pending one may lack s)
 			continue
 		}
 		ev, err := decode(ids[i].App, ids[i].ID, f)

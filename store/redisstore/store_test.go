@@ -379,8 +379,8 @@ func TestCreate(t *testing.T) {
 			t.Fatal(err)
 		}
 		slices.Sort(fields)
-		if want := []string{"c", "d", "s", "u"}; !slices.Equal(fields, want) {
-			t.Fatalf("pending hash fields = %q, want only %q (no m, x, to, bn, bx, h, b, a)", fields, want)
+		if want := []string{"c", "d", "u"}; !slices.Equal(fields, want) {
+			t.Fatalf("pending hash fields = %q, want only %q (no s, m, x, to, bn, bx, h, b, a)", fields, want)
 		}
 		if score, ok := zscore(t, b.mr, b.dueKey("plain"), "app/plain"); !ok || int64(score) != b.at(time.Minute).UnixMilli() {
 			t.Fatalf("due score = %v, %v", score, ok)
@@ -409,8 +409,11 @@ func TestCreate(t *testing.T) {
 
 		fields, _ := b.mr.HKeys(b.evKey("full"))
 		slices.Sort(fields)
-		if want := []string{"b", "bn", "bx", "c", "d", "h", "m", "s", "to", "u", "x"}; !slices.Equal(fields, want) {
+		if want := []string{"b", "bn", "bx", "c", "d", "h", "m", "to", "u", "x"}; !slices.Equal(fields, want) {
 			t.Fatalf("hash fields = %q, want %q", fields, want)
+		}
+		if h := b.mr.HGet(b.evKey("full"), "h"); h != "Content-Type:text/plain\nX-A:1" {
+			t.Fatalf("headers stored as %q, want sorted Name:Value lines", h)
 		}
 		got := b.get(t, "full")
 		if got.Method != "PUT" || string(got.Body) != "hello\x00world" || got.Headers["X-A"] != "1" ||
