@@ -126,10 +126,10 @@ type Worker struct {
 	// lastFull is when a claim last came back full (Unix ns): due events
 	// were waiting, the worker is behind.
 	lastFull atomic.Int64
-	freed        chan struct{}
-	started      time.Time
-	rnd          *rand.Rand
-	rndMu        sync.Mutex
+	freed    chan struct{}
+	started  time.Time
+	rnd      *rand.Rand
+	rndMu    sync.Mutex
 }
 
 // NewWorker returns a worker.
