@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redsync/redsync/v4"
@@ -36,8 +37,11 @@ func (s *Store) WithLock(ctx context.Context, name string, ttl time.Duration, fn
 		return unavailable(fmt.Sprintf("lock %s: fencing token", name), err)
 	}
 
+	f := &fence{s: s, key: key + ":fence", name: name, token: token}
+	f.until.Store(mu.Until().UnixNano())
 	fctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	f.ctx = fctx
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -52,10 +56,12 @@ func (s *Store) WithLock(ctx context.Context, name string, ttl time.Duration, fn
 					cancel(fmt.Errorf("lock %s lost: %v", name, err))
 					return
 				}
+				// Read here, where ExtendContext wrote it: the mutex is not
+				// safe for concurrent use, so Check reads the copy.
+				f.until.Store(mu.Until().UnixNano())
 			}
 		}
 	}()
-	f := &fence{s: s, key: key + ":fence", name: name, token: token, mu: mu, ctx: fctx}
 	return fn(scheduler.WithFence(fctx, f))
 }
 
@@ -65,7 +71,7 @@ type fence struct {
 	key   string
 	name  string
 	token int64
-	mu    *redsync.Mutex
+	until atomic.Int64    // the lock's expiry (Unix ns), updated after each extension
 	ctx   context.Context // ends when the extension fails
 }
 
@@ -75,8 +81,8 @@ func (f *fence) Check(ctx context.Context) error {
 	if err := context.Cause(f.ctx); err != nil {
 		return fmt.Errorf("lock %s (token %d): %w", f.name, f.token, err)
 	}
-	if time.Now().After(f.mu.Until()) {
-		return fmt.Errorf("lock %s (token %d) expired at %s", f.name, f.token, f.mu.Until().Format(time.RFC3339Nano))
+	if until := time.Unix(0, f.until.Load()); time.Now().After(until) {
+		return fmt.Errorf("lock %s (token %d) expired at %s", f.name, f.token, until.Format(time.RFC3339Nano))
 	}
 	cur, err := f.s.rdb.Get(ctx, f.key).Int64()
 	if err != nil {
