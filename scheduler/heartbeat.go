@@ -12,7 +12,7 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 	beat := func() {
 		err := w.store.Heartbeat(ctx, WorkerInfo{
 			ID: w.cfg.ID, Host: host, PID: os.Getpid(), Started: w.started,
-			InFlight: w.InFlight(), Heartbeat: time.Now(),
+			InFlight: w.InFlight(), Heartbeat: time.Now(), DeadAfterMS: w.cfg.DeadAfter.Milliseconds(),
 		}, w.now())
 		switch {
 		case err != nil:

@@ -67,11 +67,47 @@ func (w *Worker) recoverDeadWorkers(ctx context.Context) {
 		}
 		return
 	}
+	if len(ids) == 0 {
+		return
+	}
+	// A worker configured with a longer DeadAfter (it may beat less often)
+	// is judged by its own: read what each one advertises.
+	advertised := map[string]time.Duration{}
+	if infos, err := w.store.Workers(ctx, time.Time{}); err == nil {
+		for _, info := range infos {
+			advertised[info.ID] = time.Duration(info.DeadAfterMS) * time.Millisecond
+		}
+	} else {
+		if ctx.Err() == nil {
+			w.log.Warn("dead worker check failed", "err", err)
+		}
+		return
+	}
+	var longer map[time.Duration]map[string]bool // DeadAfter → the workers dead by it
 	for _, id := range ids {
 		if id == w.cfg.ID {
 			continue // this worker's own heartbeat lags (Redis was away): it is alive
 		}
-		n, err := w.store.RecoverWorker(ctx, id, w.cfg.DeadAfter, w.now())
+		deadAfter := max(w.cfg.DeadAfter, advertised[id])
+		if deadAfter > w.cfg.DeadAfter {
+			if longer == nil {
+				longer = map[time.Duration]map[string]bool{}
+			}
+			if longer[deadAfter] == nil {
+				dead, err := w.store.DeadWorkers(ctx, deadAfter, w.now())
+				if err != nil {
+					return
+				}
+				longer[deadAfter] = map[string]bool{}
+				for _, d := range dead {
+					longer[deadAfter][d] = true
+				}
+			}
+			if !longer[deadAfter][id] {
+				continue // silent for less than its own DeadAfter
+			}
+		}
+		n, err := w.store.RecoverWorker(ctx, id, deadAfter, w.now())
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.Warn("recovering a dead worker's events failed", "dead_worker", id, "err", err)
@@ -79,6 +115,6 @@ func (w *Worker) recoverDeadWorkers(ctx context.Context) {
 			return
 		}
 		w.log.Warn("worker stopped heartbeating; its events go back to due", "dead_worker", id,
-			"silent_for_more_than", w.cfg.DeadAfter, "leases_ended", n)
+			"silent_for_more_than", deadAfter, "leases_ended", n)
 	}
 }

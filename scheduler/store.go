@@ -111,6 +111,10 @@ type WorkerInfo struct {
 	Started   time.Time `json:"started"`
 	InFlight  int       `json:"in_flight"`
 	Heartbeat time.Time `json:"heartbeat"`
+	// DeadAfterMS is the worker's own DeadAfter: others judge it by the
+	// larger of theirs and this, so workers configured differently never
+	// take a live one for dead.
+	DeadAfterMS int64 `json:"dead_after_ms,omitempty"`
 }
 
 // FinishItem is one outcome to record (Store.FinishMany): Now as in Finish.
