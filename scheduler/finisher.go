@@ -2,11 +2,15 @@ package scheduler
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
 // maxFinishBatch bounds the outcomes recorded in one round trip.
 const maxFinishBatch = 128
+
+// finishParallel bounds the finisher's round trips in flight.
+const finishParallel = 4
 
 // finishTimeout bounds one round trip of the finisher.
 const finishTimeout = 10 * time.Second
@@ -36,10 +40,12 @@ func newFinisher(store Store) *finisher {
 
 func (f *finisher) run() {
 	defer close(f.done)
-	batch := make([]finishReq, 0, maxFinishBatch)
-	items := make([]FinishItem, 0, maxFinishBatch)
+	// Up to finishParallel batches in flight: one slow round trip (a Redis
+	// Cluster node that stopped answering) does not hold up the others.
+	sem := make(chan struct{}, finishParallel)
+	var wg sync.WaitGroup
 	for first := range f.reqs {
-		batch = append(batch[:0], first)
+		batch := []finishReq{first}
 	more:
 		for len(batch) < maxFinishBatch {
 			select {
@@ -52,17 +58,22 @@ func (f *finisher) run() {
 				break more
 			}
 		}
-		items = items[:0]
-		for _, r := range batch {
-			items = append(items, r.item)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
-		res := f.store.FinishMany(ctx, items)
-		cancel()
-		for i, r := range batch {
-			r.reply <- res[i]
-		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			items := make([]FinishItem, len(batch))
+			for i, r := range batch {
+				items[i] = r.item
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+			res := f.store.FinishMany(ctx, items)
+			cancel()
+			for i, r := range batch {
+				r.reply <- res[i]
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // finish records one outcome, like Store.Finish.

@@ -174,7 +174,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 
 	w.fin = newFinisher(w.store)
-	bg, stopBG := context.WithCancel(workCtx)
+	// Heartbeats and reaping go on until every outcome, hand-backs
+	// included, is recorded: not cancelled with the deliveries at the
+	// shutdown deadline, or peers could take this worker for dead meanwhile.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var bgWG sync.WaitGroup
 	bgWG.Add(2)
 	go func() { defer bgWG.Done(); w.reapLoop(bg) }()
