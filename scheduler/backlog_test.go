@@ -68,11 +68,25 @@ func TestWorkerBacklogged(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(release)
+	for i := range 2 { // exactly one full claim with nothing due behind it: not a backlog
+		ev := &scheduler.Event{App: "a", ID: "late" + strconv.Itoa(i), URL: dest.URL, DueAt: time.Now().Add(time.Second)}
+		if _, _, err := sched.Create(context.Background(), ev, scheduler.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	deadline = time.Now().Add(5 * time.Second)
 	for w.Backlogged() || w.InFlight() > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("still Backlogged after every event was delivered")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// The two late events come due together and fill one claim exactly.
+	deadline = time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if w.Backlogged() {
+			t.Fatal("Backlogged after a full claim that left nothing due behind")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

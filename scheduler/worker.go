@@ -123,8 +123,8 @@ type Worker struct {
 	// succeed without a failure in between (Unix ns; 0 while failing).
 	beatingSince atomic.Int64
 	fin          *finisher // records outcomes, many per round trip; set by Run
-	// lastFull is when a claim last came back full (Unix ns): due events
-	// were waiting, the worker is behind.
+	// lastFull is when a claim last left due events behind (Unix ns): the
+	// worker is behind.
 	lastFull atomic.Int64
 	freed    chan struct{}
 	started  time.Time
@@ -149,7 +149,8 @@ func (w *Worker) ID() string { return w.cfg.ID }
 const backloggedFor = 250 * time.Millisecond
 
 // Backlogged reports whether due events are waiting for this worker: a
-// claim came back full within the last 250ms (a burst is being drained).
+// claim within the last 250ms left due events behind (a burst is being
+// drained).
 func (w *Worker) Backlogged() bool {
 	t := w.lastFull.Load()
 	return t != 0 && time.Since(time.Unix(0, t)) < backloggedFor
@@ -253,11 +254,11 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 				}()
 			}
 			free -= len(c.Events)
-			if len(c.Events) == batch {
-				w.lastFull.Store(time.Now().UnixNano()) // due events are waiting for this worker
-				if free > 0 {
-					more = true
-				}
+			if len(c.Events) == batch && free > 0 {
+				more = true
+			}
+			if len(c.Events) > 0 && !c.NextDue.IsZero() && !c.NextDue.After(c.Now) {
+				w.lastFull.Store(time.Now().UnixNano()) // more due events are waiting for this worker
 			}
 			if !c.NextDue.IsZero() && (next.IsZero() || c.NextDue.Before(next)) {
 				next = c.NextDue

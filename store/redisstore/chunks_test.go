@@ -556,3 +556,24 @@ func TestPendingEventMemory(t *testing.T) {
 		t.Fatalf("OBJECT ENCODING %s = %s, want listpack", key, enc)
 	}
 }
+
+// joinChunks replaces every chunked long value of m by the joined value and
+// removes its chunk fields, so m reads like a hash of unchunked values.
+func joinChunks(m map[string]string) {
+	for _, f := range longFields {
+		if _, ok := m[chunkField(f, 1)]; !ok {
+			continue
+		}
+		v, _ := joinLong(m, f)
+		for i := 1; ; i++ {
+			c := chunkField(f, i)
+			if _, ok := m[c]; !ok {
+				break
+			}
+			delete(m, c)
+		}
+		if _, ok := m[f]; ok {
+			m[f] = v
+		}
+	}
+}
