@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -140,21 +139,17 @@ func (a *API) cassataAdd(c *gin.Context) {
 		a.cassataError(c, badRequest(name, err.Error()))
 		return
 	}
+	var lines []string
 	if v, name := get(6); v != nil {
-		var list []string
-		if err := json.Unmarshal(v, &list); err != nil {
+		if err := json.Unmarshal(v, &lines); err != nil {
 			a.cassataError(c, badRequest(name, name+` must be a list of "Name: value" strings`))
 			return
 		}
-		ev.Headers = make(map[string]string, len(list))
-		for _, h := range list {
-			k, val, ok := strings.Cut(h, ":")
-			if !ok {
-				a.cassataError(c, badRequest(name, `header "`+h+`" must be "Name: value"`))
-				return
-			}
-			ev.Headers[strings.TrimSpace(k)] = strings.TrimSpace(val)
-		}
+	}
+	if ev.Headers, err = scheduler.ParseHeaderLines(lines); err != nil {
+		_, name := get(6)
+		a.cassataError(c, badRequest(name, err.Error()))
+		return
 	}
 	_, created, err := a.sched.Create(c.Request.Context(), ev, scheduler.CreateOptions{})
 	if err == nil && !created {

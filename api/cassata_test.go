@@ -43,49 +43,49 @@ func TestCassataAdd(t *testing.T) {
 			path: "/cassata/add",
 			body: `{"event-id":"o1","application-id":"shop","event":{"k":[1,2],"s":"v"},"expiry":1900000000,"url":"https://example.com/hook"}`,
 			id:   "o1", url: "https://example.com/hook", method: "POST", evBody: `{"k":[1,2],"s":"v"}`, dueAt: expiryDue,
-			headers: map[string]string{},
+			headers: map[string]string{"Content-Type": "application/json"},
 		},
 		{
 			name: "eventJson as a JSON object",
 			path: "/cassata/add/",
 			body: `{"eventId":"o2","application":"shop","eventJson":{"n":null},"expiry":1900000000,"destinationUrl":"https://example.com/hook"}`,
 			id:   "o2", url: "https://example.com/hook", method: "POST", evBody: `{"n":null}`, dueAt: expiryDue,
-			headers: map[string]string{},
+			headers: map[string]string{"Content-Type": "application/json"},
 		},
 		{
 			name: "event as a number and a list",
 			path: "/cassata/add",
 			body: `{"event-id":"o3","application-id":"shop","event":[1,"two"],"expiry":1900000000,"url":"https://example.com/hook"}`,
 			id:   "o3", url: "https://example.com/hook", method: "POST", evBody: `[1,"two"]`, dueAt: expiryDue,
-			headers: map[string]string{},
+			headers: map[string]string{"Content-Type": "application/json"},
 		},
 		{
 			name: "no event: empty body, default method POST",
 			path: "/cassata/add",
 			body: `{"event-id":"e1","application-id":"shop","expiry":1900000000,"url":"https://example.com/hook"}`,
 			id:   "e1", url: "https://example.com/hook", method: "POST", evBody: "", dueAt: expiryDue,
-			headers: map[string]string{},
+			headers: map[string]string{"Content-Type": "application/json"},
 		},
 		{
 			name: "expiry in milliseconds",
 			path: "/cassata/add",
 			body: `{"event-id":"ms1","application-id":"shop","expiry":1900000000123,"url":"https://example.com/hook"}`,
 			id:   "ms1", url: "https://example.com/hook", method: "POST", dueAt: "2030-03-17T17:46:40.123Z",
-			headers: map[string]string{},
+			headers: map[string]string{"Content-Type": "application/json"},
 		},
 		{
 			name: "expiry at the milliseconds threshold",
 			path: "/cassata/add",
 			body: `{"event-id":"ms2","application-id":"shop","expiry":100000000000,"url":"https://example.com/hook"}`,
 			id:   "ms2", url: "https://example.com/hook", method: "POST", dueAt: "1973-03-03T09:46:40.000Z",
-			headers: map[string]string{},
+			headers: map[string]string{"Content-Type": "application/json"},
 		},
 		{
 			name: "expiry just below the threshold is seconds",
 			path: "/cassata/add",
 			body: `{"event-id":"s2","application-id":"shop","expiry":99999999999,"url":"https://example.com/hook"}`,
 			id:   "s2", url: "https://example.com/hook", method: "POST", dueAt: "5138-11-16T09:46:39.000Z",
-			headers: map[string]string{},
+			headers: map[string]string{"Content-Type": "application/json"},
 		},
 		{
 			name: "headers split at the first colon, values trimmed",
@@ -100,6 +100,29 @@ func TestCassataAdd(t *testing.T) {
 			path: "/cassata/add",
 			body: `{"event-id":"m1","application-id":"shop","expiry":1900000000,"url":"https://example.com/hook","method":"delete"}`,
 			id:   "m1", url: "https://example.com/hook", method: "DELETE", dueAt: expiryDue,
+			headers: map[string]string{"Content-Type": "application/json"},
+		},
+		{
+			name: "connection headers of original clients are dropped, the event accepted",
+			path: "/cassata/add",
+			body: `{"event-id":"hop1","application-id":"shop","expiry":1900000000,"url":"https://example.com/hook",` +
+				`"request-headers":["Connection: keep-alive","Host: example.com","Content-Length: 12","Proxy-Authorization: Basic eA==",` +
+				`"Transfer-Encoding: chunked","Keep-Alive: timeout=5","Content-Type: text/plain","X-Kept: 1"]}`,
+			id: "hop1", url: "https://example.com/hook", method: "POST", dueAt: expiryDue,
+			headers: map[string]string{"Content-Type": "text/plain", "X-Kept": "1"},
+		},
+		{
+			name: "an empty header list gets the original's default Content-Type",
+			path: "/cassata/add/",
+			body: `{"eventId":"hop2","application":"shop","expiry":1900000000,"destinationUrl":"https://example.com/hook","headers":[]}`,
+			id:   "hop2", url: "https://example.com/hook", method: "POST", dueAt: expiryDue,
+			headers: map[string]string{"Content-Type": "application/json"},
+		},
+		{
+			name: "only connection headers: dropped, nothing added",
+			path: "/cassata/add",
+			body: `{"event-id":"hop3","application-id":"shop","expiry":1900000000,"url":"https://example.com/hook","request-headers":["Connection: close"]}`,
+			id:   "hop3", url: "https://example.com/hook", method: "POST", dueAt: expiryDue,
 			headers: map[string]string{},
 		},
 	}
@@ -322,7 +345,7 @@ func TestCassataEvent(t *testing.T) {
 		{
 			name: "expiry in milliseconds",
 			add:  `{"eventId":"g2","application":"shop","eventJson":{"b":2},"expiry":1900000000123,"destinationUrl":"https://example.com/hook"}`,
-			id:   "g2", wantExpiry: 1900000000123, wantJSON: `{"b":2}`, wantMethod: "POST", wantHdrs: []any{},
+			id:   "g2", wantExpiry: 1900000000123, wantJSON: `{"b":2}`, wantMethod: "POST", wantHdrs: []any{"Content-Type: application/json"},
 		},
 	}
 	b := setup(t)

@@ -145,10 +145,21 @@ func FuzzCassataAdd(f *testing.F) {
 		if ev.URL != url || ev.Body == nil || *ev.Body != event {
 			t.Fatalf("stored url %q body %v, sent %q %q", ev.URL, ev.Body, url, event)
 		}
+		// The original's rules (API.md §4): connection headers are dropped,
+		// no list at all means Content-Type: application/json.
 		want := map[string]string{}
 		for _, h := range list {
 			name, value, _ := strings.Cut(viaJSON(h), ":")
-			want[strings.TrimSpace(name)] = strings.TrimSpace(value)
+			name = strings.TrimSpace(name)
+			switch canon := http.CanonicalHeaderKey(name); {
+			case canon == "Host", canon == "Content-Length", canon == "Connection", canon == "Transfer-Encoding",
+				canon == "Keep-Alive", canon == "Te", canon == "Trailer", canon == "Upgrade", strings.HasPrefix(canon, "Proxy-"):
+				continue
+			}
+			want[name] = strings.TrimSpace(value)
+		}
+		if len(list) == 0 {
+			want["Content-Type"] = "application/json"
 		}
 		if len(want) != len(ev.Headers) {
 			t.Fatalf("stored headers %v, sent %q", ev.Headers, list)

@@ -3,7 +3,9 @@ package api_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -226,13 +228,15 @@ func TestCreateAllowsPrivateWithoutGuard(t *testing.T) {
 		"app": "shop", "id": "short", "url": "http://2130706433/hook", "delay": "1m"}), http.StatusBadRequest, "url")
 }
 
-// TestCreateRefusesHostileHeaders: header names that belong to the
-// connection or to Cassata's signature, and values that would split the
-// request, are refused on every route.
+// TestCreateRefusesHostileHeaders: header names that belong to Cassata's
+// signature, and values that would split the request, are refused on every
+// route; headers that belong to the connection are refused by v1 and
+// dropped silently by the Cassata-compatible route, whose original clients
+// always sent some (API.md §3).
 func TestCreateRefusesHostileHeaders(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	bad := []map[string]string{
+	connection := []map[string]string{
 		{"Host": "internal.example"},
 		{"host": "internal.example"},
 		{"Content-Length": "0"},
@@ -244,6 +248,8 @@ func TestCreateRefusesHostileHeaders(t *testing.T) {
 		{"Trailer": "X-T"},
 		{"Transfer-Encoding": "chunked"},
 		{"Upgrade": "websocket"},
+	}
+	bad := []map[string]string{
 		{"webhook-id": "shop/forged"},
 		{"webhook-signature": "v1,Zm9yZ2Vk"},
 		{"Webhook-Timestamp": "1"},
@@ -257,12 +263,26 @@ func TestCreateRefusesHostileHeaders(t *testing.T) {
 		{"X-Dup": "1", "x-dup": "2"},
 	}
 	for _, rt := range createRoutes {
-		for i, h := range bad {
+		compat := strings.HasPrefix(rt.name, "cassata")
+		for i, h := range append(slices.Clone(bad), connection...) {
 			t.Run(fmt.Sprintf("%s/%d", rt.name, i), func(t *testing.T) {
 				t.Parallel()
-				code, e := rt.send(t, b, map[string]any{"app": "shop", "id": fmt.Sprintf("hdr-%d", i),
+				id := fmt.Sprintf("hdr-%s-%d", strings.ReplaceAll(rt.name, " ", "-"), i)
+				h := maps.Clone(h)
+				h["X-Kept"] = "yes"
+				code, e := rt.send(t, b, map[string]any{"app": "shop", "id": id,
 					"url": "https://example.com/hook", "delay": "1m", "headers": h})
-				wantRefused(t, rt, code, e, http.StatusBadRequest, "headers")
+				if i < len(bad) || !compat {
+					wantRefused(t, rt, code, e, http.StatusBadRequest, "headers")
+					return
+				}
+				if code != http.StatusOK {
+					t.Fatalf("%s: connection header %v: status %d (%v), want 200", rt.name, h, code, e)
+				}
+				ev := obj(t, b.do(t, http.MethodGet, "/v1/events/shop/c-"+id, nil))
+				if hdrs, _ := ev["headers"].(map[string]any); len(hdrs) != 1 || hdrs["X-Kept"] != "yes" {
+					t.Errorf("%s: stored headers %v, want only X-Kept (the connection header dropped)", rt.name, ev["headers"])
+				}
 			})
 		}
 	}
