@@ -14,11 +14,11 @@
 -- ARGV[7] history line (JSON object of this attempt; the script adds
 --         "stale":true when the caller no longer holds the lease)
 -- ARGV[8] now, ms (0: use the Redis server clock)
--- ARGV[9] '1' to drop the body from Redis
 --
 -- Appends to the outbox a 'final' entry with the whole event, or, for a
--- stale attempt, an 'attempt' entry. The hash gets no expiry here: the
--- archiver sets it once the outcome is safely archived (archived.lua).
+-- stale attempt, an 'attempt' entry. The hash gets no expiry here and keeps
+-- its body: once the outcome is safely archived the archiver sets the expiry
+-- and drops a COMPLETED event's body (archived.lua).
 --
 -- Returns 1 when recorded, 0 when the caller no longer holds the lease (the
 -- event was recovered and claimed again, cancelled or finished): the attempt
@@ -31,5 +31,4 @@ redis.call('LREM', KEYS[3], 1, ARGV[1])
 redis.call('HSET', KEYS[1], 's', ARGV[4], 'lc', ARGV[5], 't', now, 'f', now)
 long_set(KEYS[1], 'le', ARGV[6])
 xadd_final(KEYS[4], ARGV[1], KEYS[1], cur[4], now, ARGV[4], ARGV[7])
-if ARGV[9] == '1' then long_trim(KEYS[1], 'b', 0) end
 return 1

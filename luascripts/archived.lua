@@ -1,7 +1,8 @@
 -- archived.lua: the archiver committed a batch of outbox entries to the
 -- archive database: acknowledge and delete them, and start the retention
--- window of the finished events among them. Until then a finished event's
--- hash never expires, so an archive outage loses nothing.
+-- window of the finished events among them, and drop the body of the
+-- COMPLETED ones. Until then a finished event's hash never expires and keeps
+-- its body, so an archive outage loses nothing and every read can show it.
 --
 -- KEYS[1] outbox       <P>:out
 -- ARGV[1] consumer group
@@ -25,6 +26,10 @@ for i = 4, #ARGV, 3 do
     -- since (live again) or finished again (its newer outcome is not archived yet).
     if final[f[1]] and f[2] and f[2] == t then
       redis.call('PEXPIREAT', k, tonumber(f[2]) + tonumber(ARGV[2]))
+      -- A delivered event's body is needed only for reads now, and the
+      -- archive has it: Redis lets it go (reads take it from the archive).
+      -- A failed one keeps it for a retry.
+      if f[1] == 'COMPLETED' then long_trim(k, 'b', 0) end
     end
   end
 end

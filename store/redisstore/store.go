@@ -628,12 +628,8 @@ func (s *Store) finishCall(l scheduler.Lease, o scheduler.Outcome, now time.Time
 		return luascripts.Retry, keys, []any{m, l.Worker, l.Attempt, o.Backoff.Milliseconds(),
 			code, o.Attempt.Error, line, ms(now), s.k.wake(), sh, s.cfg.WakeHorizon.Milliseconds()}, nil
 	}
-	drop := "0"
-	if o.Status == scheduler.StatusCompleted {
-		drop = "1"
-	}
 	return luascripts.Ack, keys, []any{m, l.Worker, l.Attempt, string(o.Status),
-		code, o.Attempt.Error, line, ms(now), drop}, nil
+		code, o.Attempt.Error, line, ms(now)}, nil
 }
 
 // FinishMany implements scheduler.Store: the outcomes go in one pipelined
