@@ -75,12 +75,28 @@ func (a tokenAuth) Authenticate(_ context.Context, token string) (Principal, err
 type keyAuth struct {
 	apps  *scheduler.Apps
 	admin *adminToken
+	jwt   scheduler.JWTPolicy
+}
+
+// KeyAuthConfig configures NewKeyAuth.
+type KeyAuthConfig struct {
+	// AdminToken (CASSATA_ADMIN_TOKEN) acts on every application. Empty: none.
+	AdminToken string
+	// JWT bounds the bearer JWTs accepted (CASSATA_JWT_MAX_LIFETIME).
+	// Defaults to scheduler.JWTPolicy's defaults (24h at most).
+	JWT scheduler.JWTPolicy
 }
 
 // KeyAuth accepts the admin token (when set), the applications' API keys and
-// bearer JWTs signed with an application's JWT secret.
+// bearer JWTs signed with an application's JWT secret, under the default
+// JWT policy.
 func KeyAuth(apps *scheduler.Apps, admin string) Authorizer {
-	return keyAuth{apps: apps, admin: newAdminToken(admin)}
+	return NewKeyAuth(apps, KeyAuthConfig{AdminToken: admin})
+}
+
+// NewKeyAuth is KeyAuth with every setting.
+func NewKeyAuth(apps *scheduler.Apps, cfg KeyAuthConfig) Authorizer {
+	return keyAuth{apps: apps, admin: newAdminToken(cfg.AdminToken), jwt: cfg.JWT.WithDefaults()}
 }
 
 func (a keyAuth) Authenticate(ctx context.Context, token string) (Principal, error) {
@@ -92,7 +108,7 @@ func (a keyAuth) Authenticate(ctx context.Context, token string) (Principal, err
 	case strings.HasPrefix(token, scheduler.APIKeyPrefix):
 		app, err = a.apps.Authenticate(ctx, token)
 	case scheduler.LooksLikeJWT(token):
-		app, err = a.apps.AuthenticateJWT(ctx, token)
+		app, err = a.apps.AuthenticateJWT(ctx, token, a.jwt)
 	default:
 		return Principal{}, scheduler.ErrUnauthorized
 	}
@@ -115,8 +131,15 @@ func (a *API) authenticate(auth Authorizer) gin.HandlerFunc {
 		}
 		p, err := auth.Authenticate(c.Request.Context(), token)
 		if errors.Is(err, scheduler.ErrUnauthorized) {
+			msg := "the API key is not valid (unknown, revoked or expired)"
+			// A genuine JWT refused for its claims says why, so its
+			// publisher can fix how it mints them.
+			var te *scheduler.TokenError
+			if errors.As(err, &te) {
+				msg = "the bearer token is not accepted: " + te.Reason
+			}
 			c.Header("WWW-Authenticate", `Bearer realm="cassata", error="invalid_token"`)
-			abortWith(c, http.StatusUnauthorized, ErrorDetail{Code: "unauthorized", Message: "the API key is not valid (unknown, revoked or expired)"})
+			abortWith(c, http.StatusUnauthorized, ErrorDetail{Code: "unauthorized", Message: msg})
 			return
 		}
 		if err != nil {

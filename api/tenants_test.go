@@ -87,6 +87,7 @@ func (s *syncBuffer) String() string {
 type tenantOpts struct {
 	rateLimit float64
 	rateBurst int
+	jwt       scheduler.JWTPolicy
 }
 
 // setupTenants runs the API with CASSATA_AUTH=on semantics (KeyAuth), an
@@ -110,7 +111,7 @@ func setupTenants(t *testing.T, o tenantOpts) *tenants {
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Apps:   apps, RateLimit: o.rateLimit, RateBurst: o.rateBurst, Clock: clock})
 	b := &bundle{mr: mr, rdb: rdb, store: store, sched: sched, clock: clock, reg: reg,
-		handler: a.Engine(api.KeyAuth(apps, adminToken))}
+		handler: a.Engine(api.NewKeyAuth(apps, api.KeyAuthConfig{AdminToken: adminToken, JWT: o.jwt}))}
 	tn := &tenants{bundle: b, apps: apps, archive: arch, logs: logs, creds: map[string]scheduler.Credentials{}}
 	for _, name := range []string{"shop", "billing"} {
 		_, cr, err := apps.Create(context.Background(), name)

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -19,6 +20,11 @@ import (
 //	claims  {"app":"shop","exp":1767225600}       (exp required; "sub" may name the app instead of "app")
 //	key     the application's JWT secret, the whole "csj_…" string as bytes
 //
+// A token lives at most JWTPolicy.MaxLifetime: exp - iat, or exp - now when
+// it has no iat. A leaked token must not act as the application for months
+// because its publisher chose a distant exp; a publisher that wants a
+// long-lived credential has the API key.
+//
 // It is verified with the standard library: the format is small and a
 // dependency would bring algorithm negotiation that is exactly what must be
 // refused. The application named by the unverified claims only chooses
@@ -29,6 +35,43 @@ const JWTLeeway = 30 * time.Second
 
 // maxJWTBytes bounds the tokens considered at all.
 const maxJWTBytes = 8 << 10
+
+// DefaultJWTMaxLifetime is JWTPolicy.MaxLifetime's default.
+const DefaultJWTMaxLifetime = 24 * time.Hour
+
+// JWTPolicy bounds the bearer JWTs AuthenticateJWT accepts.
+type JWTPolicy struct {
+	// MaxLifetime is the longest a token may be valid for: exp - iat, or
+	// exp - now (less JWTLeeway) for a token without iat. Defaults to
+	// DefaultJWTMaxLifetime (24h).
+	MaxLifetime time.Duration
+}
+
+// WithDefaults fills zero fields with their defaults.
+func (p JWTPolicy) WithDefaults() JWTPolicy {
+	if p.MaxLifetime <= 0 {
+		p.MaxLifetime = DefaultJWTMaxLifetime
+	}
+	return p
+}
+
+// TokenError says why a genuine bearer JWT (its signature checked) was
+// refused: expired, not valid yet, or living longer than the policy allows.
+// It is ErrUnauthorized for errors.Is. Tokens whose signature does not check
+// get the bare ErrUnauthorized: a forger learns nothing.
+type TokenError struct {
+	// Reason is for the client: what is wrong with the token's claims.
+	Reason string
+}
+
+func (e *TokenError) Error() string { return "bearer token refused: " + e.Reason }
+
+// Unwrap makes a TokenError ErrUnauthorized.
+func (e *TokenError) Unwrap() error { return ErrUnauthorized }
+
+func tokenError(format string, args ...any) error {
+	return &TokenError{Reason: fmt.Sprintf(format, args...)}
+}
 
 // LooksLikeJWT reports whether a bearer token has the shape of a JWS
 // compact serialization (three base64url parts).
@@ -73,8 +116,11 @@ func numericDate(n *json.Number) (time.Time, bool) {
 
 // AuthenticateJWT verifies an HS256 bearer JWT signed with one of the
 // application's JWT secrets and returns the application. Every failure is
-// ErrUnauthorized (the store's unavailability aside).
-func (a *Apps) AuthenticateJWT(ctx context.Context, token string) (*App, error) {
+// ErrUnauthorized (the store's unavailability aside); a genuine token refused
+// for its claims is a *TokenError saying why. The zero policy is the default
+// one.
+func (a *Apps) AuthenticateJWT(ctx context.Context, token string, policy JWTPolicy) (*App, error) {
+	policy = policy.WithDefaults()
 	if len(token) > maxJWTBytes {
 		return nil, ErrUnauthorized
 	}
@@ -128,21 +174,44 @@ func (a *Apps) AuthenticateJWT(ctx context.Context, token string) (*App, error) 
 		return nil, ErrUnauthorized
 	}
 	// Claims are checked only once the token is known to be genuine.
+	if err := checkClaims(c, now, policy); err != nil {
+		return nil, err
+	}
+	return app, nil
+}
+
+// checkClaims checks a genuine token's time claims at now.
+func checkClaims(c jwtClaims, now time.Time, policy JWTPolicy) error {
 	exp, ok := numericDate(c.Exp)
-	if !ok || !now.Before(exp.Add(JWTLeeway)) {
-		return nil, ErrUnauthorized
+	if !ok {
+		return tokenError("exp is required, in Unix seconds")
+	}
+	if !now.Before(exp.Add(JWTLeeway)) {
+		return tokenError("the token has expired")
 	}
 	if c.Nbf != nil {
 		nbf, ok := numericDate(c.Nbf)
-		if !ok || now.Add(JWTLeeway).Before(nbf) {
-			return nil, ErrUnauthorized
+		if !ok {
+			return tokenError("nbf is not a time in Unix seconds")
+		}
+		if now.Add(JWTLeeway).Before(nbf) {
+			return tokenError("the token is not valid yet (nbf)")
 		}
 	}
+	lifetime := exp.Sub(now) - JWTLeeway
 	if c.Iat != nil {
 		iat, ok := numericDate(c.Iat)
-		if !ok || now.Add(JWTLeeway).Before(iat) {
-			return nil, ErrUnauthorized
+		if !ok {
+			return tokenError("iat is not a time in Unix seconds")
 		}
+		if now.Add(JWTLeeway).Before(iat) {
+			return tokenError("the token is issued in the future (iat)")
+		}
+		lifetime = exp.Sub(iat)
 	}
-	return app, nil
+	if lifetime > policy.MaxLifetime {
+		return tokenError("the token lives %s (exp - iat, or exp - now without iat), longer than the %s allowed: mint tokens with a nearer exp",
+			lifetime.Round(time.Second), policy.MaxLifetime)
+	}
+	return nil
 }

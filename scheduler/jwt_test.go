@@ -89,7 +89,7 @@ func TestAuthenticateJWT(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := b.apps.AuthenticateJWT(context.Background(), tt.token)
+			got, err := b.apps.AuthenticateJWT(context.Background(), tt.token, scheduler.JWTPolicy{})
 			if tt.want == "" {
 				if !errors.Is(err, scheduler.ErrUnauthorized) {
 					t.Fatalf("accepted as %v (err %v), want ErrUnauthorized", got, err)
@@ -100,6 +100,59 @@ func TestAuthenticateJWT(t *testing.T) {
 				t.Fatalf("got %v, %v; want %s", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestJWTLifetime: a genuine token valid for longer than the policy allows
+// (exp - iat, or exp - now without iat) is refused and says why; a forged
+// one learns nothing.
+func TestJWTLifetime(t *testing.T) {
+	t.Parallel()
+	b := setupApps(t)
+	shop := b.create(t, "shop")
+	now := b.clock.Now()
+	at := func(d time.Duration) int64 { return now.Add(d).Unix() }
+	day := 24 * time.Hour
+	tests := []struct {
+		name   string
+		claims map[string]any
+		policy scheduler.JWTPolicy
+		reason string // "" : accepted
+	}{
+		{"an hour, no iat", map[string]any{"exp": at(time.Hour)}, scheduler.JWTPolicy{}, ""},
+		{"a day, no iat", map[string]any{"exp": at(day)}, scheduler.JWTPolicy{}, ""},
+		{"a day and a minute, no iat", map[string]any{"exp": at(day + time.Minute)}, scheduler.JWTPolicy{}, "longer than the 24h0m0s allowed"},
+		{"ten years, no iat", map[string]any{"exp": at(10 * 365 * day)}, scheduler.JWTPolicy{}, "longer than"},
+		{"a day since iat", map[string]any{"iat": at(-time.Hour), "exp": at(day - time.Hour)}, scheduler.JWTPolicy{}, ""},
+		{"a day and a second since iat", map[string]any{"iat": at(-time.Hour), "exp": at(day - time.Hour + time.Second)}, scheduler.JWTPolicy{}, "lives 24h0m1s"},
+		{"a long-ago iat does not stretch the cap", map[string]any{"iat": at(-400 * day), "exp": at(time.Hour)}, scheduler.JWTPolicy{}, "longer than"},
+		{"two days under a three-day cap", map[string]any{"exp": at(2 * day)}, scheduler.JWTPolicy{MaxLifetime: 3 * day}, ""},
+		{"an hour under a 30m cap", map[string]any{"iat": now.Unix(), "exp": at(time.Hour)}, scheduler.JWTPolicy{MaxLifetime: 30 * time.Minute}, "longer than the 30m0s allowed"},
+		{"expired says so", map[string]any{"exp": at(-time.Hour)}, scheduler.JWTPolicy{}, "expired"},
+		{"iat in the future says so", map[string]any{"iat": at(time.Hour), "exp": at(2 * time.Hour)}, scheduler.JWTPolicy{}, "issued in the future"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.claims["app"] = "shop"
+			got, err := b.apps.AuthenticateJWT(context.Background(), makeJWT(t, hs256, tt.claims, shop.JWTSecret), tt.policy)
+			if tt.reason == "" {
+				if err != nil || got.Name != "shop" {
+					t.Fatalf("got %v, %v; want shop", got, err)
+				}
+				return
+			}
+			var te *scheduler.TokenError
+			if !errors.Is(err, scheduler.ErrUnauthorized) || !errors.As(err, &te) || !strings.Contains(te.Reason, tt.reason) {
+				t.Fatalf("got %v, %v; want a TokenError saying %q", got, err, tt.reason)
+			}
+		})
+	}
+	// A forged token with a distant exp is refused without a reason.
+	forged := makeJWT(t, hs256, map[string]any{"app": "shop", "exp": at(10 * 365 * day)}, "csj_guess")
+	_, err := b.apps.AuthenticateJWT(context.Background(), forged, scheduler.JWTPolicy{})
+	var te *scheduler.TokenError
+	if !errors.Is(err, scheduler.ErrUnauthorized) || errors.As(err, &te) {
+		t.Fatalf("forged token: %v; want the bare ErrUnauthorized", err)
 	}
 }
 
@@ -115,15 +168,15 @@ func TestJWTSecretRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, secret := range []string{old.JWTSecret, cr.JWTSecret} {
-		if _, err := b.apps.AuthenticateJWT(context.Background(), makeJWT(t, hs256, claims(), secret)); err != nil {
+		if _, err := b.apps.AuthenticateJWT(context.Background(), makeJWT(t, hs256, claims(), secret), scheduler.JWTPolicy{}); err != nil {
 			t.Fatalf("during the grace: %v", err)
 		}
 	}
 	b.advance(10 * time.Minute)
-	if _, err := b.apps.AuthenticateJWT(context.Background(), makeJWT(t, hs256, claims(), old.JWTSecret)); !errors.Is(err, scheduler.ErrUnauthorized) {
+	if _, err := b.apps.AuthenticateJWT(context.Background(), makeJWT(t, hs256, claims(), old.JWTSecret), scheduler.JWTPolicy{}); !errors.Is(err, scheduler.ErrUnauthorized) {
 		t.Fatalf("old JWT secret after the grace: %v", err)
 	}
-	if _, err := b.apps.AuthenticateJWT(context.Background(), makeJWT(t, hs256, claims(), cr.JWTSecret)); err != nil {
+	if _, err := b.apps.AuthenticateJWT(context.Background(), makeJWT(t, hs256, claims(), cr.JWTSecret), scheduler.JWTPolicy{}); err != nil {
 		t.Fatalf("new JWT secret: %v", err)
 	}
 }
