@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -23,7 +24,9 @@ type Config struct {
 	Scheduler *scheduler.Scheduler
 	// DefaultMaxAttempts is shown as max_attempts for events without their own. Defaults to 5.
 	DefaultMaxAttempts int
-	// Ready reports whether dependencies are reachable (/readyz). Nil: always ready.
+	// Ready reports whether dependencies are reachable (/readyz). Nil: always
+	// ready. /readyz answers only "ok" or "unavailable" per dependency; the
+	// errors (which may name hosts, users, paths) go to the log.
 	Ready func(ctx context.Context) map[string]error
 	// Details adds information to /readyz (e.g. the archive lag). May be nil.
 	Details func(ctx context.Context) map[string]any
@@ -52,6 +55,7 @@ type API struct {
 	sched   *scheduler.Scheduler
 	log     *slog.Logger
 	limiter *rateLimiter
+	ready   *readyLog
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -73,7 +77,7 @@ func New(cfg Config) *API {
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = DefaultRateLimit
 	}
-	a := &API{cfg: cfg, sched: cfg.Scheduler, log: cfg.Logger}
+	a := &API{cfg: cfg, sched: cfg.Scheduler, log: cfg.Logger, ready: &readyLog{log: cfg.Logger, now: cfg.Clock.Now}}
 	if cfg.RateLimit > 0 {
 		a.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Clock.Now)
 	}
@@ -124,8 +128,9 @@ func (a *API) Process(r gin.IRoutes) {
 		checks := gin.H{}
 		status := http.StatusOK
 		for name, err := range a.cfg.Ready(ctx) {
+			a.ready.record(name, err)
 			if err != nil {
-				checks[name] = err.Error()
+				checks[name] = "unavailable"
 				status = http.StatusServiceUnavailable
 			} else {
 				checks[name] = "ok"
@@ -142,6 +147,56 @@ func (a *API) Process(r gin.IRoutes) {
 		c.JSON(status, body)
 	})
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.cfg.Gatherer, promhttp.HandlerOpts{})))
+}
+
+// ReadyLogEvery is how often /readyz logs a dependency that stays
+// unavailable with the same error: a probe every second must not flood the
+// log. A new error, and the recovery, are logged at once.
+const ReadyLogEvery = 30 * time.Second
+
+// readyLog logs why dependencies are not ready, rate-limited per dependency.
+type readyLog struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu   sync.Mutex
+	down map[string]*readyDown
+}
+
+// readyDown is an unavailable dependency: its last error, when it was last
+// logged and how many probes saw it since.
+type readyDown struct {
+	err        string
+	logged     time.Time
+	suppressed int
+}
+
+func (l *readyLog) record(name string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d := l.down[name]
+	if err == nil {
+		if d != nil {
+			delete(l.down, name)
+			l.log.Info("readyz: dependency available again", "dependency", name)
+		}
+		return
+	}
+	now := l.now()
+	msg := err.Error()
+	if d != nil && d.err == msg && now.Sub(d.logged) < ReadyLogEvery {
+		d.suppressed++
+		return
+	}
+	if l.down == nil {
+		l.down = map[string]*readyDown{}
+	}
+	repeats := 0
+	if d != nil {
+		repeats = d.suppressed
+	}
+	l.log.Warn("readyz: dependency unavailable", "dependency", name, "err", msg, "unlogged_probes", repeats)
+	l.down[name] = &readyDown{err: msg, logged: now}
 }
 
 // recovery turns a panic into a JSON 500 without internals.
