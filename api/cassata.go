@@ -207,12 +207,12 @@ func (a *API) cassataStatus(c *gin.Context) {
 	if !a.cassataAllowed(c) {
 		return
 	}
-	ev, err := a.sched.Get(c.Request.Context(), c.Param("app"), c.Param("id"))
+	st, err := a.sched.Status(c.Request.Context(), c.Param("app"), c.Param("id"))
 	if err != nil {
 		a.cassataError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, string(ev.Status))
+	c.JSON(http.StatusOK, string(st))
 }
 
 // cassataExpiry shows a due time the way clients give it: seconds, or
@@ -245,7 +245,7 @@ func (a *API) cassataEvent(c *gin.Context) {
 		if h.Error != "" {
 			resp = h.Error
 		}
-		logs = append(logs, gin.H{"httpResponseCode": h.StatusCode, "httpResponse": resp, "lastUpdated": h.At})
+		logs = append(logs, gin.H{"httpResponseCode": nonZero(h.StatusCode), "httpResponse": resp, "lastUpdated": h.At})
 	}
 	var body any
 	if !ev.BodyDropped {

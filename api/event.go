@@ -44,13 +44,16 @@ type EventView struct {
 	History        []AttemptView     `json:"history"`
 }
 
-// AttemptView is one attempt as the v1 API shows it.
+// AttemptView is one attempt as the v1 API shows it. Every entry has all
+// of attempt, at, status_code, error and duration_ms (API.md §5):
+// status_code is null when the destination did not answer, error is null
+// when it answered and its answer was taken as it is.
 type AttemptView struct {
-	Attempt    int    `json:"attempt"`
-	At         string `json:"at"`
-	StatusCode int    `json:"status_code,omitempty"`
-	Error      string `json:"error,omitempty"`
-	DurationMS int64  `json:"duration_ms"`
+	Attempt    int     `json:"attempt"`
+	At         string  `json:"at"`
+	StatusCode *int    `json:"status_code"`
+	Error      *string `json:"error"`
+	DurationMS int64   `json:"duration_ms"`
 	Worker     string `json:"worker,omitempty"`
 	Response   string `json:"response,omitempty"`
 	Stale      bool   `json:"stale,omitempty"`
@@ -83,11 +86,27 @@ func ViewEvent(ev *scheduler.Event, defaultMax int) EventView {
 	}
 	for _, a := range ev.History {
 		v.History = append(v.History, AttemptView{
-			Attempt: a.Attempt, At: fmtTime(a.AtTime()), StatusCode: a.StatusCode, Error: a.Error,
+			Attempt: a.Attempt, At: fmtTime(a.AtTime()), StatusCode: nonZero(a.StatusCode), Error: nonEmpty(a.Error),
 			DurationMS: a.DurationMS, Worker: a.Worker, Response: a.Response, Stale: a.Stale,
 		})
 	}
 	return v
+}
+
+// nonZero is a status code for JSON: null when there was none.
+func nonZero(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
+}
+
+// nonEmpty is an optional text for JSON: null when empty.
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func cmpInt(a, b int) int {

@@ -3,9 +3,11 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +28,7 @@ func (a *API) V1(r gin.IRoutes) {
 	r.DELETE("/v1/events/:app/:id", a.cancelEvent)
 	r.POST("/v1/events/:app/:id/retry", a.retryEvent)
 	r.GET("/v1/events", a.searchEvents)
+	r.POST("/v1/events/retry", a.bulkRetry)
 }
 
 // CreateRequest is the body of POST /v1/events.
@@ -300,8 +303,13 @@ type SearchResponse struct {
 }
 
 func (a *API) searchEvents(c *gin.Context) {
-	q := scheduler.SearchQuery{App: c.Query("app"), Status: scheduler.Status(c.Query("status")),
-		Q: c.Query("q"), Cursor: c.Query("cursor")}
+	q, err := searchQuery(searchFilters{App: c.Query("app"), Status: c.Query("status"), Q: c.Query("q"),
+		From: c.Query("from"), To: c.Query("to")})
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	q.Cursor = c.Query("cursor")
 	// An application's credential searches its own events only.
 	if err := scopeApp(c, &q.App); err != nil {
 		abort(c, err)
@@ -314,19 +322,6 @@ func (a *API) searchEvents(c *gin.Context) {
 			return
 		}
 		q.Limit = n
-	}
-	for _, t := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &q.From}, {"to", &q.To}} {
-		if v := c.Query(t.name); v != "" {
-			parsed, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				abort(c, badRequest(t.name, t.name+" must be an RFC 3339 time"))
-				return
-			}
-			*t.dst = parsed
-		}
 	}
 	page, err := a.sched.Search(c.Request.Context(), q)
 	if err != nil {
@@ -342,3 +337,86 @@ func (a *API) searchEvents(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, resp)
 }
+
+// searchFilters are the filters of a search, as the query string of
+// GET /v1/events and the body of POST /v1/events/retry give them.
+type searchFilters struct {
+	App    string `json:"app"`
+	Status string `json:"status"`
+	Q      string `json:"q"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+}
+
+// searchQuery validates filters into a query: status is one status or
+// several, comma-separated; from and to are RFC 3339.
+func searchQuery(f searchFilters) (scheduler.SearchQuery, error) {
+	q := scheduler.SearchQuery{App: f.App, Q: f.Q}
+	if f.Status != "" {
+		for name := range strings.SplitSeq(f.Status, ",") {
+			st := scheduler.Status(strings.ToUpper(strings.TrimSpace(name)))
+			if !st.Valid() {
+				return q, badRequest("status", fmt.Sprintf("unknown status %q; use one or more of %s, comma-separated",
+					strings.TrimSpace(name), statusNames()))
+			}
+			if !slices.Contains(q.Statuses, st) {
+				q.Statuses = append(q.Statuses, st)
+			}
+		}
+	}
+	for _, t := range []struct {
+		name, v string
+		dst     *time.Time
+	}{{"from", f.From, &q.From}, {"to", f.To, &q.To}} {
+		if t.v != "" {
+			parsed, err := time.Parse(time.RFC3339Nano, t.v)
+			if err != nil {
+				return q, badRequest(t.name, t.name+" must be an RFC 3339 time")
+			}
+			*t.dst = parsed
+		}
+	}
+	return q, nil
+}
+
+func statusNames() string {
+	names := make([]string, len(scheduler.Statuses))
+	for i, st := range scheduler.Statuses {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
+}
+
+// BulkRetryResponse is the body of POST /v1/events/retry.
+type BulkRetryResponse struct {
+	Retried int `json:"retried"`
+}
+
+// bulkRetry puts every FAILED or SERVICE_UNAVAILABLE event matching the
+// search filters of the body back to PENDING (API.md §5).
+func (a *API) bulkRetry(c *gin.Context) {
+	a.limitBody(c, maxFilterBytes)
+	var f searchFilters
+	if err := decodeJSON(c.Request.Body, &f); err != nil {
+		abort(c, err)
+		return
+	}
+	q, err := searchQuery(f)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if err := scopeApp(c, &q.App); err != nil {
+		abort(c, err)
+		return
+	}
+	n, err := a.sched.BulkRetry(c.Request.Context(), q)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, BulkRetryResponse{Retried: n})
+}
+
+// maxFilterBytes bounds the body of a request that carries search filters.
+const maxFilterBytes = 64 << 10

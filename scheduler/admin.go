@@ -67,11 +67,13 @@ func (s *Scheduler) Dashboard(ctx context.Context) (Dashboard, error) {
 // MaxBulk bounds how many events one bulk action changes.
 const MaxBulk = 10000
 
-// BulkRetry retries every FAILED, SERVICE_UNAVAILABLE or CANCELLED event
-// matching q (narrowed to those statuses), at most MaxBulk, and returns how
-// many it put back to PENDING. Events that changed status meanwhile are skipped.
+// BulkRetry retries every FAILED or SERVICE_UNAVAILABLE event matching q
+// (narrowed to those statuses), at most MaxBulk, and returns how many it put
+// back to PENDING, attempts reset as by Retry (API.md §5). Events that
+// changed status meanwhile are skipped. A cancelled event is retried one by
+// one only: cancelling was someone's decision.
 func (s *Scheduler) BulkRetry(ctx context.Context, q SearchQuery) (int, error) {
-	q.Statuses = narrow(q, []Status{StatusFailed, StatusServiceUnavailable, StatusCancelled})
+	q.Statuses = narrow(q, []Status{StatusFailed, StatusServiceUnavailable})
 	return s.bulk(ctx, q, s.Retry)
 }
 

@@ -187,7 +187,8 @@ func sameContent(old, ev *Event, relativeDue bool) bool {
 }
 
 // Get returns an event by identity: live from Redis, else its latest run
-// from the archive.
+// from the archive. The body is always shown: Redis drops a delivered
+// event's body once the archive has it, and Get then takes it from there.
 func (s *Scheduler) Get(ctx context.Context, app, id string) (*Event, error) {
 	if !ValidApp(app) || !ValidID(id) {
 		return nil, ErrNotFound
@@ -197,7 +198,42 @@ func (s *Scheduler) Get(ctx context.Context, app, id string) (*Event, error) {
 		ev, err = s.archive.Get(ctx, app, id)
 		return ev, archiveErr(err)
 	}
-	return ev, err
+	if err != nil {
+		return nil, err
+	}
+	if ev.BodyDropped && s.archive != nil {
+		run, err := s.archive.Get(ctx, app, id)
+		if err != nil {
+			return nil, archiveErr(err)
+		}
+		takeBody(ev, run)
+	}
+	return ev, nil
+}
+
+// Status returns an event's status: from Redis while it has the event
+// (without reading the archive for its body), else from the archive.
+func (s *Scheduler) Status(ctx context.Context, app, id string) (Status, error) {
+	if !ValidApp(app) || !ValidID(id) {
+		return "", ErrNotFound
+	}
+	ev, err := s.store.Get(ctx, app, id)
+	if errors.Is(err, ErrNotFound) && s.archive != nil {
+		ev, err = s.archive.Get(ctx, app, id)
+		err = archiveErr(err)
+	}
+	if err != nil {
+		return "", err
+	}
+	return ev.Status, nil
+}
+
+// takeBody gives a live event whose body Redis dropped the body of its
+// archived run (the same run: same creation time).
+func takeBody(live, archived *Event) {
+	if archived != nil && !archived.BodyDropped && archived.CreatedAt.Equal(live.CreatedAt) {
+		live.Body, live.BodyDropped = archived.Body, false
+	}
 }
 
 // archiveErr marks archive failures other than "not found" and bad input
@@ -276,9 +312,11 @@ func (s *Scheduler) Retry(ctx context.Context, app, id string) (*Event, error) {
 }
 
 // Search finds events in the archive (which the outbox keeps in step with
-// Redis, so live events are found too) and shows the live ones of the page
-// in their current Redis state. A row whose live status no longer matches
-// the status filter is left out of the page; the cursor is unaffected.
+// Redis, so live events are found too) and shows each the way Get does: a
+// run Redis still has is its live event, whole, with the body from the
+// archive row when Redis dropped it; any other run is its archive row with
+// its history. A row whose live status no longer matches the status filter
+// is left out of the page; the cursor is unaffected.
 func (s *Scheduler) Search(ctx context.Context, q SearchQuery) (SearchPage, error) {
 	if s.archive == nil {
 		return SearchPage{}, ErrNoArchive
@@ -313,8 +351,8 @@ func (s *Scheduler) Search(ctx context.Context, q SearchQuery) (SearchPage, erro
 	out := page.Events[:0]
 	for i, ev := range page.Events {
 		if l := live[i]; l != nil && l.CreatedAt.Equal(ev.CreatedAt) {
-			ev.Status, ev.Attempts, ev.DueAt, ev.UpdatedAt = l.Status, l.Attempts, l.DueAt, l.UpdatedAt
-			ev.FinishedAt, ev.LastStatusCode, ev.LastError = l.FinishedAt, l.LastStatusCode, l.LastError
+			takeBody(l, ev)
+			ev = l
 		}
 		if !q.matches(ev.Status) {
 			continue

@@ -21,7 +21,7 @@ type Store interface {
 	// Get returns the live event or ErrNotFound.
 	Get(ctx context.Context, app, id string) (*Event, error)
 	// GetMany returns the live events of many identities in one round trip,
-	// nil where Redis no longer has one. The history is left out.
+	// each as Get returns it, nil where Redis no longer has one.
 	GetMany(ctx context.Context, ids []Ident) ([]*Event, error)
 	// Cancel cancels a PENDING event: ErrNotFound or *StatusError otherwise.
 	Cancel(ctx context.Context, app, id string, now time.Time) error
@@ -51,6 +51,13 @@ type Store interface {
 	// its events back, and forgets the worker unless it beat again. It
 	// returns the number of leases ended.
 	RecoverWorker(ctx context.Context, id string, deadAfter time.Duration, now time.Time) (int, error)
+	// GiveBackOrphans returns to due, without counting an attempt, the
+	// events in worker's processing lists that it claimed at least grace ago
+	// (on the store's clock, or now) but does not hold: claims whose reply
+	// was lost. holding lists, per shard, the members the worker is
+	// delivering or finishing. Members whose lease expired are left to Reap.
+	// It returns the number of events given back.
+	GiveBackOrphans(ctx context.Context, worker string, holding [][]string, grace time.Duration, now time.Time) (int, error)
 	// Workers lists the workers whose last heartbeat is newer than since.
 	Workers(ctx context.Context, since time.Time) ([]WorkerInfo, error)
 	// Live counts the live events: PENDING, of those due before dueBefore,

@@ -101,6 +101,17 @@ const selectHistory = `SELECT attempt, at_ms, duration_ms, status_code, error, r
 FROM attempts WHERE app = ? AND event_id = ? AND created_ms = ?
 ORDER BY at_ms, attempt, id`
 
+// The histories of a page of search results, in one query: the head, one
+// selectHistoriesRun per run joined with OR, then the order. Rows carry
+// their run, and the order within a run is selectHistory's.
+const (
+	selectHistoriesHead = `SELECT app, event_id, created_ms, attempt, at_ms, duration_ms, status_code, error, response, worker, stale
+FROM attempts WHERE `
+	selectHistoriesRun   = `(app = ? AND event_id = ? AND created_ms = ?)`
+	selectHistoriesOrder = `
+ORDER BY at_ms, attempt, id`
+)
+
 // Search is assembled from these parts: the head, any of the filters joined
 // with AND, then the order and limit. '!' is the LIKE escape character in
 // both dialects: a backslash would need doubling in MySQL string literals

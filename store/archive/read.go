@@ -43,8 +43,8 @@ func (s *Store) Get(ctx context.Context, app, id string) (*scheduler.Event, erro
 	return ev, nil
 }
 
-// Search lists runs matching q, newest first (highest seq), without their
-// history. Pagination is by keyset on seq: a page holds the rows with seq
+// Search lists runs matching q, newest first (highest seq), each with its
+// history, as Get shows it. Pagination is by keyset on seq: a page holds the rows with seq
 // below the cursor's, so pages never overlap or skip a row, and runs
 // archived after the first page do not push older ones onto later pages.
 // Invalid input (limit, cursor, status) returns a *scheduler.ValidationError
@@ -130,7 +130,57 @@ func (s *Store) Search(ctx context.Context, q scheduler.SearchQuery) (scheduler.
 	if err := rows.Err(); err != nil {
 		return scheduler.SearchPage{}, fmt.Errorf("archive search: %w: %w", scheduler.ErrUnavailable, err)
 	}
+	if err := s.loadHistories(ctx, page.Events); err != nil {
+		return scheduler.SearchPage{}, err
+	}
 	return page, nil
+}
+
+// loadHistories fills in the attempt history of runs, in one query, so a
+// search result carries what Get shows for the same run.
+func (s *Store) loadHistories(ctx context.Context, runs []*scheduler.Event) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	type run struct {
+		app, id string
+		created int64
+	}
+	byRun := make(map[run]*scheduler.Event, len(runs))
+	var q strings.Builder
+	q.WriteString(selectHistoriesHead)
+	args := make([]any, 0, 3*len(runs))
+	for i, ev := range runs {
+		if i > 0 {
+			q.WriteString(" OR ")
+		}
+		q.WriteString(selectHistoriesRun)
+		created := ev.CreatedAt.UnixMilli()
+		args = append(args, ev.App, ev.ID, created)
+		byRun[run{ev.App, ev.ID, created}] = ev
+		ev.History = nil
+	}
+	q.WriteString(selectHistoriesOrder)
+	rows, err := s.db.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return fmt.Errorf("archive search history: %w: %w", scheduler.ErrUnavailable, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r run
+		var a scheduler.Attempt
+		if err := rows.Scan(&r.app, &r.id, &r.created, &a.Attempt, &a.At, &a.DurationMS, &a.StatusCode, &a.Error,
+			&a.Response, &a.Worker, &a.Stale); err != nil {
+			return fmt.Errorf("archive search history: %w", err)
+		}
+		if ev := byRun[r]; ev != nil {
+			ev.History = append(ev.History, a)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("archive search history: %w: %w", scheduler.ErrUnavailable, err)
+	}
+	return nil
 }
 
 // cursorVersion prefixes the cursor's payload so its format can change

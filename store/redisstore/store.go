@@ -433,69 +433,28 @@ func (s *Store) Get(ctx context.Context, app, id string) (*scheduler.Event, erro
 	return decode(app, id, f)
 }
 
-// GetMany implements scheduler.Store.
+// GetMany implements scheduler.Store: whole events, as Get returns them,
+// read with one pipelined HGETALL per event.
 func (s *Store) GetMany(ctx context.Context, ids []scheduler.Ident) ([]*scheduler.Event, error) {
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(ids))
-	// The fields of a listing (no body, no history), and the second chunk of
-	// the long ones among them: an event that has one is read again whole.
-	fields := []string{"u", "m", "h", "d", "s", "a", "x", "to", "bn", "bx", "c", "t", "f", "lc", "le", "w",
-		chunkField("u", 1), chunkField("h", 1), chunkField("le", 1)}
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
 	for i, id := range ids {
 		m := member(id.App, id.ID)
-		cmds[i] = pipe.HMGet(ctx, s.k.ev(s.k.shard(m), m), fields...)
+		cmds[i] = pipe.HGetAll(ctx, s.k.ev(s.k.shard(m), m))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, unavailable("get many", err)
 	}
-	found := make([]map[string]string, len(ids))
-	var chunked []int
-	for i, cmd := range cmds {
-		vals := cmd.Val()
-		f := make(map[string]string, len(fields))
-		for j, v := range vals {
-			if str, ok := v.(string); ok {
-				f[fields[j]] = str
-			}
-		}
-		found[i] = f
-		if f["u1"] != "" || f["h1"] != "" || f["le1"] != "" {
-			chunked = append(chunked, i)
-		}
-	}
-	if len(chunked) > 0 {
-		pipe := s.rdb.Pipeline()
-		all := make([]*redis.MapStringStringCmd, len(chunked))
-		for j, i := range chunked {
-			m := member(ids[i].App, ids[i].ID)
-			all[j] = pipe.HGetAll(ctx, s.k.ev(s.k.shard(m), m))
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, unavailable("get many", err)
-		}
-		for j, i := range chunked {
-			f := all[j].Val()
-			for _, long := range []string{"b", "hi"} { // not part of a listing
-				for c := 0; ; c++ {
-					if _, ok := f[chunkField(long, c)]; !ok {
-						break
-					}
-					delete(f, chunkField(long, c))
-				}
-			}
-			found[i] = f
-		}
-	}
 	out := make([]*scheduler.Event, len(ids))
-	for i, f := range found {
-		if f["s"] == "" && f["c"] == "" { // gone (every hash has c; a pending one may lack s)
+	for i, cmd := range cmds {
+		f := cmd.Val()
+		if len(f) == 0 { // gone
 			continue
 		}
 		ev, err := decode(ids[i].App, ids[i].ID, f)
 		if err != nil {
 			return nil, err
 		}
-		ev.BodyDropped = true // not fetched
 		out[i] = ev
 	}
 	return out, nil
