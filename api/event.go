@@ -93,6 +93,22 @@ func ViewEvent(ev *scheduler.Event, defaultMax int) EventView {
 	return v
 }
 
+// Code is the attempt's status code, 0 when the destination did not answer.
+func (a AttemptView) Code() int {
+	if a.StatusCode == nil {
+		return 0
+	}
+	return *a.StatusCode
+}
+
+// ErrorText is the attempt's error, "" when there was none.
+func (a AttemptView) ErrorText() string {
+	if a.Error == nil {
+		return ""
+	}
+	return *a.Error
+}
+
 // nonZero is a status code for JSON: null when there was none.
 func nonZero(n int) *int {
 	if n == 0 {

@@ -67,7 +67,7 @@ func TestReadsFallBackToTheArchive(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Get done: %v", err)
 		}
-		if ev.Status != scheduler.StatusCompleted || ev.Attempts != 1 || len(ev.History) != 1 || ev.History[0].StatusCode != 200 ||
+		if ev.Status != scheduler.StatusCompleted || ev.Attempts != 1 || len(ev.History) != 1 || ev.History[0].Code() != 200 ||
 			ev.URL != done.URL || ev.Headers["X-Trace"] != "abc" || ev.CreatedAt.IsZero() || ev.FinishedAt.IsZero() {
 			t.Errorf("Get done from the archive: %+v", ev)
 		}
@@ -107,7 +107,7 @@ func TestReadsFallBackToTheArchive(t *testing.T) {
 		// v1 get.
 		var v api.EventView
 		callJSON(t, "GET", srv.URL+"/v1/events/"+testApp+"/done", http.StatusOK, &v)
-		if v.Status != "COMPLETED" || len(v.History) != 1 || v.History[0].StatusCode != 200 || v.CreatedAt == "" {
+		if v.Status != "COMPLETED" || len(v.History) != 1 || v.History[0].Code() != 200 || v.CreatedAt == "" {
 			t.Errorf("GET /v1/events/.../done from the archive: %+v", v)
 		}
 
@@ -143,7 +143,7 @@ func TestReadsFallBackToTheArchive(t *testing.T) {
 			id := c.ev.ID
 			var r api.EventView
 			callJSON(t, "POST", srv.URL+"/v1/events/"+testApp+"/"+id+"/retry", http.StatusOK, &r)
-			if r.Status != "PENDING" || r.Attempts != 0 || len(r.History) != 1 || r.History[0].StatusCode != 404 {
+			if r.Status != "PENDING" || r.Attempts != 0 || len(r.History) != 1 || r.History[0].Code() != 404 {
 				t.Errorf("retry %s: %+v, want PENDING with the earlier attempt in its history", id, r)
 			}
 			if r.Body == nil || *r.Body != c.body {
@@ -174,7 +174,7 @@ func TestReadsFallBackToTheArchive(t *testing.T) {
 				t.Fatalf("Get %s: %v", id, err)
 			}
 			if ev.Status != scheduler.StatusCompleted || ev.Attempts != 1 || len(ev.History) != 2 ||
-				ev.History[0].StatusCode != 404 || ev.History[1].StatusCode != 200 {
+				ev.History[0].Code() != 404 || ev.History[1].StatusCode != 200 {
 				t.Errorf("%s from the archive after its retry: %s, attempts %d, history %+v", id, ev.Status, ev.Attempts, ev.History)
 			}
 		}

@@ -151,24 +151,24 @@ func TestPausedWorkerIsFenced(t *testing.T) {
 		t.Fatalf("GET: status %s, attempts %d, history %+v; want COMPLETED, 2, 3 lines", view.Status, view.Attempts, view.History)
 	}
 	h := view.History
-	if h[0].Attempt != 1 || h[0].Worker != w1ID || h[0].Error == "" || h[0].Stale {
+	if h[0].Attempt != 1 || h[0].Worker != w1ID || h[0].ErrorText() == "" || h[0].Stale {
 		t.Errorf("history[0] %+v: want attempt 1 of %s recovered after its lease expired", h[0], w1ID)
 	}
-	if h[1].Attempt != 2 || h[1].Worker != w2ID || h[1].StatusCode != 200 || h[1].Stale {
+	if h[1].Attempt != 2 || h[1].Worker != w2ID || h[1].Code() != 200 || h[1].Stale {
 		t.Errorf("history[1] %+v: want attempt 2 of %s, 200", h[1], w2ID)
 	}
 	if h[2].Attempt != 1 || h[2].Worker != w1ID || !h[2].Stale {
 		t.Errorf("history[2] %+v: want attempt 1 of %s marked stale", h[2], w1ID)
 	}
-	lateOutcome := fmt.Sprintf("status %d", h[2].StatusCode)
-	if h[2].StatusCode == 0 {
+	lateOutcome := fmt.Sprintf("status %d", h[2].Code())
+	if h[2].Code() == 0 {
 		// Worker 1's lease keeper may see the lost lease before the
 		// response is read, and abandon the delivery instead.
-		lateOutcome = "abandoned: " + h[2].Error
-		if !strings.Contains(h[2].Error, "lease lost") {
+		lateOutcome = "abandoned: " + h[2].ErrorText()
+		if !strings.Contains(h[2].ErrorText(), "lease lost") {
 			t.Errorf("history[2] %+v: want status 500 or an abandoned delivery (lease lost)", h[2])
 		}
-	} else if h[2].StatusCode != http.StatusInternalServerError {
+	} else if h[2].Code() != http.StatusInternalServerError {
 		t.Errorf("history[2] %+v: want status 500", h[2])
 	}
 
