@@ -67,7 +67,7 @@ func TestReadsFallBackToTheArchive(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Get done: %v", err)
 		}
-		if ev.Status != scheduler.StatusCompleted || ev.Attempts != 1 || len(ev.History) != 1 || ev.History[0].Code() != 200 ||
+		if ev.Status != scheduler.StatusCompleted || ev.Attempts != 1 || len(ev.History) != 1 || ev.History[0].StatusCode != 200 ||
 			ev.URL != done.URL || ev.Headers["X-Trace"] != "abc" || ev.CreatedAt.IsZero() || ev.FinishedAt.IsZero() {
 			t.Errorf("Get done from the archive: %+v", ev)
 		}
@@ -174,7 +174,7 @@ func TestReadsFallBackToTheArchive(t *testing.T) {
 				t.Fatalf("Get %s: %v", id, err)
 			}
 			if ev.Status != scheduler.StatusCompleted || ev.Attempts != 1 || len(ev.History) != 2 ||
-				ev.History[0].Code() != 404 || ev.History[1].StatusCode != 200 {
+				ev.History[0].StatusCode != 404 || ev.History[1].StatusCode != 200 {
 				t.Errorf("%s from the archive after its retry: %s, attempts %d, history %+v", id, ev.Status, ev.Attempts, ev.History)
 			}
 		}
