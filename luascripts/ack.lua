@@ -22,9 +22,12 @@
 --
 -- Returns 1 when recorded, 0 when the caller no longer holds the lease (the
 -- event was recovered and claimed again, cancelled or finished): the attempt
--- is then only appended to the history, the newer outcome stands.
+-- is then only appended to the history, the newer outcome stands. A call
+-- applied before (the same history line: see finish_attempt) changes nothing
+-- and returns what the first one did.
 local now = now_ms(ARGV[8])
-local held, cur, line = finish_attempt(KEYS[1], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[7])
+local held, dup, cur, line = finish_attempt(KEYS[1], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[7])
+if dup then return held and 1 or 0 end
 if not held then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LREM', KEYS[3], 1, ARGV[1])

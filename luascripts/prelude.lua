@@ -128,25 +128,40 @@ end
 -- history line. A late attempt joins the history marked stale
 -- (scheduler.Attempt.Stale): it was delivered, but its outcome does not
 -- count; it goes to the outbox as an 'attempt' entry leaving the run as it
--- is. Returns held (nil when the event is gone), the hash's s, w, a, c, t,
--- and the line as recorded.
+-- is.
+--
+-- Finishing is idempotent per attempt: a call whose line is already in the
+-- history (as recorded, or marked stale) was applied before and changes
+-- nothing. That is a call sent again: go-redis retries a pipeline whose
+-- replies were lost, the finisher re-runs a call after NOSCRIPT, a worker
+-- retries after an error. The line names the worker and the attempt number
+-- and carries the attempt's time, so it identifies one delivery even when a
+-- claim given back unused (giveback.lua) lets an attempt number come again.
+--
+-- Returns held (true, false, or nil when the event is gone), dup (true when
+-- the call was applied before: held then says how it counted), the hash's
+-- s, w, a, c, t, and the line as recorded.
 local function finish_attempt(k, stream, member, worker, attempt, line)
   local cur = redis.call('HMGET', k, 's', 'w', 'a', 'c', 't')
   if cur[1] == false then
-    if redis.call('EXISTS', k) == 0 then return nil, cur, line end
+    if redis.call('EXISTS', k) == 0 then return nil, false, cur, line end
     cur[1] = 'PENDING' -- as created: see status_of
   end
+  local stale = line
+  if line == '{}' then stale = '{"stale":true}'
+  elseif string.sub(line, -1) == '}' then stale = string.sub(line, 1, -2) .. ',"stale":true}' end
+  local hist = long_get(k, 'hi') or ''
+  local lines = '\n' .. hist
+  if string.find(lines, '\n' .. line .. '\n', 1, true) then return true, true, cur, line end
+  if string.find(lines, '\n' .. stale .. '\n', 1, true) then return false, true, cur, stale end
   local held = cur[1] == 'PROCESSING' and cur[2] == worker and cur[3] == attempt
-  if not held then
-    if line == '{}' then line = '{"stale":true}'
-    elseif string.sub(line, -1) == '}' then line = string.sub(line, 1, -2) .. ',"stale":true}' end
-  end
-  long_set(k, 'hi', (long_get(k, 'hi') or '') .. line .. '\n')
+  if not held then line = stale end
+  long_set(k, 'hi', hist .. line .. '\n')
   if not held then
     redis.call('XADD', stream, '*', 'm', member, 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
       's', cur[1], 'h', line)
   end
-  return held, cur, line
+  return held, false, cur, line
 end
 
 -- zadd_wake adds member to due set key at due and, when that moves the set's

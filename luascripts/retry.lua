@@ -21,9 +21,12 @@
 --
 -- Appends an 'attempt' entry to the outbox.
 --
--- Returns the next due time in ms, or 0 when the caller no longer holds the lease.
+-- Returns the next due time in ms, or 0 when the caller no longer holds the
+-- lease. A call applied before (the same history line: see finish_attempt)
+-- changes nothing and returns 1 when the first one was recorded, else 0.
 local now = now_ms(ARGV[8])
-local held, cur, line = finish_attempt(KEYS[1], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[7])
+local held, dup, cur, line = finish_attempt(KEYS[1], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[7])
+if dup then return held and 1 or 0 end
 if not held then return 0 end
 local due = now + tonumber(ARGV[4])
 redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'c', cur[4] or '', 't', now,

@@ -45,6 +45,8 @@ var (
 	expireWorkerSrc string
 	//go:embed forgetworker.lua
 	forgetWorkerSrc string
+	//go:embed giveback.lua
+	giveBackSrc string
 	//go:embed ping.lua
 	pingSrc string
 	//go:embed appput.lua
@@ -83,6 +85,9 @@ var (
 	ExpireWorker = script(expireWorkerSrc)
 	// ForgetWorker removes a dead worker's heartbeat (forgetworker.lua).
 	ForgetWorker = script(forgetWorkerSrc)
+	// GiveBack returns to due, uncounted, the claims in a worker's
+	// processing list that it is not delivering (giveback.lua).
+	GiveBack = script(giveBackSrc)
 	// Ping is the health check (ping.lua).
 	Ping = script(pingSrc)
 	// AppPut writes an application record and its key index (appput.lua).
@@ -93,4 +98,4 @@ var (
 
 // All lists every script, for loading them up front.
 var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived,
-	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, Ping, AppPut, AppByKey}
+	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, GiveBack, Ping, AppPut, AppByKey}

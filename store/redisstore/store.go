@@ -573,7 +573,17 @@ func (s *Store) Finish(ctx context.Context, l scheduler.Lease, o scheduler.Outco
 func (s *Store) finishCall(l scheduler.Lease, o scheduler.Outcome, now time.Time) (*redis.Script, []string, []any, error) {
 	m := member(l.App, l.ID)
 	sh := s.k.shard(m)
-	line, err := json.Marshal(o.Attempt)
+	// The line names the lease it is recorded under: finishing is
+	// idempotent per line (finish_attempt in luascripts/prelude.lua), so a
+	// call sent again is recognised, and another lease's is not.
+	a := o.Attempt
+	if a.Worker == "" {
+		a.Worker = l.Worker
+	}
+	if a.Attempt == 0 {
+		a.Attempt = l.Attempt
+	}
+	line, err := json.Marshal(a)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -92,4 +93,48 @@ func (s *Store) RecoverWorker(ctx context.Context, id string, deadAfter time.Dur
 		}
 	}
 	return total, nil
+}
+
+// GiveBackOrphans implements scheduler.Store: one giveback.lua call per
+// shard, pipelined (per node, for a cluster), so the whole check is one
+// round trip. A call that met NOSCRIPT (a restart or SCRIPT FLUSH in
+// between) runs again on its own; the script only acts on what it finds,
+// so running it again is harmless.
+func (s *Store) GiveBackOrphans(ctx context.Context, worker string, holding [][]string, grace time.Duration, now time.Time) (int, error) {
+	if len(holding) != s.cfg.Shards {
+		return 0, fmt.Errorf("give back orphans: %d shards of holdings, the namespace has %d", len(holding), s.cfg.Shards)
+	}
+	type call struct {
+		keys []string
+		args []any
+		cmd  *redis.Cmd
+	}
+	calls := make([]call, s.cfg.Shards)
+	pipe := s.rdb.Pipeline()
+	for sh := range s.cfg.Shards {
+		args := make([]any, 0, 6+len(holding[sh]))
+		args = append(args, ms(now), grace.Milliseconds(), s.k.evPrefix(sh), worker, s.k.wake(), sh)
+		for _, m := range holding[sh] {
+			args = append(args, m)
+		}
+		keys := []string{s.k.proc(sh, worker), s.k.lease(sh), s.k.due(sh)}
+		calls[sh] = call{keys: keys, args: args, cmd: luascripts.GiveBack.EvalSha(ctx, pipe, keys, args...)}
+	}
+	_, _ = pipe.Exec(ctx) // errors are per command
+	total := 0
+	var firstErr error
+	for sh, c := range calls {
+		n, err := c.cmd.Int()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			n, err = luascripts.GiveBack.Run(ctx, s.rdb, c.keys, c.args...).Int()
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = unavailable(fmt.Sprintf("give back orphans of shard %d", sh), err)
+			}
+			continue
+		}
+		total += n
+	}
+	return total, firstErr
 }

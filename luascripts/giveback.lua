@@ -1,0 +1,55 @@
+-- giveback.lua: give back to `due` the events in a worker's processing list
+-- of one shard that the worker is not delivering: claims whose reply never
+-- reached it (the connection broke after Redis ran claim.lua, and go-redis
+-- retried the command or gave up). The worker is alive, so without this the
+-- event would wait for its lease to expire.
+--
+-- KEYS[1] the worker's processing list   <P>:proc:<worker>
+-- KEYS[2] lease zset                     <P>:lease
+-- KEYS[3] due zset                       <P>:due
+-- ARGV[1] now, ms (0: use the Redis server clock)
+-- ARGV[2] grace, ms: a member claimed less than this long ago is left alone
+--         (the reply of its claim may still be on its way)
+-- ARGV[3] event hash key prefix          <P>:ev:
+-- ARGV[4] worker id
+-- ARGV[5] wake-up channel
+-- ARGV[6] wake-up message
+-- ARGV[7..] the members of this shard the worker is delivering or finishing:
+--         left alone
+--
+-- The attempt never started, so it does not count: the event goes back to
+-- PENDING, due at its due time (it keeps its place), with attempts back to
+-- what they were before the claim, no history line and no outbox entry (the
+-- claim wrote none either). A member whose lease already expired is left to
+-- reap.lua, which counts the attempt: the worker may have sent it and lost
+-- track since (its outcome could not be recorded). A list entry whose event
+-- the worker does not hold (gone, finished, or another worker's claim) is
+-- dropped from the list.
+--
+-- Returns the number of events given back.
+local now = now_ms(ARGV[1])
+local grace = tonumber(ARGV[2])
+local held = {}
+for i = 7, #ARGV do held[ARGV[i]] = true end
+local n = 0
+for _, m in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if not held[m] then
+    local k = ARGV[3] .. m
+    local f = redis.call('HMGET', k, 's', 'w', 'a', 't', 'd')
+    local lease = redis.call('ZSCORE', KEYS[2], m)
+    if f[1] ~= 'PROCESSING' or f[2] ~= ARGV[4] then
+      redis.call('LREM', KEYS[1], 0, m)
+    elseif lease and tonumber(lease) > now and now - (tonumber(f[4]) or 0) >= grace then
+      redis.call('LREM', KEYS[1], 0, m)
+      redis.call('ZREM', KEYS[2], m)
+      local a = tonumber(f[3]) or 0
+      if a > 0 then a = a - 1 end
+      redis.call('HSET', k, 's', 'PENDING', 'a', a, 't', now)
+      redis.call('HDEL', k, 'w')
+      redis.call('ZADD', KEYS[3], tonumber(f[5]) or now, m)
+      n = n + 1
+    end
+  end
+end
+if n > 0 then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
+return n
