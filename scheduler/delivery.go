@@ -116,6 +116,20 @@ type Result struct {
 	Response   string
 	// Unbuildable marks a request that could not be built: never retried.
 	Unbuildable bool
+	// Unsent marks a request that was never sent because the send check
+	// (withSendCheck) refused it: no attempt was made.
+	Unsent bool
+}
+
+// sendCheckKey is the context key of a send check (withSendCheck).
+type sendCheckKey struct{}
+
+// withSendCheck returns a context under which Deliver calls check right
+// before it sends the request, after everything that may take time
+// (building it, reading signing secrets): an error stops the send, and the
+// Result carries it with Unsent set. The worker checks its lease this way.
+func withSendCheck(ctx context.Context, check func() error) context.Context {
+	return context.WithValue(ctx, sendCheckKey{}, check)
 }
 
 // Deliver sends ev's request once, bounded by timeout.
@@ -159,6 +173,11 @@ func (d *Deliverer) Deliver(ctx context.Context, ev *Event, timeout time.Duratio
 		}
 	}
 
+	if check, _ := ctx.Value(sendCheckKey{}).(func() error); check != nil {
+		if err := check(); err != nil {
+			return Result{Err: err, Unsent: true}
+		}
+	}
 	start := time.Now()
 	resp, err := d.client.Do(req)
 	if err != nil {

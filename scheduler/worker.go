@@ -20,6 +20,7 @@ const (
 	DefaultHeartbeatInterval = 5 * time.Second
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultBatch             = 100
+	DefaultOrphanInterval    = time.Second
 )
 
 // WorkerConfig configures a Worker.
@@ -47,6 +48,13 @@ type WorkerConfig struct {
 	// ShutdownTimeout bounds how long in-flight deliveries may finish after
 	// the worker is stopped; the rest are handed back. Defaults to 30s.
 	ShutdownTimeout time.Duration
+	// OrphanInterval is how often the worker looks in its own processing
+	// lists for claims it does not know of (a claim whose reply was lost)
+	// and gives them back. Defaults to 1s.
+	OrphanInterval time.Duration
+	// LogFailedRequests logs every failed attempt as one structured line
+	// (failurelog.go). Defaults to off.
+	LogFailedRequests bool
 	// Policy is the default retry policy.
 	Policy Policy
 	// Clock, when set, replaces the store's server clock for due and lease
@@ -89,6 +97,9 @@ func (c WorkerConfig) WithDefaults() WorkerConfig {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.OrphanInterval <= 0 {
+		c.OrphanInterval = DefaultOrphanInterval
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -122,7 +133,16 @@ type Worker struct {
 	// beatingSince is when this worker's heartbeats last started to
 	// succeed without a failure in between (Unix ns; 0 while failing).
 	beatingSince atomic.Int64
-	fin          *finisher // records outcomes, many per round trip; set by Run
+	// lastBeat is 1 + when the last successful heartbeat was sent (w.mono,
+	// ns); 0 before the first. The worker claims only while it is recent
+	// (heartbeatFresh).
+	lastBeat atomic.Int64
+	// beat is signalled after every successful heartbeat.
+	beat chan struct{}
+	// claims are the worker's claims by member (see claimRec).
+	claimsMu sync.Mutex
+	claims   map[string]*claimRec
+	fin      *finisher // records outcomes, many per round trip; set by Run
 	// lastFull is when a claim last left due events behind (Unix ns): the
 	// worker is behind.
 	lastFull atomic.Int64
@@ -138,6 +158,7 @@ func NewWorker(store Store, d *Deliverer, cfg WorkerConfig) *Worker {
 	return &Worker{
 		store: store, deliver: d, cfg: cfg, log: cfg.Logger.With("worker", cfg.ID),
 		freed: make(chan struct{}, 1), started: time.Now(),
+		beat: make(chan struct{}, 1), claims: map[string]*claimRec{},
 		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 }
@@ -211,7 +232,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// claimLoop is the heart of the worker; see doc.go.
+// claimLoop is the heart of the worker; see doc.go. It also gives back the
+// orphans of its processing lists (giveBackOrphans): running that here,
+// between claims, means no claim of this worker is on its way meanwhile.
 func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 	wake := w.store.Wakeups(ctx)
 	shards := w.store.Shards()
@@ -219,14 +242,31 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	backoff := 10 * time.Millisecond
+	var nextOrphanCheck time.Duration // w.mono: at once, then every OrphanInterval
+	gated := false
 	for ctx.Err() == nil {
+		if w.mono() >= nextOrphanCheck {
+			w.giveBackOrphans(ctx)
+			nextOrphanCheck = w.mono() + w.cfg.OrphanInterval
+		}
+		untilCheck := nextOrphanCheck - w.mono()
+		if !w.heartbeatFresh() {
+			// Peers judge a worker dead by its heartbeats: one that cannot
+			// beat claims nothing that they may take away from it.
+			if !gated && w.lastBeat.Load() != 0 {
+				w.log.Warn("heartbeats failing: not claiming until one succeeds", "dead_after", w.cfg.DeadAfter)
+			}
+			gated = true
+			waitFor(ctx, timer, untilCheck, w.beat)
+			continue
+		}
+		if gated && w.lastBeat.Load() != 0 {
+			gated = false
+			w.log.Info("heartbeat succeeded: claiming again")
+		}
 		free := w.cfg.Concurrency - w.InFlight()
 		if free <= 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.freed:
-			}
+			waitFor(ctx, timer, untilCheck, w.freed)
 			continue
 		}
 		var next time.Time
@@ -236,6 +276,7 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 		for i := 0; i < shards && free > 0; i++ {
 			sh := (start + i) % shards
 			batch := min(free, w.cfg.Batch)
+			sent := w.mono()
 			c, err := w.store.Claim(ctx, sh, w.cfg.ID, batch, w.cfg.Visibility, w.now())
 			if err != nil {
 				if ctx.Err() == nil {
@@ -245,13 +286,16 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 				break
 			}
 			serverNow = c.Now
-			for _, ev := range c.Events {
-				w.inflight.Add(1)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					w.process(workCtx, ev, c.Now)
-				}()
+			if len(c.Events) > 0 {
+				recs := w.track(sh, c.Events, sent)
+				for i, ev := range c.Events {
+					w.inflight.Add(1)
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						w.process(workCtx, ev, c.Now, recs[i])
+					}()
+				}
 			}
 			free -= len(c.Events)
 			if len(c.Events) == batch && free > 0 {
@@ -277,23 +321,26 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 		if free <= 0 {
 			continue // wait for a slot at the top of the loop
 		}
-		d := w.cfg.PollInterval
+		d := min(w.cfg.PollInterval, max(untilCheck, 0))
 		if !next.IsZero() {
 			d = min(d, next.Sub(serverNow))
 		}
 		if d <= 0 {
 			continue
 		}
-		timer.Reset(d)
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		case <-wake:
-			if !timer.Stop() {
-				<-timer.C
-			}
-		}
+		waitFor(ctx, timer, d, wake)
+	}
+}
+
+// waitFor waits until ctx ends, ch delivers (or is closed) or d passes,
+// using timer, which it leaves stopped.
+func waitFor(ctx context.Context, timer *time.Timer, d time.Duration, ch <-chan struct{}) {
+	timer.Reset(max(d, 0))
+	defer timer.Stop() // Go 1.23 timers: no stale tick is received after Stop or Reset
+	select {
+	case <-ctx.Done():
+	case <-timer.C:
+	case <-ch:
 	}
 }
 
@@ -306,8 +353,133 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// mono is the worker's monotonic clock: the time since it was created.
+// Leases are timed with it, not with Redis' clock, which may differ from
+// the local one.
+func (w *Worker) mono() time.Duration { return time.Since(w.started) }
+
+// heartbeatFresh reports whether the last successful heartbeat was sent
+// less than DeadAfter/2 ago: by then no peer can have judged this worker
+// dead (they wait DeadAfter after the heartbeat reached Redis, which was
+// after it was sent), and a claim made now has at least DeadAfter/2 before
+// they could.
+func (w *Worker) heartbeatFresh() bool {
+	last := w.lastBeat.Load()
+	return last != 0 && w.mono()-time.Duration(last-1) < w.cfg.DeadAfter/2
+}
+
+// claimRec is what the worker knows of one of its claims, on its own
+// monotonic clock (w.mono). The lease Redis started for a claim began after
+// the worker sent the claim, so measuring it from then errs on the safe
+// side however Redis' clock and the local one differ, and however long the
+// reply took (even across a SIGSTOP of the worker).
+type claimRec struct {
+	shard  int
+	member string
+	// deadline (ns): no request is started or continued after it, since
+	// the lease may have ended: sent + Visibility - leaseMargin, moved on
+	// by every extension.
+	deadline atomic.Int64
+	// confirmed (ns) is when a reply last confirmed the lease (claim or
+	// extension): it surely ends by confirmed + Visibility.
+	confirmed atomic.Int64
+	// forgetAt (under Worker.claimsMu) is zero while the delivery runs or
+	// its outcome is being recorded. A delivery that ends without recording
+	// its outcome sets it to when Redis has surely ended the lease: until
+	// then the event is left to the reaper, not given back as an orphan,
+	// since its attempt may have been made.
+	forgetAt time.Duration
+}
+
+// leaseMargin is how long before the lease's end (as the worker measures it)
+// a delivery stops: the request must not reach the destination after
+// another worker may have taken the event over.
+func (w *Worker) leaseMargin() time.Duration { return min(w.cfg.Visibility/10, time.Second) }
+
+// leaseLeft is how long the claim's delivery may still run.
+func (w *Worker) leaseLeft(r *claimRec) time.Duration {
+	return time.Duration(r.deadline.Load()) - w.mono()
+}
+
+// track records the events of one claim, sent at sent (w.mono).
+func (w *Worker) track(shard int, evs []*Event, sent time.Duration) []*claimRec {
+	deadline := int64(sent + w.cfg.Visibility - w.leaseMargin())
+	got := int64(w.mono())
+	recs := make([]*claimRec, len(evs))
+	w.claimsMu.Lock()
+	for i, ev := range evs {
+		r := &claimRec{shard: shard, member: ev.Member()}
+		r.deadline.Store(deadline)
+		r.confirmed.Store(got)
+		w.claims[r.member] = r
+		recs[i] = r
+	}
+	w.claimsMu.Unlock()
+	return recs
+}
+
+// forgetSlack is added to a lease's latest possible end before the worker
+// forgets a claim whose outcome it could not record.
+const forgetSlack = time.Second
+
+// untrack ends the worker's record of a claim: at once when its outcome is
+// recorded (the member left the processing list with it), else once Redis
+// has surely ended the lease (see claimRec.forgetAt).
+func (w *Worker) untrack(r *claimRec, recorded bool) {
+	w.claimsMu.Lock()
+	defer w.claimsMu.Unlock()
+	if w.claims[r.member] != r {
+		return // claimed again since: that claim's record stays
+	}
+	if recorded {
+		delete(w.claims, r.member)
+		return
+	}
+	r.forgetAt = time.Duration(r.confirmed.Load()) + w.cfg.Visibility + forgetSlack
+}
+
+// orphanCheckTimeout bounds one look for orphans.
+const orphanCheckTimeout = 5 * time.Second
+
+// giveBackOrphans gives back to due, without counting an attempt, the
+// members of this worker's processing lists it holds no claim record for:
+// claims Redis ran whose reply never reached the worker (go-redis retried
+// the command after the connection broke, or gave up). Members claimed
+// within the last min(1s, Visibility/4) are left alone. It runs in the
+// claim loop, so no claim of this worker is on its way while it does.
+func (w *Worker) giveBackOrphans(ctx context.Context) {
+	now := w.mono()
+	holding := make([][]string, w.store.Shards())
+	w.claimsMu.Lock()
+	for m, r := range w.claims {
+		if r.forgetAt != 0 && now > r.forgetAt {
+			delete(w.claims, m)
+			continue
+		}
+		holding[r.shard] = append(holding[r.shard], m)
+	}
+	w.claimsMu.Unlock()
+	grace := min(time.Second, w.cfg.Visibility/4)
+	cctx, cancel := context.WithTimeout(ctx, orphanCheckTimeout)
+	n, err := w.store.GiveBackOrphans(cctx, w.cfg.ID, holding, grace, w.now())
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("looking for lost claims failed", "err", err)
+		}
+		return
+	}
+	if n > 0 {
+		w.log.Warn("gave back claims whose reply was lost (not counted as attempts)", "count", n)
+	}
+}
+
+// errLeaseExpired stops a delivery whose lease has ended, as far as the
+// worker can tell: another worker may have taken the event over.
+var errLeaseExpired = errors.New("lease expired: another worker may own the event")
+
 // process delivers one claimed event and records the outcome.
-func (w *Worker) process(ctx context.Context, ev *Event, claimedAt time.Time) {
+func (w *Worker) process(ctx context.Context, ev *Event, claimedAt time.Time, rec *claimRec) {
 	defer func() {
 		w.inflight.Add(-1)
 		select {
@@ -320,12 +492,28 @@ func (w *Worker) process(ctx context.Context, ev *Event, claimedAt time.Time) {
 	if m := w.cfg.Metrics; m != nil && ev.Attempts == 1 {
 		m.Lateness.Observe(max(0, claimedAt.Sub(ev.DueAt).Seconds()))
 	}
+	if w.leaseLeft(rec) <= 0 {
+		w.dropUnsent(ev, rec)
+		return
+	}
 
 	dctx, abandon := context.WithCancelCause(ctx)
-	stopKeeper := w.keepLease(ctx, lease, abandon)
+	stopKeeper := w.keepLease(ctx, lease, rec, abandon)
+	// The last look at the lease, right before the request goes out (after
+	// signing, which may wait for Redis).
+	dctx = withSendCheck(dctx, func() error {
+		if w.leaseLeft(rec) <= 0 {
+			return errLeaseExpired
+		}
+		return nil
+	})
 	res := w.deliver.Deliver(dctx, ev, policy.Timeout)
 	stopKeeper()
 	abandon(nil)
+	if res.Unsent && errors.Is(res.Err, errLeaseExpired) {
+		w.dropUnsent(ev, rec)
+		return
+	}
 
 	next := Classify(res)
 	out := Outcome{Status: next, Attempt: Attempt{
@@ -348,6 +536,9 @@ func (w *Worker) process(ctx context.Context, ev *Event, claimedAt time.Time) {
 		out.Backoff = policy.Backoff(ev.Attempts, res.RetryAfter, w.rnd)
 		w.rndMu.Unlock()
 	}
+	if w.cfg.LogFailedRequests && out.Status != StatusCompleted {
+		logFailedAttempt(ctx, w.log, ev, res, out)
+	}
 	now := w.now()
 	if !now.IsZero() {
 		out.Attempt.At = now.UnixMilli()
@@ -356,6 +547,8 @@ func (w *Worker) process(ctx context.Context, ev *Event, claimedAt time.Time) {
 	}
 
 	// Recording the outcome must survive the shutdown: use a fresh context.
+	// Sending it again after an error is safe: finishing is idempotent per
+	// attempt (finish_attempt in luascripts/prelude.lua).
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	var held bool
@@ -367,6 +560,7 @@ func (w *Worker) process(ctx context.Context, ev *Event, claimedAt time.Time) {
 		}
 		sleep(fctx, time.Duration(100*(try+1))*time.Millisecond)
 	}
+	w.untrack(rec, err == nil)
 	if err != nil {
 		// The lease will expire and the reaper will deliver it again.
 		w.log.Error("record outcome failed; the event will be recovered after its lease", "app", ev.App, "id", ev.ID, "err", err)
@@ -386,18 +580,51 @@ func (w *Worker) process(ctx context.Context, ev *Event, claimedAt time.Time) {
 	}
 }
 
+// dropUnsent gives up a delivery whose lease ended before its request was
+// sent (the worker was stopped, starved of CPU, or the claim's reply took
+// that long): sending it now could duplicate another worker's delivery.
+// Nothing is recorded; the reaper recovers the event once Redis sees the
+// lease expired, which counts the attempt ("lease expired").
+func (w *Worker) dropUnsent(ev *Event, rec *claimRec) {
+	w.untrack(rec, false)
+	w.log.Warn("lease ended before the request was sent: not sending it; the event is recovered after its lease",
+		"app", ev.App, "id", ev.ID, "attempt", ev.Attempts, "late_by", -w.leaseLeft(rec))
+}
+
 // errLeaseLost abandons a delivery whose lease another worker now holds.
 var errLeaseLost = errors.New("lease lost: another worker owns the event")
 
-// keepLease extends the lease while a slow delivery runs. When the lease
-// turns out lost, the delivery is abandoned: another worker owns the event
-// and delivers it, so finishing ours would only add a duplicate.
-func (w *Worker) keepLease(ctx context.Context, l Lease, abandon context.CancelCauseFunc) (stop func()) {
+// keepLease extends the lease while a slow delivery runs, every
+// Visibility/3, and abandons the delivery when the lease ends as the worker
+// measures it (claimRec.deadline): a worker that was stopped (SIGSTOP),
+// starved or cut off from Redis does not go on past it. When the lease
+// turns out lost, the delivery is abandoned too: another worker owns the
+// event and delivers it, so finishing ours would only add a duplicate.
+func (w *Worker) keepLease(ctx context.Context, l Lease, rec *claimRec, abandon context.CancelCauseFunc) (stop func()) {
 	every := w.cfg.Visibility / 3
 	var mu sync.Mutex
 	stopped := false
-	var t *time.Timer
-	t = time.AfterFunc(every, func() {
+	var expiry, extend *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	expiry = time.AfterFunc(w.leaseLeft(rec), func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if left := w.leaseLeft(rec); left > 0 {
+			expiry.Reset(left) // extended meanwhile
+			return
+		}
+		w.log.Warn("lease ended during the delivery: abandoning it", "app", l.App, "id", l.ID, "attempt", l.Attempt)
+		abandon(errLeaseExpired)
+	})
+	extend = time.AfterFunc(every, func() {
+		if w.leaseLeft(rec) <= 0 {
+			return // too late to extend: the expiry timer abandons the delivery
+		}
+		sent := w.mono()
 		ectx, cancel := context.WithTimeout(ctx, every)
 		held, err := w.store.Extend(ectx, l, w.cfg.Visibility, w.now())
 		cancel()
@@ -412,13 +639,17 @@ func (w *Worker) keepLease(ctx context.Context, l Lease, abandon context.CancelC
 			w.log.Warn("lease lost during delivery: abandoning it", "app", l.App, "id", l.ID)
 			abandon(errLeaseLost)
 			return
+		} else {
+			rec.confirmed.Store(int64(w.mono()))
+			rec.deadline.Store(int64(sent + w.cfg.Visibility - w.leaseMargin()))
 		}
-		t.Reset(every)
+		extend.Reset(every)
 	})
 	return func() {
 		mu.Lock()
 		stopped = true
 		mu.Unlock()
-		t.Stop()
+		expiry.Stop()
+		extend.Stop()
 	}
 }

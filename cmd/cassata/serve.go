@@ -163,7 +163,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 			Concurrency: cfg.WorkerConcurrency, Batch: cfg.Batch, Visibility: cfg.Visibility,
 			PollInterval: cfg.PollInterval, ShutdownTimeout: cfg.ShutdownTimeout, Policy: policy,
 			HeartbeatInterval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadAfter,
-			Logger: log, Metrics: metrics,
+			Logger: log, Metrics: metrics, LogFailedRequests: cfg.LogFailedRequests,
 		})
 		wg.Add(1)
 		go func() {
