@@ -28,10 +28,28 @@
 // (worker id, attempt number): finishing and extending check it, so a worker
 // that lost its lease (paused, partitioned, or simply slow) cannot overwrite
 // the outcome recorded by the worker that took the event over; its late
-// attempt only joins the history, marked stale. Slow deliveries extend their
-// lease every Visibility/3. Every worker's reaper returns expired leases to
-// the due set every ReapInterval: a crashed worker loses nothing, its events
-// are delivered again after the visibility timeout (at least once).
+// attempt only joins the history, marked stale. Finishing is idempotent per
+// attempt: the same outcome sent again (go-redis re-sends a pipeline whose
+// replies were lost) is recognised by its history line and changes nothing.
+// Slow deliveries extend their lease every Visibility/3. Every worker's
+// reaper returns expired leases to the due set every ReapInterval: a crashed
+// worker loses nothing, its events are delivered again after the visibility
+// timeout (at least once).
+//
+// The worker also times each lease itself, on its monotonic clock, from the
+// moment it sent the claim or the extension (Redis started the lease after
+// that, whatever the two clocks say):
+//
+//	sent claim ──► Redis: lease = now + V ──► reply (maybe much later: SIGSTOP)
+//	|<──────────── V - margin ────────────>| no request starts or goes on after this
+//
+// so a worker resumed after a stop longer than its lease sends nothing for
+// that claim; the reaper recovers the event. It claims only while its last
+// successful heartbeat is younger than DeadAfter/2, so peers never judge a
+// claiming worker dead. And from its claim loop (so no claim of its own is
+// on its way meanwhile), at start and every OrphanInterval, it gives back,
+// uncounted, the members of its processing lists it holds no claim record
+// for: claims Redis ran whose reply never reached it.
 //
 // # Shutdown
 //
