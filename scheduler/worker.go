@@ -32,7 +32,10 @@ type WorkerConfig struct {
 	// Batch bounds events claimed per shard and round trip. Defaults to 100.
 	Batch int
 	// Visibility is the lease: an event not finished or extended this long
-	// after its claim is recovered by any worker's reaper. Defaults to 60s.
+	// after its claim is recovered by any worker's reaper. The worker itself
+	// starts and continues no request past it, less a margin of
+	// min(Visibility/10, 1s), timed on its own clock from when it sent the
+	// claim or the last extension. Defaults to 60s.
 	Visibility time.Duration
 	// PollInterval caps how long the worker sleeps without looking for due
 	// events. Defaults to 1s.
@@ -43,7 +46,9 @@ type WorkerConfig struct {
 	HeartbeatInterval time.Duration
 	// DeadAfter is how long a worker may go without a heartbeat before
 	// other workers end its leases and give its events back, sooner than
-	// the visibility timeout would. Defaults to 3 heartbeat intervals (15s).
+	// the visibility timeout would. A worker whose own heartbeats fail
+	// stops claiming DeadAfter/2 after its last successful one, until one
+	// succeeds again. Defaults to 3 heartbeat intervals (15s).
 	DeadAfter time.Duration
 	// ShutdownTimeout bounds how long in-flight deliveries may finish after
 	// the worker is stopped; the rest are handed back. Defaults to 30s.
