@@ -224,6 +224,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		<-done
 	}
 	w.fin.close() // every delivery has recorded its outcome
+	// A claim cut off by the shutdown may have been run by Redis: with no
+	// claim on its way any more, whatever is left in this worker's lists
+	// without a delivery goes back now, not after its lease.
+	octx, cancelOrphans := context.WithTimeout(context.WithoutCancel(ctx), orphanCheckTimeout)
+	w.giveBackOrphans(octx, 0)
+	cancelOrphans()
 	stopBG()
 	bgWG.Wait()
 	if rs, ok := w.store.(interface {
@@ -251,7 +257,7 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 	gated := false
 	for ctx.Err() == nil {
 		if w.mono() >= nextOrphanCheck {
-			w.giveBackOrphans(ctx)
+			w.giveBackOrphans(ctx, min(time.Second, w.cfg.Visibility/4))
 			nextOrphanCheck = w.mono() + w.cfg.OrphanInterval
 		}
 		untilCheck := nextOrphanCheck - w.mono()
@@ -450,9 +456,10 @@ const orphanCheckTimeout = 5 * time.Second
 // members of this worker's processing lists it holds no claim record for:
 // claims Redis ran whose reply never reached the worker (go-redis retried
 // the command after the connection broke, or gave up). Members claimed
-// within the last min(1s, Visibility/4) are left alone. It runs in the
-// claim loop, so no claim of this worker is on its way while it does.
-func (w *Worker) giveBackOrphans(ctx context.Context) {
+// within the last grace are left alone. It runs in the claim loop (grace
+// min(1s, Visibility/4)) and once more at shutdown (no grace), so no claim
+// of this worker is on its way while it does.
+func (w *Worker) giveBackOrphans(ctx context.Context, grace time.Duration) {
 	now := w.mono()
 	holding := make([][]string, w.store.Shards())
 	w.claimsMu.Lock()
@@ -464,7 +471,6 @@ func (w *Worker) giveBackOrphans(ctx context.Context) {
 		holding[r.shard] = append(holding[r.shard], m)
 	}
 	w.claimsMu.Unlock()
-	grace := min(time.Second, w.cfg.Visibility/4)
 	cctx, cancel := context.WithTimeout(ctx, orphanCheckTimeout)
 	n, err := w.store.GiveBackOrphans(cctx, w.cfg.ID, holding, grace, w.now())
 	cancel()

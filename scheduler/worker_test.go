@@ -252,3 +252,39 @@ type noExtend struct{ *faultStore }
 func (n *noExtend) Extend(context.Context, scheduler.Lease, time.Duration, time.Time) (bool, error) {
 	return false, fmt.Errorf("extend: %w: injected fault", scheduler.ErrUnavailable)
 }
+
+// TestWorkerGivesBackLostClaimsAtShutdown: a claim of the worker it never
+// heard of (a claim cut off by the shutdown that Redis ran anyway) does not
+// stay PROCESSING after a graceful stop until its lease expires: the worker
+// gives it back, uncounted, once its deliveries are done.
+func TestWorkerGivesBackLostClaimsAtShutdown(t *testing.T) {
+	b := setupWorker(t, nil, scheduler.WorkerConfig{ID: "w-stop", Visibility: time.Minute})
+	b.st.failHeartbeats.Store(true) // the worker claims nothing itself
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.w.Run(ctx) }()
+	b.schedule(t, "cut-off", time.Now())
+	claimed := 0
+	for sh := range b.st.Shards() {
+		c, err := b.st.Store.Claim(context.Background(), sh, "w-stop", 10, time.Minute, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed += len(c.Events)
+	}
+	if claimed != 1 {
+		t.Fatalf("claimed %d events as the worker, want 1", claimed)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ev := b.get(t, "cut-off")
+	if ev.Status != scheduler.StatusPending || ev.Attempts != 0 || len(ev.History) != 0 {
+		t.Errorf("after the worker stopped: %s, attempts %d, history %+v; want PENDING, 0 attempts, no history",
+			ev.Status, ev.Attempts, ev.History)
+	}
+	if n := len(b.got.of("cut-off")); n != 0 {
+		t.Errorf("%d deliveries, want none", n)
+	}
+}
