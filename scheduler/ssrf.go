@@ -247,6 +247,12 @@ func (g *AddressGuard) CheckHost(host string) error {
 	return first
 }
 
+// CheckURL is the create-time check of a URL that Limits.Validate accepted,
+// as Scheduler.Create applies it: a *ValidationError for "url" when the
+// guard refuses its host. For callers that judge events without creating
+// them (cassata import --dry-run). A nil guard accepts everything.
+func (g *AddressGuard) CheckURL(raw string) error { return g.checkURL(raw) }
+
 // checkURL is the create-time check of an event's URL (already validated):
 // a *ValidationError for "url" when the guard refuses its host.
 func (g *AddressGuard) checkURL(raw string) error {

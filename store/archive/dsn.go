@@ -80,6 +80,21 @@ func parseDSN(dsn string) (string, *url.URL, error) {
 	}
 }
 
+// MySQLConfig is the go-sql-driver/mysql configuration of a mysql:// (or
+// mariadb://) DSN, with the defaults and the password handling Open uses;
+// for other programs that read a MySQL database named the same way (cassata
+// import's source). Errors never contain the password.
+func MySQLConfig(dsn string) (*mysql.Config, error) {
+	dialect, u, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if dialect != DialectMySQL {
+		return nil, fmt.Errorf("DSN %s: want mysql://user:pass@host:port/db", RedactDSN(dsn))
+	}
+	return mysqlConfig(u)
+}
+
 // mysqlConfig translates mysql://user:pass@host:port/db?params into the
 // driver's configuration, i.e. user:pass@tcp(host:port)/db?parseTime=true&params.
 // The query parameters are the driver's own (timeout, tls, charset, any
