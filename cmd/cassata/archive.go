@@ -63,6 +63,7 @@ func migrateWhenReachable(ctx context.Context, store *redisstore.Store, a *archi
 // runMigrate is `cassata migrate`: create or upgrade the archive tables.
 func runMigrate(ctx context.Context, cfg config) error {
 	log := newLogger(cfg.LogLevel)
+	cfg.logWarnings(log)
 	if cfg.ArchiveDSN == "" {
 		return fmt.Errorf("CASSATA_ARCHIVE_DSN (or --archive-dsn) is required for migrate")
 	}

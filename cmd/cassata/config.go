@@ -4,13 +4,13 @@ import (
 	"cmp"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"
@@ -47,27 +47,27 @@ type config struct {
 	Pprof             bool          `yaml:"pprof"`
 	LogFailedRequests bool          `yaml:"log_failed_requests"`
 	CreateTables      bool          `yaml:"create_tables"`
+	JWTMaxLifetime    time.Duration `yaml:"jwt_max_lifetime"`
 
 	// allow is AllowCIDRs parsed by validate.
 	allow []netip.Prefix
+	// warnings are what loading found worth a warning (ignored sections of
+	// an original config file, ...), logged by logWarnings.
+	warnings []configWarning
 }
 
-// legacyYAML holds the original Cassata's configuration names (API.md §1).
-type legacyYAML struct {
-	NumWorkerThreads                   *int  `yaml:"numWorkerThreads"`
-	WorkerThreadPollingInterval        *int  `yaml:"workerThreadPollingInterval"`
-	WorkerThreadPollingIntervalInMills *int  `yaml:"workerThreadPollingIntervalInMillis"`
-	NumEventsProcessedPerTransaction   *int  `yaml:"numEventsProcessedPerTransaction"`
-	HTTPRetryCount                     *int  `yaml:"httpRetryCount"`
-	LogFailedRequests                  *bool `yaml:"logFailedRequests"`
-	CreateTablesIfNotExists            *bool `yaml:"createTablesIfNotExists"`
-	Port                               *int  `yaml:"port"`
+// logWarnings logs what loading the configuration found worth a warning.
+func (c *config) logWarnings(log *slog.Logger) {
+	for _, w := range c.warnings {
+		log.Warn(w.msg, w.args...)
+	}
 }
 
 func defaults(mode string) config {
 	c := config{
 		Listen: ":8085", Auth: "on", Namespace: "cassata", WorkerConcurrency: 100, RateLimit: api.DefaultRateLimit,
 		BlockPrivate: "on", Retention: 24 * time.Hour, LogLevel: "info", CreateTables: true,
+		JWTMaxLifetime: scheduler.DefaultJWTMaxLifetime,
 	}
 	if mode == "dev" {
 		c.Listen, c.Auth, c.BlockPrivate = "127.0.0.1:8085", "off", "off"
@@ -78,51 +78,16 @@ func defaults(mode string) config {
 	return c
 }
 
-// loadYAML applies a YAML file over c.
-func loadYAML(c *config, path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config file: %w", err)
-	}
-	if err := yaml.Unmarshal(data, c); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	var l legacyYAML
-	if err := yaml.Unmarshal(data, &l); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	if l.NumWorkerThreads != nil {
-		c.WorkerConcurrency = *l.NumWorkerThreads
-	}
-	for _, v := range []*int{l.WorkerThreadPollingInterval, l.WorkerThreadPollingIntervalInMills} {
-		if v != nil {
-			c.PollInterval = time.Duration(*v) * time.Millisecond
-		}
-	}
-	if l.NumEventsProcessedPerTransaction != nil {
-		c.Batch = *l.NumEventsProcessedPerTransaction
-	}
-	if l.HTTPRetryCount != nil {
-		// The original counts retries after the first attempt.
-		c.MaxAttempts = *l.HTTPRetryCount + 1
-	}
-	if l.LogFailedRequests != nil {
-		c.LogFailedRequests = *l.LogFailedRequests
-	}
-	if l.CreateTablesIfNotExists != nil {
-		c.CreateTables = *l.CreateTablesIfNotExists
-	}
-	if l.Port != nil {
-		c.Listen = ":" + strconv.Itoa(*l.Port)
-	}
-	return nil
-}
-
 // setting binds one setting to its environment variable and flag.
 type setting struct {
 	env, flag, usage string
 	set              func(string) error
 }
+
+// boolSettings are the settings whose flag is a switch: --flag alone is
+// --flag=true.
+var boolSettings = map[string]bool{"CASSATA_REDIS_CLUSTER": true, "CASSATA_REDIS_ALLOW_EVICTION": true,
+	"CASSATA_PPROF": true, "CASSATA_LOG_FAILED_REQUESTS": true}
 
 func (c *config) settings() []setting {
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
@@ -148,9 +113,9 @@ func (c *config) settings() []setting {
 	}
 	boolean := func(p *bool) func(string) error {
 		return func(v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("not a boolean: %q", v)
+			b, ok := parseBool(v)
+			if !ok {
+				return fmt.Errorf("not a boolean (true or false): %q", v)
 			}
 			*p = b
 			return nil
@@ -183,8 +148,20 @@ func (c *config) settings() []setting {
 		{"CASSATA_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight deliveries may finish on SIGTERM (default 30s)", dur(&c.ShutdownTimeout)},
 		{"CASSATA_LOG_LEVEL", "log-level", "debug|info|warn|error", str(&c.LogLevel)},
 		{"CASSATA_PPROF", "pprof", "serve Go's profiler at /debug/pprof/ on the HTTP listener (true/false; for diagnosis only, never on an exposed listener)", boolean(&c.Pprof)},
+		{"CASSATA_LOG_FAILED_REQUESTS", "log-failed-requests", "log every failed delivery attempt as one line (YAML logFailedRequests)", boolean(&c.LogFailedRequests)},
+		{"CASSATA_JWT_MAX_LIFETIME", "jwt-max-lifetime", "longest validity of a bearer JWT, exp - iat (default 24h)", dur(&c.JWTMaxLifetime)},
 	}
 }
+
+// flagValue holds a flag's text until load applies it through its setting.
+type flagValue struct {
+	text   string
+	isBool bool
+}
+
+func (f *flagValue) String() string     { return f.text }
+func (f *flagValue) Set(v string) error { f.text = v; return nil }
+func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
 
 // load builds the configuration for a mode from args, the environment and
 // the YAML file.
@@ -192,18 +169,26 @@ func load(mode string, args []string) (config, []string, error) {
 	c := defaults(mode)
 	fs := flag.NewFlagSet("cassata "+mode, flag.ContinueOnError)
 	configPath := fs.String("config", os.Getenv("CASSATA_CONFIG"), "YAML configuration file (CASSATA_CONFIG)")
-	flagVals := map[string]*string{}
+	flagVals := map[string]*flagValue{}
 	settings := c.settings()
 	for _, s := range settings {
 		if s.flag != "" {
-			flagVals[s.flag] = fs.String(s.flag, "", s.usage+" ("+s.env+")")
+			flagVals[s.flag] = &flagValue{isBool: boolSettings[s.env]}
+			fs.Var(flagVals[s.flag], s.flag, s.usage+" ("+s.env+")")
 		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
+	switch mode {
+	case "dev", "server", "worker", "migrate":
+		// A stray word (--redis-cluster true) must not pass unnoticed.
+		if fs.NArg() > 0 {
+			return c, nil, fmt.Errorf("cassata %s: unexpected argument %q (flags are --name=value)", mode, fs.Arg(0))
+		}
+	}
 	if *configPath != "" {
-		if err := loadYAML(&c, *configPath); err != nil {
+		if _, err := readConfigFile(&c, *configPath, mode); err != nil {
 			return c, nil, err
 		}
 	}
@@ -220,7 +205,7 @@ func load(mode string, args []string) (config, []string, error) {
 	fs.Visit(func(f *flag.Flag) {
 		for _, s := range settings {
 			if s.flag == f.Name && ferr == nil {
-				if err := s.set(*flagVals[f.Name]); err != nil {
+				if err := s.set(flagVals[f.Name].text); err != nil {
 					ferr = fmt.Errorf("--%s: %w", f.Name, err)
 				}
 			}
@@ -283,6 +268,34 @@ func (c *config) validate(mode string) error {
 	if c.Retention <= 0 {
 		return fmt.Errorf("CASSATA_RETENTION must be positive")
 	}
+	for _, d := range []struct {
+		env string
+		v   time.Duration
+	}{
+		{"CASSATA_POLL_INTERVAL", c.PollInterval}, {"CASSATA_VISIBILITY_TIMEOUT", c.Visibility},
+		{"CASSATA_SHUTDOWN_TIMEOUT", c.ShutdownTimeout}, {"CASSATA_JWT_MAX_LIFETIME", c.JWTMaxLifetime},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("%s must not be negative", d.env)
+		}
+	}
+	if c.Batch < 0 || c.MaxAttempts < 0 || c.Shards < 0 {
+		return fmt.Errorf("CASSATA_CLAIM_BATCH, CASSATA_MAX_ATTEMPTS and CASSATA_SHARDS must not be negative")
+	}
+	for _, p := range []struct{ env, v string }{
+		{"CASSATA_ADMIN_PASSWORD", c.AdminPassword}, {"CASSATA_ADMIN_TOKEN", c.AdminToken},
+	} {
+		// deploy/cassata.env.example's placeholders: a copied example
+		// must not run with a password anybody can read there.
+		if strings.HasPrefix(p.v, "<") && strings.HasSuffix(p.v, ">") {
+			return fmt.Errorf("%s is still the example's placeholder %s: set a long random secret", p.env, p.v)
+		}
+	}
+	listen, err := listenAddr(mode, c.Listen)
+	if err != nil {
+		return err
+	}
+	c.Listen = listen
 	if c.HeartbeatInterval < 0 || c.DeadAfter < 0 {
 		return fmt.Errorf("CASSATA_HEARTBEAT_INTERVAL and CASSATA_DEAD_AFTER must not be negative")
 	}
@@ -292,4 +305,27 @@ func (c *config) validate(mode string) error {
 			"or live workers would be taken for dead", c.DeadAfter, beat)
 	}
 	return nil
+}
+
+// listenAddr checks an HTTP listen address (CASSATA_LISTEN, --listen, YAML
+// listen or port) and completes a bare port: "8085" is ":8085". In dev a
+// port without a host means loopback (127.0.0.1:8085): dev runs without
+// auth and delivers to private addresses, so only an address that names its
+// host takes it beyond this machine (serve warns loudly when it does).
+func listenAddr(mode, addr string) (string, error) {
+	addr = strings.TrimSpace(addr)
+	if _, err := strconv.Atoi(addr); err == nil {
+		addr = ":" + addr
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("CASSATA_LISTEN %q: want host:port or :port", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return "", fmt.Errorf("CASSATA_LISTEN %q: %q is not a port number", addr, port)
+	}
+	if mode == "dev" && host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
 }

@@ -80,6 +80,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	log := newLogger(cfg.LogLevel)
 	slog.SetDefault(log)
 	scheduler.Version = version
+	cfg.logWarnings(log)
 
 	if mode == "worker" && cfg.ArchiveDSN == "" {
 		return fmt.Errorf("CASSATA_ARCHIVE_DSN (or --archive-dsn) is required for worker: finished events are archived there")
@@ -210,7 +211,8 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	} else {
 		var auth api.Authorizer
 		if cfg.Auth == "on" {
-			auth = api.KeyAuth(apps, cfg.AdminToken)
+			auth = api.NewKeyAuth(apps, api.KeyAuthConfig{AdminToken: cfg.AdminToken,
+				JWT: scheduler.JWTPolicy{MaxLifetime: cfg.JWTMaxLifetime}})
 		}
 		engine := a.Engine(auth)
 		ui, err := web.New(web.Config{Backend: sched, Apps: apps, Password: cfg.AdminPassword, Open: mode == "dev",
@@ -236,6 +238,14 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	log.Info("listening", "mode", mode, "addr", ln.Addr().String(), "auth", cfg.Auth, "block_private", cfg.BlockPrivate, "allow_cidrs", cfg.AllowCIDRs)
+	if mode == "dev" && !isLoopback(ln.Addr()) {
+		// Only an address that names its host gets here (listenAddr).
+		log.Warn("DEV MODE LISTENS BEYOND LOOPBACK: anyone who reaches this address can use the API"+
+			" (auth "+cfg.Auth+") and make this machine send requests to private addresses (block_private "+cfg.BlockPrivate+");"+
+			" the admin UI stays loopback-only without CASSATA_ADMIN_PASSWORD. Use server and worker for anything shared",
+			"addr", ln.Addr().String())
+		fmt.Fprintf(os.Stderr, "\n*** WARNING: cassata dev listens on %s, beyond this machine, with auth %s. Do not expose it. ***\n", ln.Addr(), cfg.Auth)
+	}
 	if mode == "dev" {
 		fmt.Fprintf(os.Stderr, "\nCassata dev mode: admin UI at http://%s%s/admin/   API at http://%s/v1/events   (embedded Redis: NOT durable)\n\n",
 			ln.Addr(), cfg.BasePath, ln.Addr())
@@ -261,6 +271,12 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	cancel()
 	wg.Wait()
 	return runErr
+}
+
+// isLoopback reports whether a listener's address is a loopback one.
+func isLoopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }
 
 // rateLimit turns CASSATA_RATE_LIMIT (0: off) into api.Config.RateLimit (negative: off).
