@@ -21,6 +21,7 @@ usage:
   cassata worker    claim, deliver, recover, archive (run many)
   cassata migrate   create or upgrade the archive tables
   cassata apps      create, list and rotate applications (API keys, signing secrets)
+  cassata import    move an original Cassata's MySQL database over (--from DSN or --config FILE)
   cassata service start / cassata worker start   aliases of the original CLI
   cassata version
 
@@ -63,6 +64,9 @@ func run(args []string) int {
 		}
 	case "apps":
 		err = appsCommand(ctx, rest, os.Stdout)
+	case "import":
+		// Its own exit statuses: 3 when some rows were invalid (see importUsage).
+		return importCommand(ctx, rest, os.Stdout, os.Stderr)
 	case "version", "--version":
 		fmt.Println("cassata", version)
 		return 0

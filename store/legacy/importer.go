@@ -28,7 +28,9 @@ type Scheduler interface {
 type Config struct {
 	// Scheduler creates the live events. Required unless DryRun.
 	Scheduler Scheduler
-	// Archive receives the finished rows and holds the ledger. Required.
+	// Archive receives the finished rows and holds the ledger. Required,
+	// but for a dry run against an archive that does not exist yet (then
+	// nothing was imported before).
 	Archive *archive.Store
 	// Limits and Guard are the destination's create-time checks (the
 	// Scheduler's own), applied before anything is written so that a dry
@@ -91,7 +93,7 @@ type Importer struct {
 
 // New returns an Importer for cfg.
 func New(cfg Config) (*Importer, error) {
-	if cfg.Archive == nil {
+	if cfg.Archive == nil && !cfg.DryRun {
 		return nil, errors.New("import: an archive is required (CASSATA_ARCHIVE_DSN): finished events and the import ledger live there")
 	}
 	if cfg.Scheduler == nil && !cfg.DryRun {
@@ -109,11 +111,11 @@ func New(cfg Config) (*Importer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Importer{
-		cfg:    cfg,
-		conv:   converter{limits: cfg.Limits, guard: cfg.Guard, now: cfg.Clock.Now},
-		ledger: newLedger(cfg.Archive),
-	}, nil
+	im := &Importer{cfg: cfg, conv: converter{limits: cfg.Limits, guard: cfg.Guard, now: cfg.Clock.Now}}
+	if cfg.Archive != nil {
+		im.ledger = newLedger(cfg.Archive)
+	}
+	return im, nil
 }
 
 // Run imports every row of src, page by page in id order. It returns the
@@ -128,8 +130,8 @@ func (im *Importer) Run(ctx context.Context, src *Source) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	useLedger := true
-	if im.cfg.DryRun {
+	useLedger := im.ledger != nil
+	if useLedger && im.cfg.DryRun {
 		// A dry run must not create the table: without it nothing was
 		// imported before.
 		if useLedger, err = im.ledger.exists(ctx); err != nil {
@@ -276,15 +278,14 @@ func (im *Importer) archive(ctx context.Context, plans []*plan, sum *Summary) er
 // Cassata has the event (live, or archived after its delivery) the create
 // happened and is recorded; otherwise the row is created again (returned).
 func (im *Importer) settle(ctx context.Context, plans []*plan, sum *Summary) ([]*plan, error) {
+	if im.cfg.DryRun {
+		// Either it exists or it would be created: one live event each.
+		return plans, nil
+	}
 	var again []*plan
 	var entries []ledgerEntry
 	now := im.cfg.Clock.Now().UnixMilli()
 	for _, p := range plans {
-		if im.cfg.DryRun {
-			// Either it exists or it would be created: one live event.
-			again = append(again, p)
-			continue
-		}
 		_, err := im.cfg.Scheduler.Get(ctx, p.ident.App, p.ident.ID)
 		switch {
 		case errors.Is(err, scheduler.ErrNotFound):

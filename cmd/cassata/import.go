@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-isatty"
+
+	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/store/archive"
+	"github.com/cassata/cassata/store/legacy"
+	"github.com/cassata/cassata/store/redisstore"
+)
+
+const importUsage = `usage:
+  cassata import --from mysql://user:pass@host:3306/db [--dry-run] [--page-size N] [flags]
+  cassata import --config <original config file>      [--dry-run] [--page-size N] [flags]
+
+Moves an original Cassata database (_saas_events, _saas_eventlog) into this
+Cassata: PENDING and PROCESSING rows become live events due at their expiry,
+finished rows go to the archive with their event logs as history. The source
+is only read. Idempotent and resumable: run it again after an interruption.
+--from also takes the original's jdbc:mysql://host:port/db?user=..&password=..
+--config reads the source from the file's database section (url, user,
+password); the file configures the destination too, as for "cassata server".
+The destination is the usual configuration: CASSATA_REDIS_URL,
+CASSATA_ARCHIVE_DSN (finished events and the import's ledger), ...
+
+Exit status: 0 everything imported (or done before); 3 finished, but some
+rows were invalid for Cassata and skipped (listed on stdout); 1 stopped by
+an error (run again to resume); 2 bad usage.`
+
+// Exit statuses of cassata import.
+const (
+	importExitOK      = 0
+	importExitError   = 1
+	importExitUsage   = 2
+	importExitInvalid = 3
+)
+
+// importFlags are the import command's own flags; the others are the
+// common ones (load).
+type importFlags struct {
+	from       string
+	dryRun     bool
+	pageSize   int
+	configPath string
+	help       bool
+}
+
+// switchFlags are the common flags that take no value (boolSettings).
+func switchFlags() map[string]bool {
+	var c config
+	m := map[string]bool{}
+	for _, s := range c.settings() {
+		if s.flag != "" && boolSettings[s.env] {
+			m[s.flag] = true
+		}
+	}
+	return m
+}
+
+// splitImportFlags sorts the import's own flags from the common ones (as
+// --flag value or --flag=value; a switch alone is true).
+func splitImportFlags(args []string) (f importFlags, common []string, err error) {
+	f.configPath = os.Getenv("CASSATA_CONFIG")
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			return f, nil, fmt.Errorf("import takes no arguments, got %q", a)
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		takeValue := func() (string, error) {
+			if hasValue {
+				return value, nil
+			}
+			if i+1 >= len(args) {
+				return "", fmt.Errorf("--%s needs a value", name)
+			}
+			i++
+			return args[i], nil
+		}
+		switch name {
+		case "h", "help":
+			f.help = true
+		case "dry-run":
+			b, err := strconv.ParseBool(value)
+			if hasValue && err != nil {
+				return f, nil, fmt.Errorf("--dry-run: not a boolean: %q", value)
+			}
+			f.dryRun = !hasValue || b
+		case "from":
+			if f.from, err = takeValue(); err != nil {
+				return f, nil, err
+			}
+		case "page-size":
+			v, err := takeValue()
+			if err != nil {
+				return f, nil, err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 5000 {
+				return f, nil, fmt.Errorf("--page-size: want a number from 1 to 5000, not %q", v)
+			}
+			f.pageSize = n
+		case "config":
+			if f.configPath, err = takeValue(); err != nil {
+				return f, nil, err
+			}
+			common = append(common, "--config="+f.configPath)
+		default:
+			if switchFlags()[name] && !hasValue {
+				common = append(common, "--"+name) // a switch: --flag alone is true
+				continue
+			}
+			v, err := takeValue()
+			if err != nil {
+				return f, nil, err
+			}
+			common = append(common, "--"+name+"="+v)
+		}
+	}
+	return f, common, nil
+}
+
+// importCommand runs "cassata import ..." and returns its exit status. The
+// report (invalid rows, the summary) goes to stdout; logs and, when stderr
+// is a terminal, a progress line go to stderr.
+func importCommand(ctx context.Context, args []string, stdout io.Writer, stderr *os.File) int {
+	fl, common, err := splitImportFlags(args)
+	if fl.help {
+		fmt.Fprintln(stdout, importUsage)
+		return importExitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "cassata import: %v\n\n%s\n", err, importUsage)
+		return importExitUsage
+	}
+	cfg, _, err := load("import", common)
+	if err != nil {
+		fmt.Fprintf(stderr, "cassata import: %v\n", err)
+		return importExitUsage
+	}
+	log := newLogger(cfg.LogLevel)
+	srcDSN, err := importSource(fl, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "cassata import: %v\n\n%s\n", err, importUsage)
+		return importExitUsage
+	}
+	if cfg.ArchiveDSN == "" {
+		fmt.Fprintln(stderr, "cassata import: CASSATA_ARCHIVE_DSN (or --archive-dsn) is required: finished events and the import's ledger are kept there")
+		return importExitUsage
+	}
+	progress := newProgressLine(stderr, isatty.IsTerminal(stderr.Fd()) || isatty.IsCygwinTerminal(stderr.Fd()))
+	sum, err := runImport(ctx, cfg, fl, srcDSN, log, stdout, progress)
+	progress.clear()
+	if sum != nil {
+		printImportSummary(stdout, *sum)
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "cassata import: %v\n", err)
+		return importExitError
+	case sum.Invalid > 0:
+		return importExitInvalid
+	}
+	return importExitOK
+}
+
+// importSource is the source DSN: --from (mysql:// or the original's
+// jdbc:mysql:// URL), else the database section of --config.
+func importSource(fl importFlags, log *slog.Logger) (string, error) {
+	switch {
+	case fl.from != "" && strings.HasPrefix(fl.from, "jdbc:"):
+		dsn, dropped, err := jdbcArchiveDSN(fl.from, jdbcCredentials{})
+		if err != nil {
+			return "", fmt.Errorf("--from: %w", err)
+		}
+		if len(dropped) > 0 {
+			log.Warn("--from: JDBC parameters with no meaning here were dropped", "params", dropped)
+		}
+		return dsn, nil
+	case fl.from != "":
+		return fl.from, nil
+	case fl.configPath != "":
+		return originalDatabaseDSN(fl.configPath)
+	}
+	return "", errors.New("name the original's database: --from mysql://user:pass@host:3306/db, or --config with the original's config file")
+}
+
+// runImport wires the source, the archive and (unless a dry run) Redis,
+// and runs the import. The summary is nil when the run did not start.
+func runImport(ctx context.Context, cfg config, fl importFlags, srcDSN string, log *slog.Logger, stdout io.Writer, progress *progressLine) (*legacy.Summary, error) {
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	src, err := legacy.OpenSource(octx, srcDSN)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	log.Info("import source", "dsn", src.String(), "event_log", src.HasEventLog())
+	if ok, err := src.EventLogIndexed(octx); err == nil && !ok {
+		log.Warn("_saas_eventlog has no index on _saas_events_id: every page scans the whole event log (the original creates idx_events_id)")
+	}
+	var arch *archive.Store
+	if fl.dryRun && sqliteMissing(cfg.ArchiveDSN) {
+		// Opening would create the file: a dry run writes nothing, and an
+		// archive that does not exist has no ledger to read.
+		log.Info("the archive does not exist yet: nothing was imported before", "dsn", archive.RedactDSN(cfg.ArchiveDSN))
+	} else {
+		if arch, err = openArchive(octx, cfg.ArchiveDSN, log); err != nil {
+			return nil, err
+		}
+		defer arch.Close()
+	}
+	if sameDatabase(srcDSN, cfg.ArchiveDSN) {
+		log.Warn("the archive is the source database: Cassata's tables (events, attempts, legacy_imports, schema_migrations) " +
+			"are created beside the original's, whose _saas_* tables are only read")
+	}
+
+	icfg := legacy.Config{
+		Archive: arch, Limits: scheduler.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Guard: cfg.guard(),
+		PageSize: fl.pageSize, DryRun: fl.dryRun, Logger: log,
+		OnInvalid: func(iv legacy.Invalid) {
+			progress.clear()
+			column := iv.Column
+			if column == "" {
+				column = "-"
+			}
+			fmt.Fprintf(stdout, "invalid\tid=%d\tapplication=%q\tevent_id=%q\tcolumn=%s\t%s\n", iv.SourceID, iv.App, iv.EventID, column, iv.Reason)
+		},
+		OnProgress: progress.show,
+	}
+
+	rdb, err := connectRedis(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer rdb.Close()
+	if fl.dryRun {
+		// Reachable is all a dry run asks of Redis: opening the store
+		// would record the namespace's shard count, a write.
+		if err := rdb.Ping(octx).Err(); err != nil {
+			return nil, fmt.Errorf("redis at %s: %w", redactURL(cfg.RedisURL), err)
+		}
+	} else {
+		store, err := redisstore.New(octx, rdb, redisstore.Config{Namespace: cfg.Namespace, Shards: cfg.Shards, Retention: cfg.Retention})
+		if err != nil {
+			return nil, fmt.Errorf("redis at %s: %w", redactURL(cfg.RedisURL), err)
+		}
+		if _, err := checkRedis(octx, store, cfg.AllowEviction, log); err != nil {
+			return nil, err
+		}
+		if cfg.CreateTables {
+			// Under the workers' migration lock; the ledger table comes with
+			// the archive's migrations.
+			if err := store.WithLock(octx, "migrate", time.Minute, arch.Migrate); err != nil {
+				return nil, err
+			}
+		}
+		icfg.Scheduler = scheduler.New(store, scheduler.Config{Archive: arch, Guard: icfg.Guard, Limits: icfg.Limits})
+	}
+	im, err := legacy.New(icfg)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := im.Run(ctx, src)
+	return &sum, err
+}
+
+// sqliteMissing reports whether dsn names a SQLite file that does not exist.
+func sqliteMissing(dsn string) bool {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "sqlite" && u.Scheme != "sqlite3") {
+		return false
+	}
+	path := u.Opaque
+	if path == "" {
+		path = u.Host + u.Path
+	}
+	_, err = os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// sameDatabase reports whether two mysql:// DSNs name the same database.
+func sameDatabase(a, b string) bool {
+	ca, err := archive.MySQLConfig(a)
+	if err != nil {
+		return false
+	}
+	cb, err := archive.MySQLConfig(b)
+	if err != nil {
+		return false
+	}
+	return ca.Addr == cb.Addr && ca.DBName == cb.DBName
+}
+
+func printImportSummary(w io.Writer, s legacy.Summary) {
+	if s.DryRun {
+		fmt.Fprintf(w, "dry run, nothing written: %d rows read (source ids up to %d)\n", s.Rows, s.LastID)
+		fmt.Fprintf(w, "  would import live:      %d\n", s.Live)
+		fmt.Fprintf(w, "  would archive:          %d (%d event log rows as attempts)\n", s.Archived, s.Attempts)
+		fmt.Fprintf(w, "  skipped, done before:   %d\n", s.Done)
+		fmt.Fprintf(w, "  invalid, skipped:       %d\n", s.Invalid)
+		return
+	}
+	fmt.Fprintf(w, "import: %d rows read (source ids up to %d)\n", s.Rows, s.LastID)
+	fmt.Fprintf(w, "  imported live:          %d\n", s.Live)
+	fmt.Fprintf(w, "  archived:               %d (%d event log rows as attempts)\n", s.Archived, s.Attempts)
+	fmt.Fprintf(w, "  skipped, done before:   %d\n", s.Done)
+	fmt.Fprintf(w, "  invalid, skipped:       %d\n", s.Invalid)
+}
+
+// progressLine keeps one line of progress on a terminal, rewritten at most
+// every progressEvery; it does nothing when the output is not a terminal.
+type progressLine struct {
+	w     io.Writer
+	on    bool
+	mu    sync.Mutex
+	last  time.Time
+	shown bool
+}
+
+const progressEvery = 200 * time.Millisecond
+
+func newProgressLine(w io.Writer, terminal bool) *progressLine {
+	return &progressLine{w: w, on: terminal}
+}
+
+func (p *progressLine) show(pr legacy.Progress) {
+	if !p.on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.last) < progressEvery {
+		return
+	}
+	p.last = time.Now()
+	pct := 100.0
+	if pr.MaxID > 0 {
+		pct = min(100, 100*float64(pr.LastID)/float64(pr.MaxID))
+	}
+	rate := 0.0
+	if s := pr.Elapsed.Seconds(); s > 0 {
+		rate = float64(pr.Rows) / s
+	}
+	verb := "imported"
+	if pr.DryRun {
+		verb = "would import"
+	}
+	fmt.Fprintf(p.w, "\r\033[Kimport: %.0f%% (id %d of %d) · %d rows · %s %d live, %d archived · %d done before · %d invalid · %.0f rows/s",
+		pct, pr.LastID, pr.MaxID, pr.Rows, verb, pr.Live, pr.Archived, pr.Done, pr.Invalid, rate)
+	p.shown = true
+}
+
+// clear erases the progress line, before other output and at the end.
+func (p *progressLine) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.shown = false
+	}
+}
