@@ -78,7 +78,8 @@
 // checkpoint would save that re-read but would never look again at a row
 // that was invalid and has been fixed in the source since.
 //
-// A dry run reads the source and the ledger (when the table exists) and
-// applies the same checks, writing nothing anywhere: it counts what a real
-// run would do.
+// A dry run reads the source and the ledger (when the archive and its table
+// exist) and applies the same checks, writing nothing anywhere: it counts
+// what a real run would do. It does not ask Redis, so an identity Cassata
+// already has (identical, or with another request) counts as live.
 package legacy

@@ -120,7 +120,7 @@ func precreate(t *testing.T, d *dest, rows []srcRow) {
 func TestImport(t *testing.T) {
 	t.Parallel()
 	base := time.Now().UTC().Truncate(time.Second)
-	rows := fixture(3000, base)
+	rows := fixture(2000, base)
 	src := newSource(t, rows)
 	d := newDest(t, &scheduler.AddressGuard{})
 	precreate(t, d, rows)
@@ -358,7 +358,7 @@ func checkSearch(t *testing.T, d *dest, rows []srcRow, app string, st scheduler.
 func TestImportResumes(t *testing.T) {
 	t.Parallel()
 	base := time.Now().UTC().Truncate(time.Second)
-	rows := fixture(1200, base)
+	rows := fixture(800, base)
 	rows = slices.DeleteFunc(rows, func(r srcRow) bool { return r.want == wantDone || r.want == wantConflict })
 	src := newSource(t, rows)
 	d := newDest(t, &scheduler.AddressGuard{}, redistest.WithAOF())
