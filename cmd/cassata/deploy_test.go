@@ -46,6 +46,53 @@ func TestShippedConfigurationsStart(t *testing.T) {
 		t.Parallel()
 		testOriginalConfigStarts(t, bin)
 	})
+	t.Run("dev stays on loopback", func(t *testing.T) {
+		t.Parallel()
+		testDevLoopback(t, bin)
+	})
+}
+
+// testDevLoopback: dev with a port alone (a YAML port, :port) listens on
+// loopback only; an address naming a non-loopback host is taken, with a
+// loud warning.
+func testDevLoopback(t *testing.T, bin string) {
+	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	portOnly := filepath.Join(t.TempDir(), "cassata.yaml")
+	if err := os.WriteFile(portOnly, []byte("port: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		loopback bool
+	}{
+		{"a YAML port", []string{"dev", "--config", portOnly}, true},
+		{"a listen without host", []string{"dev", "--listen", ":0"}, true},
+		{"an explicit wildcard host", []string{"dev", "--listen", "0.0.0.0:0"}, false},
+	}
+	for _, tt := range tests {
+		p := startProc(t, "dev, "+tt.name, bin, tt.args, env)
+		var addr string
+		p.waitFor(t, 30*time.Second, func() string {
+			if addr = p.logged("listening", "addr"); addr == "" {
+				return "not listening yet"
+			}
+			return ""
+		})
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ip := net.ParseIP(host)
+		p.waitReady(t) // the warning comes before the server serves
+		warned := strings.Contains(p.out.String(), "DEV MODE LISTENS BEYOND LOOPBACK")
+		if tt.loopback && (ip == nil || !ip.IsLoopback() || warned) {
+			t.Fatalf("%s: dev listens on %s (warned %v), want loopback", tt.name, addr, warned)
+		}
+		if !tt.loopback && (ip == nil || ip.IsLoopback() || !warned) {
+			t.Fatalf("%s: dev listens on %s (warned %v), want every interface with the warning", tt.name, addr, warned)
+		}
+	}
 }
 
 // systemdUnit is what the test reads of a unit's [Service] section.

@@ -34,12 +34,13 @@ type cassataProc struct {
 }
 
 // startProc starts bin with args and exactly env (nothing of the test's
-// own environment leaks in); it is killed when the test ends and its
-// output shown if the test failed.
+// own environment leaks in), in a fresh working directory; it is killed
+// when the test ends and its output shown if the test failed.
 func startProc(t *testing.T, name, bin string, args, env []string) *cassataProc {
 	t.Helper()
 	p := &cassataProc{name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
 	p.cmd.Env = env
+	p.cmd.Dir = t.TempDir() // dev's SQLite archive goes there
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.SysProcAttr = sysProcAttr()
 	if err := p.cmd.Start(); err != nil {
