@@ -54,9 +54,9 @@ type AttemptView struct {
 	StatusCode *int    `json:"status_code"`
 	Error      *string `json:"error"`
 	DurationMS int64   `json:"duration_ms"`
-	Worker     string `json:"worker,omitempty"`
-	Response   string `json:"response,omitempty"`
-	Stale      bool   `json:"stale,omitempty"`
+	Worker     string  `json:"worker,omitempty"`
+	Response   string  `json:"response,omitempty"`
+	Stale      bool    `json:"stale,omitempty"`
 }
 
 func durString(d time.Duration) string {
