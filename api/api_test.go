@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"github.com/cassata/cassata/scheduler/delivery"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -68,7 +69,7 @@ type setupOpts struct {
 	auth  api.Authorizer
 	ready func(ctx context.Context) map[string]error
 	// guard and limits configure the scheduler (hostile_test.go).
-	guard  *scheduler.AddressGuard
+	guard  *delivery.AddressGuard
 	limits scheduler.Limits
 }
 

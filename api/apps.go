@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cassata/cassata/scheduler/tenant"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/cassata/cassata/scheduler"
@@ -70,7 +72,7 @@ func optTime(t time.Time) *string {
 
 // ViewApp builds the API view of an application at now: credentials that
 // ended are left out.
-func ViewApp(app *scheduler.App, now time.Time) AppView {
+func ViewApp(app *tenant.App, now time.Time) AppView {
 	v := AppView{Name: app.Name, CreatedAt: fmtTime(app.CreatedAt), Keys: []KeyView{},
 		JWTSecrets: []SecretView{}, SigningSecrets: []SecretView{}}
 	for _, k := range app.Keys {
@@ -78,7 +80,7 @@ func ViewApp(app *scheduler.App, now time.Time) AppView {
 			v.Keys = append(v.Keys, KeyView{Hint: k.Hint, CreatedAt: fmtTime(k.CreatedAt), ExpiresAt: optTime(k.ExpiresAt)})
 		}
 	}
-	secrets := func(list []scheduler.Secret) []SecretView {
+	secrets := func(list []tenant.Secret) []SecretView {
 		out := []SecretView{}
 		for _, s := range list {
 			if s.ActiveAt(now) {
@@ -103,9 +105,9 @@ type CredentialsResponse struct {
 // appError maps application errors onto the API's.
 func appError(err error) error {
 	switch {
-	case errors.Is(err, scheduler.ErrAppNotFound):
+	case errors.Is(err, tenant.ErrAppNotFound):
 		return &httpError{status: http.StatusNotFound, detail: ErrorDetail{Code: "app_not_found", Message: "application not found"}}
-	case errors.Is(err, scheduler.ErrAppExists):
+	case errors.Is(err, tenant.ErrAppExists):
 		return &httpError{status: http.StatusConflict, detail: ErrorDetail{Code: "app_exists", Message: "an application of this name exists", Field: "name"}}
 	case errors.Is(err, scheduler.ErrConflict):
 		return &httpError{status: http.StatusConflict, detail: ErrorDetail{Code: "conflict", Message: "the application changed meanwhile; try again"}}
@@ -113,7 +115,7 @@ func appError(err error) error {
 	return err
 }
 
-func (a *API) credentials(c *gin.Context, status int, app *scheduler.App, cr scheduler.Credentials) {
+func (a *API) credentials(c *gin.Context, status int, app *tenant.App, cr tenant.Credentials) {
 	// Credentials must not linger in caches or proxies.
 	c.Header("Cache-Control", "no-store")
 	c.JSON(status, CredentialsResponse{App: ViewApp(app, a.cfg.Apps.Now()), APIKey: cr.APIKey,
@@ -183,7 +185,7 @@ func graceOf(c *gin.Context, def time.Duration) (time.Duration, error) {
 		return def, nil
 	}
 	d, err := parseDuration(req.Grace)
-	if err != nil || d < 0 || d > scheduler.MaxGrace {
+	if err != nil || d < 0 || d > tenant.MaxGrace {
 		return 0, badRequest("grace", `grace must be a Go duration such as "1h", from 0 to 720h`)
 	}
 	return d, nil

@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gin-gonic/gin"
+	"github.com/cassata/cassata/scheduler/tenant"
 
-	"github.com/cassata/cassata/scheduler"
+	"github.com/gin-gonic/gin"
 )
 
 // Authentication and scoping of the JSON API (API.md §5, CASSATA_AUTH=on).
@@ -69,13 +69,13 @@ func (a tokenAuth) Authenticate(_ context.Context, token string) (Principal, err
 	if a.admin.matches(token) {
 		return Principal{Admin: true}, nil
 	}
-	return Principal{}, scheduler.ErrUnauthorized
+	return Principal{}, tenant.ErrUnauthorized
 }
 
 type keyAuth struct {
-	apps  *scheduler.Apps
+	apps  *tenant.Apps
 	admin *adminToken
-	jwt   scheduler.JWTPolicy
+	jwt   tenant.JWTPolicy
 }
 
 // KeyAuthConfig configures NewKeyAuth.
@@ -84,33 +84,33 @@ type KeyAuthConfig struct {
 	AdminToken string
 	// JWT bounds the bearer JWTs accepted (CASSATA_JWT_MAX_LIFETIME).
 	// Defaults to scheduler.JWTPolicy's defaults (24h at most).
-	JWT scheduler.JWTPolicy
+	JWT tenant.JWTPolicy
 }
 
 // KeyAuth accepts the admin token (when set), the applications' API keys and
 // bearer JWTs signed with an application's JWT secret, under the default
 // JWT policy.
-func KeyAuth(apps *scheduler.Apps, admin string) Authorizer {
+func KeyAuth(apps *tenant.Apps, admin string) Authorizer {
 	return NewKeyAuth(apps, KeyAuthConfig{AdminToken: admin})
 }
 
 // NewKeyAuth is KeyAuth with every setting.
-func NewKeyAuth(apps *scheduler.Apps, cfg KeyAuthConfig) Authorizer {
+func NewKeyAuth(apps *tenant.Apps, cfg KeyAuthConfig) Authorizer {
 	return keyAuth{apps: apps, admin: newAdminToken(cfg.AdminToken), jwt: cfg.JWT.WithDefaults()}
 }
 
 func (a keyAuth) Authenticate(ctx context.Context, token string) (Principal, error) {
-	var app *scheduler.App
+	var app *tenant.App
 	var err error
 	switch {
 	case a.admin.matches(token):
 		return Principal{Admin: true}, nil
-	case strings.HasPrefix(token, scheduler.APIKeyPrefix):
+	case strings.HasPrefix(token, tenant.APIKeyPrefix):
 		app, err = a.apps.Authenticate(ctx, token)
-	case scheduler.LooksLikeJWT(token):
+	case tenant.LooksLikeJWT(token):
 		app, err = a.apps.AuthenticateJWT(ctx, token, a.jwt)
 	default:
-		return Principal{}, scheduler.ErrUnauthorized
+		return Principal{}, tenant.ErrUnauthorized
 	}
 	if err != nil {
 		return Principal{}, err
@@ -130,11 +130,11 @@ func (a *API) authenticate(auth Authorizer) gin.HandlerFunc {
 			return
 		}
 		p, err := auth.Authenticate(c.Request.Context(), token)
-		if errors.Is(err, scheduler.ErrUnauthorized) {
+		if errors.Is(err, tenant.ErrUnauthorized) {
 			msg := "the API key is not valid (unknown, revoked or expired)"
 			// A genuine JWT refused for its claims says why, so its
 			// publisher can fix how it mints them.
-			var te *scheduler.TokenError
+			var te *tenant.TokenError
 			if errors.As(err, &te) {
 				msg = "the bearer token is not accepted: " + te.Reason
 			}

@@ -1,11 +1,11 @@
 package api_test
 
 import (
+	"github.com/cassata/cassata/scheduler/tenant"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler"
 )
 
 // TestJWTLifetimeOverHTTP: a JWT valid for longer than the configured
@@ -14,26 +14,26 @@ func TestJWTLifetimeOverHTTP(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		policy  scheduler.JWTPolicy
+		policy  tenant.JWTPolicy
 		claims  func(now time.Time) map[string]any
 		want    int
 		message string // in error.message when refused
 	}{
-		{"default cap: an hour", scheduler.JWTPolicy{},
+		{"default cap: an hour", tenant.JWTPolicy{},
 			func(now time.Time) map[string]any { return map[string]any{"exp": now.Add(time.Hour).Unix()} }, 201, ""},
-		{"default cap: a year ahead", scheduler.JWTPolicy{},
+		{"default cap: a year ahead", tenant.JWTPolicy{},
 			func(now time.Time) map[string]any { return map[string]any{"exp": now.AddDate(1, 0, 0).Unix()} }, 401, "longer than the 24h0m0s allowed"},
-		{"default cap: iat to exp of 48h", scheduler.JWTPolicy{},
+		{"default cap: iat to exp of 48h", tenant.JWTPolicy{},
 			func(now time.Time) map[string]any {
 				return map[string]any{"iat": now.Unix(), "exp": now.Add(48 * time.Hour).Unix()}
 			}, 401, "lives 48h0m0s"},
-		{"a 72h cap takes 48h", scheduler.JWTPolicy{MaxLifetime: 72 * time.Hour},
+		{"a 72h cap takes 48h", tenant.JWTPolicy{MaxLifetime: 72 * time.Hour},
 			func(now time.Time) map[string]any {
 				return map[string]any{"iat": now.Unix(), "exp": now.Add(48 * time.Hour).Unix()}
 			}, 201, ""},
-		{"a 10m cap refuses an hour", scheduler.JWTPolicy{MaxLifetime: 10 * time.Minute},
+		{"a 10m cap refuses an hour", tenant.JWTPolicy{MaxLifetime: 10 * time.Minute},
 			func(now time.Time) map[string]any { return map[string]any{"exp": now.Add(time.Hour).Unix()} }, 401, "longer than the 10m0s allowed"},
-		{"expired says so", scheduler.JWTPolicy{},
+		{"expired says so", tenant.JWTPolicy{},
 			func(now time.Time) map[string]any { return map[string]any{"exp": now.Add(-time.Hour).Unix()} }, 401, "expired"},
 	}
 	for _, tt := range tests {

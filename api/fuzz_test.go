@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"github.com/cassata/cassata/scheduler/delivery"
 	"encoding/json"
 	"net/http"
 	"net/netip"
@@ -82,8 +83,8 @@ func FuzzCassataAdd(f *testing.F) {
 	} {
 		f.Add(seed.id, seed.app, seed.url, seed.method, seed.event, seed.headers, seed.expiry, seed.codeKeys)
 	}
-	b := setupWith(f, setupOpts{guard: &scheduler.AddressGuard{}})
-	guard := &scheduler.AddressGuard{}
+	b := setupWith(f, setupOpts{guard: &delivery.AddressGuard{}})
+	guard := &delivery.AddressGuard{}
 	f.Fuzz(func(t *testing.T, id, app, url, method, event, headers string, expiry int64, codeKeys bool) {
 		k := func(readme, code string) string {
 			if codeKeys {

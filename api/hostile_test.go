@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"github.com/cassata/cassata/scheduler/delivery"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -176,7 +177,7 @@ func wantRefused(t *testing.T, rt route, code int, e map[string]any, wantCode in
 }
 
 func guardedSetup(t *testing.T) *bundle {
-	return setupWith(t, setupOpts{guard: &scheduler.AddressGuard{}})
+	return setupWith(t, setupOpts{guard: &delivery.AddressGuard{}})
 }
 
 // TestCreateRefusesBlockedDestinations is the create-time SSRF matrix.

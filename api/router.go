@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cassata/cassata/scheduler/tenant"
+
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -37,7 +39,7 @@ type Config struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Apps, when set, serves the application management routes (/v1/apps).
-	Apps *scheduler.Apps
+	Apps *tenant.Apps
 	// RateLimit is the requests per second each application may make to
 	// this server when auth is on (the admin token is not limited). Zero
 	// means DefaultRateLimit; negative turns the limit off.

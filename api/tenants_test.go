@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"github.com/cassata/cassata/scheduler/tenant"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -61,10 +62,10 @@ func (a *scopeArchive) Search(_ context.Context, q scheduler.SearchQuery) (sched
 // tenants is a bundle with applications and auth on.
 type tenants struct {
 	*bundle
-	apps    *scheduler.Apps
+	apps    *tenant.Apps
 	archive *scopeArchive
 	logs    *syncBuffer
-	creds   map[string]scheduler.Credentials
+	creds   map[string]tenant.Credentials
 }
 
 type syncBuffer struct {
@@ -87,7 +88,7 @@ func (s *syncBuffer) String() string {
 type tenantOpts struct {
 	rateLimit float64
 	rateBurst int
-	jwt       scheduler.JWTPolicy
+	jwt       tenant.JWTPolicy
 }
 
 // setupTenants runs the API with CASSATA_AUTH=on semantics (KeyAuth), an
@@ -104,7 +105,7 @@ func setupTenants(t *testing.T, o tenantOpts) *tenants {
 	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)}
 	arch := &scopeArchive{}
 	sched := scheduler.New(store, scheduler.Config{Clock: clock, Archive: arch})
-	apps := scheduler.NewApps(store, clock)
+	apps := tenant.NewApps(store, clock)
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	a := api.New(api.Config{Scheduler: sched, Gatherer: reg, Metrics: scheduler.NewMetrics(reg),
@@ -112,7 +113,7 @@ func setupTenants(t *testing.T, o tenantOpts) *tenants {
 		Apps:   apps, RateLimit: o.rateLimit, RateBurst: o.rateBurst, Clock: clock})
 	b := &bundle{mr: mr, rdb: rdb, store: store, sched: sched, clock: clock, reg: reg,
 		handler: a.Engine(api.NewKeyAuth(apps, api.KeyAuthConfig{AdminToken: adminToken, JWT: o.jwt}))}
-	tn := &tenants{bundle: b, apps: apps, archive: arch, logs: logs, creds: map[string]scheduler.Credentials{}}
+	tn := &tenants{bundle: b, apps: apps, archive: arch, logs: logs, creds: map[string]tenant.Credentials{}}
 	for _, name := range []string{"shop", "billing"} {
 		_, cr, err := apps.Create(context.Background(), name)
 		if err != nil {
@@ -227,7 +228,7 @@ func TestTenantIsolation(t *testing.T) {
 			t.Errorf("billing/%s was created by shop's key (%v)", id, err)
 		}
 	}
-	if _, err := tn.apps.Get(context.Background(), "evil"); !errors.Is(err, scheduler.ErrAppNotFound) {
+	if _, err := tn.apps.Get(context.Background(), "evil"); !errors.Is(err, tenant.ErrAppNotFound) {
 		t.Errorf("shop's key created an application")
 	}
 
@@ -466,12 +467,12 @@ func TestAppsAdminAPI(t *testing.T) {
 				}
 			}
 		}
-		for _, secret := range []string{created.APIKey, created.JWTSecret, created.SigningSecret[6:], rotated.SigningSecret[6:], scheduler.HashKey(created.APIKey)} {
+		for _, secret := range []string{created.APIKey, created.JWTSecret, created.SigningSecret[6:], rotated.SigningSecret[6:], tenant.HashKey(created.APIKey)} {
 			if strings.Contains(body, secret) {
 				t.Fatalf("GET %s shows a secret: %s", path, body)
 			}
 		}
-		if !strings.Contains(body, scheduler.Mask(rotated.SigningSecret)) || !strings.Contains(body, scheduler.Mask(created.APIKey)) {
+		if !strings.Contains(body, tenant.Mask(rotated.SigningSecret)) || !strings.Contains(body, tenant.Mask(created.APIKey)) {
 			t.Fatalf("GET %s lacks the masked forms: %s", path, body)
 		}
 	}

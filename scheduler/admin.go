@@ -9,6 +9,10 @@ import (
 // DashboardWindow is how far back the dashboard's per-minute chart reaches.
 const DashboardWindow = time.Hour
 
+// DefaultHeartbeatInterval is how often a worker reports itself unless
+// configured otherwise (worker.Config.HeartbeatInterval).
+const DefaultHeartbeatInterval = 5 * time.Second
+
 // WorkerAlive is how recent a heartbeat must be for a worker to count as alive.
 const WorkerAlive = 3 * DefaultHeartbeatInterval
 

@@ -38,7 +38,8 @@ func (e *ValidationError) Is(target error) bool {
 	return target == ErrInvalid || (e.TooLarge && target == ErrTooLarge)
 }
 
-func invalid(field, format string, args ...any) error {
+// Invalid returns a ValidationError naming field.
+func Invalid(field, format string, args ...any) error {
 	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 

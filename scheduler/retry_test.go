@@ -1,9 +1,7 @@
 package scheduler
 
 import (
-	"errors"
 	"math/rand/v2"
-	"net/http"
 	"testing"
 	"time"
 )
@@ -160,88 +158,6 @@ func TestBackoffRetryAfter(t *testing.T) {
 			rnd := rand.New(rand.NewPCG(1, 1))
 			if got := p.Backoff(tt.n, tt.retryAfter, rnd); got != tt.want {
 				t.Fatalf("Backoff(%d, Retry-After %v) = %v, want %v", tt.n, tt.retryAfter, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestClassify(t *testing.T) {
-	t.Parallel()
-	connErr := errors.New("dial tcp 192.0.2.1:80: connect: connection refused")
-	tests := []struct {
-		name string
-		r    Result
-		want Status
-	}{
-		{"200", Result{StatusCode: 200}, StatusCompleted},
-		{"201", Result{StatusCode: 201}, StatusCompleted},
-		{"204", Result{StatusCode: 204}, StatusCompleted},
-		{"299", Result{StatusCode: 299}, StatusCompleted},
-		{"301", Result{StatusCode: 301}, StatusFailed},
-		{"302", Result{StatusCode: 302}, StatusFailed},
-		{"304", Result{StatusCode: 304}, StatusFailed},
-		{"307", Result{StatusCode: 307}, StatusFailed},
-		{"400", Result{StatusCode: 400}, StatusFailed},
-		{"401", Result{StatusCode: 401}, StatusFailed},
-		{"403", Result{StatusCode: 403}, StatusFailed},
-		{"404", Result{StatusCode: 404}, StatusFailed},
-		{"408", Result{StatusCode: 408}, StatusPending},
-		{"409", Result{StatusCode: 409}, StatusFailed},
-		{"410", Result{StatusCode: 410}, StatusFailed},
-		{"413", Result{StatusCode: 413}, StatusFailed},
-		{"422", Result{StatusCode: 422}, StatusFailed},
-		{"429", Result{StatusCode: 429, RetryAfter: time.Second}, StatusPending},
-		{"499", Result{StatusCode: 499}, StatusFailed},
-		{"500", Result{StatusCode: 500}, StatusPending},
-		{"502", Result{StatusCode: 502}, StatusPending},
-		{"503", Result{StatusCode: 503}, StatusPending},
-		{"504", Result{StatusCode: 504}, StatusPending},
-		{"599", Result{StatusCode: 599}, StatusPending},
-		{"connection error", Result{Err: connErr}, StatusPending},
-		{"timeout", Result{Err: errors.New("timeout after 30s")}, StatusPending},
-		{"unbuildable", Result{Err: errors.New("build request: bad"), Unbuildable: true}, StatusFailed},
-		{"blocked address", Result{Err: ErrBlockedAddress, Unbuildable: true}, StatusFailed},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got := Classify(tt.r); got != tt.want {
-				t.Fatalf("Classify(%+v) = %s, want %s", tt.r, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name string
-		v    string
-		want time.Duration
-	}{
-		{"seconds", "120", 120 * time.Second},
-		{"seconds with spaces", "  5 ", 5 * time.Second},
-		{"one second", "1", time.Second},
-		{"zero", "0", 0},
-		{"negative", "-3", 0},
-		{"huge seconds capped", "99999999999", MaxBackoffLimit},
-		{"overflowing seconds are capped", "999999999999999999999999", MaxBackoffLimit},
-		{"empty", "", 0},
-		{"garbage", "soon", 0},
-		{"fraction", "1.5", 0},
-		{"IMF-fixdate", now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{"RFC 850 date", now.Add(time.Hour).Format(time.RFC850), time.Hour},
-		{"asctime date", now.Add(2 * time.Minute).Format(time.ANSIC), 2 * time.Minute},
-		{"date now", now.Format(http.TimeFormat), 0},
-		{"date in the past", now.Add(-time.Hour).Format(http.TimeFormat), 0},
-		{"RFC 3339 is not an HTTP date", now.Add(time.Hour).Format(time.RFC3339), 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got := parseRetryAfter(tt.v, now); got != tt.want {
-				t.Fatalf("parseRetryAfter(%q) = %v, want %v", tt.v, got, tt.want)
 			}
 		})
 	}

@@ -23,8 +23,15 @@ type Config struct {
 	// Guard, when set (CASSATA_BLOCK_PRIVATE=on), refuses at create time a
 	// URL whose host is a blocked literal address or an internal name. The
 	// deliverer's own guard still checks every resolved address at dial
-	// time. Defaults to none.
-	Guard *AddressGuard
+	// time. Defaults to none. (delivery.AddressGuard is one.)
+	Guard URLChecker
+}
+
+// URLChecker judges a destination URL at create time.
+type URLChecker interface {
+	// CheckURL returns a *ValidationError for "url" when the URL's host may
+	// not be delivered to.
+	CheckURL(raw string) error
 }
 
 // Scheduler is the domain's front door: create, get, cancel and retry events.
@@ -34,7 +41,7 @@ type Scheduler struct {
 	archive Archive
 	limits  Limits
 	clock   Clock
-	guard   *AddressGuard
+	guard   URLChecker
 }
 
 // New returns a Scheduler over a store.
@@ -48,12 +55,16 @@ func New(store Store, cfg Config) *Scheduler {
 // Limits returns the limits in force.
 func (s *Scheduler) Limits() Limits { return s.limits }
 
-// validate checks a new event: the limits, then the create-time SSRF check.
-func (s *Scheduler) validate(ev *Event) error {
+// Validate checks a new event as Create does, without storing it: the
+// limits, then the create-time SSRF check.
+func (s *Scheduler) Validate(ev *Event) error {
 	if err := s.limits.Validate(ev); err != nil {
 		return err
 	}
-	return s.guard.checkURL(ev.URL)
+	if s.guard == nil {
+		return nil
+	}
+	return s.guard.CheckURL(ev.URL)
 }
 
 // Now returns the scheduler's clock.
@@ -88,7 +99,7 @@ func (s *Scheduler) Create(ctx context.Context, ev *Event, opt CreateOptions) (*
 	if ev.ID == "" {
 		ev.ID = NewID(now)
 	}
-	if err := s.validate(ev); err != nil {
+	if err := s.Validate(ev); err != nil {
 		return nil, false, err
 	}
 	ev.Status = StatusPending
@@ -135,7 +146,7 @@ func (s *Scheduler) CreateMany(ctx context.Context, items []BatchItem) error {
 		if ev.ID == "" {
 			ev.ID = NewID(now)
 		}
-		if err := s.validate(ev); err != nil {
+		if err := s.Validate(ev); err != nil {
 			it.Err = err
 			continue
 		}
@@ -325,15 +336,15 @@ func (s *Scheduler) Search(ctx context.Context, q SearchQuery) (SearchPage, erro
 		q.Limit = DefaultSearchLimit
 	}
 	if q.Limit < 0 || q.Limit > MaxSearchLimit {
-		return SearchPage{}, invalid("limit", "limit must be between 1 and %d", MaxSearchLimit)
+		return SearchPage{}, Invalid("limit", "limit must be between 1 and %d", MaxSearchLimit)
 	}
 	for _, st := range append([]Status{q.Status}, q.Statuses...) {
 		if st != "" && !st.Valid() {
-			return SearchPage{}, invalid("status", "unknown status %q", st)
+			return SearchPage{}, Invalid("status", "unknown status %q", st)
 		}
 	}
 	if q.App != "" && !ValidApp(q.App) {
-		return SearchPage{}, invalid("app", "application id must match [A-Za-z0-9._-]{1,64}")
+		return SearchPage{}, Invalid("app", "application id must match [A-Za-z0-9._-]{1,64}")
 	}
 	page, err := s.archive.Search(ctx, q)
 	if err != nil || len(page.Events) == 0 {

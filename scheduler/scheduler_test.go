@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,32 +14,17 @@ import (
 	"github.com/cassata/cassata/store/redisstore"
 )
 
-// schedClock is a clock tests move by hand.
-type schedClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *schedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
 type schedBundle struct {
 	sched *scheduler.Scheduler
 	store *redisstore.Store
 	mr    *miniredis.Miniredis
-	clock *schedClock
+	clock *scheduler.ManualClock
 }
 
 // advance moves both the scheduler's clock and the Redis server's clock
 // (the scheduler lets the store use the server clock for "now").
 func (b *schedBundle) advance(d time.Duration) time.Time {
-	b.clock.mu.Lock()
-	b.clock.t = b.clock.t.Add(d)
-	now := b.clock.t
-	b.clock.mu.Unlock()
+	now := b.clock.Advance(d)
 	b.mr.SetTime(now)
 	return now
 }
@@ -54,8 +38,8 @@ func setupScheduler(t *testing.T) *schedBundle {
 	if err != nil {
 		t.Fatalf("redisstore.New: %v", err)
 	}
-	clock := &schedClock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
-	mr.SetTime(clock.t)
+	clock := scheduler.NewManualClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
+	mr.SetTime(clock.Now())
 	return &schedBundle{sched: scheduler.New(st, scheduler.Config{Clock: clock}), store: st, mr: mr, clock: clock}
 }
 

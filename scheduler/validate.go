@@ -118,25 +118,25 @@ func validHeaderValue(s string) bool {
 func (l Limits) Validate(ev *Event) error {
 	l = l.WithDefaults()
 	if !ValidApp(ev.App) {
-		return invalid("app", "application id must match [A-Za-z0-9._-]{1,64}")
+		return Invalid("app", "application id must match [A-Za-z0-9._-]{1,64}")
 	}
 	if !ValidID(ev.ID) {
-		return invalid("id", "event id must be 1-128 bytes of printable ASCII without '/', spaces or control characters")
+		return Invalid("id", "event id must be 1-128 bytes of printable ASCII without '/', spaces or control characters")
 	}
 	if ev.URL == "" {
-		return invalid("url", "url is required")
+		return Invalid("url", "url is required")
 	}
 	if len(ev.URL) > l.MaxURLLength {
 		return &ValidationError{Field: "url", Message: "url is longer than the limit", TooLarge: true}
 	}
 	u, err := url.Parse(ev.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
-		return invalid("url", "url must be an absolute http or https URL")
+		return Invalid("url", "url must be an absolute http or https URL")
 	}
 	if u.User != nil {
-		return invalid("url", "url must not carry credentials; use a header")
+		return Invalid("url", "url must not carry credentials; use a header")
 	}
-	if _, err := destinationHost(u); err != nil {
+	if _, err := DestinationHost(u); err != nil {
 		return err
 	}
 	ev.Method = strings.ToUpper(strings.TrimSpace(ev.Method))
@@ -148,7 +148,7 @@ func (l Limits) Validate(ev *Event) error {
 		okMethod = okMethod || m == ev.Method
 	}
 	if !okMethod {
-		return invalid("method", "method must be one of %s", strings.Join(Methods, ", "))
+		return Invalid("method", "method must be one of %s", strings.Join(Methods, ", "))
 	}
 	if len(ev.Headers) > l.MaxHeaders {
 		return &ValidationError{Field: "headers", Message: "too many headers", TooLarge: true}
@@ -157,18 +157,18 @@ func (l Limits) Validate(ev *Event) error {
 	seen := make(map[string]string, len(ev.Headers))
 	for name, value := range ev.Headers {
 		if !validToken(name) {
-			return invalid("headers", "header name %q is not a valid HTTP token", name)
+			return Invalid("headers", "header name %q is not a valid HTTP token", name)
 		}
 		if !validHeaderValue(value) {
-			return invalid("headers", "header %s: value must not contain CR, LF or control characters", name)
+			return Invalid("headers", "header %s: value must not contain CR, LF or control characters", name)
 		}
 		canon := http.CanonicalHeaderKey(name)
 		if why := refusedHeader(canon); why != "" {
-			return invalid("headers", "header %s may not be set: %s", name, why)
+			return Invalid("headers", "header %s may not be set: %s", name, why)
 		}
 		if other, dup := seen[canon]; dup {
 			// Only one of them could be sent, and which one would be chance.
-			return invalid("headers", "headers %s and %s are the same header; give it once", other, name)
+			return Invalid("headers", "headers %s and %s are the same header; give it once", other, name)
 		}
 		seen[canon] = name
 		size += len(name) + len(value)
@@ -180,22 +180,22 @@ func (l Limits) Validate(ev *Event) error {
 		return &ValidationError{Field: "body", Message: "body is larger than the limit", TooLarge: true}
 	}
 	if ev.DueAt.IsZero() {
-		return invalid("due", "a due time is required")
+		return Invalid("due", "a due time is required")
 	}
 	if ev.MaxAttempts < 0 || ev.MaxAttempts > MaxMaxAttempts {
-		return invalid("max_attempts", "max_attempts must be between 1 and %d", MaxMaxAttempts)
+		return Invalid("max_attempts", "max_attempts must be between 1 and %d", MaxMaxAttempts)
 	}
 	if ev.Timeout < 0 || ev.Timeout > MaxTimeout || ev.Timeout > 0 && ev.Timeout < time.Millisecond {
-		return invalid("timeout", "timeout must be between 1ms and %s", MaxTimeout)
+		return Invalid("timeout", "timeout must be between 1ms and %s", MaxTimeout)
 	}
 	if ev.MinBackoff < 0 || ev.MinBackoff > MaxBackoffLimit {
-		return invalid("min_backoff", "min_backoff must be between 0 and %s", MaxBackoffLimit)
+		return Invalid("min_backoff", "min_backoff must be between 0 and %s", MaxBackoffLimit)
 	}
 	if ev.MaxBackoff < 0 || ev.MaxBackoff > MaxBackoffLimit {
-		return invalid("max_backoff", "max_backoff must be between 0 and %s", MaxBackoffLimit)
+		return Invalid("max_backoff", "max_backoff must be between 0 and %s", MaxBackoffLimit)
 	}
 	if ev.MinBackoff > 0 && ev.MaxBackoff > 0 && ev.MinBackoff > ev.MaxBackoff {
-		return invalid("min_backoff", "min_backoff must not exceed max_backoff")
+		return Invalid("min_backoff", "min_backoff must not exceed max_backoff")
 	}
 	return nil
 }
@@ -220,7 +220,7 @@ func refusedHeader(canon string) string {
 	return ""
 }
 
-// destinationHost returns the host a delivery to u will dial, lower-case and
+// DestinationHost returns the host a delivery to u will dial, lower-case and
 // without a trailing dot, or a *ValidationError for "url" when resolvers
 // could disagree on what it means:
 //
@@ -237,11 +237,11 @@ func refusedHeader(canon string) string {
 //
 // With the SSRF guard on, the returned host is then checked for blocked
 // literal addresses and internal names (AddressGuard.CheckHost).
-func destinationHost(u *url.URL) (string, error) {
+func DestinationHost(u *url.URL) (string, error) {
 	host := u.Hostname()
 	if strings.HasPrefix(u.Host, "[") {
 		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() {
-			return "", invalid("url", "url host in brackets must be an IPv6 address")
+			return "", Invalid("url", "url host in brackets must be an IPv6 address")
 		}
 		return strings.ToLower(host), nil
 	}
@@ -249,7 +249,7 @@ func destinationHost(u *url.URL) (string, error) {
 		if host[i] >= 0x80 {
 			ascii, err := idna.Lookup.ToASCII(host)
 			if err != nil {
-				return "", invalid("url", "url host is not a valid domain name")
+				return "", Invalid("url", "url host is not a valid domain name")
 			}
 			host = ascii
 			break
@@ -259,7 +259,7 @@ func destinationHost(u *url.URL) (string, error) {
 	labels := strings.Split(host, ".")
 	if numericLabel(labels[len(labels)-1]) {
 		if a, err := netip.ParseAddr(host); err != nil || !a.Is4() {
-			return "", invalid("url", "url host %q looks like an IPv4 address in a shorthand, hexadecimal or octal notation, "+
+			return "", Invalid("url", "url host %q looks like an IPv4 address in a shorthand, hexadecimal or octal notation, "+
 				"which resolvers read differently; write the address as four decimal parts such as 192.0.2.10", u.Hostname())
 		}
 	}
@@ -292,3 +292,7 @@ var hopByHop = map[string]bool{
 	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true,
 	"Upgrade": true, "Host": true, "Content-Length": true,
 }
+
+// IsHopByHop reports whether the canonical header name describes one
+// connection rather than the request, so it is never forwarded.
+func IsHopByHop(canon string) bool { return hopByHop[canon] }

@@ -5,19 +5,19 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gin-gonic/gin"
+	"github.com/cassata/cassata/scheduler/tenant"
 
-	"github.com/cassata/cassata/scheduler"
+	"github.com/gin-gonic/gin"
 )
 
 // AppLister lists the applications for the Applications page.
 // *scheduler.Apps satisfies it.
 type AppLister interface {
-	List(ctx context.Context) ([]*scheduler.App, error)
+	List(ctx context.Context) ([]*tenant.App, error)
 	Now() time.Time
 }
 
-var _ AppLister = (*scheduler.Apps)(nil)
+var _ AppLister = (*tenant.Apps)(nil)
 
 // appsView is the Applications page: names, dates, key hints and masked
 // secrets. It is built from Hint and Masked only, so no template can show
@@ -43,9 +43,9 @@ func shortTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
 
-func newAppsView(apps []*scheduler.App, now time.Time) appsView {
+func newAppsView(apps []*tenant.App, now time.Time) appsView {
 	v := appsView{Apps: make([]appView, 0, len(apps))}
-	secrets := func(list []scheduler.Secret) []credentialView {
+	secrets := func(list []tenant.Secret) []credentialView {
 		var out []credentialView
 		for _, s := range list {
 			if s.ActiveAt(now) {

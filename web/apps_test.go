@@ -1,6 +1,7 @@
 package web
 
 import (
+	"github.com/cassata/cassata/scheduler/tenant"
 	"context"
 	"errors"
 	"net/http"
@@ -13,12 +14,12 @@ import (
 
 // fakeApps lists fixed applications.
 type fakeApps struct {
-	apps []*scheduler.App
+	apps []*tenant.App
 	err  error
 	now  time.Time
 }
 
-func (f *fakeApps) List(context.Context) ([]*scheduler.App, error) { return f.apps, f.err }
+func (f *fakeApps) List(context.Context) ([]*tenant.App, error) { return f.apps, f.err }
 func (f *fakeApps) Now() time.Time                                 { return f.now }
 
 const (
@@ -31,17 +32,17 @@ const (
 func TestAppsPage(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2025, 3, 14, 15, 0, 0, 0, time.UTC)
-	fa := &fakeApps{now: now, apps: []*scheduler.App{{
+	fa := &fakeApps{now: now, apps: []*tenant.App{{
 		Name: "shop", CreatedAt: now.Add(-time.Hour),
-		Keys: []scheduler.KeyHash{
-			{Hash: scheduler.HashKey(testAPIKey), Hint: scheduler.Mask(testAPIKey), CreatedAt: now},
+		Keys: []tenant.KeyHash{
+			{Hash: tenant.HashKey(testAPIKey), Hint: tenant.Mask(testAPIKey), CreatedAt: now},
 			{Hash: "expired", Hint: "csk_…gone", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute)},
 		},
-		SigningSecrets: []scheduler.Secret{
-			scheduler.NewSecret(testSigning, now, time.Time{}),
-			scheduler.NewSecret(testOldSigning, now.Add(-time.Hour), now.Add(time.Hour)),
+		SigningSecrets: []tenant.Secret{
+			tenant.NewSecret(testSigning, now, time.Time{}),
+			tenant.NewSecret(testOldSigning, now.Add(-time.Hour), now.Add(time.Hour)),
 		},
-		JWTSecrets: []scheduler.Secret{scheduler.NewSecret(testJWTSecret, now, time.Time{})},
+		JWTSecrets: []tenant.Secret{tenant.NewSecret(testJWTSecret, now, time.Time{})},
 	}}}
 	e := setup(t, func(c *Config) { c.Apps = fa })
 	e.login()
@@ -49,13 +50,13 @@ func TestAppsPage(t *testing.T) {
 	if r.StatusCode != http.StatusOK {
 		t.Fatalf("GET /apps: %d", r.StatusCode)
 	}
-	for _, secret := range []string{testAPIKey, scheduler.HashKey(testAPIKey), testSigning[6:], testOldSigning[6:], testJWTSecret[4:]} {
+	for _, secret := range []string{testAPIKey, tenant.HashKey(testAPIKey), testSigning[6:], testOldSigning[6:], testJWTSecret[4:]} {
 		if strings.Contains(r.body, secret) {
 			t.Fatalf("the Applications page shows a secret:\n%s", r.body)
 		}
 	}
-	for _, shown := range []string{"shop", scheduler.Mask(testAPIKey), scheduler.Mask(testSigning), scheduler.Mask(testOldSigning),
-		scheduler.Mask(testJWTSecret), "until 2025-03-14 16:00:00Z", `aria-current="page"`, ">Applications</a>"} {
+	for _, shown := range []string{"shop", tenant.Mask(testAPIKey), tenant.Mask(testSigning), tenant.Mask(testOldSigning),
+		tenant.Mask(testJWTSecret), "until 2025-03-14 16:00:00Z", `aria-current="page"`, ">Applications</a>"} {
 		if !strings.Contains(r.body, shown) {
 			t.Errorf("the page lacks %q", shown)
 		}

@@ -13,10 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cassata/cassata/scheduler/worker"
+
 	"github.com/redis/go-redis/v9"
 	_ "modernc.org/sqlite" // read-only row counts of the SQLite archives
 
-	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive/mysqltest"
 )
 
@@ -453,5 +454,5 @@ func archiveLegend(o options) string {
 		"archived rows/s = the workload's events + attempts rows over first due → outbox empty "+
 		"(2 rows per delivery, so at most twice the delivery rate); archiver batch: %d records (scheduler default)",
 		formatInt(float64(o.archiveRate)), o.archiveSpan, formatInt(float64(archiveEvents(o))),
-		lagSampleEvery, scheduler.DefaultArchiveBatch)
+		lagSampleEvery, worker.DefaultArchiveBatch)
 }

@@ -10,8 +10,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/tenant"
+
 	"github.com/cassata/cassata/api"
-	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/redisstore"
 )
 
@@ -112,7 +114,7 @@ func appsCommand(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("connect to redis at %s: %w", redactURL(cfg.RedisURL), err)
 	}
-	apps := scheduler.NewApps(store, nil)
+	apps := tenant.NewApps(store, nil)
 
 	switch sub {
 	case "create":
@@ -187,7 +189,7 @@ func appsCommand(ctx context.Context, args []string, out io.Writer) error {
 		}
 		if grace == 0 {
 			fmt.Fprintf(out, "Rotated the signing secret of %s: deliveries are signed with the new one only (workers pick it up within %s).\n",
-				app.Name, scheduler.DefaultSecretTTL)
+				app.Name, delivery.DefaultSecretTTL)
 		} else {
 			fmt.Fprintf(out, "Rotated the signing secret of %s: deliveries carry signatures with both secrets until %s.\n",
 				app.Name, apps.Now().Add(grace).UTC().Format(time.RFC3339))

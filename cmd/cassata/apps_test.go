@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/cassata/cassata/scheduler/tenant"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,7 +13,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/redisstore"
 )
 
@@ -20,7 +20,7 @@ import (
 // namespace to check what the command did.
 type appsEnv struct {
 	url  string
-	apps *scheduler.Apps
+	apps *tenant.Apps
 }
 
 func setupAppsCLI(t *testing.T) *appsEnv {
@@ -34,7 +34,7 @@ func setupAppsCLI(t *testing.T) *appsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &appsEnv{url: "redis://" + mr.Addr(), apps: scheduler.NewApps(st, nil)}
+	return &appsEnv{url: "redis://" + mr.Addr(), apps: tenant.NewApps(st, nil)}
 }
 
 // cli runs "cassata apps args..." and returns its stdout.
@@ -63,7 +63,7 @@ func (e *appsEnv) authAs(t *testing.T, key, want string) {
 	t.Helper()
 	app, err := e.apps.Authenticate(context.Background(), key)
 	if want == "" {
-		if !errors.Is(err, scheduler.ErrUnauthorized) {
+		if !errors.Is(err, tenant.ErrUnauthorized) {
 			t.Fatalf("key accepted (%v, %v), want refused", app, err)
 		}
 		return
@@ -119,7 +119,7 @@ func TestAppsCreateListRotate(t *testing.T) {
 				t.Fatalf("%v shows a secret:\n%s", args, out)
 			}
 		}
-		if !strings.Contains(out, scheduler.Mask(signing)) || !strings.Contains(out, scheduler.Mask(key)) {
+		if !strings.Contains(out, tenant.Mask(signing)) || !strings.Contains(out, tenant.Mask(key)) {
 			t.Fatalf("%v lacks the masked forms:\n%s", args, out)
 		}
 	}

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/tenant"
+
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"
 )
@@ -67,7 +70,7 @@ func defaults(mode string) config {
 	c := config{
 		Listen: ":8085", Auth: "on", Namespace: "cassata", WorkerConcurrency: 100, RateLimit: api.DefaultRateLimit,
 		BlockPrivate: "on", Retention: 24 * time.Hour, LogLevel: "info", CreateTables: true,
-		JWTMaxLifetime: scheduler.DefaultJWTMaxLifetime,
+		JWTMaxLifetime: tenant.DefaultJWTMaxLifetime,
 	}
 	if mode == "dev" {
 		c.Listen, c.Auth, c.BlockPrivate = "127.0.0.1:8085", "off", "off"
@@ -224,11 +227,11 @@ const maxBodyBytesLimit = 64 << 20
 
 // guard is the SSRF guard the settings ask for: nil with
 // CASSATA_BLOCK_PRIVATE=off.
-func (c *config) guard() *scheduler.AddressGuard {
+func (c *config) guard() *delivery.AddressGuard {
 	if c.BlockPrivate != "on" {
 		return nil
 	}
-	return &scheduler.AddressGuard{Allow: c.allow}
+	return &delivery.AddressGuard{Allow: c.allow}
 }
 
 func onOff(name, v string) error {
@@ -248,7 +251,7 @@ func (c *config) validate(mode string) error {
 	if err := onOff("CASSATA_BLOCK_PRIVATE", c.BlockPrivate); err != nil {
 		return err
 	}
-	allow, err := scheduler.ParseAllowList(c.AllowCIDRs)
+	allow, err := delivery.ParseAllowList(c.AllowCIDRs)
 	if err != nil {
 		return fmt.Errorf("CASSATA_ALLOW_CIDRS: %w", err)
 	}

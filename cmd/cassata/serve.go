@@ -13,6 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/scheduler/worker"
+
 	"github.com/alicebob/miniredis/v2"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,7 +83,7 @@ func connectRedis(cfg config) (redis.UniversalClient, error) {
 func serve(ctx context.Context, mode string, cfg config) error {
 	log := newLogger(cfg.LogLevel)
 	slog.SetDefault(log)
-	scheduler.Version = version
+	delivery.Version = version
 	cfg.logWarnings(log)
 
 	if mode == "worker" && cfg.ArchiveDSN == "" {
@@ -143,7 +147,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		schedCfg.Archive = arch
 	}
 	sched := scheduler.New(store, schedCfg)
-	apps := scheduler.NewApps(store, nil)
+	apps := tenant.NewApps(store, nil)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -159,8 +163,8 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	}
 
 	if mode == "dev" || mode == "worker" {
-		worker := scheduler.NewWorker(store, scheduler.NewDeliverer(scheduler.DelivererConfig{Guard: guard,
-			Signer: scheduler.NewSigner(apps, scheduler.SignerConfig{})}), scheduler.WorkerConfig{
+		w := worker.New(store, delivery.New(delivery.Config{Guard: guard,
+			Signer: delivery.NewSigner(apps, delivery.SignerConfig{})}), worker.Config{
 			Concurrency: cfg.WorkerConcurrency, Batch: cfg.Batch, Visibility: cfg.Visibility,
 			PollInterval: cfg.PollInterval, ShutdownTimeout: cfg.ShutdownTimeout, Policy: policy,
 			HeartbeatInterval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadAfter,
@@ -169,16 +173,16 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := worker.Run(runCtx); err != nil {
+			if err := w.Run(runCtx); err != nil {
 				errc <- fmt.Errorf("worker: %w", err)
 			}
 		}()
 		if arch != nil {
-			archiver := scheduler.NewArchiver(store, arch, scheduler.ArchiverConfig{
-				Consumer: worker.ID(), Logger: log, Metrics: metrics,
+			archiver := worker.NewArchiver(store, arch, worker.ArchiverConfig{
+				Consumer: w.ID(), Logger: log, Metrics: metrics,
 				// A saturated worker (a burst) delivers first; archiving
 				// follows within ArchiverConfig.YieldFor.
-				Busy: worker.Backlogged,
+				Busy: w.Backlogged,
 			})
 			wg.Add(1)
 			go func() {
@@ -212,7 +216,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		var auth api.Authorizer
 		if cfg.Auth == "on" {
 			auth = api.NewKeyAuth(apps, api.KeyAuthConfig{AdminToken: cfg.AdminToken,
-				JWT: scheduler.JWTPolicy{MaxLifetime: cfg.JWTMaxLifetime}})
+				JWT: tenant.JWTPolicy{MaxLifetime: cfg.JWTMaxLifetime}})
 		}
 		engine := a.Engine(auth)
 		ui, err := web.New(web.Config{Backend: sched, Apps: apps, Password: cfg.AdminPassword, Open: mode == "dev",

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"errors"
 	"fmt"
@@ -161,8 +162,8 @@ func TestArchiverEndToEnd(t *testing.T) {
 			}
 			return nil
 		}}
-		e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
-		e.startArchiver(nil, arch, scheduler.ArchiverConfig{Batch: 100})
+		e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
+		e.startArchiver(nil, arch, worker.ArchiverConfig{Batch: 100})
 
 		start := time.Now()
 		want, attempts := e.scheduleMixed("e2e", 300)
@@ -229,13 +230,13 @@ func TestArchiverCrashBetweenCommitAndAck(t *testing.T) {
 			}
 			return nil
 		}}
-		e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
+		e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
 
 		// The outbox fills up first, so the failing batches are full ones
 		// mixing creates, attempts and finals of many shards.
 		want, attempts := e.scheduleMixed("crash", 200)
 		e.waitAllFinal(want, 30*time.Second)
-		e.startArchiver(nil, arch, scheduler.ArchiverConfig{Batch: 40})
+		e.startArchiver(nil, arch, worker.ArchiverConfig{Batch: 40})
 		e.waitArchived(len(want), attempts, 30*time.Second)
 		// Let any stray re-delivery land before counting once more.
 		time.Sleep(200 * time.Millisecond)
@@ -269,8 +270,8 @@ func TestArchiverSurvivesDatabaseOutage(t *testing.T) {
 	srv := mysqltest.Start(t)
 	db := openArchive(t, srv.NewDatabase(t))
 	e := setupArchive(t, nil, db, redisstore.Config{})
-	e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
-	e.startArchiver(nil, nil, scheduler.ArchiverConfig{Batch: 50})
+	e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
+	e.startArchiver(nil, nil, worker.ArchiverConfig{Batch: 50})
 
 	want := map[string]expectedRun{}
 	var pre []*scheduler.Event
@@ -341,10 +342,10 @@ func TestTwoArchiversNeverDoubleWrite(t *testing.T) {
 	t.Parallel()
 	forEachArchive(t, func(t *testing.T, db *archive.Store) {
 		e := setupArchive(t, mixedHandler, db, redisstore.Config{})
-		e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
+		e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
 		rec1, rec2 := newRecordingArchive(db), newRecordingArchive(db)
 		// ClaimIdle far beyond the test: no takeover of a slow batch.
-		cfg := scheduler.ArchiverConfig{Batch: 25, ClaimIdle: time.Minute}
+		cfg := worker.ArchiverConfig{Batch: 25, ClaimIdle: time.Minute}
 		e.startArchiver(e.storeWith(redisstore.Config{}), rec1, cfg)
 		e.startArchiver(e.storeWith(redisstore.Config{}), rec2, cfg)
 
@@ -382,7 +383,7 @@ func TestArchiverTakesOverADeadArchiversBatch(t *testing.T) {
 	forEachArchive(t, func(t *testing.T, db *archive.Store) {
 		const claimIdle = time.Second
 		e := setupArchive(t, nil, db, redisstore.Config{})
-		e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
+		e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
 		read := make(chan []scheduler.Record, 1)
 		dying := &hookArchive{Archive: db, before: func(ctx context.Context, recs []scheduler.Record) error {
 			select {
@@ -392,7 +393,7 @@ func TestArchiverTakesOverADeadArchiversBatch(t *testing.T) {
 			<-ctx.Done() // dies mid-batch: nothing written, nothing acknowledged
 			return ctx.Err()
 		}}
-		doomed := e.startArchiver(nil, dying, scheduler.ArchiverConfig{Consumer: "doomed", Batch: 30, ClaimIdle: claimIdle})
+		doomed := e.startArchiver(nil, dying, worker.ArchiverConfig{Consumer: "doomed", Batch: 30, ClaimIdle: claimIdle})
 
 		want := map[string]expectedRun{}
 		var evs []*scheduler.Event
@@ -415,7 +416,7 @@ func TestArchiverTakesOverADeadArchiversBatch(t *testing.T) {
 		}
 
 		rec := newRecordingArchive(db)
-		e.startArchiver(e.storeWith(redisstore.Config{}), rec, scheduler.ArchiverConfig{Consumer: "heir", Batch: 30, ClaimIdle: claimIdle})
+		e.startArchiver(e.storeWith(redisstore.Config{}), rec, worker.ArchiverConfig{Consumer: "heir", Batch: 30, ClaimIdle: claimIdle})
 		e.waitAllFinal(want, 20*time.Second)
 		e.waitArchived(len(want), len(want), 20*time.Second)
 		t.Logf("the dead archiver's %d entries archived by the heir %s after it died", len(lost), time.Since(died).Round(time.Millisecond))

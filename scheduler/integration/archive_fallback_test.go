@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"errors"
 	"net/http"
@@ -38,8 +39,8 @@ func TestReadsFallBackToTheArchive(t *testing.T) {
 			}
 			_, _ = w.Write([]byte("thanks"))
 		}, db, redisstore.Config{Retention: time.Second})
-		w := e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
-		e.startArchiver(nil, nil, scheduler.ArchiverConfig{})
+		w := e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
+		e.startArchiver(nil, nil, worker.ArchiverConfig{})
 		srv := e.apiServer()
 
 		done := e.event("done")
@@ -150,7 +151,7 @@ func TestReadsFallBackToTheArchive(t *testing.T) {
 				t.Errorf("retry %s: body %v, want %q", id, r.Body, c.body)
 			}
 		}
-		e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
+		e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
 		for _, c := range retries {
 			id := c.ev.ID
 			arr := e.dest.waitArrivals(t, id, 2, 10*time.Second)
@@ -200,8 +201,8 @@ func TestRetryFromArchiveIsLiveInTheArchive(t *testing.T) {
 		e := setupArchive(t, func(w http.ResponseWriter, r *http.Request, a arrival) {
 			http.Error(w, "no", http.StatusBadRequest)
 		}, db, redisstore.Config{Retention: time.Second})
-		w := e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
-		e.startArchiver(nil, nil, scheduler.ArchiverConfig{})
+		w := e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
+		e.startArchiver(nil, nil, worker.ArchiverConfig{})
 		ev := e.event("revive")
 		ev.Body = []byte("payload")
 		e.schedule(ev)

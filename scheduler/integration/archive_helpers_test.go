@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"encoding/json"
 	"errors"
@@ -103,7 +104,7 @@ func (e *archEnv) storeWith(cfg redisstore.Config) *redisstore.Store {
 
 // runningArchiver is an archiver running in a goroutine.
 type runningArchiver struct {
-	*scheduler.Archiver
+	*worker.Archiver
 	consumer string
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -123,7 +124,7 @@ var archiverSeq atomic.Int64
 // startArchiver runs an archiver from st (nil: the env's store) into arch
 // (nil: the env's archive) with short test intervals for zero fields. It
 // stops when the test ends.
-func (e *archEnv) startArchiver(st *redisstore.Store, arch scheduler.Archive, cfg scheduler.ArchiverConfig) *runningArchiver {
+func (e *archEnv) startArchiver(st *redisstore.Store, arch scheduler.Archive, cfg worker.ArchiverConfig) *runningArchiver {
 	e.t.Helper()
 	if st == nil {
 		st = e.store
@@ -140,7 +141,7 @@ func (e *archEnv) startArchiver(st *redisstore.Store, arch scheduler.Archive, cf
 	if cfg.Logger == nil {
 		cfg.Logger = e.log
 	}
-	a := scheduler.NewArchiver(st, arch, cfg)
+	a := worker.NewArchiver(st, arch, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runningArchiver{Archiver: a, consumer: cfg.Consumer, cancel: cancel, done: make(chan struct{})}
 	go func() {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"fmt"
 	"net/http"
@@ -87,8 +88,8 @@ func TestSearchFilters(t *testing.T) {
 	t.Parallel()
 	forEachArchive(t, func(t *testing.T, db *archive.Store) {
 		e := setupArchive(t, failPathHandler, db, redisstore.Config{})
-		e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
-		e.startArchiver(nil, nil, scheduler.ArchiverConfig{})
+		e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
+		e.startArchiver(nil, nil, worker.ArchiverConfig{})
 		f := e.scheduleSearchFixture()
 
 		var shopOrd, shopOrd1x []string
@@ -156,8 +157,8 @@ func TestSearchPaginationWhileEventsArrive(t *testing.T) {
 	forEachArchive(t, func(t *testing.T, db *archive.Store) {
 		const n, limit = 120, 10
 		e := setupArchive(t, nil, db, redisstore.Config{})
-		e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
-		e.startArchiver(nil, nil, scheduler.ArchiverConfig{})
+		e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
+		e.startArchiver(nil, nil, worker.ArchiverConfig{})
 		var evs []*scheduler.Event
 		pre := map[string]bool{}
 		for i := range n {
@@ -225,8 +226,8 @@ func TestSearchMergesLiveAndArchived(t *testing.T) {
 	forEachArchive(t, func(t *testing.T, db *archive.Store) {
 		const consumer = "merge-archiver"
 		e := setupArchive(t, nil, db, redisstore.Config{Retention: time.Second})
-		e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
-		arch := e.startArchiver(nil, nil, scheduler.ArchiverConfig{Consumer: consumer})
+		e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
+		arch := e.startArchiver(nil, nil, worker.ArchiverConfig{Consumer: consumer})
 
 		pending := e.event("live-pending")
 		pending.DueAt = time.Now().Add(time.Hour)
@@ -282,7 +283,7 @@ func TestSearchMergesLiveAndArchived(t *testing.T) {
 		}
 
 		// The archiver catches up: the archive agrees.
-		e.startArchiver(nil, nil, scheduler.ArchiverConfig{Consumer: consumer})
+		e.startArchiver(nil, nil, worker.ArchiverConfig{Consumer: consumer})
 		e.waitArchived(3, 2, 10*time.Second)
 		done := byID(e.searchAll(scheduler.SearchQuery{App: testApp, Status: scheduler.StatusCompleted}))
 		if done["live-lagging"] == nil || done["gone-done"] == nil || len(done) != 2 {
@@ -297,8 +298,8 @@ func TestSearchOverHTTP(t *testing.T) {
 	t.Parallel()
 	forEachArchive(t, func(t *testing.T, db *archive.Store) {
 		e := setupArchive(t, failPathHandler, db, redisstore.Config{})
-		e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
-		e.startArchiver(nil, nil, scheduler.ArchiverConfig{})
+		e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
+		e.startArchiver(nil, nil, worker.ArchiverConfig{})
 		f := e.scheduleSearchFixture()
 		future := &scheduler.Event{App: "shop", ID: "later-1", URL: e.dest.URL("/later"), DueAt: time.Now().Add(time.Hour).Truncate(time.Millisecond)}
 		e.schedule(future)

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"net/http"
 	"sync"
 	"syscall"
@@ -47,7 +48,7 @@ func TestDeadWorkerRecoveredBeforeItsLeaseExpires(t *testing.T) {
 	}
 	// The survivor starts now; it judges others once it has itself been
 	// beating for DeadAfter.
-	survivor := e.startWorker(nil, scheduler.WorkerConfig{
+	survivor := e.startWorker(nil, worker.Config{
 		Visibility: visibility, HeartbeatInterval: heartbeat, DeadAfter: deadAfter,
 	})
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"net"
 	"net/http"
 	"strings"
@@ -14,7 +15,7 @@ import (
 func TestDeliversWithHeadersAndBody(t *testing.T) {
 	t.Parallel()
 	e := setup(t, nil)
-	w := e.startWorker(nil, scheduler.WorkerConfig{})
+	w := e.startWorker(nil, worker.Config{})
 
 	ev := e.event("basic-1")
 	ev.URL = e.dest.URL("/hook/basic?x=1&y=two")
@@ -86,7 +87,7 @@ func TestRetriesOn5xxThenSucceeds(t *testing.T) {
 		}
 		ok(w, r, a)
 	})
-	e.startWorker(nil, scheduler.WorkerConfig{})
+	e.startWorker(nil, worker.Config{})
 	e.schedule(fastRetry(e.event("r5xx"), 5))
 
 	got := e.waitFinal("r5xx", 10*time.Second)
@@ -127,7 +128,7 @@ func TestRetriesOnTimeout(t *testing.T) {
 		}
 		ok(w, r, a)
 	})
-	e.startWorker(nil, scheduler.WorkerConfig{})
+	e.startWorker(nil, worker.Config{})
 	ev := fastRetry(e.event("rtimeout"), 3)
 	ev.Timeout = 200 * time.Millisecond
 	e.schedule(ev)
@@ -159,7 +160,7 @@ func TestRefusedConnectionEndsServiceUnavailable(t *testing.T) {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 
-	e.startWorker(nil, scheduler.WorkerConfig{})
+	e.startWorker(nil, worker.Config{})
 	ev := fastRetry(e.event("refused"), 3)
 	ev.URL = "http://" + addr + "/hook"
 	e.schedule(ev)
@@ -183,7 +184,7 @@ func TestNoRetryOn4xx(t *testing.T) {
 	e := setup(t, func(w http.ResponseWriter, _ *http.Request, _ arrival) {
 		http.Error(w, "bad request", http.StatusBadRequest)
 	})
-	e.startWorker(nil, scheduler.WorkerConfig{})
+	e.startWorker(nil, worker.Config{})
 	e.schedule(fastRetry(e.event("r4xx"), 5))
 
 	got := e.waitFinal("r4xx", 10*time.Second)
@@ -210,7 +211,7 @@ func TestRetryAfterOn429(t *testing.T) {
 		}
 		ok(w, r, a)
 	})
-	e.startWorker(nil, scheduler.WorkerConfig{})
+	e.startWorker(nil, worker.Config{})
 	ev := e.event("r429")
 	ev.MaxAttempts, ev.MinBackoff, ev.MaxBackoff = 3, 50*time.Millisecond, 5*time.Second
 	e.schedule(ev)

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"bytes"
 	"context"
 	"fmt"
@@ -116,7 +117,7 @@ func TestKilledWorkerProcessEventRedelivered(t *testing.T) {
 	<-p.exited
 	killed := time.Now()
 
-	e.startWorker(nil, scheduler.WorkerConfig{Visibility: visibility})
+	e.startWorker(nil, worker.Config{Visibility: visibility})
 	arr := e.dest.waitArrivals(t, "crash-1", 2, 15*time.Second)
 	recovery := arr[1].At.Sub(killed)
 	t.Logf("recovery: redelivered %s after SIGKILL (visibility timeout %s, reap interval 100ms)", recovery, visibility)
@@ -194,7 +195,7 @@ func TestWorkerProcessSIGTERMHandsBack(t *testing.T) {
 	}
 
 	// Handed back due now: the next worker delivers it without waiting for the 30s lease.
-	e.startWorker(nil, scheduler.WorkerConfig{})
+	e.startWorker(nil, worker.Config{})
 	if got := e.waitStatus("term-1", scheduler.StatusCompleted, 10*time.Second); got.Attempts != 2 {
 		t.Errorf("completed after %d attempts, want 2", got.Attempts)
 	}
@@ -206,7 +207,7 @@ func TestWorkerProcessSIGTERMHandsBack(t *testing.T) {
 func TestWorkerSurvivesRedisRestart(t *testing.T) {
 	t.Parallel()
 	e := setup(t, nil, redistest.WithAOF())
-	e.startWorker(nil, scheduler.WorkerConfig{})
+	e.startWorker(nil, worker.Config{})
 
 	e.schedule(e.event("pre-now"))
 	e.waitStatus("pre-now", scheduler.StatusCompleted, 10*time.Second)
@@ -253,7 +254,7 @@ func TestWorkerSurvivesRedisRestart(t *testing.T) {
 func TestScriptFlushMidRun(t *testing.T) {
 	t.Parallel()
 	e := setup(t, nil)
-	e.startWorker(nil, scheduler.WorkerConfig{})
+	e.startWorker(nil, worker.Config{})
 
 	var first []*scheduler.Event
 	for i := range 20 {
@@ -311,7 +312,7 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 		ok(w, r, a)
 	})
-	w := e.startWorker(nil, scheduler.WorkerConfig{ShutdownTimeout: shutdownTimeout, Visibility: 3 * time.Second})
+	w := e.startWorker(nil, worker.Config{ShutdownTimeout: shutdownTimeout, Visibility: 3 * time.Second})
 
 	var evs []*scheduler.Event
 	for i := range 5 {
@@ -359,7 +360,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 
 	// The handed-back events go out with the next worker.
-	e.startWorker(nil, scheduler.WorkerConfig{})
+	e.startWorker(nil, worker.Config{})
 	for _, ev := range evs {
 		if strings.HasPrefix(ev.ID, "stuck-") {
 			if got := e.waitStatus(ev.ID, scheduler.StatusCompleted, 10*time.Second); got.Attempts != 2 {
@@ -383,8 +384,8 @@ func TestSlowDeliveryKeepsItsLease(t *testing.T) {
 		}
 		ok(w, r, a)
 	})
-	e.startWorker(nil, scheduler.WorkerConfig{Visibility: visibility})
-	e.startWorker(e.newStore(), scheduler.WorkerConfig{Visibility: visibility}) // a second reaper
+	e.startWorker(nil, worker.Config{Visibility: visibility})
+	e.startWorker(e.newStore(), worker.Config{Visibility: visibility}) // a second reaper
 	ev := e.event("slow-lease")
 	ev.Timeout = 10 * time.Second
 	e.schedule(ev)

@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
+	"github.com/cassata/cassata/scheduler/delivery"
 	"bytes"
 	"context"
 	"errors"
@@ -171,7 +173,7 @@ func (e *env) newStore() *redisstore.Store {
 
 // runningWorker is a worker running in a goroutine.
 type runningWorker struct {
-	*scheduler.Worker
+	*worker.Worker
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -191,7 +193,7 @@ func (r *runningWorker) stop() time.Duration {
 
 // startWorker runs a worker on st (nil: the env's store) with short test
 // intervals for every zero field. It stops when the test ends.
-func (e *env) startWorker(st *redisstore.Store, cfg scheduler.WorkerConfig) *runningWorker {
+func (e *env) startWorker(st *redisstore.Store, cfg worker.Config) *runningWorker {
 	e.t.Helper()
 	if st == nil {
 		st = e.store
@@ -211,7 +213,7 @@ func (e *env) startWorker(st *redisstore.Store, cfg scheduler.WorkerConfig) *run
 	if cfg.Logger == nil {
 		cfg.Logger = e.log
 	}
-	w := scheduler.NewWorker(st, scheduler.NewDeliverer(scheduler.DelivererConfig{}), cfg)
+	w := worker.New(st, delivery.New(delivery.Config{}), cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runningWorker{Worker: w, cancel: cancel, done: make(chan struct{})}
 	go func() {

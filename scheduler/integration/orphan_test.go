@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"hash/crc32"
 	"testing"
@@ -63,10 +64,10 @@ func TestWorkerGivesBackLostClaims(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := setup(t, nil)
-			const id, worker = "lost-claim", "w-lost"
-			st := tc.lose(t, e, id, worker)
+			const id, workerID = "lost-claim", "w-lost"
+			st := tc.lose(t, e, id, workerID)
 			start := time.Now()
-			e.startWorker(st, scheduler.WorkerConfig{ID: worker, Visibility: visibility})
+			e.startWorker(st, worker.Config{ID: workerID, Visibility: visibility})
 
 			arr := e.dest.waitArrivals(t, id, 1, 5*time.Second)
 			took := arr[0].At.Sub(start)
@@ -75,8 +76,8 @@ func TestWorkerGivesBackLostClaims(t *testing.T) {
 				t.Errorf("delivered as attempt %d, want 1: the lost claim must not count", arr[0].Attempt)
 			}
 			got := e.waitStatus(id, scheduler.StatusCompleted, 5*time.Second)
-			if got.Attempts != 1 || len(got.History) != 1 || got.History[0].StatusCode != 200 || got.History[0].Worker != worker {
-				t.Errorf("attempts %d, history %+v; want one attempt by %s, 200", got.Attempts, got.History, worker)
+			if got.Attempts != 1 || len(got.History) != 1 || got.History[0].StatusCode != 200 || got.History[0].Worker != workerID {
+				t.Errorf("attempts %d, history %+v; want one attempt by %s, 200", got.Attempts, got.History, workerID)
 			}
 			if n := len(e.dest.of(id)); n != 1 {
 				t.Errorf("%d deliveries, want 1", n)

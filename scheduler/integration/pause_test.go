@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"fmt"
 	"hash/crc32"
@@ -180,7 +181,7 @@ func TestPausedWorkerIsFenced(t *testing.T) {
 		t.Errorf("outbox entries of %s by kind: %v; want 1 final and 2 attempts (the expired lease, the stale outcome)", id, kinds)
 	}
 	// The archive gets one run, COMPLETED, with the three attempts.
-	ae.startArchiver(nil, nil, scheduler.ArchiverConfig{})
+	ae.startArchiver(nil, nil, worker.ArchiverConfig{})
 	ae.waitArchived(1, 3, 15*time.Second)
 	run := archivedRuns(t, db, testApp)[id]
 	if run.status != scheduler.StatusCompleted || run.attempts != 2 || run.history != 3 {

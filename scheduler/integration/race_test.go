@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ func TestCancelRacesWithClaim(t *testing.T) {
 	e.scheduleAll(evs)
 	// Small batches and few slots: claiming takes a while, so the cancels
 	// land before, between and after claims.
-	e.startWorker(nil, scheduler.WorkerConfig{Concurrency: 20, Batch: 4})
+	e.startWorker(nil, worker.Config{Concurrency: 20, Batch: 4})
 
 	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	time.Sleep(time.Until(due))
@@ -99,8 +100,8 @@ func TestCancelRacesWithClaim(t *testing.T) {
 func TestTwoWorkersDeliverExactlyOnce(t *testing.T) {
 	const n = 2000
 	e := setup(t, nil)
-	w1 := e.startWorker(e.newStore(), scheduler.WorkerConfig{})
-	w2 := e.startWorker(e.newStore(), scheduler.WorkerConfig{})
+	w1 := e.startWorker(e.newStore(), worker.Config{})
+	w2 := e.startWorker(e.newStore(), worker.Config{})
 
 	base := time.Now().Add(700 * time.Millisecond)
 	evs := make([]*scheduler.Event, n)

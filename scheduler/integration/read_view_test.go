@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"bytes"
 	"context"
 	"io"
@@ -25,8 +26,8 @@ func TestEveryReadShowsTheSameEvent(t *testing.T) {
 	t.Parallel()
 	forEachArchive(t, func(t *testing.T, db *archive.Store) {
 		e := setupArchive(t, failPathHandler, db, redisstore.Config{Retention: 2 * time.Second})
-		w := e.startWorker(nil, scheduler.WorkerConfig{PollInterval: 50 * time.Millisecond})
-		e.startArchiver(nil, nil, scheduler.ArchiverConfig{})
+		w := e.startWorker(nil, worker.Config{PollInterval: 50 * time.Millisecond})
+		e.startArchiver(nil, nil, worker.ArchiverConfig{})
 		srv := e.apiServer() // max_attempts shown for events without their own: 5
 
 		// A port nothing listens on: a connection error, no status code.

@@ -1,6 +1,9 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/scheduler/worker"
+	"github.com/cassata/cassata/scheduler/delivery"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -71,7 +74,7 @@ func TestSignedDeliveriesOnRealRedis(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	apps := scheduler.NewApps(e.store, nil)
+	apps := tenant.NewApps(e.store, nil)
 	_, cr, err := apps.Create(ctx, testApp)
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +83,8 @@ func TestSignedDeliveriesOnRealRedis(t *testing.T) {
 		t.Fatalf("the key does not authenticate on real Redis: %v, %v", got, err)
 	}
 
-	signer := scheduler.NewSigner(apps, scheduler.SignerConfig{TTL: 50 * time.Millisecond})
-	w := scheduler.NewWorker(e.store, scheduler.NewDeliverer(scheduler.DelivererConfig{Signer: signer}), scheduler.WorkerConfig{
+	signer := delivery.NewSigner(apps, delivery.SignerConfig{TTL: 50 * time.Millisecond})
+	w := worker.New(e.store, delivery.New(delivery.Config{Signer: signer}), worker.Config{
 		PollInterval: 100 * time.Millisecond, ReapInterval: 100 * time.Millisecond, HeartbeatInterval: time.Second,
 		ShutdownTimeout: 2 * time.Second, Logger: e.log,
 	})
@@ -147,7 +150,7 @@ func TestSignedDeliveriesOnRealRedis(t *testing.T) {
 	}
 	for _, secret := range []string{cr.SigningSecret, rotated.SigningSecret} {
 		if err := standardWebhookVerify(secret, a.Header, a.Body); err != nil {
-			t.Fatalf("during the grace, a receiver with %s: %v", scheduler.Mask(secret), err)
+			t.Fatalf("during the grace, a receiver with %s: %v", tenant.Mask(secret), err)
 		}
 	}
 	if got := e.waitFinal("rotating", 10*time.Second); got.Status != scheduler.StatusCompleted {

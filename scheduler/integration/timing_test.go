@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -18,7 +19,7 @@ import (
 func TestNeverEarly(t *testing.T) {
 	const n = 500
 	e := setup(t, nil)
-	e.startWorker(nil, scheduler.WorkerConfig{})
+	e.startWorker(nil, worker.Config{})
 
 	base := time.Now().Add(300 * time.Millisecond)
 	evs := make([]*scheduler.Event, n)

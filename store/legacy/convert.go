@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cassata/cassata/scheduler/delivery"
+
 	"github.com/cassata/cassata/scheduler"
 )
 
@@ -81,7 +83,7 @@ func invalidFrom(r *Row, err error) *Invalid {
 // converter turns source rows into plans with the destination's checks.
 type converter struct {
 	limits scheduler.Limits
-	guard  *scheduler.AddressGuard
+	guard  *delivery.AddressGuard
 	now    func() time.Time
 }
 

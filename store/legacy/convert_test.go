@@ -1,6 +1,7 @@
 package legacy
 
 import (
+	"github.com/cassata/cassata/scheduler/delivery"
 	"database/sql"
 	"fmt"
 	"maps"
@@ -35,7 +36,7 @@ func row(mod func(r *Row)) *Row {
 }
 
 func testConverter() *converter {
-	return &converter{limits: scheduler.Limits{MaxBodyBytes: 64}.WithDefaults(), guard: &scheduler.AddressGuard{},
+	return &converter{limits: scheduler.Limits{MaxBodyBytes: 64}.WithDefaults(), guard: &delivery.AddressGuard{},
 		now: func() time.Time { return now }}
 }
 

@@ -1,6 +1,8 @@
 package legacy_test
 
 import (
+	"github.com/cassata/cassata/scheduler/worker"
+	"github.com/cassata/cassata/scheduler/delivery"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -340,10 +342,10 @@ type dest struct {
 	store *redisstore.Store
 	arch  *archive.Store
 	sched *scheduler.Scheduler
-	guard *scheduler.AddressGuard
+	guard *delivery.AddressGuard
 }
 
-func newDest(t *testing.T, guard *scheduler.AddressGuard, opts ...redistest.Option) *dest {
+func newDest(t *testing.T, guard *delivery.AddressGuard, opts ...redistest.Option) *dest {
 	t.Helper()
 	d := &dest{redis: redistest.Start(t, opts...), guard: guard}
 	// Few retries: a test that stops Redis wants the failure at once.
@@ -406,7 +408,7 @@ func (d *dest) state(t *testing.T) string {
 // startWorker runs a worker on the destination until the returned stop.
 func (d *dest) startWorker(t *testing.T) (stop func()) {
 	t.Helper()
-	w := scheduler.NewWorker(d.store, scheduler.NewDeliverer(scheduler.DelivererConfig{}), scheduler.WorkerConfig{
+	w := worker.New(d.store, delivery.New(delivery.Config{}), worker.Config{
 		PollInterval: 100 * time.Millisecond, ReapInterval: 100 * time.Millisecond, HeartbeatInterval: time.Second,
 		ShutdownTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

@@ -1,6 +1,7 @@
 package legacy_test
 
 import (
+	"github.com/cassata/cassata/scheduler/delivery"
 	"bytes"
 	"context"
 	"errors"
@@ -122,7 +123,7 @@ func TestImport(t *testing.T) {
 	base := time.Now().UTC().Truncate(time.Second)
 	rows := fixture(2000, base)
 	src := newSource(t, rows)
-	d := newDest(t, &scheduler.AddressGuard{})
+	d := newDest(t, &delivery.AddressGuard{})
 	precreate(t, d, rows)
 	sourceBefore := src.checksum(t)
 	ctx := context.Background()
@@ -361,7 +362,7 @@ func TestImportResumes(t *testing.T) {
 	rows := fixture(800, base)
 	rows = slices.DeleteFunc(rows, func(r srcRow) bool { return r.want == wantDone || r.want == wantConflict })
 	src := newSource(t, rows)
-	d := newDest(t, &scheduler.AddressGuard{}, redistest.WithAOF())
+	d := newDest(t, &delivery.AddressGuard{}, redistest.WithAOF())
 	want := expected(rows)
 
 	// 1: cancelled after the third page.

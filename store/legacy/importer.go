@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cassata/cassata/scheduler/delivery"
+
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive"
 )
@@ -38,7 +40,7 @@ type Config struct {
 	// scheduler.Limits defaults; a nil Guard allows every destination
 	// (CASSATA_BLOCK_PRIVATE=off).
 	Limits scheduler.Limits
-	Guard  *scheduler.AddressGuard
+	Guard  *delivery.AddressGuard
 	// PageSize is the number of source rows per page. Defaults to 500.
 	PageSize int
 	// PageBytes bounds the bytes of one page. Defaults to 16 MiB.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cassata/cassata/scheduler/tenant"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/luascripts"
@@ -31,7 +33,7 @@ import (
 // keys.go so the layout above stays in one place).
 func (k keys) apps() string { return k.ns + ":apps" }
 
-var _ scheduler.AppStore = (*Store)(nil)
+var _ tenant.AppStore = (*Store)(nil)
 
 // appRecord is the stored form of scheduler.App; times are Unix ms, 0 for none.
 type appRecord struct {
@@ -62,7 +64,7 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-func encodeSecrets(list []scheduler.Secret) []secretRecord {
+func encodeSecrets(list []tenant.Secret) []secretRecord {
 	out := make([]secretRecord, 0, len(list))
 	for _, s := range list {
 		out = append(out, secretRecord{Value: s.Reveal(), Created: ms(s.CreatedAt), Expires: ms(s.ExpiresAt)})
@@ -70,15 +72,15 @@ func encodeSecrets(list []scheduler.Secret) []secretRecord {
 	return out
 }
 
-func decodeSecrets(list []secretRecord) []scheduler.Secret {
-	out := make([]scheduler.Secret, 0, len(list))
+func decodeSecrets(list []secretRecord) []tenant.Secret {
+	out := make([]tenant.Secret, 0, len(list))
 	for _, s := range list {
-		out = append(out, scheduler.NewSecret(s.Value, fromMS(s.Created), fromMS(s.Expires)))
+		out = append(out, tenant.NewSecret(s.Value, fromMS(s.Created), fromMS(s.Expires)))
 	}
 	return out
 }
 
-func encodeApp(a *scheduler.App) ([]byte, []any) {
+func encodeApp(a *tenant.App) ([]byte, []any) {
 	rec := appRecord{Name: a.Name, Created: ms(a.CreatedAt), Keys: make([]keyRecord, 0, len(a.Keys)),
 		JWT: encodeSecrets(a.JWTSecrets), Signing: encodeSecrets(a.SigningSecrets)}
 	hashes := make([]any, 0, len(a.Keys))
@@ -90,20 +92,20 @@ func encodeApp(a *scheduler.App) ([]byte, []any) {
 	return b, hashes
 }
 
-func decodeApp(data string, rev int64) (*scheduler.App, error) {
+func decodeApp(data string, rev int64) (*tenant.App, error) {
 	var rec appRecord
 	if err := json.Unmarshal([]byte(data), &rec); err != nil {
 		return nil, fmt.Errorf("decode application record: %w", err)
 	}
-	a := &scheduler.App{Name: rec.Name, CreatedAt: fromMS(rec.Created), Revision: rev,
+	a := &tenant.App{Name: rec.Name, CreatedAt: fromMS(rec.Created), Revision: rev,
 		JWTSecrets: decodeSecrets(rec.JWT), SigningSecrets: decodeSecrets(rec.Signing)}
 	for _, k := range rec.Keys {
-		a.Keys = append(a.Keys, scheduler.KeyHash{Hash: k.Hash, Hint: k.Hint, CreatedAt: fromMS(k.Created), ExpiresAt: fromMS(k.Expires)})
+		a.Keys = append(a.Keys, tenant.KeyHash{Hash: k.Hash, Hint: k.Hint, CreatedAt: fromMS(k.Created), ExpiresAt: fromMS(k.Expires)})
 	}
 	return a, nil
 }
 
-func (s *Store) putApp(ctx context.Context, a *scheduler.App, base int64) (int64, error) {
+func (s *Store) putApp(ctx context.Context, a *tenant.App, base int64) (int64, error) {
 	rec, hashes := encodeApp(a)
 	argv := append([]any{a.Name, base, rec}, hashes...)
 	rev, err := luascripts.AppPut.Run(ctx, s.rdb, []string{s.k.apps()}, argv...).Int64()
@@ -114,22 +116,22 @@ func (s *Store) putApp(ctx context.Context, a *scheduler.App, base int64) (int64
 }
 
 // CreateApp implements scheduler.AppStore.
-func (s *Store) CreateApp(ctx context.Context, a *scheduler.App) error {
+func (s *Store) CreateApp(ctx context.Context, a *tenant.App) error {
 	rev, err := s.putApp(ctx, a, 0)
 	if err != nil {
 		return err
 	}
 	if rev == 0 {
-		return scheduler.ErrAppExists
+		return tenant.ErrAppExists
 	}
 	a.Revision = rev
 	return nil
 }
 
 // UpdateApp implements scheduler.AppStore.
-func (s *Store) UpdateApp(ctx context.Context, a *scheduler.App) error {
+func (s *Store) UpdateApp(ctx context.Context, a *tenant.App) error {
 	if a.Revision <= 0 {
-		return fmt.Errorf("update application %s: %w", a.Name, scheduler.ErrAppNotFound)
+		return fmt.Errorf("update application %s: %w", a.Name, tenant.ErrAppNotFound)
 	}
 	rev, err := s.putApp(ctx, a, a.Revision)
 	if err != nil {
@@ -137,7 +139,7 @@ func (s *Store) UpdateApp(ctx context.Context, a *scheduler.App) error {
 	}
 	if rev == 0 {
 		// Gone, or changed since the read: the caller reads again.
-		if _, gerr := s.GetApp(ctx, a.Name); errors.Is(gerr, scheduler.ErrAppNotFound) {
+		if _, gerr := s.GetApp(ctx, a.Name); errors.Is(gerr, tenant.ErrAppNotFound) {
 			return gerr
 		}
 		return fmt.Errorf("update application %s: %w", a.Name, scheduler.ErrConflict)
@@ -147,14 +149,14 @@ func (s *Store) UpdateApp(ctx context.Context, a *scheduler.App) error {
 }
 
 // GetApp implements scheduler.AppStore.
-func (s *Store) GetApp(ctx context.Context, name string) (*scheduler.App, error) {
+func (s *Store) GetApp(ctx context.Context, name string) (*tenant.App, error) {
 	vals, err := s.rdb.HMGet(ctx, s.k.apps(), "app:"+name, "rev:"+name).Result()
 	if err != nil {
 		return nil, unavailable("get application", err)
 	}
 	rec, ok := vals[0].(string)
 	if !ok {
-		return nil, scheduler.ErrAppNotFound
+		return nil, tenant.ErrAppNotFound
 	}
 	rev, _ := vals[1].(string)
 	n, _ := strconv.ParseInt(rev, 10, 64)
@@ -162,10 +164,10 @@ func (s *Store) GetApp(ctx context.Context, name string) (*scheduler.App, error)
 }
 
 // AppByKeyHash implements scheduler.AppStore.
-func (s *Store) AppByKeyHash(ctx context.Context, hash string) (*scheduler.App, error) {
+func (s *Store) AppByKeyHash(ctx context.Context, hash string) (*tenant.App, error) {
 	v, err := luascripts.AppByKey.Run(ctx, s.rdb, []string{s.k.apps()}, hash).StringSlice()
 	if errors.Is(err, redis.Nil) {
-		return nil, scheduler.ErrAppNotFound
+		return nil, tenant.ErrAppNotFound
 	}
 	if err != nil {
 		return nil, unavailable("find application by key", err)
@@ -178,7 +180,7 @@ func (s *Store) AppByKeyHash(ctx context.Context, hash string) (*scheduler.App, 
 }
 
 // ListApps implements scheduler.AppStore.
-func (s *Store) ListApps(ctx context.Context) ([]*scheduler.App, error) {
+func (s *Store) ListApps(ctx context.Context) ([]*tenant.App, error) {
 	recs := map[string]string{}
 	revs := map[string]int64{}
 	var cursor uint64
@@ -199,7 +201,7 @@ func (s *Store) ListApps(ctx context.Context) ([]*scheduler.App, error) {
 		}
 		cursor = next
 	}
-	out := make([]*scheduler.App, 0, len(recs))
+	out := make([]*tenant.App, 0, len(recs))
 	for name, rec := range recs {
 		a, err := decodeApp(rec, revs[name])
 		if err != nil {
@@ -207,6 +209,6 @@ func (s *Store) ListApps(ctx context.Context) ([]*scheduler.App, error) {
 		}
 		out = append(out, a)
 	}
-	slices.SortFunc(out, func(a, b *scheduler.App) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b *tenant.App) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"github.com/cassata/cassata/scheduler/tenant"
 	"context"
 	"errors"
 	"slices"
@@ -11,13 +12,13 @@ import (
 	"github.com/cassata/cassata/scheduler"
 )
 
-func testAppRecord(name string, now time.Time, hashes ...string) *scheduler.App {
-	a := &scheduler.App{Name: name, CreatedAt: now,
-		JWTSecrets:     []scheduler.Secret{scheduler.NewSecret("csj_jwtsecretjwtsecretjwtsecret", now, time.Time{})},
-		SigningSecrets: []scheduler.Secret{scheduler.NewSecret("whsec_c2lnbmluZ3NlY3JldHNpZ25pbmdzZWNyZXQ=", now, time.Time{})},
+func testAppRecord(name string, now time.Time, hashes ...string) *tenant.App {
+	a := &tenant.App{Name: name, CreatedAt: now,
+		JWTSecrets:     []tenant.Secret{tenant.NewSecret("csj_jwtsecretjwtsecretjwtsecret", now, time.Time{})},
+		SigningSecrets: []tenant.Secret{tenant.NewSecret("whsec_c2lnbmluZ3NlY3JldHNpZ25pbmdzZWNyZXQ=", now, time.Time{})},
 	}
 	for _, h := range hashes {
-		a.Keys = append(a.Keys, scheduler.KeyHash{Hash: h, Hint: "csk_…" + h[:4], CreatedAt: now})
+		a.Keys = append(a.Keys, tenant.KeyHash{Hash: h, Hint: "csk_…" + h[:4], CreatedAt: now})
 	}
 	return a
 }
@@ -34,10 +35,10 @@ func TestAppCreateGetList(t *testing.T) {
 	if shop.Revision != 1 {
 		t.Fatalf("revision after create = %d, want 1", shop.Revision)
 	}
-	if err := b.store.CreateApp(ctx, testAppRecord("shop", b.now, "cccc3333")); !errors.Is(err, scheduler.ErrAppExists) {
+	if err := b.store.CreateApp(ctx, testAppRecord("shop", b.now, "cccc3333")); !errors.Is(err, tenant.ErrAppExists) {
 		t.Fatalf("second create: %v, want ErrAppExists", err)
 	}
-	if _, err := b.store.AppByKeyHash(ctx, "cccc3333"); !errors.Is(err, scheduler.ErrAppNotFound) {
+	if _, err := b.store.AppByKeyHash(ctx, "cccc3333"); !errors.Is(err, tenant.ErrAppNotFound) {
 		t.Fatalf("a refused create indexed its key: %v", err)
 	}
 	if err := b.store.CreateApp(ctx, testAppRecord("billing", b.now, "dddd4444")); err != nil {
@@ -55,7 +56,7 @@ func TestAppCreateGetList(t *testing.T) {
 	if got.SigningSecrets[0].Reveal() != "whsec_c2lnbmluZ3NlY3JldHNpZ25pbmdzZWNyZXQ=" || got.JWTSecrets[0].Reveal() != "csj_jwtsecretjwtsecretjwtsecret" {
 		t.Fatalf("secrets did not round-trip")
 	}
-	if _, err := b.store.GetApp(ctx, "nope"); !errors.Is(err, scheduler.ErrAppNotFound) {
+	if _, err := b.store.GetApp(ctx, "nope"); !errors.Is(err, tenant.ErrAppNotFound) {
 		t.Fatalf("GetApp(nope) = %v", err)
 	}
 	for _, h := range []string{"aaaa1111", "bbbb2222"} {
@@ -102,14 +103,14 @@ func TestAppUpdateKeepsIndexInStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	stale := *a
-	a.Keys = []scheduler.KeyHash{{Hash: "new1", CreatedAt: b.now}, a.Keys[1]}
+	a.Keys = []tenant.KeyHash{{Hash: "new1", CreatedAt: b.now}, a.Keys[1]}
 	if err := b.store.UpdateApp(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	if a.Revision != 2 {
 		t.Fatalf("revision after update = %d", a.Revision)
 	}
-	if _, err := b.store.AppByKeyHash(ctx, "old1"); !errors.Is(err, scheduler.ErrAppNotFound) {
+	if _, err := b.store.AppByKeyHash(ctx, "old1"); !errors.Is(err, tenant.ErrAppNotFound) {
 		t.Fatalf("removed key still indexed: %v", err)
 	}
 	for _, h := range []string{"new1", "old2"} {
@@ -127,7 +128,7 @@ func TestAppUpdateKeepsIndexInStep(t *testing.T) {
 	}
 	ghost := testAppRecord("ghost", b.now)
 	ghost.Revision = 3
-	if err := b.store.UpdateApp(ctx, ghost); !errors.Is(err, scheduler.ErrAppNotFound) {
+	if err := b.store.UpdateApp(ctx, ghost); !errors.Is(err, tenant.ErrAppNotFound) {
 		t.Fatalf("update of a missing application: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"github.com/cassata/cassata/scheduler/tenant"
 	"context"
 	"errors"
 	"fmt"
@@ -685,7 +686,7 @@ func testClusterApps(t *testing.T, c *redistest.Cluster) {
 	if err := e.store.CreateApp(ctx, shop); err != nil {
 		t.Fatalf("CreateApp on the cluster: %v", err)
 	}
-	if err := e.store.CreateApp(ctx, testAppRecord("shop", e.now, "cccc3333")); !errors.Is(err, scheduler.ErrAppExists) {
+	if err := e.store.CreateApp(ctx, testAppRecord("shop", e.now, "cccc3333")); !errors.Is(err, tenant.ErrAppExists) {
 		t.Fatalf("second CreateApp: %v, want ErrAppExists", err)
 	}
 	if err := e.store.CreateApp(ctx, testAppRecord("billing", e.now, "dddd4444")); err != nil {
@@ -695,11 +696,11 @@ func testClusterApps(t *testing.T, c *redistest.Cluster) {
 		t.Fatalf("AppByKeyHash = %+v, %v", a, err)
 	}
 	// Rotate: the new key is indexed, the old one is gone.
-	shop.Keys = []scheduler.KeyHash{{Hash: "bbbb2222", Hint: "csk_…bbbb", CreatedAt: e.now}}
+	shop.Keys = []tenant.KeyHash{{Hash: "bbbb2222", Hint: "csk_…bbbb", CreatedAt: e.now}}
 	if err := e.store.UpdateApp(ctx, shop); err != nil || shop.Revision != 2 {
 		t.Fatalf("UpdateApp: %v, revision %d", err, shop.Revision)
 	}
-	if _, err := e.store.AppByKeyHash(ctx, "aaaa1111"); !errors.Is(err, scheduler.ErrAppNotFound) {
+	if _, err := e.store.AppByKeyHash(ctx, "aaaa1111"); !errors.Is(err, tenant.ErrAppNotFound) {
 		t.Errorf("old key after rotation: %v, want ErrAppNotFound", err)
 	}
 	if a, err := e.store.GetApp(ctx, "shop"); err != nil || a.Revision != 2 || a.Keys[0].Hash != "bbbb2222" {

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"fmt"
 	"io"
@@ -93,13 +95,13 @@ func setup(t testing.TB) *system {
 
 	// Worker and archiver, each stoppable on its own: tests that must see a
 	// status stay put after a click stop the worker first.
-	worker := scheduler.NewWorker(store, scheduler.NewDeliverer(scheduler.DelivererConfig{}), scheduler.WorkerConfig{
+	w := worker.New(store, delivery.New(delivery.Config{}), worker.Config{
 		ID: "e2e-worker", Concurrency: 8, PollInterval: 50 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
 		ShutdownTimeout: 2 * time.Second, Logger: log,
 	})
-	s.stopWorker = s.run(func(ctx context.Context) { _ = worker.Run(ctx) })
-	archiver := scheduler.NewArchiver(store, arch, scheduler.ArchiverConfig{
-		Consumer: worker.ID(), PollInterval: 20 * time.Millisecond, Logger: log,
+	s.stopWorker = s.run(func(ctx context.Context) { _ = w.Run(ctx) })
+	archiver := worker.NewArchiver(store, arch, worker.ArchiverConfig{
+		Consumer: w.ID(), PollInterval: 20 * time.Millisecond, Logger: log,
 	})
 	s.run(archiver.Run)
 

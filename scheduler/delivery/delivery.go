@@ -1,0 +1,272 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cassata/cassata/scheduler"
+)
+
+// Version is reported in the User-Agent of every delivery.
+var Version = "dev"
+
+// Delivery defaults.
+const (
+	// DefaultMaxResponseBytes bounds how much of a response is read.
+	DefaultMaxResponseBytes = 64 << 10
+	// ResponseSnippetBytes is how much of a response the history keeps.
+	ResponseSnippetBytes = 1024
+)
+
+// DelivererConfig configures a Deliverer.
+type Config struct {
+	// Transport sends the requests. Defaults to a keep-alive transport sized
+	// for MaxConnsPerHost idle connections per destination.
+	Transport http.RoundTripper
+	// MaxIdleConnsPerHost bounds reused connections per destination. Defaults to 256.
+	MaxIdleConnsPerHost int
+	// MaxResponseBytes bounds how much of a response is read. Defaults to 64 KiB.
+	MaxResponseBytes int64
+	// Guard, when set, refuses connections to blocked addresses (SSRF guard).
+	// It is installed in the default transport; a custom Transport must
+	// install it itself (NewDeliverer refuses a Transport together with a Guard).
+	Guard *AddressGuard
+	// Resolver looks up destination names for the default transport.
+	// Defaults to net.DefaultResolver. Tests set one that answers from a
+	// fake DNS server, to play DNS rebinding against the guard.
+	Resolver *net.Resolver
+	// Signer, when set, adds the Standard Webhooks headers of applications
+	// with a signing secret (signing.go). Nil: deliveries are not signed.
+	Signer *Signer
+}
+
+// maxResponseHeaderBytes bounds a destination's response headers: the
+// history keeps none of them, and a hostile destination could send megabytes.
+const maxResponseHeaderBytes = 64 << 10
+
+// Deliverer sends events' HTTP requests.
+type Deliverer struct {
+	client  *http.Client
+	maxRead int64
+	agent   string
+	signer  *Signer
+	guard   *AddressGuard
+}
+
+// NewDeliverer returns a Deliverer. Redirects are never followed: a 3xx is
+// the destination's answer, and following it could lead anywhere.
+func New(cfg Config) *Deliverer {
+	if cfg.Transport != nil && cfg.Guard != nil {
+		panic("scheduler: DelivererConfig.Guard only works with the default Transport")
+	}
+	if cfg.MaxIdleConnsPerHost <= 0 {
+		cfg.MaxIdleConnsPerHost = 256
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.Transport == nil {
+		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: cfg.Resolver}
+		if cfg.Guard != nil {
+			// Control sees every address actually connected to, after
+			// resolution: plain, TLS and HTTP/2 connections all dial here.
+			dialer.Control = cfg.Guard.Control
+		}
+		cfg.Transport = &http.Transport{
+			// No proxy (HTTP_PROXY is ignored): through one, the guard would
+			// check the proxy's address instead of the destination's.
+			Proxy:                  nil,
+			DialContext:            dialer.DialContext,
+			ForceAttemptHTTP2:      true,
+			MaxIdleConns:           4 * cfg.MaxIdleConnsPerHost,
+			MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
+			IdleConnTimeout:        90 * time.Second,
+			TLSHandshakeTimeout:    10 * time.Second,
+			ExpectContinueTimeout:  time.Second,
+			ResponseHeaderTimeout:  0, // the per-event timeout bounds the whole attempt
+			MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		}
+	}
+	return &Deliverer{
+		client: &http.Client{
+			Transport:     cfg.Transport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		maxRead: cfg.MaxResponseBytes,
+		agent:   "cassata/" + Version,
+		signer:  cfg.Signer,
+		guard:   cfg.Guard,
+	}
+}
+
+// Result is what one attempt produced.
+type Result struct {
+	StatusCode int
+	// Err describes a failure to get a response (or to build the request).
+	Err        error
+	Duration   time.Duration
+	RetryAfter time.Duration
+	Response   string
+	// Unbuildable marks a request that could not be built: never retried.
+	Unbuildable bool
+	// Unsent marks a request that was never sent because the send check
+	// (WithSendCheck) refused it: no attempt was made.
+	Unsent bool
+}
+
+// sendCheckKey is the context key of a send check (WithSendCheck).
+type sendCheckKey struct{}
+
+// WithSendCheck returns a context under which Deliver calls check right
+// before it sends the request, after everything that may take time
+// (building it, reading signing secrets): an error stops the send, and the
+// Result carries it with Unsent set. The worker checks its lease this way.
+func WithSendCheck(ctx context.Context, check func() error) context.Context {
+	return context.WithValue(ctx, sendCheckKey{}, check)
+}
+
+// Deliver sends ev's request once, bounded by timeout.
+func (d *Deliverer) Deliver(ctx context.Context, ev *scheduler.Event, timeout time.Duration) Result {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var body io.Reader
+	if len(ev.Body) > 0 {
+		body = bytes.NewReader(ev.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, ev.Method, ev.URL, body)
+	if err != nil {
+		return Result{Err: fmt.Errorf("build request: %w", err), Unbuildable: true}
+	}
+	if d.guard != nil {
+		// Hosts such as 2130706433 or 0177.0.0.1 mean 127.0.0.1 to glibc and
+		// nothing to Go's resolver; create time refuses them, and an event
+		// stored before that is failed here rather than retried. Everything
+		// else is checked on the dialled address.
+		if _, err := scheduler.DestinationHost(req.URL); err != nil {
+			return Result{Err: fmt.Errorf("%w: %s", ErrBlockedAddress, validationMessage(err)), Unbuildable: true}
+		}
+	}
+	for name, value := range ev.Headers {
+		if scheduler.IsHopByHop(http.CanonicalHeaderKey(name)) {
+			continue
+		}
+		req.Header.Set(name, value)
+	}
+	if len(ev.Body) > 0 && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("User-Agent", d.agent)
+	req.Header.Set("Cassata-Application-Id", ev.App)
+	req.Header.Set("Cassata-Event-Id", ev.ID)
+	req.Header.Set("Cassata-Attempt", strconv.Itoa(ev.Attempts))
+	if d.signer != nil {
+		if err := d.signer.Sign(ctx, req.Header, ev, ev.Body); err != nil {
+			// Never send unsigned what should be signed: retry later.
+			return Result{Err: fmt.Errorf("read signing secret: %w", err)}
+		}
+	}
+
+	if check, _ := ctx.Value(sendCheckKey{}).(func() error); check != nil {
+		if err := check(); err != nil {
+			return Result{Err: err, Unsent: true}
+		}
+	}
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	if err != nil {
+		r := Result{Err: describe(ctx, err, timeout), Duration: time.Since(start)}
+		// A blocked destination will stay blocked: fail at once.
+		r.Unbuildable = errors.Is(err, ErrBlockedAddress)
+		return r
+	}
+	// The transport asks for gzip and decompresses transparently (unless the
+	// event sets its own Accept-Encoding), so resp.Body yields decompressed
+	// bytes: the limit bounds what a gzip bomb can make us inflate.
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, d.maxRead))
+	// Drain a little more so the connection can be reused; give up beyond that.
+	_, _ = io.CopyN(io.Discard, resp.Body, 4096)
+	_ = resp.Body.Close()
+	r := Result{StatusCode: resp.StatusCode, Duration: time.Since(start), Response: trimSnippet(snippet)}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		r.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return r
+}
+
+func describe(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("timeout after %s", timeout)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("abandoned: %w", context.Cause(ctx))
+	}
+	var uerr interface{ Unwrap() error }
+	if errors.As(err, &uerr) {
+		if inner := uerr.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}
+
+func trimSnippet(b []byte) string {
+	if len(b) > ResponseSnippetBytes {
+		b = b[:ResponseSnippetBytes]
+	}
+	for len(b) > 0 && !utf8.Valid(b) {
+		b = b[:len(b)-1]
+	}
+	return strings.ToValidUTF8(string(b), "")
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if n <= 0 && err == nil {
+			return 0
+		}
+		if err != nil && n > 0 { // too large to parse: as large as allowed
+			n = int64(scheduler.MaxBackoffLimit / time.Second)
+		}
+		if n > int64(scheduler.MaxBackoffLimit/time.Second) {
+			n = int64(scheduler.MaxBackoffLimit / time.Second)
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// Classify maps an attempt's result to the event's next status, ignoring
+// attempts left: COMPLETED (2xx), FAILED (3xx, 4xx but 408 and 429, or an
+// unbuildable request), or PENDING for a retryable outcome (connection error,
+// timeout, 408, 429, 5xx). See API.md §2.
+func Classify(r Result) scheduler.Status {
+	switch {
+	case r.Unbuildable:
+		return scheduler.StatusFailed
+	case r.Err != nil:
+		return scheduler.StatusPending
+	case r.StatusCode >= 200 && r.StatusCode < 300:
+		return scheduler.StatusCompleted
+	case r.StatusCode == http.StatusRequestTimeout, r.StatusCode == http.StatusTooManyRequests, r.StatusCode >= 500:
+		return scheduler.StatusPending
+	default:
+		return scheduler.StatusFailed
+	}
+}

@@ -1,0 +1,140 @@
+package delivery
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cassata/cassata/scheduler"
+)
+
+// Signed deliveries (Standard Webhooks, API.md §3). Every delivery of an
+// application with a signing secret carries
+//
+//	webhook-id:         <app>/<event id>   (the same on every attempt: receivers dedupe on it)
+//	webhook-timestamp:  Unix seconds of this attempt
+//	webhook-signature:  v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>
+//
+// where key is the base64-decoded part of "whsec_<base64>". While a rotated
+// secret is in its grace period the header lists one signature per secret,
+// space-separated, the newest first; a receiver accepts the delivery when
+// any of them verifies with the secret it holds.
+
+// Standard Webhooks header names.
+const (
+	HeaderWebhookID        = "webhook-id"
+	HeaderWebhookTimestamp = "webhook-timestamp"
+	HeaderWebhookSignature = "webhook-signature"
+)
+
+// DefaultSecretTTL is how long a worker reuses an application's signing
+// secrets before reading them again: a rotation reaches every worker within it.
+const DefaultSecretTTL = 10 * time.Second
+
+// SigningKeySource returns the HMAC keys an application's deliveries are
+// signed with, the newest first; none for an application without a secret.
+// *Apps implements it.
+type SigningKeySource interface {
+	SigningKeys(ctx context.Context, app string) ([][]byte, error)
+}
+
+// SignerConfig configures a Signer.
+type SignerConfig struct {
+	// TTL is how long an application's keys are cached. Defaults to 10s.
+	TTL time.Duration
+	// Clock dates signatures and cache entries. Defaults to SystemClock.
+	Clock scheduler.Clock
+}
+
+// Signer adds Standard Webhooks headers to deliveries. It caches each
+// application's keys for TTL, so a busy worker does not read Redis per event.
+type Signer struct {
+	src   SigningKeySource
+	cfg   SignerConfig
+	mu    sync.Mutex
+	cache map[string]signerEntry
+}
+
+type signerEntry struct {
+	keys    [][]byte
+	fetched time.Time
+}
+
+// NewSigner returns a Signer over src.
+func NewSigner(src SigningKeySource, cfg SignerConfig) *Signer {
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultSecretTTL
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = scheduler.SystemClock{}
+	}
+	return &Signer{src: src, cfg: cfg, cache: map[string]signerEntry{}}
+}
+
+func (s *Signer) keys(ctx context.Context, app string, now time.Time) ([][]byte, error) {
+	s.mu.Lock()
+	e, ok := s.cache[app]
+	s.mu.Unlock()
+	if ok && now.Sub(e.fetched) < s.cfg.TTL && !now.Before(e.fetched) {
+		return e.keys, nil
+	}
+	keys, err := s.src.SigningKeys(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if len(s.cache) > 100_000 { // a bound, not a policy: applications are few
+		clear(s.cache)
+	}
+	s.cache[app] = signerEntry{keys: keys, fetched: now}
+	s.mu.Unlock()
+	return keys, nil
+}
+
+// Sign sets the webhook-* headers of ev's delivery with body; it sets none
+// when the application has no signing secret. An error (the secrets could
+// not be read) must not lead to an unsigned delivery: the attempt is
+// retried instead.
+func (s *Signer) Sign(ctx context.Context, h http.Header, ev *scheduler.Event, body []byte) error {
+	now := s.cfg.Clock.Now()
+	keys, err := s.keys(ctx, ev.App, now)
+	if err != nil {
+		return err
+	}
+	// A client's own webhook-* headers never go out: only Cassata signs.
+	// (Header names are case-insensitive; Go sends them canonicalized,
+	// HTTP/2 in lower case.)
+	for _, name := range []string{HeaderWebhookID, HeaderWebhookTimestamp, HeaderWebhookSignature} {
+		h.Del(name)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	id := ev.App + "/" + ev.ID
+	ts := strconv.FormatInt(now.Unix(), 10)
+	sigs := make([]string, len(keys))
+	for i, k := range keys {
+		sigs[i] = "v1," + SignPayload(k, id, ts, body)
+	}
+	h.Set(HeaderWebhookID, id)
+	h.Set(HeaderWebhookTimestamp, ts)
+	h.Set(HeaderWebhookSignature, strings.Join(sigs, " "))
+	return nil
+}
+
+// SignPayload returns base64(HMAC-SHA256(key, id + "." + timestamp + "." + body)).
+func SignPayload(key []byte, id, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
+	m.Write([]byte(timestamp))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}

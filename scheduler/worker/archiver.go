@@ -1,0 +1,230 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cassata/cassata/scheduler"
+)
+
+// Archiver defaults.
+const (
+	DefaultArchiveBatch        = 500
+	DefaultArchivePollInterval = 200 * time.Millisecond
+	DefaultArchiveClaimIdle    = 30 * time.Second
+)
+
+// ArchiverConfig configures an Archiver.
+type ArchiverConfig struct {
+	// Consumer names this archiver in the outbox consumer groups (the worker id). Required.
+	Consumer string
+	// Batch bounds the records written in one transaction. Defaults to 500.
+	Batch int
+	// PollInterval is how long an idle archiver waits before looking again. Defaults to 200ms.
+	PollInterval time.Duration
+	// ClaimIdle: entries another archiver read but left unacknowledged this
+	// long are taken over (it died mid-batch). Defaults to 30s.
+	ClaimIdle time.Duration
+	// Busy, when set, tells whether the process's deliveries are saturated
+	// (a burst): the archiver then yields the CPU to them for up to
+	// YieldFor before archiving anyway. Deliveries are due at their time;
+	// the archive can be a moment behind (the outbox keeps everything).
+	Busy func() bool
+	// YieldFor bounds how long one busy period defers archiving. Defaults
+	// to 2s; negative: never yield.
+	YieldFor time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics may be nil.
+	Metrics *scheduler.Metrics
+}
+
+// DefaultArchiveYield is ArchiverConfig.YieldFor's default.
+const DefaultArchiveYield = 2 * time.Second
+
+// Archiver moves every shard's outbox into the archive database: read a
+// batch through the consumer group, write it in one transaction, and only
+// after the commit acknowledge it (which also starts the retention window
+// of finished events in Redis). A crash between commit and acknowledgement
+// re-delivers the batch, and the archive's idempotent writes absorb it. An
+// unreachable archive leaves the entries pending: workers go on
+// delivering, the outbox grows, and the archiver retries them first when
+// the database is back. Every worker runs one; consumer groups share the
+// work.
+type Archiver struct {
+	outbox  scheduler.Outbox
+	archive scheduler.Archive
+	cfg     ArchiverConfig
+	log     *slog.Logger
+}
+
+// NewArchiver returns an archiver.
+func NewArchiver(outbox scheduler.Outbox, archive scheduler.Archive, cfg ArchiverConfig) *Archiver {
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultArchiveBatch
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultArchivePollInterval
+	}
+	if cfg.ClaimIdle <= 0 {
+		cfg.ClaimIdle = DefaultArchiveClaimIdle
+	}
+	if cfg.YieldFor == 0 {
+		cfg.YieldFor = DefaultArchiveYield
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Archiver{outbox: outbox, archive: archive, cfg: cfg, log: cfg.Logger.With("archiver", cfg.Consumer)}
+}
+
+// Run archives until ctx ends.
+func (a *Archiver) Run(ctx context.Context) {
+	shards := a.outbox.Shards()
+	start := rand.IntN(shards)
+	backoff := a.cfg.PollInterval
+	lastClaim := time.Now()
+	// Pending entries of this consumer are retried before new ones; after a
+	// restart under the same id it also picks up what it left behind.
+	pending := make([]bool, shards)
+	for i := range pending {
+		pending[i] = true
+	}
+	var busySince time.Time
+	for ctx.Err() == nil {
+		if a.yield(&busySince) {
+			sleep(ctx, yieldPoll)
+			continue
+		}
+		claim := time.Since(lastClaim) >= a.cfg.ClaimIdle/2
+		if claim {
+			lastClaim = time.Now()
+		}
+		n, err := a.round(ctx, start, pending, claim)
+		start = (start + 1) % shards
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Warn("archiving failed; entries stay in the outbox and are retried", "err", err, "retry_in", backoff)
+			if a.cfg.Metrics != nil {
+				a.cfg.Metrics.ArchiveErrors.Inc()
+			}
+			for i := range pending {
+				pending[i] = true
+			}
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 5*time.Second)
+		case n == 0:
+			backoff = a.cfg.PollInterval
+			sleep(ctx, a.cfg.PollInterval)
+		default:
+			backoff = a.cfg.PollInterval
+		}
+	}
+}
+
+// yieldPoll is how often a yielding archiver looks whether the burst is over.
+const yieldPoll = 20 * time.Millisecond
+
+// yield reports whether to skip archiving now: the deliveries are saturated
+// and have been for less than YieldFor (busySince tracks the busy period).
+func (a *Archiver) yield(busySince *time.Time) bool {
+	if a.cfg.Busy == nil || a.cfg.YieldFor < 0 || !a.cfg.Busy() {
+		*busySince = time.Time{}
+		return false
+	}
+	if busySince.IsZero() {
+		*busySince = time.Now()
+	}
+	return time.Since(*busySince) < a.cfg.YieldFor
+}
+
+// round gathers up to a batch from the shards, writes it in one
+// transaction, then acknowledges it shard by shard.
+func (a *Archiver) round(ctx context.Context, start int, pending []bool, claim bool) (int, error) {
+	shards := len(pending)
+	var batch []scheduler.Record
+	// An entry comes once per batch: after a long outage this archiver's
+	// own pending entries are idle enough to be claimed (by itself) and
+	// are read again as pending in the same round.
+	type entry struct {
+		shard int
+		id    string
+	}
+	seen := map[entry]bool{}
+	add := func(recs []scheduler.Record) {
+		for _, r := range recs {
+			if k := (entry{r.Shard, r.StreamID}); !seen[k] {
+				seen[k] = true
+				batch = append(batch, r)
+			}
+		}
+	}
+	for i := 0; i < shards && len(batch) < a.cfg.Batch; i++ {
+		sh := (start + i) % shards
+		room := a.cfg.Batch - len(batch)
+		var recs []scheduler.Record
+		var err error
+		if claim {
+			recs, err = a.outbox.ClaimOutbox(ctx, sh, a.cfg.Consumer, a.cfg.ClaimIdle, room)
+			if err != nil {
+				return 0, err
+			}
+			if len(recs) > 0 {
+				a.log.Info("took over outbox entries of a stopped archiver", "shard", sh, "count", len(recs))
+			}
+			add(recs)
+			room = a.cfg.Batch - len(batch)
+			if room <= 0 {
+				break
+			}
+		}
+		recs, err = a.outbox.ReadOutbox(ctx, sh, a.cfg.Consumer, pending[sh], room)
+		if err != nil {
+			return 0, err
+		}
+		if pending[sh] && len(recs) < room {
+			pending[sh] = false
+		}
+		add(recs)
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	valid := make([]scheduler.Record, 0, len(batch))
+	for _, r := range batch {
+		if r.Kind == "" {
+			a.log.Error("skipping an outbox entry that cannot be read", "shard", r.Shard, "entry", r.StreamID)
+			continue
+		}
+		valid = append(valid, r)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := a.archive.Write(wctx, valid)
+	cancel()
+	if err != nil {
+		return 0, err
+	}
+	byShard := map[int][]scheduler.Record{}
+	for _, r := range batch {
+		byShard[r.Shard] = append(byShard[r.Shard], r)
+	}
+	// Acknowledging must not be cut short by shutdown once the batch is committed.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for sh, recs := range byShard {
+		if err := a.outbox.AckOutbox(actx, sh, recs); err != nil {
+			// Committed but not acknowledged: the entries come back and the
+			// idempotent write absorbs them.
+			return 0, err
+		}
+	}
+	if a.cfg.Metrics != nil {
+		a.cfg.Metrics.Archived.Add(float64(len(valid)))
+	}
+	return len(batch), nil
+}

@@ -1,0 +1,669 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/delivery"
+)
+
+// Worker defaults.
+const (
+	DefaultConcurrency       = 100
+	DefaultVisibility        = 60 * time.Second
+	DefaultPollInterval      = time.Second
+	DefaultReapInterval      = time.Second
+	DefaultHeartbeatInterval = 5 * time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultBatch             = 100
+	DefaultOrphanInterval    = time.Second
+)
+
+// WorkerConfig configures a Worker.
+type Config struct {
+	// ID names the worker in leases and heartbeats. Defaults to host-pid-random.
+	ID string
+	// Concurrency bounds deliveries in flight. Defaults to 100.
+	Concurrency int
+	// Batch bounds events claimed per shard and round trip. Defaults to 100.
+	Batch int
+	// Visibility is the lease: an event not finished or extended this long
+	// after its claim is recovered by any worker's reaper. The worker itself
+	// starts and continues no request past it, less a margin of
+	// min(Visibility/10, 1s), timed on its own clock from when it sent the
+	// claim or the last extension. Defaults to 60s.
+	Visibility time.Duration
+	// PollInterval caps how long the worker sleeps without looking for due
+	// events. Defaults to 1s.
+	PollInterval time.Duration
+	// ReapInterval is how often expired leases are recovered. Defaults to 1s.
+	ReapInterval time.Duration
+	// HeartbeatInterval is how often the worker reports itself. Defaults to 5s.
+	HeartbeatInterval time.Duration
+	// DeadAfter is how long a worker may go without a heartbeat before
+	// other workers end its leases and give its events back, sooner than
+	// the visibility timeout would. A worker whose own heartbeats fail
+	// stops claiming DeadAfter/2 after its last successful one, until one
+	// succeeds again. Defaults to 3 heartbeat intervals (15s).
+	DeadAfter time.Duration
+	// ShutdownTimeout bounds how long in-flight deliveries may finish after
+	// the worker is stopped; the rest are handed back. Defaults to 30s.
+	ShutdownTimeout time.Duration
+	// OrphanInterval is how often the worker looks in its own processing
+	// lists for claims it does not know of (a claim whose reply was lost)
+	// and gives them back. Defaults to 1s.
+	OrphanInterval time.Duration
+	// LogFailedRequests logs every failed attempt as one structured line
+	// (failurelog.go). Defaults to off.
+	LogFailedRequests bool
+	// Policy is the default retry policy.
+	Policy scheduler.Policy
+	// Clock, when set, replaces the store's server clock for due and lease
+	// times (tests). Nil: the Redis server's clock decides, so clock skew
+	// between workers cannot make a delivery early.
+	Clock scheduler.Clock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics may be nil.
+	Metrics *scheduler.Metrics
+}
+
+// WithDefaults fills zero fields with the defaults.
+func (c Config) WithDefaults() Config {
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		c.ID = host + "-" + itoa(os.Getpid()) + "-" + scheduler.NewID(time.Now())[24:]
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Batch <= 0 {
+		c.Batch = DefaultBatch
+	}
+	if c.Visibility <= 0 {
+		c.Visibility = DefaultVisibility
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.ReapInterval <= 0 {
+		c.ReapInterval = DefaultReapInterval
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.DeadAfter <= 0 {
+		c.DeadAfter = 3 * c.HeartbeatInterval
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.OrphanInterval <= 0 {
+		c.OrphanInterval = DefaultOrphanInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Policy = c.Policy.WithDefaults()
+	return c
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// Worker claims due events, delivers them, recovers expired leases and
+// reports heartbeats. See doc.go for the claim loop.
+type Worker struct {
+	store   scheduler.Store
+	deliver *delivery.Deliverer
+	cfg     Config
+	log     *slog.Logger
+
+	inflight atomic.Int64
+	// beatingSince is when this worker's heartbeats last started to
+	// succeed without a failure in between (Unix ns; 0 while failing).
+	beatingSince atomic.Int64
+	// lastBeat is 1 + when the last successful heartbeat was sent (w.mono,
+	// ns); 0 before the first. The worker claims only while it is recent
+	// (heartbeatFresh).
+	lastBeat atomic.Int64
+	// beat is signalled after every successful heartbeat.
+	beat chan struct{}
+	// claims are the worker's claims by member (see claimRec).
+	claimsMu sync.Mutex
+	claims   map[string]*claimRec
+	fin      *finisher // records outcomes, many per round trip; set by Run
+	// lastFull is when a claim last left due events behind (Unix ns): the
+	// worker is behind.
+	lastFull atomic.Int64
+	freed    chan struct{}
+	started  time.Time
+	rnd      *rand.Rand
+	rndMu    sync.Mutex
+}
+
+// NewWorker returns a worker.
+func New(store scheduler.Store, d *delivery.Deliverer, cfg Config) *Worker {
+	cfg = cfg.WithDefaults()
+	return &Worker{
+		store: store, deliver: d, cfg: cfg, log: cfg.Logger.With("worker", cfg.ID),
+		freed: make(chan struct{}, 1), started: time.Now(),
+		beat: make(chan struct{}, 1), claims: map[string]*claimRec{},
+		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}
+}
+
+// ID returns the worker's id.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// backloggedFor is how recently a full claim makes the worker Backlogged.
+const backloggedFor = 250 * time.Millisecond
+
+// Backlogged reports whether due events are waiting for this worker: a
+// claim within the last 250ms left due events behind (a burst is being
+// drained).
+func (w *Worker) Backlogged() bool {
+	t := w.lastFull.Load()
+	return t != 0 && time.Since(time.Unix(0, t)) < backloggedFor
+}
+
+// InFlight returns the number of deliveries in flight.
+func (w *Worker) InFlight() int { return int(w.inflight.Load()) }
+
+func (w *Worker) now() time.Time {
+	if w.cfg.Clock == nil {
+		return time.Time{}
+	}
+	return w.cfg.Clock.Now()
+}
+
+// Run claims and delivers until ctx ends, then stops claiming, lets in-flight
+// deliveries finish within ShutdownTimeout and hands back the rest.
+func (w *Worker) Run(ctx context.Context) error {
+	// Deliveries and their bookkeeping outlive ctx by up to ShutdownTimeout.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var wg sync.WaitGroup
+
+	w.fin = newFinisher(w.store)
+	// Heartbeats and reaping go on until every outcome, hand-backs
+	// included, is recorded: not cancelled with the deliveries at the
+	// shutdown deadline, or peers could take this worker for dead meanwhile.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var bgWG sync.WaitGroup
+	bgWG.Add(2)
+	go func() { defer bgWG.Done(); w.reapLoop(bg) }()
+	go func() { defer bgWG.Done(); w.heartbeatLoop(bg) }()
+
+	w.log.Info("worker started", "concurrency", w.cfg.Concurrency, "shards", w.store.Shards(), "visibility", w.cfg.Visibility)
+	w.claimLoop(ctx, workCtx, &wg)
+
+	w.log.Info("worker stopping: waiting for in-flight deliveries", "in_flight", w.InFlight(), "deadline", w.cfg.ShutdownTimeout)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.cfg.ShutdownTimeout):
+		w.log.Warn("shutdown deadline passed: handing back unfinished deliveries", "in_flight", w.InFlight())
+		cancelWork()
+		<-done
+	}
+	w.fin.close() // every delivery has recorded its outcome
+	// A claim cut off by the shutdown may have been run by Redis: with no
+	// claim on its way any more, whatever is left in this worker's lists
+	// without a delivery goes back now, not after its lease.
+	octx, cancelOrphans := context.WithTimeout(context.WithoutCancel(ctx), orphanCheckTimeout)
+	w.giveBackOrphans(octx, 0)
+	cancelOrphans()
+	stopBG()
+	bgWG.Wait()
+	if rs, ok := w.store.(interface {
+		RemoveWorker(context.Context, string) error
+	}); ok {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = rs.RemoveWorker(rctx, w.cfg.ID)
+		cancel()
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// claimLoop is the heart of the worker; see doc.go. It also gives back the
+// orphans of its processing lists (giveBackOrphans): running that here,
+// between claims, means no claim of this worker is on its way meanwhile.
+func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
+	wake := w.store.Wakeups(ctx)
+	shards := w.store.Shards()
+	start := rand.IntN(shards)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	backoff := 10 * time.Millisecond
+	var nextOrphanCheck time.Duration // w.mono: at once, then every OrphanInterval
+	gated := false
+	for ctx.Err() == nil {
+		if w.mono() >= nextOrphanCheck {
+			w.giveBackOrphans(ctx, min(time.Second, w.cfg.Visibility/4))
+			nextOrphanCheck = w.mono() + w.cfg.OrphanInterval
+		}
+		untilCheck := nextOrphanCheck - w.mono()
+		if !w.heartbeatFresh() {
+			// Peers judge a worker dead by its heartbeats: one that cannot
+			// beat claims nothing that they may take away from it.
+			if !gated && w.lastBeat.Load() != 0 {
+				w.log.Warn("heartbeats failing: not claiming until one succeeds", "dead_after", w.cfg.DeadAfter)
+			}
+			gated = true
+			waitFor(ctx, timer, untilCheck, w.beat)
+			continue
+		}
+		if gated && w.lastBeat.Load() != 0 {
+			gated = false
+			w.log.Info("heartbeat succeeded: claiming again")
+		}
+		free := w.cfg.Concurrency - w.InFlight()
+		if free <= 0 {
+			waitFor(ctx, timer, untilCheck, w.freed)
+			continue
+		}
+		var next time.Time
+		var serverNow time.Time
+		more := false
+		failed := false
+		for i := 0; i < shards && free > 0; i++ {
+			sh := (start + i) % shards
+			batch := min(free, w.cfg.Batch)
+			sent := w.mono()
+			c, err := w.store.Claim(ctx, sh, w.cfg.ID, batch, w.cfg.Visibility, w.now())
+			if err != nil {
+				if ctx.Err() == nil {
+					w.log.Warn("claim failed", "shard", sh, "err", err)
+				}
+				failed = true
+				break
+			}
+			serverNow = c.Now
+			if len(c.Events) > 0 {
+				recs := w.track(sh, c.Events, sent)
+				for i, ev := range c.Events {
+					w.inflight.Add(1)
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						w.process(workCtx, ev, c.Now, recs[i])
+					}()
+				}
+			}
+			free -= len(c.Events)
+			if len(c.Events) == batch && free > 0 {
+				more = true
+			}
+			if len(c.Events) > 0 && !c.NextDue.IsZero() && !c.NextDue.After(c.Now) {
+				w.lastFull.Store(time.Now().UnixNano()) // more due events are waiting for this worker
+			}
+			if !c.NextDue.IsZero() && (next.IsZero() || c.NextDue.Before(next)) {
+				next = c.NextDue
+			}
+		}
+		start = (start + 1) % shards
+		if failed {
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 10 * time.Millisecond
+		if more {
+			continue
+		}
+		if free <= 0 {
+			continue // wait for a slot at the top of the loop
+		}
+		d := min(w.cfg.PollInterval, max(untilCheck, 0))
+		if !next.IsZero() {
+			d = min(d, next.Sub(serverNow))
+		}
+		if d <= 0 {
+			continue
+		}
+		waitFor(ctx, timer, d, wake)
+	}
+}
+
+// waitFor waits until ctx ends, ch delivers (or is closed) or d passes,
+// using timer, which it leaves stopped.
+func waitFor(ctx context.Context, timer *time.Timer, d time.Duration, ch <-chan struct{}) {
+	timer.Reset(max(d, 0))
+	defer timer.Stop() // Go 1.23 timers: no stale tick is received after Stop or Reset
+	select {
+	case <-ctx.Done():
+	case <-timer.C:
+	case <-ch:
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// mono is the worker's monotonic clock: the time since it was created.
+// Leases are timed with it, not with Redis' clock, which may differ from
+// the local one.
+func (w *Worker) mono() time.Duration { return time.Since(w.started) }
+
+// heartbeatFresh reports whether the last successful heartbeat was sent
+// less than DeadAfter/2 ago: by then no peer can have judged this worker
+// dead (they wait DeadAfter after the heartbeat reached Redis, which was
+// after it was sent), and a claim made now has at least DeadAfter/2 before
+// they could.
+func (w *Worker) heartbeatFresh() bool {
+	last := w.lastBeat.Load()
+	return last != 0 && w.mono()-time.Duration(last-1) < w.cfg.DeadAfter/2
+}
+
+// claimRec is what the worker knows of one of its claims, on its own
+// monotonic clock (w.mono). The lease Redis started for a claim began after
+// the worker sent the claim, so measuring it from then errs on the safe
+// side however Redis' clock and the local one differ, and however long the
+// reply took (even across a SIGSTOP of the worker).
+type claimRec struct {
+	shard  int
+	member string
+	// deadline (ns): no request is started or continued after it, since
+	// the lease may have ended: sent + Visibility - leaseMargin, moved on
+	// by every extension.
+	deadline atomic.Int64
+	// confirmed (ns) is when a reply last confirmed the lease (claim or
+	// extension): it surely ends by confirmed + Visibility.
+	confirmed atomic.Int64
+	// forgetAt (under Worker.claimsMu) is zero while the delivery runs or
+	// its outcome is being recorded. A delivery that ends without recording
+	// its outcome sets it to when Redis has surely ended the lease: until
+	// then the event is left to the reaper, not given back as an orphan,
+	// since its attempt may have been made.
+	forgetAt time.Duration
+}
+
+// leaseMargin is how long before the lease's end (as the worker measures it)
+// a delivery stops: the request must not reach the destination after
+// another worker may have taken the event over.
+func (w *Worker) leaseMargin() time.Duration { return min(w.cfg.Visibility/10, time.Second) }
+
+// leaseLeft is how long the claim's delivery may still run.
+func (w *Worker) leaseLeft(r *claimRec) time.Duration {
+	return time.Duration(r.deadline.Load()) - w.mono()
+}
+
+// track records the events of one claim, sent at sent (w.mono).
+func (w *Worker) track(shard int, evs []*scheduler.Event, sent time.Duration) []*claimRec {
+	deadline := int64(sent + w.cfg.Visibility - w.leaseMargin())
+	got := int64(w.mono())
+	recs := make([]*claimRec, len(evs))
+	w.claimsMu.Lock()
+	for i, ev := range evs {
+		r := &claimRec{shard: shard, member: ev.Member()}
+		r.deadline.Store(deadline)
+		r.confirmed.Store(got)
+		w.claims[r.member] = r
+		recs[i] = r
+	}
+	w.claimsMu.Unlock()
+	return recs
+}
+
+// forgetSlack is added to a lease's latest possible end before the worker
+// forgets a claim whose outcome it could not record.
+const forgetSlack = time.Second
+
+// untrack ends the worker's record of a claim: at once when its outcome is
+// recorded (the member left the processing list with it), else once Redis
+// has surely ended the lease (see claimRec.forgetAt).
+func (w *Worker) untrack(r *claimRec, recorded bool) {
+	w.claimsMu.Lock()
+	defer w.claimsMu.Unlock()
+	if w.claims[r.member] != r {
+		return // claimed again since: that claim's record stays
+	}
+	if recorded {
+		delete(w.claims, r.member)
+		return
+	}
+	r.forgetAt = time.Duration(r.confirmed.Load()) + w.cfg.Visibility + forgetSlack
+}
+
+// orphanCheckTimeout bounds one look for orphans.
+const orphanCheckTimeout = 5 * time.Second
+
+// giveBackOrphans gives back to due, without counting an attempt, the
+// members of this worker's processing lists it holds no claim record for:
+// claims Redis ran whose reply never reached the worker (go-redis retried
+// the command after the connection broke, or gave up). Members claimed
+// within the last grace are left alone. It runs in the claim loop (grace
+// min(1s, Visibility/4)) and once more at shutdown (no grace), so no claim
+// of this worker is on its way while it does.
+func (w *Worker) giveBackOrphans(ctx context.Context, grace time.Duration) {
+	now := w.mono()
+	holding := make([][]string, w.store.Shards())
+	w.claimsMu.Lock()
+	for m, r := range w.claims {
+		if r.forgetAt != 0 && now > r.forgetAt {
+			delete(w.claims, m)
+			continue
+		}
+		holding[r.shard] = append(holding[r.shard], m)
+	}
+	w.claimsMu.Unlock()
+	cctx, cancel := context.WithTimeout(ctx, orphanCheckTimeout)
+	n, err := w.store.GiveBackOrphans(cctx, w.cfg.ID, holding, grace, w.now())
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("looking for lost claims failed", "err", err)
+		}
+		return
+	}
+	if n > 0 {
+		w.log.Warn("gave back claims whose reply was lost (not counted as attempts)", "count", n)
+	}
+}
+
+// errLeaseExpired stops a delivery whose lease has ended, as far as the
+// worker can tell: another worker may have taken the event over.
+var errLeaseExpired = errors.New("lease expired: another worker may own the event")
+
+// process delivers one claimed event and records the outcome.
+func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt time.Time, rec *claimRec) {
+	defer func() {
+		w.inflight.Add(-1)
+		select {
+		case w.freed <- struct{}{}:
+		default:
+		}
+	}()
+	lease := scheduler.Lease{App: ev.App, ID: ev.ID, Worker: w.cfg.ID, Attempt: ev.Attempts}
+	policy := w.cfg.Policy.For(ev)
+	if m := w.cfg.Metrics; m != nil && ev.Attempts == 1 {
+		m.Lateness.Observe(max(0, claimedAt.Sub(ev.DueAt).Seconds()))
+	}
+	if w.leaseLeft(rec) <= 0 {
+		w.dropUnsent(ev, rec)
+		return
+	}
+
+	dctx, abandon := context.WithCancelCause(ctx)
+	stopKeeper := w.keepLease(ctx, lease, rec, abandon)
+	// The last look at the lease, right before the request goes out (after
+	// signing, which may wait for Redis).
+	dctx = delivery.WithSendCheck(dctx, func() error {
+		if w.leaseLeft(rec) <= 0 {
+			return errLeaseExpired
+		}
+		return nil
+	})
+	res := w.deliver.Deliver(dctx, ev, policy.Timeout)
+	stopKeeper()
+	abandon(nil)
+	if res.Unsent && errors.Is(res.Err, errLeaseExpired) {
+		w.dropUnsent(ev, rec)
+		return
+	}
+
+	next := delivery.Classify(res)
+	out := scheduler.Outcome{Status: next, Attempt: scheduler.Attempt{
+		Attempt: ev.Attempts, StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(),
+		Worker: w.cfg.ID, Response: res.Response,
+	}}
+	if res.Err != nil {
+		out.Attempt.Error = res.Err.Error()
+	}
+	interrupted := ctx.Err() != nil && res.Err != nil
+	switch {
+	case interrupted:
+		// Shutdown deadline: hand the event back, due now.
+		out.Status = scheduler.StatusPending
+		out.Attempt.Error = "interrupted: worker shutting down"
+	case next == scheduler.StatusPending && ev.Attempts >= policy.MaxAttempts:
+		out.Status = scheduler.StatusServiceUnavailable
+	case next == scheduler.StatusPending:
+		w.rndMu.Lock()
+		out.Backoff = policy.Backoff(ev.Attempts, res.RetryAfter, w.rnd)
+		w.rndMu.Unlock()
+	}
+	if w.cfg.LogFailedRequests && out.Status != scheduler.StatusCompleted {
+		logFailedAttempt(ctx, w.log, ev, res, out)
+	}
+	now := w.now()
+	if !now.IsZero() {
+		out.Attempt.At = now.UnixMilli()
+	} else {
+		out.Attempt.At = time.Now().UnixMilli()
+	}
+
+	// Recording the outcome must survive the shutdown: use a fresh context.
+	// Sending it again after an error is safe: finishing is idempotent per
+	// attempt (finish_attempt in luascripts/prelude.lua).
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var held bool
+	var err error
+	for try := 0; try < 5; try++ {
+		held, err = w.fin.finish(fctx, scheduler.FinishItem{Lease: lease, Outcome: out, Now: now})
+		if err == nil || !errors.Is(err, scheduler.ErrUnavailable) {
+			break
+		}
+		sleep(fctx, time.Duration(100*(try+1))*time.Millisecond)
+	}
+	w.untrack(rec, err == nil)
+	if err != nil {
+		// The lease will expire and the reaper will deliver it again.
+		w.log.Error("record outcome failed; the event will be recovered after its lease", "app", ev.App, "id", ev.ID, "err", err)
+		return
+	}
+	if m := w.cfg.Metrics; m != nil {
+		m.Latency.Observe(res.Duration.Seconds())
+		label := map[scheduler.Status]string{scheduler.StatusCompleted: "completed", scheduler.StatusFailed: "failed",
+			scheduler.StatusServiceUnavailable: "service_unavailable", scheduler.StatusPending: "retry"}[out.Status]
+		if !held {
+			label = "stale"
+		}
+		m.Deliveries.WithLabelValues(label).Inc()
+	}
+	if !held {
+		w.log.Warn("lease lost before the outcome was recorded: another worker owns the event", "app", ev.App, "id", ev.ID, "attempt", ev.Attempts)
+	}
+}
+
+// dropUnsent gives up a delivery whose lease ended before its request was
+// sent (the worker was stopped, starved of CPU, or the claim's reply took
+// that long): sending it now could duplicate another worker's delivery.
+// Nothing is recorded; the reaper recovers the event once Redis sees the
+// lease expired, which counts the attempt ("lease expired").
+func (w *Worker) dropUnsent(ev *scheduler.Event, rec *claimRec) {
+	w.untrack(rec, false)
+	w.log.Warn("lease ended before the request was sent: not sending it; the event is recovered after its lease",
+		"app", ev.App, "id", ev.ID, "attempt", ev.Attempts, "late_by", -w.leaseLeft(rec))
+}
+
+// errLeaseLost abandons a delivery whose lease another worker now holds.
+var errLeaseLost = errors.New("lease lost: another worker owns the event")
+
+// keepLease extends the lease while a slow delivery runs, every
+// Visibility/3, and abandons the delivery when the lease ends as the worker
+// measures it (claimRec.deadline): a worker that was stopped (SIGSTOP),
+// starved or cut off from Redis does not go on past it. When the lease
+// turns out lost, the delivery is abandoned too: another worker owns the
+// event and delivers it, so finishing ours would only add a duplicate.
+func (w *Worker) keepLease(ctx context.Context, l scheduler.Lease, rec *claimRec, abandon context.CancelCauseFunc) (stop func()) {
+	every := w.cfg.Visibility / 3
+	var mu sync.Mutex
+	stopped := false
+	var expiry, extend *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	expiry = time.AfterFunc(w.leaseLeft(rec), func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if left := w.leaseLeft(rec); left > 0 {
+			expiry.Reset(left) // extended meanwhile
+			return
+		}
+		w.log.Warn("lease ended during the delivery: abandoning it", "app", l.App, "id", l.ID, "attempt", l.Attempt)
+		abandon(errLeaseExpired)
+	})
+	extend = time.AfterFunc(every, func() {
+		if w.leaseLeft(rec) <= 0 {
+			return // too late to extend: the expiry timer abandons the delivery
+		}
+		sent := w.mono()
+		ectx, cancel := context.WithTimeout(ctx, every)
+		held, err := w.store.Extend(ectx, l, w.cfg.Visibility, w.now())
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if err != nil {
+			w.log.Warn("lease extension failed", "app", l.App, "id", l.ID, "err", err)
+		} else if !held {
+			w.log.Warn("lease lost during delivery: abandoning it", "app", l.App, "id", l.ID)
+			abandon(errLeaseLost)
+			return
+		} else {
+			rec.confirmed.Store(int64(w.mono()))
+			rec.deadline.Store(int64(sent + w.cfg.Visibility - w.leaseMargin()))
+		}
+		extend.Reset(every)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		expiry.Stop()
+		extend.Stop()
+	}
+}

@@ -1,0 +1,293 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/worker"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/store/redisstore"
+)
+
+// faultStore is the real store (on miniredis) with faults injected into
+// some calls, as a flaky network or a stalled process would cause them.
+type faultStore struct {
+	scheduler.Store
+	failHeartbeats atomic.Bool
+	claims         atomic.Int64 // Claim calls
+	// stallClaim, when set, holds the next claim that took events this long
+	// before its reply reaches the worker (a process stopped right after
+	// Redis ran the claim).
+	stallClaim atomic.Int64
+}
+
+func (f *faultStore) Heartbeat(ctx context.Context, w scheduler.WorkerInfo, now time.Time) error {
+	if f.failHeartbeats.Load() {
+		return fmt.Errorf("heartbeat: %w: injected fault", scheduler.ErrUnavailable)
+	}
+	return f.Store.Heartbeat(ctx, w, now)
+}
+
+func (f *faultStore) Claim(ctx context.Context, shard int, worker string, batch int, vis time.Duration, now time.Time) (scheduler.Claim, error) {
+	f.claims.Add(1)
+	c, err := f.Store.Claim(ctx, shard, worker, batch, vis, now)
+	if len(c.Events) > 0 {
+		if d := f.stallClaim.Swap(0); d > 0 {
+			time.Sleep(time.Duration(d))
+		}
+	}
+	return c, err
+}
+
+// arrivals records the requests a destination received.
+type arrivals struct {
+	mu   sync.Mutex
+	list []arrivalRec
+}
+
+type arrivalRec struct {
+	id      string
+	attempt int
+	at      time.Time
+}
+
+func (a *arrivals) add(r *http.Request) {
+	n, _ := strconv.Atoi(r.Header.Get("Cassata-Attempt"))
+	a.mu.Lock()
+	a.list = append(a.list, arrivalRec{id: r.Header.Get("Cassata-Event-Id"), attempt: n, at: time.Now()})
+	a.mu.Unlock()
+}
+
+func (a *arrivals) of(id string) []arrivalRec {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []arrivalRec
+	for _, r := range a.list {
+		if r.id == id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// logBuffer collects a logger's JSON lines, safe for concurrent writers.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// workerBundle is a worker on a faultStore over miniredis, delivering to a
+// destination that records every request and answers with handle (nil: 200).
+type workerBundle struct {
+	st    *faultStore
+	sched *scheduler.Scheduler
+	dest  *httptest.Server
+	got   *arrivals
+	logs  *logBuffer
+	w     *worker.Worker
+}
+
+func setupWorker(t *testing.T, handle http.HandlerFunc, cfg worker.Config) *workerBundle {
+	t.Helper()
+	b := &workerBundle{got: &arrivals{}, logs: &logBuffer{}}
+	b.dest = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.got.add(r)
+		if handle != nil {
+			handle(w, r)
+		}
+	}))
+	t.Cleanup(b.dest.Close)
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	st, err := redisstore.New(context.Background(), rdb, redisstore.Config{Namespace: "wk", Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.st = &faultStore{Store: st}
+	b.sched = scheduler.New(st, scheduler.Config{})
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 20 * time.Millisecond
+	}
+	if cfg.ReapInterval == 0 {
+		cfg.ReapInterval = 50 * time.Millisecond
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = time.Second
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(b.logs, nil))
+	b.w = worker.New(b.st, delivery.New(delivery.Config{}), cfg)
+	return b
+}
+
+// run starts the worker; it stops when the test ends.
+func (b *workerBundle) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// schedule creates an event to the destination due at due.
+func (b *workerBundle) schedule(t *testing.T, id string, due time.Time, mod ...func(*scheduler.Event)) {
+	t.Helper()
+	ev := &scheduler.Event{App: "a", ID: id, URL: b.dest.URL + "/hook/" + id, DueAt: due}
+	for _, m := range mod {
+		m(ev)
+	}
+	if _, created, err := b.sched.Create(context.Background(), ev, scheduler.CreateOptions{}); err != nil || !created {
+		t.Fatalf("create %s: created %v, %v", id, created, err)
+	}
+}
+
+func (b *workerBundle) get(t *testing.T, id string) *scheduler.Event {
+	t.Helper()
+	ev, err := b.st.Get(context.Background(), "a", id)
+	if err != nil {
+		t.Fatalf("get %s: %v", id, err)
+	}
+	return ev
+}
+
+// waitUntil polls cond every 10ms until it holds or timeout passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWorkerSendsNothingAfterItsLease: a claim whose reply reaches the
+// worker only after the lease ended (the process was stopped in between, or
+// starved) is not sent: the event is recovered as any expired lease is,
+// and delivered under a new claim. Measured on the worker's own clock from
+// when it sent the claim, whatever Redis' clock says.
+func TestWorkerSendsNothingAfterItsLease(t *testing.T) {
+	const visibility = 400 * time.Millisecond
+	b := setupWorker(t, nil, worker.Config{Visibility: visibility})
+	b.st.stallClaim.Store(int64(visibility + 200*time.Millisecond))
+	b.run(t)
+	b.schedule(t, "late", time.Now())
+
+	waitUntil(t, 5*time.Second, "the event was not delivered", func() bool {
+		return b.get(t, "late").Status == scheduler.StatusCompleted
+	})
+	got := b.got.of("late")
+	if len(got) != 1 || got[0].attempt != 2 {
+		t.Fatalf("arrivals %+v: want only attempt 2 (attempt 1's lease ended before its claim reached the worker)", got)
+	}
+	ev := b.get(t, "late")
+	if len(ev.History) != 2 || ev.History[0].Error != "lease expired" || ev.History[1].StatusCode != 200 || ev.History[1].Stale {
+		t.Errorf("history %+v: want attempt 1 lease expired, attempt 2 200", ev.History)
+	}
+}
+
+// TestWorkerCutsDeliveryAtItsLease: a request that outlives the lease,
+// because the lease cannot be extended (Redis answers every extension with
+// an error), is abandoned at the lease's end instead of running on while
+// another worker may deliver the event again.
+func TestWorkerCutsDeliveryAtItsLease(t *testing.T) {
+	const visibility = 600 * time.Millisecond
+	released := make(chan struct{})
+	var once sync.Once
+	b := setupWorker(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Cassata-Attempt") == "1" {
+			select {
+			case <-r.Context().Done(): // the worker gave up
+				once.Do(func() { close(released) })
+				return
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}, worker.Config{Visibility: visibility})
+	b.w = worker.New(&noExtend{b.st}, delivery.New(delivery.Config{}),
+		worker.Config{Visibility: visibility, PollInterval: 20 * time.Millisecond, ReapInterval: 50 * time.Millisecond,
+			Logger: slog.New(slog.NewJSONHandler(b.logs, nil))})
+	b.run(t)
+	start := time.Now()
+	b.schedule(t, "cut", time.Now(), func(ev *scheduler.Event) { ev.Timeout = 10 * time.Second })
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first request was not abandoned at the lease's end")
+	}
+	if took := time.Since(start); took > visibility+500*time.Millisecond {
+		t.Errorf("abandoned %s after the claim, want by the lease's end (%s)", took, visibility)
+	}
+	waitUntil(t, 5*time.Second, "not delivered again", func() bool {
+		return b.get(t, "cut").Status == scheduler.StatusCompleted
+	})
+}
+
+// noExtend refuses every lease extension with a connection error.
+type noExtend struct{ *faultStore }
+
+func (n *noExtend) Extend(context.Context, scheduler.Lease, time.Duration, time.Time) (bool, error) {
+	return false, fmt.Errorf("extend: %w: injected fault", scheduler.ErrUnavailable)
+}
+
+// TestWorkerGivesBackLostClaimsAtShutdown: a claim of the worker it never
+// heard of (a claim cut off by the shutdown that Redis ran anyway) does not
+// stay PROCESSING after a graceful stop until its lease expires: the worker
+// gives it back, uncounted, once its deliveries are done.
+func TestWorkerGivesBackLostClaimsAtShutdown(t *testing.T) {
+	b := setupWorker(t, nil, worker.Config{ID: "w-stop", Visibility: time.Minute})
+	b.st.failHeartbeats.Store(true) // the worker claims nothing itself
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.w.Run(ctx) }()
+	b.schedule(t, "cut-off", time.Now())
+	claimed := 0
+	for sh := range b.st.Shards() {
+		c, err := b.st.Store.Claim(context.Background(), sh, "w-stop", 10, time.Minute, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed += len(c.Events)
+	}
+	if claimed != 1 {
+		t.Fatalf("claimed %d events as the worker, want 1", claimed)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ev := b.get(t, "cut-off")
+	if ev.Status != scheduler.StatusPending || ev.Attempts != 0 || len(ev.History) != 0 {
+		t.Errorf("after the worker stopped: %s, attempts %d, history %+v; want PENDING, 0 attempts, no history",
+			ev.Status, ev.Attempts, ev.History)
+	}
+	if n := len(b.got.of("cut-off")); n != 0 {
+		t.Errorf("%d deliveries, want none", n)
+	}
+}
