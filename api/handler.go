@@ -67,17 +67,6 @@ func handle[Req any, Resp any, PR binder[Req]](fam family, fn func(ctx context.C
 	}
 }
 
-// appPath is a request naming one application in the path (/…/:app/…),
-// which the credential must be allowed to act on.
-type appPath struct {
-	App string
-}
-
-func (r *appPath) bind(c *gin.Context) error {
-	r.App = c.Param("app")
-	return allowApp(c, r.App)
-}
-
 // eventPath is a request naming one event in the path (/…/:app/:id).
 type eventPath struct {
 	App string

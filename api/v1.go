@@ -168,19 +168,16 @@ func jsonKind(t reflect.Type) string {
 	return "a JSON value"
 }
 
-// createEventRequest is POST /v1/events.
-type createEventRequest struct {
-	CreateRequest
-}
-
-func (r *createEventRequest) bind(c *gin.Context) error {
-	if err := decodeJSON(c.Request.Body, &r.CreateRequest); err != nil {
+// bind reads POST /v1/events: the body, then the application it names,
+// which an application's credential fills in when left out.
+func (req *CreateRequest) bind(c *gin.Context) error {
+	if err := decodeJSON(c.Request.Body, req); err != nil {
 		return err
 	}
-	return scopeApp(c, &r.App)
+	return scopeApp(c, &req.App)
 }
 
-func (a *API) createEvent(ctx context.Context, req *createEventRequest) (reply[EventView], error) {
+func (a *API) createEvent(ctx context.Context, req *CreateRequest) (reply[EventView], error) {
 	ev, opt, err := req.toEvent(a.sched.Now())
 	if err != nil {
 		return reply[EventView]{}, err
