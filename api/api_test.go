@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"github.com/cassata/cassata/scheduler/delivery"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/delivery"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"

@@ -2,8 +2,8 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -11,8 +11,6 @@ import (
 	"github.com/cassata/cassata/scheduler/tenant"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/cassata/cassata/scheduler"
 )
 
 // Application management, for the admin token only:
@@ -32,11 +30,12 @@ func (a *API) AppsAdmin(r gin.IRoutes) {
 	if a.cfg.Apps == nil {
 		return
 	}
-	r.POST("/v1/apps", requireAdmin, a.createApp)
-	r.GET("/v1/apps", requireAdmin, a.listApps)
-	r.GET("/v1/apps/:app", requireAdmin, a.getApp)
-	r.POST("/v1/apps/:app/rotate", requireAdmin, a.rotateApp)
-	r.POST("/v1/apps/:app/rotate-secret", requireAdmin, a.rotateAppSecret)
+	const maxBody = 64 << 10
+	r.POST("/v1/apps", requireAdmin, bodyLimit(maxBody), handle(v1Routes, a.createApp))
+	r.GET("/v1/apps", requireAdmin, handle(v1Routes, a.listApps))
+	r.GET("/v1/apps/:app", requireAdmin, handle(v1Routes, a.getApp))
+	r.POST("/v1/apps/:app/rotate", requireAdmin, bodyLimit(maxBody), handle(v1Routes, a.rotateApp))
+	r.POST("/v1/apps/:app/rotate-secret", requireAdmin, bodyLimit(maxBody), handle(v1Routes, a.rotateAppSecret))
 }
 
 // AppView is an application as the API shows it: never a key, secrets masked.
@@ -102,123 +101,135 @@ type CredentialsResponse struct {
 	SigningSecret string  `json:"signing_secret,omitempty"`
 }
 
-// appError maps application errors onto the API's.
-func appError(err error) error {
-	switch {
-	case errors.Is(err, tenant.ErrAppNotFound):
-		return &httpError{status: http.StatusNotFound, detail: ErrorDetail{Code: "app_not_found", Message: "application not found"}}
-	case errors.Is(err, tenant.ErrAppExists):
-		return &httpError{status: http.StatusConflict, detail: ErrorDetail{Code: "app_exists", Message: "an application of this name exists", Field: "name"}}
-	case errors.Is(err, scheduler.ErrConflict):
-		return &httpError{status: http.StatusConflict, detail: ErrorDetail{Code: "conflict", Message: "the application changed meanwhile; try again"}}
-	}
-	return err
+// AppsResponse is the body of GET /v1/apps.
+type AppsResponse struct {
+	Apps []AppView `json:"apps"`
 }
 
-func (a *API) credentials(c *gin.Context, status int, app *tenant.App, cr tenant.Credentials) {
-	// Credentials must not linger in caches or proxies.
-	c.Header("Cache-Control", "no-store")
-	c.JSON(status, CredentialsResponse{App: ViewApp(app, a.cfg.Apps.Now()), APIKey: cr.APIKey,
-		JWTSecret: cr.JWTSecret, SigningSecret: cr.SigningSecret})
+// credentials answers a create or rotation with the credentials made.
+func (a *API) credentials(status int, app *tenant.App, cr tenant.Credentials) reply[CredentialsResponse] {
+	return reply[CredentialsResponse]{
+		status: status,
+		// Credentials must not linger in caches or proxies.
+		header: http.Header{"Cache-Control": {"no-store"}},
+		body: CredentialsResponse{App: ViewApp(app, a.cfg.Apps.Now()), APIKey: cr.APIKey,
+			JWTSecret: cr.JWTSecret, SigningSecret: cr.SigningSecret},
+	}
 }
 
-func (a *API) createApp(c *gin.Context) {
-	a.limitBody(c, 64<<10)
-	var req struct {
-		Name string `json:"name"`
-		App  string `json:"app"`
+// createAppRequest is POST /v1/apps: {"name":"shop"} ("app" is accepted too).
+type createAppRequest struct {
+	Name string `json:"name"`
+	App  string `json:"app"`
+}
+
+func (r *createAppRequest) bind(c *gin.Context) error {
+	if err := decodeJSON(c.Request.Body, r); err != nil {
+		return err
 	}
-	if err := decodeJSON(c.Request.Body, &req); err != nil {
-		abort(c, err)
-		return
+	if r.Name == "" {
+		r.Name = r.App
 	}
-	if req.Name == "" {
-		req.Name = req.App
-	}
-	app, cr, err := a.cfg.Apps.Create(c.Request.Context(), req.Name)
+	return nil
+}
+
+func (a *API) createApp(ctx context.Context, req *createAppRequest) (reply[CredentialsResponse], error) {
+	app, cr, err := a.cfg.Apps.Create(ctx, req.Name)
 	if err != nil {
-		abort(c, appError(err))
-		return
+		return reply[CredentialsResponse]{}, err
 	}
 	a.log.Info("application created", "app", app.Name)
-	a.credentials(c, http.StatusCreated, app, cr)
+	return a.credentials(http.StatusCreated, app, cr), nil
 }
 
-func (a *API) listApps(c *gin.Context) {
-	apps, err := a.cfg.Apps.List(c.Request.Context())
+func (a *API) listApps(ctx context.Context, _ *noRequest) (AppsResponse, error) {
+	apps, err := a.cfg.Apps.List(ctx)
 	if err != nil {
-		abort(c, appError(err))
-		return
+		return AppsResponse{}, err
 	}
 	now := a.cfg.Apps.Now()
 	out := make([]AppView, 0, len(apps))
 	for _, app := range apps {
 		out = append(out, ViewApp(app, now))
 	}
-	c.JSON(http.StatusOK, gin.H{"apps": out})
+	return AppsResponse{Apps: out}, nil
 }
 
-func (a *API) getApp(c *gin.Context) {
-	app, err := a.cfg.Apps.Get(c.Request.Context(), c.Param("app"))
+// appRequest names an application in the path; only the admin reaches it
+// (requireAdmin), so it is not scoped.
+type appRequest struct {
+	Name string
+}
+
+func (r *appRequest) bind(c *gin.Context) error {
+	r.Name = c.Param("app")
+	return nil
+}
+
+func (a *API) getApp(ctx context.Context, req *appRequest) (AppView, error) {
+	app, err := a.cfg.Apps.Get(ctx, req.Name)
 	if err != nil {
-		abort(c, appError(err))
-		return
+		return AppView{}, err
 	}
-	c.JSON(http.StatusOK, ViewApp(app, a.cfg.Apps.Now()))
+	return ViewApp(app, a.cfg.Apps.Now()), nil
 }
 
-// graceOf reads {"grace":"1h"} (an empty body: def).
-func graceOf(c *gin.Context, def time.Duration) (time.Duration, error) {
-	var req struct {
+// rotateRequest is POST /v1/apps/{app}/rotate and /rotate-secret:
+// {"grace":"1h"}; an empty body or a null grace leaves Grace nil.
+type rotateRequest struct {
+	Name  string
+	Grace *time.Duration
+}
+
+func (r *rotateRequest) bind(c *gin.Context) error {
+	r.Name = c.Param("app")
+	var body struct {
 		Grace json.RawMessage `json:"grace"`
 	}
-	body, err := io.ReadAll(c.Request.Body)
+	raw, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := decodeJSON(bytes.NewReader(body), &req); err != nil {
-			return 0, err
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := decodeJSON(bytes.NewReader(raw), &body); err != nil {
+			return err
 		}
 	}
-	if len(req.Grace) == 0 || string(req.Grace) == "null" {
-		return def, nil
+	if len(body.Grace) == 0 || string(body.Grace) == "null" {
+		return nil
 	}
-	d, err := parseDuration(req.Grace)
+	d, err := parseDuration(body.Grace)
 	if err != nil || d < 0 || d > tenant.MaxGrace {
-		return 0, badRequest("grace", `grace must be a Go duration such as "1h", from 0 to 720h`)
+		return badRequest("grace", `grace must be a Go duration such as "1h", from 0 to 720h`)
 	}
-	return d, nil
+	r.Grace = &d
+	return nil
 }
 
-func (a *API) rotateApp(c *gin.Context) {
-	a.limitBody(c, 64<<10)
-	grace, err := graceOf(c, 0)
-	if err != nil {
-		abort(c, err)
-		return
+// grace is the request's grace, or def when it gives none.
+func (r *rotateRequest) grace(def time.Duration) time.Duration {
+	if r.Grace == nil {
+		return def
 	}
-	app, cr, err := a.cfg.Apps.Rotate(c.Request.Context(), c.Param("app"), grace)
+	return *r.Grace
+}
+
+func (a *API) rotateApp(ctx context.Context, req *rotateRequest) (reply[CredentialsResponse], error) {
+	grace := req.grace(0)
+	app, cr, err := a.cfg.Apps.Rotate(ctx, req.Name, grace)
 	if err != nil {
-		abort(c, appError(err))
-		return
+		return reply[CredentialsResponse]{}, err
 	}
 	a.log.Info("application key rotated", "app", app.Name, "grace", grace)
-	a.credentials(c, http.StatusOK, app, cr)
+	return a.credentials(http.StatusOK, app, cr), nil
 }
 
-func (a *API) rotateAppSecret(c *gin.Context) {
-	a.limitBody(c, 64<<10)
-	grace, err := graceOf(c, DefaultSecretGrace)
+func (a *API) rotateAppSecret(ctx context.Context, req *rotateRequest) (reply[CredentialsResponse], error) {
+	grace := req.grace(DefaultSecretGrace)
+	app, cr, err := a.cfg.Apps.RotateSecret(ctx, req.Name, grace)
 	if err != nil {
-		abort(c, err)
-		return
-	}
-	app, cr, err := a.cfg.Apps.RotateSecret(c.Request.Context(), c.Param("app"), grace)
-	if err != nil {
-		abort(c, appError(err))
-		return
+		return reply[CredentialsResponse]{}, err
 	}
 	a.log.Info("application signing secret rotated", "app", app.Name, "grace", grace)
-	a.credentials(c, http.StatusOK, app, cr)
+	return a.credentials(http.StatusOK, app, cr), nil
 }

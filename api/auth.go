@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"net/http"
 	"strings"
 
 	"github.com/cassata/cassata/scheduler/tenant"
@@ -126,7 +125,7 @@ func (a *API) authenticate(auth Authorizer) gin.HandlerFunc {
 		token = strings.TrimSpace(token)
 		if !ok || token == "" {
 			c.Header("WWW-Authenticate", `Bearer realm="cassata"`)
-			abortWith(c, http.StatusUnauthorized, ErrorDetail{Code: "unauthorized", Message: "an API key is required: Authorization: Bearer <key>"})
+			abort(c, unauthorized("an API key is required: Authorization: Bearer <key>"))
 			return
 		}
 		p, err := auth.Authenticate(c.Request.Context(), token)
@@ -139,7 +138,7 @@ func (a *API) authenticate(auth Authorizer) gin.HandlerFunc {
 				msg = "the bearer token is not accepted: " + te.Reason
 			}
 			c.Header("WWW-Authenticate", `Bearer realm="cassata", error="invalid_token"`)
-			abortWith(c, http.StatusUnauthorized, ErrorDetail{Code: "unauthorized", Message: msg})
+			abort(c, unauthorized(msg))
 			return
 		}
 		if err != nil {
@@ -159,10 +158,6 @@ func principal(c *gin.Context) (Principal, bool) {
 	}
 	p, ok := v.(Principal)
 	return p, ok
-}
-
-func forbidden(msg string) error {
-	return &httpError{status: http.StatusForbidden, detail: ErrorDetail{Code: "forbidden", Message: msg, Field: "app"}}
 }
 
 // allowApp refuses (403) a request whose credential may not act on app.
@@ -187,7 +182,7 @@ func scopeApp(c *gin.Context, app *string) error {
 // manages applications.
 func requireAdmin(c *gin.Context) {
 	if p, ok := principal(c); ok && !p.Admin {
-		abortWith(c, http.StatusForbidden, ErrorDetail{Code: "forbidden", Message: "managing applications needs the admin token (CASSATA_ADMIN_TOKEN)"})
+		abort(c, errNotAdmin)
 		return
 	}
 	c.Next()

@@ -1,11 +1,11 @@
 package api_test
 
 import (
-	"github.com/cassata/cassata/scheduler/tenant"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cassata/cassata/scheduler/tenant"
 )
 
 // TestJWTLifetimeOverHTTP: a JWT valid for longer than the configured

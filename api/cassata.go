@@ -2,9 +2,9 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"slices"
 	"time"
 
@@ -15,143 +15,167 @@ import (
 
 // Cassata mounts the routes of the original Cassata, kept byte for byte (API.md §4).
 func (a *API) Cassata(r gin.IRoutes) {
-	r.POST("/cassata/add", a.cassataAdd)
-	r.POST("/cassata/add/", a.cassataAdd)
-	r.GET("/cassata/delete/:app/:id", a.cassataDelete)
-	r.DELETE("/cassata/delete/:app/:id", a.cassataDelete)
-	r.GET("/cassata/status/:app/:id", a.cassataStatus)
-	r.GET("/cassata/event/:app/:id", a.cassataEvent)
+	add := handle(cassataRoutes, a.cassataAdd)
+	r.POST("/cassata/add", bodyLimit(a.maxRequestBytes()), add)
+	r.POST("/cassata/add/", bodyLimit(a.maxRequestBytes()), add)
+	r.GET("/cassata/delete/:app/:id", handle(cassataRoutes, a.cassataDelete))
+	r.DELETE("/cassata/delete/:app/:id", handle(cassataRoutes, a.cassataDelete))
+	r.GET("/cassata/status/:app/:id", handle(cassataRoutes, a.cassataStatus))
+	r.GET("/cassata/event/:app/:id", handle(cassataRoutes, a.cassataEvent))
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
-func cassataFailed(c *gin.Context, status int, msg string) {
-	c.AbortWithStatusJSON(status, gin.H{"status": "failed", "message": msg})
+// cassataKey is a field of /cassata/add under its README spelling and the
+// original code's, with the name the scheduler gives it in its errors.
+type cassataKey struct{ readme, code, v1 string }
+
+// The fields of /cassata/add (API.md §4).
+var (
+	keyEventID = cassataKey{"event-id", "eventId", "id"}
+	keyApp     = cassataKey{"application-id", "application", "app"}
+	keyEvent   = cassataKey{"event", "eventJson", "body"}
+	keyExpiry  = cassataKey{"expiry", "expiry", "due"}
+	keyURL     = cassataKey{"url", "destinationUrl", "url"}
+	keyMethod  = cassataKey{"method", "httpMethod", "method"}
+	keyHeaders = cassataKey{"request-headers", "headers", "headers"}
+
+	cassataKeys = []cassataKey{keyEventID, keyApp, keyEvent, keyExpiry, keyURL, keyMethod, keyHeaders}
+)
+
+// required names both spellings: a client of either recognises it.
+func (k cassataKey) required() error {
+	msg := k.readme + " is required"
+	if k.code != k.readme {
+		msg = k.readme + " (or " + k.code + ") is required"
+	}
+	return badRequest(k.readme, msg)
 }
 
-// cassataError answers like the original for its known cases and with the
-// v1 error body (plus the original's status and message) otherwise.
-func (a *API) cassataError(c *gin.Context, err error) {
-	var se *scheduler.StatusError
-	switch {
-	case errors.Is(err, scheduler.ErrNotFound):
-		cassataFailed(c, http.StatusNotFound, "event not found")
-		return
-	case errors.Is(err, scheduler.ErrDuplicate):
-		cassataFailed(c, http.StatusConflict, scheduler.ErrDuplicate.Error())
-		return
-	case errors.As(err, &se):
-		cassataFailed(c, http.StatusConflict, se.Error())
-		return
+// cassataBody is the body of /cassata/add as sent, by key.
+type cassataBody map[string]json.RawMessage
+
+// get returns a field's value (nil when absent or null) and the key the
+// client used for it: the README spelling wins when both are given.
+func (b cassataBody) get(k cassataKey) (json.RawMessage, string) {
+	if v, ok := b[k.readme]; ok && string(v) != "null" {
+		return v, k.readme
 	}
-	status, d := errorFor(err)
-	if status == http.StatusServiceUnavailable {
-		c.Header("Retry-After", "1")
+	if v, ok := b[k.code]; ok && string(v) != "null" {
+		return v, k.code
 	}
-	c.AbortWithStatusJSON(status, gin.H{"status": "failed", "message": d.Message, "field": d.Field, "error": d})
+	return nil, k.readme
 }
 
-// cassataKeys maps each field to its README spelling and the original code's.
-var cassataKeys = []struct{ readme, code string }{
-	{"event-id", "eventId"}, {"application-id", "application"}, {"event", "eventJson"},
-	{"expiry", "expiry"}, {"url", "destinationUrl"}, {"method", "httpMethod"}, {"request-headers", "headers"},
-}
-
-func (a *API) cassataAdd(c *gin.Context) {
-	a.limitBody(c, a.maxRequestBytes())
-	var raw map[string]json.RawMessage
-	if err := decodeJSON(c.Request.Body, &raw); err != nil {
-		a.cassataError(c, err)
-		return
-	}
-	get := func(i int) (json.RawMessage, string) {
-		k := cassataKeys[i]
-		if v, ok := raw[k.readme]; ok && string(v) != "null" {
-			return v, k.readme
-		}
-		if v, ok := raw[k.code]; ok && string(v) != "null" {
-			return v, k.code
-		}
-		return nil, k.readme
-	}
-	// required names both spellings: a client of either recognises it.
-	required := func(i int) error {
-		k := cassataKeys[i]
-		msg := k.readme + " is required"
-		if k.code != k.readme {
-			msg = k.readme + " (or " + k.code + ") is required"
-		}
-		return badRequest(k.readme, msg)
-	}
-	str := func(i int, isRequired bool) (string, error) {
-		v, name := get(i)
-		if v == nil {
-			if isRequired {
-				return "", required(i)
-			}
-			return "", nil
-		}
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return "", badRequest(name, name+" must be a string")
-		}
-		if s == "" && isRequired {
-			// An empty event id would otherwise be replaced by a generated
-			// one, which the original never did.
-			return "", badRequest(name, name+" must not be empty")
-		}
-		return s, nil
-	}
-	ev := &scheduler.Event{}
-	var err error
-	if ev.ID, err = str(0, true); err != nil {
-		a.cassataError(c, err)
-		return
-	}
-	if ev.App, err = str(1, true); err != nil {
-		a.cassataError(c, err)
-		return
-	}
-	if err := allowApp(c, ev.App); err != nil {
-		a.cassataError(c, err)
-		return
-	}
-	if ev.URL, err = str(4, true); err != nil {
-		a.cassataError(c, err)
-		return
-	}
-	if ev.Method, err = str(5, false); err != nil {
-		a.cassataError(c, err)
-		return
-	}
-	if v, _ := get(2); v != nil {
-		if ev.Body, err = bodyBytes(v); err != nil {
-			a.cassataError(c, badRequest("event", "event must be a JSON value"))
-			return
-		}
-	}
-	v, name := get(3)
+// str reads a string field; a required one may not be empty.
+func (b cassataBody) str(k cassataKey, isRequired bool) (string, error) {
+	v, name := b.get(k)
 	if v == nil {
-		a.cassataError(c, required(3))
-		return
+		if isRequired {
+			return "", k.required()
+		}
+		return "", nil
 	}
-	if ev.DueAt, err = parseExpiry(v); err != nil {
-		a.cassataError(c, badRequest(name, err.Error()))
-		return
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", badRequest(name, name+" must be a string")
+	}
+	if s == "" && isRequired {
+		// An empty event id would otherwise be replaced by a generated
+		// one, which the original never did.
+		return "", badRequest(name, name+" must not be empty")
+	}
+	return s, nil
+}
+
+// field names a v1 field the way the client spelled it.
+func (b cassataBody) field(v1 string) string {
+	for _, k := range cassataKeys {
+		if k.v1 != v1 {
+			continue
+		}
+		if _, ok := b[k.code]; ok {
+			if _, ok := b[k.readme]; !ok {
+				return k.code
+			}
+		}
+		return k.readme
+	}
+	return v1
+}
+
+// cassataAddRequest is POST /cassata/add, read field by field in the
+// original's order, so the first problem is the one reported; the
+// credential is checked as soon as the application is known.
+type cassataAddRequest struct {
+	EventID string
+	App     string
+	URL     string
+	Method  string
+	Event   []byte
+	Expiry  time.Time
+	Headers map[string]string
+
+	body cassataBody
+}
+
+func (r *cassataAddRequest) bind(c *gin.Context) error {
+	if err := decodeJSON(c.Request.Body, &r.body); err != nil {
+		return err
+	}
+	b := r.body
+	var err error
+	if r.EventID, err = b.str(keyEventID, true); err != nil {
+		return err
+	}
+	if r.App, err = b.str(keyApp, true); err != nil {
+		return err
+	}
+	if err := allowApp(c, r.App); err != nil {
+		return err
+	}
+	if r.URL, err = b.str(keyURL, true); err != nil {
+		return err
+	}
+	if r.Method, err = b.str(keyMethod, false); err != nil {
+		return err
+	}
+	if v, _ := b.get(keyEvent); v != nil {
+		if r.Event, err = bodyBytes(v); err != nil {
+			return badRequest("event", "event must be a JSON value")
+		}
+	}
+	v, name := b.get(keyExpiry)
+	if v == nil {
+		return keyExpiry.required()
+	}
+	if r.Expiry, err = parseExpiry(v); err != nil {
+		return badRequest(name, err.Error())
 	}
 	var lines []string
-	if v, name := get(6); v != nil {
+	v, name = b.get(keyHeaders)
+	if v != nil {
 		if err := json.Unmarshal(v, &lines); err != nil {
-			a.cassataError(c, badRequest(name, name+` must be a list of "Name: value" strings`))
-			return
+			return badRequest(name, name+` must be a list of "Name: value" strings`)
 		}
 	}
-	if ev.Headers, err = scheduler.ParseHeaderLines(lines); err != nil {
-		_, name := get(6)
-		a.cassataError(c, badRequest(name, err.Error()))
-		return
+	if r.Headers, err = scheduler.ParseHeaderLines(lines); err != nil {
+		return badRequest(name, err.Error())
 	}
-	_, created, err := a.sched.Create(c.Request.Context(), ev, scheduler.CreateOptions{})
+	return nil
+}
+
+// CassataAddResponse is the answer of /cassata/add.
+type CassataAddResponse struct {
+	App     string `json:"application-id"`
+	EventID string `json:"event-id"`
+	Status  string `json:"status"`
+}
+
+func (a *API) cassataAdd(ctx context.Context, req *cassataAddRequest) (CassataAddResponse, error) {
+	ev := &scheduler.Event{ID: req.EventID, App: req.App, URL: req.URL, Method: req.Method,
+		Body: req.Event, DueAt: req.Expiry, Headers: req.Headers}
+	_, created, err := a.sched.Create(ctx, ev, scheduler.CreateOptions{})
 	if err == nil && !created {
 		// The original refuses any second create of an identity.
 		err = scheduler.ErrDuplicate
@@ -159,60 +183,33 @@ func (a *API) cassataAdd(c *gin.Context) {
 	if err != nil {
 		var ve *scheduler.ValidationError
 		if errors.As(err, &ve) {
-			err = &scheduler.ValidationError{Field: cassataField(ve.Field, raw), Message: ve.Message, TooLarge: ve.TooLarge}
+			err = &scheduler.ValidationError{Field: req.body.field(ve.Field), Message: ve.Message, TooLarge: ve.TooLarge}
 		}
-		a.cassataError(c, err)
-		return
+		return CassataAddResponse{}, err
 	}
 	a.cfg.Metrics.CountScheduled("cassata")
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "event-id": ev.ID, "application-id": ev.App})
+	return CassataAddResponse{Status: "ok", EventID: ev.ID, App: ev.App}, nil
 }
 
-// cassataField names a v1 field the way the client spelled it.
-func cassataField(v1 string, raw map[string]json.RawMessage) string {
-	i, ok := map[string]int{"id": 0, "app": 1, "body": 2, "due": 3, "url": 4, "method": 5, "headers": 6}[v1]
-	if !ok {
-		return v1
-	}
-	k := cassataKeys[i]
-	if _, ok := raw[k.code]; ok {
-		if _, ok := raw[k.readme]; !ok {
-			return k.code
-		}
-	}
-	return k.readme
+// cassataOK is the original's {"status":"ok"}.
+type cassataOK struct {
+	Status string `json:"status"`
 }
 
-// cassataAllowed refuses (403) a credential of another application.
-func (a *API) cassataAllowed(c *gin.Context) bool {
-	if err := allowApp(c, c.Param("app")); err != nil {
-		a.cassataError(c, err)
-		return false
+func (a *API) cassataDelete(ctx context.Context, req *eventPath) (cassataOK, error) {
+	if _, err := a.sched.Cancel(ctx, req.App, req.ID); err != nil {
+		return cassataOK{}, err
 	}
-	return true
+	return cassataOK{Status: "ok"}, nil
 }
 
-func (a *API) cassataDelete(c *gin.Context) {
-	if !a.cassataAllowed(c) {
-		return
-	}
-	if _, err := a.sched.Cancel(c.Request.Context(), c.Param("app"), c.Param("id")); err != nil {
-		a.cassataError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok"})
-}
-
-func (a *API) cassataStatus(c *gin.Context) {
-	if !a.cassataAllowed(c) {
-		return
-	}
-	st, err := a.sched.Status(c.Request.Context(), c.Param("app"), c.Param("id"))
+// cassataStatus answers the status alone, as a JSON string.
+func (a *API) cassataStatus(ctx context.Context, req *eventPath) (string, error) {
+	st, err := a.sched.Status(ctx, req.App, req.ID)
 	if err != nil {
-		a.cassataError(c, err)
-		return
+		return "", err
 	}
-	c.JSON(http.StatusOK, string(st))
+	return string(st), nil
 }
 
 // cassataExpiry shows a due time the way clients give it: seconds, or
@@ -225,37 +222,55 @@ func cassataExpiry(t time.Time) int64 {
 	return ms
 }
 
-func (a *API) cassataEvent(c *gin.Context) {
-	if !a.cassataAllowed(c) {
-		return
-	}
-	ev, err := a.sched.Get(c.Request.Context(), c.Param("app"), c.Param("id"))
+// CassataEvent is an event in the original's field names (API.md §4).
+type CassataEvent struct {
+	App         string       `json:"application"`
+	Attempts    int          `json:"attempts"`
+	URL         string       `json:"destinationUrl"`
+	EventID     string       `json:"eventId"`
+	EventJSON   *string      `json:"eventJson"`
+	EventLogs   []CassataLog `json:"eventLogs"`
+	EventStatus string       `json:"eventStatus"`
+	Expiry      int64        `json:"expiry"`
+	Headers     []string     `json:"headers"`
+	HTTPMethod  string       `json:"httpMethod"`
+	LastUpdated int64        `json:"lastUpdated"`
+}
+
+// CassataLog is one attempt in the original's field names.
+type CassataLog struct {
+	HTTPResponse     string `json:"httpResponse"`
+	HTTPResponseCode *int   `json:"httpResponseCode"`
+	LastUpdated      int64  `json:"lastUpdated"`
+}
+
+func (a *API) cassataEvent(ctx context.Context, req *eventPath) (CassataEvent, error) {
+	ev, err := a.sched.Get(ctx, req.App, req.ID)
 	if err != nil {
-		a.cassataError(c, err)
-		return
+		return CassataEvent{}, err
 	}
 	headers := make([]string, 0, len(ev.Headers))
 	for k, v := range ev.Headers {
 		headers = append(headers, k+": "+v)
 	}
 	slices.Sort(headers) // the map lost the client's order; at least keep it stable
-	logs := make([]gin.H, 0, len(ev.History))
+	logs := make([]CassataLog, 0, len(ev.History))
 	for _, h := range ev.History {
 		resp := h.Response
 		if h.Error != "" {
 			resp = h.Error
 		}
-		logs = append(logs, gin.H{"httpResponseCode": nonZero(h.StatusCode), "httpResponse": resp, "lastUpdated": h.At})
+		logs = append(logs, CassataLog{HTTPResponseCode: nonZero(h.StatusCode), HTTPResponse: resp, LastUpdated: h.At})
 	}
-	var body any
+	var body *string
 	if !ev.BodyDropped {
-		body = string(ev.Body)
+		s := string(ev.Body)
+		body = &s
 	}
-	c.JSON(http.StatusOK, gin.H{
-		"eventId": ev.ID, "application": ev.App, "eventJson": body, "httpMethod": ev.Method,
-		"headers": headers, "destinationUrl": ev.URL, "eventStatus": string(ev.Status),
-		"expiry": cassataExpiry(ev.DueAt), "lastUpdated": ev.UpdatedAt.UnixMilli(),
-		"attempts":  ev.Attempts,
-		"eventLogs": logs,
-	})
+	return CassataEvent{
+		EventID: ev.ID, App: ev.App, EventJSON: body, HTTPMethod: ev.Method,
+		Headers: headers, URL: ev.URL, EventStatus: string(ev.Status),
+		Expiry: cassataExpiry(ev.DueAt), LastUpdated: ev.UpdatedAt.UnixMilli(),
+		Attempts: ev.Attempts, EventLogs: logs,
+	}, nil
 }

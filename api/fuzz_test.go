@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"github.com/cassata/cassata/scheduler/delivery"
 	"encoding/json"
 	"net/http"
 	"net/netip"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/delivery"
 
 	"github.com/cassata/cassata/scheduler"
 )

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"github.com/cassata/cassata/scheduler/delivery"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -9,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cassata/cassata/scheduler/delivery"
 
 	"github.com/gin-gonic/gin"
 

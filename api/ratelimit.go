@@ -2,7 +2,6 @@ package api
 
 import (
 	"math"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -77,8 +76,7 @@ func (a *API) rateLimit() gin.HandlerFunc {
 		if ok, wait := a.limiter.take(p.App); !ok {
 			secs := max(1, int(math.Ceil(wait.Seconds())))
 			c.Header("Retry-After", strconv.Itoa(secs))
-			abortWith(c, http.StatusTooManyRequests, ErrorDetail{Code: "rate_limited",
-				Message: "too many requests for application " + p.App + ": retry after " + strconv.Itoa(secs) + "s"})
+			abort(c, rateLimited("too many requests for application "+p.App+": retry after "+strconv.Itoa(secs)+"s"))
 			return
 		}
 		c.Next()

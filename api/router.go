@@ -1,7 +1,8 @@
 // Package api is Cassata's JSON API: the Cassata-compatible routes
 // (API.md §4), v1 (§5) and the process endpoints (/healthz, /readyz,
-// /metrics). Handlers decode a typed request, call the scheduler and map its
-// sentinel errors to HTTP statuses in one place (errors.go).
+// /metrics). Handlers take a typed request that binds itself and return a
+// response or an error (handler.go); errors become HTTP statuses and bodies
+// in one place (errors.go).
 package api
 
 import (
@@ -96,12 +97,8 @@ func (a *API) Engine(auth Authorizer) *gin.Engine {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	r.Use(a.recovery(), a.accessLog())
-	r.NoRoute(func(c *gin.Context) {
-		abortWith(c, http.StatusNotFound, ErrorDetail{Code: "not_found", Message: "no such route"})
-	})
-	r.NoMethod(func(c *gin.Context) {
-		abortWith(c, http.StatusMethodNotAllowed, ErrorDetail{Code: "method_not_allowed", Message: "method not allowed on this route"})
-	})
+	r.NoRoute(func(c *gin.Context) { abort(c, errNoRoute) })
+	r.NoMethod(func(c *gin.Context) { abort(c, errMethodNotAllowed) })
 	a.Process(r)
 	var g gin.IRoutes = r
 	if auth != nil {
@@ -111,10 +108,6 @@ func (a *API) Engine(auth Authorizer) *gin.Engine {
 	a.V1(g)
 	a.AppsAdmin(g)
 	return r
-}
-
-func abortWith(c *gin.Context, status int, d ErrorDetail) {
-	c.AbortWithStatusJSON(status, ErrorBody{Error: d})
 }
 
 // Process mounts /healthz, /readyz and /metrics.
@@ -210,7 +203,7 @@ func (a *API) recovery() gin.HandlerFunc {
 					panic(r)
 				}
 				a.log.Error("panic in handler", "method", c.Request.Method, "path", c.FullPath(), "panic", r)
-				abortWith(c, http.StatusInternalServerError, ErrorDetail{Code: "internal", Message: "internal error"})
+				abort(c, errPanic)
 			}
 		}()
 		c.Next()
@@ -229,9 +222,13 @@ func (a *API) accessLog() gin.HandlerFunc {
 	}
 }
 
-// limitBody caps a request body; reading past it fails with *http.MaxBytesError.
-func (a *API) limitBody(c *gin.Context, n int64) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+// bodyLimit caps the request body of the handlers after it; reading past
+// the cap fails with *http.MaxBytesError (413).
+func bodyLimit(n int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+		c.Next()
+	}
 }
 
 // maxRequestBytes bounds one create request: the body limit with room for

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"github.com/cassata/cassata/scheduler/tenant"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/tenant"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"

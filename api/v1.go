@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,13 +23,13 @@ const MaxBatch = 1000
 
 // V1 mounts the v1 routes (API.md §5).
 func (a *API) V1(r gin.IRoutes) {
-	r.POST("/v1/events", a.createEvent)
-	r.POST("/v1/events/batch", a.createBatch)
-	r.GET("/v1/events/:app/:id", a.getEvent)
-	r.DELETE("/v1/events/:app/:id", a.cancelEvent)
-	r.POST("/v1/events/:app/:id/retry", a.retryEvent)
-	r.GET("/v1/events", a.searchEvents)
-	r.POST("/v1/events/retry", a.bulkRetry)
+	r.POST("/v1/events", bodyLimit(a.maxRequestBytes()), handle(v1Routes, a.createEvent))
+	r.POST("/v1/events/batch", bodyLimit(a.maxRequestBytes()*4), handle(v1Routes, a.createBatch))
+	r.GET("/v1/events/:app/:id", handle(v1Routes, a.getEvent))
+	r.DELETE("/v1/events/:app/:id", handle(v1Routes, a.cancelEvent))
+	r.POST("/v1/events/:app/:id/retry", handle(v1Routes, a.retryEvent))
+	r.GET("/v1/events", handle(v1Routes, a.searchEvents))
+	r.POST("/v1/events/retry", bodyLimit(maxFilterBytes), handle(v1Routes, a.bulkRetry))
 }
 
 // CreateRequest is the body of POST /v1/events.
@@ -167,35 +168,30 @@ func jsonKind(t reflect.Type) string {
 	return "a JSON value"
 }
 
-func (a *API) create(c *gin.Context, req *CreateRequest) (*scheduler.Event, bool, error) {
-	if err := scopeApp(c, &req.App); err != nil {
-		return nil, false, err
+// bind reads POST /v1/events: the body, then the application it names,
+// which an application's credential fills in when left out.
+func (req *CreateRequest) bind(c *gin.Context) error {
+	if err := decodeJSON(c.Request.Body, req); err != nil {
+		return err
 	}
-	ev, opt, err := req.toEvent(a.sched.Now())
-	if err != nil {
-		return nil, false, err
-	}
-	return a.sched.Create(c.Request.Context(), ev, opt)
+	return scopeApp(c, &req.App)
 }
 
-func (a *API) createEvent(c *gin.Context) {
-	a.limitBody(c, a.maxRequestBytes())
-	var req CreateRequest
-	if err := decodeJSON(c.Request.Body, &req); err != nil {
-		abort(c, err)
-		return
-	}
-	ev, created, err := a.create(c, &req)
+func (a *API) createEvent(ctx context.Context, req *CreateRequest) (reply[EventView], error) {
+	ev, opt, err := req.toEvent(a.sched.Now())
 	if err != nil {
-		abort(c, err)
-		return
+		return reply[EventView]{}, err
+	}
+	ev, created, err := a.sched.Create(ctx, ev, opt)
+	if err != nil {
+		return reply[EventView]{}, err
 	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 		a.cfg.Metrics.CountScheduled("v1")
 	}
-	c.JSON(status, ViewEvent(ev, a.cfg.DefaultMaxAttempts))
+	return reply[EventView]{status: status, body: ViewEvent(ev, a.cfg.DefaultMaxAttempts)}, nil
 }
 
 // BatchResult is one item of a batch response.
@@ -205,45 +201,64 @@ type BatchResult struct {
 	Error  *ErrorDetail `json:"error,omitempty"`
 }
 
-func (a *API) createBatch(c *gin.Context) {
-	a.limitBody(c, a.maxRequestBytes()*4)
-	var req struct {
+// BatchResponse is the body of POST /v1/events/batch.
+type BatchResponse struct {
+	Results []BatchResult `json:"results"`
+}
+
+// batchRequest is POST /v1/events/batch. Each item is decoded, scoped and
+// validated on its own: a bad item is refused in its result, the others go ahead.
+type batchRequest struct {
+	items []scheduler.BatchItem
+	// decoded are the items that decoded and are in scope, to validate.
+	decoded []*CreateRequest
+}
+
+func (r *batchRequest) bind(c *gin.Context) error {
+	var body struct {
 		Events []json.RawMessage `json:"events"`
 	}
-	if err := decodeJSON(c.Request.Body, &req); err != nil {
-		abort(c, err)
-		return
+	if err := decodeJSON(c.Request.Body, &body); err != nil {
+		return err
 	}
-	if req.Events == nil {
-		abort(c, badRequest("events", "events must be a list of events"))
-		return
+	if body.Events == nil {
+		return badRequest("events", "events must be a list of events")
 	}
-	if len(req.Events) > MaxBatch {
-		abortWith(c, http.StatusRequestEntityTooLarge, ErrorDetail{Code: "too_large", Message: "a batch holds at most 1000 events", Field: "events"})
-		return
+	if len(body.Events) > MaxBatch {
+		return errBatchTooBig
 	}
-	now := a.sched.Now()
-	items := make([]scheduler.BatchItem, len(req.Events))
-	for i, raw := range req.Events {
+	r.items = make([]scheduler.BatchItem, len(body.Events))
+	r.decoded = make([]*CreateRequest, len(body.Events))
+	for i, raw := range body.Events {
 		var item CreateRequest
 		if err := decodeJSON(bytesReader(raw), &item); err != nil {
-			items[i].Err = err
+			r.items[i].Err = err
 			continue
 		}
 		if err := scopeApp(c, &item.App); err != nil {
-			items[i].Err = err // another application's item: 403, the others go ahead
+			r.items[i].Err = err // another application's item: 403, the others go ahead
 			continue
 		}
-		items[i].Event, items[i].Options, items[i].Err = item.toEvent(now)
+		r.decoded[i] = &item
 	}
-	if err := a.sched.CreateMany(c.Request.Context(), items); err != nil {
-		abort(c, err)
-		return
+	return nil
+}
+
+func (a *API) createBatch(ctx context.Context, req *batchRequest) (BatchResponse, error) {
+	now := a.sched.Now()
+	items := req.items
+	for i, item := range req.decoded {
+		if item != nil {
+			items[i].Event, items[i].Options, items[i].Err = item.toEvent(now)
+		}
+	}
+	if err := a.sched.CreateMany(ctx, items); err != nil {
+		return BatchResponse{}, err
 	}
 	results := make([]BatchResult, len(items))
 	for i, it := range items {
 		if it.Err != nil {
-			status, d := errorFor(it.Err)
+			status, d, _ := errorFor(it.Err)
 			results[i] = BatchResult{Status: status, Error: &d}
 			continue
 		}
@@ -254,46 +269,31 @@ func (a *API) createBatch(c *gin.Context) {
 			a.cfg.Metrics.CountScheduled("v1_batch")
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"results": results})
+	return BatchResponse{Results: results}, nil
 }
 
-func (a *API) getEvent(c *gin.Context) {
-	if err := allowApp(c, c.Param("app")); err != nil {
-		abort(c, err)
-		return
-	}
-	ev, err := a.sched.Get(c.Request.Context(), c.Param("app"), c.Param("id"))
+func (a *API) getEvent(ctx context.Context, req *eventPath) (EventView, error) {
+	ev, err := a.sched.Get(ctx, req.App, req.ID)
 	if err != nil {
-		abort(c, err)
-		return
+		return EventView{}, err
 	}
-	c.JSON(http.StatusOK, ViewEvent(ev, a.cfg.DefaultMaxAttempts))
+	return ViewEvent(ev, a.cfg.DefaultMaxAttempts), nil
 }
 
-func (a *API) cancelEvent(c *gin.Context) {
-	if err := allowApp(c, c.Param("app")); err != nil {
-		abort(c, err)
-		return
-	}
-	ev, err := a.sched.Cancel(c.Request.Context(), c.Param("app"), c.Param("id"))
+func (a *API) cancelEvent(ctx context.Context, req *eventPath) (EventView, error) {
+	ev, err := a.sched.Cancel(ctx, req.App, req.ID)
 	if err != nil {
-		abort(c, err)
-		return
+		return EventView{}, err
 	}
-	c.JSON(http.StatusOK, ViewEvent(ev, a.cfg.DefaultMaxAttempts))
+	return ViewEvent(ev, a.cfg.DefaultMaxAttempts), nil
 }
 
-func (a *API) retryEvent(c *gin.Context) {
-	if err := allowApp(c, c.Param("app")); err != nil {
-		abort(c, err)
-		return
-	}
-	ev, err := a.sched.Retry(c.Request.Context(), c.Param("app"), c.Param("id"))
+func (a *API) retryEvent(ctx context.Context, req *eventPath) (EventView, error) {
+	ev, err := a.sched.Retry(ctx, req.App, req.ID)
 	if err != nil {
-		abort(c, err)
-		return
+		return EventView{}, err
 	}
-	c.JSON(http.StatusOK, ViewEvent(ev, a.cfg.DefaultMaxAttempts))
+	return ViewEvent(ev, a.cfg.DefaultMaxAttempts), nil
 }
 
 // SearchResponse is the body of GET /v1/events.
@@ -302,31 +302,37 @@ type SearchResponse struct {
 	NextCursor *string     `json:"next_cursor"`
 }
 
-func (a *API) searchEvents(c *gin.Context) {
+// searchRequest is GET /v1/events.
+type searchRequest struct {
+	scheduler.SearchQuery
+}
+
+func (r *searchRequest) bind(c *gin.Context) error {
 	q, err := searchQuery(searchFilters{App: c.Query("app"), Status: c.Query("status"), Q: c.Query("q"),
 		From: c.Query("from"), To: c.Query("to")})
 	if err != nil {
-		abort(c, err)
-		return
+		return err
 	}
 	q.Cursor = c.Query("cursor")
 	// An application's credential searches its own events only.
 	if err := scopeApp(c, &q.App); err != nil {
-		abort(c, err)
-		return
+		return err
 	}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > scheduler.MaxSearchLimit {
-			abort(c, badRequest("limit", "limit must be a number from 1 to 500"))
-			return
+			return badRequest("limit", "limit must be a number from 1 to 500")
 		}
 		q.Limit = n
 	}
-	page, err := a.sched.Search(c.Request.Context(), q)
+	r.SearchQuery = q
+	return nil
+}
+
+func (a *API) searchEvents(ctx context.Context, req *searchRequest) (SearchResponse, error) {
+	page, err := a.sched.Search(ctx, req.SearchQuery)
 	if err != nil {
-		abort(c, err)
-		return
+		return SearchResponse{}, err
 	}
 	resp := SearchResponse{Events: make([]EventView, 0, len(page.Events))}
 	for _, ev := range page.Events {
@@ -335,7 +341,7 @@ func (a *API) searchEvents(c *gin.Context) {
 	if page.NextCursor != "" {
 		resp.NextCursor = &page.NextCursor
 	}
-	c.JSON(http.StatusOK, resp)
+	return resp, nil
 }
 
 // searchFilters are the filters of a search, as the query string of
@@ -392,30 +398,35 @@ type BulkRetryResponse struct {
 	Retried int `json:"retried"`
 }
 
-// bulkRetry puts every FAILED or SERVICE_UNAVAILABLE event matching the
-// search filters of the body back to PENDING (API.md §5).
-func (a *API) bulkRetry(c *gin.Context) {
-	a.limitBody(c, maxFilterBytes)
+// bulkRetryRequest is POST /v1/events/retry: the search filters in the body.
+type bulkRetryRequest struct {
+	scheduler.SearchQuery
+}
+
+func (r *bulkRetryRequest) bind(c *gin.Context) error {
 	var f searchFilters
 	if err := decodeJSON(c.Request.Body, &f); err != nil {
-		abort(c, err)
-		return
+		return err
 	}
 	q, err := searchQuery(f)
 	if err != nil {
-		abort(c, err)
-		return
+		return err
 	}
 	if err := scopeApp(c, &q.App); err != nil {
-		abort(c, err)
-		return
+		return err
 	}
-	n, err := a.sched.BulkRetry(c.Request.Context(), q)
+	r.SearchQuery = q
+	return nil
+}
+
+// bulkRetry puts every FAILED or SERVICE_UNAVAILABLE event matching the
+// search filters of the body back to PENDING (API.md §5).
+func (a *API) bulkRetry(ctx context.Context, req *bulkRetryRequest) (BulkRetryResponse, error) {
+	n, err := a.sched.BulkRetry(ctx, req.SearchQuery)
 	if err != nil {
-		abort(c, err)
-		return
+		return BulkRetryResponse{}, err
 	}
-	c.JSON(http.StatusOK, BulkRetryResponse{Retried: n})
+	return BulkRetryResponse{Retried: n}, nil
 }
 
 // maxFilterBytes bounds the body of a request that carries search filters.
