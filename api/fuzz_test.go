@@ -177,7 +177,7 @@ func FuzzCassataAdd(f *testing.F) {
 			}
 		}
 		ev2 := &scheduler.Event{App: app, ID: id, URL: url, Method: ev.Method, Headers: ev.Headers, DueAt: time.Unix(expirySecs, 0)}
-		if err := (scheduler.Limits{}).Validate(ev2); err != nil {
+		if err := (scheduler.Limits{}).Check(ev2); err != nil {
 			t.Fatalf("accepted an event that fails validation: %v", err)
 		}
 		u, err := neturl.Parse(url)

@@ -43,6 +43,12 @@ func (a *scopeArchive) add(ev *scheduler.Event) {
 }
 
 func (a *scopeArchive) Write(context.Context, []scheduler.Record) error { return nil }
+func (a *scopeArchive) Counts(context.Context) (map[scheduler.Status]int64, error) {
+	return map[scheduler.Status]int64{}, nil
+}
+func (a *scopeArchive) PerMinute(context.Context, time.Time) ([]scheduler.MinuteStat, error) {
+	return nil, nil
+}
 func (a *scopeArchive) Get(context.Context, string, string) (*scheduler.Event, error) {
 	return nil, scheduler.ErrNotFound
 }

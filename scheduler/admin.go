@@ -54,10 +54,10 @@ func (s *Scheduler) Dashboard(ctx context.Context) (Dashboard, error) {
 	if !oldest.IsZero() {
 		d.ArchiveLag = max(0, now.Sub(oldest))
 	}
-	if stats, ok := s.archive.(ArchiveStats); ok && s.archive != nil {
-		if d.Counts, err = stats.Counts(ctx); err != nil {
+	if s.archive != nil {
+		if d.Counts, err = s.archive.Counts(ctx); err != nil {
 			d.Counts, d.ArchiveErr = map[Status]int64{}, err
-		} else if d.PerMinute, err = stats.PerMinute(ctx, now.Add(-DashboardWindow)); err != nil {
+		} else if d.PerMinute, err = s.archive.PerMinute(ctx, now.Add(-DashboardWindow)); err != nil {
 			d.ArchiveErr = err
 		}
 	} else {

@@ -59,18 +59,19 @@ type Record struct {
 	Attempt *Attempt
 }
 
-// Archive is what the scheduler needs from the archive database.
+// Archive is what the Scheduler reads from the archive database (see
+// store/archive): events Redis no longer has, searches, and the
+// dashboard's figures. The worker's archiver writes it (worker.ArchiveWriter).
 type Archive interface {
-	// Write stores a batch of records in one transaction, idempotently: the
-	// same records written twice leave the same rows (no duplicates).
-	Write(ctx context.Context, records []Record) error
 	// Get returns the latest run of an identity with its attempt history, or
 	// ErrNotFound.
 	Get(ctx context.Context, app, id string) (*Event, error)
 	// Search lists runs matching q, newest run first, with keyset pagination.
 	Search(ctx context.Context, q SearchQuery) (SearchPage, error)
-	// Ping checks that the database answers.
-	Ping(ctx context.Context) error
+	// Counts returns the number of runs per status.
+	Counts(ctx context.Context) (map[Status]int64, error)
+	// PerMinute returns attempts and failed attempts per minute since a time.
+	PerMinute(ctx context.Context, since time.Time) ([]MinuteStat, error)
 }
 
 // SearchQuery filters a search. Zero fields do not filter.
@@ -108,31 +109,6 @@ type SearchPage struct {
 	Events []*Event
 	// NextCursor continues the search; empty on the last page.
 	NextCursor string
-}
-
-// Outbox is what the archiver needs from the live store: each shard's
-// outbox stream, read through a consumer group.
-type Outbox interface {
-	Shards() int
-	// ReadOutbox returns up to count entries of a shard for consumer: its
-	// own pending ones (read before, not acknowledged) or new ones.
-	ReadOutbox(ctx context.Context, shard int, consumer string, pending bool, count int) ([]Record, error)
-	// ClaimOutbox takes over entries other consumers left unacknowledged
-	// for longer than minIdle.
-	ClaimOutbox(ctx context.Context, shard int, consumer string, minIdle time.Duration, count int) ([]Record, error)
-	// AckOutbox acknowledges archived records of a shard; finished events
-	// among them start their retention window in Redis.
-	AckOutbox(ctx context.Context, shard int, records []Record) error
-	// OutboxLag reports the entries not yet archived and the oldest one's time.
-	OutboxLag(ctx context.Context) (entries int64, oldest time.Time, err error)
-}
-
-// ArchiveStats is what the dashboard reads from the archive.
-type ArchiveStats interface {
-	// Counts returns the number of runs per status.
-	Counts(ctx context.Context) (map[Status]int64, error)
-	// PerMinute returns attempts and failed attempts per minute since a time.
-	PerMinute(ctx context.Context, since time.Time) ([]MinuteStat, error)
 }
 
 // MinuteStat is one minute of the deliveries chart.

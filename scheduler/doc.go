@@ -1,70 +1,16 @@
 // Package scheduler is Cassata's domain: the event model and its validation,
 // the status machine, the retry policy, the Scheduler (create, get, cancel,
-// retry) and the Worker that claims due events and delivers them.
+// retry), and the interfaces it needs from storage.
 //
-// # The claim loop
+// # Where things live
 //
-// A worker owns no shard: it claims from every shard, starting at a random
-// one and rotating, so many workers spread their contention. One round:
+//	scheduler/           the domain: Event, Status, Policy, Limits, the
+//	                     Scheduler, and the small Store and Archive it reads
+//	scheduler/worker     claiming, leases, finishing, reaping, heartbeats,
+//	                     archiving
+//	scheduler/delivery   the HTTP request, the SSRF guard, signatures
+//	scheduler/tenant     applications, API keys, JWTs
 //
-//	free := concurrency - in flight
-//	for each shard (while free > 0):
-//	    claim.lua(shard, batch = min(free, Batch))  ──►  events + next due + server now
-//	    start one delivery goroutine per event
-//	sleep until min(next due - server now, PollInterval)
-//	      or a wake-up (a create or retry made a shard's earliest event earlier)
-//
-// Due times and leases are compared with the Redis server's clock (TIME in
-// the scripts) unless a test injects a Clock, so a worker with a skewed clock
-// neither delivers early nor expires leases prematurely. Because the claim
-// itself decides what is due, a worker that wakes a millisecond early just
-// claims nothing and sleeps the remaining millisecond: events fire within
-// milliseconds of their due time and never before it.
-//
-// # Leases
-//
-// A claimed event sits in the shard's lease zset (deadline = now +
-// Visibility) and in the worker's processing list. The lease token is
-// (worker id, attempt number): finishing and extending check it, so a worker
-// that lost its lease (paused, partitioned, or simply slow) cannot overwrite
-// the outcome recorded by the worker that took the event over; its late
-// attempt only joins the history, marked stale. Finishing is idempotent per
-// attempt: the same outcome sent again (go-redis re-sends a pipeline whose
-// replies were lost) is recognised by its history line and changes nothing.
-// Slow deliveries extend their lease every Visibility/3. Every worker's
-// reaper returns expired leases to the due set every ReapInterval: a crashed
-// worker loses nothing, its events are delivered again after the visibility
-// timeout (at least once).
-//
-// The worker also times each lease itself, on its monotonic clock, from the
-// moment it sent the claim or the extension (Redis started the lease after
-// that, whatever the two clocks say):
-//
-//	sent claim ──► Redis: lease = now + V ──► reply (maybe much later: SIGSTOP)
-//	|<──────────── V - margin ────────────>| no request starts or goes on after this
-//
-// so a worker resumed after a stop longer than its lease sends nothing for
-// that claim; the reaper recovers the event. It claims only while its last
-// successful heartbeat is younger than DeadAfter/2, so peers never judge a
-// claiming worker dead. And from its claim loop (so no claim of its own is
-// on its way meanwhile), at start and every OrphanInterval, it gives back,
-// uncounted, the members of its processing lists it holds no claim record
-// for: claims Redis ran whose reply never reached it.
-//
-// # Shutdown
-//
-// When its context ends the worker stops claiming, lets in-flight deliveries
-// finish within ShutdownTimeout, then cancels the rest and hands them back as
-// PENDING, due at once, so nothing stays PROCESSING.
-//
-// # Applications and signed deliveries
-//
-// Apps (apps.go) manages the tenants: each has API keys stored as SHA-256
-// hashes (indexed hash -> application, so authenticating a request is one
-// lookup), a JWT secret for HS256 bearer tokens (jwt.go) and a signing
-// secret. Rotations put a new credential first and end the old ones at once
-// or after a grace. The Deliverer's Signer (signing.go) adds the Standard
-// Webhooks headers to every delivery of an application with a signing
-// secret, one signature per secret still valid, reading the secrets at most
-// once per 10 s per application.
+// Dependencies point one way: worker → delivery → scheduler, tenant →
+// scheduler; store/* implement the interfaces each of them declares.
 package scheduler

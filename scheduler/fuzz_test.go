@@ -41,7 +41,7 @@ func FuzzValidateHeaders(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, value string) {
 		ev := validEvent()
 		ev.Headers = map[string]string{name: value}
-		err := Limits{}.Validate(ev)
+		err := Limits{}.Check(ev)
 		if err != nil {
 			ve, ok := err.(*ValidationError)
 			if !ok || ve.Field != "headers" || ve.Message == "" {

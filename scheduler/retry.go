@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 )
@@ -43,6 +45,24 @@ func (p Policy) WithDefaults() Policy {
 		p.Timeout = DefaultTimeout
 	}
 	return p
+}
+
+// Validate reports the invalid fields of a policy, after WithDefaults.
+func (p Policy) Validate() error {
+	var errs []error
+	if p.MaxAttempts < 1 || p.MaxAttempts > MaxMaxAttempts {
+		errs = append(errs, fmt.Errorf("policy: MaxAttempts must be between 1 and %d, not %d", MaxMaxAttempts, p.MaxAttempts))
+	}
+	if p.MinBackoff <= 0 || p.MinBackoff > MaxBackoffLimit {
+		errs = append(errs, fmt.Errorf("policy: MinBackoff must be between 1ns and %s, not %s", MaxBackoffLimit, p.MinBackoff))
+	}
+	if p.MaxBackoff < p.MinBackoff || p.MaxBackoff > MaxBackoffLimit {
+		errs = append(errs, fmt.Errorf("policy: MaxBackoff must be between MinBackoff (%s) and %s, not %s", p.MinBackoff, MaxBackoffLimit, p.MaxBackoff))
+	}
+	if p.Timeout <= 0 || p.Timeout > MaxTimeout {
+		errs = append(errs, fmt.Errorf("policy: Timeout must be between 1ns and %s, not %s", MaxTimeout, p.Timeout))
+	}
+	return errors.Join(errs...)
 }
 
 // For returns the policy with the event's own overrides applied.

@@ -44,10 +44,29 @@ type Scheduler struct {
 	guard   URLChecker
 }
 
-// New returns a Scheduler over a store.
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	c.Limits = c.Limits.WithDefaults()
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	return c
+}
+
+// Validate reports the invalid fields of a config, after WithDefaults.
+func (c Config) Validate() error {
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("scheduler: Limits: %w", err)
+	}
+	return nil
+}
+
+// New returns a Scheduler over a store. Limits that Validate refuses fall
+// back to their defaults; callers validate the config first.
 func New(store Store, cfg Config) *Scheduler {
-	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
+	cfg = cfg.WithDefaults()
+	if cfg.Limits.Validate() != nil {
+		cfg.Limits = Limits{}.WithDefaults()
 	}
 	return &Scheduler{store: store, archive: cfg.Archive, limits: cfg.Limits.WithDefaults(), clock: cfg.Clock, guard: cfg.Guard}
 }
@@ -58,7 +77,7 @@ func (s *Scheduler) Limits() Limits { return s.limits }
 // Validate checks a new event as Create does, without storing it: the
 // limits, then the create-time SSRF check.
 func (s *Scheduler) Validate(ev *Event) error {
-	if err := s.limits.Validate(ev); err != nil {
+	if err := s.limits.Check(ev); err != nil {
 		return err
 	}
 	if s.guard == nil {

@@ -5,13 +5,12 @@ import (
 	"time"
 )
 
-// Store is what the scheduler needs from the live store (Redis, see
-// store/redisstore). A zero `now` asks the store to use its own server clock,
-// so that workers with skewed clocks still agree on what is due.
+// Store is what the Scheduler needs from the live store (Redis, see
+// store/redisstore): create, read, cancel and requeue events, and the
+// dashboard's live figures. The worker declares what it needs in
+// scheduler/worker. A zero `now` asks the store to use its own server
+// clock, so that processes with skewed clocks still agree on what is due.
 type Store interface {
-	// Outbox: every change of an event is appended to its shard's outbox,
-	// which the archiver reads. Shards is the number of shards.
-	Outbox
 	// Create stores a new PENDING event. When the identity exists it returns
 	// the existing event and stores nothing.
 	Create(ctx context.Context, ev *Event, now time.Time) (existing *Event, err error)
@@ -29,43 +28,14 @@ type Store interface {
 	// now, resetting its attempts when asked: ErrNotFound or *StatusError otherwise.
 	Requeue(ctx context.Context, app, id string, allowed []Status, resetAttempts bool, now time.Time) error
 
-	// Claim takes up to batch due events of a shard for a worker.
-	Claim(ctx context.Context, shard int, worker string, batch int, visibility time.Duration, now time.Time) (Claim, error)
-	// Finish records an attempt's outcome. It reports false when the worker
-	// no longer held the lease, in which case only the history records it.
-	Finish(ctx context.Context, l Lease, o Outcome, now time.Time) (bool, error)
-	// FinishMany is Finish for many outcomes in one round trip; the results
-	// are in order, each on its own.
-	FinishMany(ctx context.Context, items []FinishItem) []FinishResult
-	// Extend pushes a held lease out by visibility; false when it was lost.
-	Extend(ctx context.Context, l Lease, visibility time.Duration, now time.Time) (bool, error)
-	// Reap recovers up to limit events of a shard whose lease expired.
-	Reap(ctx context.Context, shard, limit, defaultMaxAttempts int, now time.Time) (int, error)
-	// Heartbeat records that a worker is alive at now (zero: the Redis
-	// server's clock).
-	Heartbeat(ctx context.Context, w WorkerInfo, now time.Time) error
-	// DeadWorkers lists the workers whose last heartbeat is older than
-	// deadAfter at now (zero: the Redis server's clock).
-	DeadWorkers(ctx context.Context, deadAfter time.Duration, now time.Time) ([]string, error)
-	// RecoverWorker ends the leases a dead worker holds, so the reaper gives
-	// its events back, and forgets the worker unless it beat again. It
-	// returns the number of leases ended.
-	RecoverWorker(ctx context.Context, id string, deadAfter time.Duration, now time.Time) (int, error)
-	// GiveBackOrphans returns to due, without counting an attempt, the
-	// events in worker's processing lists that it claimed at least grace ago
-	// (on the store's clock, or now) but does not hold: claims whose reply
-	// was lost. holding lists, per shard, the members the worker is
-	// delivering or finishing. Members whose lease expired are left to Reap.
-	// It returns the number of events given back.
-	GiveBackOrphans(ctx context.Context, worker string, holding [][]string, grace time.Duration, now time.Time) (int, error)
 	// Workers lists the workers whose last heartbeat is newer than since.
 	Workers(ctx context.Context, since time.Time) ([]WorkerInfo, error)
 	// Live counts the live events: PENDING, of those due before dueBefore,
 	// and PROCESSING.
 	Live(ctx context.Context, dueBefore time.Time) (LiveCounts, error)
-	// Wakeups delivers a value whenever an event may have become due earlier
-	// than the workers planned. The channel closes when ctx ends.
-	Wakeups(ctx context.Context) <-chan struct{}
+	// OutboxLag reports the outbox entries not yet archived and the oldest
+	// one's time.
+	OutboxLag(ctx context.Context) (entries int64, oldest time.Time, err error)
 }
 
 // Ident is an event's identity.

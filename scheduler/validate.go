@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -51,6 +53,20 @@ func (l Limits) WithDefaults() Limits {
 		l.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	return l
+}
+
+// Validate reports the invalid fields of limits, after WithDefaults.
+func (l Limits) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"MaxBodyBytes", l.MaxBodyBytes}, {"MaxURLLength", l.MaxURLLength}, {"MaxHeaders", l.MaxHeaders}, {"MaxHeaderBytes", l.MaxHeaderBytes}} {
+		if f.v <= 0 {
+			errs = append(errs, fmt.Errorf("limits: %s must be positive, not %d", f.name, f.v))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Methods a client may schedule.
@@ -113,9 +129,9 @@ func validHeaderValue(s string) bool {
 	return true
 }
 
-// Validate checks a new event against API.md §2 and the limits, and
+// Check checks a new event against API.md §2 and the limits, and
 // normalises the method to upper case. Errors are *ValidationError.
-func (l Limits) Validate(ev *Event) error {
+func (l Limits) Check(ev *Event) error {
 	l = l.WithDefaults()
 	if !ValidApp(ev.App) {
 		return Invalid("app", "application id must match [A-Za-z0-9._-]{1,64}")

@@ -178,7 +178,7 @@ func TestValidate(t *testing.T) {
 			t.Parallel()
 			ev := validEvent()
 			tt.mutate(ev)
-			err := tt.limits.Validate(ev)
+			err := tt.limits.Check(ev)
 			if tt.field == "" {
 				if err != nil {
 					t.Fatalf("Validate = %v, want nil", err)
@@ -221,7 +221,7 @@ func TestValidateNormalisesMethod(t *testing.T) {
 			t.Parallel()
 			ev := validEvent()
 			ev.Method = tt.in
-			if err := (Limits{}).Validate(ev); err != nil {
+			if err := (Limits{}).Check(ev); err != nil {
 				t.Fatalf("Validate(%q) = %v", tt.in, err)
 			}
 			if ev.Method != tt.want {

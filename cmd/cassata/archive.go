@@ -100,7 +100,7 @@ func runMigrate(ctx context.Context, cfg config) error {
 
 // archiveLag reports the outbox lag for /readyz. /readyz is public: an
 // error is only "unavailable" there (the redis check logs why).
-func archiveLag(ctx context.Context, o scheduler.Outbox) map[string]any {
+func archiveLag(ctx context.Context, o scheduler.Store) map[string]any {
 	n, oldest, err := o.OutboxLag(ctx)
 	if err != nil {
 		return map[string]any{"status": "unavailable"}

@@ -12,7 +12,7 @@ import (
 
 // lagOutbox answers OutboxLag only.
 type lagOutbox struct {
-	scheduler.Outbox
+	scheduler.Store
 	n   int64
 	err error
 }

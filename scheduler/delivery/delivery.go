@@ -27,12 +27,13 @@ const (
 	ResponseSnippetBytes = 1024
 )
 
-// DelivererConfig configures a Deliverer.
+// Config configures a Deliverer.
 type Config struct {
 	// Transport sends the requests. Defaults to a keep-alive transport sized
 	// for MaxConnsPerHost idle connections per destination.
 	Transport http.RoundTripper
-	// MaxIdleConnsPerHost bounds reused connections per destination. Defaults to 256.
+	// MaxIdleConnsPerHost bounds reused connections per destination. Defaults to 256
+	// (DefaultMaxIdleConnsPerHost).
 	MaxIdleConnsPerHost int
 	// MaxResponseBytes bounds how much of a response is read. Defaults to 64 KiB.
 	MaxResponseBytes int64
@@ -62,17 +63,36 @@ type Deliverer struct {
 	guard   *AddressGuard
 }
 
-// NewDeliverer returns a Deliverer. Redirects are never followed: a 3xx is
-// the destination's answer, and following it could lead anywhere.
+// DefaultMaxIdleConnsPerHost is Config.MaxIdleConnsPerHost's default.
+const DefaultMaxIdleConnsPerHost = 256
+
+// WithDefaults returns the config with zero fields set to their defaults
+// (the default Transport is built by New).
+func (c Config) WithDefaults() Config {
+	if c.MaxIdleConnsPerHost <= 0 {
+		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	return c
+}
+
+// Validate reports an invalid config, after WithDefaults.
+func (c Config) Validate() error {
+	if c.Transport != nil && c.Guard != nil {
+		return errors.New("delivery: Guard only works with the default Transport (it is installed in its dialer); leave Transport nil")
+	}
+	return nil
+}
+
+// New returns a Deliverer. Redirects are never followed: a 3xx is the
+// destination's answer, and following it could lead anywhere. It panics on
+// a config Validate refuses: that is a programming error, not input.
 func New(cfg Config) *Deliverer {
-	if cfg.Transport != nil && cfg.Guard != nil {
-		panic("scheduler: DelivererConfig.Guard only works with the default Transport")
-	}
-	if cfg.MaxIdleConnsPerHost <= 0 {
-		cfg.MaxIdleConnsPerHost = 256
-	}
-	if cfg.MaxResponseBytes <= 0 {
-		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		panic(err)
 	}
 	if cfg.Transport == nil {
 		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: cfg.Resolver}

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -66,14 +67,33 @@ type signerEntry struct {
 	fetched time.Time
 }
 
-// NewSigner returns a Signer over src.
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c SignerConfig) WithDefaults() SignerConfig {
+	if c.TTL <= 0 {
+		c.TTL = DefaultSecretTTL
+	}
+	if c.Clock == nil {
+		c.Clock = scheduler.SystemClock{}
+	}
+	return c
+}
+
+// Validate reports an invalid config, after WithDefaults: a cache longer
+// than MaxSecretTTL would keep signing with a rotated-out secret too long.
+func (c SignerConfig) Validate() error {
+	if c.TTL > MaxSecretTTL {
+		return fmt.Errorf("signer: TTL must be at most %s, not %s", MaxSecretTTL, c.TTL)
+	}
+	return nil
+}
+
+// MaxSecretTTL bounds SignerConfig.TTL.
+const MaxSecretTTL = 10 * time.Minute
+
+// NewSigner returns a Signer over src. A TTL over MaxSecretTTL is capped.
 func NewSigner(src SigningKeySource, cfg SignerConfig) *Signer {
-	if cfg.TTL <= 0 {
-		cfg.TTL = DefaultSecretTTL
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = scheduler.SystemClock{}
-	}
+	cfg = cfg.WithDefaults()
+	cfg.TTL = min(cfg.TTL, MaxSecretTTL)
 	return &Signer{src: src, cfg: cfg, cache: map[string]signerEntry{}}
 }
 

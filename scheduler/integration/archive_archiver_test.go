@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/redis/go-redis/v9"
 

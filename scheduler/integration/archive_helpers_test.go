@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
@@ -124,7 +125,7 @@ var archiverSeq atomic.Int64
 // startArchiver runs an archiver from st (nil: the env's store) into arch
 // (nil: the env's archive) with short test intervals for zero fields. It
 // stops when the test ends.
-func (e *archEnv) startArchiver(st *redisstore.Store, arch scheduler.Archive, cfg worker.ArchiverConfig) *runningArchiver {
+func (e *archEnv) startArchiver(st *redisstore.Store, arch Archive, cfg worker.ArchiverConfig) *runningArchiver {
 	e.t.Helper()
 	if st == nil {
 		st = e.store
@@ -366,14 +367,14 @@ func idsOf(evs []*scheduler.Event) []string {
 // recordingArchive wraps an archive and remembers every record it was
 // asked to write, and whether the write succeeded.
 type recordingArchive struct {
-	scheduler.Archive
+	Archive
 
 	mu      sync.Mutex
 	written map[string]int // "shard/streamID" → successful writes
 	batches int
 }
 
-func newRecordingArchive(inner scheduler.Archive) *recordingArchive {
+func newRecordingArchive(inner Archive) *recordingArchive {
 	return &recordingArchive{Archive: inner, written: map[string]int{}}
 }
 
@@ -407,7 +408,7 @@ func (a *recordingArchive) counts() map[string]int {
 // the batch (nothing written); after runs once the real write returned and
 // may replace its error (e.g. pretend a crash after the commit).
 type hookArchive struct {
-	scheduler.Archive
+	Archive
 	before func(ctx context.Context, recs []scheduler.Record) error
 	after  func(ctx context.Context, recs []scheduler.Record, err error) error
 }
@@ -423,4 +424,11 @@ func (a *hookArchive) Write(ctx context.Context, recs []scheduler.Record) error 
 		err = a.after(ctx, recs, err)
 	}
 	return err
+}
+
+// Archive is an archive database as the tests use it: read by the
+// Scheduler and written by the archiver (store/archive implements both).
+type Archive interface {
+	scheduler.Archive
+	worker.ArchiveWriter
 }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"fmt"
 	"net/http"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"

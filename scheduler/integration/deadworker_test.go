@@ -1,12 +1,13 @@
 package integration
 
 import (
-	"github.com/cassata/cassata/scheduler/worker"
 	"net/http"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/cassata/cassata/scheduler"
 )

@@ -1,13 +1,14 @@
 package integration
 
 import (
-	"github.com/cassata/cassata/scheduler/worker"
 	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/cassata/cassata/scheduler"
 )
@@ -20,7 +21,7 @@ func TestDeliversWithHeadersAndBody(t *testing.T) {
 	ev := e.event("basic-1")
 	ev.URL = e.dest.URL("/hook/basic?x=1&y=two")
 	ev.Method = "put"
-	// A client's Host header is refused at create time (scheduler.Limits.Validate);
+	// A client's Host header is refused at create time (scheduler.Limits.Check);
 	// the Host sent is always the URL's.
 	ev.Headers = map[string]string{"X-Custom": "custom value", "Content-Type": "text/plain"}
 	ev.Body = []byte("hello, destination")

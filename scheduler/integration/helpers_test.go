@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"github.com/cassata/cassata/scheduler/worker"
-	"github.com/cassata/cassata/scheduler/delivery"
 	"bytes"
 	"context"
 	"errors"
@@ -15,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/redis/go-redis/v9"
 

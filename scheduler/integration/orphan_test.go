@@ -1,11 +1,12 @@
 package integration
 
 import (
-	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"hash/crc32"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/redis/go-redis/v9"
 

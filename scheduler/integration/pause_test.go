@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"fmt"
 	"hash/crc32"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/redis/go-redis/v9"
 

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"github.com/cassata/cassata/scheduler/worker"
 	"bytes"
 	"context"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive"

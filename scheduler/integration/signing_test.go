@@ -1,9 +1,6 @@
 package integration
 
 import (
-	"github.com/cassata/cassata/scheduler/tenant"
-	"github.com/cassata/cassata/scheduler/worker"
-	"github.com/cassata/cassata/scheduler/delivery"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -16,6 +13,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/cassata/cassata/scheduler"
 )

@@ -1,12 +1,13 @@
 package integration
 
 import (
-	"github.com/cassata/cassata/scheduler/worker"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/cassata/cassata/scheduler"
 )

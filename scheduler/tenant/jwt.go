@@ -57,6 +57,14 @@ func (p JWTPolicy) WithDefaults() JWTPolicy {
 	return p
 }
 
+// Validate reports an invalid policy, after WithDefaults.
+func (p JWTPolicy) Validate() error {
+	if p.MaxLifetime < time.Minute {
+		return fmt.Errorf("jwt: MaxLifetime must be at least 1m, not %s", p.MaxLifetime)
+	}
+	return nil
+}
+
 // TokenError says why a genuine bearer JWT (its signature checked) was
 // refused: expired, not valid yet, or living longer than the policy allows.
 // It is ErrUnauthorized for errors.Is. Tokens whose signature does not check

@@ -2,12 +2,38 @@ package worker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
 
 	"github.com/cassata/cassata/scheduler"
 )
+
+// Outbox is what the archiver needs from the live store: each shard's
+// outbox stream, read through a consumer group.
+type Outbox interface {
+	// Shards is the number of shards.
+	Shards() int
+	// ReadOutbox returns up to count entries of a shard for consumer: its
+	// own pending ones (read before, not acknowledged) or new ones.
+	ReadOutbox(ctx context.Context, shard int, consumer string, pending bool, count int) ([]scheduler.Record, error)
+	// ClaimOutbox takes over entries other consumers left unacknowledged
+	// for longer than minIdle.
+	ClaimOutbox(ctx context.Context, shard int, consumer string, minIdle time.Duration, count int) ([]scheduler.Record, error)
+	// AckOutbox acknowledges archived records of a shard; finished events
+	// among them start their retention window in Redis.
+	AckOutbox(ctx context.Context, shard int, records []scheduler.Record) error
+}
+
+// ArchiveWriter is what the archiver needs from the archive database (see
+// store/archive).
+type ArchiveWriter interface {
+	// Write stores a batch of records in one transaction, idempotently: the
+	// same records written twice leave the same rows (no duplicates).
+	Write(ctx context.Context, records []scheduler.Record) error
+}
 
 // Archiver defaults.
 const (
@@ -35,6 +61,9 @@ type ArchiverConfig struct {
 	// YieldFor bounds how long one busy period defers archiving. Defaults
 	// to 2s; negative: never yield.
 	YieldFor time.Duration
+	// Clock times the archiver's claims of idle entries and its yielding.
+	// Defaults to the system clock.
+	Clock scheduler.Clock
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics may be nil.
@@ -54,38 +83,73 @@ const DefaultArchiveYield = 2 * time.Second
 // the database is back. Every worker runs one; consumer groups share the
 // work.
 type Archiver struct {
-	outbox  scheduler.Outbox
-	archive scheduler.Archive
+	outbox  Outbox
+	archive ArchiveWriter
 	cfg     ArchiverConfig
 	log     *slog.Logger
 }
 
-// NewArchiver returns an archiver.
-func NewArchiver(outbox scheduler.Outbox, archive scheduler.Archive, cfg ArchiverConfig) *Archiver {
-	if cfg.Batch <= 0 {
-		cfg.Batch = DefaultArchiveBatch
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c ArchiverConfig) WithDefaults() ArchiverConfig {
+	if c.Batch <= 0 {
+		c.Batch = DefaultArchiveBatch
 	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = DefaultArchivePollInterval
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultArchivePollInterval
 	}
-	if cfg.ClaimIdle <= 0 {
-		cfg.ClaimIdle = DefaultArchiveClaimIdle
+	if c.ClaimIdle <= 0 {
+		c.ClaimIdle = DefaultArchiveClaimIdle
 	}
-	if cfg.YieldFor == 0 {
-		cfg.YieldFor = DefaultArchiveYield
+	if c.YieldFor == 0 {
+		c.YieldFor = DefaultArchiveYield
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	if c.Clock == nil {
+		c.Clock = scheduler.SystemClock{}
 	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// MaxArchiveBatch bounds ArchiverConfig.Batch: one transaction must stay
+// short enough not to hold the database's locks for long.
+const MaxArchiveBatch = 10_000
+
+// Validate reports the invalid fields of a config, after WithDefaults.
+func (c ArchiverConfig) Validate() error {
+	var errs []error
+	if c.Consumer == "" {
+		errs = append(errs, errors.New("archiver: Consumer is required"))
+	}
+	if c.Batch > MaxArchiveBatch {
+		errs = append(errs, fmt.Errorf("archiver: Batch must be at most %d, not %d", MaxArchiveBatch, c.Batch))
+	}
+	if c.Batch < 1 {
+		errs = append(errs, fmt.Errorf("archiver: Batch must be positive, not %d", c.Batch))
+	}
+	if c.PollInterval <= 0 || c.ClaimIdle <= 0 {
+		errs = append(errs, fmt.Errorf("archiver: PollInterval and ClaimIdle must be positive, not %s and %s", c.PollInterval, c.ClaimIdle))
+	}
+	return errors.Join(errs...)
+}
+
+// NewArchiver returns an archiver. Run validates its config.
+func NewArchiver(outbox Outbox, archive ArchiveWriter, cfg ArchiverConfig) *Archiver {
+	cfg = cfg.WithDefaults()
 	return &Archiver{outbox: outbox, archive: archive, cfg: cfg, log: cfg.Logger.With("archiver", cfg.Consumer)}
 }
 
-// Run archives until ctx ends.
-func (a *Archiver) Run(ctx context.Context) {
+// Run archives until ctx ends. It returns at once with the error of an
+// invalid config.
+func (a *Archiver) Run(ctx context.Context) error {
+	if err := a.cfg.Validate(); err != nil {
+		return err
+	}
 	shards := a.outbox.Shards()
 	start := rand.IntN(shards)
 	backoff := a.cfg.PollInterval
-	lastClaim := time.Now()
+	lastClaim := a.cfg.Clock.Now()
 	// Pending entries of this consumer are retried before new ones; after a
 	// restart under the same id it also picks up what it left behind.
 	pending := make([]bool, shards)
@@ -98,16 +162,17 @@ func (a *Archiver) Run(ctx context.Context) {
 			sleep(ctx, yieldPoll)
 			continue
 		}
-		claim := time.Since(lastClaim) >= a.cfg.ClaimIdle/2
+		now := a.cfg.Clock.Now()
+		claim := now.Sub(lastClaim) >= a.cfg.ClaimIdle/2
 		if claim {
-			lastClaim = time.Now()
+			lastClaim = now
 		}
 		n, err := a.round(ctx, start, pending, claim)
 		start = (start + 1) % shards
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
 			a.log.Warn("archiving failed; entries stay in the outbox and are retried", "err", err, "retry_in", backoff)
 			if a.cfg.Metrics != nil {
@@ -125,6 +190,7 @@ func (a *Archiver) Run(ctx context.Context) {
 			backoff = a.cfg.PollInterval
 		}
 	}
+	return nil
 }
 
 // yieldPoll is how often a yielding archiver looks whether the burst is over.
@@ -138,9 +204,9 @@ func (a *Archiver) yield(busySince *time.Time) bool {
 		return false
 	}
 	if busySince.IsZero() {
-		*busySince = time.Now()
+		*busySince = a.cfg.Clock.Now()
 	}
-	return time.Since(*busySince) < a.cfg.YieldFor
+	return a.cfg.Clock.Now().Sub(*busySince) < a.cfg.YieldFor
 }
 
 // round gathers up to a batch from the shards, writes it in one

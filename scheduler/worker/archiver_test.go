@@ -235,7 +235,7 @@ func (e *archEnv) lag(t *testing.T) int64 {
 }
 
 // runArchiver runs an archiver until the test ends or stop is called.
-func runArchiver(t *testing.T, outbox scheduler.Outbox, archive scheduler.Archive, cfg worker.ArchiverConfig) (stop func()) {
+func runArchiver(t *testing.T, outbox worker.Outbox, archive worker.ArchiveWriter, cfg worker.ArchiverConfig) (stop func()) {
 	t.Helper()
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 10 * time.Millisecond

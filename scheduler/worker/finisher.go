@@ -17,6 +17,14 @@ const finishParallel = 4
 // finishTimeout bounds one round trip of the finisher.
 const finishTimeout = 10 * time.Second
 
+// FinishStore is what the finisher needs: record outcomes.
+type FinishStore interface {
+	// FinishMany records many attempts' outcomes in one round trip; the
+	// results are in order, each on its own. Held is false when the worker
+	// no longer held the lease (only the history records the attempt).
+	FinishMany(ctx context.Context, items []scheduler.FinishItem) []scheduler.FinishResult
+}
+
 // finisher records delivery outcomes for the worker's deliveries, many per
 // round trip: each delivery hands its outcome over and waits for the
 // answer; the finisher takes whatever outcomes are waiting (never waiting
@@ -24,7 +32,7 @@ const finishTimeout = 10 * time.Second
 // pipelined Store.FinishMany. Under load this turns a Redis round trip per
 // delivery into one per batch.
 type finisher struct {
-	store scheduler.Store
+	store FinishStore
 	reqs  chan finishReq
 	done  chan struct{}
 }
@@ -34,7 +42,7 @@ type finishReq struct {
 	reply chan scheduler.FinishResult // buffered: the finisher never blocks on a caller that gave up
 }
 
-func newFinisher(store scheduler.Store) *finisher {
+func newFinisher(store FinishStore) *finisher {
 	f := &finisher{store: store, reqs: make(chan finishReq), done: make(chan struct{})}
 	go f.run()
 	return f

@@ -3,7 +3,27 @@ package worker
 import (
 	"context"
 	"time"
+
+	"github.com/cassata/cassata/scheduler"
 )
+
+// ReapStore is what the reaper needs: recover expired leases, and end the
+// leases of workers that stopped heartbeating.
+type ReapStore interface {
+	// Shards is the number of shards.
+	Shards() int
+	// Reap recovers up to limit events of a shard whose lease expired.
+	Reap(ctx context.Context, shard, limit, defaultMaxAttempts int, now time.Time) (int, error)
+	// DeadWorkers lists the workers whose last heartbeat is older than
+	// deadAfter at now (zero: the Redis server's clock).
+	DeadWorkers(ctx context.Context, deadAfter time.Duration, now time.Time) ([]string, error)
+	// RecoverWorker ends the leases a dead worker holds, so Reap gives its
+	// events back, and forgets the worker unless it beat again.
+	RecoverWorker(ctx context.Context, id string, deadAfter time.Duration, now time.Time) (int, error)
+	// Workers lists the workers whose last heartbeat is newer than since
+	// (zero: all).
+	Workers(ctx context.Context, since time.Time) ([]scheduler.WorkerInfo, error)
+}
 
 // reapLimit bounds events recovered per shard per call, so one call never blocks Redis for long.
 const reapLimit = 500
@@ -20,8 +40,8 @@ func (w *Worker) reapLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if time.Since(lastDeadCheck) >= w.cfg.HeartbeatInterval {
-			lastDeadCheck = time.Now()
+		if now := w.clock.Now(); now.Sub(lastDeadCheck) >= w.cfg.HeartbeatInterval {
+			lastDeadCheck = now
 			w.recoverDeadWorkers(ctx)
 		}
 		for sh := range w.store.Shards() {
@@ -57,7 +77,7 @@ func (w *Worker) reapLoop(ctx context.Context) {
 // others: after a Redis outage every heartbeat in Redis is old, and the
 // others must get the chance to beat again before they count as dead.
 func (w *Worker) recoverDeadWorkers(ctx context.Context) {
-	if since := w.beatingSince.Load(); since == 0 || time.Since(time.Unix(0, since)) < w.cfg.DeadAfter {
+	if since := w.beatingSince.Load(); since == 0 || w.clock.Now().Sub(time.Unix(0, since)) < w.cfg.DeadAfter {
 		return
 	}
 	ids, err := w.store.DeadWorkers(ctx, w.cfg.DeadAfter, w.now())

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -26,7 +27,17 @@ const (
 	DefaultOrphanInterval    = time.Second
 )
 
-// WorkerConfig configures a Worker.
+// Worker limits that Validate enforces.
+const (
+	// MaxConcurrency bounds Config.Concurrency.
+	MaxConcurrency = 100_000
+	// MaxBatch bounds Config.Batch: one claim script must stay short.
+	MaxBatch = 10_000
+	// MinVisibility is the shortest lease: a lease must outlast a round trip.
+	MinVisibility = 100 * time.Millisecond
+)
+
+// Config configures a Worker.
 type Config struct {
 	// ID names the worker in leases and heartbeats. Defaults to host-pid-random.
 	ID string
@@ -65,9 +76,13 @@ type Config struct {
 	LogFailedRequests bool
 	// Policy is the default retry policy.
 	Policy scheduler.Policy
-	// Clock, when set, replaces the store's server clock for due and lease
-	// times (tests). Nil: the Redis server's clock decides, so clock skew
-	// between workers cannot make a delivery early.
+	// Clock tells the worker's own time: when its leases end, when it may
+	// judge others dead, when it is backlogged, and the times attempts
+	// record. When set (tests, simulations) it also replaces the Redis
+	// server's clock for due and lease times. Defaults to nil: the system
+	// clock for the worker's own time and the Redis server's clock for due
+	// and lease times, so clock skew between workers cannot make a delivery
+	// early.
 	Clock scheduler.Clock
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -75,7 +90,8 @@ type Config struct {
 	Metrics *scheduler.Metrics
 }
 
-// WithDefaults fills zero fields with the defaults.
+// WithDefaults returns the config with zero fields set to their defaults.
+// Clock stays nil when unset (see Clock).
 func (c Config) WithDefaults() Config {
 	if c.ID == "" {
 		host, _ := os.Hostname()
@@ -115,6 +131,39 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// Validate reports the invalid fields of a config, after WithDefaults.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("worker: %s "+format, append([]any{field}, args...)...))
+	}
+	if c.Concurrency < 1 || c.Concurrency > MaxConcurrency {
+		bad("Concurrency", "must be between 1 and %d, not %d", MaxConcurrency, c.Concurrency)
+	}
+	if c.Batch < 1 || c.Batch > MaxBatch {
+		bad("Batch", "must be between 1 and %d, not %d", MaxBatch, c.Batch)
+	}
+	if c.Visibility < MinVisibility {
+		bad("Visibility", "must be at least %s, not %s", MinVisibility, c.Visibility)
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"PollInterval", c.PollInterval}, {"ReapInterval", c.ReapInterval}, {"HeartbeatInterval", c.HeartbeatInterval},
+		{"ShutdownTimeout", c.ShutdownTimeout}, {"OrphanInterval", c.OrphanInterval}} {
+		if d.v <= 0 {
+			bad(d.field, "must be positive, not %s", d.v)
+		}
+	}
+	if c.DeadAfter < 2*c.HeartbeatInterval {
+		bad("DeadAfter", "must be at least twice HeartbeatInterval (%s), not %s", c.HeartbeatInterval, c.DeadAfter)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		bad("Policy", "is invalid: %w", err)
+	}
+	return errors.Join(errs...)
+}
+
 func itoa(n int) string {
 	if n == 0 {
 		return "0"
@@ -132,10 +181,11 @@ func itoa(n int) string {
 // Worker claims due events, delivers them, recovers expired leases and
 // reports heartbeats. See doc.go for the claim loop.
 type Worker struct {
-	store   scheduler.Store
+	store   Store
 	deliver *delivery.Deliverer
 	cfg     Config
 	log     *slog.Logger
+	clock   scheduler.Clock // cfg.Clock or the system clock
 
 	inflight atomic.Int64
 	// beatingSince is when this worker's heartbeats last started to
@@ -160,12 +210,43 @@ type Worker struct {
 	rndMu    sync.Mutex
 }
 
-// NewWorker returns a worker.
-func New(store scheduler.Store, d *delivery.Deliverer, cfg Config) *Worker {
+// Store is what a worker needs from the live store (store/redisstore
+// implements it): each of its components declares its part.
+type Store interface {
+	ClaimStore
+	FinishStore
+	ReapStore
+	HeartbeatStore
+}
+
+// ClaimStore is what the claim loop needs: claim due events, keep leases,
+// give back claims whose reply was lost, and hear of new due events.
+type ClaimStore interface {
+	// Shards is the number of shards.
+	Shards() int
+	// Claim takes up to batch due events of a shard for a worker.
+	Claim(ctx context.Context, shard int, worker string, batch int, visibility time.Duration, now time.Time) (scheduler.Claim, error)
+	// Extend pushes a held lease out by visibility; false when it was lost.
+	Extend(ctx context.Context, l scheduler.Lease, visibility time.Duration, now time.Time) (bool, error)
+	// GiveBackOrphans returns to due, without counting an attempt, the
+	// events in worker's processing lists that it claimed at least grace ago
+	// but does not hold (holding lists, per shard, the members it does).
+	GiveBackOrphans(ctx context.Context, worker string, holding [][]string, grace time.Duration, now time.Time) (int, error)
+	// Wakeups delivers a value whenever an event may have become due earlier
+	// than the workers planned. The channel closes when ctx ends.
+	Wakeups(ctx context.Context) <-chan struct{}
+}
+
+// New returns a worker. Run validates its config.
+func New(store Store, d *delivery.Deliverer, cfg Config) *Worker {
 	cfg = cfg.WithDefaults()
+	var clock scheduler.Clock = scheduler.SystemClock{}
+	if cfg.Clock != nil {
+		clock = cfg.Clock
+	}
 	return &Worker{
-		store: store, deliver: d, cfg: cfg, log: cfg.Logger.With("worker", cfg.ID),
-		freed: make(chan struct{}, 1), started: time.Now(),
+		store: store, deliver: d, cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), clock: clock,
+		freed: make(chan struct{}, 1), started: clock.Now(),
 		beat: make(chan struct{}, 1), claims: map[string]*claimRec{},
 		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
@@ -182,7 +263,7 @@ const backloggedFor = 250 * time.Millisecond
 // drained).
 func (w *Worker) Backlogged() bool {
 	t := w.lastFull.Load()
-	return t != 0 && time.Since(time.Unix(0, t)) < backloggedFor
+	return t != 0 && w.clock.Now().Sub(time.Unix(0, t)) < backloggedFor
 }
 
 // InFlight returns the number of deliveries in flight.
@@ -198,6 +279,9 @@ func (w *Worker) now() time.Time {
 // Run claims and delivers until ctx ends, then stops claiming, lets in-flight
 // deliveries finish within ShutdownTimeout and hands back the rest.
 func (w *Worker) Run(ctx context.Context) error {
+	if err := w.cfg.Validate(); err != nil {
+		return err
+	}
 	// Deliveries and their bookkeeping outlive ctx by up to ShutdownTimeout.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -235,13 +319,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	cancelOrphans()
 	stopBG()
 	bgWG.Wait()
-	if rs, ok := w.store.(interface {
-		RemoveWorker(context.Context, string) error
-	}); ok {
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = rs.RemoveWorker(rctx, w.cfg.ID)
-		cancel()
-	}
+	w.leave()
 	w.log.Info("worker stopped")
 	return nil
 }
@@ -316,7 +394,7 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 				more = true
 			}
 			if len(c.Events) > 0 && !c.NextDue.IsZero() && !c.NextDue.After(c.Now) {
-				w.lastFull.Store(time.Now().UnixNano()) // more due events are waiting for this worker
+				w.lastFull.Store(w.clock.Now().UnixNano()) // more due events are waiting for this worker
 			}
 			if !c.NextDue.IsZero() && (next.IsZero() || c.NextDue.Before(next)) {
 				next = c.NextDue
@@ -370,7 +448,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // mono is the worker's monotonic clock: the time since it was created.
 // Leases are timed with it, not with Redis' clock, which may differ from
 // the local one.
-func (w *Worker) mono() time.Duration { return time.Since(w.started) }
+func (w *Worker) mono() time.Duration { return w.clock.Now().Sub(w.started) }
 
 // heartbeatFresh reports whether the last successful heartbeat was sent
 // less than DeadAfter/2 ago: by then no peer can have judged this worker
@@ -557,7 +635,7 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 	if !now.IsZero() {
 		out.Attempt.At = now.UnixMilli()
 	} else {
-		out.Attempt.At = time.Now().UnixMilli()
+		out.Attempt.At = w.clock.Now().UnixMilli()
 	}
 
 	// Recording the outcome must survive the shutdown: use a fresh context.

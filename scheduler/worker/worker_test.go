@@ -26,7 +26,7 @@ import (
 // faultStore is the real store (on miniredis) with faults injected into
 // some calls, as a flaky network or a stalled process would cause them.
 type faultStore struct {
-	scheduler.Store
+	*redisstore.Store
 	failHeartbeats atomic.Bool
 	claims         atomic.Int64 // Claim calls
 	// stallClaim, when set, holds the next claim that took events this long

@@ -17,7 +17,7 @@ const (
 FROM attempts WHERE at_ms >= ? GROUP BY minute ORDER BY minute`
 )
 
-// Counts implements scheduler.ArchiveStats: runs per status.
+// Counts implements scheduler.Archive: runs per status.
 func (s *Store) Counts(ctx context.Context) (map[scheduler.Status]int64, error) {
 	rows, err := s.db.QueryContext(ctx, countByStatus)
 	if err != nil {
@@ -36,7 +36,7 @@ func (s *Store) Counts(ctx context.Context) (map[scheduler.Status]int64, error) 
 	return out, unavailable("count events", rows.Err())
 }
 
-// PerMinute implements scheduler.ArchiveStats: attempts and failed attempts
+// PerMinute implements scheduler.Archive: attempts and failed attempts
 // per minute since a time, oldest first; minutes without attempts are left out.
 func (s *Store) PerMinute(ctx context.Context, since time.Time) ([]scheduler.MinuteStat, error) {
 	rows, err := s.db.QueryContext(ctx, attemptsPerMinute, since.UnixMilli())

@@ -149,7 +149,7 @@ func (c *converter) convert(r *Row) plan {
 		ev.Body = r.EventJSON
 	}
 
-	if err := c.limits.Validate(ev); err != nil {
+	if err := c.limits.Check(ev); err != nil {
 		p.invalid = invalidFrom(r, err)
 		return p
 	}

@@ -1,13 +1,14 @@
 package legacy
 
 import (
-	"github.com/cassata/cassata/scheduler/delivery"
 	"database/sql"
 	"fmt"
 	"maps"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/delivery"
 
 	"github.com/cassata/cassata/scheduler"
 )

@@ -1,8 +1,6 @@
 package legacy_test
 
 import (
-	"github.com/cassata/cassata/scheduler/worker"
-	"github.com/cassata/cassata/scheduler/delivery"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -20,6 +18,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/worker"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"

@@ -1,7 +1,6 @@
 package legacy_test
 
 import (
-	"github.com/cassata/cassata/scheduler/delivery"
 	"bytes"
 	"context"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/delivery"
 
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/legacy"

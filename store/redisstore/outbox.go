@@ -18,8 +18,6 @@ import (
 // ArchiverGroup is the consumer group of every shard's outbox.
 const ArchiverGroup = "archiver"
 
-var _ scheduler.Outbox = (*Store)(nil)
-
 // ensureGroup creates the shard's consumer group (reading from the start of
 // the stream) unless it exists.
 func (s *Store) ensureGroup(ctx context.Context, shard int) error {
@@ -30,7 +28,7 @@ func (s *Store) ensureGroup(ctx context.Context, shard int) error {
 	return nil
 }
 
-// ReadOutbox implements scheduler.Outbox: up to count entries of a shard's
+// ReadOutbox implements worker.Outbox: up to count entries of a shard's
 // outbox for consumer, either its own pending ones (delivered before but not
 // acknowledged: a previous batch failed) or new ones.
 func (s *Store) ReadOutbox(ctx context.Context, shard int, consumer string, pending bool, count int) ([]scheduler.Record, error) {
@@ -63,7 +61,7 @@ func (s *Store) ReadOutbox(ctx context.Context, shard int, consumer string, pend
 	return out, nil
 }
 
-// ClaimOutbox implements scheduler.Outbox: takes over entries another
+// ClaimOutbox implements worker.Outbox: takes over entries another
 // consumer read but did not acknowledge for longer than minIdle (an
 // archiver that died mid-batch).
 func (s *Store) ClaimOutbox(ctx context.Context, shard int, consumer string, minIdle time.Duration, count int) ([]scheduler.Record, error) {
@@ -82,7 +80,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, shard int, consumer string, min
 	return out, nil
 }
 
-// AckOutbox implements scheduler.Outbox: acknowledges and deletes archived
+// AckOutbox implements worker.Outbox: acknowledges and deletes archived
 // entries of one shard and starts the retention window of the finished
 // events among them (archived.lua).
 func (s *Store) AckOutbox(ctx context.Context, shard int, records []scheduler.Record) error {
@@ -102,7 +100,7 @@ func (s *Store) AckOutbox(ctx context.Context, shard int, records []scheduler.Re
 	return unavailable(fmt.Sprintf("ack outbox %d", shard), err)
 }
 
-// OutboxLag implements scheduler.Outbox: entries not yet archived and the
+// OutboxLag implements worker.Outbox: entries not yet archived and the
 // time of the oldest (archived entries are deleted, so the first entry of
 // each stream is the oldest waiting one).
 func (s *Store) OutboxLag(ctx context.Context) (int64, time.Time, error) {

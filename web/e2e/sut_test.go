@@ -103,7 +103,7 @@ func setup(t testing.TB) *system {
 	archiver := worker.NewArchiver(store, arch, worker.ArchiverConfig{
 		Consumer: w.ID(), PollInterval: 20 * time.Millisecond, Logger: log,
 	})
-	s.run(archiver.Run)
+	s.run(func(ctx context.Context) { _ = archiver.Run(ctx) })
 
 	engine := api.New(api.Config{Scheduler: sched, Logger: log}).Engine(nil)
 	ui, err := web.New(web.Config{Backend: sched, Password: adminPassword, Logger: log})
