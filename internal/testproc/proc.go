@@ -61,8 +61,8 @@ func (c Config) withDefaults() Config {
 type Proc struct {
 	cfg Config
 
-	mu      sync.Mutex // serialises start, Stop, Kill and Restart
-	cmd     *exec.Cmd
+	mu     sync.Mutex // serialises start, Stop, Kill and Restart
+	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd has been waited for
 	mem    Buffer        // output without LogPath
 	since  int64         // where the current run's output starts
