@@ -16,8 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	_ "modernc.org/sqlite" // read-only row counts of the SQLite archives
 
+	"github.com/cassata/cassata/internal/mysqltest"
 	"github.com/cassata/cassata/scheduler"
-	"github.com/cassata/cassata/store/archive/mysqltest"
 )
 
 // --archive values.

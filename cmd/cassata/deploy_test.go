@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/store/archive/mysqltest"
-	"github.com/cassata/cassata/store/redisstore/redistest"
+	"github.com/cassata/cassata/internal/mysqltest"
+	"github.com/cassata/cassata/internal/redistest"
 )
 
 // TestShippedConfigurationsStart starts the built binary the ways an

@@ -12,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/luascripts"
 	"github.com/cassata/cassata/store/redisstore"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // syncBuffer is a log destination safe for concurrent writes.

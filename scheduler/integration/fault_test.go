@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassata/cassata/internal/mysqltest"
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
-	"github.com/cassata/cassata/store/archive/mysqltest"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // buildDir holds the cassata binary once a test has built it; TestMain removes it.

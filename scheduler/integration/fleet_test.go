@@ -25,8 +25,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/store/redisstore"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // The fleet tests run Cassata as it is deployed: several `cassata server`

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/cassata/cassata/api"
-	"github.com/cassata/cassata/store/redisstore/redistest"
+	"github.com/cassata/cassata/internal/redistest"
 )
 
 // createResult is one create sent by TestRedisDownWhileScheduling.

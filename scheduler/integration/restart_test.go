@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cassata/cassata/api"
-	"github.com/cassata/cassata/store/redisstore/redistest"
+	"github.com/cassata/cassata/internal/redistest"
 )
 
 // TestRedisRestartWithPendingEvents schedules 10,000 events through a

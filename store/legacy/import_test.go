@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/legacy"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // run is one import run against a fresh connection to the source.
