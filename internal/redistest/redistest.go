@@ -13,7 +13,7 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -21,12 +21,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/internal/testproc"
 )
 
 const (
@@ -39,10 +41,6 @@ const (
 
 	// StopTimeout is how long Stop waits after SIGTERM before sending SIGKILL.
 	StopTimeout = 5 * time.Second
-
-	// portAttempts bounds retries when the chosen port is taken between
-	// picking it and redis-server binding it.
-	portAttempts = 5
 )
 
 // Option configures a Server started by Start.
@@ -73,8 +71,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	port   int
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once cmd has been waited for
+	proc   *testproc.Proc // nil until started
 	client *redis.Client
 }
 
@@ -95,46 +92,40 @@ func Start(t testing.TB, opts ...Option) *Server {
 		o(&cfg)
 	}
 	s := &Server{bin: bin, dir: t.TempDir()}
-	s.args = []string{
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--daemonize", "no",
-		"--logfile", "",
-	}
-	if cfg.aof {
-		s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "everysec")
-	}
-	s.args = append(s.args, cfg.args...)
+	s.args = append(baseArgs(s.dir, cfg), cfg.args...)
 
 	// Cleanup runs in LIFO order: registered before the client exists, so
 	// the client (closed in its own cleanup) goes first, then the process.
 	t.Cleanup(s.shutdown)
 
-	var lastErr error
-	for range portAttempts {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("redistest: pick port: %v", err)
-		}
-		lastErr = s.launch(port)
-		if lastErr == nil {
-			return s
-		}
-		if !errors.Is(lastErr, errAddrInUse) {
-			break
-		}
+	if err := testproc.OnFreePort(s.launch); err != nil {
+		t.Fatalf("redistest: start redis-server: %v", err)
 	}
-	t.Fatalf("redistest: start redis-server: %v", lastErr)
-	return nil
+	return s
+}
+
+// baseArgs are the arguments of every server: loopback only, no
+// persistence unless cfg asks for the AOF, data in dir, logs to stdout.
+func baseArgs(dir string, cfg config) []string {
+	args := []string{
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", dir,
+		"--daemonize", "no",
+		"--logfile", "",
+	}
+	if cfg.aof {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
+	}
+	return args
 }
 
 // Addr returns the server's host:port.
 func (s *Server) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	return testproc.LoopbackAddr(s.port)
 }
 
 // URL returns a redis:// URL for database 0, the form CASSATA_REDIS_URL takes.
@@ -152,7 +143,7 @@ func (s *Server) Client() *redis.Client {
 	defer s.mu.Unlock()
 	if s.client == nil {
 		s.client = redis.NewClient(&redis.Options{
-			Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
+			Addr: testproc.LoopbackAddr(s.port),
 		})
 	}
 	return s.client
@@ -161,112 +152,81 @@ func (s *Server) Client() *redis.Client {
 // Kill sends SIGKILL, simulating a crash, and waits for the process to exit.
 // Writes not yet fsynced to the AOF are lost, as they would be in production.
 func (s *Server) Kill() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.signalAndWait(syscall.SIGKILL, 0)
+	if p := s.current(); p != nil {
+		p.Kill()
+	}
 }
 
 // Stop sends SIGTERM, letting redis-server shut down cleanly (flushing the
 // AOF), and waits for it to exit, sending SIGKILL after StopTimeout.
 func (s *Server) Stop() {
+	if p := s.current(); p != nil {
+		p.Stop()
+	}
+}
+
+func (s *Server) current() *testproc.Proc {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.signalAndWait(syscall.SIGTERM, StopTimeout)
+	return s.proc
 }
 
 // Restart starts the server again on the same port and data directory and
 // waits until it answers PING. A server still running is stopped first.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	s.Stop()
+	p := s.current()
 	// A port freed by our own process can in principle be grabbed by another
 	// process in between; there is no other port to move to (clients hold
 	// the address), so retry briefly and then give up.
 	var err error
-	for range portAttempts {
-		if err = s.launch(s.port); err == nil || !errors.Is(err, errAddrInUse) {
+	for range testproc.PortAttempts {
+		if err = p.Restart(); err == nil {
+			err = s.waitReady(p)
+		}
+		if err == nil || !errors.Is(err, testproc.ErrAddrInUse) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("redistest: restart redis-server on port %d: %v", s.port, err)
+		t.Fatalf("redistest: restart redis-server on %s: %v", s.Addr(), err)
 	}
 }
-
-var errAddrInUse = errors.New("address already in use")
 
 // launch starts redis-server on port and waits for PING. On failure the
 // process is gone and the error carries the tail of the server log.
 func (s *Server) launch(port int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-
-	logPath := filepath.Join(s.dir, "redis.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	p, err := testproc.Start(testproc.Config{
+		Name:    "redis-server",
+		Path:    s.bin,
+		Args:    append([]string{"--port", strconv.Itoa(port)}, s.args...),
+		Dir:     s.dir,
+		LogPath: filepath.Join(s.dir, "redis.log"),
+		Grace:   StopTimeout,
+	})
 	if err != nil {
 		return err
 	}
-	defer logFile.Close() // the child keeps its own descriptor
-
-	args := append([]string{"--port", strconv.Itoa(port)}, s.args...)
-	cmd := exec.Command(s.bin, args...)
-	cmd.Dir = s.dir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	s.port, s.cmd, s.exited = port, cmd, exited
-
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(StartTimeout)
-	for {
-		select {
-		case <-exited:
-			s.cmd = nil
-			log := readLog(logPath)
-			if bytes.Contains(log, []byte("Address already in use")) {
-				return fmt.Errorf("port %d: %w", port, errAddrInUse)
-			}
-			return fmt.Errorf("redis-server exited during start-up (%s); log:\n%s", cmd.ProcessState, log)
-		default:
-		}
-		if ping(addr) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			s.signalAndWait(syscall.SIGKILL, 0)
-			return fmt.Errorf("no PONG from %s within %s; log:\n%s", addr, StartTimeout, readLog(logPath))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.mu.Lock()
+	s.port, s.proc = port, p
+	s.mu.Unlock()
+	return s.waitReady(p)
 }
 
-// signalAndWait signals the running process and waits for it to exit; with
-// a positive grace it escalates to SIGKILL after grace. Callers hold s.mu.
-func (s *Server) signalAndWait(sig syscall.Signal, grace time.Duration) {
-	if s.cmd == nil {
-		return
+// waitReady waits until the server answers PING. When it does not, the
+// process is killed; ErrAddrInUse says its port was taken.
+func (s *Server) waitReady(p *testproc.Proc) error {
+	addr := s.Addr()
+	err := p.WaitReady(context.Background(), StartTimeout, ping(addr))
+	if err == nil {
+		return nil
 	}
-	_ = s.cmd.Process.Signal(sig)
-	if grace > 0 {
-		select {
-		case <-s.exited:
-		case <-time.After(grace):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-	} else {
-		<-s.exited
+	p.Kill()
+	if strings.Contains(p.Output(), "Address already in use") {
+		return fmt.Errorf("%s: %w", addr, testproc.ErrAddrInUse)
 	}
-	s.cmd = nil
+	return fmt.Errorf("redis-server on %s: %w", addr, err)
 }
 
 func (s *Server) shutdown() {
@@ -280,39 +240,30 @@ func (s *Server) shutdown() {
 	s.Stop()
 }
 
-// ping reports whether addr answers PING with PONG. It speaks RESP directly
-// so that start-up does not depend on client settings; a server still
-// loading its AOF answers -LOADING, which counts as not ready.
-func ping(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
-	if err != nil {
-		return false
+// ping is a probe that succeeds when addr answers PING with PONG. It speaks
+// RESP directly so that start-up does not depend on client settings; a
+// server still loading its AOF answers -LOADING, which counts as not ready.
+func ping(addr string) testproc.Probe {
+	return func(ctx context.Context) error {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if dl, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(dl)
+		}
+		if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if line != "+PONG\r\n" {
+			return fmt.Errorf("PING: %q", strings.TrimSpace(line))
+		}
+		return nil
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && line == "+PONG\r\n"
-}
-
-// freePort asks the kernel for an unused loopback port. Another process may
-// take it before redis-server binds it; Start retries in that case.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func readLog(path string) []byte {
-	b, _ := os.ReadFile(path)
-	const max = 4 << 10
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return b
 }
