@@ -231,19 +231,11 @@ func (p *Process) Admin() *sql.DB {
 }
 
 // Kill sends SIGKILL, simulating a crash, and waits for the process to exit.
-func (p *Process) Kill() {
-	if c := p.current(); c != nil {
-		c.Kill()
-	}
-}
+func (p *Process) Kill() { p.current().Kill() }
 
 // Stop shuts the server down cleanly (SIGTERM) and waits for it, sending
 // SIGKILL after StopTimeout. Its files stay; a Server can Restart.
-func (p *Process) Stop() {
-	if c := p.current(); c != nil {
-		c.Stop()
-	}
-}
+func (p *Process) Stop() { p.current().Stop() }
 
 func (p *Process) current() *testproc.Proc {
 	p.mu.Lock()
@@ -270,18 +262,7 @@ func (p *Process) Close() {
 // restart launches the server again on its port and data directory, after
 // stopping a running one.
 func (p *Process) restart() error {
-	c := p.current()
-	var err error
-	for range testproc.PortAttempts {
-		if err = c.Restart(); err == nil {
-			err = p.waitReady(c)
-		}
-		if err == nil || !errors.Is(err, testproc.ErrAddrInUse) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
+	if err := p.current().RestartReady(p.waitReady); err != nil {
 		return fmt.Errorf("restart on port %d: %w", p.Port(), err)
 	}
 	return nil

@@ -14,9 +14,7 @@ package redistest
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,19 +149,11 @@ func (s *Server) Client() *redis.Client {
 
 // Kill sends SIGKILL, simulating a crash, and waits for the process to exit.
 // Writes not yet fsynced to the AOF are lost, as they would be in production.
-func (s *Server) Kill() {
-	if p := s.current(); p != nil {
-		p.Kill()
-	}
-}
+func (s *Server) Kill() { s.current().Kill() }
 
 // Stop sends SIGTERM, letting redis-server shut down cleanly (flushing the
 // AOF), and waits for it to exit, sending SIGKILL after StopTimeout.
-func (s *Server) Stop() {
-	if p := s.current(); p != nil {
-		p.Stop()
-	}
-}
+func (s *Server) Stop() { s.current().Stop() }
 
 func (s *Server) current() *testproc.Proc {
 	s.mu.Lock()
@@ -175,21 +165,7 @@ func (s *Server) current() *testproc.Proc {
 // waits until it answers PING. A server still running is stopped first.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	p := s.current()
-	// A port freed by our own process can in principle be grabbed by another
-	// process in between; there is no other port to move to (clients hold
-	// the address), so retry briefly and then give up.
-	var err error
-	for range testproc.PortAttempts {
-		if err = p.Restart(); err == nil {
-			err = s.waitReady(p)
-		}
-		if err == nil || !errors.Is(err, testproc.ErrAddrInUse) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
+	if err := s.current().RestartReady(s.waitReady); err != nil {
 		t.Fatalf("redistest: restart redis-server on %s: %v", s.Addr(), err)
 	}
 }
@@ -245,15 +221,11 @@ func (s *Server) shutdown() {
 // server still loading its AOF answers -LOADING, which counts as not ready.
 func ping(addr string) testproc.Probe {
 	return func(ctx context.Context) error {
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		conn, err := testproc.Dial(ctx, addr)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
-		if dl, ok := ctx.Deadline(); ok {
-			_ = conn.SetDeadline(dl)
-		}
 		if _, err := conn.Write([]byte("PING\r\n")); err != nil {
 			return err
 		}

@@ -10,13 +10,26 @@ import (
 // TCP is a Probe that succeeds once addr accepts a connection.
 func TCP(addr string) Probe {
 	return func(ctx context.Context) error {
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		conn, err := Dial(ctx, addr)
 		if err != nil {
 			return err
 		}
 		return conn.Close()
 	}
+}
+
+// Dial connects to addr over TCP, for a probe that speaks the server's
+// protocol; the connection's deadline is ctx's.
+func Dial(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	return conn, nil
 }
 
 // HTTP is a Probe that succeeds once GET url answers 200.

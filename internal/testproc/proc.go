@@ -246,16 +246,23 @@ func (p *Proc) Signal(sig syscall.Signal) error {
 
 // Stop sends SIGTERM, letting the process shut down cleanly, and waits for
 // it to exit, sending SIGKILL to its group after Config.Grace. It does
-// nothing when the process has already exited.
+// nothing when the process has already exited, or on a nil *Proc (a server
+// that never started).
 func (p *Proc) Stop() {
+	if p == nil {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.endLocked(syscall.SIGTERM, p.cfg.Grace)
 }
 
 // Kill sends SIGKILL to the process group, simulating a crash, and waits
-// for the process to exit.
+// for the process to exit. Like Stop, it does nothing on a nil *Proc.
 func (p *Proc) Kill() {
+	if p == nil {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.endLocked(syscall.SIGKILL, 0)
@@ -268,6 +275,27 @@ func (p *Proc) Restart() error {
 	defer p.mu.Unlock()
 	p.endLocked(syscall.SIGTERM, p.cfg.Grace)
 	return p.startLocked(false)
+}
+
+// restartPause is how long RestartReady waits before it tries again.
+const restartPause = 200 * time.Millisecond
+
+// RestartReady restarts p and calls ready, and does both again after a
+// pause, up to PortAttempts times, while ready fails with ErrAddrInUse: a
+// port that p itself freed can be taken by another process in between,
+// and there is no other port to move to when clients hold the address.
+func (p *Proc) RestartReady(ready func(*Proc) error) error {
+	var err error
+	for range PortAttempts {
+		if err = p.Restart(); err == nil {
+			err = ready(p)
+		}
+		if err == nil || !errors.Is(err, ErrAddrInUse) {
+			return err
+		}
+		time.Sleep(restartPause)
+	}
+	return err
 }
 
 // endLocked signals a running process and waits for it; with a positive

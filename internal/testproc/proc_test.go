@@ -246,3 +246,19 @@ func TestOnFreePortTriesAnotherPort(t *testing.T) {
 		t.Errorf("OnFreePort = %v after %d calls; want the first error that is not ErrAddrInUse", err, calls)
 	}
 }
+
+func TestRestartReadyRetriesATakenPort(t *testing.T) {
+	t.Parallel()
+	p := testproc.StartT(t, helperConfig(t, "term"))
+	pids := map[int]bool{p.Pid(): true}
+	err := p.RestartReady(func(p *testproc.Proc) error {
+		pids[p.Pid()] = true
+		if len(pids) < 3 {
+			return testproc.ErrAddrInUse
+		}
+		return nil
+	})
+	if err != nil || len(pids) != 3 || !p.Running() {
+		t.Errorf("RestartReady = %v after %d runs, running %v; want success at the second restart", err, len(pids), p.Running())
+	}
+}
