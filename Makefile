@@ -1,6 +1,6 @@
 # Cassata. `make` alone lists the targets; `make run` and `make test` are the
 # two a newcomer needs. Tests start their own redis-server and MariaDB processes
-# (see store/redisstore/redistest and store/archive/mysqltest), so `make test`
+# (see internal/redistest and internal/mysqltest), so `make test`
 # needs no running services.
 
 GO           ?= go

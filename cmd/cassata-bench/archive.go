@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	_ "modernc.org/sqlite" // read-only row counts of the SQLite archives
 
-	"github.com/cassata/cassata/store/archive/mysqltest"
+	"github.com/cassata/cassata/internal/mysqltest"
 )
 
 // --archive values.

@@ -12,9 +12,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 func TestStreamIDTime(t *testing.T) {

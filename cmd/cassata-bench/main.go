@@ -14,7 +14,7 @@
 // --archive sqlite (the default) each namespace gets a SQLite file in the
 // bench's temporary directory; with --archive mysql the bench starts its own
 // MariaDB (mariadbd, or MySQL's mysqld) on a free loopback port with its
-// data directory under the temporary directory (store/archive/mysqltest),
+// data directory under the temporary directory (internal/mysqltest),
 // one database per namespace, and stops it at the end:
 //
 //	make bench BENCH_ARGS="--archive mysql --only archive"

@@ -1,23 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/internal/testbin"
+	"github.com/cassata/cassata/internal/testproc"
 )
 
 const (
@@ -33,149 +31,34 @@ const (
 	deployAttempts = 3
 )
 
-// process is one child process: redis-server, cassata server or worker.
-type process struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{} // closed once the process has been waited for
-	waitErr error
-}
-
 // startProcess runs bin with args and env, sending its output to logPath.
-func startProcess(name, bin string, args, env []string, logPath string) (*process, error) {
-	logf, err := os.Create(logPath)
+// Like every child of the bench it runs in its own process group, so a
+// Ctrl-C in the terminal reaches only the bench, which then stops the
+// children in order; on Linux the kernel kills it should the bench die
+// without cleaning up.
+func startProcess(name, bin string, args, env []string, logPath string) (*testproc.Proc, error) {
+	p, err := testproc.Start(testproc.Config{
+		Name:    name,
+		Path:    bin,
+		Args:    args,
+		Env:     env,
+		LogPath: logPath,
+		Grace:   stopTimeout,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: log file: %w", name, err)
+		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
-	go func() {
-		p.waitErr = cmd.Wait()
-		logf.Close()
-		close(p.exited)
-	}()
-	slog.Debug("started", "process", name, "pid", cmd.Process.Pid, "log", logPath)
+	slog.Debug("started", "process", name, "pid", p.Pid(), "log", logPath)
 	return p, nil
-}
-
-// stop sends SIGTERM, then SIGKILL if the process is still there after
-// stopTimeout. It is safe to call more than once.
-func (p *process) stop() {
-	if p == nil {
-		return
-	}
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(stopTimeout):
-		slog.Warn("process ignored SIGTERM; killing", "process", p.name, "pid", p.cmd.Process.Pid)
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-// exitedErr returns an error describing the exit when the process has
-// exited, or nil while it runs.
-func (p *process) exitedErr() error {
-	select {
-	case <-p.exited:
-		return fmt.Errorf("%s exited (%v); last output:\n%s", p.name, p.waitErr, p.tail(20))
-	default:
-		return nil
-	}
-}
-
-// tail returns the last n lines of the process's output.
-func (p *process) tail(n int) string {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "    " + strings.Join(lines, "\n    ")
-}
-
-// freePort asks the kernel for a free loopback port. Another process may
-// take it before ours binds it; deploy retries for that case.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitHTTP polls url until it answers 200, p exits, or timeout passes.
-func waitHTTP(ctx context.Context, url string, p *process, timeout time.Duration) error {
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		if err := p.exitedErr(); err != nil {
-			return err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := hc.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: GET %s not 200 after %s (last: %s); last output:\n%s",
-				p.name, url, timeout, last, p.tail(20))
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
-	}
 }
 
 // buildCassata builds ./cmd/cassata of the module this bench runs in.
 func buildCassata(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the cassata module; run from the repository or pass --cassata")
-	}
-	bin := filepath.Join(dir, "cassata")
-	slog.Info("building cassata", "module", filepath.Dir(gomod))
+	slog.Info("building cassata")
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/cassata")
-	cmd.Dir = filepath.Dir(gomod)
-	var stderr bytes.Buffer
-	cmd.Stdout = os.Stderr
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/cassata: %w\n%s", err, stderr.String())
+	bin, err := testbin.Build(ctx, dir)
+	if err != nil {
+		return "", fmt.Errorf("%w; run from the repository or pass --cassata", err)
 	}
 	slog.Info("built cassata", "in", time.Since(start).Round(time.Millisecond))
 	return bin, nil
@@ -183,7 +66,7 @@ func buildCassata(ctx context.Context, dir string) (string, error) {
 
 // redisServer is the bench's own redis-server.
 type redisServer struct {
-	proc   *process
+	proc   *testproc.Proc
 	addr   string
 	client *redis.Client
 }
@@ -197,7 +80,7 @@ func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
 	}
 	var lastErr error
 	for range deployAttempts {
-		port, err := freePort()
+		port, err := testproc.FreePort()
 		if err != nil {
 			return nil, fmt.Errorf("pick redis port: %w", err)
 		}
@@ -214,9 +97,10 @@ func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		r := &redisServer{proc: p, addr: "127.0.0.1:" + strconv.Itoa(port)}
+		r := &redisServer{proc: p, addr: testproc.LoopbackAddr(port)}
 		r.client = redis.NewClient(&redis.Options{Addr: r.addr})
-		if lastErr = r.waitPing(ctx); lastErr == nil {
+		ping := func(ctx context.Context) error { return r.client.Ping(ctx).Err() }
+		if lastErr = p.WaitReady(ctx, 10*time.Second, ping); lastErr == nil {
 			slog.Info("redis-server ready", "addr", r.addr)
 			return r, nil
 		}
@@ -228,24 +112,6 @@ func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
 	return nil, lastErr
 }
 
-func (r *redisServer) waitPing(ctx context.Context) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if err := r.proc.exitedErr(); err != nil {
-			return err
-		}
-		if r.client.Ping(ctx).Err() == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server did not answer PING within 10s; last output:\n%s", r.proc.tail(20))
-		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
 func (r *redisServer) url() string { return "redis://" + r.addr + "/0" }
 
 func (r *redisServer) stop() {
@@ -255,7 +121,7 @@ func (r *redisServer) stop() {
 	if r.client != nil {
 		_ = r.client.Close()
 	}
-	r.proc.stop()
+	r.proc.Stop()
 }
 
 // usedMemory reads used_memory from INFO memory.
@@ -281,8 +147,8 @@ func parseUsedMemory(info string) (int64, error) {
 // deployment is one cassata server and its workers, all in one namespace.
 type deployment struct {
 	ns          string
-	server      *process
-	workers     []*process
+	server      *testproc.Proc
+	workers     []*testproc.Proc
 	api         *apiClient
 	serverAddr  string
 	workerAddrs []string
@@ -317,11 +183,11 @@ func (b *bench) tryDeploy(ctx context.Context, ns string, env []string, attempt 
 		}
 	}()
 
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	listen := "127.0.0.1:" + strconv.Itoa(port)
+	listen := testproc.LoopbackAddr(port)
 	d.server, err = startProcess("cassata server", b.bin,
 		[]string{"server", "--listen", listen},
 		append(slices.Clone(env), "CASSATA_LISTEN="+listen),
@@ -332,11 +198,11 @@ func (b *bench) tryDeploy(ctx context.Context, ns string, env []string, attempt 
 
 	var workerAddrs []string
 	for i := range b.opts.workers {
-		port, err := freePort()
+		port, err := testproc.FreePort()
 		if err != nil {
 			return nil, err
 		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
+		addr := testproc.LoopbackAddr(port)
 		w, err := startProcess(fmt.Sprintf("cassata worker %d", i+1), b.bin,
 			[]string{"worker", "--listen", addr}, env,
 			b.logPath(ns, attempt, fmt.Sprintf("worker%d", i+1)))
@@ -348,11 +214,11 @@ func (b *bench) tryDeploy(ctx context.Context, ns string, env []string, attempt 
 	}
 
 	base := "http://" + listen
-	if err := waitHTTP(ctx, base+"/readyz", d.server, readyTimeout); err != nil {
+	if err := d.server.WaitReady(ctx, readyTimeout, testproc.HTTP(base+"/readyz")); err != nil {
 		return nil, err
 	}
 	for i, w := range d.workers {
-		if err := waitHTTP(ctx, "http://"+workerAddrs[i]+"/healthz", w, readyTimeout); err != nil {
+		if err := w.WaitReady(ctx, readyTimeout, testproc.HTTP("http://"+workerAddrs[i]+"/healthz")); err != nil {
 			return nil, err
 		}
 	}
@@ -410,18 +276,20 @@ func (d *deployment) stop() {
 	}
 	done := make(chan struct{})
 	for _, w := range d.workers {
-		go func() { w.stop(); done <- struct{}{} }()
+		go func() { w.Stop(); done <- struct{}{} }()
 	}
 	for range d.workers {
 		<-done
 	}
-	d.server.stop()
+	if d.server != nil {
+		d.server.Stop()
+	}
 }
 
 // alive returns an error when any process of the deployment has exited.
 func (d *deployment) alive() error {
-	for _, p := range append([]*process{d.server}, d.workers...) {
-		if err := p.exitedErr(); err != nil {
+	for _, p := range append([]*testproc.Proc{d.server}, d.workers...) {
+		if err := p.Err(); err != nil {
 			return err
 		}
 	}

@@ -16,8 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/store/archive/mysqltest"
-	"github.com/cassata/cassata/store/redisstore/redistest"
+	"github.com/cassata/cassata/internal/mysqltest"
+	"github.com/cassata/cassata/internal/redistest"
+	"github.com/cassata/cassata/internal/testbin"
 )
 
 // TestShippedConfigurationsStart starts the built binary the ways an
@@ -37,7 +38,7 @@ func TestShippedConfigurationsStart(t *testing.T) {
 		}
 		t.Skip("redis-server not installed")
 	}
-	bin := buildCassata(t)
+	bin := testbin.BuildT(t)
 	t.Run("deploy", func(t *testing.T) {
 		t.Parallel()
 		testDeployFiles(t, bin)
@@ -85,7 +86,7 @@ func testDevLoopback(t *testing.T, bin string) {
 		}
 		ip := net.ParseIP(host)
 		p.waitReady(t) // the warning comes before the server serves
-		warned := strings.Contains(p.out.String(), "DEV MODE LISTENS BEYOND LOOPBACK")
+		warned := strings.Contains(p.Output(), "DEV MODE LISTENS BEYOND LOOPBACK")
 		if tt.loopback && (ip == nil || !ip.IsLoopback() || warned) {
 			t.Fatalf("%s: dev listens on %s (warned %v), want loopback", tt.name, addr, warned)
 		}
@@ -378,7 +379,7 @@ func testOriginalConfigStarts(t *testing.T, bin string) {
 	}
 	// The worker migrated the archive through the database section's DSN.
 	worker.waitFor(t, 30*time.Second, func() string {
-		if !strings.Contains(worker.out.String(), "archive ready") {
+		if !strings.Contains(worker.Output(), "archive ready") {
 			return "the worker has not migrated the archive yet"
 		}
 		return ""
@@ -388,8 +389,8 @@ func testOriginalConfigStarts(t *testing.T, bin string) {
 		t.Fatalf("archive tables in the original's database: %d, %v", tables, err)
 	}
 	for _, p := range []*cassataProc{server, worker} {
-		if strings.Contains(p.out.String(), "s3cr3t") {
-			t.Fatalf("%s logged the database password:\n%s", p.name, p.out.String())
+		if strings.Contains(p.Output(), "s3cr3t") {
+			t.Fatalf("%s logged the database password:\n%s", p.name, p.Output())
 		}
 	}
 }

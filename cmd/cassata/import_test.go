@@ -13,9 +13,9 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/cassata/cassata/internal/mysqltest"
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/store/archive"
-	"github.com/cassata/cassata/store/archive/mysqltest"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // originalTables are the original Cassata's tables (API.md §1) with three

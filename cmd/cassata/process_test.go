@@ -6,31 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// buildCassata builds this command into a directory of t and returns the
-// binary's path: the tests that start real processes run what ships.
-func buildCassata(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "cassata")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+	"github.com/cassata/cassata/internal/testproc"
+)
 
 // cassataProc is a cassata subprocess.
 type cassataProc struct {
-	name   string
-	cmd    *exec.Cmd
-	out    syncBuffer
-	exited chan struct{}
+	name string
+	*testproc.Proc
 }
 
 // startProc starts bin with args and exactly env (nothing of the test's
@@ -38,37 +24,19 @@ type cassataProc struct {
 // when the test ends and its output shown if the test failed.
 func startProc(t *testing.T, name, bin string, args, env []string) *cassataProc {
 	t.Helper()
-	p := &cassataProc{name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
-	p.cmd.Env = env
-	p.cmd.Dir = t.TempDir() // dev's SQLite archive goes there
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.SysProcAttr = sysProcAttr()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("%s (cassata %s) output:\n%s", p.name, strings.Join(args, " "), p.out.String())
-		}
-	})
-	return p
-}
-
-func (p *cassataProc) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
+	return &cassataProc{name: name, Proc: testproc.StartT(t, testproc.Config{
+		Name:          name + " (cassata " + strings.Join(args, " ") + ")",
+		Path:          bin,
+		Args:          args,
+		Env:           env,
+		Dir:           t.TempDir(), // dev's SQLite archive goes there
+		KillOnCleanup: true,
+	})}
 }
 
 // logged returns key of the first JSON log line with msg ("" : none yet).
 func (p *cassataProc) logged(msg, key string) string {
-	sc := bufio.NewScanner(strings.NewReader(p.out.String()))
+	sc := bufio.NewScanner(strings.NewReader(p.Output()))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		var rec map[string]any
@@ -87,8 +55,8 @@ func (p *cassataProc) waitFor(t *testing.T, timeout time.Duration, cond func() s
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if !p.running() {
-			t.Fatalf("%s exited (%s)", p.name, p.cmd.ProcessState)
+		if !p.Running() {
+			t.Fatalf("%s exited (%s)", p.name, p.State())
 		}
 		why := cond()
 		if why == "" {

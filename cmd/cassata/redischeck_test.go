@@ -1,39 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/cassata/cassata/internal/redistest"
+	"github.com/cassata/cassata/internal/testproc"
 	"github.com/cassata/cassata/luascripts"
 	"github.com/cassata/cassata/store/redisstore"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func newStore(t *testing.T, rs *redistest.Server) *redisstore.Store {
 	t.Helper()
@@ -56,7 +37,7 @@ func TestServerRefusesAnEvictingRedis(t *testing.T) {
 	}
 	t.Logf("refused in %s", time.Since(start).Round(time.Millisecond))
 
-	var logs syncBuffer
+	var logs testproc.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	st := newStore(t, rs)
 	if _, err := checkRedis(context.Background(), st, false, log); err == nil ||
@@ -81,7 +62,7 @@ func TestCheckRedisWarnsWithoutAOF(t *testing.T) {
 			opts = append(opts, redistest.WithAOF())
 		}
 		rs := redistest.Start(t, opts...)
-		var logs syncBuffer
+		var logs testproc.Buffer
 		if _, err := checkRedis(context.Background(), newStore(t, rs), false, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
 			t.Fatalf("aof=%v: checkRedis: %v", aof, err)
 		}
@@ -96,7 +77,7 @@ func TestCheckRedisWarnsWithoutAOF(t *testing.T) {
 func TestWatchRedisNoticesRestart(t *testing.T) {
 	rs := redistest.Start(t, redistest.WithAOF())
 	st := newStore(t, rs)
-	var logs syncBuffer
+	var logs testproc.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	ids, err := checkRedis(context.Background(), st, false, log)
 	if err != nil {

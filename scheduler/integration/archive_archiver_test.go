@@ -15,9 +15,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/mysqltest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive"
-	"github.com/cassata/cassata/store/archive/mysqltest"
 	"github.com/cassata/cassata/store/redisstore"
 )
 

@@ -22,9 +22,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/internal/mysqltest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive"
-	"github.com/cassata/cassata/store/archive/mysqltest"
 	"github.com/cassata/cassata/store/redisstore"
 )
 

@@ -38,10 +38,10 @@ func TestDeadWorkerRecoveredBeforeItsLeaseExpires(t *testing.T) {
 	e.schedule(e.event("dead-1"))
 	select {
 	case <-firstArrived:
-	case <-p.exited:
-		t.Fatalf("worker process exited before delivering:\n%s", p.out.String())
+	case <-p.Exited():
+		t.Fatalf("worker process exited before delivering:\n%s", p.Output())
 	case <-time.After(15 * time.Second):
-		t.Fatalf("first attempt never arrived; worker output:\n%s", p.out.String())
+		t.Fatalf("first attempt never arrived; worker output:\n%s", p.Output())
 	}
 	ev := e.get("dead-1")
 	if ev.Status != scheduler.StatusProcessing {
@@ -52,10 +52,10 @@ func TestDeadWorkerRecoveredBeforeItsLeaseExpires(t *testing.T) {
 	survivor := e.startWorker(nil, worker.Config{
 		Visibility: visibility, HeartbeatInterval: heartbeat, DeadAfter: deadAfter,
 	})
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := p.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-p.exited
+	<-p.Exited()
 	killed := time.Now()
 
 	arr := e.dest.waitArrivals(t, "dead-1", 2, 20*time.Second)

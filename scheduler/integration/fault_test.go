@@ -1,13 +1,10 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,60 +13,17 @@ import (
 
 	"github.com/cassata/cassata/scheduler/worker"
 
+	"github.com/cassata/cassata/internal/mysqltest"
+	"github.com/cassata/cassata/internal/redistest"
+	"github.com/cassata/cassata/internal/testbin"
 	"github.com/cassata/cassata/scheduler"
-	"github.com/cassata/cassata/store/archive/mysqltest"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
-
-// buildDir holds the cassata binary once a test has built it; TestMain removes it.
-var buildDir string
-
-// buildCassata builds cmd/cassata once per test binary run.
-var buildCassata = sync.OnceValues(func() (string, error) {
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	dir, err := os.MkdirTemp("", "cassata-integration-")
-	if err != nil {
-		return "", err
-	}
-	buildDir = dir
-	bin := filepath.Join(dir, "cassata")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cassata")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/cassata: %w\n%s", err, out)
-	}
-	return bin, nil
-})
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	mysqltest.StopShared()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
+	testbin.RemoveShared()
 	os.Exit(code)
-}
-
-// lockedBuffer collects a subprocess's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // workerProcess is a `cassata worker` subprocess.
@@ -104,18 +58,18 @@ func TestKilledWorkerProcessEventRedelivered(t *testing.T) {
 	e.schedule(e.event("crash-1"))
 	select {
 	case <-firstArrived:
-	case <-p.exited:
-		t.Fatalf("worker process exited before delivering:\n%s", p.out.String())
+	case <-p.Exited():
+		t.Fatalf("worker process exited before delivering:\n%s", p.Output())
 	case <-time.After(15 * time.Second):
-		t.Fatalf("first attempt never arrived; worker output:\n%s", p.out.String())
+		t.Fatalf("first attempt never arrived; worker output:\n%s", p.Output())
 	}
 	if ev := e.get("crash-1"); ev.Status != scheduler.StatusProcessing || ev.Attempts != 1 {
 		t.Fatalf("before the kill: status %s, attempts %d; want PROCESSING, 1", ev.Status, ev.Attempts)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := p.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-p.exited
+	<-p.Exited()
 	killed := time.Now()
 
 	e.startWorker(nil, worker.Config{Visibility: visibility})
@@ -165,22 +119,22 @@ func TestWorkerProcessSIGTERMHandsBack(t *testing.T) {
 	e.schedule(e.event("term-1"))
 	select {
 	case <-firstArrived:
-	case <-p.exited:
-		t.Fatalf("worker process exited before delivering:\n%s", p.out.String())
+	case <-p.Exited():
+		t.Fatalf("worker process exited before delivering:\n%s", p.Output())
 	case <-time.After(15 * time.Second):
-		t.Fatalf("first attempt never arrived; worker output:\n%s", p.out.String())
+		t.Fatalf("first attempt never arrived; worker output:\n%s", p.Output())
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	termed := time.Now()
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 	case <-time.After(15 * time.Second):
-		t.Fatalf("worker process still running 15s after SIGTERM; output:\n%s", p.out.String())
+		t.Fatalf("worker process still running 15s after SIGTERM; output:\n%s", p.Output())
 	}
 	t.Logf("worker process exited %s after SIGTERM (shutdown timeout 500ms)", time.Since(termed))
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := p.State().ExitCode(); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
 

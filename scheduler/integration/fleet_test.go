@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,8 +23,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/redistest"
+	"github.com/cassata/cassata/internal/testbin"
+	"github.com/cassata/cassata/internal/testproc"
 	"github.com/cassata/cassata/store/redisstore"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // The fleet tests run Cassata as it is deployed: several `cassata server`
@@ -51,30 +51,9 @@ type fleetOptions struct {
 
 // fleetProc is one cassata process of a fleet.
 type fleetProc struct {
-	name   string // "server-1", "worker-3"
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has been waited for
-	out    lockedBuffer
-	addr   string // servers: the host:port it listens on
-}
-
-func (p *fleetProc) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// tail returns the last lines of the process's output.
-func (p *fleetProc) tail(lines int) string {
-	out := strings.TrimRight(p.out.String(), "\n")
-	all := strings.Split(out, "\n")
-	if len(all) > lines {
-		all = append([]string{fmt.Sprintf("... (%d lines before)", len(all)-lines)}, all[len(all)-lines:]...)
-	}
-	return strings.Join(all, "\n")
+	name string // "server-1", "worker-3"
+	*testproc.Proc
+	addr string // servers: the host:port it listens on
 }
 
 // fleet is a set of running cassata processes.
@@ -92,7 +71,7 @@ type fleet struct {
 // ends; when the test failed, the tail of each one's output is logged.
 func startFleet(t *testing.T, opts fleetOptions) *fleet {
 	t.Helper()
-	bin, err := buildCassata()
+	bin, err := testbin.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,12 +81,11 @@ func startFleet(t *testing.T, opts fleetOptions) *fleet {
 	}}
 	t.Cleanup(func() {
 		for _, p := range f.all() {
-			_ = p.cmd.Process.Kill()
-			<-p.exited
+			p.Kill()
 		}
 		if t.Failed() {
 			for _, p := range f.all() {
-				t.Logf("%s (pid %d, %s) output, tail:\n%s", p.name, p.cmd.Process.Pid, p.cmd.ProcessState, p.tail(40))
+				t.Logf("%s (pid %d, %s) output, tail:\n%s", p.name, p.Pid(), p.State(), p.Tail(40))
 			}
 		}
 		f.client.CloseIdleConnections()
@@ -133,8 +111,8 @@ func startFleet(t *testing.T, opts fleetOptions) *fleet {
 
 	for _, p := range f.servers {
 		waitFor(t, 30*time.Second, func() string {
-			if !p.running() {
-				t.Fatalf("%s exited (%s) before it was ready:\n%s", p.name, p.cmd.ProcessState, p.tail(40))
+			if !p.Running() {
+				t.Fatalf("%s exited (%s) before it was ready:\n%s", p.name, p.State(), p.Tail(40))
 			}
 			resp, err := f.client.Get("http://" + p.addr + "/readyz")
 			if err != nil {
@@ -150,10 +128,10 @@ func startFleet(t *testing.T, opts fleetOptions) *fleet {
 	}
 	for _, p := range f.workers {
 		waitFor(t, 30*time.Second, func() string {
-			if !p.running() {
-				t.Fatalf("%s exited (%s) before it started:\n%s", p.name, p.cmd.ProcessState, p.tail(40))
+			if !p.Running() {
+				t.Fatalf("%s exited (%s) before it started:\n%s", p.name, p.State(), p.Tail(40))
 			}
-			if !strings.Contains(p.out.String(), `"msg":"worker started"`) {
+			if !strings.Contains(p.Output(), `"msg":"worker started"`) {
 				return p.name + " has not started its worker yet"
 			}
 			return ""
@@ -169,20 +147,19 @@ func (f *fleet) all() []*fleetProc { return append(slices.Clone(f.servers), f.wo
 func (f *fleet) startServer(t *testing.T, bin, name string, env []string) *fleetProc {
 	t.Helper()
 	for attempt := 0; ; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		port, err := testproc.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		addr := l.Addr().String()
-		l.Close()
+		addr := testproc.LoopbackAddr(port)
 		p := f.start(t, bin, name, append(slices.Clone(env), "CASSATA_LISTEN="+addr), "server")
 		p.addr = addr
 		// The server logs "listening" once it holds the port, or exits.
 		deadline := time.Now().Add(30 * time.Second)
-		for p.running() && !strings.Contains(p.out.String(), `"msg":"listening"`) && time.Now().Before(deadline) {
+		for p.Running() && !strings.Contains(p.Output(), `"msg":"listening"`) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if p.running() || attempt == 2 || !strings.Contains(p.out.String(), "address already in use") {
+		if p.Running() || attempt == 2 || !strings.Contains(p.Output(), "address already in use") {
 			return p
 		}
 	}
@@ -190,16 +167,13 @@ func (f *fleet) startServer(t *testing.T, bin, name string, env []string) *fleet
 
 func (f *fleet) start(t *testing.T, bin, name string, env []string, args ...string) *fleetProc {
 	t.Helper()
-	p := &fleetProc{name: name, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(env, f.opts.Env...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.SysProcAttr = sysProcAttr()
-	if err := p.cmd.Start(); err != nil {
+	// Not StartT: the fleet's own cleanup kills every process first and
+	// then logs only the tail of each one's output.
+	proc, err := testproc.Start(testproc.Config{Name: name, Path: bin, Args: args, Env: append(env, f.opts.Env...)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	return p
+	return &fleetProc{name: name, Proc: proc}
 }
 
 // fleetEvent is one event to schedule through the v1 API.
@@ -293,8 +267,8 @@ func (f *fleet) postBatch(ctx context.Context, srv *fleetProc, evs []fleetEvent)
 func (f *fleet) checkRunning(t *testing.T) {
 	t.Helper()
 	for _, p := range f.all() {
-		if !p.running() {
-			t.Errorf("%s exited during the test (%s)", p.name, p.cmd.ProcessState)
+		if !p.Running() {
+			t.Errorf("%s exited during the test (%s)", p.name, p.State())
 		}
 	}
 }
@@ -468,8 +442,8 @@ wait:
 		case <-tick.C:
 			// A process that died would only show as a timeout a minute later.
 			for _, p := range f.all() {
-				if !p.running() {
-					t.Fatalf("%s exited (%s) with %d of %d events delivered", p.name, p.cmd.ProcessState, sink.unique.Load(), n)
+				if !p.Running() {
+					t.Fatalf("%s exited (%s) with %d of %d events delivered", p.name, p.State(), sink.unique.Load(), n)
 				}
 			}
 		case <-deadline:
@@ -554,7 +528,7 @@ type fleetCPU struct {
 func (f *fleet) cpu(ctx context.Context, rdb redis.UniversalClient) fleetCPU {
 	c := fleetCPU{procs: map[string]time.Duration{}}
 	for _, p := range f.all() {
-		c.procs[p.name] = procCPU(p.cmd.Process.Pid)
+		c.procs[p.name] = procCPU(p.Pid())
 	}
 	var mu sync.Mutex
 	add := func(ctx context.Context, n *redis.Client) error {

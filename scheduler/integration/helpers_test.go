@@ -19,9 +19,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/redisstore"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // testApp is the application every test schedules under.

@@ -59,12 +59,12 @@ func TestStoppedWorkerSendsNothingAfterItsLease(t *testing.T) {
 	}
 	paused := time.Now()
 	time.Sleep(time.Until(due.Add(300 * time.Millisecond)))
-	if err := w.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := w.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() string {
-		if s := procState(w.pid()); s != "T" {
-			return fmt.Sprintf("worker (pid %d) in state %q after SIGSTOP, want T", w.pid(), s)
+		if s := procState(w.Pid()); s != "T" {
+			return fmt.Sprintf("worker (pid %d) in state %q after SIGSTOP, want T", w.Pid(), s)
 		}
 		return ""
 	})
@@ -79,7 +79,7 @@ func TestStoppedWorkerSendsNothingAfterItsLease(t *testing.T) {
 	}
 	leaseEnd := e.leaseDeadline(id)
 	time.Sleep(time.Until(leaseEnd.Add(time.Second)))
-	if err := w.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := w.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	resumed := time.Now()
@@ -99,10 +99,10 @@ func TestStoppedWorkerSendsNothingAfterItsLease(t *testing.T) {
 		t.Errorf("attempts %d, history %+v; want attempt 1 lease expired, attempt 2 delivered", got.Attempts, h)
 	}
 	if w.logField("lease ended before the request was sent: not sending it; the event is recovered after its lease", "id") != id {
-		t.Errorf("the worker did not log that it dropped the claim whose lease ended:\n%s", w.out.String())
+		t.Errorf("the worker did not log that it dropped the claim whose lease ended:\n%s", w.Output())
 	}
-	if !w.running() {
-		t.Errorf("the worker process exited:\n%s", w.out.String())
+	if !w.Running() {
+		t.Errorf("the worker process exited:\n%s", w.Output())
 	}
 	e.assertNothingInFlight()
 	if arr := e.dest.of(id); len(arr) > 0 {

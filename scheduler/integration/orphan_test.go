@@ -10,9 +10,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/redisstore"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // TestWorkerGivesBackLostClaims: an event in a live worker's processing

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/cassata/cassata/api"
-	"github.com/cassata/cassata/store/redisstore/redistest"
+	"github.com/cassata/cassata/internal/redistest"
 )
 
 // createResult is one create sent by TestRedisDownWhileScheduling.
@@ -101,8 +101,8 @@ func TestRedisDownWhileScheduling(t *testing.T) {
 				return ""
 			}
 		}
-		if !worker.running() {
-			t.Fatalf("worker process exited (%s):\n%s", worker.cmd.ProcessState, worker.out.String())
+		if !worker.Running() {
+			t.Fatalf("worker process exited (%s):\n%s", worker.State(), worker.Output())
 		}
 		return "no delivery since redis-server came back"
 	})
@@ -219,8 +219,8 @@ func TestRedisDownWhileScheduling(t *testing.T) {
 		t.Errorf("creates during the outage: p99 %s, max %s; want 503s within a second", p99, maxDuring)
 	}
 
-	if !worker.running() || !server.running() {
-		t.Fatalf("a process exited: worker running %v, server running %v", worker.running(), server.running())
+	if !worker.Running() || !server.Running() {
+		t.Fatalf("a process exited: worker running %v, server running %v", worker.Running(), server.Running())
 	}
 	server.waitReady(t, 10*time.Second)
 	worker.waitReady(t, 10*time.Second)

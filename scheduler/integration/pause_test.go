@@ -72,19 +72,19 @@ func TestPausedWorkerIsFenced(t *testing.T) {
 	e.schedule(e.event(id))
 	select {
 	case <-firstArrived:
-	case <-w1.exited:
-		t.Fatalf("worker 1 exited before delivering:\n%s", w1.out.String())
+	case <-w1.Exited():
+		t.Fatalf("worker 1 exited before delivering:\n%s", w1.Output())
 	case <-time.After(15 * time.Second):
-		t.Fatalf("first attempt never arrived; worker 1 output:\n%s", w1.out.String())
+		t.Fatalf("first attempt never arrived; worker 1 output:\n%s", w1.Output())
 	}
 	arrived := time.Now()
 
-	if err := w1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := w1.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() string {
-		if s := procState(w1.pid()); s != "T" {
-			return fmt.Sprintf("worker 1 (pid %d) in state %q after SIGSTOP, want T", w1.pid(), s)
+		if s := procState(w1.Pid()); s != "T" {
+			return fmt.Sprintf("worker 1 (pid %d) in state %q after SIGSTOP, want T", w1.Pid(), s)
 		}
 		return ""
 	})
@@ -101,8 +101,8 @@ func TestPausedWorkerIsFenced(t *testing.T) {
 	redelivered := arr[1].At
 	done := e.waitStatus(id, scheduler.StatusCompleted, 10*time.Second)
 	completed := time.Now()
-	if procState(w1.pid()) != "T" {
-		t.Fatalf("worker 1 is no longer stopped (state %q)", procState(w1.pid()))
+	if procState(w1.Pid()) != "T" {
+		t.Fatalf("worker 1 is no longer stopped (state %q)", procState(w1.Pid()))
 	}
 	if len(done.History) != 2 {
 		t.Fatalf("history before worker 1 resumes: %+v, want the expired lease and the redelivery", done.History)
@@ -116,7 +116,7 @@ func TestPausedWorkerIsFenced(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first request was not answered: its connection closed early")
 	}
-	if err := w1.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := w1.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	resumed := time.Now()
@@ -141,8 +141,8 @@ func TestPausedWorkerIsFenced(t *testing.T) {
 	if n := len(e.dest.of(id)); n != 2 {
 		t.Errorf("%d deliveries, want 2 (worker 1 must not deliver again)", n)
 	}
-	if !w1.running() || !w2.running() {
-		t.Errorf("a worker process exited: worker 1 running %v, worker 2 running %v", w1.running(), w2.running())
+	if !w1.Running() || !w2.Running() {
+		t.Errorf("a worker process exited: worker 1 running %v, worker 2 running %v", w1.Running(), w2.Running())
 	}
 
 	// The history as the API shows it: the expired lease of worker 1's

@@ -8,19 +8,19 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/internal/testbin"
+	"github.com/cassata/cassata/internal/testproc"
 )
 
 // cassataProcess is a `cassata server` or `cassata worker` subprocess.
 type cassataProcess struct {
-	mode   string
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has been waited for
-	out    lockedBuffer
+	mode string
+	*testproc.Proc
 }
 
 // startCassata builds cmd/cassata (once) and starts `cassata <mode>` on the
@@ -32,13 +32,11 @@ type cassataProcess struct {
 // before building.
 func startCassata(t *testing.T, e *env, mode string, extraEnv ...string) *cassataProcess {
 	t.Helper()
-	bin, err := buildCassata()
+	bin, err := testbin.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cassataProcess{mode: mode, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, mode, "--listen", "127.0.0.1:0")
-	p.cmd.Env = append(os.Environ(),
+	env := append(os.Environ(),
 		"CASSATA_REDIS_URL="+e.redis.URL(),
 		"CASSATA_NAMESPACE="+e.ns,
 		"CASSATA_BLOCK_PRIVATE=off",
@@ -46,47 +44,27 @@ func startCassata(t *testing.T, e *env, mode string, extraEnv ...string) *cassat
 	)
 	switch mode {
 	case "worker":
-		p.cmd.Env = append(p.cmd.Env,
+		env = append(env,
 			"CASSATA_POLL_INTERVAL=200ms",
 			"CASSATA_ARCHIVE_DSN=sqlite://"+filepath.Join(t.TempDir(), "archive.db"),
 		)
 	case "server":
-		p.cmd.Env = append(p.cmd.Env, "CASSATA_AUTH=off")
+		env = append(env, "CASSATA_AUTH=off")
 	}
-	p.cmd.Env = append(p.cmd.Env, extraEnv...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.SysProcAttr = sysProcAttr()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill() // also ends a stopped (SIGSTOP) process
-		<-p.exited
-		if t.Failed() {
-			t.Logf("%s process %d output:\n%s", p.mode, p.cmd.Process.Pid, p.out.String())
-		}
-	})
-	return p
-}
-
-// pid returns the process id.
-func (p *cassataProcess) pid() int { return p.cmd.Process.Pid }
-
-// running reports whether the process has not exited.
-func (p *cassataProcess) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
+	return &cassataProcess{mode: mode, Proc: testproc.StartT(t, testproc.Config{
+		Name: mode + " process",
+		Path: bin,
+		Args: []string{mode, "--listen", "127.0.0.1:0"},
+		Env:  append(env, extraEnv...),
+		// Also ends a stopped (SIGSTOP) process.
+		KillOnCleanup: true,
+	})}
 }
 
 // logField returns the value of key in the first JSON log line whose msg is
 // msg, or "" when there is none yet.
 func (p *cassataProcess) logField(msg, key string) string {
-	sc := bufio.NewScanner(strings.NewReader(p.out.String()))
+	sc := bufio.NewScanner(strings.NewReader(p.Output()))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -113,8 +91,8 @@ func (p *cassataProcess) waitLog(t testing.TB, msg, key string, timeout time.Dur
 		if v = p.logField(msg, key); v != "" {
 			return ""
 		}
-		if !p.running() {
-			t.Fatalf("%s process exited (%s) before logging %q:\n%s", p.mode, p.cmd.ProcessState, msg, p.out.String())
+		if !p.Running() {
+			t.Fatalf("%s process exited (%s) before logging %q:\n%s", p.mode, p.State(), msg, p.Output())
 		}
 		return fmt.Sprintf("%s process has not logged %q with %s yet", p.mode, msg, key)
 	})
@@ -153,8 +131,8 @@ func (p *cassataProcess) probe(t testing.TB, path string) (int, []byte, error) {
 func (p *cassataProcess) waitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	waitFor(t, timeout, func() string {
-		if !p.running() {
-			t.Fatalf("%s process exited (%s):\n%s", p.mode, p.cmd.ProcessState, p.out.String())
+		if !p.Running() {
+			t.Fatalf("%s process exited (%s):\n%s", p.mode, p.State(), p.Output())
 		}
 		code, body, err := p.probe(t, "/readyz")
 		if err != nil || code != http.StatusOK {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cassata/cassata/api"
-	"github.com/cassata/cassata/store/redisstore/redistest"
+	"github.com/cassata/cassata/internal/redistest"
 )
 
 // TestRedisRestartWithPendingEvents schedules 10,000 events through a
@@ -42,7 +42,7 @@ func testRedisRestart(t *testing.T, crash bool) {
 	pids := make([]int, len(procs))
 	for i, p := range procs {
 		p.waitReady(t, 30*time.Second)
-		pids[i] = p.pid()
+		pids[i] = p.Pid()
 	}
 	base := server.baseURL(t)
 
@@ -114,8 +114,8 @@ func testRedisRestart(t *testing.T, crash bool) {
 
 	// The same processes recovered by themselves and are ready again.
 	for i, p := range procs {
-		if !p.running() || p.pid() != pids[i] {
-			t.Fatalf("%s process %d is gone (%s):\n%s", p.mode, pids[i], p.cmd.ProcessState, p.out.String())
+		if !p.Running() || p.Pid() != pids[i] {
+			t.Fatalf("%s process %d is gone (%s):\n%s", p.mode, pids[i], p.State(), p.Output())
 		}
 		p.waitReady(t, 15*time.Second)
 		if code, body, err := p.probe(t, "/healthz"); err != nil || code != http.StatusOK {

@@ -25,11 +25,11 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/mysqltest"
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive"
-	"github.com/cassata/cassata/store/archive/mysqltest"
 	"github.com/cassata/cassata/store/redisstore"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 func TestMain(m *testing.M) {

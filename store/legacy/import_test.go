@@ -15,9 +15,9 @@ import (
 
 	"github.com/cassata/cassata/scheduler/delivery"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/legacy"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // run is one import run against a fresh connection to the source.

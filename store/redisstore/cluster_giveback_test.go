@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // testClusterGiveBack gives back a worker's lost claims on every shard of a

@@ -13,9 +13,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/luascripts"
 	"github.com/cassata/cassata/scheduler"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // The store on a real 3-master Redis Cluster: every operation must route

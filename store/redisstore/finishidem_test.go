@@ -9,8 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // outboxKinds counts the outbox entries of one event by kind.

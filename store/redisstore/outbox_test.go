@@ -11,8 +11,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // An outbox bundle runs on miniredis (its clock pinned to now, moved by

@@ -1,6 +1,6 @@
 // Package e2e holds the end-to-end tests of the admin UI: a real headless
 // Chromium, driven from Go with chromedp, against the whole system in one
-// process — a real redis-server (store/redisstore/redistest), a SQLite
+// process — a real redis-server (internal/redistest), a SQLite
 // archive, a worker and an archiver delivering to a local destination, and
 // the API engine with the UI mounted on it, served on 127.0.0.1.
 //

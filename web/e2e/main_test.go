@@ -6,7 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/cassata/cassata/store/archive/mysqltest"
+	"github.com/cassata/cassata/internal/mysqltest"
 )
 
 func TestMain(m *testing.M) {

@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/internal/mysqltest"
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive"
-	"github.com/cassata/cassata/store/archive/mysqltest"
 	"github.com/cassata/cassata/store/redisstore"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 	"github.com/cassata/cassata/web"
 )
 
@@ -47,7 +47,7 @@ type system struct {
 }
 
 // archiveEnv=mysql puts the archive on a MariaDB that the tests start
-// (store/archive/mysqltest) instead of a SQLite file, e.g. for the load
+// (internal/mysqltest) instead of a SQLite file, e.g. for the load
 // times of BenchmarkEventsPage on the production database.
 const archiveEnv = "CASSATA_E2E_ARCHIVE"
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/store/archive/mysqltest"
+	"github.com/cassata/cassata/internal/mysqltest"
 )
 
 func TestMain(m *testing.M) {

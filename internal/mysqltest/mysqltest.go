@@ -47,11 +47,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/cassata/cassata/internal/testproc"
 )
 
 const (
@@ -65,8 +66,6 @@ const (
 
 	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL.
 	StopTimeout = 20 * time.Second
-
-	portAttempts = 5
 )
 
 // Process is one mariadbd/mysqld process on a free loopback port with its
@@ -78,11 +77,10 @@ type Process struct {
 	dir string // data/, tmp/, socket, pid file, error log
 	own bool   // dir was created by StartProcess: Close removes it
 
-	mu     sync.Mutex
-	port   int
-	cmd    *exec.Cmd
-	exited chan struct{}
-	admin  *sql.DB
+	mu    sync.Mutex
+	port  int
+	proc  *testproc.Proc // nil until started
+	admin *sql.DB
 }
 
 // Server is a Process started for a test; Start and Shared register its
@@ -233,18 +231,16 @@ func (p *Process) Admin() *sql.DB {
 }
 
 // Kill sends SIGKILL, simulating a crash, and waits for the process to exit.
-func (p *Process) Kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.signalAndWait(syscall.SIGKILL, 0)
-}
+func (p *Process) Kill() { p.current().Kill() }
 
 // Stop shuts the server down cleanly (SIGTERM) and waits for it, sending
 // SIGKILL after StopTimeout. Its files stay; a Server can Restart.
-func (p *Process) Stop() {
+func (p *Process) Stop() { p.current().Stop() }
+
+func (p *Process) current() *testproc.Proc {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.signalAndWait(syscall.SIGTERM, StopTimeout)
+	return p.proc
 }
 
 // Close closes the Admin pool, stops the server and, when StartProcess
@@ -266,15 +262,7 @@ func (p *Process) Close() {
 // restart launches the server again on its port and data directory, after
 // stopping a running one.
 func (p *Process) restart() error {
-	p.Stop()
-	var err error
-	for range portAttempts {
-		if err = p.launch(p.Port()); err == nil || !errors.Is(err, errAddrInUse) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
+	if err := p.current().RestartReady(p.waitReady); err != nil {
 		return fmt.Errorf("restart on port %d: %w", p.Port(), err)
 	}
 	return nil
@@ -283,8 +271,7 @@ func (p *Process) restart() error {
 var (
 	// ErrNoBinary is StartProcess's error when neither server binary is
 	// installed (on PATH or in the usual sbin directories).
-	ErrNoBinary  = errors.New("neither mariadbd nor mysqld is installed")
-	errAddrInUse = errors.New("address already in use")
+	ErrNoBinary = errors.New("neither mariadbd nor mysqld is installed")
 )
 
 // sbinDirs are searched after PATH: Debian installs the server in /usr/sbin,
@@ -364,22 +351,11 @@ func StartProcess(dir string) (*Process, error) {
 		cleanup()
 		return nil, err
 	}
-	var lastErr error
-	for range portAttempts {
-		port, err := freePort()
-		if err != nil {
-			cleanup()
-			return nil, fmt.Errorf("pick port: %w", err)
-		}
-		if lastErr = p.launch(port); lastErr == nil {
-			return p, nil
-		}
-		if !errors.Is(lastErr, errAddrInUse) {
-			break
-		}
+	if err := testproc.OnFreePort(p.launch); err != nil {
+		cleanup()
+		return nil, err
 	}
-	cleanup()
-	return nil, lastErr
+	return p, nil
 }
 
 const socketName = "mysqld.sock"
@@ -444,10 +420,6 @@ func isMariaDB(bin string) bool {
 // connection. On failure the process is gone and the error carries the tail
 // of the error log.
 func (p *Process) launch(port int) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-
-	errLog := filepath.Join(p.dir, "error.log")
 	args := []string{
 		"--no-defaults", // must come first: ignore /etc/mysql entirely
 		"--datadir=" + filepath.Join(p.dir, "data"),
@@ -457,7 +429,7 @@ func (p *Process) launch(port int) error {
 		"--socket=" + filepath.Join(p.dir, socketName),
 		"--tmpdir=" + filepath.Join(p.dir, "tmp"),
 		"--pid-file=" + filepath.Join(p.dir, "mysqld.pid"),
-		"--log-error=" + errLog,
+		"--log-error=" + p.errLog(),
 		"--skip-name-resolve",
 		"--character-set-server=utf8mb4",
 		"--collation-server=utf8mb4_bin",
@@ -469,53 +441,44 @@ func (p *Process) launch(port int) error {
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
-	cmd := exec.Command(p.bin, args...)
-	cmd.Dir = p.dir
-	cmd.SysProcAttr = sysProcAttr()
-	logFile, err := os.OpenFile(filepath.Join(p.dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	c, err := testproc.Start(testproc.Config{
+		Name:    filepath.Base(p.bin),
+		Path:    p.bin,
+		Args:    args,
+		Dir:     p.dir,
+		LogPath: filepath.Join(p.dir, "stdout.log"),
+		Grace:   StopTimeout,
+	})
 	if err != nil {
 		return err
 	}
-	defer logFile.Close() // the child keeps its own descriptor
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	p.port, p.cmd, p.exited = port, cmd, exited
+	p.mu.Lock()
+	p.port, p.proc = port, c
+	p.mu.Unlock()
+	return p.waitReady(c)
+}
 
+func (p *Process) errLog() string { return filepath.Join(p.dir, "error.log") }
+
+// waitReady waits until the server accepts a connection. When it does not,
+// the process is killed; ErrAddrInUse says its port was taken.
+func (p *Process) waitReady(c *testproc.Proc) error {
+	p.mu.Lock()
 	cfg := p.rootConfigLocked()
+	p.mu.Unlock()
 	cfg.Timeout = time.Second
 	db := sql.OpenDB(mustConnector(cfg))
 	defer db.Close()
-	deadline := time.Now().Add(StartTimeout)
-	for {
-		select {
-		case <-exited:
-			p.cmd = nil
-			log := tail(readFile(errLog))
-			if bytes.Contains(log, []byte("Address already in use")) || bytes.Contains(log, []byte("Do you already have another")) {
-				return fmt.Errorf("port %d: %w", port, errAddrInUse)
-			}
-			return fmt.Errorf("%s exited during start-up (%s); error log:\n%s", filepath.Base(p.bin), cmd.ProcessState, log)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := db.PingContext(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			p.signalAndWait(syscall.SIGKILL, 0)
-			return fmt.Errorf("no connection to 127.0.0.1:%d within %s (last error: %v); error log:\n%s", port, StartTimeout, err, tail(readFile(errLog)))
-		}
-		time.Sleep(25 * time.Millisecond)
+	err := c.WaitReady(context.Background(), StartTimeout, db.PingContext)
+	if err == nil {
+		return nil
 	}
+	c.Kill()
+	log := tail(readFile(p.errLog()))
+	if bytes.Contains(log, []byte("Address already in use")) || bytes.Contains(log, []byte("Do you already have another")) {
+		return fmt.Errorf("%s: %w", cfg.Addr, testproc.ErrAddrInUse)
+	}
+	return fmt.Errorf("%w; error log:\n%s", err, log)
 }
 
 // rootConfigLocked reads p.port; callers hold p.mu or own p exclusively.
@@ -540,37 +503,6 @@ func mustConnector(cfg *mysql.Config) driver.Connector {
 		panic(err) // only for an impossible configuration
 	}
 	return c
-}
-
-// signalAndWait signals the running process and waits for it to exit; with
-// a positive grace it escalates to SIGKILL after grace. Callers hold p.mu.
-func (p *Process) signalAndWait(sig syscall.Signal, grace time.Duration) {
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(sig)
-	if grace > 0 {
-		select {
-		case <-p.exited:
-		case <-time.After(grace):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	} else {
-		<-p.exited
-	}
-	p.cmd = nil
-}
-
-// freePort asks the kernel for an unused loopback port. Another process may
-// take it before the server binds it; start retries in that case.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func readFile(path string) []byte {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/internal/testproc"
 )
 
 const (
@@ -94,44 +97,29 @@ func StartCluster(t testing.TB, masters int, opts ...Option) *Cluster {
 func startNode(t testing.TB, bin string, cfg config) *Server {
 	t.Helper()
 	s := &Server{bin: bin, dir: t.TempDir()}
-	base := []string{
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--daemonize", "no",
-		"--logfile", "",
+	base := append(baseArgs(s.dir, cfg),
 		"--cluster-enabled", "yes",
 		"--cluster-config-file", "nodes.conf",
 		"--cluster-node-timeout", strconv.FormatInt(ClusterNodeTimeout.Milliseconds(), 10),
-	}
-	if cfg.aof {
-		base = append(base, "--appendonly", "yes", "--appendfsync", "everysec")
-	}
+	)
 	t.Cleanup(s.shutdown)
 
-	var lastErr error
-	for range portAttempts {
-		port, err1 := freePort()
-		bus, err2 := freePort()
-		if err := errors.Join(err1, err2); err != nil {
-			t.Fatalf("redistest: pick ports: %v", err)
+	err := testproc.OnFreePort(func(port int) error {
+		bus, err := testproc.FreePort()
+		if err != nil {
+			return err
 		}
 		if port == bus {
-			continue
+			return fmt.Errorf("client and bus port %d: %w", port, testproc.ErrAddrInUse)
 		}
 		// The bus port stays fixed across Restart, like the client port.
-		s.args = append(append(append([]string(nil), base...), "--cluster-port", strconv.Itoa(bus)), cfg.args...)
-		lastErr = s.launch(port)
-		if lastErr == nil {
-			return s
-		}
-		if !errors.Is(lastErr, errAddrInUse) {
-			break
-		}
+		s.args = append(append(slices.Clone(base), "--cluster-port", strconv.Itoa(bus)), cfg.args...)
+		return s.launch(port)
+	})
+	if err != nil {
+		t.Fatalf("redistest: start cluster node: %v", err)
 	}
-	t.Fatalf("redistest: start cluster node: %v", lastErr)
-	return nil
+	return s
 }
 
 // Nodes returns the masters in the order their slots were assigned: the

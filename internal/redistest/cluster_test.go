@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cassata/cassata/store/redisstore/redistest"
+	"github.com/cassata/cassata/internal/redistest"
 )
 
 func TestStartCluster(t *testing.T) {
