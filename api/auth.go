@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/cassata/cassata/scheduler/tenant"
@@ -93,9 +94,33 @@ func KeyAuth(apps *tenant.Apps, admin string) Authorizer {
 	return NewKeyAuth(apps, KeyAuthConfig{AdminToken: admin})
 }
 
-// NewKeyAuth is KeyAuth with every setting.
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c KeyAuthConfig) WithDefaults() KeyAuthConfig {
+	c.JWT = c.JWT.WithDefaults()
+	return c
+}
+
+// Validate reports the invalid fields of a config, after WithDefaults.
+func (c KeyAuthConfig) Validate() error {
+	var errs []error
+	if strings.ContainsFunc(c.AdminToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		errs = append(errs, errors.New("auth: AdminToken must not contain spaces or control characters (it is sent as a bearer token)"))
+	}
+	if err := c.JWT.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("auth: JWT: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// NewKeyAuth is KeyAuth with every setting. Settings Validate refuses are
+// the caller's to report first; here the JWT policy falls back to its
+// defaults rather than accept every lifetime.
 func NewKeyAuth(apps *tenant.Apps, cfg KeyAuthConfig) Authorizer {
-	return keyAuth{apps: apps, admin: newAdminToken(cfg.AdminToken), jwt: cfg.JWT.WithDefaults()}
+	cfg = cfg.WithDefaults()
+	if cfg.JWT.Validate() != nil {
+		cfg.JWT = tenant.JWTPolicy{}.WithDefaults()
+	}
+	return keyAuth{apps: apps, admin: newAdminToken(cfg.AdminToken), jwt: cfg.JWT}
 }
 
 func (a keyAuth) Authenticate(ctx context.Context, token string) (Principal, error) {

@@ -7,6 +7,8 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -63,22 +65,46 @@ type API struct {
 
 func init() { gin.SetMode(gin.ReleaseMode) }
 
-// New returns an API.
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.DefaultMaxAttempts <= 0 {
+		c.DefaultMaxAttempts = scheduler.DefaultMaxAttempts
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Gatherer == nil {
+		c.Gatherer = prometheus.DefaultGatherer
+	}
+	if c.Clock == nil {
+		c.Clock = scheduler.SystemClock{}
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = DefaultRateLimit
+	}
+	return c
+}
+
+// Validate reports the invalid fields of a config, after WithDefaults.
+// (A nil Scheduler is allowed: a worker's API serves only /healthz,
+// /readyz and /metrics.)
+func (c Config) Validate() error {
+	var errs []error
+	if c.DefaultMaxAttempts > scheduler.MaxMaxAttempts {
+		errs = append(errs, fmt.Errorf("api: DefaultMaxAttempts must be at most %d, not %d", scheduler.MaxMaxAttempts, c.DefaultMaxAttempts))
+	}
+	if c.RateBurst < 0 {
+		errs = append(errs, fmt.Errorf("api: RateBurst must not be negative, not %d", c.RateBurst))
+	}
+	return errors.Join(errs...)
+}
+
+// New returns an API. It panics on a config Validate refuses (a
+// programming error: the command line is validated before).
 func New(cfg Config) *API {
-	if cfg.DefaultMaxAttempts <= 0 {
-		cfg.DefaultMaxAttempts = scheduler.DefaultMaxAttempts
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Gatherer == nil {
-		cfg.Gatherer = prometheus.DefaultGatherer
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = scheduler.SystemClock{}
-	}
-	if cfg.RateLimit == 0 {
-		cfg.RateLimit = DefaultRateLimit
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		panic(err)
 	}
 	a := &API{cfg: cfg, sched: cfg.Scheduler, log: cfg.Logger, ready: &readyLog{log: cfg.Logger, now: cfg.Clock.Now}}
 	if cfg.RateLimit > 0 {

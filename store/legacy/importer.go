@@ -1,7 +1,6 @@
 package legacy
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -93,25 +92,46 @@ type Importer struct {
 	ledger *ledger
 }
 
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.PageSize == 0 {
+		c.PageSize = DefaultPageSize
+	}
+	if c.PageBytes == 0 {
+		c.PageBytes = DefaultPageBytes
+	}
+	c.Limits = c.Limits.WithDefaults()
+	if c.Clock == nil {
+		c.Clock = scheduler.SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first invalid field of a config, after WithDefaults.
+func (c Config) Validate() error {
+	if c.Archive == nil && !c.DryRun {
+		return errors.New("import: an archive is required (CASSATA_ARCHIVE_DSN): finished events and the import ledger live there")
+	}
+	if c.Scheduler == nil && !c.DryRun {
+		return errors.New("import: a scheduler is required")
+	}
+	if c.PageSize < 0 || c.PageBytes < 0 {
+		return errors.New("import: page size and bytes must not be negative")
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("import: Limits: %w", err)
+	}
+	return nil
+}
+
 // New returns an Importer for cfg.
 func New(cfg Config) (*Importer, error) {
-	if cfg.Archive == nil && !cfg.DryRun {
-		return nil, errors.New("import: an archive is required (CASSATA_ARCHIVE_DSN): finished events and the import ledger live there")
-	}
-	if cfg.Scheduler == nil && !cfg.DryRun {
-		return nil, errors.New("import: a scheduler is required")
-	}
-	if cfg.PageSize < 0 || cfg.PageBytes < 0 {
-		return nil, errors.New("import: page size and bytes must not be negative")
-	}
-	cfg.PageSize = cmp.Or(cfg.PageSize, DefaultPageSize)
-	cfg.PageBytes = cmp.Or(cfg.PageBytes, DefaultPageBytes)
-	cfg.Limits = cfg.Limits.WithDefaults()
-	if cfg.Clock == nil {
-		cfg.Clock = scheduler.SystemClock{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	im := &Importer{cfg: cfg, conv: converter{limits: cfg.Limits, guard: cfg.Guard, now: cfg.Clock.Now}}
 	if cfg.Archive != nil {
