@@ -13,6 +13,27 @@ local function now_ms(arg)
   return now
 end
 
+-- F names the fields of an event hash, FIELDS lists them in the codec's
+-- order: the order in which scripts return an event (event_values). Both
+-- mirror the table of store/redisstore/codec.go, which says what each field
+-- holds and how; F is keyed by the Go field name in snake case.
+-- TestPreludeMirrorsCodec fails when the two sides differ.
+local F = {
+  url = 'u', method = 'm', headers = 'h', body = 'b', due_at = 'd', status = 's',
+  attempts = 'a', max_attempts = 'x', timeout = 'to', min_backoff = 'bn',
+  max_backoff = 'bx', created_at = 'c', updated_at = 't', finished_at = 'f',
+  last_status_code = 'lc', last_error = 'le', worker = 'w', history = 'hi',
+}
+local FIELDS = {
+  F.url, F.method, F.headers, F.body, F.due_at, F.status,
+  F.attempts, F.max_attempts, F.timeout, F.min_backoff,
+  F.max_backoff, F.created_at, F.updated_at, F.finished_at,
+  F.last_status_code, F.last_error, F.worker, F.history,
+}
+-- AT gives a field's position in FIELDS.
+local AT = {}
+for i, f in ipairs(FIELDS) do AT[f] = i end
+
 -- Long values of an event hash (url u, headers h, body b, history hi, last
 -- error le) are stored in chunks of at most CHUNK bytes: field f holds the
 -- first, f..'1', f..'2', ... the next ones, so the hash of an ordinary event
@@ -22,7 +43,7 @@ end
 -- as before; writers delete the chunks an older, longer value left. The Go
 -- side (store/redisstore/chunks.go) uses the same layout and constants.
 local CHUNK, MAX_CHUNKS = 64, 16
-local LONG = {'u', 'h', 'b', 'hi', 'le'}
+local LONG = {F.url, F.headers, F.body, F.history, F.last_error}
 
 local function chunk_field(f, i)
   if i == 0 then return f end
@@ -41,6 +62,28 @@ local function long_join(k, f, v0, v1)
     i = i + 1
   end
   return table.concat(parts)
+end
+
+-- event_values returns event hash k as the codec decodes it (decodeValues
+-- in store/redisstore/codec.go): the values of FIELDS in order, long values
+-- joined, false (a nil reply) where a field is absent. One HMGET reads every
+-- field and the second chunk of each long one.
+local function event_values(k)
+  local ask = {unpack(FIELDS)}
+  for _, f in ipairs(LONG) do ask[#ask + 1] = f .. '1' end
+  local v = redis.call('HMGET', k, unpack(ask))
+  local out = {}
+  for i = 1, #FIELDS do out[i] = v[i] end
+  for j, f in ipairs(LONG) do
+    out[AT[f]] = long_join(k, f, v[AT[f]], v[#FIELDS + j])
+  end
+  return out
+end
+
+-- append_event appends event_values(k) to the reply list res.
+local function append_event(res, k)
+  for _, v in ipairs(event_values(k)) do res[#res + 1] = v end
+  return res
 end
 
 -- long_get returns field f of hash k with its chunks joined (false when absent).

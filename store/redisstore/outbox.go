@@ -200,7 +200,7 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 		if b, ok := v["b"].(string); ok {
 			f["b"] = b
 		}
-		ev, err := decode(app, id, f)
+		ev, err := decodeHash(app, id, f)
 		if err != nil {
 			r.Kind = ""
 			return r
