@@ -284,7 +284,7 @@ func (s *Store) GetMany(ctx context.Context, ids []scheduler.Ident) ([]*schedule
 
 // changedEvent reads the reply of a script that changes an event (cancel,
 // requeue): {1, status, the event's values} when it did, {0, status} when
-// the event's status forbids it, {-1, ''} when there is no such event.
+// the event's status forbids it, {-1, ""} when there is no such event.
 func changedEvent(op, app, id string, res []any, err error) (*scheduler.Event, error) {
 	if err != nil {
 		return nil, unavailable(op, err)
