@@ -2,7 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,23 +17,47 @@ import (
 
 // commandCounter is a go-redis hook counting the commands a client sends
 // (each command of a pipeline counts), so tests and benchmarks can see the
-// round trips an operation costs.
-type commandCounter struct{ n atomic.Int64 }
+// round trips an operation costs. It keeps the names of the last ones.
+type commandCounter struct {
+	n     atomic.Int64
+	mu    sync.Mutex
+	names []string
+}
 
 func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.n.Add(1)
+		c.record(cmd)
 		return next(ctx, cmd)
 	}
 }
 
 func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.n.Add(int64(len(cmds)))
+		for _, cmd := range cmds {
+			c.record(cmd)
+		}
 		return next(ctx, cmds)
 	}
+}
+
+func (c *commandCounter) record(cmd redis.Cmder) {
+	c.n.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.names) >= 64 {
+		c.names = c.names[1:]
+	}
+	c.names = append(c.names, cmd.Name())
+}
+
+// since returns the names of the commands sent since take returned n0.
+func (c *commandCounter) since(n0 int64) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := int(c.n.Load() - n0)
+	return slices.Clone(c.names[max(0, len(c.names)-k):])
 }
 
 // BenchmarkEventOps measures the operations that change an event, through
