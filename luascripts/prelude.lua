@@ -143,7 +143,7 @@ end
 -- exist. schedule.lua leaves the status out of a new event (bytes per
 -- pending event is a design target): a hash without one is PENDING.
 local function status_of(k)
-  local s = redis.call('HGET', k, 's')
+  local s = redis.call('HGET', k, F.status)
   if s then return s end
   if redis.call('EXISTS', k) == 1 then return 'PENDING' end
   return false
@@ -157,8 +157,8 @@ local function xadd_final(stream, member, k, created, now, status, line)
   local all = hgetall_joined(k)
   local ev, body = {}, nil
   for i = 1, #all, 2 do
-    if all[i] == 'b' then body = all[i + 1]
-    elseif all[i] ~= 'hi' then ev[#ev + 1] = all[i]; ev[#ev + 1] = all[i + 1] end
+    if all[i] == F.body then body = all[i + 1]
+    elseif all[i] ~= F.history then ev[#ev + 1] = all[i]; ev[#ev + 1] = all[i + 1] end
   end
   local args = {stream, '*', 'm', member, 'k', 'final', 'c', created or '', 't', now, 's', status,
     'h', line or '', 'ev', cjson.encode(ev)}
@@ -185,7 +185,7 @@ end
 -- the call was applied before: held then says how it counted), the hash's
 -- s, w, a, c, t, and the line as recorded.
 local function finish_attempt(k, stream, member, worker, attempt, line)
-  local cur = redis.call('HMGET', k, 's', 'w', 'a', 'c', 't')
+  local cur = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.created_at, F.updated_at)
   if cur[1] == false then
     if redis.call('EXISTS', k) == 0 then return nil, false, cur, line end
     cur[1] = 'PENDING' -- as created: see status_of
@@ -193,13 +193,13 @@ local function finish_attempt(k, stream, member, worker, attempt, line)
   local stale = line
   if line == '{}' then stale = '{"stale":true}'
   elseif string.sub(line, -1) == '}' then stale = string.sub(line, 1, -2) .. ',"stale":true}' end
-  local hist = long_get(k, 'hi') or ''
+  local hist = long_get(k, F.history) or ''
   local lines = '\n' .. hist
   if string.find(lines, '\n' .. line .. '\n', 1, true) then return true, true, cur, line end
   if string.find(lines, '\n' .. stale .. '\n', 1, true) then return false, true, cur, stale end
   local held = cur[1] == 'PROCESSING' and cur[2] == worker and cur[3] == attempt
   if not held then line = stale end
-  long_set(k, 'hi', hist .. line .. '\n')
+  long_set(k, F.history, hist .. line .. '\n')
   if not held then
     redis.call('XADD', stream, '*', 'm', member, 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
       's', cur[1], 'h', line)
