@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,7 +64,8 @@ func (c *commandCounter) since(n0 int64) []string {
 // BenchmarkEventOps measures the operations that change an event, through
 // the Scheduler as the API calls them, on a real redis-server: create,
 // claim (one event per call, one shard so every call finds one), cancel then retry, and run now. Besides
-// ns/op it reports cmds/op, the Redis commands each operation sent.
+// ns/op it reports cmds/op, the Redis commands each operation sent, and
+// server-µs/op, the time redis-server spent on them.
 //
 //	go test ./store/redisstore -run '^$' -bench BenchmarkEventOps
 func BenchmarkEventOps(b *testing.B) {
@@ -96,13 +98,44 @@ func BenchmarkEventOps(b *testing.B) {
 			}
 		}
 	}
+	// serverUsec is the time redis-server spent running commands since
+	// the last CONFIG RESETSTAT (INFO commandstats): less disturbed than
+	// ns/op by other processes competing for the CPU.
+	admin := srv.Client()
+	serverUsec := func(b *testing.B) float64 {
+		info, err := admin.Info(ctx, "commandstats").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var total float64
+		for _, line := range strings.Split(info, "\n") {
+			name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
+			if !ok || !strings.HasPrefix(name, "cmdstat_") || name == "cmdstat_info" || name == "cmdstat_config" {
+				continue
+			}
+			for _, kv := range strings.Split(stats, ",") {
+				if v, ok := strings.CutPrefix(kv, "usec="); ok {
+					n, _ := strconv.ParseFloat(v, 64)
+					total += n
+				}
+			}
+		}
+		return total
+	}
+	resetStats := func(b *testing.B) {
+		if err := admin.ConfigResetStat(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
 	report := func(b *testing.B, cc *commandCounter, start int64) {
 		b.ReportMetric(float64(cc.n.Load()-start)/float64(b.N), "cmds/op")
+		b.ReportMetric(serverUsec(b)/float64(b.N), "server-µs/op")
 	}
 
 	b.Run("create", func(b *testing.B) {
 		_, sched, cc := setup(b)
 		start := cc.n.Load()
+		resetStats(b)
 		b.ResetTimer()
 		for i := range b.N {
 			if _, _, err := sched.Create(ctx, newEv(i), scheduler.CreateOptions{}); err != nil {
@@ -116,6 +149,7 @@ func BenchmarkEventOps(b *testing.B) {
 		st, sched, cc := setup(b)
 		fill(b, sched, b.N)
 		start := cc.n.Load()
+		resetStats(b)
 		b.ResetTimer()
 		got := 0
 		for got < b.N {
@@ -127,11 +161,13 @@ func BenchmarkEventOps(b *testing.B) {
 		}
 		b.StopTimer()
 		b.ReportMetric(float64(cc.n.Load()-start)/float64(got), "cmds/event")
+		b.ReportMetric(serverUsec(b)/float64(got), "server-µs/event")
 	})
 	b.Run("cancel+retry", func(b *testing.B) {
 		_, sched, cc := setup(b)
 		fill(b, sched, 1)
 		start := cc.n.Load()
+		resetStats(b)
 		b.ResetTimer()
 		for range b.N {
 			if _, err := sched.Cancel(ctx, "bench", "e0"); err != nil {
@@ -148,6 +184,7 @@ func BenchmarkEventOps(b *testing.B) {
 		_, sched, cc := setup(b)
 		fill(b, sched, 1)
 		start := cc.n.Load()
+		resetStats(b)
 		b.ResetTimer()
 		for range b.N {
 			if _, err := sched.RunNow(ctx, "bench", "e0"); err != nil {
