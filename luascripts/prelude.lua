@@ -30,9 +30,6 @@ local FIELDS = {
   F.max_backoff, F.created_at, F.updated_at, F.finished_at,
   F.last_status_code, F.last_error, F.worker, F.history,
 }
--- AT gives a field's position in FIELDS.
-local AT = {}
-for i, f in ipairs(FIELDS) do AT[f] = i end
 
 -- Long values of an event hash (url u, headers h, body b, history hi, last
 -- error le) are stored in chunks of at most CHUNK bytes: field f holds the
@@ -68,16 +65,19 @@ end
 -- in store/redisstore/codec.go): the values of FIELDS in order, long values
 -- joined, false (a nil reply) where a field is absent. One HMGET reads every
 -- field and the second chunk of each long one.
+-- Its second result gives a field's position in the first. (Built here, not
+-- at the top of the prelude, so only scripts that return an event pay.)
 local function event_values(k)
-  local ask = {unpack(FIELDS)}
+  local ask, at = {}, {}
+  for i, f in ipairs(FIELDS) do ask[i] = f; at[f] = i end
   for _, f in ipairs(LONG) do ask[#ask + 1] = f .. '1' end
   local v = redis.call('HMGET', k, unpack(ask))
   local out = {}
   for i = 1, #FIELDS do out[i] = v[i] end
   for j, f in ipairs(LONG) do
-    out[AT[f]] = long_join(k, f, v[AT[f]], v[#FIELDS + j])
+    out[at[f]] = long_join(k, f, v[at[f]], v[#FIELDS + j])
   end
-  return out
+  return out, at
 end
 
 -- append_event appends event_values(k) to the reply list res.

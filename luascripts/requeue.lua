@@ -28,9 +28,9 @@ redis.call('HSET', KEYS[1], F.status, 'PENDING', F.due_at, now, F.updated_at, no
 redis.call('HDEL', KEYS[1], F.finished_at, F.worker)
 if ARGV[6] == '1' then redis.call('HSET', KEYS[1], F.attempts, 0) end
 redis.call('ZADD', KEYS[2], now, ARGV[1])
-local ev = event_values(KEYS[1])
-redis.call('XADD', KEYS[3], '*', 'm', ARGV[1], 'k', 'requeue', 'c', ev[AT[F.created_at]] or '', 't', now,
-  's', 'PENDING', 'd', now, 'a', ev[AT[F.attempts]] or '0')
+local ev, at = event_values(KEYS[1])
+redis.call('XADD', KEYS[3], '*', 'm', ARGV[1], 'k', 'requeue', 'c', ev[at[F.created_at]] or '', 't', now,
+  's', 'PENDING', 'd', now, 'a', ev[at[F.attempts]] or '0')
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 local res = {1, 'PENDING'}
 for _, v in ipairs(ev) do res[#res + 1] = v end
