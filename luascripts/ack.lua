@@ -31,7 +31,7 @@ if dup then return held and 1 or 0 end
 if not held then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LREM', KEYS[3], 1, ARGV[1])
-redis.call('HSET', KEYS[1], 's', ARGV[4], 'lc', ARGV[5], 't', now, 'f', now)
-long_set(KEYS[1], 'le', ARGV[6])
+redis.call('HSET', KEYS[1], F.status, ARGV[4], F.last_status_code, ARGV[5], F.updated_at, now, F.finished_at, now)
+long_set(KEYS[1], F.last_error, ARGV[6])
 xadd_final(KEYS[4], ARGV[1], KEYS[1], cur[4], now, ARGV[4], ARGV[7])
 return 1

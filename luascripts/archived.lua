@@ -21,7 +21,7 @@ for i = 4, #ARGV, 3 do
   redis.call('XDEL', KEYS[1], id)
   if m ~= '' then
     local k = ARGV[3] .. m
-    local f = redis.call('HMGET', k, 's', 'f')
+    local f = redis.call('HMGET', k, F.status, F.finished_at)
     -- Only the archived outcome starts the window: skip an event retried
     -- since (live again) or finished again (its newer outcome is not archived yet).
     if final[f[1]] and f[2] and f[2] == t then
@@ -29,7 +29,7 @@ for i = 4, #ARGV, 3 do
       -- A delivered event's body is needed only for reads now, and the
       -- archive has it: Redis lets it go (reads take it from the archive).
       -- A failed one keeps it for a retry.
-      if f[1] == 'COMPLETED' then long_trim(k, 'b', 0) end
+      if f[1] == 'COMPLETED' then long_trim(k, F.body, 0) end
     end
   end
 end

@@ -11,10 +11,10 @@
 --
 -- Each claimed member leaves `due`, joins the worker's list and `lease`
 -- (score = now + visibility), becomes PROCESSING with attempts + 1.
--- Returns {now, next_due, n, then n times: member, attempts, url, method,
--- headers, body, due, max_attempts, timeout, min_backoff, max_backoff, created}
--- (url, headers and body with their chunks joined)
--- where next_due is the earliest remaining due time (-1 when none), so the
+-- Returns {now, next_due, n, then n times: member, the claimed event}, the
+-- event as event_values gives it (prelude.lua: FIELDS in order, long values
+-- joined, nil where absent), so it decodes as Get would read it, and
+-- next_due is the earliest remaining due time (-1 when none), so the
 -- worker can sleep until exactly then on the server's clock.
 local now = now_ms(ARGV[1])
 local deadline = now + tonumber(ARGV[3])
@@ -25,17 +25,12 @@ for _, m in ipairs(members) do
   redis.call('ZREM', KEYS[1], m)
   local k = ARGV[5] .. m
   if redis.call('EXISTS', k) == 1 then
-    local a = redis.call('HINCRBY', k, 'a', 1)
-    redis.call('HSET', k, 's', 'PROCESSING', 'w', ARGV[4], 't', now)
+    redis.call('HINCRBY', k, F.attempts, 1)
+    redis.call('HSET', k, F.status, 'PROCESSING', F.worker, ARGV[4], F.updated_at, now)
     redis.call('ZADD', KEYS[2], deadline, m)
     redis.call('RPUSH', KEYS[3], m)
-    local f = redis.call('HMGET', k, 'u', 'm', 'h', 'b', 'd', 'x', 'to', 'bn', 'bx', 'c', 'u1', 'h1', 'b1')
-    f[1] = long_join(k, 'u', f[1], f[11])
-    f[3] = long_join(k, 'h', f[3], f[12])
-    f[4] = long_join(k, 'b', f[4], f[13])
     res[#res + 1] = m
-    res[#res + 1] = a
-    for i = 1, 10 do res[#res + 1] = f[i] or '' end
+    append_event(res, k)
     n = n + 1
   end
 end

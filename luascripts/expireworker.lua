@@ -14,7 +14,7 @@ local now = now_ms(ARGV[1])
 local n = 0
 for _, m in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   local lease = redis.call('ZSCORE', KEYS[2], m)
-  if lease and tonumber(lease) > now and redis.call('HGET', ARGV[2] .. m, 'w') == ARGV[3] then
+  if lease and tonumber(lease) > now and redis.call('HGET', ARGV[2] .. m, F.worker) == ARGV[3] then
     redis.call('ZADD', KEYS[2], 'XX', now, m)
     n = n + 1
   end

@@ -10,7 +10,7 @@
 --
 -- Returns the new lease deadline in ms, or 0 when the caller lost the lease.
 local now = now_ms(ARGV[4])
-local cur = redis.call('HMGET', KEYS[1], 's', 'w', 'a')
+local cur = redis.call('HMGET', KEYS[1], F.status, F.worker, F.attempts)
 if cur[1] ~= 'PROCESSING' or cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
   return 0
 end

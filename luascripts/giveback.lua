@@ -35,7 +35,7 @@ local n = 0
 for _, m in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   if not held[m] then
     local k = ARGV[3] .. m
-    local f = redis.call('HMGET', k, 's', 'w', 'a', 't', 'd')
+    local f = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.updated_at, F.due_at)
     local lease = redis.call('ZSCORE', KEYS[2], m)
     if f[1] ~= 'PROCESSING' or f[2] ~= ARGV[4] then
       redis.call('LREM', KEYS[1], 0, m)
@@ -44,8 +44,8 @@ for _, m in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
       redis.call('ZREM', KEYS[2], m)
       local a = tonumber(f[3]) or 0
       if a > 0 then a = a - 1 end
-      redis.call('HSET', k, 's', 'PENDING', 'a', a, 't', now)
-      redis.call('HDEL', k, 'w')
+      redis.call('HSET', k, F.status, 'PENDING', F.attempts, a, F.updated_at, now)
+      redis.call('HDEL', k, F.worker)
       redis.call('ZADD', KEYS[3], tonumber(f[5]) or now, m)
       n = n + 1
     end

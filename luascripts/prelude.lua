@@ -13,6 +13,24 @@ local function now_ms(arg)
   return now
 end
 
+-- F names the fields of an event hash, FIELDS lists them in the codec's
+-- order: the order in which scripts return an event (event_values). Both
+-- mirror the table of store/redisstore/codec.go, which says what each field
+-- holds and how; F is keyed by the Go field name in snake case.
+-- TestPreludeMirrorsCodec fails when the two sides differ.
+local F = {
+  url = 'u', method = 'm', headers = 'h', body = 'b', due_at = 'd', status = 's',
+  attempts = 'a', max_attempts = 'x', timeout = 'to', min_backoff = 'bn',
+  max_backoff = 'bx', created_at = 'c', updated_at = 't', finished_at = 'f',
+  last_status_code = 'lc', last_error = 'le', worker = 'w', history = 'hi',
+}
+local FIELDS = {
+  F.url, F.method, F.headers, F.body, F.due_at, F.status,
+  F.attempts, F.max_attempts, F.timeout, F.min_backoff,
+  F.max_backoff, F.created_at, F.updated_at, F.finished_at,
+  F.last_status_code, F.last_error, F.worker, F.history,
+}
+
 -- Long values of an event hash (url u, headers h, body b, history hi, last
 -- error le) are stored in chunks of at most CHUNK bytes: field f holds the
 -- first, f..'1', f..'2', ... the next ones, so the hash of an ordinary event
@@ -22,7 +40,7 @@ end
 -- as before; writers delete the chunks an older, longer value left. The Go
 -- side (store/redisstore/chunks.go) uses the same layout and constants.
 local CHUNK, MAX_CHUNKS = 64, 16
-local LONG = {'u', 'h', 'b', 'hi', 'le'}
+local LONG = {F.url, F.headers, F.body, F.history, F.last_error}
 
 local function chunk_field(f, i)
   if i == 0 then return f end
@@ -41,6 +59,31 @@ local function long_join(k, f, v0, v1)
     i = i + 1
   end
   return table.concat(parts)
+end
+
+-- event_values returns event hash k as the codec decodes it (decodeValues
+-- in store/redisstore/codec.go): the values of FIELDS in order, long values
+-- joined, false (a nil reply) where a field is absent. One HMGET reads every
+-- field and the second chunk of each long one.
+-- Its second result gives a field's position in the first. (Built here, not
+-- at the top of the prelude, so only scripts that return an event pay.)
+local function event_values(k)
+  local ask, at = {}, {}
+  for i, f in ipairs(FIELDS) do ask[i] = f; at[f] = i end
+  for _, f in ipairs(LONG) do ask[#ask + 1] = f .. '1' end
+  local v = redis.call('HMGET', k, unpack(ask))
+  local out = {}
+  for i = 1, #FIELDS do out[i] = v[i] end
+  for j, f in ipairs(LONG) do
+    out[at[f]] = long_join(k, f, v[at[f]], v[#FIELDS + j])
+  end
+  return out, at
+end
+
+-- append_event appends event_values(k) to the reply list res.
+local function append_event(res, k)
+  for _, v in ipairs(event_values(k)) do res[#res + 1] = v end
+  return res
 end
 
 -- long_get returns field f of hash k with its chunks joined (false when absent).
@@ -100,7 +143,7 @@ end
 -- exist. schedule.lua leaves the status out of a new event (bytes per
 -- pending event is a design target): a hash without one is PENDING.
 local function status_of(k)
-  local s = redis.call('HGET', k, 's')
+  local s = redis.call('HGET', k, F.status)
   if s then return s end
   if redis.call('EXISTS', k) == 1 then return 'PENDING' end
   return false
@@ -114,8 +157,8 @@ local function xadd_final(stream, member, k, created, now, status, line)
   local all = hgetall_joined(k)
   local ev, body = {}, nil
   for i = 1, #all, 2 do
-    if all[i] == 'b' then body = all[i + 1]
-    elseif all[i] ~= 'hi' then ev[#ev + 1] = all[i]; ev[#ev + 1] = all[i + 1] end
+    if all[i] == F.body then body = all[i + 1]
+    elseif all[i] ~= F.history then ev[#ev + 1] = all[i]; ev[#ev + 1] = all[i + 1] end
   end
   local args = {stream, '*', 'm', member, 'k', 'final', 'c', created or '', 't', now, 's', status,
     'h', line or '', 'ev', cjson.encode(ev)}
@@ -142,7 +185,7 @@ end
 -- the call was applied before: held then says how it counted), the hash's
 -- s, w, a, c, t, and the line as recorded.
 local function finish_attempt(k, stream, member, worker, attempt, line)
-  local cur = redis.call('HMGET', k, 's', 'w', 'a', 'c', 't')
+  local cur = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.created_at, F.updated_at)
   if cur[1] == false then
     if redis.call('EXISTS', k) == 0 then return nil, false, cur, line end
     cur[1] = 'PENDING' -- as created: see status_of
@@ -150,13 +193,13 @@ local function finish_attempt(k, stream, member, worker, attempt, line)
   local stale = line
   if line == '{}' then stale = '{"stale":true}'
   elseif string.sub(line, -1) == '}' then stale = string.sub(line, 1, -2) .. ',"stale":true}' end
-  local hist = long_get(k, 'hi') or ''
+  local hist = long_get(k, F.history) or ''
   local lines = '\n' .. hist
   if string.find(lines, '\n' .. line .. '\n', 1, true) then return true, true, cur, line end
   if string.find(lines, '\n' .. stale .. '\n', 1, true) then return false, true, cur, stale end
   local held = cur[1] == 'PROCESSING' and cur[2] == worker and cur[3] == attempt
   if not held then line = stale end
-  long_set(k, 'hi', hist .. line .. '\n')
+  long_set(k, F.history, hist .. line .. '\n')
   if not held then
     redis.call('XADD', stream, '*', 'm', member, 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
       's', cur[1], 'h', line)

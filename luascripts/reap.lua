@@ -19,20 +19,20 @@ local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, to
 for _, m in ipairs(members) do
   redis.call('ZREM', KEYS[1], m)
   local k = ARGV[3] .. m
-  local f = redis.call('HMGET', k, 's', 'w', 'a', 'x', 'c')
+  local f = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.max_attempts, F.created_at)
   if f[2] then redis.call('LREM', ARGV[4] .. f[2], 1, m) end
   if f[1] == 'PROCESSING' then
     local a = tonumber(f[3]) or 0
     local line = '{"attempt":' .. a .. ',"at":' .. now .. ',"error":"lease expired","worker":' .. cjson.encode(f[2] or '') .. '}'
-    long_set(k, 'hi', (long_get(k, 'hi') or '') .. line .. '\n')
-    long_set(k, 'le', 'lease expired')
-    redis.call('HSET', k, 'lc', '', 't', now)
-    redis.call('HDEL', k, 'w')
+    long_set(k, F.history, (long_get(k, F.history) or '') .. line .. '\n')
+    long_set(k, F.last_error, 'lease expired')
+    redis.call('HSET', k, F.last_status_code, '', F.updated_at, now)
+    redis.call('HDEL', k, F.worker)
     if a >= (tonumber(f[4]) or tonumber(ARGV[5])) then
-      redis.call('HSET', k, 's', 'SERVICE_UNAVAILABLE', 'f', now)
+      redis.call('HSET', k, F.status, 'SERVICE_UNAVAILABLE', F.finished_at, now)
       xadd_final(KEYS[3], m, k, f[5], now, 'SERVICE_UNAVAILABLE', line)
     else
-      redis.call('HSET', k, 's', 'PENDING', 'd', now)
+      redis.call('HSET', k, F.status, 'PENDING', F.due_at, now)
       redis.call('ZADD', KEYS[2], now, m)
       redis.call('XADD', KEYS[3], '*', 'm', m, 'k', 'attempt', 'c', f[5] or '', 't', now,
         's', 'PENDING', 'd', now, 'h', line)

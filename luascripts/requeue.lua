@@ -15,20 +15,23 @@
 -- Appends a 'requeue' entry to the outbox. The hash loses any expiry: it is
 -- live again.
 --
--- Returns {1, 'PENDING'}, {0, status} when the status is not allowed,
--- {-1, ''} when the event does not exist. (COMPLETED, whose body is dropped,
--- is never allowed.)
+-- Returns {1, 'PENDING', the event as event_values gives it} (the caller
+-- answers with it, without reading it again), {0, status} when the status
+-- is not allowed, {-1, ''} when the event does not exist. (COMPLETED, whose
+-- body is dropped, is never allowed.)
 local s = status_of(KEYS[1])
 if s == false then return {-1, ''} end
 if not string.find(' ' .. ARGV[5] .. ' ', ' ' .. s .. ' ', 1, true) then return {0, s} end
 local now = now_ms(ARGV[2])
 redis.call('PERSIST', KEYS[1])
-redis.call('HSET', KEYS[1], 's', 'PENDING', 'd', now, 't', now)
-redis.call('HDEL', KEYS[1], 'f', 'w')
-if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'a', 0) end
+redis.call('HSET', KEYS[1], F.status, 'PENDING', F.due_at, now, F.updated_at, now)
+redis.call('HDEL', KEYS[1], F.finished_at, F.worker)
+if ARGV[6] == '1' then redis.call('HSET', KEYS[1], F.attempts, 0) end
 redis.call('ZADD', KEYS[2], now, ARGV[1])
-local f = redis.call('HMGET', KEYS[1], 'c', 'a')
-redis.call('XADD', KEYS[3], '*', 'm', ARGV[1], 'k', 'requeue', 'c', f[1] or '', 't', now, 's', 'PENDING',
-  'd', now, 'a', f[2] or '0')
+local ev, at = event_values(KEYS[1])
+redis.call('XADD', KEYS[3], '*', 'm', ARGV[1], 'k', 'requeue', 'c', ev[at[F.created_at]] or '', 't', now,
+  's', 'PENDING', 'd', now, 'a', ev[at[F.attempts]] or '0')
 redis.call('PUBLISH', ARGV[3], ARGV[4])
-return {1, 'PENDING'}
+local res = {1, 'PENDING'}
+for _, v in ipairs(ev) do res[#res + 1] = v end
+return res

@@ -33,8 +33,8 @@ redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'c', cur[4] or ''
   's', 'PENDING', 'd', due, 'h', line)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LREM', KEYS[3], 1, ARGV[1])
-redis.call('HSET', KEYS[1], 's', 'PENDING', 'd', due, 'lc', ARGV[5], 't', now)
-long_set(KEYS[1], 'le', ARGV[6])
-redis.call('HDEL', KEYS[1], 'w')
+redis.call('HSET', KEYS[1], F.status, 'PENDING', F.due_at, due, F.last_status_code, ARGV[5], F.updated_at, now)
+long_set(KEYS[1], F.last_error, ARGV[6])
+redis.call('HDEL', KEYS[1], F.worker)
 zadd_wake(KEYS[5], due, ARGV[1], now, ARGV[11], ARGV[9], ARGV[10])
 return due

@@ -280,7 +280,7 @@ func (s *Scheduler) Cancel(ctx context.Context, app, id string) (*Event, error) 
 	if !ValidApp(app) || !ValidID(id) {
 		return nil, ErrNotFound
 	}
-	err := s.store.Cancel(ctx, app, id, time.Time{})
+	ev, err := s.store.Cancel(ctx, app, id, time.Time{})
 	if errors.Is(err, ErrNotFound) && s.archive != nil {
 		// Only finished runs leave Redis: say which status it finished in.
 		ev, aerr := s.archive.Get(ctx, app, id)
@@ -292,7 +292,7 @@ func (s *Scheduler) Cancel(ctx context.Context, app, id string) (*Event, error) 
 	if err != nil {
 		return nil, err
 	}
-	return s.store.Get(ctx, app, id)
+	return ev, nil
 }
 
 // Retry puts a FAILED, SERVICE_UNAVAILABLE or CANCELLED event back to
@@ -332,13 +332,15 @@ func (s *Scheduler) Retry(ctx context.Context, app, id string) (*Event, error) {
 	// requeue entry, dated now, tells the archive the run is PENDING again
 	// (due now, no attempts, not finished) and dates the Redis copy. When a
 	// worker claimed it already, its own entries tell the archive instead.
-	if err := s.store.Requeue(ctx, app, id, []Status{StatusPending}, true, time.Time{}); err != nil {
-		var se *StatusError
-		if !errors.As(err, &se) {
-			return nil, err
-		}
+	ev, err = s.store.Requeue(ctx, app, id, []Status{StatusPending}, true, time.Time{})
+	var se *StatusError
+	if errors.As(err, &se) {
+		// A worker claimed the revived event between the create and the
+		// requeue, so the requeue returned no event: read the one that is
+		// there now (PROCESSING, or already finished).
+		return s.store.Get(ctx, app, id)
 	}
-	return s.store.Get(ctx, app, id)
+	return ev, err
 }
 
 // Search finds events in the archive (which the outbox keeps in step with
@@ -401,8 +403,5 @@ func (s *Scheduler) requeue(ctx context.Context, app, id string, allowed []Statu
 	if !ValidApp(app) || !ValidID(id) {
 		return nil, ErrNotFound
 	}
-	if err := s.store.Requeue(ctx, app, id, allowed, reset, time.Time{}); err != nil {
-		return nil, err
-	}
-	return s.store.Get(ctx, app, id)
+	return s.store.Requeue(ctx, app, id, allowed, reset, time.Time{})
 }

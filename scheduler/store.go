@@ -22,11 +22,13 @@ type Store interface {
 	// GetMany returns the live events of many identities in one round trip,
 	// each as Get returns it, nil where Redis no longer has one.
 	GetMany(ctx context.Context, ids []Ident) ([]*Event, error)
-	// Cancel cancels a PENDING event: ErrNotFound or *StatusError otherwise.
-	Cancel(ctx context.Context, app, id string, now time.Time) error
+	// Cancel cancels a PENDING event and returns it as cancelled (as Get
+	// would read it): ErrNotFound or *StatusError otherwise.
+	Cancel(ctx context.Context, app, id string, now time.Time) (*Event, error)
 	// Requeue makes an event in one of the allowed statuses PENDING and due
-	// now, resetting its attempts when asked: ErrNotFound or *StatusError otherwise.
-	Requeue(ctx context.Context, app, id string, allowed []Status, resetAttempts bool, now time.Time) error
+	// now, resetting its attempts when asked, and returns it as requeued (as
+	// Get would read it): ErrNotFound or *StatusError otherwise.
+	Requeue(ctx context.Context, app, id string, allowed []Status, resetAttempts bool, now time.Time) (*Event, error)
 
 	// Workers lists the workers whose last heartbeat is newer than since.
 	Workers(ctx context.Context, since time.Time) ([]WorkerInfo, error)

@@ -27,8 +27,16 @@ const (
 	maxChunks = 16
 )
 
-// longFields are the fields that may be chunked.
-var longFields = []string{"u", "h", "b", "hi", "le"}
+// longFields are the fields that may be chunked (codec.go marks them).
+var longFields = func() []string {
+	var out []string
+	for _, f := range eventFields {
+		if f.long {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}()
 
 // chunkField is the field of chunk i of field f.
 func chunkField(f string, i int) string {

@@ -321,7 +321,7 @@ func testClusterCreate(t *testing.T, c *redistest.Cluster) {
 
 	// Cancel on every shard; twice is a conflict.
 	for _, id := range single {
-		if err := e.store.Cancel(ctx, testApp, id, e.now); err != nil {
+		if _, err := e.store.Cancel(ctx, testApp, id, e.now); err != nil {
 			t.Fatalf("Cancel %s: %v", id, err)
 		}
 		if st := e.status(id); st != scheduler.StatusCancelled {
@@ -329,10 +329,10 @@ func testClusterCreate(t *testing.T, c *redistest.Cluster) {
 		}
 	}
 	var se *scheduler.StatusError
-	if err := e.store.Cancel(ctx, testApp, single[0], e.now); !errors.As(err, &se) || se.Status != scheduler.StatusCancelled {
+	if _, err := e.store.Cancel(ctx, testApp, single[0], e.now); !errors.As(err, &se) || se.Status != scheduler.StatusCancelled {
 		t.Errorf("second Cancel: %v, want a StatusError CANCELLED", err)
 	}
-	if err := e.store.Cancel(ctx, testApp, "missing", e.now); !errors.Is(err, scheduler.ErrNotFound) {
+	if _, err := e.store.Cancel(ctx, testApp, "missing", e.now); !errors.Is(err, scheduler.ErrNotFound) {
 		t.Errorf("Cancel missing: %v, want ErrNotFound", err)
 	}
 
@@ -426,7 +426,7 @@ func testClusterLifecycle(t *testing.T, c *redistest.Cluster) {
 		if i%5 != 2 {
 			continue
 		}
-		if err := e.store.Requeue(ctx, testApp, id, []scheduler.Status{scheduler.StatusFailed}, true, at); err != nil {
+		if _, err := e.store.Requeue(ctx, testApp, id, []scheduler.Status{scheduler.StatusFailed}, true, at); err != nil {
 			t.Fatalf("Requeue %s: %v", id, err)
 		}
 		if ev, _ := e.store.Get(ctx, testApp, id); ev.Status != scheduler.StatusPending || ev.Attempts != 0 {
@@ -434,7 +434,7 @@ func testClusterLifecycle(t *testing.T, c *redistest.Cluster) {
 		}
 	}
 	var se *scheduler.StatusError
-	if err := e.store.Requeue(ctx, testApp, ids[0], []scheduler.Status{scheduler.StatusFailed}, true, at); !errors.As(err, &se) {
+	if _, err := e.store.Requeue(ctx, testApp, ids[0], []scheduler.Status{scheduler.StatusFailed}, true, at); !errors.As(err, &se) {
 		t.Errorf("Requeue COMPLETED: %v, want a StatusError", err)
 	}
 	// Requeued (due now) and reaped (due at the reap) events are claimable again.

@@ -72,13 +72,13 @@ func TestPendingWithoutStatus(t *testing.T) {
 		if err != nil || many[0] == nil || many[0].Status != scheduler.StatusPending || many[1] != nil {
 			t.Fatalf("GetMany = %v, %v", many, err)
 		}
-		if err := b.store.Cancel(ctx, testApp, "p", b.now); err != nil {
+		if _, err := b.store.Cancel(ctx, testApp, "p", b.now); err != nil {
 			t.Fatalf("Cancel: %v", err)
 		}
 		if got := b.get(t, "p"); got.Status != scheduler.StatusCancelled {
 			t.Fatalf("after Cancel status = %q", got.Status)
 		}
-		if err := b.store.Cancel(ctx, testApp, "none", b.now); !errors.Is(err, scheduler.ErrNotFound) {
+		if _, err := b.store.Cancel(ctx, testApp, "none", b.now); !errors.Is(err, scheduler.ErrNotFound) {
 			t.Fatalf("Cancel of a missing event = %v", err)
 		}
 	})
@@ -87,18 +87,18 @@ func TestPendingWithoutStatus(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		b.create(t, newEvent("r", b.at(time.Hour), b.now))
-		if err := b.store.Requeue(ctx, testApp, "r", []scheduler.Status{scheduler.StatusPending}, false, b.now); err != nil {
+		if _, err := b.store.Requeue(ctx, testApp, "r", []scheduler.Status{scheduler.StatusPending}, false, b.now); err != nil {
 			t.Fatalf("Requeue: %v", err)
 		}
 		if score, ok := zscore(t, b.mr, b.dueKey("r"), "app/r"); !ok || int64(score) != b.now.UnixMilli() {
 			t.Fatalf("due score = %v, %v; want now", score, ok)
 		}
-		err := b.store.Requeue(ctx, testApp, "none", []scheduler.Status{scheduler.StatusPending}, false, b.now)
+		_, err := b.store.Requeue(ctx, testApp, "none", []scheduler.Status{scheduler.StatusPending}, false, b.now)
 		if !errors.Is(err, scheduler.ErrNotFound) {
 			t.Fatalf("Requeue of a missing event = %v", err)
 		}
 		b.create(t, newEvent("r2", b.at(time.Hour), b.now))
-		err = b.store.Requeue(ctx, testApp, "r2", []scheduler.Status{scheduler.StatusFailed}, true, b.now)
+		_, err = b.store.Requeue(ctx, testApp, "r2", []scheduler.Status{scheduler.StatusFailed}, true, b.now)
 		var se *scheduler.StatusError
 		if !errors.As(err, &se) || se.Status != scheduler.StatusPending {
 			t.Fatalf("Requeue of a PENDING event where only FAILED is allowed = %v, want a StatusError PENDING", err)

@@ -195,10 +195,12 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 		for i := 0; i+1 < len(flat); i += 2 {
 			f[flat[i]] = flat[i+1]
 		}
+		// The entry carries the body raw, beside the JSON snapshot of the
+		// hash (prelude.lua xadd_final).
 		if b, ok := v["b"].(string); ok {
-			f["b"] = b
+			f[name(fBody)] = b
 		}
-		ev, err := decode(app, id, f)
+		ev, err := decodeHash(app, id, f)
 		if err != nil {
 			r.Kind = ""
 			return r

@@ -177,7 +177,7 @@ func TestReadOutboxRecords(t *testing.T) {
 			// c: cancelled while pending (no attempt).
 			e.create(t, newEvent("c", e.at(time.Hour), e.now))
 			t4 := e.at(4 * time.Second)
-			if err := e.store.Cancel(ctx, testApp, "c", t4); err != nil {
+			if _, err := e.store.Cancel(ctx, testApp, "c", t4); err != nil {
 				t.Fatal(err)
 			}
 
@@ -190,7 +190,7 @@ func TestReadOutboxRecords(t *testing.T) {
 			att3 := scheduler.Attempt{Attempt: 1, At: t5.UnixMilli(), StatusCode: 410, Worker: testWorker}
 			e.finish(t, "f", 1, scheduler.Outcome{Status: scheduler.StatusFailed, Attempt: att3}, t5)
 			t6 := e.at(6 * time.Second)
-			if err := e.store.Requeue(ctx, testApp, "f", retryable, true, t6); err != nil {
+			if _, err := e.store.Requeue(ctx, testApp, "f", retryable, true, t6); err != nil {
 				t.Fatal(err)
 			}
 
@@ -518,13 +518,13 @@ func TestAckOutbox(t *testing.T) {
 			}
 			e.finish(t, "done", 1, scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 200}}, doneT)
 			e.finish(t, "re", 1, scheduler.Outcome{Status: scheduler.StatusFailed, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 400}}, doneT)
-			if err := e.store.Requeue(ctx, testApp, "re", retryable, true, e.at(time.Hour)); err != nil {
+			if _, err := e.store.Requeue(ctx, testApp, "re", retryable, true, e.at(time.Hour)); err != nil {
 				t.Fatal(err)
 			}
 			e.create(t, newEvent("live", e.at(time.Hour), e.now))
 			e.create(t, newEvent("gone", e.at(time.Hour), e.now))
 			cancelT := e.at(-time.Second)
-			if err := e.store.Cancel(ctx, testApp, "gone", cancelT); err != nil {
+			if _, err := e.store.Cancel(ctx, testApp, "gone", cancelT); err != nil {
 				t.Fatal(err)
 			}
 
@@ -643,7 +643,7 @@ func TestOutboxLag(t *testing.T) {
 	e.create(t, newEvent(ids[0], e.at(time.Hour), e.now))
 	e.advance(5 * time.Second)
 	e.create(t, newEvent(ids[1], e.at(time.Hour), e.now))
-	if err := e.store.Cancel(ctx, testApp, ids[1], e.now); err != nil {
+	if _, err := e.store.Cancel(ctx, testApp, ids[1], e.now); err != nil {
 		t.Fatal(err)
 	}
 	n, oldest := lag()
@@ -788,7 +788,7 @@ func TestAckOutboxFinishedAgain(t *testing.T) {
 				t.Fatalf("claim = %+v", c.Events)
 			}
 			e.finish(t, "twice", 1, scheduler.Outcome{Status: scheduler.StatusFailed, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 400}}, firstT)
-			if err := e.store.Requeue(ctx, testApp, "twice", retryable, true, e.at(-time.Minute)); err != nil {
+			if _, err := e.store.Requeue(ctx, testApp, "twice", retryable, true, e.at(-time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 			secondT := e.at(-30 * time.Second)

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -174,192 +173,35 @@ func isConnRedisError(err redis.Error) bool {
 	return false
 }
 
-// encode returns the hash fields of a new event. Defaults are left out and
-// long values are chunked (chunks.go) to keep pending events small (bytes
-// per pending event is a design target).
-func encode(ev *scheduler.Event) []any {
-	f := appendLong(make([]any, 0, 16), "u", []byte(ev.URL))
-	// No status: a hash without one is PENDING (prelude.lua status_of).
-	f = append(f, "d", ms(ev.DueAt), "c", ms(ev.CreatedAt))
-	if ev.Method != "POST" {
-		f = append(f, "m", ev.Method)
-	}
-	if len(ev.Headers) > 0 {
-		f = appendLong(f, "h", encodeHeaders(ev.Headers))
-	}
-	if len(ev.Body) > 0 {
-		f = appendLong(f, "b", ev.Body)
-	}
-	if ev.MaxAttempts > 0 {
-		f = append(f, "x", ev.MaxAttempts)
-	}
-	if ev.Timeout > 0 {
-		f = append(f, "to", ev.Timeout.Milliseconds())
-	}
-	if ev.MinBackoff > 0 {
-		f = append(f, "bn", ev.MinBackoff.Milliseconds())
-	}
-	if ev.MaxBackoff > 0 {
-		f = append(f, "bx", ev.MaxBackoff.Milliseconds())
-	}
-	if len(ev.History) > 0 {
-		// An event brought back from the archive keeps its earlier attempts.
-		var hist []byte
-		for _, a := range ev.History {
-			line, _ := json.Marshal(a)
-			hist = append(append(hist, line...), '\n')
-		}
-		f = appendLong(f, "hi", hist)
-	}
-	return f
-}
-
-// encodeHeaders writes headers as sorted "Name:Value" lines, smaller than
-// JSON (bytes per pending event is a design target), or as a JSON object
-// when a name or value could not be read back from that form (validated
-// headers always can: names are tokens, values have no line breaks).
-// decodeHeaders reads both; hashes written before this form hold JSON.
-func encodeHeaders(hs map[string]string) []byte {
-	names := make([]string, 0, len(hs))
-	size := 0
-	for name, v := range hs {
-		if name == "" || name[0] == '{' || strings.ContainsAny(name, ":\n") || strings.ContainsRune(v, '\n') {
-			j, _ := json.Marshal(hs)
-			return j
-		}
-		names = append(names, name)
-		size += len(name) + len(v) + 2
-	}
-	slices.Sort(names)
-	out := make([]byte, 0, size)
-	for i, name := range names {
-		if i > 0 {
-			out = append(out, '\n')
-		}
-		out = append(append(append(out, name...), ':'), hs[name]...)
-	}
-	return out
-}
-
-func decodeHeaders(h string) (map[string]string, error) {
-	if h[0] == '{' {
-		var hs map[string]string
-		err := json.Unmarshal([]byte(h), &hs)
-		return hs, err
-	}
-	hs := make(map[string]string, strings.Count(h, "\n")+1)
-	for line := range strings.SplitSeq(h, "\n") {
-		name, v, ok := strings.Cut(line, ":")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("header line %q", line)
-		}
-		hs[name] = v
-	}
-	return hs, nil
-}
-
-func atoi(s string) int64 {
-	n, _ := strconv.ParseInt(s, 10, 64)
-	return n
-}
-
-func msTime(s string) time.Time {
-	n := atoi(s)
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(n).UTC()
-}
-
-// decode builds an event from its hash fields, joining chunked values.
-func decode(app, id string, f map[string]string) (*scheduler.Event, error) {
-	long := func(name string) string { v, _ := joinLong(f, name); return v }
-	ev := &scheduler.Event{
-		App: app, ID: id,
-		URL:            long("u"),
-		Method:         cmpOr(f["m"], "POST"),
-		DueAt:          msTime(f["d"]),
-		Status:         scheduler.Status(cmpOr(f["s"], string(scheduler.StatusPending))),
-		Attempts:       int(atoi(f["a"])),
-		MaxAttempts:    int(atoi(f["x"])),
-		Timeout:        time.Duration(atoi(f["to"])) * time.Millisecond,
-		MinBackoff:     time.Duration(atoi(f["bn"])) * time.Millisecond,
-		MaxBackoff:     time.Duration(atoi(f["bx"])) * time.Millisecond,
-		CreatedAt:      msTime(f["c"]),
-		UpdatedAt:      msTime(cmpOr(f["t"], f["c"])),
-		FinishedAt:     msTime(f["f"]),
-		LastStatusCode: int(atoi(f["lc"])),
-		LastError:      long("le"),
-		Worker:         f["w"],
-	}
-	if b, ok := joinLong(f, "b"); ok {
-		ev.Body = []byte(b)
-	} else if ev.Status == scheduler.StatusCompleted {
-		ev.BodyDropped = true
-	}
-	if h := long("h"); h != "" {
-		hs, err := decodeHeaders(h)
-		if err != nil {
-			return nil, fmt.Errorf("decode headers of %s/%s: %w", app, id, err)
-		}
-		ev.Headers = hs
-	}
-	hist, err := decodeHistory(long("hi"))
-	if err != nil {
-		return nil, fmt.Errorf("decode history of %s/%s: %w", app, id, err)
-	}
-	ev.History = hist
-	return ev, nil
-}
-
-func decodeHistory(s string) ([]scheduler.Attempt, error) {
-	var out []scheduler.Attempt
-	for len(s) > 0 {
-		line := s
-		if i := indexByte(s, '\n'); i >= 0 {
-			line, s = s[:i], s[i+1:]
-		} else {
-			s = ""
-		}
-		if line == "" {
-			continue
-		}
-		var a scheduler.Attempt
-		if err := json.Unmarshal([]byte(line), &a); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, nil
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
 // Create implements scheduler.Store.
 func (s *Store) Create(ctx context.Context, ev *scheduler.Event, now time.Time) (*scheduler.Event, error) {
-	m := ev.Member()
-	sh := s.k.shard(m)
-	args := []any{m, ms(ev.DueAt), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds()}
-	args = append(args, encode(ev)...)
-	res, err := luascripts.Schedule.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)}, args...).Slice()
+	keys, args := s.scheduleCall(ev, now)
+	res, err := luascripts.Schedule.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return nil, unavailable("schedule", err)
 	}
-	if len(res) == 2 {
-		existing, err := decode(ev.App, ev.ID, pairs(res[1]))
-		if err != nil {
-			return nil, err
-		}
-		return existing, nil
+	return existingEvent(ev, res)
+}
+
+// scheduleCall is the schedule.lua call that creates ev.
+func (s *Store) scheduleCall(ev *scheduler.Event, now time.Time) ([]string, []any) {
+	m := ev.Member()
+	sh := s.k.shard(m)
+	args := []any{m, ms(ev.DueAt), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds(),
+		ms(ev.CreatedAt), ev.URL, cmpOr(ev.Method, "POST")}
+	return []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)}, append(args, encode(ev)...)
+}
+
+// existingEvent reads schedule.lua's reply: nil when ev was created, else
+// the event that holds its identity.
+func existingEvent(ev *scheduler.Event, res []any) (*scheduler.Event, error) {
+	if len(res) == 1 {
+		return nil, nil
 	}
-	return nil, nil
+	if len(res) != 1+numFields {
+		return nil, fmt.Errorf("schedule: reply of %d values", len(res))
+	}
+	return decodeValues(ev.App, ev.ID, res[1:])
 }
 
 // CreateMany implements scheduler.Store: the schedule script for every event
@@ -371,11 +213,8 @@ func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(evs))
 		for i, ev := range evs {
-			m := ev.Member()
-			sh := s.k.shard(m)
-			args := []any{m, ms(ev.DueAt), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds()}
-			args = append(args, encode(ev)...)
-			cmds[i] = luascripts.Schedule.EvalSha(ctx, pipe, []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)}, args...)
+			keys, args := s.scheduleCall(ev, now)
+			cmds[i] = luascripts.Schedule.EvalSha(ctx, pipe, keys, args...)
 		}
 		_, _ = pipe.Exec(ctx)
 		out := make([]scheduler.CreateResult, len(evs))
@@ -389,13 +228,7 @@ func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time
 				}
 				return nil, unavailable("schedule", err)
 			}
-			if len(res) == 2 {
-				existing, err := decode(evs[i].App, evs[i].ID, pairs(res[1]))
-				if err != nil {
-					out[i].Err = err
-				}
-				out[i].Existing = existing
-			}
+			out[i].Existing, out[i].Err = existingEvent(evs[i], res)
 		}
 		if !noscript {
 			return out, nil
@@ -409,17 +242,6 @@ func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time
 	}
 }
 
-func pairs(v any) map[string]string {
-	list, _ := v.([]any)
-	m := make(map[string]string, len(list)/2)
-	for i := 0; i+1 < len(list); i += 2 {
-		k, _ := list[i].(string)
-		val, _ := list[i+1].(string)
-		m[k] = val
-	}
-	return m
-}
-
 // Get implements scheduler.Store.
 func (s *Store) Get(ctx context.Context, app, id string) (*scheduler.Event, error) {
 	m := member(app, id)
@@ -430,7 +252,7 @@ func (s *Store) Get(ctx context.Context, app, id string) (*scheduler.Event, erro
 	if len(f) == 0 {
 		return nil, scheduler.ErrNotFound
 	}
-	return decode(app, id, f)
+	return decodeHash(app, id, f)
 }
 
 // GetMany implements scheduler.Store: whole events, as Get returns them,
@@ -451,7 +273,7 @@ func (s *Store) GetMany(ctx context.Context, ids []scheduler.Ident) ([]*schedule
 		if len(f) == 0 { // gone
 			continue
 		}
-		ev, err := decode(ids[i].App, ids[i].ID, f)
+		ev, err := decodeHash(ids[i].App, ids[i].ID, f)
 		if err != nil {
 			return nil, err
 		}
@@ -460,36 +282,42 @@ func (s *Store) GetMany(ctx context.Context, ids []scheduler.Ident) ([]*schedule
 	return out, nil
 }
 
-func statusResult(op string, res []any, err error) error {
+// changedEvent reads the reply of a script that changes an event (cancel,
+// requeue): {1, status, the event's values} when it did, {0, status} when
+// the event's status forbids it, {-1, ""} when there is no such event.
+func changedEvent(op, app, id string, res []any, err error) (*scheduler.Event, error) {
 	if err != nil {
-		return unavailable(op, err)
+		return nil, unavailable(op, err)
 	}
-	if len(res) != 2 {
-		return fmt.Errorf("%s: unexpected reply %v", op, res)
+	if len(res) < 2 {
+		return nil, fmt.Errorf("%s: unexpected reply %v", op, res)
 	}
 	code, _ := res[0].(int64)
 	st, _ := res[1].(string)
 	switch code {
 	case 1:
-		return nil
+		if len(res) != 2+numFields {
+			return nil, fmt.Errorf("%s: reply of %d values", op, len(res))
+		}
+		return decodeValues(app, id, res[2:])
 	case -1:
-		return scheduler.ErrNotFound
+		return nil, scheduler.ErrNotFound
 	}
 	opName := map[string]string{"cancel": "deleted", "requeue": "retried"}[op]
-	return &scheduler.StatusError{Status: scheduler.Status(st), Op: opName}
+	return nil, &scheduler.StatusError{Status: scheduler.Status(st), Op: opName}
 }
 
 // Cancel implements scheduler.Store.
-func (s *Store) Cancel(ctx context.Context, app, id string, now time.Time) error {
+func (s *Store) Cancel(ctx context.Context, app, id string, now time.Time) (*scheduler.Event, error) {
 	m := member(app, id)
 	sh := s.k.shard(m)
 	res, err := luascripts.Cancel.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)},
 		m, ms(now)).Slice()
-	return statusResult("cancel", res, err)
+	return changedEvent("cancel", app, id, res, err)
 }
 
 // Requeue implements scheduler.Store.
-func (s *Store) Requeue(ctx context.Context, app, id string, allowed []scheduler.Status, reset bool, now time.Time) error {
+func (s *Store) Requeue(ctx context.Context, app, id string, allowed []scheduler.Status, reset bool, now time.Time) (*scheduler.Event, error) {
 	m := member(app, id)
 	sh := s.k.shard(m)
 	list := ""
@@ -502,7 +330,7 @@ func (s *Store) Requeue(ctx context.Context, app, id string, allowed []scheduler
 	}
 	res, err := luascripts.Requeue.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)},
 		m, ms(now), s.k.wake(), sh, list, resetArg).Slice()
-	return statusResult("requeue", res, err)
+	return changedEvent("requeue", app, id, res, err)
 }
 
 // Claim implements scheduler.Store.
@@ -516,7 +344,9 @@ func (s *Store) Claim(ctx context.Context, shard int, worker string, batch int, 
 	return parseClaim(res)
 }
 
-const claimFields = 12
+// claimStride is the number of values per event in a claim reply: its
+// member, then its fields in codec order.
+const claimStride = 1 + numFields
 
 func parseClaim(res []any) (scheduler.Claim, error) {
 	if len(res) < 3 {
@@ -529,28 +359,20 @@ func parseClaim(res []any) (scheduler.Claim, error) {
 		c.NextDue = time.UnixMilli(next)
 	}
 	n, _ := res[2].(int64)
-	if len(res) != 3+int(n)*claimFields {
+	if len(res) != 3+int(n)*claimStride {
 		return scheduler.Claim{}, fmt.Errorf("claim: reply of %d values for %d events", len(res), n)
 	}
 	c.Events = make([]*scheduler.Event, 0, n)
-	for i := 3; i < len(res); i += claimFields {
-		str := func(j int) string { v, _ := res[i+j].(string); return v }
-		m := str(0)
-		slash := indexByte(m, '/')
-		if slash < 0 {
+	for i := 3; i < len(res); i += claimStride {
+		m, _ := res[i].(string)
+		app, id, ok := strings.Cut(m, "/")
+		if !ok {
 			return scheduler.Claim{}, fmt.Errorf("claim: bad member %q", m)
 		}
-		attempts, _ := res[i+1].(int64)
-		f := map[string]string{"u": str(2), "m": str(3), "h": str(4), "d": str(6), "x": str(7),
-			"to": str(8), "bn": str(9), "bx": str(10), "c": str(11), "s": string(scheduler.StatusProcessing)}
-		ev, err := decode(m[:slash], m[slash+1:], f)
+		ev, err := decodeValues(app, id, res[i+1:i+claimStride])
 		if err != nil {
 			return scheduler.Claim{}, err
 		}
-		if b := str(5); b != "" {
-			ev.Body = []byte(b)
-		}
-		ev.Attempts = int(attempts)
 		c.Events = append(c.Events, ev)
 	}
 	return c, nil

@@ -916,7 +916,7 @@ func TestLeaseCheck(t *testing.T) {
 		if _, err := b.store.Reap(ctx, 0, 10, 5, b.at(visibility+time.Millisecond)); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.store.Cancel(ctx, testApp, "e", b.at(visibility+2*time.Millisecond)); err != nil {
+		if _, err := b.store.Cancel(ctx, testApp, "e", b.at(visibility+2*time.Millisecond)); err != nil {
 			t.Fatal(err)
 		}
 		ok, err := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusCompleted,
@@ -975,7 +975,7 @@ func TestCancel(t *testing.T) {
 		ev.Body = []byte("b")
 		b.create(t, ev)
 		when := b.at(time.Second)
-		if err := b.store.Cancel(ctx, testApp, "p", when); err != nil {
+		if _, err := b.store.Cancel(ctx, testApp, "p", when); err != nil {
 			t.Fatalf("Cancel: %v", err)
 		}
 		got := b.get(t, "p")
@@ -999,7 +999,7 @@ func TestCancel(t *testing.T) {
 		}
 		// Cancelling twice is a conflict.
 		var se *scheduler.StatusError
-		if err := b.store.Cancel(ctx, testApp, "p", when); !errors.As(err, &se) || se.Status != scheduler.StatusCancelled {
+		if _, err := b.store.Cancel(ctx, testApp, "p", when); !errors.As(err, &se) || se.Status != scheduler.StatusCancelled {
 			t.Fatalf("second Cancel = %v", err)
 		}
 	})
@@ -1008,7 +1008,7 @@ func TestCancel(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		b.createAndClaim(t, newEvent("p", b.now, b.now))
-		err := b.store.Cancel(ctx, testApp, "p", b.now)
+		_, err := b.store.Cancel(ctx, testApp, "p", b.now)
 		var se *scheduler.StatusError
 		if !errors.As(err, &se) || se.Status != scheduler.StatusProcessing || !errors.Is(err, scheduler.ErrConflict) {
 			t.Fatalf("Cancel = %v, want *StatusError PROCESSING", err)
@@ -1024,7 +1024,7 @@ func TestCancel(t *testing.T) {
 	t.Run("unknown", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		if err := b.store.Cancel(ctx, testApp, "nope", b.now); !errors.Is(err, scheduler.ErrNotFound) {
+		if _, err := b.store.Cancel(ctx, testApp, "nope", b.now); !errors.Is(err, scheduler.ErrNotFound) {
 			t.Fatalf("Cancel = %v, want ErrNotFound", err)
 		}
 		if _, err := b.store.Get(ctx, testApp, "nope"); !errors.Is(err, scheduler.ErrNotFound) {
@@ -1054,7 +1054,7 @@ func TestRequeue(t *testing.T) {
 		}
 		w := b.subscribe(t)
 		when := b.at(time.Hour)
-		if err := b.store.Requeue(ctx, testApp, "f", retryable, true, when); err != nil {
+		if _, err := b.store.Requeue(ctx, testApp, "f", retryable, true, when); err != nil {
 			t.Fatalf("Requeue: %v", err)
 		}
 		got := b.get(t, "f")
@@ -1088,10 +1088,10 @@ func TestRequeue(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		b.create(t, newEvent("c", b.at(time.Hour), b.now))
-		if err := b.store.Cancel(ctx, testApp, "c", b.now); err != nil {
+		if _, err := b.store.Cancel(ctx, testApp, "c", b.now); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.store.Requeue(ctx, testApp, "c", retryable, true, b.at(time.Second)); err != nil {
+		if _, err := b.store.Requeue(ctx, testApp, "c", retryable, true, b.at(time.Second)); err != nil {
 			t.Fatalf("Requeue: %v", err)
 		}
 		if got := b.get(t, "c"); got.Status != scheduler.StatusPending || !got.DueAt.Equal(b.at(time.Second)) {
@@ -1106,7 +1106,7 @@ func TestRequeue(t *testing.T) {
 		if ok, _ := b.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{Attempt: 1}}, b.now); !ok {
 			t.Fatal("Finish lost the lease")
 		}
-		err := b.store.Requeue(ctx, testApp, "done", retryable, true, b.now)
+		_, err := b.store.Requeue(ctx, testApp, "done", retryable, true, b.now)
 		var se *scheduler.StatusError
 		if !errors.As(err, &se) || se.Status != scheduler.StatusCompleted || !errors.Is(err, scheduler.ErrConflict) {
 			t.Fatalf("Requeue = %v, want *StatusError COMPLETED", err)
@@ -1131,7 +1131,7 @@ func TestRequeue(t *testing.T) {
 		b.createAndClaim(t, newEvent("q", b.now, b.now))
 		for id, st := range map[string]scheduler.Status{"p": scheduler.StatusPending, "q": scheduler.StatusProcessing} {
 			var se *scheduler.StatusError
-			if err := b.store.Requeue(ctx, testApp, id, retryable, true, b.now); !errors.As(err, &se) || se.Status != st {
+			if _, err := b.store.Requeue(ctx, testApp, id, retryable, true, b.now); !errors.As(err, &se) || se.Status != st {
 				t.Fatalf("Requeue %s = %v, want *StatusError %s", id, err, st)
 			}
 		}
@@ -1146,7 +1146,7 @@ func TestRequeue(t *testing.T) {
 			t.Fatal("Finish lost the lease")
 		}
 		when := b.at(time.Second)
-		if err := b.store.Requeue(ctx, testApp, "r", []scheduler.Status{scheduler.StatusPending}, false, when); err != nil {
+		if _, err := b.store.Requeue(ctx, testApp, "r", []scheduler.Status{scheduler.StatusPending}, false, when); err != nil {
 			t.Fatalf("Requeue: %v", err)
 		}
 		got := b.get(t, "r")
@@ -1167,7 +1167,7 @@ func TestRequeue(t *testing.T) {
 	t.Run("unknown", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		if err := b.store.Requeue(ctx, testApp, "nope", retryable, true, b.now); !errors.Is(err, scheduler.ErrNotFound) {
+		if _, err := b.store.Requeue(ctx, testApp, "nope", retryable, true, b.now); !errors.Is(err, scheduler.ErrNotFound) {
 			t.Fatalf("Requeue = %v, want ErrNotFound", err)
 		}
 	})
@@ -1343,11 +1343,11 @@ func TestScriptFlush(t *testing.T) {
 		t.Fatalf("Finish ack = %v, %v", ok, err)
 	}
 	flush()
-	if err := b.store.Requeue(ctx, testApp, "e", retryable, true, b.at(2*time.Second)); err != nil {
+	if _, err := b.store.Requeue(ctx, testApp, "e", retryable, true, b.at(2*time.Second)); err != nil {
 		t.Fatalf("Requeue: %v", err)
 	}
 	flush()
-	if err := b.store.Cancel(ctx, testApp, "c", b.now); err != nil {
+	if _, err := b.store.Cancel(ctx, testApp, "c", b.now); err != nil {
 		t.Fatalf("Cancel: %v", err)
 	}
 	b.claim(t, testWorker, 1, b.at(2*time.Second))

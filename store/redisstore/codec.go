@@ -1,0 +1,293 @@
+package redisstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cassata/cassata/scheduler"
+)
+
+// The event hash, P:ev:<app>/<id>, holds one scheduler.Event. This table is
+// its only description; luascripts/prelude.lua mirrors the field names (its
+// table F, keyed by the Go name in snake case) and their order (FIELDS), and
+// TestPreludeMirrorsCodec and TestCodecTableDocumented hold both to it.
+//
+//	| Go name        | field | meaning                                   | encoding                                        |
+//	|----------------|-------|-------------------------------------------|-------------------------------------------------|
+//	| URL            | u     | where the request goes                    | long                                            |
+//	| Method         | m     | the HTTP method                           | absent: POST                                    |
+//	| Headers        | h     | the request headers                       | long; sorted Name:Value lines, or a JSON object |
+//	|                |       |                                           | when a name or value cannot be written so       |
+//	| Body           | b     | the request body                          | long, raw bytes; absent from a COMPLETED event  |
+//	|                |       |                                           | once archived (BodyDropped)                     |
+//	| DueAt          | d     | when to send it                           | Unix ms                                         |
+//	| Status         | s     | where the event is in its life            | status name; absent: PENDING (new events)       |
+//	| Attempts       | a     | attempts made, counting one in flight     | decimal; absent: 0                              |
+//	| MaxAttempts    | x     | the event's own attempt limit             | decimal; absent: the worker's default           |
+//	| Timeout        | to    | the event's own request timeout           | ms; absent: the worker's default                |
+//	| MinBackoff     | bn    | the event's own first retry delay         | ms; absent: the worker's default                |
+//	| MaxBackoff     | bx    | the event's own longest retry delay       | ms; absent: the worker's default                |
+//	| CreatedAt      | c     | when it was created (the run's identity)  | Unix ms                                         |
+//	| UpdatedAt      | t     | its last change                           | Unix ms; absent: CreatedAt                      |
+//	| FinishedAt     | f     | when it reached a final status            | Unix ms; absent: not finished                   |
+//	| LastStatusCode | lc    | the last attempt's HTTP status            | decimal; absent or empty: none                  |
+//	| LastError      | le    | the last attempt's error                  | long                                            |
+//	| Worker         | w     | the worker holding its lease (PROCESSING) | worker id                                       |
+//	| History        | hi    | every attempt so far                      | long; one JSON scheduler.Attempt per line       |
+//
+// "long" values are chunked (chunks.go): field f holds the first 64 bytes,
+// f1, f2, ... the next ones, so an ordinary event's hash stays
+// listpack-encoded. Defaults are left out to keep pending events small
+// (bytes per pending event is a design target).
+//
+// Scripts that return an event (claim, cancel, requeue, a refused create)
+// return it positionally: the values of FIELDS in this order, long values
+// joined, nil where a field is absent. decodeValues reads that form; Get's
+// HGETALL and the outbox's snapshots go through hashValues to reach it, so
+// every read of an event decodes in one place.
+const (
+	fURL = iota
+	fMethod
+	fHeaders
+	fBody
+	fDue
+	fStatus
+	fAttempts
+	fMaxAttempts
+	fTimeout
+	fMinBackoff
+	fMaxBackoff
+	fCreated
+	fUpdated
+	fFinished
+	fLastCode
+	fLastError
+	fWorker
+	fHistory
+	numFields
+)
+
+// hashField names one field of the event hash.
+type hashField struct {
+	goName string // the scheduler.Event field it holds
+	name   string // the Redis hash field
+	long   bool   // chunked (chunks.go)
+}
+
+// eventFields is the table above, in its order.
+var eventFields = [numFields]hashField{
+	fURL:         {"URL", "u", true},
+	fMethod:      {"Method", "m", false},
+	fHeaders:     {"Headers", "h", true},
+	fBody:        {"Body", "b", true},
+	fDue:         {"DueAt", "d", false},
+	fStatus:      {"Status", "s", false},
+	fAttempts:    {"Attempts", "a", false},
+	fMaxAttempts: {"MaxAttempts", "x", false},
+	fTimeout:     {"Timeout", "to", false},
+	fMinBackoff:  {"MinBackoff", "bn", false},
+	fMaxBackoff:  {"MaxBackoff", "bx", false},
+	fCreated:     {"CreatedAt", "c", false},
+	fUpdated:     {"UpdatedAt", "t", false},
+	fFinished:    {"FinishedAt", "f", false},
+	fLastCode:    {"LastStatusCode", "lc", false},
+	fLastError:   {"LastError", "le", true},
+	fWorker:      {"Worker", "w", false},
+	fHistory:     {"History", "hi", true},
+}
+
+// name returns the Redis field of field i.
+func name(i int) string { return eventFields[i].name }
+
+// encode returns the hash fields of a new event: no status (a hash without
+// one is PENDING, prelude.lua status_of), defaults left out, long values
+// chunked.
+func encode(ev *scheduler.Event) []any {
+	f := appendLong(make([]any, 0, 16), name(fURL), []byte(ev.URL))
+	f = append(f, name(fDue), ms(ev.DueAt), name(fCreated), ms(ev.CreatedAt))
+	if ev.Method != "POST" {
+		f = append(f, name(fMethod), ev.Method)
+	}
+	if len(ev.Headers) > 0 {
+		f = appendLong(f, name(fHeaders), encodeHeaders(ev.Headers))
+	}
+	if len(ev.Body) > 0 {
+		f = appendLong(f, name(fBody), ev.Body)
+	}
+	if ev.MaxAttempts > 0 {
+		f = append(f, name(fMaxAttempts), ev.MaxAttempts)
+	}
+	if ev.Timeout > 0 {
+		f = append(f, name(fTimeout), ev.Timeout.Milliseconds())
+	}
+	if ev.MinBackoff > 0 {
+		f = append(f, name(fMinBackoff), ev.MinBackoff.Milliseconds())
+	}
+	if ev.MaxBackoff > 0 {
+		f = append(f, name(fMaxBackoff), ev.MaxBackoff.Milliseconds())
+	}
+	if len(ev.History) > 0 {
+		// An event brought back from the archive keeps its earlier attempts.
+		var hist []byte
+		for _, a := range ev.History {
+			line, _ := json.Marshal(a)
+			hist = append(append(hist, line...), '\n')
+		}
+		f = appendLong(f, name(fHistory), hist)
+	}
+	return f
+}
+
+// hashValues puts hash fields (as HGETALL returns them, chunks and all) in
+// the positional form of decodeValues.
+func hashValues(m map[string]string) []any {
+	v := make([]any, numFields)
+	for i, hf := range eventFields {
+		if hf.long {
+			if s, ok := joinLong(m, hf.name); ok {
+				v[i] = s
+			}
+		} else if s, ok := m[hf.name]; ok {
+			v[i] = s
+		}
+	}
+	return v
+}
+
+// decodeHash builds an event from its hash fields.
+func decodeHash(app, id string, m map[string]string) (*scheduler.Event, error) {
+	return decodeValues(app, id, hashValues(m))
+}
+
+// decodeValues builds an event from the values of eventFields, in order:
+// strings (integers too, as a script may return a counter it just bumped),
+// nil where the field is absent.
+func decodeValues(app, id string, v []any) (*scheduler.Event, error) {
+	if len(v) != numFields {
+		return nil, fmt.Errorf("decode %s/%s: %d values for %d fields", app, id, len(v), numFields)
+	}
+	str := func(i int) (string, bool) {
+		switch x := v[i].(type) {
+		case string:
+			return x, true
+		case int64:
+			return strconv.FormatInt(x, 10), true
+		}
+		return "", false
+	}
+	get := func(i int) string { s, _ := str(i); return s }
+	num := func(i int) int64 { return atoi(get(i)) }
+	msDur := func(i int) time.Duration { return time.Duration(num(i)) * time.Millisecond }
+	ev := &scheduler.Event{
+		App: app, ID: id,
+		URL:            get(fURL),
+		Method:         cmpOr(get(fMethod), "POST"),
+		DueAt:          msTime(get(fDue)),
+		Status:         scheduler.Status(cmpOr(get(fStatus), string(scheduler.StatusPending))),
+		Attempts:       int(num(fAttempts)),
+		MaxAttempts:    int(num(fMaxAttempts)),
+		Timeout:        msDur(fTimeout),
+		MinBackoff:     msDur(fMinBackoff),
+		MaxBackoff:     msDur(fMaxBackoff),
+		CreatedAt:      msTime(get(fCreated)),
+		UpdatedAt:      msTime(cmpOr(get(fUpdated), get(fCreated))),
+		FinishedAt:     msTime(get(fFinished)),
+		LastStatusCode: int(num(fLastCode)),
+		LastError:      get(fLastError),
+		Worker:         get(fWorker),
+	}
+	if b, ok := str(fBody); ok {
+		ev.Body = []byte(b)
+	} else if ev.Status == scheduler.StatusCompleted {
+		ev.BodyDropped = true
+	}
+	if h := get(fHeaders); h != "" {
+		hs, err := decodeHeaders(h)
+		if err != nil {
+			return nil, fmt.Errorf("decode headers of %s/%s: %w", app, id, err)
+		}
+		ev.Headers = hs
+	}
+	hist, err := decodeHistory(get(fHistory))
+	if err != nil {
+		return nil, fmt.Errorf("decode history of %s/%s: %w", app, id, err)
+	}
+	ev.History = hist
+	return ev, nil
+}
+
+// encodeHeaders writes headers as sorted "Name:Value" lines, smaller than
+// JSON (bytes per pending event is a design target), or as a JSON object
+// when a name or value could not be read back from that form (validated
+// headers always can: names are tokens, values have no line breaks).
+// decodeHeaders reads both; hashes written before this form hold JSON.
+func encodeHeaders(hs map[string]string) []byte {
+	names := make([]string, 0, len(hs))
+	size := 0
+	for name, v := range hs {
+		if name == "" || name[0] == '{' || strings.ContainsAny(name, ":\n") || strings.ContainsRune(v, '\n') {
+			j, _ := json.Marshal(hs)
+			return j
+		}
+		names = append(names, name)
+		size += len(name) + len(v) + 2
+	}
+	slices.Sort(names)
+	out := make([]byte, 0, size)
+	for i, name := range names {
+		if i > 0 {
+			out = append(out, '\n')
+		}
+		out = append(append(append(out, name...), ':'), hs[name]...)
+	}
+	return out
+}
+
+func decodeHeaders(h string) (map[string]string, error) {
+	if h[0] == '{' {
+		var hs map[string]string
+		err := json.Unmarshal([]byte(h), &hs)
+		return hs, err
+	}
+	hs := make(map[string]string, strings.Count(h, "\n")+1)
+	for line := range strings.SplitSeq(h, "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("header line %q", line)
+		}
+		hs[name] = v
+	}
+	return hs, nil
+}
+
+func decodeHistory(s string) ([]scheduler.Attempt, error) {
+	var out []scheduler.Attempt
+	for line := range strings.SplitSeq(s, "\n") {
+		if line == "" {
+			continue
+		}
+		var a scheduler.Attempt
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func atoi(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+func msTime(s string) time.Time {
+	n := atoi(s)
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}

@@ -1,0 +1,323 @@
+package redisstore
+
+import (
+	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/scheduler"
+)
+
+// snake turns a Go field name into the key prelude.lua's F uses for it:
+// DueAt → due_at, URL → url.
+func snake(s string) string {
+	var b strings.Builder
+	rs := []rune(s)
+	for i, r := range rs {
+		if unicode.IsUpper(r) && i > 0 && unicode.IsLower(rs[i-1]) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// TestPreludeMirrorsCodec reads prelude.lua's F (field names) and FIELDS
+// (their order, the positional form scripts return events in) and compares
+// them with codec.go's eventFields, so a field added, renamed or moved on
+// one side only fails here rather than as a garbled event.
+func TestPreludeMirrorsCodec(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile(filepath.Join("..", "..", "luascripts", "prelude.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(name string) string {
+		m := regexp.MustCompile(`(?ms)^local ` + name + ` = \{\n(.*?)^\}`).FindSubmatch(src)
+		if m == nil {
+			t.Fatalf("prelude.lua: no `local %s = {` ... `}` block", name)
+		}
+		return string(m[1])
+	}
+	luaF := map[string]string{}
+	for _, m := range regexp.MustCompile(`(\w+) = '([^']*)'`).FindAllStringSubmatch(block("F"), -1) {
+		luaF[m[1]] = m[2]
+	}
+	var luaOrder []string
+	for _, m := range regexp.MustCompile(`F\.(\w+)`).FindAllStringSubmatch(block("FIELDS"), -1) {
+		luaOrder = append(luaOrder, m[1])
+	}
+
+	if len(luaF) != numFields {
+		t.Errorf("prelude.lua F has %d fields, codec.go %d", len(luaF), numFields)
+	}
+	if len(luaOrder) != numFields {
+		t.Errorf("prelude.lua FIELDS lists %d fields, codec.go %d", len(luaOrder), numFields)
+	}
+	for i, f := range eventFields {
+		key := snake(f.goName)
+		if got, ok := luaF[key]; !ok {
+			t.Errorf("prelude.lua F lacks %s (codec.go: %s = %q)", key, f.goName, f.name)
+		} else if got != f.name {
+			t.Errorf("prelude.lua F.%s = %q, codec.go %s = %q", key, got, f.goName, f.name)
+		}
+		if i < len(luaOrder) && luaOrder[i] != key {
+			t.Errorf("prelude.lua FIELDS[%d] = F.%s, codec.go has %s there", i+1, luaOrder[i], key)
+		}
+	}
+}
+
+// TestCodecTableDocumented checks that the table in codec.go's doc comment
+// lists exactly the fields of eventFields, with their Redis names, and that
+// every field of scheduler.Event is stored (App and ID are the key;
+// BodyDropped is derived from an absent body).
+func TestCodecTableDocumented(t *testing.T) {
+	t.Parallel()
+	fset := token.NewFileSet()
+	file, err := parser.ParseFile(fset, "codec.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc string
+	for _, d := range file.Decls {
+		if g, ok := d.(*ast.GenDecl); ok && g.Doc != nil && strings.Contains(g.Doc.Text(), "| Go name") {
+			doc = g.Doc.Text()
+		}
+	}
+	if doc == "" {
+		t.Fatal("codec.go: no doc comment with a `| Go name | field |` table")
+	}
+	row := regexp.MustCompile(`(?m)^\s*\|\s*(\w+)\s*\|\s*(\w+)\s*\|`)
+	documented := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(doc, -1) {
+		documented[m[1]] = m[2]
+	}
+	want := map[string]string{}
+	for _, f := range eventFields {
+		want[f.goName] = f.name
+	}
+	for goName, name := range want {
+		if got, ok := documented[goName]; !ok {
+			t.Errorf("codec.go table lacks %s (field %q)", goName, name)
+		} else if got != name {
+			t.Errorf("codec.go table says %s is %q, eventFields %q", goName, got, name)
+		}
+	}
+	for goName := range documented {
+		if _, ok := want[goName]; !ok {
+			t.Errorf("codec.go table lists %s, which eventFields lacks", goName)
+		}
+	}
+	notStored := map[string]bool{"App": true, "ID": true, "BodyDropped": true}
+	et := reflect.TypeFor[scheduler.Event]()
+	for i := range et.NumField() {
+		n := et.Field(i).Name
+		if _, ok := want[n]; !ok && !notStored[n] {
+			t.Errorf("scheduler.Event.%s is not in the codec", n)
+		}
+	}
+}
+
+// codecEvents are events of every shape the codec handles: defaults left
+// out, long values chunked and stored whole, headers in JSON form, history.
+func codecEvents(now time.Time) []*scheduler.Event {
+	long := strings.Repeat("0123456789", 30)
+	return []*scheduler.Event{
+		{App: testApp, ID: "plain", URL: "https://example.com/a", Method: "POST", DueAt: now, CreatedAt: now},
+		{App: testApp, ID: "full", URL: "https://example.com/" + long, Method: "PUT",
+			Headers: map[string]string{"Content-Type": "application/json", "X-Long": long},
+			Body:    []byte(long), DueAt: now.Add(-time.Second), CreatedAt: now.Add(-time.Minute),
+			MaxAttempts: 7, Timeout: 3 * time.Second, MinBackoff: time.Second, MaxBackoff: time.Minute,
+			History: []scheduler.Attempt{{Attempt: 1, At: now.Add(-time.Hour).UnixMilli(), StatusCode: 503,
+				DurationMS: 12, Worker: "old", Response: long}}},
+		{App: testApp, ID: "huge", URL: "https://example.com/h", Method: "PATCH",
+			Headers: map[string]string{"X-Odd": "two\nlines"},
+			Body:    []byte(strings.Repeat("b", chunkSize*maxChunks+1)), DueAt: now, CreatedAt: now},
+	}
+}
+
+// TestClaimDecodesAsGet: a claimed event, decoded from the claim reply,
+// equals the same event read with Get right after, for every shape of
+// event, on a first claim and on a claim after a failed attempt (last
+// status, last error and history set).
+func TestClaimDecodesAsGet(t *testing.T) {
+	t.Parallel()
+	for _, be := range chunkBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := openChunkStore(t, be.open(t))
+			now := time.UnixMilli(1_700_000_000_000).UTC()
+			evs := codecEvents(now)
+			for _, ev := range evs {
+				if ex, err := st.Create(ctx, ev, now); err != nil || ex != nil {
+					t.Fatalf("create %s: %v, %v", ev.ID, ex, err)
+				}
+			}
+			check := func(c scheduler.Claim, round string) {
+				t.Helper()
+				if len(c.Events) != len(evs) {
+					t.Fatalf("%s: claimed %d events, want %d", round, len(c.Events), len(evs))
+				}
+				for _, got := range c.Events {
+					want, err := st.Get(ctx, got.App, got.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Errorf("%s %s: claim decoded\n%+v\nGet reads\n%+v", round, got.ID, got, want)
+					}
+				}
+			}
+			c, err := st.Claim(ctx, 0, testWorker, 10, visibility, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(c, "first claim")
+			for _, ev := range c.Events {
+				l := scheduler.Lease{App: ev.App, ID: ev.ID, Worker: testWorker, Attempt: ev.Attempts}
+				o := scheduler.Outcome{Status: scheduler.StatusPending,
+					Attempt: scheduler.Attempt{At: now.UnixMilli(), StatusCode: 500, Error: "HTTP 500", DurationMS: 3}}
+				if held, err := st.Finish(ctx, l, o, now); err != nil || !held {
+					t.Fatalf("finish %s: %v, %v", ev.ID, held, err)
+				}
+			}
+			c, err = st.Claim(ctx, 0, testWorker, 10, visibility, now.Add(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(c, "second claim")
+		})
+	}
+}
+
+// TestChangesReturnTheEvent: cancel, requeue (retry and run now) and a
+// refused create return the event as Get then reads it, and nothing when
+// they change nothing.
+func TestChangesReturnTheEvent(t *testing.T) {
+	t.Parallel()
+	for _, be := range chunkBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := openChunkStore(t, be.open(t))
+			now := time.UnixMilli(1_700_000_000_000).UTC()
+			for i, ev := range codecEvents(now.Add(time.Hour)) {
+				at := now.Add(time.Duration(i) * time.Second)
+				same := func(op string, got *scheduler.Event, err error, status scheduler.Status) {
+					t.Helper()
+					if err != nil {
+						t.Fatalf("%s %s: %v", op, ev.ID, err)
+					}
+					want, err := st.Get(ctx, ev.App, ev.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got == nil || !reflect.DeepEqual(got, want) {
+						t.Fatalf("%s %s returned\n%+v\nGet reads\n%+v", op, ev.ID, got, want)
+					}
+					if got.Status != status {
+						t.Fatalf("%s %s: status %s, want %s", op, ev.ID, got.Status, status)
+					}
+				}
+				if ex, err := st.Create(ctx, ev, at); err != nil || ex != nil {
+					t.Fatalf("create %s: %v, %v", ev.ID, ex, err)
+				}
+				dup := *ev
+				dup.URL += "/other"
+				ex, err := st.Create(ctx, &dup, at)
+				same("create again", ex, err, scheduler.StatusPending)
+
+				got, err := st.Requeue(ctx, ev.App, ev.ID, []scheduler.Status{scheduler.StatusPending}, false, at)
+				same("run now", got, err, scheduler.StatusPending)
+				got, err = st.Cancel(ctx, ev.App, ev.ID, at.Add(time.Millisecond))
+				same("cancel", got, err, scheduler.StatusCancelled)
+				if !got.FinishedAt.Equal(at.Add(time.Millisecond)) {
+					t.Fatalf("cancel %s: finished %v", ev.ID, got.FinishedAt)
+				}
+				got, err = st.Cancel(ctx, ev.App, ev.ID, at)
+				if got != nil || err == nil {
+					t.Fatalf("cancel %s again: %v, %v; want no event and a status error", ev.ID, got, err)
+				}
+				got, err = st.Requeue(ctx, ev.App, ev.ID, []scheduler.Status{scheduler.StatusCancelled}, true, at.Add(2*time.Millisecond))
+				same("retry", got, err, scheduler.StatusPending)
+				if got.Attempts != 0 || !got.FinishedAt.IsZero() || !got.DueAt.Equal(at.Add(2*time.Millisecond)) {
+					t.Fatalf("retry %s: %+v", ev.ID, got)
+				}
+			}
+			if got, err := st.Cancel(ctx, testApp, "missing", now); got != nil || err != scheduler.ErrNotFound {
+				t.Fatalf("cancel missing: %v, %v", got, err)
+			}
+			if got, err := st.Requeue(ctx, testApp, "missing", []scheduler.Status{scheduler.StatusPending}, false, now); got != nil || err != scheduler.ErrNotFound {
+				t.Fatalf("requeue missing: %v, %v", got, err)
+			}
+		})
+	}
+}
+
+// TestOneRoundTripPerChange: creating, cancelling, retrying and running now
+// through the Scheduler (as the API does) each send Redis exactly one
+// command, their script, and answer with the event as Get reads it.
+func TestOneRoundTripPerChange(t *testing.T) {
+	t.Parallel()
+	for _, be := range chunkBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			rdb := be.open(t)
+			st := openChunkStore(t, rdb)
+			cc := &commandCounter{}
+			rdb.(*redis.Client).AddHook(cc)
+			sched := scheduler.New(st, scheduler.Config{})
+			for _, ev := range codecEvents(time.Now().Add(time.Hour)) {
+				ev.CreatedAt, ev.History = time.Time{}, nil
+				if ev.ID == "huge" {
+					ev.Headers = map[string]string{"X-Odd": "one line"} // the API refuses line breaks
+				}
+				ops := []struct {
+					name string
+					do   func() (*scheduler.Event, error)
+				}{
+					{"create", func() (*scheduler.Event, error) {
+						got, created, err := sched.Create(ctx, ev, scheduler.CreateOptions{})
+						if err == nil && !created {
+							t.Fatalf("create %s: not created", ev.ID)
+						}
+						return got, err
+					}},
+					{"run now", func() (*scheduler.Event, error) { return sched.RunNow(ctx, ev.App, ev.ID) }},
+					{"cancel", func() (*scheduler.Event, error) { return sched.Cancel(ctx, ev.App, ev.ID) }},
+					{"retry", func() (*scheduler.Event, error) { return sched.Retry(ctx, ev.App, ev.ID) }},
+				}
+				for _, op := range ops {
+					n0 := cc.n.Load()
+					got, err := op.do()
+					if err != nil {
+						t.Fatalf("%s %s: %v", op.name, ev.ID, err)
+					}
+					if sent := cc.since(n0); len(sent) != 1 || sent[0] != "evalsha" {
+						t.Errorf("%s %s sent %v, want one evalsha", op.name, ev.ID, sent)
+					}
+					want, err := st.Get(ctx, ev.App, ev.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Errorf("%s %s returned\n%+v\nGet reads\n%+v", op.name, ev.ID, got, want)
+					}
+				}
+			}
+		})
+	}
+}
