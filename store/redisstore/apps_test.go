@@ -1,13 +1,14 @@
 package redisstore
 
 import (
-	"github.com/cassata/cassata/scheduler/tenant"
 	"context"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/tenant"
 
 	"github.com/cassata/cassata/scheduler"
 )

@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"github.com/cassata/cassata/scheduler/tenant"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/tenant"
 
 	"github.com/redis/go-redis/v9"
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
-	"github.com/cassata/cassata/store/redisstore/redistest"
 )
 
 // commandCounter is a go-redis hook counting the commands a client sends

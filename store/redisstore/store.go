@@ -55,12 +55,9 @@ var _ scheduler.Store = (*Store)(nil)
 // New connects the store to a namespace: it records or checks the shard
 // count in <ns>:meta and loads the scripts.
 func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, error) {
-	cfg.Namespace = cmpOr(cfg.Namespace, DefaultNamespace)
-	if cfg.Retention <= 0 {
-		cfg.Retention = DefaultRetention
-	}
-	if cfg.WakeHorizon <= 0 {
-		cfg.WakeHorizon = DefaultWakeHorizon
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	want := cfg.Shards
 	if want <= 0 {
