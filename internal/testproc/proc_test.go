@@ -33,19 +33,25 @@ func TestMain(m *testing.M) {
 
 // helper is the child's main.
 func helper(mode string) {
+	// Signal handling is in place before "started" is printed: the tests
+	// signal the child as soon as they read it.
+	term := make(chan os.Signal, 1)
+	switch mode {
+	case "term":
+		signal.Notify(term, syscall.SIGTERM)
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+	}
 	fmt.Println("helper", mode, "started")
 	switch mode {
 	case "exit":
 		fmt.Println("boom")
 		os.Exit(3)
 	case "term": // exits 0 on SIGTERM
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGTERM)
-		<-c
+		<-term
 		fmt.Println("got SIGTERM")
 		os.Exit(0)
 	case "ignore-term":
-		signal.Ignore(syscall.SIGTERM)
 		select {}
 	case "http": // serves 200 on ADDR
 		l, err := net.Listen("tcp", os.Getenv("ADDR"))
