@@ -1,7 +1,6 @@
-package main
+package appcli
 
 import (
-	"github.com/cassata/cassata/scheduler/tenant"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler/tenant"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -41,7 +42,7 @@ func setupAppsCLI(t *testing.T) *appsEnv {
 func (e *appsEnv) cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := appsCommand(context.Background(), args, &out)
+	err := Run(context.Background(), args, &out)
 	return out.String(), err
 }
 
@@ -186,11 +187,10 @@ func TestAppsCLIErrors(t *testing.T) {
 	if _, err := e.cli(t, "list"); err == nil || !strings.Contains(err.Error(), "CASSATA_REDIS_URL") {
 		t.Errorf("without a Redis URL: %v", err)
 	}
-	// Through run: exit codes.
-	if code := run([]string{"apps", "list", "--redis-url", e.url}); code != 0 {
-		t.Errorf("run apps list = %d", code)
+	if _, err := e.cli(t, "list", "--redis-url", e.url); err != nil {
+		t.Errorf("apps list --redis-url: %v", err)
 	}
-	if code := run([]string{"apps", "rotate", "ghost", "--redis-url", e.url}); code == 0 {
-		t.Errorf("run apps rotate ghost succeeded")
+	if _, err := e.cli(t, "rotate", "ghost", "--redis-url", e.url); err == nil {
+		t.Errorf("apps rotate ghost succeeded")
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package legacyimport
 
 import (
 	"bytes"
@@ -76,7 +76,7 @@ func TestImportCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer stderr.Close()
-		code := importCommand(context.Background(), args, &out, stderr)
+		code := Run(context.Background(), args, &out, stderr)
 		errText, _ := os.ReadFile(stderr.Name())
 		if strings.Contains(string(errText), "\r") {
 			t.Errorf("a progress line although stderr is not a terminal: %q", errText)
@@ -93,13 +93,13 @@ func TestImportCommand(t *testing.T) {
 	}
 
 	t.Run("usage", func(t *testing.T) {
-		if code, out := run(t); code != importExitUsage || !strings.Contains(out, "--from") {
+		if code, out := run(t); code != ExitUsage || !strings.Contains(out, "--from") {
 			t.Errorf("no source: exit %d, %s", code, out)
 		}
-		if code, _ := run(t, "--from", srcDSN, "extra"); code != importExitUsage {
+		if code, _ := run(t, "--from", srcDSN, "extra"); code != ExitUsage {
 			t.Errorf("an argument: exit %d", code)
 		}
-		if code, _ := run(t, "--from", srcDSN, "--page-size", "0"); code != importExitUsage {
+		if code, _ := run(t, "--from", srcDSN, "--page-size", "0"); code != ExitUsage {
 			t.Errorf("--page-size 0: exit %d", code)
 		}
 	})
@@ -108,14 +108,14 @@ func TestImportCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, out := run(t, "--from", srv.DSN("other"))
-		if code != importExitError || !strings.Contains(out, "no _saas_events table") {
+		if code != ExitError || !strings.Contains(out, "no _saas_events table") {
 			t.Errorf("exit %d, %s", code, out)
 		}
 	})
 	t.Run("dry run", func(t *testing.T) {
 		code, out := run(t, "--from", srcDSN, "--dry-run")
-		if code != importExitInvalid {
-			t.Errorf("exit %d, want %d", code, importExitInvalid)
+		if code != ExitInvalid {
+			t.Errorf("exit %d, want %d", code, ExitInvalid)
 		}
 		wantIn(t, out, "dry run, nothing written: 3 rows", "would import live:      1", "would archive:          1 (1 event log",
 			"invalid\tid=3\tapplication=\"bad app\"\tevent_id=\"x-1\"\tcolumn=application")
@@ -128,8 +128,8 @@ func TestImportCommand(t *testing.T) {
 	})
 	t.Run("import", func(t *testing.T) {
 		code, out := run(t, "--from", srcDSN)
-		if code != importExitInvalid {
-			t.Errorf("exit %d, want %d", code, importExitInvalid)
+		if code != ExitInvalid {
+			t.Errorf("exit %d, want %d", code, ExitInvalid)
 		}
 		wantIn(t, out, "import: 3 rows read", "imported live:          1", "archived:               1 (1 event log",
 			"invalid, skipped:       1", "invalid\tid=3\t")
@@ -141,8 +141,8 @@ func TestImportCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, out := run(t, "--config", file)
-		if code != importExitInvalid {
-			t.Errorf("exit %d, want %d", code, importExitInvalid)
+		if code != ExitInvalid {
+			t.Errorf("exit %d, want %d", code, ExitInvalid)
 		}
 		wantIn(t, out, "imported live:          0", "archived:               0", "skipped, done before:   2")
 	})
@@ -150,7 +150,7 @@ func TestImportCommand(t *testing.T) {
 		if _, err := db.ExecContext(ctx, "DELETE FROM _saas_events WHERE id = 3"); err != nil {
 			t.Fatal(err)
 		}
-		if code, out := run(t, "--from", srcDSN); code != importExitOK {
+		if code, out := run(t, "--from", srcDSN); code != ExitOK {
 			t.Errorf("exit %d, want 0: %s", code, out)
 		}
 	})

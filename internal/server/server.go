@@ -1,4 +1,9 @@
-package main
+// Package server runs Cassata's long-lived processes: `dev` (everything in
+// one process), `server` (JSON API and admin UI) and `worker` (delivery and
+// archiving). Run wires the store, scheduler, deliverer, worker, archiver,
+// API, UI, metrics and profiler from a config.Config and shuts them down
+// gracefully when its context ends.
+package server
 
 import (
 	"context"
@@ -7,21 +12,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/worker"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"
@@ -29,90 +32,47 @@ import (
 	"github.com/cassata/cassata/web"
 )
 
-var version = "dev"
+// Modes Run knows.
+const (
+	ModeDev    = "dev"
+	ModeServer = "server"
+	ModeWorker = "worker"
+)
 
-func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
-}
-
-// redactURL hides the password of a Redis URL for logs.
-func redactURL(u string) string {
-	if i := strings.Index(u, "://"); i >= 0 {
-		if j := strings.LastIndex(u, "@"); j > i {
-			return u[:i+3] + "***@" + u[j+1:]
-		}
-	}
-	return u
-}
-
-func connectRedis(cfg config) (redis.UniversalClient, error) {
-	if cfg.RedisCluster {
-		addrs, user, password, tlsConfig, err := clusterSeeds(cfg.RedisURL)
-		if err != nil {
-			return nil, err
-		}
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Username: user, Password: password, TLSConfig: tlsConfig, PoolSize: 64,
-			DialTimeout: 2 * time.Second, DialerRetries: 1, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, MaxRetries: 2}), nil
-	}
-	opt, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("CASSATA_REDIS_URL: %w", err)
-	}
-	opt.PoolSize = max(opt.PoolSize, 64)
-	// Fail fast when Redis is away: the API answers 503 within seconds
-	// instead of holding clients, and workers back off and retry.
-	if opt.DialTimeout <= 0 || opt.DialTimeout > 2*time.Second {
-		opt.DialTimeout = 2 * time.Second
-	}
-	if opt.MaxRetries == 0 || opt.MaxRetries > 2 { // 0 would mean go-redis's default, 3
-		opt.MaxRetries = 2
-	}
-	// One dial per try: go-redis otherwise dials 5 times, 100ms apart, on
-	// every one of the MaxRetries+1 tries, so each request would wait over
-	// a second for a refused connection (and 5 dial timeouts for an
-	// unreachable host) before the 503. The tries themselves retry.
-	opt.DialerRetries = 1
-	return redis.NewClient(opt), nil
-}
-
-// serve runs dev, server or worker until ctx ends.
-func serve(ctx context.Context, mode string, cfg config) error {
-	log := newLogger(cfg.LogLevel)
-	slog.SetDefault(log)
-	delivery.Version = version
-	cfg.logWarnings(log)
+// Run runs mode (ModeDev, ModeServer or ModeWorker) with cfg until ctx
+// ends, then shuts down gracefully: the HTTP server first, then the
+// worker, which finishes its in-flight deliveries within
+// cfg.ShutdownTimeout. It returns the error that stopped it early, if any.
+func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) error {
+	cfg.LogWarnings(log)
 
 	if mode == "worker" && cfg.ArchiveDSN == "" {
 		return fmt.Errorf("CASSATA_ARCHIVE_DSN (or --archive-dsn) is required for worker: finished events are archived there")
 	}
 	embedded := mode == "dev" && cfg.RedisURL == ""
 	if embedded {
-		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("start embedded redis: %w", err)
+		mr, err := redisstore.StartEmbedded()
+		if err != nil {
+			return err
 		}
 		defer mr.Close()
-		cfg.RedisURL = "redis://" + mr.Addr()
+		cfg.RedisURL = mr.URL()
 		log.Warn("DEV MODE: events live in an embedded in-memory Redis and are LOST when this process stops; do not use it in production")
 	}
-	rdb, err := connectRedis(cfg)
+	conn := cfg.RedisConn()
+	conn.Logger = log
+	if err := conn.Validate(); err != nil {
+		return err
+	}
+	log.Info("connecting to redis", "url", redisstore.RedactURL(cfg.RedisURL), "cluster", cfg.RedisCluster, "namespace", cfg.Namespace)
+	store, err := redisstore.Open(ctx, conn)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	log.Info("connecting to redis", "url", redactURL(cfg.RedisURL), "cluster", cfg.RedisCluster, "namespace", cfg.Namespace)
-
-	store, err := connectStore(ctx, rdb, cfg, log)
-	if err != nil {
-		return err
-	}
-	var runIDs map[string]string
+	defer store.Client().Close()
+	var runIDs redisstore.RunIDs
 	if !embedded {
-		if runIDs, err = checkRedis(ctx, store, cfg.AllowEviction, log); err != nil {
+		if runIDs, err = store.Check(ctx, cfg.AllowEviction, log); err != nil {
 			return err
 		}
 	}
@@ -141,7 +101,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	reg.MustRegister(redisRestarts)
 
 	policy := scheduler.Policy{MaxAttempts: cfg.MaxAttempts}.WithDefaults()
-	guard := cfg.guard()
+	guard := cfg.Guard()
 	schedCfg := scheduler.Config{Guard: guard, Limits: scheduler.Limits{MaxBodyBytes: cfg.MaxBodyBytes}}
 	if arch != nil {
 		schedCfg.Archive = arch
@@ -158,7 +118,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			watchRedis(runCtx, store, runIDs, redisRestarts, log)
+			store.Watch(runCtx, runIDs, redisRestarts, log)
 		}()
 	}
 
@@ -243,7 +203,7 @@ func serve(ctx context.Context, mode string, cfg config) error {
 	}
 	log.Info("listening", "mode", mode, "addr", ln.Addr().String(), "auth", cfg.Auth, "block_private", cfg.BlockPrivate, "allow_cidrs", cfg.AllowCIDRs)
 	if mode == "dev" && !isLoopback(ln.Addr()) {
-		// Only an address that names its host gets here (listenAddr).
+		// Only an address that names its host gets here (config.Load).
 		log.Warn("DEV MODE LISTENS BEYOND LOOPBACK: anyone who reaches this address can use the API"+
 			" (auth "+cfg.Auth+") and make this machine send requests to private addresses (block_private "+cfg.BlockPrivate+");"+
 			" the admin UI stays loopback-only without CASSATA_ADMIN_PASSWORD. Use server and worker for anything shared",
@@ -289,85 +249,4 @@ func rateLimit(perSecond int) float64 {
 		return -1
 	}
 	return float64(perSecond)
-}
-
-// connectStore opens the Redis store, retrying while Redis is not reachable
-// yet, so processes can start before Redis does.
-func connectStore(ctx context.Context, rdb redis.UniversalClient, cfg config, log *slog.Logger) (*redisstore.Store, error) {
-	delay := 200 * time.Millisecond
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		store, err := redisstore.New(cctx, rdb, redisstore.Config{
-			Namespace: cfg.Namespace, Shards: cfg.Shards, Retention: cfg.Retention, WakeHorizon: cfg.PollInterval,
-		})
-		cancel()
-		if err == nil {
-			return store, nil
-		}
-		if !errors.Is(err, scheduler.ErrUnavailable) && !isNetErr(err) {
-			return nil, err
-		}
-		log.Warn("redis not reachable yet; retrying", "err", err, "in", delay)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 5*time.Second)
-	}
-}
-
-func isNetErr(err error) bool {
-	var ne net.Error
-	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, context.DeadlineExceeded) ||
-		strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "EOF")
-}
-
-// backlogCollector reports the due backlog at scrape time.
-type backlogCollector struct{ store *redisstore.Store }
-
-var (
-	pendingDesc   = prometheus.NewDesc("cassata_pending_events", "PENDING events in Redis.", nil, nil)
-	outboxDesc    = prometheus.NewDesc("cassata_archive_outbox_entries", "Outbox entries not yet archived.", nil, nil)
-	archiveLagDes = prometheus.NewDesc("cassata_archive_lag_seconds", "Age of the oldest outbox entry not yet archived.", nil, nil)
-	dueDesc       = prometheus.NewDesc("cassata_due_backlog", "PENDING events whose due time has passed (not yet claimed).", nil, nil)
-)
-
-func (b backlogCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- pendingDesc
-	ch <- dueDesc
-	ch <- outboxDesc
-	ch <- archiveLagDes
-}
-
-func (b backlogCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	live, err := b.store.Live(ctx, time.Now())
-	if err != nil {
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(live.Pending))
-	ch <- prometheus.MustNewConstMetric(dueDesc, prometheus.GaugeValue, float64(live.DueSoon))
-	if n, oldest, err := b.store.OutboxLag(ctx); err == nil {
-		lag := 0.0
-		if !oldest.IsZero() {
-			lag = max(0, time.Since(oldest).Seconds())
-		}
-		ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(n))
-		ch <- prometheus.MustNewConstMetric(archiveLagDes, prometheus.GaugeValue, lag)
-	}
-}
-
-// withPprof serves Go's profiler under /debug/pprof/ beside h.
-func withPprof(h http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/", h)
-	return mux
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"cmp"
@@ -14,14 +14,15 @@ import (
 
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/store/redisstore"
 
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"
 )
 
-// config is every setting of the cassata command. Precedence: flags >
+// Config is every setting of the cassata command. Precedence: flags >
 // environment > YAML file > defaults (API.md §1).
-type config struct {
+type Config struct {
 	RedisURL          string        `yaml:"redis_url"`
 	RedisCluster      bool          `yaml:"redis_cluster"`
 	AllowEviction     bool          `yaml:"redis_allow_eviction"`
@@ -56,18 +57,18 @@ type config struct {
 	allow []netip.Prefix
 	// warnings are what loading found worth a warning (ignored sections of
 	// an original config file, ...), logged by logWarnings.
-	warnings []configWarning
+	warnings []Warning
 }
 
-// logWarnings logs what loading the configuration found worth a warning.
-func (c *config) logWarnings(log *slog.Logger) {
+// LogWarnings logs what loading the configuration found worth a warning.
+func (c *Config) LogWarnings(log *slog.Logger) {
 	for _, w := range c.warnings {
 		log.Warn(w.msg, w.args...)
 	}
 }
 
-func defaults(mode string) config {
-	c := config{
+func Defaults(mode string) Config {
+	c := Config{
 		Listen: ":8085", Auth: "on", Namespace: "cassata", WorkerConcurrency: 100, RateLimit: api.DefaultRateLimit,
 		BlockPrivate: "on", Retention: 24 * time.Hour, LogLevel: "info", CreateTables: true,
 		JWTMaxLifetime: tenant.DefaultJWTMaxLifetime,
@@ -92,7 +93,7 @@ type setting struct {
 var boolSettings = map[string]bool{"CASSATA_REDIS_CLUSTER": true, "CASSATA_REDIS_ALLOW_EVICTION": true,
 	"CASSATA_PPROF": true, "CASSATA_LOG_FAILED_REQUESTS": true}
 
-func (c *config) settings() []setting {
+func (c *Config) settings() []setting {
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
 	num := func(p *int) func(string) error {
 		return func(v string) error {
@@ -166,10 +167,10 @@ func (f *flagValue) String() string     { return f.text }
 func (f *flagValue) Set(v string) error { f.text = v; return nil }
 func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
 
-// load builds the configuration for a mode from args, the environment and
+// Load builds the configuration for a mode from args, the environment and
 // the YAML file.
-func load(mode string, args []string) (config, []string, error) {
-	c := defaults(mode)
+func Load(mode string, args []string) (Config, []string, error) {
+	c := Defaults(mode)
 	fs := flag.NewFlagSet("cassata "+mode, flag.ContinueOnError)
 	configPath := fs.String("config", os.Getenv("CASSATA_CONFIG"), "YAML configuration file (CASSATA_CONFIG)")
 	flagVals := map[string]*flagValue{}
@@ -191,7 +192,7 @@ func load(mode string, args []string) (config, []string, error) {
 		}
 	}
 	if *configPath != "" {
-		if _, err := readConfigFile(&c, *configPath, mode); err != nil {
+		if _, err := ReadFile(&c, *configPath, mode); err != nil {
 			return c, nil, err
 		}
 	}
@@ -217,7 +218,7 @@ func load(mode string, args []string) (config, []string, error) {
 	if ferr != nil {
 		return c, nil, ferr
 	}
-	return c, fs.Args(), c.validate(mode)
+	return c, fs.Args(), c.Validate(mode)
 }
 
 // maxBodyBytesLimit bounds CASSATA_MAX_BODY_BYTES: every pending body lives
@@ -225,9 +226,9 @@ func load(mode string, args []string) (config, []string, error) {
 // server's.
 const maxBodyBytesLimit = 64 << 20
 
-// guard is the SSRF guard the settings ask for: nil with
+// Guard is the SSRF guard the settings ask for: nil with
 // CASSATA_BLOCK_PRIVATE=off.
-func (c *config) guard() *delivery.AddressGuard {
+func (c *Config) Guard() *delivery.AddressGuard {
 	if c.BlockPrivate != "on" {
 		return nil
 	}
@@ -242,7 +243,7 @@ func onOff(name, v string) error {
 	return fmt.Errorf("%s must be on or off, not %q", name, v)
 }
 
-func (c *config) validate(mode string) error {
+func (c *Config) Validate(mode string) error {
 	c.Auth = strings.ToLower(c.Auth)
 	c.BlockPrivate = strings.ToLower(c.BlockPrivate)
 	if err := onOff("CASSATA_AUTH", c.Auth); err != nil {
@@ -331,4 +332,35 @@ func listenAddr(mode, addr string) (string, error) {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// RedisConn is how to reach Redis and open the namespace, as the settings
+// say.
+func (c *Config) RedisConn() redisstore.ConnConfig {
+	return redisstore.ConnConfig{URL: c.RedisURL, Cluster: c.RedisCluster, Store: redisstore.Config{
+		Namespace: c.Namespace, Shards: c.Shards, Retention: c.Retention, WakeHorizon: c.PollInterval,
+	}}
+}
+
+// NewLogger is the process's logger: JSON lines on stderr at LogLevel
+// (info when it is not a level).
+func (c *Config) NewLogger() *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// SwitchFlags are the flags of settings that take no value (--pprof alone
+// is --pprof=true), for commands that sort their own flags from these.
+func SwitchFlags() map[string]bool {
+	var c Config
+	m := map[string]bool{}
+	for _, s := range c.settings() {
+		if s.flag != "" && boolSettings[s.env] {
+			m[s.flag] = true
+		}
+	}
+	return m
 }
