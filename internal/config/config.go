@@ -20,43 +20,110 @@ import (
 	"github.com/cassata/cassata/scheduler"
 )
 
-// Config is every setting of the cassata command. Precedence: flags >
-// environment > YAML file > defaults (API.md §1).
-type Config struct {
-	RedisURL          string        `yaml:"redis_url"`
-	RedisCluster      bool          `yaml:"redis_cluster"`
-	AllowEviction     bool          `yaml:"redis_allow_eviction"`
-	ArchiveDSN        string        `yaml:"archive_dsn"`
-	Listen            string        `yaml:"listen"`
-	BasePath          string        `yaml:"base_path"`
-	Auth              string        `yaml:"auth"`
-	AdminToken        string        `yaml:"admin_token"`
-	AdminPassword     string        `yaml:"admin_password"`
-	RateLimit         int           `yaml:"rate_limit"`
-	Namespace         string        `yaml:"namespace"`
-	Shards            int           `yaml:"shards"`
-	WorkerConcurrency int           `yaml:"worker_concurrency"`
-	BlockPrivate      string        `yaml:"block_private"`
-	AllowCIDRs        string        `yaml:"allow_cidrs"`
-	MaxBodyBytes      int           `yaml:"max_body_bytes"`
-	Retention         time.Duration `yaml:"retention"`
-	PollInterval      time.Duration `yaml:"poll_interval"`
-	Visibility        time.Duration `yaml:"visibility_timeout"`
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	DeadAfter         time.Duration `yaml:"dead_after"`
-	Batch             int           `yaml:"claim_batch"`
-	MaxAttempts       int           `yaml:"max_attempts"`
-	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
-	LogLevel          string        `yaml:"log_level"`
-	Pprof             bool          `yaml:"pprof"`
-	LogFailedRequests bool          `yaml:"log_failed_requests"`
-	CreateTables      bool          `yaml:"create_tables"`
-	JWTMaxLifetime    time.Duration `yaml:"jwt_max_lifetime"`
+// Defaults of the settings that have one here. Settings whose zero value
+// means "the component's default" (shards, poll interval, ...) say so on
+// their field; the component owns that default.
+const (
+	DefaultListen            = ":8085"
+	DefaultDevListen         = "127.0.0.1:8085" // dev: loopback only
+	DefaultWorkerListen      = ":8086"
+	DefaultAuth              = "on" // dev: "off"
+	DefaultBlockPrivate      = "on" // dev: "off"
+	DefaultNamespace         = "cassata"
+	DefaultWorkerConcurrency = 100
+	DefaultRetention         = 24 * time.Hour
+	DefaultLogLevel          = "info"
+	DefaultCreateTables      = true
+	DefaultRateLimit         = api.DefaultRateLimit
+	DefaultJWTMaxLifetime    = tenant.DefaultJWTMaxLifetime
+)
 
-	// allow is AllowCIDRs parsed by validate.
+// Config is every setting of the cassata command. Precedence: flags >
+// environment > YAML file > defaults (API.md §1). Defaults(mode) is the
+// configuration before any of them applies; Load applies them and
+// Validate.
+type Config struct {
+	// RedisURL is a redis:// URL, or with RedisCluster comma-separated
+	// seeds. Required but in dev and migrate (dev: an embedded Redis).
+	RedisURL string `yaml:"redis_url"`
+	// RedisCluster connects to a Redis Cluster. Defaults to false.
+	RedisCluster bool `yaml:"redis_cluster"`
+	// AllowEviction starts even though Redis may evict keys. Defaults to false.
+	AllowEviction bool `yaml:"redis_allow_eviction"`
+	// ArchiveDSN is the archive database. Required for worker and migrate;
+	// dev defaults to cassata-dev.db (SQLite) in the working directory.
+	ArchiveDSN string `yaml:"archive_dsn"`
+	// Listen is the HTTP address. Defaults to DefaultListen (:8085),
+	// DefaultDevListen in dev, DefaultWorkerListen for worker.
+	Listen string `yaml:"listen"`
+	// BasePath prefixes the admin UI behind a reverse proxy. Defaults to "".
+	BasePath string `yaml:"base_path"`
+	// Auth is on or off: whether the JSON API requires keys. Defaults to
+	// DefaultAuth (on); dev: off.
+	Auth string `yaml:"auth"`
+	// AdminToken is the admin API's bearer token. Defaults to "" (none).
+	AdminToken string `yaml:"admin_token"`
+	// AdminPassword opens the admin UI beyond loopback. Defaults to "".
+	AdminPassword string `yaml:"admin_password"`
+	// RateLimit is API requests per second per application and server; 0
+	// turns it off. Defaults to DefaultRateLimit.
+	RateLimit int `yaml:"rate_limit"`
+	// Namespace prefixes every Redis key. Defaults to DefaultNamespace.
+	Namespace string `yaml:"namespace"`
+	// Shards of a new namespace. Defaults to 0: the recorded count, or
+	// redisstore.DefaultShards (16).
+	Shards int `yaml:"shards"`
+	// WorkerConcurrency is concurrent deliveries per worker. Defaults to
+	// DefaultWorkerConcurrency (100).
+	WorkerConcurrency int `yaml:"worker_concurrency"`
+	// BlockPrivate is on or off: refuse private destinations. Defaults to
+	// DefaultBlockPrivate (on); dev: off.
+	BlockPrivate string `yaml:"block_private"`
+	// AllowCIDRs are comma-separated CIDRs delivered to even though
+	// BlockPrivate blocks them. Defaults to "".
+	AllowCIDRs string `yaml:"allow_cidrs"`
+	// MaxBodyBytes is the largest event body. Defaults to 0:
+	// scheduler.DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// Retention is how long finished events stay in Redis. Defaults to
+	// DefaultRetention (24h).
+	Retention time.Duration `yaml:"retention"`
+	// PollInterval is the longest sleep between looks for due events.
+	// Defaults to 0: the worker's (1s).
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// Visibility is a claimed event's lease. Defaults to 0: the worker's (60s).
+	Visibility time.Duration `yaml:"visibility_timeout"`
+	// HeartbeatInterval is how often a worker reports itself alive.
+	// Defaults to 0: scheduler.DefaultHeartbeatInterval (5s).
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// DeadAfter is the silence after which a worker's events go to others.
+	// Defaults to 0: 3 heartbeat intervals.
+	DeadAfter time.Duration `yaml:"dead_after"`
+	// Batch is events claimed per round trip. Defaults to 0: the worker's (100).
+	Batch int `yaml:"claim_batch"`
+	// MaxAttempts is the default attempts per event. Defaults to 0: the
+	// scheduler policy's (5).
+	MaxAttempts int `yaml:"max_attempts"`
+	// ShutdownTimeout is how long in-flight deliveries may finish on
+	// SIGTERM. Defaults to 0: the worker's (30s).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// LogLevel is debug, info, warn or error. Defaults to DefaultLogLevel.
+	LogLevel string `yaml:"log_level"`
+	// Pprof serves Go's profiler at /debug/pprof/. Defaults to false.
+	Pprof bool `yaml:"pprof"`
+	// LogFailedRequests logs every failed delivery attempt. Defaults to false.
+	LogFailedRequests bool `yaml:"log_failed_requests"`
+	// CreateTables creates or upgrades the archive tables at start.
+	// Defaults to DefaultCreateTables (true).
+	CreateTables bool `yaml:"create_tables"`
+	// JWTMaxLifetime is the longest validity of a bearer JWT. Defaults to
+	// DefaultJWTMaxLifetime (24h).
+	JWTMaxLifetime time.Duration `yaml:"jwt_max_lifetime"`
+
+	// allow is AllowCIDRs parsed by Validate.
 	allow []netip.Prefix
 	// warnings are what loading found worth a warning (ignored sections of
-	// an original config file, ...), logged by logWarnings.
+	// an original config file, ...), logged by LogWarnings.
 	warnings []Warning
 }
 
@@ -67,17 +134,19 @@ func (c *Config) LogWarnings(log *slog.Logger) {
 	}
 }
 
+// Defaults is the configuration of mode (dev, server, worker, migrate,
+// apps, import) before the YAML file, environment and flags apply.
 func Defaults(mode string) Config {
 	c := Config{
-		Listen: ":8085", Auth: "on", Namespace: "cassata", WorkerConcurrency: 100, RateLimit: api.DefaultRateLimit,
-		BlockPrivate: "on", Retention: 24 * time.Hour, LogLevel: "info", CreateTables: true,
-		JWTMaxLifetime: tenant.DefaultJWTMaxLifetime,
+		Listen: DefaultListen, Auth: DefaultAuth, Namespace: DefaultNamespace, WorkerConcurrency: DefaultWorkerConcurrency,
+		RateLimit: DefaultRateLimit, BlockPrivate: DefaultBlockPrivate, Retention: DefaultRetention, LogLevel: DefaultLogLevel,
+		CreateTables: DefaultCreateTables, JWTMaxLifetime: DefaultJWTMaxLifetime,
 	}
 	if mode == "dev" {
-		c.Listen, c.Auth, c.BlockPrivate = "127.0.0.1:8085", "off", "off"
+		c.Listen, c.Auth, c.BlockPrivate = DefaultDevListen, "off", "off"
 	}
 	if mode == "worker" {
-		c.Listen = ":8086"
+		c.Listen = DefaultWorkerListen
 	}
 	return c
 }
