@@ -265,7 +265,7 @@ func Load(mode string, args []string) (Config, []string, error) {
 			return c, nil, err
 		}
 	}
-	// Re-bind: loadYAML may have replaced fields, settings point into c.
+	// Re-bind: ReadFile may have replaced fields, settings point into c.
 	settings = c.settings()
 	for _, s := range settings {
 		if v, ok := os.LookupEnv(s.env); ok && v != "" {
@@ -384,7 +384,7 @@ func (c *Config) Validate(mode string) error {
 // listen or port) and completes a bare port: "8085" is ":8085". In dev a
 // port without a host means loopback (127.0.0.1:8085): dev runs without
 // auth and delivers to private addresses, so only an address that names its
-// host takes it beyond this machine (serve warns loudly when it does).
+// host takes it beyond this machine (server.Run warns loudly when it does).
 func listenAddr(mode, addr string) (string, error) {
 	addr = strings.TrimSpace(addr)
 	if _, err := strconv.Atoi(addr); err == nil {

@@ -126,7 +126,7 @@ func splitImportFlags(args []string) (f importFlags, common []string, err error)
 	return f, common, nil
 }
 
-// importCommand runs "cassata import ..." and returns its exit status. The
+// Run runs "cassata import ..." and returns its exit status. The
 // report (invalid rows, the summary) goes to stdout; logs and, when stderr
 // is a terminal, a progress line go to stderr.
 func Run(ctx context.Context, args []string, stdout io.Writer, stderr *os.File) int {
