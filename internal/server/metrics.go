@@ -4,8 +4,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/cassata/cassata/store/redisstore"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cassata/cassata/store/redisstore"
 )
 
 // backlogCollector reports the due backlog at scrape time.

@@ -17,19 +17,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cassata/cassata/internal/config"
-	"github.com/cassata/cassata/scheduler/delivery"
-	"github.com/cassata/cassata/scheduler/tenant"
-	"github.com/cassata/cassata/scheduler/worker"
-
-	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/scheduler/worker"
 	"github.com/cassata/cassata/store/redisstore"
-	"github.com/cassata/cassata/web"
 )
 
 // Modes Run knows.
@@ -155,43 +151,12 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 		}
 	}
 
-	ready := func(ctx context.Context) map[string]error {
-		checks := map[string]error{"redis": store.Ping(ctx)}
-		if arch != nil {
-			checks["archive"] = arch.Ping(ctx)
-		}
-		return checks
-	}
-	details := func(ctx context.Context) map[string]any {
-		return map[string]any{"archive_outbox": archiveLag(ctx, store)}
-	}
-	a := api.New(api.Config{Scheduler: sched, DefaultMaxAttempts: policy.MaxAttempts, Ready: ready, Details: details,
-		Gatherer: reg, Metrics: metrics, Logger: log, Apps: apps, RateLimit: rateLimit(cfg.RateLimit)})
-	var handler http.Handler
-	if mode == "worker" {
-		r := gin.New()
-		a.Process(r)
-		handler = r
-	} else {
-		var auth api.Authorizer
-		if cfg.Auth == "on" {
-			auth = api.NewKeyAuth(apps, api.KeyAuthConfig{AdminToken: cfg.AdminToken,
-				JWT: tenant.JWTPolicy{MaxLifetime: cfg.JWTMaxLifetime}})
-		}
-		engine := a.Engine(auth)
-		ui, err := web.New(web.Config{Backend: sched, Apps: apps, Password: cfg.AdminPassword, Open: mode == "dev",
-			BasePath: cfg.BasePath, SessionSalt: "cassata:" + cfg.Namespace, Logger: log})
-		if err != nil {
-			cancel()
-			wg.Wait()
-			return fmt.Errorf("admin UI: %w", err)
-		}
-		ui.Mount(engine)
-		handler = engine
-	}
-	if cfg.Pprof {
-		handler = withPprof(handler)
-		log.Warn("profiler served at /debug/pprof/ (CASSATA_PPROF): keep this listener private")
+	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps,
+		reg: reg, metrics: metrics, maxAttempts: policy.MaxAttempts, log: log})
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
 	}
 	srv := &http.Server{Addr: cfg.Listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
@@ -241,12 +206,4 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 func isLoopback(a net.Addr) bool {
 	t, ok := a.(*net.TCPAddr)
 	return ok && t.IP.IsLoopback()
-}
-
-// rateLimit turns CASSATA_RATE_LIMIT (0: off) into api.Config.RateLimit (negative: off).
-func rateLimit(perSecond int) float64 {
-	if perSecond <= 0 {
-		return -1
-	}
-	return float64(perSecond)
 }
