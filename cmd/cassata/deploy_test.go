@@ -26,7 +26,7 @@ import (
 // redis-server, until /readyz answers 200:
 //   - deploy: deploy/cassata.env.example and the systemd units, exactly;
 //   - original config: the original Cassata's service and worker config
-//     files (testdata/), unchanged but for the database's address.
+//     files (internal/config/testdata/), unchanged but for the database's address.
 func TestShippedConfigurationsStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts processes")
@@ -350,14 +350,14 @@ func testOriginalConfigStarts(t *testing.T, bin string) {
 	ln.Close()
 
 	render := func(name string, replace ...[2]string) string {
-		data, err := os.ReadFile(filepath.Join("testdata", name))
+		data, err := os.ReadFile(filepath.Join("..", "..", "internal", "config", "testdata", name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := string(data)
 		for _, r := range append(replace, [2]string{"db.internal:3306", db.Addr()}) {
 			if !strings.Contains(s, r[0]) {
-				t.Fatalf("testdata/%s has no %q to point at the test's servers", name, r[0])
+				t.Fatalf("internal/config/testdata/%s has no %q to point at the test's servers", name, r[0])
 			}
 			s = strings.ReplaceAll(s, r[0], r[1])
 		}

@@ -8,9 +8,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/cassata/cassata/internal/appcli"
+	"github.com/cassata/cassata/internal/config"
+	"github.com/cassata/cassata/internal/legacyimport"
+	"github.com/cassata/cassata/internal/server"
+	"github.com/cassata/cassata/scheduler/delivery"
 )
 
 const usage = `cassata: a Redis-backed HTTP request scheduler
@@ -26,6 +33,9 @@ usage:
   cassata version
 
 Run "cassata <command> -h" for its flags.`
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -50,23 +60,24 @@ func run(args []string) int {
 	go func() { <-ctx.Done(); stop() }()
 	var err error
 	switch cmd {
-	case "dev", "server", "worker":
-		var cfg config
-		cfg, _, err = load(cmd, rest)
-		if err == nil {
-			err = serve(ctx, cmd, cfg)
+	case server.ModeDev, server.ModeServer, server.ModeWorker:
+		var cfg config.Config
+		if cfg, _, err = config.Load(cmd, rest); err == nil {
+			log := cfg.NewLogger()
+			slog.SetDefault(log)
+			delivery.Version = version
+			err = server.Run(ctx, cmd, cfg, log)
 		}
 	case "migrate":
-		var cfg config
-		cfg, _, err = load("migrate", rest)
-		if err == nil {
-			err = runMigrate(ctx, cfg)
+		var cfg config.Config
+		if cfg, _, err = config.Load("migrate", rest); err == nil {
+			err = server.Migrate(ctx, cfg, cfg.NewLogger())
 		}
 	case "apps":
-		err = appsCommand(ctx, rest, os.Stdout)
+		err = appcli.Run(ctx, rest, os.Stdout)
 	case "import":
-		// Its own exit statuses: 3 when some rows were invalid (see importUsage).
-		return importCommand(ctx, rest, os.Stdout, os.Stderr)
+		// Its own exit statuses: 3 when some rows were invalid (see legacyimport.Usage).
+		return legacyimport.Run(ctx, rest, os.Stdout, os.Stderr)
 	case "version", "--version":
 		fmt.Println("cassata", version)
 		return 0

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -44,9 +44,9 @@ import (
 // Any other key is an error naming its path (a typo must not be silently
 // ignored), and so is a value of the wrong type.
 
-// configWarning is a warning found while loading the configuration, logged
+// Warning is a warning found while loading the configuration, logged
 // once the logger exists.
-type configWarning struct {
+type Warning struct {
 	msg  string
 	args []any
 }
@@ -76,7 +76,7 @@ var dataSourceKeys = map[string]bool{
 type fileReader struct {
 	path string
 	mode string
-	c    *config
+	c    *Config
 
 	// setBy is the key path that set each setting: a setting given twice
 	// (numWorkerThreads and worker_concurrency, or at the top level and
@@ -96,9 +96,9 @@ type portAt struct {
 	host string // server.applicationConnectors[0].bindHost
 }
 
-// readConfigFile applies the YAML file at path over c, for mode. It returns
+// ReadFile applies the YAML file at path over c, for mode. It returns
 // the archive DSN of the original's database section ("" when none).
-func readConfigFile(c *config, path, mode string) (databaseDSN string, err error) {
+func ReadFile(c *Config, path, mode string) (databaseDSN string, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("config file: %w", err)
@@ -110,13 +110,13 @@ func readConfigFile(c *config, path, mode string) (databaseDSN string, err error
 	return f.databaseDSN, nil
 }
 
-// originalDatabaseDSN reads a configuration file (an original Cassata one,
+// OriginalDatabaseDSN reads a configuration file (an original Cassata one,
 // typically) and returns the mysql:// DSN its database section names: the
 // source of `cassata import --config`. Unknown keys are errors as for
 // every config file.
-func originalDatabaseDSN(path string) (string, error) {
-	c := defaults("import")
-	dsn, err := readConfigFile(&c, path, "import")
+func OriginalDatabaseDSN(path string) (string, error) {
+	c := Defaults("import")
+	dsn, err := ReadFile(&c, path, "import")
 	if err != nil {
 		return "", err
 	}
@@ -189,7 +189,7 @@ func (f *fileReader) read(data []byte) error {
 }
 
 func (f *fileReader) warn(msg string, args ...any) {
-	f.c.warnings = append(f.c.warnings, configWarning{msg: msg, args: args})
+	f.c.warnings = append(f.c.warnings, Warning{msg: msg, args: args})
 }
 
 // section reads the original's service or workerThreadProperties section.
@@ -260,7 +260,7 @@ func (f *fileReader) native(key, path string, v *yaml.Node, idx []int) error {
 // nativeFields maps config's yaml tags to their fields.
 func nativeFields() map[string][]int {
 	out := map[string][]int{}
-	t := reflect.TypeFor[config]()
+	t := reflect.TypeFor[Config]()
 	for i := range t.NumField() {
 		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
 			out[name] = t.Field(i).Index
@@ -493,7 +493,7 @@ func (f *fileReader) database(path string, v *yaml.Node) error {
 	if !hasURL || url == "" {
 		return fmt.Errorf("%s.url is required (jdbc:mysql://host:port/db)", path)
 	}
-	dsn, dropped, err := jdbcArchiveDSN(url, jdbcCredentials{user: user, password: password, hasUser: hasUser, hasPassword: hasPassword})
+	dsn, dropped, err := JDBCArchiveDSN(url, JDBCCredentials{user: user, password: password, hasUser: hasUser, hasPassword: hasPassword})
 	if err != nil {
 		return fmt.Errorf("%s.url: %w", path, err)
 	}

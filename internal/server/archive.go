@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive"
 	"github.com/cassata/cassata/store/redisstore"
@@ -60,10 +61,10 @@ func migrateWhenReachable(ctx context.Context, store *redisstore.Store, a *archi
 	}
 }
 
-// runMigrate is `cassata migrate`: create or upgrade the archive tables.
-func runMigrate(ctx context.Context, cfg config) error {
-	log := newLogger(cfg.LogLevel)
-	cfg.logWarnings(log)
+// Migrate is `cassata migrate`: create or upgrade the archive tables,
+// under the namespace's migration lock when Redis is configured.
+func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	cfg.LogWarnings(log)
 	if cfg.ArchiveDSN == "" {
 		return fmt.Errorf("CASSATA_ARCHIVE_DSN (or --archive-dsn) is required for migrate")
 	}
@@ -76,7 +77,7 @@ func runMigrate(ctx context.Context, cfg config) error {
 	defer cancel()
 	if cfg.RedisURL != "" {
 		// With Redis at hand, take the same lock as the workers.
-		rdb, err := connectRedis(cfg)
+		rdb, err := redisstore.Dial(cfg.RedisConn())
 		if err != nil {
 			return err
 		}

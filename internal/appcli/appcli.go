@@ -1,4 +1,7 @@
-package main
+// Package appcli is the `cassata apps` admin command: create, list and
+// rotate applications (API keys, JWT and signing secrets) straight in
+// Redis, without a running server.
+package appcli
 
 import (
 	"context"
@@ -14,10 +17,12 @@ import (
 	"github.com/cassata/cassata/scheduler/tenant"
 
 	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/store/redisstore"
 )
 
-const appsUsage = `usage:
+// Usage is the command's help text.
+const Usage = `usage:
   cassata apps create NAME [--json]                 new application; prints its API key alone on the last line
   cassata apps list [--json]                        applications (never keys; secrets masked)
   cassata apps rotate NAME [--grace D] [--json]     new API key and JWT secret; the old ones end now, or after D
@@ -72,10 +77,10 @@ func splitAppsFlags(args []string) (f appsFlags, common, positional []string, er
 	return f, common, positional, nil
 }
 
-// appsCommand runs "cassata apps ...", writing what it shows to out.
-func appsCommand(ctx context.Context, args []string, out io.Writer) error {
+// Run runs "cassata apps args...", writing what it shows to out.
+func Run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(out, appsUsage)
+		fmt.Fprintln(out, Usage)
 		if len(args) == 0 {
 			return errors.New("apps: a subcommand is required")
 		}
@@ -86,7 +91,7 @@ func appsCommand(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, extra, err := load("apps", common)
+	cfg, extra, err := config.Load("apps", common)
 	if err != nil {
 		return err
 	}
@@ -94,25 +99,26 @@ func appsCommand(ctx context.Context, args []string, out io.Writer) error {
 	want := map[string]int{"create": 1, "list": 0, "rotate": 1, "rotate-secret": 1}
 	n, known := want[sub]
 	if !known {
-		return fmt.Errorf("apps: unknown subcommand %q\n%s", sub, appsUsage)
+		return fmt.Errorf("apps: unknown subcommand %q\n%s", sub, Usage)
 	}
 	if len(pos) != n {
-		return fmt.Errorf("apps %s: expected %d argument(s), got %q\n%s", sub, n, pos, appsUsage)
+		return fmt.Errorf("apps %s: expected %d argument(s), got %q\n%s", sub, n, pos, Usage)
 	}
 	if fl.graceSet && sub != "rotate" && sub != "rotate-secret" {
 		return fmt.Errorf("apps %s: --grace only applies to rotate and rotate-secret", sub)
 	}
 
-	rdb, err := connectRedis(cfg)
+	conn := cfg.RedisConn()
+	rdb, err := redisstore.Dial(conn)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	store, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: cfg.Namespace, Shards: cfg.Shards})
+	store, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: conn.Store.Namespace, Shards: conn.Store.Shards})
 	if err != nil {
-		return fmt.Errorf("connect to redis at %s: %w", redactURL(cfg.RedisURL), err)
+		return fmt.Errorf("connect to redis at %s: %w", redisstore.RedactURL(cfg.RedisURL), err)
 	}
 	apps := tenant.NewApps(store, nil)
 

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -17,26 +17,26 @@ func TestOriginalConfigFiles(t *testing.T) {
 	const workerDSN = "mysql://cassata_rw:s3cr3t%3Ap%40ss%2Fw%3Frd%231@db.internal:3306/cassata"
 	tests := []struct {
 		name, file, mode string
-		check            func(c config) bool
+		check            func(c Config) bool
 		ignored          []string // the one warning's list
 	}{
-		{"service file, server", "testdata/original-service.yaml", "server", func(c config) bool {
+		{"service file, server", "testdata/original-service.yaml", "server", func(c Config) bool {
 			return c.Listen == ":8088" && c.CreateTables && c.ArchiveDSN == serviceDSN && c.WorkerConcurrency == 100
 		}, []string{"service.createFailedRequestLog", "logging", "server", "metrics"}},
-		{"service file, dev: the port stays on loopback", "testdata/original-service.yaml", "dev", func(c config) bool {
+		{"service file, dev: the port stays on loopback", "testdata/original-service.yaml", "dev", func(c Config) bool {
 			return c.Listen == "127.0.0.1:8088" && c.ArchiveDSN == serviceDSN
 		}, nil},
-		{"service file, worker: the port is the service's", "testdata/original-service.yaml", "worker", func(c config) bool {
+		{"service file, worker: the port is the service's", "testdata/original-service.yaml", "worker", func(c Config) bool {
 			return c.Listen == ":8086" && c.ArchiveDSN == serviceDSN
 		}, nil},
-		{"worker file", "testdata/original-worker.yaml", "worker", func(c config) bool {
+		{"worker file", "testdata/original-worker.yaml", "worker", func(c Config) bool {
 			return c.WorkerConcurrency == 8 && c.Batch == 10 && c.PollInterval == 10*time.Second &&
 				c.MaxAttempts == 4 && c.LogFailedRequests && c.ArchiveDSN == workerDSN && c.Listen == ":8086"
 		}, []string{"workerThreadProperties.timeToWaitBeforeCleanup"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, _, err := load(tt.mode, []string{"--config", tt.file})
+			c, _, err := Load(tt.mode, []string{"--config", tt.file})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,7 +44,7 @@ func TestOriginalConfigFiles(t *testing.T) {
 				t.Fatalf("settings: %+v", c)
 			}
 			var logs bytes.Buffer
-			c.logWarnings(slog.New(slog.NewTextHandler(&logs, nil)))
+			c.LogWarnings(slog.New(slog.NewTextHandler(&logs, nil)))
 			lines := strings.Count(logs.String(), "ignoring the original Cassata's settings")
 			if tt.ignored != nil {
 				if lines != 1 {
@@ -63,15 +63,15 @@ func TestOriginalConfigFiles(t *testing.T) {
 	}
 	t.Run("import reads the database section as its source", func(t *testing.T) {
 		t.Setenv("CASSATA_ARCHIVE_DSN", "")
-		dsn, err := originalDatabaseDSN("testdata/original-worker.yaml")
+		dsn, err := OriginalDatabaseDSN("testdata/original-worker.yaml")
 		if err != nil || dsn != workerDSN {
 			t.Fatalf("originalDatabaseDSN = %q, %v; want %q", dsn, err, workerDSN)
 		}
-		c, _, err := load("import", []string{"--config", "testdata/original-worker.yaml"})
+		c, _, err := Load("import", []string{"--config", "testdata/original-worker.yaml"})
 		if err != nil || c.ArchiveDSN != "" {
 			t.Fatalf("import's archive DSN = %q, %v; the original's database is its source, not its archive", c.ArchiveDSN, err)
 		}
-		if _, err := originalDatabaseDSN(writeYAML(t, "redis_url: redis://x:1/0\n")); err == nil || !strings.Contains(err.Error(), "no database section") {
+		if _, err := OriginalDatabaseDSN(writeYAML(t, "redis_url: redis://x:1/0\n")); err == nil || !strings.Contains(err.Error(), "no database section") {
 			t.Fatalf("a file without a database section: %v", err)
 		}
 	})
@@ -83,49 +83,49 @@ func TestConfigFileKeys(t *testing.T) {
 	t.Setenv("CASSATA_REDIS_URL", "redis://127.0.0.1:6379/0")
 	tests := []struct {
 		name, mode, yaml string
-		check            func(c config) bool
+		check            func(c Config) bool
 	}{
 		{"polling interval is seconds", "worker", "workerThreadPollingInterval: 10\n",
-			func(c config) bool { return c.PollInterval == 10*time.Second }},
+			func(c Config) bool { return c.PollInterval == 10*time.Second }},
 		{"polling interval in millis", "worker", "workerThreadPollingIntervalInMillis: 250\n",
-			func(c config) bool { return c.PollInterval == 250*time.Millisecond }},
+			func(c Config) bool { return c.PollInterval == 250*time.Millisecond }},
 		{"nested worker settings", "worker", "workerThreadProperties:\n  numWorkerThreads: 3\n  workerThreadPollingInterval: 2\n  httpRetryCount: 0\n",
-			func(c config) bool {
+			func(c Config) bool {
 				return c.WorkerConcurrency == 3 && c.PollInterval == 2*time.Second && c.MaxAttempts == 1
 			}},
-		{"logFailedRequests at the top", "worker", "logFailedRequests: true\n", func(c config) bool { return c.LogFailedRequests }},
+		{"logFailedRequests at the top", "worker", "logFailedRequests: true\n", func(c Config) bool { return c.LogFailedRequests }},
 		{"logFailedRequests under workerThreadProperties", "worker", "workerThreadProperties:\n  logFailedRequests: true\n",
-			func(c config) bool { return c.LogFailedRequests }},
-		{"logFailedRequests under service", "worker", "service:\n  logFailedRequests: yes\n", func(c config) bool { return c.LogFailedRequests }},
-		{"log_failed_requests", "worker", "log_failed_requests: true\n", func(c config) bool { return c.LogFailedRequests }},
+			func(c Config) bool { return c.LogFailedRequests }},
+		{"logFailedRequests under service", "worker", "service:\n  logFailedRequests: yes\n", func(c Config) bool { return c.LogFailedRequests }},
+		{"log_failed_requests", "worker", "log_failed_requests: true\n", func(c Config) bool { return c.LogFailedRequests }},
 		{"createTablesIfNotExists under service", "server", "service:\n  createTablesIfNotExists: false\n",
-			func(c config) bool { return !c.CreateTables }},
-		{"port under service", "server", "service:\n  port: 9000\n", func(c config) bool { return c.Listen == ":9000" }},
-		{"port under service, dev", "dev", "service:\n  port: 9000\n", func(c config) bool { return c.Listen == "127.0.0.1:9000" }},
-		{"port at the top, dev", "dev", "port: 8085\n", func(c config) bool { return c.Listen == "127.0.0.1:8085" }},
+			func(c Config) bool { return !c.CreateTables }},
+		{"port under service", "server", "service:\n  port: 9000\n", func(c Config) bool { return c.Listen == ":9000" }},
+		{"port under service, dev", "dev", "service:\n  port: 9000\n", func(c Config) bool { return c.Listen == "127.0.0.1:9000" }},
+		{"port at the top, dev", "dev", "port: 8085\n", func(c Config) bool { return c.Listen == "127.0.0.1:8085" }},
 		{"first application connector", "server", "server:\n  applicationConnectors:\n    - type: http\n      port: 9002\n    - type: https\n      port: 9443\n",
-			func(c config) bool { return c.Listen == ":9002" }},
+			func(c Config) bool { return c.Listen == ":9002" }},
 		{"connector bindHost", "server", "server:\n  applicationConnectors:\n    - {type: http, port: 9002, bindHost: 127.0.0.1}\n",
-			func(c config) bool { return c.Listen == "127.0.0.1:9002" }},
+			func(c Config) bool { return c.Listen == "127.0.0.1:9002" }},
 		{"connector bindHost never widens dev", "dev", "server:\n  applicationConnectors:\n    - {type: http, port: 9002, bindHost: 0.0.0.0}\n",
-			func(c config) bool { return c.Listen == "127.0.0.1:9002" }},
+			func(c Config) bool { return c.Listen == "127.0.0.1:9002" }},
 		{"simple server's connector", "server", "server:\n  type: simple\n  connector:\n    type: http\n    port: 9001\n",
-			func(c config) bool { return c.Listen == ":9001" }},
+			func(c Config) bool { return c.Listen == ":9001" }},
 		{"the connector before service.port", "server", "service:\n  port: 8088\nserver:\n  applicationConnectors:\n    - port: 8080\n",
-			func(c config) bool { return c.Listen == ":8080" }},
-		{"listen before any port", "server", "listen: 127.0.0.1:9100\nport: 9003\n", func(c config) bool { return c.Listen == "127.0.0.1:9100" }},
+			func(c Config) bool { return c.Listen == ":8080" }},
+		{"listen before any port", "server", "listen: 127.0.0.1:9100\nport: 9003\n", func(c Config) bool { return c.Listen == "127.0.0.1:9100" }},
 		{"database credentials in the URL", "worker", "database:\n  url: jdbc:mysql://h:3307/db?user=u&password=p%40ss\n",
-			func(c config) bool { return c.ArchiveDSN == "mysql://u:p%40ss@h:3307/db" }},
-		{"an empty section", "server", "service:\nworkerThreadProperties: {}\n", func(c config) bool { return c.Listen == ":8085" }},
-		{"an empty file", "server", "", func(c config) bool { return c.Listen == ":8085" }},
+			func(c Config) bool { return c.ArchiveDSN == "mysql://u:p%40ss@h:3307/db" }},
+		{"an empty section", "server", "service:\nworkerThreadProperties: {}\n", func(c Config) bool { return c.Listen == ":8085" }},
+		{"an empty file", "server", "", func(c Config) bool { return c.Listen == ":8085" }},
 		{"native keys", "worker", "namespace: ns\nretention: 48h\nredis_cluster: true\nclaim_batch: 7\njwt_max_lifetime: 1h\n",
-			func(c config) bool {
+			func(c Config) bool {
 				return c.Namespace == "ns" && c.Retention == 48*time.Hour && c.RedisCluster && c.Batch == 7 && c.JWTMaxLifetime == time.Hour
 			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, _, err := load(tt.mode, []string{"--config", writeYAML(t, tt.yaml)})
+			c, _, err := Load(tt.mode, []string{"--config", writeYAML(t, tt.yaml)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +174,7 @@ func TestConfigFileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := load("server", []string{"--config", writeYAML(t, tt.yaml)})
+			_, _, err := Load("server", []string{"--config", writeYAML(t, tt.yaml)})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v; want it to say %q", err, tt.want)
 			}
@@ -205,7 +205,7 @@ func TestLogFailedRequestsSetting(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("CASSATA_LOG_FAILED_REQUESTS", tt.env)
-			c, _, err := load("worker", tt.args)
+			c, _, err := Load("worker", tt.args)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,7 +215,7 @@ func TestLogFailedRequestsSetting(t *testing.T) {
 		})
 	}
 	t.Setenv("CASSATA_LOG_FAILED_REQUESTS", "sometimes")
-	if _, _, err := load("worker", nil); err == nil || !strings.Contains(err.Error(), "CASSATA_LOG_FAILED_REQUESTS") {
+	if _, _, err := Load("worker", nil); err == nil || !strings.Contains(err.Error(), "CASSATA_LOG_FAILED_REQUESTS") {
 		t.Fatalf("a bad value: %v", err)
 	}
 }
@@ -243,7 +243,7 @@ func TestListenAddress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.mode+" "+tt.listen, func(t *testing.T) {
 			t.Setenv("CASSATA_LISTEN", tt.listen)
-			c, _, err := load(tt.mode, nil)
+			c, _, err := Load(tt.mode, nil)
 			if tt.want == "" {
 				if err == nil || !strings.Contains(err.Error(), "CASSATA_LISTEN") {
 					t.Fatalf("listen %q: err = %v, want an error naming CASSATA_LISTEN", tt.listen, err)
@@ -261,29 +261,29 @@ func TestListenAddress(t *testing.T) {
 func TestConfigMisc(t *testing.T) {
 	t.Setenv("CASSATA_REDIS_URL", "redis://127.0.0.1:6379/0")
 	t.Run("jwt max lifetime", func(t *testing.T) {
-		c, _, err := load("server", nil)
+		c, _, err := Load("server", nil)
 		if err != nil || c.JWTMaxLifetime != 24*time.Hour {
 			t.Fatalf("default = %s, %v", c.JWTMaxLifetime, err)
 		}
 		t.Setenv("CASSATA_JWT_MAX_LIFETIME", "1h")
-		if c, _, err = load("server", nil); err != nil || c.JWTMaxLifetime != time.Hour {
+		if c, _, err = Load("server", nil); err != nil || c.JWTMaxLifetime != time.Hour {
 			t.Fatalf("env = %s, %v", c.JWTMaxLifetime, err)
 		}
 		t.Setenv("CASSATA_JWT_MAX_LIFETIME", "-1h")
-		if _, _, err = load("server", nil); err == nil || !strings.Contains(err.Error(), "CASSATA_JWT_MAX_LIFETIME") {
+		if _, _, err = Load("server", nil); err == nil || !strings.Contains(err.Error(), "CASSATA_JWT_MAX_LIFETIME") {
 			t.Fatalf("negative: %v", err)
 		}
 	})
 	for _, env := range []string{"CASSATA_ADMIN_PASSWORD", "CASSATA_ADMIN_TOKEN"} {
 		t.Run("placeholder "+env, func(t *testing.T) {
 			t.Setenv(env, "<a long random secret>")
-			if _, _, err := load("server", nil); err == nil || !strings.Contains(err.Error(), env) {
+			if _, _, err := Load("server", nil); err == nil || !strings.Contains(err.Error(), env) {
 				t.Fatalf("err = %v, want the placeholder refused", err)
 			}
 		})
 	}
 	t.Run("stray argument", func(t *testing.T) {
-		if _, _, err := load("server", []string{"--redis-cluster", "true"}); err == nil || !strings.Contains(err.Error(), `"true"`) {
+		if _, _, err := Load("server", []string{"--redis-cluster", "true"}); err == nil || !strings.Contains(err.Error(), `"true"`) {
 			t.Fatalf("err = %v", err)
 		}
 	})

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -10,14 +10,14 @@ import (
 	"strings"
 )
 
-// jdbcCredentials are the database section's user and password; each may be
+// JDBCCredentials are the database section's user and password; each may be
 // absent, and then the JDBC URL's own (user=, password= or user:pass@) count.
-type jdbcCredentials struct {
+type JDBCCredentials struct {
 	user, password       string
 	hasUser, hasPassword bool
 }
 
-// jdbcArchiveDSN turns the original's JDBC URL and credentials into the
+// JDBCArchiveDSN turns the original's JDBC URL and credentials into the
 // archive DSN (store/archive):
 //
 //	jdbc:mysql://host:port/db?params + user + password  →  mysql://user:password@host:port/db?params
@@ -30,7 +30,7 @@ type jdbcCredentials struct {
 // (connectTimeout, socketTimeout, in milliseconds) — and the others (useUnicode,
 // characterEncoding, autoReconnect, serverTimezone, ...) are returned as
 // dropped, for a warning.
-func jdbcArchiveDSN(jdbcURL string, cred jdbcCredentials) (dsn string, dropped []string, err error) {
+func JDBCArchiveDSN(jdbcURL string, cred JDBCCredentials) (dsn string, dropped []string, err error) {
 	rest, ok := strings.CutPrefix(strings.TrimSpace(jdbcURL), "jdbc:")
 	if !ok {
 		return "", nil, errors.New("want a JDBC URL, jdbc:mysql://host:port/db")

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"cmp"
@@ -14,69 +14,139 @@ import (
 
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/store/redisstore"
 
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"
 )
 
-// config is every setting of the cassata command. Precedence: flags >
-// environment > YAML file > defaults (API.md §1).
-type config struct {
-	RedisURL          string        `yaml:"redis_url"`
-	RedisCluster      bool          `yaml:"redis_cluster"`
-	AllowEviction     bool          `yaml:"redis_allow_eviction"`
-	ArchiveDSN        string        `yaml:"archive_dsn"`
-	Listen            string        `yaml:"listen"`
-	BasePath          string        `yaml:"base_path"`
-	Auth              string        `yaml:"auth"`
-	AdminToken        string        `yaml:"admin_token"`
-	AdminPassword     string        `yaml:"admin_password"`
-	RateLimit         int           `yaml:"rate_limit"`
-	Namespace         string        `yaml:"namespace"`
-	Shards            int           `yaml:"shards"`
-	WorkerConcurrency int           `yaml:"worker_concurrency"`
-	BlockPrivate      string        `yaml:"block_private"`
-	AllowCIDRs        string        `yaml:"allow_cidrs"`
-	MaxBodyBytes      int           `yaml:"max_body_bytes"`
-	Retention         time.Duration `yaml:"retention"`
-	PollInterval      time.Duration `yaml:"poll_interval"`
-	Visibility        time.Duration `yaml:"visibility_timeout"`
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	DeadAfter         time.Duration `yaml:"dead_after"`
-	Batch             int           `yaml:"claim_batch"`
-	MaxAttempts       int           `yaml:"max_attempts"`
-	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
-	LogLevel          string        `yaml:"log_level"`
-	Pprof             bool          `yaml:"pprof"`
-	LogFailedRequests bool          `yaml:"log_failed_requests"`
-	CreateTables      bool          `yaml:"create_tables"`
-	JWTMaxLifetime    time.Duration `yaml:"jwt_max_lifetime"`
+// Defaults of the settings that have one here. Settings whose zero value
+// means "the component's default" (shards, poll interval, ...) say so on
+// their field; the component owns that default.
+const (
+	DefaultListen            = ":8085"
+	DefaultDevListen         = "127.0.0.1:8085" // dev: loopback only
+	DefaultWorkerListen      = ":8086"
+	DefaultAuth              = "on" // dev: "off"
+	DefaultBlockPrivate      = "on" // dev: "off"
+	DefaultNamespace         = "cassata"
+	DefaultWorkerConcurrency = 100
+	DefaultRetention         = 24 * time.Hour
+	DefaultLogLevel          = "info"
+	DefaultCreateTables      = true
+	DefaultRateLimit         = api.DefaultRateLimit
+	DefaultJWTMaxLifetime    = tenant.DefaultJWTMaxLifetime
+)
 
-	// allow is AllowCIDRs parsed by validate.
+// Config is every setting of the cassata command. Precedence: flags >
+// environment > YAML file > defaults (API.md §1). Defaults(mode) is the
+// configuration before any of them applies; Load applies them and
+// Validate.
+type Config struct {
+	// RedisURL is a redis:// URL, or with RedisCluster comma-separated
+	// seeds. Required but in dev and migrate (dev: an embedded Redis).
+	RedisURL string `yaml:"redis_url"`
+	// RedisCluster connects to a Redis Cluster. Defaults to false.
+	RedisCluster bool `yaml:"redis_cluster"`
+	// AllowEviction starts even though Redis may evict keys. Defaults to false.
+	AllowEviction bool `yaml:"redis_allow_eviction"`
+	// ArchiveDSN is the archive database. Required for worker and migrate;
+	// dev defaults to cassata-dev.db (SQLite) in the working directory.
+	ArchiveDSN string `yaml:"archive_dsn"`
+	// Listen is the HTTP address. Defaults to DefaultListen (:8085),
+	// DefaultDevListen in dev, DefaultWorkerListen for worker.
+	Listen string `yaml:"listen"`
+	// BasePath prefixes the admin UI behind a reverse proxy. Defaults to "".
+	BasePath string `yaml:"base_path"`
+	// Auth is on or off: whether the JSON API requires keys. Defaults to
+	// DefaultAuth (on); dev: off.
+	Auth string `yaml:"auth"`
+	// AdminToken is the admin API's bearer token. Defaults to "" (none).
+	AdminToken string `yaml:"admin_token"`
+	// AdminPassword opens the admin UI beyond loopback. Defaults to "".
+	AdminPassword string `yaml:"admin_password"`
+	// RateLimit is API requests per second per application and server; 0
+	// turns it off. Defaults to DefaultRateLimit.
+	RateLimit int `yaml:"rate_limit"`
+	// Namespace prefixes every Redis key. Defaults to DefaultNamespace.
+	Namespace string `yaml:"namespace"`
+	// Shards of a new namespace. Defaults to 0: the recorded count, or
+	// redisstore.DefaultShards (16).
+	Shards int `yaml:"shards"`
+	// WorkerConcurrency is concurrent deliveries per worker. Defaults to
+	// DefaultWorkerConcurrency (100).
+	WorkerConcurrency int `yaml:"worker_concurrency"`
+	// BlockPrivate is on or off: refuse private destinations. Defaults to
+	// DefaultBlockPrivate (on); dev: off.
+	BlockPrivate string `yaml:"block_private"`
+	// AllowCIDRs are comma-separated CIDRs delivered to even though
+	// BlockPrivate blocks them. Defaults to "".
+	AllowCIDRs string `yaml:"allow_cidrs"`
+	// MaxBodyBytes is the largest event body. Defaults to 0:
+	// scheduler.DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// Retention is how long finished events stay in Redis. Defaults to
+	// DefaultRetention (24h).
+	Retention time.Duration `yaml:"retention"`
+	// PollInterval is the longest sleep between looks for due events.
+	// Defaults to 0: the worker's (1s).
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// Visibility is a claimed event's lease. Defaults to 0: the worker's (60s).
+	Visibility time.Duration `yaml:"visibility_timeout"`
+	// HeartbeatInterval is how often a worker reports itself alive.
+	// Defaults to 0: scheduler.DefaultHeartbeatInterval (5s).
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// DeadAfter is the silence after which a worker's events go to others.
+	// Defaults to 0: 3 heartbeat intervals.
+	DeadAfter time.Duration `yaml:"dead_after"`
+	// Batch is events claimed per round trip. Defaults to 0: the worker's (100).
+	Batch int `yaml:"claim_batch"`
+	// MaxAttempts is the default attempts per event. Defaults to 0: the
+	// scheduler policy's (5).
+	MaxAttempts int `yaml:"max_attempts"`
+	// ShutdownTimeout is how long in-flight deliveries may finish on
+	// SIGTERM. Defaults to 0: the worker's (30s).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// LogLevel is debug, info, warn or error. Defaults to DefaultLogLevel.
+	LogLevel string `yaml:"log_level"`
+	// Pprof serves Go's profiler at /debug/pprof/. Defaults to false.
+	Pprof bool `yaml:"pprof"`
+	// LogFailedRequests logs every failed delivery attempt. Defaults to false.
+	LogFailedRequests bool `yaml:"log_failed_requests"`
+	// CreateTables creates or upgrades the archive tables at start.
+	// Defaults to DefaultCreateTables (true).
+	CreateTables bool `yaml:"create_tables"`
+	// JWTMaxLifetime is the longest validity of a bearer JWT. Defaults to
+	// DefaultJWTMaxLifetime (24h).
+	JWTMaxLifetime time.Duration `yaml:"jwt_max_lifetime"`
+
+	// allow is AllowCIDRs parsed by Validate.
 	allow []netip.Prefix
 	// warnings are what loading found worth a warning (ignored sections of
-	// an original config file, ...), logged by logWarnings.
-	warnings []configWarning
+	// an original config file, ...), logged by LogWarnings.
+	warnings []Warning
 }
 
-// logWarnings logs what loading the configuration found worth a warning.
-func (c *config) logWarnings(log *slog.Logger) {
+// LogWarnings logs what loading the configuration found worth a warning.
+func (c *Config) LogWarnings(log *slog.Logger) {
 	for _, w := range c.warnings {
 		log.Warn(w.msg, w.args...)
 	}
 }
 
-func defaults(mode string) config {
-	c := config{
-		Listen: ":8085", Auth: "on", Namespace: "cassata", WorkerConcurrency: 100, RateLimit: api.DefaultRateLimit,
-		BlockPrivate: "on", Retention: 24 * time.Hour, LogLevel: "info", CreateTables: true,
-		JWTMaxLifetime: tenant.DefaultJWTMaxLifetime,
+// Defaults is the configuration of mode (dev, server, worker, migrate,
+// apps, import) before the YAML file, environment and flags apply.
+func Defaults(mode string) Config {
+	c := Config{
+		Listen: DefaultListen, Auth: DefaultAuth, Namespace: DefaultNamespace, WorkerConcurrency: DefaultWorkerConcurrency,
+		RateLimit: DefaultRateLimit, BlockPrivate: DefaultBlockPrivate, Retention: DefaultRetention, LogLevel: DefaultLogLevel,
+		CreateTables: DefaultCreateTables, JWTMaxLifetime: DefaultJWTMaxLifetime,
 	}
 	if mode == "dev" {
-		c.Listen, c.Auth, c.BlockPrivate = "127.0.0.1:8085", "off", "off"
+		c.Listen, c.Auth, c.BlockPrivate = DefaultDevListen, "off", "off"
 	}
 	if mode == "worker" {
-		c.Listen = ":8086"
+		c.Listen = DefaultWorkerListen
 	}
 	return c
 }
@@ -92,7 +162,7 @@ type setting struct {
 var boolSettings = map[string]bool{"CASSATA_REDIS_CLUSTER": true, "CASSATA_REDIS_ALLOW_EVICTION": true,
 	"CASSATA_PPROF": true, "CASSATA_LOG_FAILED_REQUESTS": true}
 
-func (c *config) settings() []setting {
+func (c *Config) settings() []setting {
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
 	num := func(p *int) func(string) error {
 		return func(v string) error {
@@ -166,10 +236,10 @@ func (f *flagValue) String() string     { return f.text }
 func (f *flagValue) Set(v string) error { f.text = v; return nil }
 func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
 
-// load builds the configuration for a mode from args, the environment and
+// Load builds the configuration for a mode from args, the environment and
 // the YAML file.
-func load(mode string, args []string) (config, []string, error) {
-	c := defaults(mode)
+func Load(mode string, args []string) (Config, []string, error) {
+	c := Defaults(mode)
 	fs := flag.NewFlagSet("cassata "+mode, flag.ContinueOnError)
 	configPath := fs.String("config", os.Getenv("CASSATA_CONFIG"), "YAML configuration file (CASSATA_CONFIG)")
 	flagVals := map[string]*flagValue{}
@@ -191,11 +261,11 @@ func load(mode string, args []string) (config, []string, error) {
 		}
 	}
 	if *configPath != "" {
-		if _, err := readConfigFile(&c, *configPath, mode); err != nil {
+		if _, err := ReadFile(&c, *configPath, mode); err != nil {
 			return c, nil, err
 		}
 	}
-	// Re-bind: loadYAML may have replaced fields, settings point into c.
+	// Re-bind: ReadFile may have replaced fields, settings point into c.
 	settings = c.settings()
 	for _, s := range settings {
 		if v, ok := os.LookupEnv(s.env); ok && v != "" {
@@ -217,7 +287,7 @@ func load(mode string, args []string) (config, []string, error) {
 	if ferr != nil {
 		return c, nil, ferr
 	}
-	return c, fs.Args(), c.validate(mode)
+	return c, fs.Args(), c.Validate(mode)
 }
 
 // maxBodyBytesLimit bounds CASSATA_MAX_BODY_BYTES: every pending body lives
@@ -225,9 +295,9 @@ func load(mode string, args []string) (config, []string, error) {
 // server's.
 const maxBodyBytesLimit = 64 << 20
 
-// guard is the SSRF guard the settings ask for: nil with
+// Guard is the SSRF guard the settings ask for: nil with
 // CASSATA_BLOCK_PRIVATE=off.
-func (c *config) guard() *delivery.AddressGuard {
+func (c *Config) Guard() *delivery.AddressGuard {
 	if c.BlockPrivate != "on" {
 		return nil
 	}
@@ -242,7 +312,7 @@ func onOff(name, v string) error {
 	return fmt.Errorf("%s must be on or off, not %q", name, v)
 }
 
-func (c *config) validate(mode string) error {
+func (c *Config) Validate(mode string) error {
 	c.Auth = strings.ToLower(c.Auth)
 	c.BlockPrivate = strings.ToLower(c.BlockPrivate)
 	if err := onOff("CASSATA_AUTH", c.Auth); err != nil {
@@ -314,7 +384,7 @@ func (c *config) validate(mode string) error {
 // listen or port) and completes a bare port: "8085" is ":8085". In dev a
 // port without a host means loopback (127.0.0.1:8085): dev runs without
 // auth and delivers to private addresses, so only an address that names its
-// host takes it beyond this machine (serve warns loudly when it does).
+// host takes it beyond this machine (server.Run warns loudly when it does).
 func listenAddr(mode, addr string) (string, error) {
 	addr = strings.TrimSpace(addr)
 	if _, err := strconv.Atoi(addr); err == nil {
@@ -331,4 +401,35 @@ func listenAddr(mode, addr string) (string, error) {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// RedisConn is how to reach Redis and open the namespace, as the settings
+// say.
+func (c *Config) RedisConn() redisstore.ConnConfig {
+	return redisstore.ConnConfig{URL: c.RedisURL, Cluster: c.RedisCluster, Store: redisstore.Config{
+		Namespace: c.Namespace, Shards: c.Shards, Retention: c.Retention, WakeHorizon: c.PollInterval,
+	}}
+}
+
+// NewLogger is the process's logger: JSON lines on stderr at LogLevel
+// (info when it is not a level).
+func (c *Config) NewLogger() *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// SwitchFlags are the flags of settings that take no value (--pprof alone
+// is --pprof=true), for commands that sort their own flags from these.
+func SwitchFlags() map[string]bool {
+	var c Config
+	m := map[string]bool{}
+	for _, s := range c.settings() {
+		if s.flag != "" && boolSettings[s.env] {
+			m[s.flag] = true
+		}
+	}
+	return m
 }

@@ -1,4 +1,7 @@
-package main
+// Package legacyimport is the `cassata import` command: it moves an
+// original Cassata's MySQL database (store/legacy reads it) into Redis and
+// the archive, and reports what it did and what it could not import.
+package legacyimport
 
 import (
 	"context"
@@ -16,13 +19,15 @@ import (
 
 	"github.com/mattn/go-isatty"
 
+	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive"
 	"github.com/cassata/cassata/store/legacy"
 	"github.com/cassata/cassata/store/redisstore"
 )
 
-const importUsage = `usage:
+// Usage is the command's help text.
+const Usage = `usage:
   cassata import --from mysql://user:pass@host:3306/db [--dry-run] [--page-size N] [flags]
   cassata import --config <original config file>      [--dry-run] [--page-size N] [flags]
 
@@ -42,10 +47,10 @@ an error (run again to resume); 2 bad usage.`
 
 // Exit statuses of cassata import.
 const (
-	importExitOK      = 0
-	importExitError   = 1
-	importExitUsage   = 2
-	importExitInvalid = 3
+	ExitOK      = 0
+	ExitError   = 1
+	ExitUsage   = 2
+	ExitInvalid = 3
 )
 
 // importFlags are the import command's own flags; the others are the
@@ -56,18 +61,6 @@ type importFlags struct {
 	pageSize   int
 	configPath string
 	help       bool
-}
-
-// switchFlags are the common flags that take no value (boolSettings).
-func switchFlags() map[string]bool {
-	var c config
-	m := map[string]bool{}
-	for _, s := range c.settings() {
-		if s.flag != "" && boolSettings[s.env] {
-			m[s.flag] = true
-		}
-	}
-	return m
 }
 
 // splitImportFlags sorts the import's own flags from the common ones (as
@@ -119,7 +112,7 @@ func splitImportFlags(args []string) (f importFlags, common []string, err error)
 			}
 			common = append(common, "--config="+f.configPath)
 		default:
-			if switchFlags()[name] && !hasValue {
+			if config.SwitchFlags()[name] && !hasValue {
 				common = append(common, "--"+name) // a switch: --flag alone is true
 				continue
 			}
@@ -133,33 +126,33 @@ func splitImportFlags(args []string) (f importFlags, common []string, err error)
 	return f, common, nil
 }
 
-// importCommand runs "cassata import ..." and returns its exit status. The
+// Run runs "cassata import ..." and returns its exit status. The
 // report (invalid rows, the summary) goes to stdout; logs and, when stderr
 // is a terminal, a progress line go to stderr.
-func importCommand(ctx context.Context, args []string, stdout io.Writer, stderr *os.File) int {
+func Run(ctx context.Context, args []string, stdout io.Writer, stderr *os.File) int {
 	fl, common, err := splitImportFlags(args)
 	if fl.help {
-		fmt.Fprintln(stdout, importUsage)
-		return importExitOK
+		fmt.Fprintln(stdout, Usage)
+		return ExitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "cassata import: %v\n\n%s\n", err, importUsage)
-		return importExitUsage
+		fmt.Fprintf(stderr, "cassata import: %v\n\n%s\n", err, Usage)
+		return ExitUsage
 	}
-	cfg, _, err := load("import", common)
+	cfg, _, err := config.Load("import", common)
 	if err != nil {
 		fmt.Fprintf(stderr, "cassata import: %v\n", err)
-		return importExitUsage
+		return ExitUsage
 	}
-	log := newLogger(cfg.LogLevel)
+	log := cfg.NewLogger()
 	srcDSN, err := importSource(fl, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "cassata import: %v\n\n%s\n", err, importUsage)
-		return importExitUsage
+		fmt.Fprintf(stderr, "cassata import: %v\n\n%s\n", err, Usage)
+		return ExitUsage
 	}
 	if cfg.ArchiveDSN == "" {
 		fmt.Fprintln(stderr, "cassata import: CASSATA_ARCHIVE_DSN (or --archive-dsn) is required: finished events and the import's ledger are kept there")
-		return importExitUsage
+		return ExitUsage
 	}
 	progress := newProgressLine(stderr, isatty.IsTerminal(stderr.Fd()) || isatty.IsCygwinTerminal(stderr.Fd()))
 	sum, err := runImport(ctx, cfg, fl, srcDSN, log, stdout, progress)
@@ -170,11 +163,11 @@ func importCommand(ctx context.Context, args []string, stdout io.Writer, stderr 
 	switch {
 	case err != nil:
 		fmt.Fprintf(stderr, "cassata import: %v\n", err)
-		return importExitError
+		return ExitError
 	case sum.Invalid > 0:
-		return importExitInvalid
+		return ExitInvalid
 	}
-	return importExitOK
+	return ExitOK
 }
 
 // importSource is the source DSN: --from (mysql:// or the original's
@@ -182,7 +175,7 @@ func importCommand(ctx context.Context, args []string, stdout io.Writer, stderr 
 func importSource(fl importFlags, log *slog.Logger) (string, error) {
 	switch {
 	case fl.from != "" && strings.HasPrefix(fl.from, "jdbc:"):
-		dsn, dropped, err := jdbcArchiveDSN(fl.from, jdbcCredentials{})
+		dsn, dropped, err := config.JDBCArchiveDSN(fl.from, config.JDBCCredentials{})
 		if err != nil {
 			return "", fmt.Errorf("--from: %w", err)
 		}
@@ -193,14 +186,14 @@ func importSource(fl importFlags, log *slog.Logger) (string, error) {
 	case fl.from != "":
 		return fl.from, nil
 	case fl.configPath != "":
-		return originalDatabaseDSN(fl.configPath)
+		return config.OriginalDatabaseDSN(fl.configPath)
 	}
 	return "", errors.New("name the original's database: --from mysql://user:pass@host:3306/db, or --config with the original's config file")
 }
 
 // runImport wires the source, the archive and (unless a dry run) Redis,
 // and runs the import. The summary is nil when the run did not start.
-func runImport(ctx context.Context, cfg config, fl importFlags, srcDSN string, log *slog.Logger, stdout io.Writer, progress *progressLine) (*legacy.Summary, error) {
+func runImport(ctx context.Context, cfg config.Config, fl importFlags, srcDSN string, log *slog.Logger, stdout io.Writer, progress *progressLine) (*legacy.Summary, error) {
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	src, err := legacy.OpenSource(octx, srcDSN)
@@ -218,9 +211,10 @@ func runImport(ctx context.Context, cfg config, fl importFlags, srcDSN string, l
 		// archive that does not exist has no ledger to read.
 		log.Info("the archive does not exist yet: nothing was imported before", "dsn", archive.RedactDSN(cfg.ArchiveDSN))
 	} else {
-		if arch, err = openArchive(octx, cfg.ArchiveDSN, log); err != nil {
-			return nil, err
+		if arch, err = archive.Open(octx, cfg.ArchiveDSN); err != nil {
+			return nil, err // names the (redacted) DSN already
 		}
+		log.Info("archive", "dsn", archive.RedactDSN(cfg.ArchiveDSN))
 		defer arch.Close()
 	}
 	if sameDatabase(srcDSN, cfg.ArchiveDSN) {
@@ -229,7 +223,7 @@ func runImport(ctx context.Context, cfg config, fl importFlags, srcDSN string, l
 	}
 
 	icfg := legacy.Config{
-		Archive: arch, Limits: scheduler.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Guard: cfg.guard(),
+		Archive: arch, Limits: scheduler.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Guard: cfg.Guard(),
 		PageSize: fl.pageSize, DryRun: fl.dryRun, Logger: log,
 		OnInvalid: func(iv legacy.Invalid) {
 			progress.clear()
@@ -242,7 +236,7 @@ func runImport(ctx context.Context, cfg config, fl importFlags, srcDSN string, l
 		OnProgress: progress.show,
 	}
 
-	rdb, err := connectRedis(cfg)
+	rdb, err := redisstore.Dial(cfg.RedisConn())
 	if err != nil {
 		return nil, err
 	}
@@ -251,14 +245,14 @@ func runImport(ctx context.Context, cfg config, fl importFlags, srcDSN string, l
 		// Reachable is all a dry run asks of Redis: opening the store
 		// would record the namespace's shard count, a write.
 		if err := rdb.Ping(octx).Err(); err != nil {
-			return nil, fmt.Errorf("redis at %s: %w", redactURL(cfg.RedisURL), err)
+			return nil, fmt.Errorf("redis at %s: %w", redisstore.RedactURL(cfg.RedisURL), err)
 		}
 	} else {
 		store, err := redisstore.New(octx, rdb, redisstore.Config{Namespace: cfg.Namespace, Shards: cfg.Shards, Retention: cfg.Retention})
 		if err != nil {
-			return nil, fmt.Errorf("redis at %s: %w", redactURL(cfg.RedisURL), err)
+			return nil, fmt.Errorf("redis at %s: %w", redisstore.RedactURL(cfg.RedisURL), err)
 		}
-		if _, err := checkRedis(octx, store, cfg.AllowEviction, log); err != nil {
+		if _, err := store.Check(octx, cfg.AllowEviction, log); err != nil {
 			return nil, err
 		}
 		if cfg.CreateTables {

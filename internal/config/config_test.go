@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -21,7 +21,7 @@ func TestConfigPrecedence(t *testing.T) {
 
 	t.Run("defaults", func(t *testing.T) {
 		t.Setenv("CASSATA_REDIS_URL", "redis://env:6379/0")
-		c, _, err := load("server", nil)
+		c, _, err := Load("server", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +31,7 @@ func TestConfigPrecedence(t *testing.T) {
 		}
 	})
 	t.Run("dev defaults", func(t *testing.T) {
-		c, _, err := load("dev", nil)
+		c, _, err := Load("dev", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func TestConfigPrecedence(t *testing.T) {
 	})
 	t.Run("worker listens on 8086", func(t *testing.T) {
 		t.Setenv("CASSATA_REDIS_URL", "redis://env:6379/0")
-		c, _, err := load("worker", nil)
+		c, _, err := Load("worker", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func TestConfigPrecedence(t *testing.T) {
 		}
 	})
 	t.Run("yaml over defaults", func(t *testing.T) {
-		c, _, err := load("server", []string{"--config", yaml})
+		c, _, err := Load("server", []string{"--config", yaml})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Setenv("CASSATA_CONFIG", yaml)
 		t.Setenv("CASSATA_NAMESPACE", "fromenv")
 		t.Setenv("CASSATA_WORKER_CONCURRENCY", "9")
-		c, _, err := load("server", nil)
+		c, _, err := Load("server", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +72,7 @@ func TestConfigPrecedence(t *testing.T) {
 	})
 	t.Run("flags over env", func(t *testing.T) {
 		t.Setenv("CASSATA_NAMESPACE", "fromenv")
-		c, _, err := load("server", []string{"--config", yaml, "--namespace", "fromflag", "--listen", "127.0.0.1:1"})
+		c, _, err := Load("server", []string{"--config", yaml, "--namespace", "fromflag", "--listen", "127.0.0.1:1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +92,7 @@ logFailedRequests: true
 createTablesIfNotExists: false
 port: 9191
 `)
-	c, _, err := load("server", []string{"--config", p})
+	c, _, err := Load("server", []string{"--config", p})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,18 +120,9 @@ func TestConfigErrors(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			if _, _, err := load("server", tc.args); err == nil {
+			if _, _, err := Load("server", tc.args); err == nil {
 				t.Fatal("want an error")
 			}
 		})
-	}
-}
-
-func TestRedactURL(t *testing.T) {
-	if got := redactURL("redis://user:secret@host:6379/0"); got != "redis://***@host:6379/0" {
-		t.Fatalf("got %q", got)
-	}
-	if got := redactURL("redis://host:6379/0"); got != "redis://host:6379/0" {
-		t.Fatalf("got %q", got)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"net/url"
@@ -9,11 +9,11 @@ import (
 
 func TestJDBCArchiveDSN(t *testing.T) {
 	t.Parallel()
-	rw := jdbcCredentials{user: "rw", password: "password123", hasUser: true, hasPassword: true}
+	rw := JDBCCredentials{user: "rw", password: "password123", hasUser: true, hasPassword: true}
 	tests := []struct {
 		name    string
 		url     string
-		cred    jdbcCredentials
+		cred    JDBCCredentials
 		want    string
 		dropped []string
 	}{
@@ -21,10 +21,10 @@ func TestJDBCArchiveDSN(t *testing.T) {
 		{"no port", "jdbc:mysql://db/cassata", rw, "mysql://rw:password123@db/cassata", nil},
 		{"mariadb", "jdbc:mariadb://db:3307/cassata", rw, "mysql://rw:password123@db:3307/cassata", nil},
 		{"ipv6", "jdbc:mysql://[::1]:3306/cassata", rw, "mysql://rw:password123@[::1]:3306/cassata", nil},
-		{"no password", "jdbc:mysql://db/cassata", jdbcCredentials{user: "ro", hasUser: true}, "mysql://ro@db/cassata", nil},
-		{"an empty password", "jdbc:mysql://db/cassata", jdbcCredentials{user: "ro", hasUser: true, hasPassword: true}, "mysql://ro:@db/cassata", nil},
-		{"credentials in the query", "jdbc:mysql://db/cassata?user=u&password=p", jdbcCredentials{}, "mysql://u:p@db/cassata", nil},
-		{"credentials in the userinfo", "jdbc:mysql://u:p@db/cassata", jdbcCredentials{}, "mysql://u:p@db/cassata", nil},
+		{"no password", "jdbc:mysql://db/cassata", JDBCCredentials{user: "ro", hasUser: true}, "mysql://ro@db/cassata", nil},
+		{"an empty password", "jdbc:mysql://db/cassata", JDBCCredentials{user: "ro", hasUser: true, hasPassword: true}, "mysql://ro:@db/cassata", nil},
+		{"credentials in the query", "jdbc:mysql://db/cassata?user=u&password=p", JDBCCredentials{}, "mysql://u:p@db/cassata", nil},
+		{"credentials in the userinfo", "jdbc:mysql://u:p@db/cassata", JDBCCredentials{}, "mysql://u:p@db/cassata", nil},
 		{"the section's credentials win", "jdbc:mysql://db/cassata?user=u&password=p", rw, "mysql://rw:password123@db/cassata", nil},
 		{"useSSL=false", "jdbc:mysql://db/cassata?useSSL=false", rw, "mysql://rw:password123@db/cassata", nil},
 		{"useSSL=true", "jdbc:mysql://db/cassata?useSSL=true", rw, "mysql://rw:password123@db/cassata?tls=true", nil},
@@ -46,7 +46,7 @@ func TestJDBCArchiveDSN(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, dropped, err := jdbcArchiveDSN(tt.url, tt.cred)
+			got, dropped, err := JDBCArchiveDSN(tt.url, tt.cred)
 			if err != nil || got != tt.want || !slices.Equal(dropped, tt.dropped) {
 				t.Fatalf("got %q, dropped %v, err %v; want %q, dropped %v", got, dropped, err, tt.want, tt.dropped)
 			}
@@ -57,11 +57,11 @@ func TestJDBCArchiveDSN(t *testing.T) {
 // TestJDBCArchiveDSNEscapes: credentials with URL syntax in them survive.
 func TestJDBCArchiveDSNEscapes(t *testing.T) {
 	t.Parallel()
-	for _, cred := range []jdbcCredentials{
+	for _, cred := range []JDBCCredentials{
 		{user: "r@w:x", password: "p@ss:w/o?rd#%&=+ ü", hasUser: true, hasPassword: true},
 		{user: "plain", password: "%41%", hasUser: true, hasPassword: true},
 	} {
-		dsn, _, err := jdbcArchiveDSN("jdbc:mysql://db:3306/cassata", cred)
+		dsn, _, err := JDBCArchiveDSN("jdbc:mysql://db:3306/cassata", cred)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,10 +78,10 @@ func TestJDBCArchiveDSNEscapes(t *testing.T) {
 
 func TestJDBCArchiveDSNErrors(t *testing.T) {
 	t.Parallel()
-	rw := jdbcCredentials{user: "rw", password: "hunter2secret", hasUser: true, hasPassword: true}
+	rw := JDBCCredentials{user: "rw", password: "hunter2secret", hasUser: true, hasPassword: true}
 	tests := []struct {
 		name, url, want string
-		cred            jdbcCredentials
+		cred            JDBCCredentials
 	}{
 		{"not JDBC", "mysql://db/cassata", "want a JDBC URL", rw},
 		{"postgres", "jdbc:postgresql://db/cassata", "jdbc:postgresql is not supported", rw},
@@ -90,17 +90,17 @@ func TestJDBCArchiveDSNErrors(t *testing.T) {
 		{"failover hosts", "jdbc:mysql://a:3306,b:3306/cassata", "several hosts", rw},
 		{"no database", "jdbc:mysql://db:3306/", "names no database", rw},
 		{"no database at all", "jdbc:mysql://db:3306", "names no database", rw},
-		{"bad port", "jdbc:mysql://u:hunter2secret@db:99999/cassata", "not a port", jdbcCredentials{}},
-		{"no user", "jdbc:mysql://db/cassata", "names no user", jdbcCredentials{}},
+		{"bad port", "jdbc:mysql://u:hunter2secret@db:99999/cassata", "not a port", JDBCCredentials{}},
+		{"no user", "jdbc:mysql://db/cassata", "names no user", JDBCCredentials{}},
 		{"bad timeout", "jdbc:mysql://db/cassata?connectTimeout=soon", "connectTimeout", rw},
 		{"bad sslMode", "jdbc:mysql://db/cassata?sslMode=MAYBE", "sslMode", rw},
 		{"bad useSSL", "jdbc:mysql://db/cassata?useSSL=perhaps", "useSSL", rw},
-		{"unparsable", "jdbc:mysql://u:hunter2secret@db:3306/cassata%zz", "not a valid JDBC URL", jdbcCredentials{}},
+		{"unparsable", "jdbc:mysql://u:hunter2secret@db:3306/cassata%zz", "not a valid JDBC URL", JDBCCredentials{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			dsn, _, err := jdbcArchiveDSN(tt.url, tt.cred)
+			dsn, _, err := JDBCArchiveDSN(tt.url, tt.cred)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %q, %v; want an error saying %q", dsn, err, tt.want)
 			}

@@ -1,0 +1,81 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/internal/config"
+	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/store/archive"
+	"github.com/cassata/cassata/store/redisstore"
+	"github.com/cassata/cassata/web"
+)
+
+// httpDeps are what the HTTP handler serves from.
+type httpDeps struct {
+	store       *redisstore.Store
+	arch        *archive.Store // nil without an archive
+	sched       *scheduler.Scheduler
+	apps        *tenant.Apps
+	reg         *prometheus.Registry
+	metrics     *scheduler.Metrics
+	maxAttempts int
+	log         *slog.Logger
+}
+
+// newHandler is the HTTP handler of mode: a worker serves health and
+// metrics only; server and dev serve the JSON API and the admin UI too.
+func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error) {
+	ready := func(ctx context.Context) map[string]error {
+		checks := map[string]error{"redis": d.store.Ping(ctx)}
+		if d.arch != nil {
+			checks["archive"] = d.arch.Ping(ctx)
+		}
+		return checks
+	}
+	details := func(ctx context.Context) map[string]any {
+		return map[string]any{"archive_outbox": archiveLag(ctx, d.store)}
+	}
+	a := api.New(api.Config{Scheduler: d.sched, DefaultMaxAttempts: d.maxAttempts, Ready: ready, Details: details,
+		Gatherer: d.reg, Metrics: d.metrics, Logger: d.log, Apps: d.apps, RateLimit: rateLimit(cfg.RateLimit)})
+	var handler http.Handler
+	if mode == "worker" {
+		r := gin.New()
+		a.Process(r)
+		handler = r
+	} else {
+		var auth api.Authorizer
+		if cfg.Auth == "on" {
+			auth = api.NewKeyAuth(d.apps, api.KeyAuthConfig{AdminToken: cfg.AdminToken,
+				JWT: tenant.JWTPolicy{MaxLifetime: cfg.JWTMaxLifetime}})
+		}
+		engine := a.Engine(auth)
+		ui, err := web.New(web.Config{Backend: d.sched, Apps: d.apps, Password: cfg.AdminPassword, Open: mode == "dev",
+			BasePath: cfg.BasePath, SessionSalt: "cassata:" + cfg.Namespace, Logger: d.log})
+		if err != nil {
+			return nil, fmt.Errorf("admin UI: %w", err)
+		}
+		ui.Mount(engine)
+		handler = engine
+	}
+	if cfg.Pprof {
+		handler = withPprof(handler)
+		d.log.Warn("profiler served at /debug/pprof/ (CASSATA_PPROF): keep this listener private")
+	}
+	return handler, nil
+}
+
+// rateLimit turns CASSATA_RATE_LIMIT (0: off) into api.Config.RateLimit (negative: off).
+func rateLimit(perSecond int) float64 {
+	if perSecond <= 0 {
+		return -1
+	}
+	return float64(perSecond)
+}
