@@ -1,9 +1,9 @@
 package web
 
 import (
-	"github.com/cassata/cassata/scheduler/tenant"
 	"context"
 	"errors"
+	"github.com/cassata/cassata/scheduler/tenant"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,7 +20,7 @@ type fakeApps struct {
 }
 
 func (f *fakeApps) List(context.Context) ([]*tenant.App, error) { return f.apps, f.err }
-func (f *fakeApps) Now() time.Time                                 { return f.now }
+func (f *fakeApps) Now() time.Time                              { return f.now }
 
 const (
 	testAPIKey     = "csk_Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6"

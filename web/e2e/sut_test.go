@@ -1,10 +1,10 @@
 package e2e
 
 import (
-	"github.com/cassata/cassata/scheduler/delivery"
-	"github.com/cassata/cassata/scheduler/worker"
 	"context"
 	"fmt"
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/worker"
 	"io"
 	"log/slog"
 	"net/http"
