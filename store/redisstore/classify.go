@@ -40,6 +40,12 @@ func (c ErrorClass) String() string {
 // starting, failing over or briefly unable to serve.
 var transientPrefixes = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY"}
 
+// unavailablePrefixes are the error codes of replies that make an
+// operation fail with scheduler.ErrUnavailable (503, nothing accepted):
+// the transient ones, and a Redis out of memory or unable to persist,
+// which an operator must fix but which are no fault of the request.
+var unavailablePrefixes = append([]string{"OOM", "MISCONF"}, transientPrefixes...)
+
 // Classify tells transient errors from permanent ones by their type: a
 // context error, a network error (net.Error, *net.OpError, ECONNREFUSED,
 // ECONNRESET, EOF from a closed connection), a go-redis pool timeout, or a

@@ -160,10 +160,12 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, scheduler.ErrUnavailable, err)
 }
 
+// isConnRedisError reports whether a Redis error reply says the server
+// cannot serve now (loading, a replica, a cluster without quorum, out of
+// memory, failing to persist), by its error code, as classify.go does.
 func isConnRedisError(err redis.Error) bool {
-	msg := err.Error()
-	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "OOM", "MISCONF"} {
-		if len(msg) >= len(p) && msg[:len(p)] == p {
+	for _, p := range unavailablePrefixes {
+		if redis.HasErrorPrefix(err, p) {
 			return true
 		}
 	}
