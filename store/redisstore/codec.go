@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -185,16 +186,16 @@ func decodeValues(app, id string, v []any) (*scheduler.Event, error) {
 	ev := &scheduler.Event{
 		App: app, ID: id,
 		URL:            get(fURL),
-		Method:         cmpOr(get(fMethod), "POST"),
+		Method:         cmp.Or(get(fMethod), "POST"),
 		DueAt:          msTime(get(fDue)),
-		Status:         scheduler.Status(cmpOr(get(fStatus), string(scheduler.StatusPending))),
+		Status:         scheduler.Status(cmp.Or(get(fStatus), string(scheduler.StatusPending))),
 		Attempts:       int(num(fAttempts)),
 		MaxAttempts:    int(num(fMaxAttempts)),
 		Timeout:        msDur(fTimeout),
 		MinBackoff:     msDur(fMinBackoff),
 		MaxBackoff:     msDur(fMaxBackoff),
 		CreatedAt:      msTime(get(fCreated)),
-		UpdatedAt:      msTime(cmpOr(get(fUpdated), get(fCreated))),
+		UpdatedAt:      msTime(cmp.Or(get(fUpdated), get(fCreated))),
 		FinishedAt:     msTime(get(fFinished)),
 		LastStatusCode: int(num(fLastCode)),
 		LastError:      get(fLastError),

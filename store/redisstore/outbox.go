@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -175,7 +176,7 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 	}
 	switch r.Kind {
 	case scheduler.RecordCreate:
-		r.Event = &scheduler.Event{App: app, ID: id, URL: field(v, "u"), Method: cmpOr(field(v, "me"), "POST"),
+		r.Event = &scheduler.Event{App: app, ID: id, URL: field(v, "u"), Method: cmp.Or(field(v, "me"), "POST"),
 			DueAt: msTime(field(v, "d")), Status: scheduler.StatusPending, CreatedAt: msTime(field(v, "c")),
 			UpdatedAt: msTime(field(v, "t"))}
 	case scheduler.RecordRequeue:

@@ -5,6 +5,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,13 +84,6 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, er
 		return nil, err
 	}
 	return s, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // LoadScripts loads every script (on every master of a cluster). Calls fall
@@ -187,7 +181,7 @@ func (s *Store) scheduleCall(ev *scheduler.Event, now time.Time) ([]string, []an
 	m := ev.Member()
 	sh := s.k.shard(m)
 	args := []any{m, ms(ev.DueAt), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds(),
-		ms(ev.CreatedAt), ev.URL, cmpOr(ev.Method, "POST")}
+		ms(ev.CreatedAt), ev.URL, cmp.Or(ev.Method, "POST")}
 	return []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)}, append(args, encode(ev)...)
 }
 
