@@ -63,6 +63,14 @@ func (f *fakeFinishStore) snapshot() [][]scheduler.FinishItem {
 	return append([][]scheduler.FinishItem(nil), f.calls...)
 }
 
+// release closes a gate once, whoever asks first: the test, or its
+// deferred cleanup when it fails with round trips held (close would wait
+// for them forever).
+func release(gate chan struct{}) func() {
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }
+}
+
 func finishItem(id string, attempt int) scheduler.FinishItem {
 	return scheduler.FinishItem{Lease: scheduler.Lease{App: "a", ID: id, Worker: "w", Attempt: attempt}}
 }
@@ -103,6 +111,8 @@ func TestFinisherBatchesConcurrentOutcomes(t *testing.T) {
 	st := &fakeFinishStore{gate: make(chan struct{})}
 	f := newFinisher(st)
 	defer f.close()
+	open := release(st.gate)
+	defer open()
 
 	var started atomic.Int64
 	var wg sync.WaitGroup
@@ -118,7 +128,7 @@ func TestFinisherBatchesConcurrentOutcomes(t *testing.T) {
 	pollUntil(t, 10*time.Second, "the finisher did not start finishParallel round trips", func() bool {
 		return started.Load() == n && st.inFlight.Load() == finishParallel
 	})
-	close(st.gate)
+	open()
 	wg.Wait()
 
 	calls := st.snapshot()
@@ -182,6 +192,8 @@ func TestFinisherSlowRoundTripDoesNotHoldUpOthers(t *testing.T) {
 	st := &fakeFinishStore{slowGate: make(chan struct{})}
 	f := newFinisher(st)
 	defer f.close()
+	unhang := release(st.slowGate)
+	defer unhang()
 
 	slowDone := make(chan struct{})
 	var slowWG sync.WaitGroup
@@ -219,7 +231,7 @@ func TestFinisherSlowRoundTripDoesNotHoldUpOthers(t *testing.T) {
 		t.Fatal("the hung round trips answered before they returned")
 	default:
 	}
-	close(st.slowGate)
+	unhang()
 	select {
 	case <-slowDone:
 	case <-time.After(10 * time.Second):
@@ -234,6 +246,8 @@ func TestFinisherCloseWaitsForInFlightRoundTrips(t *testing.T) {
 	t.Parallel()
 	st := &fakeFinishStore{gate: make(chan struct{})}
 	f := newFinisher(st)
+	open := release(st.gate)
+	defer open() // should the test fail first, let the round trip end
 	got := make(chan error, 1)
 	go func() {
 		held, err := f.finish(context.Background(), finishItem("ev", 2))
@@ -251,7 +265,7 @@ func TestFinisherCloseWaitsForInFlightRoundTrips(t *testing.T) {
 		t.Fatal("close returned while a round trip was in flight")
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(st.gate)
+	open()
 	select {
 	case <-closed:
 	case <-time.After(10 * time.Second):
@@ -273,6 +287,8 @@ func TestFinisherCallerGivingUpBlocksNobody(t *testing.T) {
 	st := &fakeFinishStore{gate: make(chan struct{})}
 	f := newFinisher(st)
 	defer f.close()
+	open := release(st.gate)
+	defer open()
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() {
@@ -284,7 +300,7 @@ func TestFinisherCallerGivingUpBlocksNobody(t *testing.T) {
 	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the caller that gave up got %v, want context.Canceled", err)
 	}
-	close(st.gate) // the abandoned reply must not block the finisher
+	open() // the abandoned reply must not block the finisher
 	for attempt := 3; attempt < 10; attempt++ {
 		held, err := f.finish(context.Background(), finishItem("ev", attempt))
 		checkResult(t, attempt, held, err)

@@ -34,7 +34,7 @@ type judgeStore struct {
 	alsoDead atomic.Pointer[string]
 
 	mu        sync.Mutex
-	reaps     []int      // events recovered by each successful Reap call, in order
+	reaps     []reapCall // each successful Reap call, in order
 	deadLists [][]string // each DeadWorkers answer
 	recovered []string   // RecoverWorker's ids, in order
 }
@@ -54,7 +54,7 @@ func (j *judgeStore) Reap(ctx context.Context, shard, limit, maxAttempts int, no
 	n, err := j.Store.Reap(ctx, shard, limit, maxAttempts, now)
 	if err == nil {
 		j.mu.Lock()
-		j.reaps = append(j.reaps, n)
+		j.reaps = append(j.reaps, reapCall{shard, n})
 		j.mu.Unlock()
 	}
 	return n, err
@@ -81,7 +81,10 @@ func (j *judgeStore) RecoverWorker(ctx context.Context, id string, deadAfter tim
 	return j.Store.RecoverWorker(ctx, id, deadAfter, now)
 }
 
-func (j *judgeStore) reapCalls() []int {
+// reapCall is what one Reap call recovered in a shard.
+type reapCall struct{ shard, n int }
+
+func (j *judgeStore) reapCalls() []reapCall {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return slices.Clone(j.reaps)
@@ -146,12 +149,22 @@ func (b *reapBundle) create(t *testing.T, ids ...string) {
 func (b *reapBundle) claimAll(t *testing.T, worker string, visibility time.Duration) int {
 	t.Helper()
 	n := 0
-	for sh := range b.st.Shards() {
+	for _, c := range b.claimShards(t, worker, visibility) {
+		n += c
+	}
+	return n
+}
+
+// claimShards is claimAll by shard.
+func (b *reapBundle) claimShards(t *testing.T, worker string, visibility time.Duration) []int {
+	t.Helper()
+	n := make([]int, b.st.Shards())
+	for sh := range n {
 		c, err := b.st.Store.Claim(context.Background(), sh, worker, maxClaim, visibility, b.clock.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		n += len(c.Events)
+		n[sh] = len(c.Events)
 	}
 	return n
 }
@@ -263,37 +276,42 @@ func TestReaperReturnsExpiredLeases(t *testing.T) {
 // call, instead of one call's worth per ReapInterval.
 func TestReaperRecoversMoreThanItsLimitInOneRound(t *testing.T) {
 	t.Parallel()
-	n := 2*worker.ReapLimit + 100
-	b := setupReap(t, 1, nil)
+	n := 3 * worker.ReapLimit
+	b := setupReap(t, 2, nil)
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("e%04d", i)
 	}
 	b.create(t, ids...)
-	if got := b.claimAll(t, "gone", 30*time.Second); got != n {
-		t.Fatalf("the peer claimed %d events, want %d", got, n)
+	perShard := b.claimShards(t, "gone", 30*time.Second)
+	for sh, c := range perShard {
+		if c <= worker.ReapLimit {
+			t.Fatalf("shard %d holds %d events, want more than %d (events by shard: %v)", sh, c, worker.ReapLimit, perShard)
+		}
 	}
 	b.clock.Advance(31 * time.Second)
 	b.st.failHeartbeats.Store(true) // the worker under test reaps but claims nothing
 	b.run(t, worker.Config{ID: "reaper"})
 
-	var round []int
+	// A round reaps the shards in order: it ends where the next one
+	// starts again from a lower shard.
+	var round []reapCall
 	waitUntil(t, 30*time.Second, "the reaper's first round did not end", func() bool {
 		calls := b.st.reapCalls()
-		for i, c := range calls {
-			if c < worker.ReapLimit {
-				round = calls[:i+1]
+		for i := 1; i < len(calls); i++ {
+			if calls[i].shard < calls[i-1].shard {
+				round = calls[:i]
 				return true
 			}
 		}
 		return false
 	})
-	total := 0
+	got := make([]int, len(perShard))
 	for _, c := range round {
-		total += c
+		got[c.shard] += c.n
 	}
-	if total != n {
-		t.Errorf("the first reap round recovered %d of %d expired leases (calls %v), want all", total, n, round)
+	if !slices.Equal(got, perShard) {
+		t.Errorf("the first reap round recovered %v expired leases by shard (calls %v), want all: %v", got, round, perShard)
 	}
 	live, err := b.st.Live(context.Background(), b.clock.Now())
 	if err != nil {
