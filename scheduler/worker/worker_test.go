@@ -291,3 +291,51 @@ func TestWorkerGivesBackLostClaimsAtShutdown(t *testing.T) {
 		t.Errorf("%d deliveries, want none", n)
 	}
 }
+
+// TestWorkerDeliversAtMostConcurrency: a worker never has more than
+// Concurrency requests in flight, and claims no more than it can deliver:
+// the rest stay PENDING in Redis, free for other workers, until a slot
+// frees up.
+func TestWorkerDeliversAtMostConcurrency(t *testing.T) {
+	t.Parallel()
+	const concurrency, events = 3, 10
+	release := make(chan struct{})
+	var inFlight, most atomic.Int64
+	b := setupWorker(t, func(http.ResponseWriter, *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+	}, worker.Config{Concurrency: concurrency})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // should the test fail first: before the destination closes
+	b.run(t)
+	for i := range events {
+		b.schedule(t, fmt.Sprint("c", i), time.Now())
+	}
+
+	waitUntil(t, 10*time.Second, "the worker did not fill its slots", func() bool { return inFlight.Load() == concurrency })
+	time.Sleep(200 * time.Millisecond) // room for a wrong extra claim; never needed to pass
+	live, err := b.st.Live(context.Background(), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live.Processing != concurrency || live.Pending != events-concurrency {
+		t.Errorf("with every slot busy: %d processing, %d pending; want %d and %d",
+			live.Processing, live.Pending, concurrency, events-concurrency)
+	}
+	unblock()
+	waitUntil(t, 10*time.Second, "not every event was delivered", func() bool {
+		for i := range events {
+			if b.get(t, fmt.Sprint("c", i)).Status != scheduler.StatusCompleted {
+				return false
+			}
+		}
+		return true
+	})
+	if m := most.Load(); m > concurrency {
+		t.Errorf("%d requests in flight at once, want at most %d", m, concurrency)
+	}
+}

@@ -1,0 +1,4 @@
+package worker
+
+// ReapLimit exposes reapLimit to the external tests (reaper_test.go).
+const ReapLimit = reapLimit
