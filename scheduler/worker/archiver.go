@@ -128,8 +128,11 @@ func (c ArchiverConfig) Validate() error {
 	if c.Batch < 1 {
 		errs = append(errs, fmt.Errorf("archiver: Batch must be positive, not %d", c.Batch))
 	}
-	if c.PollInterval <= 0 || c.ClaimIdle <= 0 {
-		errs = append(errs, fmt.Errorf("archiver: PollInterval and ClaimIdle must be positive, not %s and %s", c.PollInterval, c.ClaimIdle))
+	if c.PollInterval <= 0 {
+		errs = append(errs, fmt.Errorf("archiver: PollInterval must be positive, not %s", c.PollInterval))
+	}
+	if c.ClaimIdle <= 0 {
+		errs = append(errs, fmt.Errorf("archiver: ClaimIdle must be positive, not %s", c.ClaimIdle))
 	}
 	return errors.Join(errs...)
 }
