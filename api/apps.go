@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/tenant"
-
 	"github.com/gin-gonic/gin"
+
+	"github.com/cassata/cassata/scheduler/tenant"
 )
 
 // Application management, for the admin token only:

@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/cassata/cassata/scheduler/tenant"
-
 	"github.com/gin-gonic/gin"
+
+	"github.com/cassata/cassata/scheduler/tenant"
 )
 
 // Authentication and scoping of the JSON API (API.md §5, CASSATA_AUTH=on).

@@ -5,11 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/cassata/cassata/scheduler/tenant"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/tenant"
 )
 
 // ErrorBody is the JSON error body of API.md §5.

@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/delivery"
-
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/delivery"
 )
 
 // FuzzCreateRequest feeds arbitrary bodies to the create routes: whatever

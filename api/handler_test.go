@@ -11,11 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cassata/cassata/scheduler/tenant"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/tenant"
 )
 
 // adapterReq is a request for the adapter tests: {"n": <number>}, n ≥ 0.

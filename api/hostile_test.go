@@ -9,12 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cassata/cassata/scheduler/delivery"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/delivery"
 )
 
 // Hostile input on every create route: v1 (/v1/events), the Cassata-

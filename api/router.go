@@ -14,13 +14,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/tenant"
-
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/tenant"
 )
 
 // Config configures the API.

@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/tenant"
-
 	"github.com/gin-gonic/gin"
+
+	"github.com/cassata/cassata/scheduler/tenant"
 )
 
 // AppLister lists the applications for the Applications page.

@@ -3,13 +3,13 @@ package web
 import (
 	"context"
 	"errors"
-	"github.com/cassata/cassata/scheduler/tenant"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/tenant"
 )
 
 // fakeApps lists fixed applications.

@@ -13,12 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/worker"
-
 	"github.com/redis/go-redis/v9"
 	_ "modernc.org/sqlite" // read-only row counts of the SQLite archives
 
 	"github.com/cassata/cassata/internal/mysqltest"
+	"github.com/cassata/cassata/scheduler/worker"
 )
 
 // --archive values.

@@ -13,11 +13,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/delivery"
-	"github.com/cassata/cassata/scheduler/tenant"
-
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/internal/config"
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/store/redisstore"
 )
 

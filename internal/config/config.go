@@ -12,12 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/store/redisstore"
-
-	"github.com/cassata/cassata/api"
-	"github.com/cassata/cassata/scheduler"
 )
 
 // Defaults of the settings that have one here. Settings whose zero value

@@ -20,11 +20,10 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/store/redisstore"
-
-	"github.com/cassata/cassata/scheduler"
 )
 
 // verifyStandardWebhook is a receiver's check of a Standard Webhooks

@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/worker"
-
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/internal/mysqltest"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/worker"
 	"github.com/cassata/cassata/store/archive"
 	"github.com/cassata/cassata/store/redisstore"
 )

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/worker"
-
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/worker"
 	"github.com/cassata/cassata/store/archive"
 	"github.com/cassata/cassata/store/redisstore"
 )

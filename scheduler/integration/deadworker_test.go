@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/worker"
-
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/worker"
 )
 
 // TestDeadWorkerRecoveredBeforeItsLeaseExpires kills -9 a `cassata worker`

@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/worker"
-
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/worker"
 )
 
 func TestDeliversWithHeadersAndBody(t *testing.T) {

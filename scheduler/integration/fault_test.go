@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/worker"
-
 	"github.com/cassata/cassata/internal/mysqltest"
 	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/internal/testbin"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/worker"
 )
 
 func TestMain(m *testing.M) {

@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/worker"
-
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/worker"
 	"github.com/cassata/cassata/store/redisstore"
 )
 

@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/worker"
-
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/worker"
 )
 
 // TestCancelRacesWithClaim cancels events while a worker claims them: every

@@ -14,11 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/worker"
-
-	"github.com/cassata/cassata/scheduler"
 )
 
 // standardWebhookVerify is a receiver's verification of a Standard Webhooks

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/worker"
-
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/worker"
 )
 
 // TestNeverEarly schedules events at many due times over about three seconds

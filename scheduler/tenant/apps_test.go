@@ -12,12 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/tenant"
-
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/store/redisstore"
 )
 

@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/worker"
-
-	"github.com/cassata/cassata/scheduler"
 )
 
 // failureLines returns the failure log lines (msg "delivery failed") of a

@@ -13,10 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/worker"
-
-	"github.com/cassata/cassata/scheduler"
 )
 
 // TestWorkerClaimsOnlyWhileHeartbeating: a worker whose heartbeats fail

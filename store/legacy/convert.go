@@ -7,9 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/delivery"
-
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/delivery"
 )
 
 // ImportWorker is the worker name of the attempts an import archives (the

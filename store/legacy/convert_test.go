@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/delivery"
-
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/delivery"
 )
 
 var (

@@ -19,15 +19,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/delivery"
-	"github.com/cassata/cassata/scheduler/worker"
-
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/internal/mysqltest"
 	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/worker"
 	"github.com/cassata/cassata/store/archive"
 	"github.com/cassata/cassata/store/redisstore"
 )

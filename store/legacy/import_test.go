@@ -13,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/delivery"
-
 	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/store/legacy"
 )
 

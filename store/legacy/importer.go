@@ -7,9 +7,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/delivery"
-
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/store/archive"
 )
 

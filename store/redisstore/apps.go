@@ -10,12 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/tenant"
-
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/luascripts"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/tenant"
 )
 
 // Applications live in one hash, <ns>:apps (DESIGN.md "Redis layout"):

@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/tenant"
-
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/tenant"
 )
 
 func testAppRecord(name string, now time.Time, hashes ...string) *tenant.App {

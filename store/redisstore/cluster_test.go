@@ -10,13 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cassata/cassata/scheduler/tenant"
-
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/luascripts"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/tenant"
 )
 
 // The store on a real 3-master Redis Cluster: every operation must route

@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"github.com/cassata/cassata/scheduler/delivery"
-	"github.com/cassata/cassata/scheduler/worker"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +17,8 @@ import (
 	"github.com/cassata/cassata/internal/mysqltest"
 	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/worker"
 	"github.com/cassata/cassata/store/archive"
 	"github.com/cassata/cassata/store/redisstore"
 	"github.com/cassata/cassata/web"
