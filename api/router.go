@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/tenant"
 )
@@ -66,9 +67,7 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 
 // WithDefaults returns the config with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
-	if c.DefaultMaxAttempts <= 0 {
-		c.DefaultMaxAttempts = scheduler.DefaultMaxAttempts
-	}
+	c.DefaultMaxAttempts = defaults.Positive(c.DefaultMaxAttempts, scheduler.DefaultMaxAttempts)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/cassata/cassata/internal/defaults"
 )
 
 // Retry policy defaults (API.md §2).
@@ -29,21 +31,13 @@ type Policy struct {
 
 // WithDefaults fills zero fields with the defaults.
 func (p Policy) WithDefaults() Policy {
-	if p.MaxAttempts <= 0 {
-		p.MaxAttempts = DefaultMaxAttempts
-	}
-	if p.MinBackoff <= 0 {
-		p.MinBackoff = DefaultMinBackoff
-	}
-	if p.MaxBackoff <= 0 {
-		p.MaxBackoff = DefaultMaxBackoff
-	}
+	p.MaxAttempts = defaults.Positive(p.MaxAttempts, DefaultMaxAttempts)
+	p.MinBackoff = defaults.Positive(p.MinBackoff, DefaultMinBackoff)
+	p.MaxBackoff = defaults.Positive(p.MaxBackoff, DefaultMaxBackoff)
 	if p.MaxBackoff < p.MinBackoff {
 		p.MaxBackoff = p.MinBackoff
 	}
-	if p.Timeout <= 0 {
-		p.Timeout = DefaultTimeout
-	}
+	p.Timeout = defaults.Positive(p.Timeout, DefaultTimeout)
 	return p
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/net/idna"
+
+	"github.com/cassata/cassata/internal/defaults"
 )
 
 // Limits bound what a client may schedule.
@@ -40,18 +42,10 @@ const (
 
 // WithDefaults fills zero fields with the defaults.
 func (l Limits) WithDefaults() Limits {
-	if l.MaxBodyBytes <= 0 {
-		l.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if l.MaxURLLength <= 0 {
-		l.MaxURLLength = DefaultMaxURLLength
-	}
-	if l.MaxHeaders <= 0 {
-		l.MaxHeaders = DefaultMaxHeaders
-	}
-	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
+	l.MaxBodyBytes = defaults.Positive(l.MaxBodyBytes, DefaultMaxBodyBytes)
+	l.MaxURLLength = defaults.Positive(l.MaxURLLength, DefaultMaxURLLength)
+	l.MaxHeaders = defaults.Positive(l.MaxHeaders, DefaultMaxHeaders)
+	l.MaxHeaderBytes = defaults.Positive(l.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	return l
 }
 

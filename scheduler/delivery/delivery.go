@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
 )
 
@@ -69,12 +70,8 @@ const DefaultMaxIdleConnsPerHost = 256
 // WithDefaults returns the config with zero fields set to their defaults
 // (the default Transport is built by New).
 func (c Config) WithDefaults() Config {
-	if c.MaxIdleConnsPerHost <= 0 {
-		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
-	}
-	if c.MaxResponseBytes <= 0 {
-		c.MaxResponseBytes = DefaultMaxResponseBytes
-	}
+	c.MaxIdleConnsPerHost = defaults.Positive(c.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost)
+	c.MaxResponseBytes = defaults.Positive(c.MaxResponseBytes, DefaultMaxResponseBytes)
 	return c
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
 )
 
@@ -69,9 +70,7 @@ type signerEntry struct {
 
 // WithDefaults returns the config with zero fields set to their defaults.
 func (c SignerConfig) WithDefaults() SignerConfig {
-	if c.TTL <= 0 {
-		c.TTL = DefaultSecretTTL
-	}
+	c.TTL = defaults.Positive(c.TTL, DefaultSecretTTL)
 	if c.Clock == nil {
 		c.Clock = scheduler.SystemClock{}
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
 )
 
@@ -51,9 +52,7 @@ type JWTPolicy struct {
 
 // WithDefaults fills zero fields with their defaults.
 func (p JWTPolicy) WithDefaults() JWTPolicy {
-	if p.MaxLifetime <= 0 {
-		p.MaxLifetime = DefaultJWTMaxLifetime
-	}
+	p.MaxLifetime = defaults.Positive(p.MaxLifetime, DefaultJWTMaxLifetime)
 	return p
 }
 

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
 )
 
@@ -91,15 +92,9 @@ type Archiver struct {
 
 // WithDefaults returns the config with zero fields set to their defaults.
 func (c ArchiverConfig) WithDefaults() ArchiverConfig {
-	if c.Batch <= 0 {
-		c.Batch = DefaultArchiveBatch
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = DefaultArchivePollInterval
-	}
-	if c.ClaimIdle <= 0 {
-		c.ClaimIdle = DefaultArchiveClaimIdle
-	}
+	c.Batch = defaults.Positive(c.Batch, DefaultArchiveBatch)
+	c.PollInterval = defaults.Positive(c.PollInterval, DefaultArchivePollInterval)
+	c.ClaimIdle = defaults.Positive(c.ClaimIdle, DefaultArchiveClaimIdle)
 	if c.YieldFor == 0 {
 		c.YieldFor = DefaultArchiveYield
 	}

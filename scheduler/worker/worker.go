@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 )
@@ -97,33 +98,15 @@ func (c Config) WithDefaults() Config {
 		host, _ := os.Hostname()
 		c.ID = host + "-" + itoa(os.Getpid()) + "-" + scheduler.NewID(time.Now())[24:]
 	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.Batch <= 0 {
-		c.Batch = DefaultBatch
-	}
-	if c.Visibility <= 0 {
-		c.Visibility = DefaultVisibility
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = DefaultPollInterval
-	}
-	if c.ReapInterval <= 0 {
-		c.ReapInterval = DefaultReapInterval
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if c.DeadAfter <= 0 {
-		c.DeadAfter = 3 * c.HeartbeatInterval
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.OrphanInterval <= 0 {
-		c.OrphanInterval = DefaultOrphanInterval
-	}
+	c.Concurrency = defaults.Positive(c.Concurrency, DefaultConcurrency)
+	c.Batch = defaults.Positive(c.Batch, DefaultBatch)
+	c.Visibility = defaults.Positive(c.Visibility, DefaultVisibility)
+	c.PollInterval = defaults.Positive(c.PollInterval, DefaultPollInterval)
+	c.ReapInterval = defaults.Positive(c.ReapInterval, DefaultReapInterval)
+	c.HeartbeatInterval = defaults.Positive(c.HeartbeatInterval, DefaultHeartbeatInterval)
+	c.DeadAfter = defaults.Positive(c.DeadAfter, 3*c.HeartbeatInterval)
+	c.ShutdownTimeout = defaults.Positive(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.OrphanInterval = defaults.Positive(c.OrphanInterval, DefaultOrphanInterval)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

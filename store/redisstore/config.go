@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/cassata/cassata/internal/defaults"
 )
 
 // MaxShards bounds Config.Shards: every worker claims from every shard, so
@@ -18,12 +20,8 @@ func (c Config) WithDefaults() Config {
 	if c.Namespace == "" {
 		c.Namespace = DefaultNamespace
 	}
-	if c.Retention <= 0 {
-		c.Retention = DefaultRetention
-	}
-	if c.WakeHorizon <= 0 {
-		c.WakeHorizon = DefaultWakeHorizon
-	}
+	c.Retention = defaults.Positive(c.Retention, DefaultRetention)
+	c.WakeHorizon = defaults.Positive(c.WakeHorizon, DefaultWakeHorizon)
 	return c
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/luascripts"
 	"github.com/cassata/cassata/scheduler"
 )
@@ -61,9 +62,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, er
 		return nil, err
 	}
 	want := cfg.Shards
-	if want <= 0 {
-		want = DefaultShards
-	}
+	want = defaults.Positive(want, DefaultShards)
 	metaKey := cfg.Namespace + ":meta"
 	if _, err := rdb.HSetNX(ctx, metaKey, "shards", want).Result(); err != nil {
 		return nil, fmt.Errorf("record shard count: %w", err)
