@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/internal/testproc"
 )
 
 // TestReadyzHidesAndLogsErrors: /readyz answers ok/unavailable per
@@ -29,7 +30,7 @@ func TestReadyzHidesAndLogsErrors(t *testing.T) {
 	archiveErr := errors.New(secret)
 	setErr := func(err error) { mu.Lock(); archiveErr = err; mu.Unlock() }
 	clock := &fakeClock{now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
-	logs := &syncBuffer{}
+	logs := &testproc.Buffer{}
 	a := api.New(api.Config{Gatherer: prometheus.NewRegistry(), Clock: clock,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 		Ready: func(context.Context) map[string]error {

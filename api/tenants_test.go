@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -20,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/internal/testproc"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/store/redisstore"
@@ -70,25 +70,8 @@ type tenants struct {
 	*bundle
 	apps    *tenant.Apps
 	archive *scopeArchive
-	logs    *syncBuffer
+	logs    *testproc.Buffer
 	creds   map[string]tenant.Credentials
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type tenantOpts struct {
@@ -112,7 +95,7 @@ func setupTenants(t *testing.T, o tenantOpts) *tenants {
 	arch := &scopeArchive{}
 	sched := scheduler.New(store, scheduler.Config{Clock: clock, Archive: arch})
 	apps := tenant.NewApps(store, clock)
-	logs := &syncBuffer{}
+	logs := &testproc.Buffer{}
 	reg := prometheus.NewRegistry()
 	a := api.New(api.Config{Scheduler: sched, Gatherer: reg, Metrics: scheduler.NewMetrics(reg),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -1,31 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cassata/cassata/internal/redistest"
 )
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestServerRefusesAnEvictingRedis: a server on a Redis whose
 // maxmemory-policy may evict keys refuses to start, unless told to.

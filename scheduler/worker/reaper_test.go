@@ -16,6 +16,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/testproc"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/worker"
@@ -101,7 +102,7 @@ type reapBundle struct {
 	st    *judgeStore
 	clock *scheduler.ManualClock
 	dest  *httptest.Server
-	logs  *logBuffer
+	logs  *testproc.Buffer
 }
 
 // setupReap's destination answers with handle (nil: 200).
@@ -120,7 +121,7 @@ func setupReap(t *testing.T, shards int, handle http.HandlerFunc) *reapBundle {
 	dest := httptest.NewServer(handle)
 	t.Cleanup(dest.Close)
 	return &reapBundle{st: &judgeStore{Store: st}, clock: scheduler.NewManualClock(time.UnixMilli(1_700_000_000_000)),
-		dest: dest, logs: &logBuffer{}}
+		dest: dest, logs: &testproc.Buffer{}}
 }
 
 // create stores events due now, delivered to the destination.

@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/testproc"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/worker"
@@ -83,24 +83,6 @@ func (a *arrivals) of(id string) []arrivalRec {
 	return out
 }
 
-// logBuffer collects a logger's JSON lines, safe for concurrent writers.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // workerBundle is a worker on a faultStore over miniredis, delivering to a
 // destination that records every request and answers with handle (nil: 200).
 type workerBundle struct {
@@ -108,13 +90,13 @@ type workerBundle struct {
 	sched *scheduler.Scheduler
 	dest  *httptest.Server
 	got   *arrivals
-	logs  *logBuffer
+	logs  *testproc.Buffer
 	w     *worker.Worker
 }
 
 func setupWorker(t *testing.T, handle http.HandlerFunc, cfg worker.Config) *workerBundle {
 	t.Helper()
-	b := &workerBundle{got: &arrivals{}, logs: &logBuffer{}}
+	b := &workerBundle{got: &arrivals{}, logs: &testproc.Buffer{}}
 	b.dest = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.got.add(r)
 		if handle != nil {

@@ -1,11 +1,9 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,26 +11,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cassata/cassata/internal/redistest"
+	"github.com/cassata/cassata/internal/testproc"
 	"github.com/cassata/cassata/luascripts"
 )
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func newCheckStore(t *testing.T, rs *redistest.Server) *Store {
 	t.Helper()
@@ -47,7 +28,7 @@ func newCheckStore(t *testing.T, rs *redistest.Server) *Store {
 // evict keys fails the check, unless told to allow it.
 func TestCheckRefusesAnEvictingRedis(t *testing.T) {
 	rs := redistest.Start(t, redistest.WithArgs("--maxmemory-policy", "allkeys-lru"))
-	var logs syncBuffer
+	var logs testproc.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	st := newCheckStore(t, rs)
 	if _, err := st.Check(context.Background(), false, log); err == nil ||
@@ -72,7 +53,7 @@ func TestCheckWarnsWithoutAOF(t *testing.T) {
 			opts = append(opts, redistest.WithAOF())
 		}
 		rs := redistest.Start(t, opts...)
-		var logs syncBuffer
+		var logs testproc.Buffer
 		if _, err := newCheckStore(t, rs).Check(context.Background(), false, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
 			t.Fatalf("aof=%v: Check: %v", aof, err)
 		}
@@ -87,7 +68,7 @@ func TestCheckWarnsWithoutAOF(t *testing.T) {
 func TestCheckWatchNoticesRestart(t *testing.T) {
 	rs := redistest.Start(t, redistest.WithAOF())
 	st := newCheckStore(t, rs)
-	var logs syncBuffer
+	var logs testproc.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	ids, err := st.Check(context.Background(), false, log)
 	if err != nil {
