@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/store/redisstore"
@@ -57,7 +58,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // bundle is what a test needs: the API over a scheduler over a redisstore on miniredis.
 type bundle struct {
 	mr      *miniredis.Miniredis
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	store   *redisstore.Store
 	sched   *scheduler.Scheduler
 	clock   *fakeClock
@@ -77,13 +78,7 @@ func setup(t testing.TB) *bundle { return setupWith(t, setupOpts{}) }
 
 func setupWith(t testing.TB, o setupOpts) *bundle {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: 1})
-	t.Cleanup(func() { _ = rdb.Close() })
-	store, err := redisstore.New(context.Background(), rdb, redisstore.Config{Namespace: "apitest"})
-	if err != nil {
-		t.Fatalf("redisstore.New: %v", err)
-	}
+	store, mr := storetest.Miniredis(t, redisstore.Config{Namespace: "apitest"})
 	// A clock in the recent past, at a whole millisecond, so delays give exact due times.
 	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)}
 	sched := scheduler.New(store, scheduler.Config{Clock: clock, Guard: o.guard, Limits: o.limits})
@@ -91,7 +86,7 @@ func setupWith(t testing.TB, o setupOpts) *bundle {
 	metrics := scheduler.NewMetrics(reg)
 	a := api.New(api.Config{Scheduler: sched, Ready: o.ready, Gatherer: reg, Metrics: metrics,
 		Logger: slog.New(slog.DiscardHandler)})
-	return &bundle{mr: mr, rdb: rdb, store: store, sched: sched, clock: clock, reg: reg, handler: a.Engine(o.auth)}
+	return &bundle{mr: mr, rdb: store.Client(), store: store, sched: sched, clock: clock, reg: reg, handler: a.Engine(o.auth)}
 }
 
 // response is a recorded HTTP response.

@@ -14,11 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/internal/testproc"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/tenant"
@@ -84,13 +83,7 @@ type tenantOpts struct {
 // admin token and two applications, shop and billing.
 func setupTenants(t *testing.T, o tenantOpts) *tenants {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: 1})
-	t.Cleanup(func() { _ = rdb.Close() })
-	store, err := redisstore.New(context.Background(), rdb, redisstore.Config{Namespace: "apitest"})
-	if err != nil {
-		t.Fatalf("redisstore.New: %v", err)
-	}
+	store, mr := storetest.Miniredis(t, redisstore.Config{Namespace: "apitest"})
 	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)}
 	arch := &scopeArchive{}
 	sched := scheduler.New(store, scheduler.Config{Clock: clock, Archive: arch})
@@ -100,7 +93,7 @@ func setupTenants(t *testing.T, o tenantOpts) *tenants {
 	a := api.New(api.Config{Scheduler: sched, Gatherer: reg, Metrics: scheduler.NewMetrics(reg),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Apps:   apps, RateLimit: o.rateLimit, RateBurst: o.rateBurst, Clock: clock})
-	b := &bundle{mr: mr, rdb: rdb, store: store, sched: sched, clock: clock, reg: reg,
+	b := &bundle{mr: mr, rdb: store.Client(), store: store, sched: sched, clock: clock, reg: reg,
 		handler: a.Engine(api.NewKeyAuth(apps, api.KeyAuthConfig{AdminToken: adminToken, JWT: o.jwt}))}
 	tn := &tenants{bundle: b, apps: apps, archive: arch, logs: logs, creds: map[string]tenant.Credentials{}}
 	for _, name := range []string{"shop", "billing"} {

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/redisstore"
 )
@@ -31,13 +31,7 @@ func (b *schedBundle) advance(d time.Duration) time.Time {
 
 func setupScheduler(t *testing.T) *schedBundle {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	st, err := redisstore.New(context.Background(), rdb, redisstore.Config{Namespace: "t", Shards: 1})
-	if err != nil {
-		t.Fatalf("redisstore.New: %v", err)
-	}
+	st, mr := storetest.Miniredis(t, redisstore.Config{Namespace: "t", Shards: 1})
 	clock := scheduler.NewManualClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	mr.SetTime(clock.Now())
 	return &schedBundle{sched: scheduler.New(st, scheduler.Config{Clock: clock}), store: st, mr: mr, clock: clock}

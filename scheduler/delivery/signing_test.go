@@ -17,9 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
-
+	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/tenant"
@@ -278,13 +276,7 @@ type signingApps struct {
 
 func setupApps(t *testing.T) *signingApps {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	st, err := redisstore.New(context.Background(), rdb, redisstore.Config{Namespace: "t", Shards: 1})
-	if err != nil {
-		t.Fatalf("redisstore.New: %v", err)
-	}
+	st, _ := storetest.Miniredis(t, redisstore.Config{Namespace: "t", Shards: 1})
 	clock := scheduler.NewManualClock(time.Now())
 	return &signingApps{apps: tenant.NewApps(st, clock), clock: clock}
 }

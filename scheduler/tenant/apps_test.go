@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/store/redisstore"
@@ -33,13 +33,7 @@ func (b *appsBundle) advance(d time.Duration) {
 
 func setupApps(t *testing.T) *appsBundle {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	st, err := redisstore.New(context.Background(), rdb, redisstore.Config{Namespace: "t", Shards: 1})
-	if err != nil {
-		t.Fatalf("redisstore.New: %v", err)
-	}
+	st, mr := storetest.Miniredis(t, redisstore.Config{Namespace: "t", Shards: 1})
 	clock := scheduler.NewManualClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	return &appsBundle{apps: tenant.NewApps(st, clock), store: st, mr: mr, clock: clock}
 }

@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
-
+	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/worker"
@@ -37,13 +35,7 @@ func TestWorkerBacklogged(t *testing.T) {
 			close(release)
 		}
 	})
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	st, err := redisstore.New(context.Background(), rdb, redisstore.Config{Namespace: "bl", Shards: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := storetest.Miniredis(t, redisstore.Config{Namespace: "bl", Shards: 1})
 	sched := scheduler.New(st, scheduler.Config{})
 	w := worker.New(st, delivery.New(delivery.Config{}), worker.Config{
 		Concurrency: 4, Batch: 2, PollInterval: 20 * time.Millisecond,

@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
-
+	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/worker"
@@ -21,13 +19,7 @@ import (
 // less than its own; past that, its events come back.
 func TestDeadWorkerJudgedByItsOwnDeadAfter(t *testing.T) {
 	ctx := context.Background()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "da", Shards: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := storetest.Miniredis(t, redisstore.Config{Namespace: "da", Shards: 1})
 	clock := scheduler.NewManualClock(time.UnixMilli(1_700_000_000_000))
 	advance := func(d time.Duration) {
 		clock.Advance(d)

@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
-
+	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/internal/testproc"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
@@ -108,13 +106,7 @@ type reapBundle struct {
 // setupReap's destination answers with handle (nil: 200).
 func setupReap(t *testing.T, shards int, handle http.HandlerFunc) *reapBundle {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	st, err := redisstore.New(context.Background(), rdb, redisstore.Config{Namespace: "rp", Shards: shards})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := storetest.Miniredis(t, redisstore.Config{Namespace: "rp", Shards: shards})
 	if handle == nil {
 		handle = func(http.ResponseWriter, *http.Request) {}
 	}

@@ -12,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/cassata/cassata/internal/fakedns"
+	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/worker"
@@ -35,13 +33,7 @@ func TestWorkerFailsBlockedDestination(t *testing.T) {
 	t.Cleanup(dest.Close)
 	u, _ := url.Parse(dest.URL)
 
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	st, err := redisstore.New(context.Background(), rdb, redisstore.Config{Namespace: "ssrf", Shards: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := storetest.Miniredis(t, redisstore.Config{Namespace: "ssrf", Shards: 1})
 	guard := &delivery.AddressGuard{}
 	sched := scheduler.New(st, scheduler.Config{Guard: guard})
 	ev := &scheduler.Event{App: "shop", ID: "rebind-1", URL: "http://rebind.example.test:" + u.Port() + "/hook",
@@ -62,7 +54,10 @@ func TestWorkerFailsBlockedDestination(t *testing.T) {
 		<-done
 	})
 
-	var got *scheduler.Event
+	var (
+		got *scheduler.Event
+		err error
+	)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got, err = sched.Get(context.Background(), "shop", "rebind-1")

@@ -12,9 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
-
+	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/internal/testproc"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
@@ -104,13 +102,7 @@ func setupWorker(t *testing.T, handle http.HandlerFunc, cfg worker.Config) *work
 		}
 	}))
 	t.Cleanup(b.dest.Close)
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	st, err := redisstore.New(context.Background(), rdb, redisstore.Config{Namespace: "wk", Shards: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := storetest.Miniredis(t, redisstore.Config{Namespace: "wk", Shards: 2})
 	b.st = &faultStore{Store: st}
 	b.sched = scheduler.New(st, scheduler.Config{})
 	if cfg.PollInterval == 0 {
