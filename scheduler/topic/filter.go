@@ -202,6 +202,54 @@ func MessageData(app, topic, id, method string, headers map[string]string, body 
 	return d
 }
 
+// FilterCache caches compiled filters keyed by subscription key and
+// revision, so that each revision of a subscription compiles once rather
+// than at every message. It holds one revision per key (a new revision
+// replaces the old one) and at most max keys: when full it is cleared,
+// which costs a recompile of the live filters, simpler and no slower in
+// practice than an LRU for a set of subscriptions that rarely exceeds it.
+// Safe for concurrent use.
+type FilterCache struct {
+	max     int
+	compile func(string) (*Filter, error) // CompileFilter; tests count calls
+	mu      sync.Mutex
+	entries map[string]*cacheEntry
+}
+
+// cacheEntry compiles once even when several goroutines miss together.
+type cacheEntry struct {
+	rev  int64
+	src  string
+	once sync.Once
+	f    *Filter
+	err  error
+}
+
+// NewFilterCache returns a cache of at most size subscriptions (at least 1).
+func NewFilterCache(size int) *FilterCache {
+	return &FilterCache{max: max(size, 1), compile: CompileFilter, entries: make(map[string]*cacheEntry)}
+}
+
+// Get returns the compiled filter for revision rev of subscription key,
+// whose source is src, compiling it on first use. A compile error is
+// cached too, as the same source fails the same way. The source is
+// compared as well, so a caller that reuses a revision for another filter
+// gets the right one rather than a stale one.
+func (c *FilterCache) Get(key string, rev int64, src string) (*Filter, error) {
+	c.mu.Lock()
+	e := c.entries[key]
+	if e == nil || e.rev != rev || e.src != src {
+		if e == nil && len(c.entries) >= c.max {
+			clear(c.entries)
+		}
+		e = &cacheEntry{rev: rev, src: src}
+		c.entries[key] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.f, e.err = c.compile(src) })
+	return e.f, e.err
+}
+
 // get is data[k] with Python's meaning where it works and null where
 // Python would raise (KeyError, IndexError, TypeError): a filter on a
 // message without the key simply does not match.
