@@ -76,8 +76,9 @@ var safeBuiltins = []string{"len", "lower", "upper", "trim", "abs", "int", "floa
 // Names of the functions the rewrite calls. They are ordinary identifiers,
 // so a filter may call them too, which is harmless.
 const (
-	getFunc    = "get"
-	truthyFunc = "truthy"
+	getFunc     = "get"
+	truthyFunc  = "truthy"
+	operandFunc = "operand"
 )
 
 // Filter is a compiled subscription filter; safe for concurrent use, since
@@ -105,6 +106,8 @@ var compileOptions = func() []expr.Option {
 		// which && and ?: require of their operands.
 		expr.Function(getFunc, func(p ...any) (any, error) { return get(p[0], p[1]), nil }, new(func(any, any) any)),
 		expr.Function(truthyFunc, func(p ...any) (any, error) { return truthy(p[0]), nil }, new(func(any) bool)),
+		// The identity, typed any: see the and/or rewrite.
+		expr.Function(operandFunc, func(p ...any) (any, error) { return p[0], nil }, new(func(any) any)),
 	}
 	for _, name := range safeBuiltins {
 		opts = append(opts, expr.EnableBuiltin(name))
@@ -372,7 +375,7 @@ func (p *pythonPatch) Visit(node *ast.Node) {
 			ast.Patch(node, &ast.BoolNode{Value: false})
 		case "None":
 			ast.Patch(node, &ast.NilNode{})
-		case "data", "$env", getFunc, truthyFunc:
+		case "data", "$env", getFunc, truthyFunc, operandFunc:
 		default:
 			// expr's checker says so too, except for a name called
 			// inside an argument of our functions (nofunc(1) and x).
@@ -411,7 +414,10 @@ func (p *pythonPatch) Visit(node *ast.Node) {
 		if and {
 			cond.Exp1, cond.Exp2 = n.Right, t
 		}
-		value := &ast.VariableDeclaratorNode{Name: name, Value: n.Left, Expr: cond}
+		// expr's checker types a ?: by its first branch when the second
+		// is assignable to it, so ("a" and data["x"]) would be a string
+		// and == 1 a compile error; operand() makes it any.
+		value := call(operandFunc, &ast.VariableDeclaratorNode{Name: name, Value: n.Left, Expr: cond})
 		ast.Patch(node, value)
 		if p.boolOf == nil {
 			p.boolOf = make(map[ast.Node]ast.Node)
