@@ -29,15 +29,19 @@ CompileFilter with expr's message (it points at the column). A filter that
 fails at run time (1 < "a", null < 1, len(null)) does not match, and Match
 returns the error so the caller can report it with the message.
 
-Sandbox: expr has no statements, loops or I/O; on top of that we bound
-the source (MaxFilterLen bytes), the AST (maxFilterNodes), and the VM's allocations (filterMemoryBudget, expr's
-budget on ranges and arrays). All builtins are disabled except a few that
-are pure and return at most the size of their input (safeBuiltins): the
-predicates (map, filter, all, reduce ...) would make a small filter loop
-over big ranges, and repeat, toJSON, now and friends are not filters'
-business. let is rejected because chained lets double a string per node
-(let a = s + s; let b = a + a; ...), which no node count bounds. A panic
-in evaluation is recovered and reported as an error.
+Sandbox: expr has no statements, loops or I/O, and a filter sees only
+data. On top of that we bound the source (MaxFilterLen bytes), the AST
+(maxFilterNodes), and the VM's allocations (filterMemoryBudget, expr's
+budget on ranges and array literals), so that each node costs at most
+about the size of the message and a filter runs in time linear in both.
+To keep that true: all builtins are disabled except a few that are pure
+and give at most the size of their input (safeBuiltins), as the
+predicates (all, map, filter, reduce ...) would make a small filter loop
+over big ranges and repeat or toJSON are not filters' business; let is
+rejected, as chained lets double a string per node (let a = s + s; let
+b = a + a; ...); and + on strings is capped at maxConcat bytes, since
+s + s + s ... copies a growing string at each node. A panic in
+evaluation is recovered and reported as an error.
 */
 
 import (
@@ -54,6 +58,7 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
+	"github.com/expr-lang/expr/vm/runtime"
 )
 
 const (
@@ -67,6 +72,8 @@ const (
 	// elements of ranges and array literals); filters over a message need
 	// none, so a tenth of expr's default is plenty.
 	filterMemoryBudget = 100_000
+	// maxConcat caps a string made by + (see the sandbox above).
+	maxConcat = 64 << 10
 )
 
 // safeBuiltins are the expr builtins a filter may call: pure, no I/O, and
@@ -79,6 +86,7 @@ const (
 	getFunc     = "get"
 	truthyFunc  = "truthy"
 	operandFunc = "operand"
+	addFunc     = "add"
 )
 
 // Filter is a compiled subscription filter; safe for concurrent use, since
@@ -108,6 +116,7 @@ var compileOptions = func() []expr.Option {
 		expr.Function(truthyFunc, func(p ...any) (any, error) { return truthy(p[0]), nil }, new(func(any) bool)),
 		// The identity, typed any: see the and/or rewrite.
 		expr.Function(operandFunc, func(p ...any) (any, error) { return p[0], nil }, new(func(any) any)),
+		expr.Function(addFunc, func(p ...any) (any, error) { return add(p[0], p[1]) }, new(func(any, any) any)),
 	}
 	for _, name := range safeBuiltins {
 		opts = append(opts, expr.EnableBuiltin(name))
@@ -306,6 +315,19 @@ func listIndex(k any, n int) (int, bool) {
 	return i, i >= 0 && i < n
 }
 
+// add is expr's + with strings capped at maxConcat bytes.
+func add(a, b any) (any, error) {
+	if s, ok := a.(string); ok {
+		if t, ok := b.(string); ok {
+			if len(s)+len(t) > maxConcat {
+				return nil, fmt.Errorf("string longer than %d bytes", maxConcat)
+			}
+			return s + t, nil
+		}
+	}
+	return runtime.Add(a, b), nil // panics on bad operands, which vm.Run reports
+}
+
 // truthy is Python's bool(x) for JSON-like values.
 func truthy(x any) bool {
 	switch x := x.(type) {
@@ -375,7 +397,7 @@ func (p *pythonPatch) Visit(node *ast.Node) {
 			ast.Patch(node, &ast.BoolNode{Value: false})
 		case "None":
 			ast.Patch(node, &ast.NilNode{})
-		case "data", "$env", getFunc, truthyFunc, operandFunc:
+		case "data", "$env", getFunc, truthyFunc, operandFunc, addFunc:
 		default:
 			// expr's checker says so too, except for a name called
 			// inside an argument of our functions (nofunc(1) and x).
@@ -397,6 +419,9 @@ func (p *pythonPatch) Visit(node *ast.Node) {
 		case "and", "&&":
 			and = true
 		case "or", "||":
+		case "+":
+			ast.Patch(node, call(addFunc, n.Left, n.Right))
+			return
 		default:
 			return
 		}

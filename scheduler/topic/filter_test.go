@@ -144,6 +144,7 @@ func TestPythonSemantics(t *testing.T) {
 		{"header", `data["headers"]["y"] == "z" and data["headers"]["Y"] == None`, d, true, false},
 		{"in", `"a" in data["o"] and 20 in data["l"]`, d, true, false},
 		{"comparison", `data["x"] < 2 and data["x"] >= 1.0`, d, true, false},
+		{"plus", `data["x"] + 1 == 2 and data["s"] + "!" == "str!" and 1 + 0.5 == 1.5 and (data["x"] + 1) * 2 == 4`, d, true, false},
 		{"safe builtins", `len(data["l"]) == 3 and lower("AB") == "ab"`, d, true, false},
 		{"none literal", `data["missing"] == None and None == nil`, d, true, false},
 	})
@@ -219,6 +220,8 @@ func TestRuntimeErrors(t *testing.T) {
 		{"len of null", `len(data["missing"]) > 0`, d, false, true},
 		{"method call", `data["s"].lower() == "str"`, d, false, true},
 		{"memory budget", `len(1..10000000) > 0`, d, false, true},
+		{"string + number", `data["s"] + 1 == 1`, d, false, true},
+		{"long concatenation", `len(` + strings.Repeat(`data["body"]["big"] + `, 20) + `"") > 0`, msg("POST", nil, `{"big":"`+strings.Repeat("a", 4<<10)+`"}`), false, true},
 		{"error after or is not reached", `data["x"] or data["s"] < 1`, d, true, false},
 	})
 }
