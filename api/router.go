@@ -21,6 +21,7 @@ import (
 	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/scheduler/topic"
 )
 
 // Config configures the API.
@@ -52,6 +53,8 @@ type Config struct {
 	RateBurst int
 	// Clock times the rate limit. Defaults to scheduler.SystemClock.
 	Clock scheduler.Clock
+	// Messages, when set, serves the topic message routes (/v1/messages).
+	Messages *topic.Messages
 }
 
 // API holds the handlers.
@@ -131,6 +134,7 @@ func (a *API) Engine(auth Authorizer) *gin.Engine {
 	a.Cassata(g)
 	a.V1(g)
 	a.AppsAdmin(g)
+	a.Messages(g)
 	return r
 }
 

@@ -23,15 +23,17 @@ local F = {
   attempts = 'a', max_attempts = 'x', timeout = 'to', min_backoff = 'bn',
   max_backoff = 'bx', created_at = 'c', updated_at = 't', finished_at = 'f',
   last_status_code = 'lc', last_error = 'le', worker = 'w', history = 'hi',
+  kind = 'k', topic = 'tp', mode = 'mo', parent = 'pa', plan = 'pl',
 }
 local FIELDS = {
   F.url, F.method, F.headers, F.body, F.due_at, F.status,
   F.attempts, F.max_attempts, F.timeout, F.min_backoff,
   F.max_backoff, F.created_at, F.updated_at, F.finished_at,
   F.last_status_code, F.last_error, F.worker, F.history,
+  F.kind, F.topic, F.mode, F.parent, F.plan,
 }
 
--- Long values of an event hash (url u, headers h, body b, history hi, last
+-- Long values of an event hash (url u, headers h, body b, history hi, plan pl, last
 -- error le) are stored in chunks of at most CHUNK bytes: field f holds the
 -- first, f..'1', f..'2', ... the next ones, so the hash of an ordinary event
 -- stays listpack-encoded on a default Redis (hash-max-listpack-value 64).
@@ -40,7 +42,7 @@ local FIELDS = {
 -- as before; writers delete the chunks an older, longer value left. The Go
 -- side (store/redisstore/chunks.go) uses the same layout and constants.
 local CHUNK, MAX_CHUNKS = 64, 16
-local LONG = {F.url, F.headers, F.body, F.history, F.last_error}
+local LONG = {F.url, F.headers, F.body, F.history, F.last_error, F.plan}
 
 local function chunk_field(f, i)
   if i == 0 then return f end

@@ -53,6 +53,12 @@ var (
 	appPutSrc string
 	//go:embed appbykey.lua
 	appByKeySrc string
+	//go:embed msgplan.lua
+	msgPlanSrc string
+	//go:embed recheck.lua
+	recheckSrc string
+	//go:embed nudge.lua
+	nudgeSrc string
 )
 
 // script joins the prelude (shared helpers) and a script's body.
@@ -61,6 +67,12 @@ func script(src string) *redis.Script { return redis.NewScript(prelude + src) }
 var (
 	// Schedule creates an event unless its identity exists (schedule.lua).
 	Schedule = script(scheduleSrc)
+	// MsgPlan records a claimed message's fan-out plan once (msgplan.lua).
+	MsgPlan = script(msgPlanSrc)
+	// Recheck hands a claimed message back to due, to look at again later (recheck.lua).
+	Recheck = script(recheckSrc)
+	// Nudge makes a PENDING event due now (nudge.lua).
+	Nudge = script(nudgeSrc)
 	// Claim moves due events into a worker's processing list (claim.lua).
 	Claim = script(claimSrc)
 	// Ack records a final outcome under the lease check (ack.lua).
@@ -98,4 +110,5 @@ var (
 
 // All lists every script, for loading them up front.
 var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived,
-	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, GiveBack, Ping, AppPut, AppByKey}
+	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, GiveBack, Ping, AppPut, AppByKey,
+	MsgPlan, Recheck, Nudge}

@@ -21,6 +21,8 @@ var (
 	ErrUnavailable = errors.New("storage unavailable")
 	// ErrNoArchive: the operation needs the archive, which is not configured.
 	ErrNoArchive = errors.New("no archive configured")
+	// ErrLeaseLost: the caller no longer holds the event's lease.
+	ErrLeaseLost = errors.New("lease lost: another worker owns the event")
 )
 
 // ValidationError names the offending input field.

@@ -74,7 +74,31 @@ type Event struct {
 	// BodyDropped is true when the event finished and Redis no longer keeps its body.
 	BodyDropped bool
 	History     []Attempt
+
+	// Kind says what a worker does when the event is due: KindRequest (the
+	// zero value) sends its HTTP request; KindMessage fans a topic message
+	// out to the topic's subscriptions (scheduler/topic).
+	Kind Kind
+	// Topic and Mode are a message's topic and delivery mode (KindMessage).
+	Topic string
+	Mode  string
+	// Parent is the identity ("<app>/<id>") of the message a delivery or a
+	// compensation belongs to: when the event reaches a final status, the
+	// worker nudges the parent so its status moves on without waiting.
+	Parent string
+	// Plan is a message's fan-out plan once made (JSON, see scheduler/topic):
+	// a fan-out repeated after a crash creates exactly the same deliveries.
+	Plan []byte
 }
+
+// Kind is what a worker does with a due event.
+type Kind string
+
+// The kinds of event.
+const (
+	KindRequest Kind = ""
+	KindMessage Kind = "message"
+)
 
 // Member is the event's member name in the shard's sorted sets: "<app>/<id>".
 func (e *Event) Member() string { return e.App + "/" + e.ID }

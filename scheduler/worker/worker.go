@@ -14,6 +14,7 @@ import (
 	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/topic"
 )
 
 // Worker defaults.
@@ -89,6 +90,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics may be nil.
 	Metrics *scheduler.Metrics
+	// Fanout fans topic messages out (fanout.go). Defaults to nil: the
+	// worker then leaves claimed messages to their lease, for a worker that
+	// has one.
+	Fanout *Fanout
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -111,6 +116,11 @@ func (c Config) WithDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	c.Policy = c.Policy.WithDefaults()
+	if c.Fanout != nil && c.Fanout.Filters == nil {
+		f := *c.Fanout
+		f.Filters = topic.NewFilterCache(DefaultFilterCache)
+		c.Fanout = &f
+	}
 	return c
 }
 
@@ -143,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Policy.Validate(); err != nil {
 		bad("Policy", "is invalid: %w", err)
+	}
+	if f := c.Fanout; f != nil && (f.Store == nil || f.Subscribers == nil) {
+		bad("Fanout", "needs a Store and Subscribers")
 	}
 	return errors.Join(errs...)
 }
@@ -571,6 +584,10 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 		w.dropUnsent(ev, rec)
 		return
 	}
+	if ev.Kind == scheduler.KindMessage {
+		w.processMessage(ctx, ev, lease, rec)
+		return
+	}
 
 	dctx, abandon := context.WithCancelCause(ctx)
 	stopKeeper := w.keepLease(ctx, lease, rec, abandon)
@@ -652,6 +669,10 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 	}
 	if !held {
 		w.log.Warn("lease lost before the outcome was recorded: another worker owns the event", "app", ev.App, "id", ev.ID, "attempt", ev.Attempts)
+		return
+	}
+	if out.Status.Final() {
+		w.nudgeParent(fctx, ev, now)
 	}
 }
 
@@ -667,7 +688,7 @@ func (w *Worker) dropUnsent(ev *scheduler.Event, rec *claimRec) {
 }
 
 // errLeaseLost abandons a delivery whose lease another worker now holds.
-var errLeaseLost = errors.New("lease lost: another worker owns the event")
+var errLeaseLost = scheduler.ErrLeaseLost
 
 // keepLease extends the lease while a slow delivery runs, every
 // Visibility/3, and abandons the delivery when the lease ends as the worker

@@ -39,6 +39,11 @@ import (
 //	| LastError      | le    | the last attempt's error                  | long                                            |
 //	| Worker         | w     | the worker holding its lease (PROCESSING) | worker id                                       |
 //	| History        | hi    | every attempt so far                      | long; one JSON scheduler.Attempt per line       |
+//	| Kind           | k     | what a worker does when it is due         | absent: send the request; "message": fan out    |
+//	| Topic          | tp    | a message's topic                         | absent: not a message                           |
+//	| Mode           | mo    | a message's delivery mode                 | absent: independent                             |
+//	| Parent         | pa    | the message a delivery belongs to         | <app>/<id>; absent: none                        |
+//	| Plan           | pl    | a message's fan-out plan once made        | long; JSON (scheduler/topic)                    |
 //
 // "long" values are chunked (chunks.go): field f holds the first 64 bytes,
 // f1, f2, ... the next ones, so an ordinary event's hash stays
@@ -69,6 +74,11 @@ const (
 	fLastError
 	fWorker
 	fHistory
+	fKind
+	fTopic
+	fMode
+	fParent
+	fPlan
 	numFields
 )
 
@@ -99,6 +109,11 @@ var eventFields = [numFields]hashField{
 	fLastError:   {"LastError", "le", true},
 	fWorker:      {"Worker", "w", false},
 	fHistory:     {"History", "hi", true},
+	fKind:        {"Kind", "k", false},
+	fTopic:       {"Topic", "tp", false},
+	fMode:        {"Mode", "mo", false},
+	fParent:      {"Parent", "pa", false},
+	fPlan:        {"Plan", "pl", true},
 }
 
 // name returns the Redis field of field i.
@@ -130,6 +145,21 @@ func encode(ev *scheduler.Event) []any {
 	}
 	if ev.MaxBackoff > 0 {
 		f = append(f, name(fMaxBackoff), ev.MaxBackoff.Milliseconds())
+	}
+	if ev.Kind != scheduler.KindRequest {
+		f = append(f, name(fKind), string(ev.Kind))
+	}
+	if ev.Topic != "" {
+		f = append(f, name(fTopic), ev.Topic)
+	}
+	if ev.Mode != "" {
+		f = append(f, name(fMode), ev.Mode)
+	}
+	if ev.Parent != "" {
+		f = append(f, name(fParent), ev.Parent)
+	}
+	if len(ev.Plan) > 0 {
+		f = appendLong(f, name(fPlan), ev.Plan)
 	}
 	if len(ev.History) > 0 {
 		// An event brought back from the archive keeps its earlier attempts.
@@ -200,6 +230,13 @@ func decodeValues(app, id string, v []any) (*scheduler.Event, error) {
 		LastStatusCode: int(num(fLastCode)),
 		LastError:      get(fLastError),
 		Worker:         get(fWorker),
+		Kind:           scheduler.Kind(get(fKind)),
+		Topic:          get(fTopic),
+		Mode:           get(fMode),
+		Parent:         get(fParent),
+	}
+	if p, ok := str(fPlan); ok {
+		ev.Plan = []byte(p)
 	}
 	if b, ok := str(fBody); ok {
 		ev.Body = []byte(b)

@@ -17,7 +17,9 @@ import (
 //	P:out              stream  outbox of attempts and final outcomes
 //
 // Global: <ns>:meta (hash: shards), <ns>:workers (zset: worker -> heartbeat
-// ms), <ns>:workerinfo (hash: worker -> JSON), <ns>:wake (pub/sub channel).
+// ms), <ns>:workerinfo (hash: worker -> JSON), <ns>:wake (pub/sub channel),
+// <ns>:msgapps (set: applications with topic messages). Per application:
+// <ns>:{<ns>:msg:<app>}:idx (zset: message id -> created ms).
 type keys struct {
 	ns       string
 	prefixes []string
@@ -49,3 +51,8 @@ func (k keys) meta() string       { return k.ns + ":meta" }
 func (k keys) workers() string    { return k.ns + ":workers" }
 func (k keys) workerInfo() string { return k.ns + ":workerinfo" }
 func (k keys) wake() string       { return k.ns + ":wake" }
+
+// msgIndex is an application's message index (messages.go), in a slot of
+// its own; msgApps the applications that have one.
+func (k keys) msgIndex(app string) string { return k.ns + ":{" + k.ns + ":msg:" + app + "}:idx" }
+func (k keys) msgApps() string            { return k.ns + ":msgapps" }

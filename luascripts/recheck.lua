@@ -1,0 +1,36 @@
+-- recheck.lua: hand a claimed message back to `due`, to look at again at a
+-- given time, without counting an attempt. A message whose deliveries are
+-- under way is not finished: its worker follows it by rechecking it (the
+-- lease machinery then guarantees one worker at a time looks at it, and a
+-- worker that dies mid-way loses nothing).
+--
+-- KEYS[1] event hash            <P>:ev:<app>/<id>
+-- KEYS[2] lease zset            <P>:lease
+-- KEYS[3] worker's processing list <P>:proc:<worker>
+-- KEYS[4] due zset              <P>:due
+-- ARGV[1] member
+-- ARGV[2] worker id
+-- ARGV[3] attempt number the worker claimed
+-- ARGV[4] when to look again, ms
+-- ARGV[5] now, ms (0: use the Redis server clock)
+-- ARGV[6] wake-up channel
+-- ARGV[7] wake-up message (the shard number)
+-- ARGV[8] wake horizon, ms
+--
+-- The claim's attempt is taken back (attempts as before the claim), no
+-- history line and no outbox entry: following a message is not delivering
+-- it. Returns 1, or 0 when the caller no longer holds the lease.
+local now = now_ms(ARGV[5])
+local cur = redis.call('HMGET', KEYS[1], F.status, F.worker, F.attempts)
+if cur[1] ~= 'PROCESSING' or cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
+  return 0
+end
+local a = tonumber(cur[3]) or 0
+if a > 0 then a = a - 1 end
+local due = tonumber(ARGV[4])
+redis.call('LREM', KEYS[3], 0, ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], F.status, 'PENDING', F.attempts, a, F.updated_at, now, F.due_at, due)
+redis.call('HDEL', KEYS[1], F.worker)
+zadd_wake(KEYS[4], due, ARGV[1], now, ARGV[8], ARGV[6], ARGV[7])
+return 1
