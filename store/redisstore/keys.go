@@ -18,6 +18,17 @@ import (
 //
 // Global: <ns>:meta (hash: shards), <ns>:workers (zset: worker -> heartbeat
 // ms), <ns>:workerinfo (hash: worker -> JSON), <ns>:wake (pub/sub channel).
+//
+// Topic subscriptions, per application, with S = <ns>:{<ns>:sub:<app>} (one
+// slot per application, so subput.lua and subdel.lua write the record and
+// bump the revision at once):
+//
+//	S:subs             hash    subscription id -> JSON (subscriptions.go)
+//	S:rev              string  the application's subscription revision,
+//	                           bumped by every put and delete
+//
+// and <ns>:subapps (set: applications that have, or had, subscriptions, for
+// listing across applications; added to before each put).
 type keys struct {
 	ns       string
 	prefixes []string
@@ -49,3 +60,8 @@ func (k keys) meta() string       { return k.ns + ":meta" }
 func (k keys) workers() string    { return k.ns + ":workers" }
 func (k keys) workerInfo() string { return k.ns + ":workerinfo" }
 func (k keys) wake() string       { return k.ns + ":wake" }
+
+func (k keys) subPrefix(app string) string { return k.ns + ":{" + k.ns + ":sub:" + app + "}" }
+func (k keys) subs(app string) string      { return k.subPrefix(app) + ":subs" }
+func (k keys) subRev(app string) string    { return k.subPrefix(app) + ":rev" }
+func (k keys) subApps() string             { return k.ns + ":subapps" }
