@@ -6,6 +6,8 @@
 //	                                          │        matching subscription
 //	              subscriptions of the topic ─┘        (retried, archived, searchable)
 //
+// The parts:
+//
 //   - A topic belongs to an application and needs no creating: it is a name
 //     that messages and subscriptions share.
 //   - A Subscription (subscription.go) says where a topic's messages go: URL,
@@ -19,11 +21,12 @@
 //     the same application whose id is derived from the message and the
 //     subscription, so a fan-out that dies halfway is repeated and the
 //     create-time dedup of events makes it exactly once.
-//   - A filter is a boolean expression over the message (data["body"], ...)
-//     compiled once per subscription revision; it is data, not code, and
-//     runs sandboxed. A filter that fails at run time does not match.
+//   - A filter is a boolean expression over the message (data["body"], ...).
+//     It is compiled when a subscription is written, so a bad one is refused
+//     then; it is data, not code, and runs sandboxed. A filter that fails at
+//     run time does not match and is reported in the message's filter_errors.
 //
 // The package keeps no state but caches: subscriptions and messages live in
 // Redis behind the interfaces declared here (store/redisstore implements
-// them), under per-application hash tags, so no script spans slots.
+// them), whose scripts never span slots.
 package topic
