@@ -112,7 +112,7 @@ func (a *API) cancelMessage(ctx context.Context, req *eventPath) (MessageView, e
 
 // listMessagesRequest is GET /v1/messages.
 type listMessagesRequest struct {
-	topic.ListQuery
+	topic.MessageQuery
 }
 
 func (r *listMessagesRequest) bind(c *gin.Context) error {
@@ -141,7 +141,7 @@ type MessagesResponse struct {
 }
 
 func (a *API) listMessages(ctx context.Context, req *listMessagesRequest) (MessagesResponse, error) {
-	msgs, next, err := a.cfg.Messages.List(ctx, req.ListQuery)
+	msgs, next, err := a.cfg.Messages.List(ctx, req.MessageQuery)
 	if err != nil {
 		return MessagesResponse{}, err
 	}

@@ -1,7 +1,8 @@
 // Package luascripts holds Cassata's Redis Lua scripts. Each script lives in
 // its own .lua file whose header documents every KEYS and ARGV entry and the
 // return value. Every script touches the keys of exactly one shard: all of
-// them carry the shard's hash tag, so a script runs in one Redis Cluster slot;
+// them carry the shard's hash tag, so a script runs in one Redis Cluster slot
+// (subput and subdel: the application's subscription hash tag);
 // the few namespace-wide scripts (heartbeat, deadworkers, forgetworker, ping,
 // appput, appbykey) touch one global key each.
 //
@@ -59,6 +60,10 @@ var (
 	recheckSrc string
 	//go:embed nudge.lua
 	nudgeSrc string
+	//go:embed subput.lua
+	subPutSrc string
+	//go:embed subdel.lua
+	subDelSrc string
 )
 
 // script joins the prelude (shared helpers) and a script's body.
@@ -106,9 +111,14 @@ var (
 	AppPut = script(appPutSrc)
 	// AppByKey finds an application by an API key's hash (appbykey.lua).
 	AppByKey = script(appByKeySrc)
+	// SubPut stores a subscription and bumps its application's
+	// subscription revision (subput.lua).
+	SubPut = script(subPutSrc)
+	// SubDel deletes a subscription and bumps the revision (subdel.lua).
+	SubDel = script(subDelSrc)
 )
 
 // All lists every script, for loading them up front.
 var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived,
-	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, GiveBack, Ping, AppPut, AppByKey,
+	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, GiveBack, Ping, AppPut, AppByKey, SubPut, SubDel,
 	MsgPlan, Recheck, Nudge}

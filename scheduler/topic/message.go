@@ -3,7 +3,6 @@ package topic
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -73,11 +72,6 @@ const (
 	HeaderSubscription = "Cassata-Subscription-Id"
 	HeaderRollbackOf   = "Cassata-Rollback-Of"
 )
-
-var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-
-// ValidTopic reports whether s is a valid topic name.
-func ValidTopic(s string) bool { return topicRE.MatchString(s) }
 
 // Plan is a message's fan-out, made once from the subscriptions as they
 // were at that moment and recorded in its carrier before any delivery is

@@ -217,9 +217,9 @@ func (m *Messages) statusOf(ctx context.Context, carrier *scheduler.Event) Messa
 	return msg.Status
 }
 
-// ListQuery selects messages: of App (every application when empty), of
+// MessageQuery selects messages: of App (every application when empty), of
 // Topic and in Status when set, newest first, after the cursor.
-type ListQuery struct {
+type MessageQuery struct {
 	App, Topic string
 	Status     MessageStatus
 	Limit      int
@@ -232,7 +232,7 @@ const MaxListScan = 5000
 
 // List lists messages. The cursor is "<app>/<id>" of the last message of the
 // previous page (opaque to clients).
-func (m *Messages) List(ctx context.Context, q ListQuery) ([]*Message, string, error) {
+func (m *Messages) List(ctx context.Context, q MessageQuery) ([]*Message, string, error) {
 	apps := []string{q.App}
 	if q.App == "" {
 		all, err := m.store.MessageApps(ctx)

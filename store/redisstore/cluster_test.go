@@ -155,6 +155,7 @@ func TestCluster(t *testing.T) {
 	t.Run("Outbox", func(t *testing.T) { testClusterOutbox(t, c) })
 	t.Run("WithLock", func(t *testing.T) { testClusterLock(t, c) })
 	t.Run("Apps", func(t *testing.T) { testClusterApps(t, c) })
+	t.Run("Subscriptions", func(t *testing.T) { testClusterSubscriptions(t, c) })
 	t.Run("ScriptFlush", func(t *testing.T) { testClusterScriptFlush(t, c) })
 	t.Run("GiveBackOrphans", func(t *testing.T) { testClusterGiveBack(t, c) })
 }

@@ -17,9 +17,22 @@ import (
 //	P:out              stream  outbox of attempts and final outcomes
 //
 // Global: <ns>:meta (hash: shards), <ns>:workers (zset: worker -> heartbeat
-// ms), <ns>:workerinfo (hash: worker -> JSON), <ns>:wake (pub/sub channel),
-// <ns>:msgapps (set: applications with topic messages). Per application:
-// <ns>:{<ns>:msg:<app>}:idx (zset: message id -> created ms).
+// ms), <ns>:workerinfo (hash: worker -> JSON), <ns>:wake (pub/sub channel).
+//
+// Topic subscriptions, per application, with S = <ns>:{<ns>:sub:<app>} (one
+// slot per application, so subput.lua and subdel.lua write the record and
+// bump the revision at once):
+//
+//	S:subs             hash    subscription id -> JSON (subscriptions.go)
+//	S:rev              string  the application's subscription revision,
+//	                           bumped by every put and delete
+//
+// and <ns>:subapps (set: applications that have, or had, subscriptions, for
+// listing across applications; added to before each put).
+//
+// Topic messages (messages.go): <ns>:{<ns>:msg:<app>}:idx (zset: message id
+// -> created ms, one slot per application) and <ns>:msgapps (set:
+// applications that published messages).
 type keys struct {
 	ns       string
 	prefixes []string
@@ -56,3 +69,8 @@ func (k keys) wake() string       { return k.ns + ":wake" }
 // its own; msgApps the applications that have one.
 func (k keys) msgIndex(app string) string { return k.ns + ":{" + k.ns + ":msg:" + app + "}:idx" }
 func (k keys) msgApps() string            { return k.ns + ":msgapps" }
+
+func (k keys) subPrefix(app string) string { return k.ns + ":{" + k.ns + ":sub:" + app + "}" }
+func (k keys) subs(app string) string      { return k.subPrefix(app) + ":subs" }
+func (k keys) subRev(app string) string    { return k.subPrefix(app) + ":rev" }
+func (k keys) subApps() string             { return k.ns + ":subapps" }
