@@ -24,6 +24,7 @@ import (
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/scheduler/topic"
 	"github.com/cassata/cassata/scheduler/worker"
 	"github.com/cassata/cassata/store/redisstore"
 )
@@ -104,6 +105,12 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 	}
 	sched := scheduler.New(store, schedCfg)
 	apps := tenant.NewApps(store, nil)
+	subs := topic.NewSubscriptions(store, topic.SubscriptionsConfig{Guard: guard,
+		CompileFilter: func(src string) error { _, err := topic.CompileFilter(src); return err }})
+	msgs, err := topic.NewMessages(store, sched, topic.MessagesConfig{Limits: schedCfg.Limits})
+	if err != nil {
+		return err
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -125,6 +132,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 			PollInterval: cfg.PollInterval, ShutdownTimeout: cfg.ShutdownTimeout, Policy: policy,
 			HeartbeatInterval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadAfter,
 			Logger: log, Metrics: metrics, LogFailedRequests: cfg.LogFailedRequests,
+			Fanout: &worker.Fanout{Store: store, Subscribers: subs, Events: sched},
 		})
 		wg.Add(1)
 		go func() {
@@ -153,7 +161,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 		}
 	}
 
-	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps,
+	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps, msgs: msgs,
 		reg: reg, metrics: metrics, maxAttempts: policy.MaxAttempts, log: log})
 	if err != nil {
 		cancel()
