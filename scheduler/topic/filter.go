@@ -269,6 +269,12 @@ func NewFilterCache(size int) *FilterCache {
 func (c *FilterCache) Get(key string, rev int64, src string) (*Filter, error) {
 	c.mu.Lock()
 	e := c.entries[key]
+	if e != nil && rev < e.rev {
+		// A late reader of an older revision: serve it without evicting
+		// the newer one, which the other readers use.
+		c.mu.Unlock()
+		return c.compile(src)
+	}
 	if e == nil || e.rev != rev || e.src != src {
 		if e == nil && len(c.entries) >= c.max {
 			clear(c.entries)
@@ -437,7 +443,7 @@ func (p *pythonPatch) Visit(node *ast.Node) {
 		}
 	case *ast.MemberNode:
 		if n.Method {
-			return // a method call; the checker rejects it on data's values
+			return // a method call: data's values have none, so it fails at run time
 		}
 		ast.Patch(node, call(getFunc, n.Node, n.Property))
 	case *ast.UnaryNode:

@@ -332,6 +332,13 @@ func TestFilterCache(t *testing.T) {
 	if f2 == f1 || f2.Source() != `data["x"] == 2` || compiles.Load() != 2 {
 		t.Fatalf("new revision: got %q, %d compiles; want a recompile", f2.Source(), compiles.Load())
 	}
+	if old, _ := c.Get("sub1", 1, `data["x"] == 1`); old.Source() != `data["x"] == 1` || compiles.Load() != 3 {
+		t.Fatalf("older revision: got %q, %d compiles; want it compiled", old.Source(), compiles.Load())
+	}
+	if again, _ := c.Get("sub1", 2, `data["x"] == 2`); again != f2 {
+		t.Fatal("an older revision evicted the newer one")
+	}
+	compiles.Add(-1) // the uncached older revision
 	if _, err := c.Get("bad", 1, `data[`); err == nil {
 		t.Fatal("bad filter: no error")
 	}
