@@ -20,7 +20,11 @@ literals), and the AST is patched so that the Python meaning holds:
     (data["a"] or "x" is data["a"] when it is truthy).
   - True, False and None are true, false and null (expr's own true, false
     and nil work too). == and != compare numbers by value whatever their
-    Go type, so JSON's 1 (a float64) equals the literals 1 and 1.0.
+    Go type, so JSON's 1 (a float64) equals the literals 1 and 1.0; but
+    bools are not numbers (True == 1 is a compile error, not true).
+  - not binds as in Python: not a == b is not (a == b).
+  - in tests a key of an object, an element of a list, or a substring of
+    a string ("b" in "abc", which is expr's contains); in null is false.
   - An empty (or all-space) filter matches everything.
 
 Errors: a filter that does not parse or type-check, that names a variable
@@ -57,6 +61,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser/operator"
 	"github.com/expr-lang/expr/vm"
 	"github.com/expr-lang/expr/vm/runtime"
 )
@@ -76,6 +81,18 @@ const (
 	maxConcat = 64 << 10
 )
 
+// In Python not binds looser than comparisons and arithmetic (not a == b
+// is not (a == b)), in expr tighter ((not a) == b), which would silently
+// change switch's filters. expr's parser reads the precedence from this
+// table at each parse, and has no option for it, so we set it once here
+// to that of the comparisons: the operand of not then takes in ==, in,
+// +, ... but stops at and/or, as in Python. The C-like ! is left alone.
+// This changes the keyword not for every user of expr in the process;
+// filters are the only one.
+func init() {
+	operator.Unary["not"] = operator.Operator{Precedence: operator.Binary["=="].Precedence, Associativity: operator.Left}
+}
+
 // safeBuiltins are the expr builtins a filter may call: pure, no I/O, and
 // each result at most as big as its argument.
 var safeBuiltins = []string{"len", "lower", "upper", "trim", "abs", "int", "float", "string", "type"}
@@ -87,6 +104,7 @@ const (
 	truthyFunc  = "truthy"
 	operandFunc = "operand"
 	addFunc     = "add"
+	inFunc      = "contains_"
 )
 
 // Filter is a compiled subscription filter; safe for concurrent use, since
@@ -117,6 +135,7 @@ var compileOptions = func() []expr.Option {
 		// The identity, typed any: see the and/or rewrite.
 		expr.Function(operandFunc, func(p ...any) (any, error) { return p[0], nil }, new(func(any) any)),
 		expr.Function(addFunc, func(p ...any) (any, error) { return add(p[0], p[1]) }, new(func(any, any) any)),
+		expr.Function(inFunc, func(p ...any) (any, error) { return in(p[0], p[1]) }, new(func(any, any) bool)),
 	}
 	for _, name := range safeBuiltins {
 		opts = append(opts, expr.EnableBuiltin(name))
@@ -250,6 +269,12 @@ func NewFilterCache(size int) *FilterCache {
 func (c *FilterCache) Get(key string, rev int64, src string) (*Filter, error) {
 	c.mu.Lock()
 	e := c.entries[key]
+	if e != nil && rev < e.rev {
+		// A late reader of an older revision: serve it without evicting
+		// the newer one, which the other readers use.
+		c.mu.Unlock()
+		return c.compile(src)
+	}
 	if e == nil || e.rev != rev || e.src != src {
 		if e == nil && len(c.entries) >= c.max {
 			clear(c.entries)
@@ -328,6 +353,19 @@ func add(a, b any) (any, error) {
 	return runtime.Add(a, b), nil // panics on bad operands, which vm.Run reports
 }
 
+// in is expr's in (a key of a map, an element of a list, false for null)
+// plus Python's substring test, "b" in "abc", which expr spells contains.
+func in(a, b any) (bool, error) {
+	if t, ok := b.(string); ok {
+		s, ok := a.(string)
+		if !ok {
+			return false, fmt.Errorf("in <string> needs a string on the left, not %T", a)
+		}
+		return strings.Contains(t, s), nil
+	}
+	return runtime.In(a, b), nil // panics on bad operands, which vm.Run reports
+}
+
 // truthy is Python's bool(x) for JSON-like values.
 func truthy(x any) bool {
 	switch x := x.(type) {
@@ -382,7 +420,7 @@ type pythonPatch struct {
 // boolOps are the operators whose result is already a bool.
 var boolOps = map[string]bool{
 	"==": true, "!=": true, "<": true, ">": true, "<=": true, ">=": true,
-	"in": true, "not in": true, "matches": true, "contains": true,
+	"matches": true, "contains": true,
 	"startsWith": true, "endsWith": true, "&&": true, "||": true,
 }
 
@@ -397,7 +435,7 @@ func (p *pythonPatch) Visit(node *ast.Node) {
 			ast.Patch(node, &ast.BoolNode{Value: false})
 		case "None":
 			ast.Patch(node, &ast.NilNode{})
-		case "data", "$env", getFunc, truthyFunc, operandFunc, addFunc:
+		case "data", "$env", getFunc, truthyFunc, operandFunc, addFunc, inFunc:
 		default:
 			// expr's checker says so too, except for a name called
 			// inside an argument of our functions (nofunc(1) and x).
@@ -405,7 +443,7 @@ func (p *pythonPatch) Visit(node *ast.Node) {
 		}
 	case *ast.MemberNode:
 		if n.Method {
-			return // a method call; the checker rejects it on data's values
+			return // a method call: data's values have none, so it fails at run time
 		}
 		ast.Patch(node, call(getFunc, n.Node, n.Property))
 	case *ast.UnaryNode:
@@ -421,6 +459,9 @@ func (p *pythonPatch) Visit(node *ast.Node) {
 		case "or", "||":
 		case "+":
 			ast.Patch(node, call(addFunc, n.Left, n.Right))
+			return
+		case "in":
+			ast.Patch(node, call(inFunc, n.Left, n.Right))
 			return
 		default:
 			return
@@ -491,6 +532,10 @@ func (p *pythonPatch) asBool(n ast.Node) ast.Node {
 		}
 	case *ast.BinaryNode:
 		if boolOps[n.Operator] {
+			return n
+		}
+	case *ast.CallNode:
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok && (id.Value == truthyFunc || id.Value == inFunc) {
 			return n
 		}
 	}

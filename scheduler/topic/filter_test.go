@@ -142,7 +142,13 @@ func TestPythonSemantics(t *testing.T) {
 		{"nested", `data["o"]["a"]["b"] == "c"`, d, true, false},
 		{"dot notation", `data.o.a.b == "c" and data.missing.a == None`, d, true, false},
 		{"header", `data["headers"]["y"] == "z" and data["headers"]["Y"] == None`, d, true, false},
-		{"in", `"a" in data["o"] and 20 in data["l"]`, d, true, false},
+		{"in", `"a" in data["o"] and 20 in data["l"] and 20.0 in data["l"] and "y" in data["headers"]`, d, true, false},
+		{"not in", `"b" not in data["o"] and 21 not in data["l"] and not "t" in data["missing"]`, d, true, false},
+		{"not binds as in Python", `not data["x"] == 2 and not data["x"] + 1 == 3 and (not data["x"]) == False and not data["zero"] and not data["x"] or True`, d, true, false},
+		{"not over a comparison", `not data["x"] == 1`, d, false, false},
+		{"! binds tightly", `!data["x"] == False`, d, true, false},
+		{"in a string", `"t" in data["s"] and "x" not in data["s"] and "" in data["s"]`, d, true, false},
+		{"in as a value", `("t" in data["s"]) == True`, d, true, false},
 		{"comparison", `data["x"] < 2 and data["x"] >= 1.0`, d, true, false},
 		{"plus", `data["x"] + 1 == 2 and data["s"] + "!" == "str!" and 1 + 0.5 == 1.5 and (data["x"] + 1) * 2 == 4`, d, true, false},
 		{"safe builtins", `len(data["l"]) == 3 and lower("AB") == "ab"`, d, true, false},
@@ -178,7 +184,7 @@ func TestMessageData(t *testing.T) {
 
 func TestCompileErrors(t *testing.T) {
 	t.Parallel()
-	big := strings.Repeat(`data["x"] == 1 or `, 300) + `True` // < 4 KiB? no: checked below
+	long := `True` + strings.Repeat(" ", MaxFilterLen) // valid but for its length
 	deep := strings.Repeat(`1 + `, 1001) + `1`
 	for _, tc := range []struct{ name, filter, want string }{
 		{"syntax", `data["x"] ==`, "unexpected token"},
@@ -191,7 +197,7 @@ func TestCompileErrors(t *testing.T) {
 		{"predicate", `all(data["l"], # > 0)`, "all is not allowed"},
 		{"let", `let a = data; a`, ""},
 		{"too many nodes", deep, "node"},
-		{"too long", big + strings.Repeat(" ", MaxFilterLen), "longer than"},
+		{"too long", long, "longer than"},
 		{"python lambda", `lambda: 1`, ""},
 		{"python import", `__import__("os").system("true")`, ""},
 	} {
@@ -221,6 +227,7 @@ func TestRuntimeErrors(t *testing.T) {
 		{"method call", `data["s"].lower() == "str"`, d, false, true},
 		{"memory budget", `len(1..10000000) > 0`, d, false, true},
 		{"string + number", `data["s"] + 1 == 1`, d, false, true},
+		{"number in string", `1 in data["s"]`, d, false, true},
 		{"long concatenation", `len(` + strings.Repeat(`data["body"]["big"] + `, 20) + `"") > 0`, msg("POST", nil, `{"big":"`+strings.Repeat("a", 4<<10)+`"}`), false, true},
 		{"error after or is not reached", `data["x"] or data["s"] < 1`, d, true, false},
 	})
@@ -325,6 +332,13 @@ func TestFilterCache(t *testing.T) {
 	if f2 == f1 || f2.Source() != `data["x"] == 2` || compiles.Load() != 2 {
 		t.Fatalf("new revision: got %q, %d compiles; want a recompile", f2.Source(), compiles.Load())
 	}
+	if old, _ := c.Get("sub1", 1, `data["x"] == 1`); old.Source() != `data["x"] == 1` || compiles.Load() != 3 {
+		t.Fatalf("older revision: got %q, %d compiles; want it compiled", old.Source(), compiles.Load())
+	}
+	if again, _ := c.Get("sub1", 2, `data["x"] == 2`); again != f2 {
+		t.Fatal("an older revision evicted the newer one")
+	}
+	compiles.Add(-1) // the uncached older revision
 	if _, err := c.Get("bad", 1, `data[`); err == nil {
 		t.Fatal("bad filter: no error")
 	}
