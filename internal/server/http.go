@@ -13,6 +13,7 @@ import (
 	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/scheduler/topic"
 	"github.com/cassata/cassata/store/archive"
 	"github.com/cassata/cassata/store/redisstore"
 	"github.com/cassata/cassata/web"
@@ -24,6 +25,7 @@ type httpDeps struct {
 	arch        *archive.Store // nil without an archive
 	sched       *scheduler.Scheduler
 	apps        *tenant.Apps
+	subs        *topic.Subscriptions
 	reg         *prometheus.Registry
 	metrics     *scheduler.Metrics
 	maxAttempts int
@@ -44,7 +46,8 @@ func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error
 		return map[string]any{"archive_outbox": archiveLag(ctx, d.store)}
 	}
 	a := api.New(api.Config{Scheduler: d.sched, DefaultMaxAttempts: d.maxAttempts, Ready: ready, Details: details,
-		Gatherer: d.reg, Metrics: d.metrics, Logger: d.log, Apps: d.apps, RateLimit: rateLimit(cfg.RateLimit)})
+		Gatherer: d.reg, Metrics: d.metrics, Logger: d.log, Apps: d.apps, Subscriptions: d.subs,
+		RateLimit: rateLimit(cfg.RateLimit)})
 	var handler http.Handler
 	if mode == "worker" {
 		r := gin.New()

@@ -24,6 +24,7 @@ import (
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/scheduler/topic"
 	"github.com/cassata/cassata/scheduler/worker"
 	"github.com/cassata/cassata/store/redisstore"
 )
@@ -104,6 +105,8 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 	}
 	sched := scheduler.New(store, schedCfg)
 	apps := tenant.NewApps(store, nil)
+	compileFilter := func(string) error { return nil } // TODO(merge h-filter): func(s string) error { _, err := topic.CompileFilter(s); return err }
+	subs := topic.NewSubscriptions(store, topic.SubscriptionsConfig{Guard: guard, Limits: schedCfg.Limits, CompileFilter: compileFilter})
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -153,7 +156,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 		}
 	}
 
-	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps,
+	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps, subs: subs,
 		reg: reg, metrics: metrics, maxAttempts: policy.MaxAttempts, log: log})
 	if err != nil {
 		cancel()
