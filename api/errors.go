@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/tenant"
+	"github.com/cassata/cassata/scheduler/topic"
 )
 
 // ErrorBody is the JSON error body of API.md §5.
@@ -77,6 +79,14 @@ func errorFor(err error) (status int, d ErrorDetail, internal bool) {
 		return http.StatusRequestEntityTooLarge, ErrorDetail{Code: "too_large", Message: "request body is larger than the limit"}, false
 	case errors.As(err, &se):
 		return http.StatusConflict, ErrorDetail{Code: "status_conflict", Message: se.Error()}, false
+	// Subscriptions' errors wrap the scheduler's sentinels: they come first.
+	case errors.Is(err, topic.ErrSubscriptionNotFound):
+		return http.StatusNotFound, ErrorDetail{Code: "not_found", Message: "subscription not found"}, false
+	case errors.Is(err, topic.ErrSubscriptionExists):
+		return http.StatusConflict, ErrorDetail{Code: "duplicate", Message: "a subscription with this app and id exists with different content"}, false
+	case errors.Is(err, topic.ErrTooManySubscriptions):
+		return http.StatusConflict, ErrorDetail{Code: "too_many_subscriptions", Message: fmt.Sprintf(
+			"an application has at most %d subscriptions; delete some first", topic.MaxSubscriptionsPerApp)}, false
 	case errors.Is(err, scheduler.ErrNotFound):
 		return http.StatusNotFound, ErrorDetail{Code: "not_found", Message: "event not found"}, false
 	case errors.Is(err, scheduler.ErrDuplicate):

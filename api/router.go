@@ -44,6 +44,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Apps, when set, serves the application management routes (/v1/apps).
 	Apps *tenant.Apps
+	// Subscriptions, when set, serves the topic subscription routes
+	// (/v1/subscriptions, API.md §7).
+	Subscriptions *topic.Subscriptions
 	// RateLimit is the requests per second each application may make to
 	// this server when auth is on (the admin token is not limited). Zero
 	// means DefaultRateLimit; negative turns the limit off.
@@ -135,6 +138,7 @@ func (a *API) Engine(auth Authorizer) *gin.Engine {
 	a.V1(g)
 	a.AppsAdmin(g)
 	a.Messages(g)
+	a.SubscriptionRoutes(g)
 	return r
 }
 

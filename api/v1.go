@@ -99,21 +99,34 @@ func (req *CreateRequest) toEvent(now time.Time) (*scheduler.Event, scheduler.Cr
 		}
 		ev.MaxAttempts = *req.MaxAttempts
 	}
-	for _, d := range []struct {
-		name string
-		raw  json.RawMessage
-		dst  *time.Duration
-	}{{"timeout", req.Timeout, &ev.Timeout}, {"min_backoff", req.MinBackoff, &ev.MinBackoff}, {"max_backoff", req.MaxBackoff, &ev.MaxBackoff}} {
+	if err := readDurations(durationField{"timeout", req.Timeout, &ev.Timeout},
+		durationField{"min_backoff", req.MinBackoff, &ev.MinBackoff}, durationField{"max_backoff", req.MaxBackoff, &ev.MaxBackoff}); err != nil {
+		return nil, opt, err
+	}
+	return ev, opt, nil
+}
+
+// durationField is an optional duration of a request body (events and
+// subscriptions share the policy fields) and where it goes.
+type durationField struct {
+	name string
+	raw  json.RawMessage
+	dst  *time.Duration
+}
+
+// readDurations reads the durations given, leaving the others as they are.
+func readDurations(fields ...durationField) error {
+	for _, d := range fields {
 		if len(d.raw) == 0 || string(d.raw) == "null" {
 			continue
 		}
 		v, err := parseDuration(d.raw)
 		if err != nil || v <= 0 {
-			return nil, opt, badRequest(d.name, d.name+` must be a positive Go duration such as "30s"`)
+			return badRequest(d.name, d.name+` must be a positive Go duration such as "30s"`)
 		}
 		*d.dst = v
 	}
-	return ev, opt, nil
+	return nil
 }
 
 // decodeJSON reads one JSON value into v, mapping failures to clear 400/413 errors.

@@ -26,6 +26,7 @@ type httpDeps struct {
 	sched       *scheduler.Scheduler
 	apps        *tenant.Apps
 	msgs        *topic.Messages
+	subs        *topic.Subscriptions
 	reg         *prometheus.Registry
 	metrics     *scheduler.Metrics
 	maxAttempts int
@@ -47,7 +48,7 @@ func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error
 	}
 	a := api.New(api.Config{Scheduler: d.sched, DefaultMaxAttempts: d.maxAttempts, Ready: ready, Details: details,
 		Gatherer: d.reg, Metrics: d.metrics, Logger: d.log, Apps: d.apps, RateLimit: rateLimit(cfg.RateLimit),
-		Messages: d.msgs})
+		Messages: d.msgs, Subscriptions: d.subs})
 	var handler http.Handler
 	if mode == "worker" {
 		r := gin.New()

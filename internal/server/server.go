@@ -105,7 +105,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 	}
 	sched := scheduler.New(store, schedCfg)
 	apps := tenant.NewApps(store, nil)
-	subs := topic.NewSubscriptions(store, topic.SubscriptionsConfig{Guard: guard,
+	subs := topic.NewSubscriptions(store, topic.SubscriptionsConfig{Guard: guard, Limits: schedCfg.Limits,
 		CompileFilter: func(src string) error { _, err := topic.CompileFilter(src); return err }})
 	msgs, err := topic.NewMessages(store, sched, topic.MessagesConfig{Limits: schedCfg.Limits})
 	if err != nil {
@@ -161,7 +161,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 		}
 	}
 
-	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps, msgs: msgs,
+	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps, msgs: msgs, subs: subs,
 		reg: reg, metrics: metrics, maxAttempts: policy.MaxAttempts, log: log})
 	if err != nil {
 		cancel()
