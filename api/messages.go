@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -153,44 +152,4 @@ func (a *API) listMessages(ctx context.Context, req *listMessagesRequest) (Messa
 		resp.NextCursor = &next
 	}
 	return resp, nil
-}
-
-// dueTime reads a due time given as exactly one of at (RFC 3339), delay (a
-// Go duration from now) or expiry (Unix seconds); relative says it was a
-// delay. Errors name the field.
-func dueTime(at, delay *string, expiry json.RawMessage, now time.Time) (due time.Time, relative bool, err error) {
-	given := 0
-	if at != nil {
-		given++
-		t, err := time.Parse(time.RFC3339Nano, *at)
-		if err != nil {
-			return due, false, badRequest("at", "at must be an RFC 3339 time, e.g. 2026-01-02T15:04:05.000Z")
-		}
-		if !inTimeRange(t) {
-			// Outside it, due_at could not be shown in RFC 3339 (year 10000) or would be
-			// mistaken for "no due time" (year 1).
-			return due, false, badRequest("at", "at must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
-		}
-		due = t
-	}
-	if delay != nil {
-		given++
-		d, err := time.ParseDuration(*delay)
-		if err != nil || d < 0 {
-			return due, false, badRequest("delay", `delay must be a non-negative Go duration such as "90s"`)
-		}
-		due, relative = now.Add(d), true
-	}
-	if len(expiry) > 0 && string(expiry) != "null" {
-		given++
-		t, err := parseExpiry(expiry)
-		if err != nil {
-			return due, false, badRequest("expiry", err.Error())
-		}
-		due = t
-	}
-	if given != 1 {
-		return due, false, badRequest("at", "give the due time as exactly one of at, delay or expiry")
-	}
-	return due, relative, nil
 }

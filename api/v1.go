@@ -59,39 +59,8 @@ func (req *CreateRequest) toEvent(now time.Time) (*scheduler.Event, scheduler.Cr
 		return nil, opt, badRequest("body", "body must be a string or a JSON value")
 	}
 	ev.Body = body
-	given := 0
-	if req.At != nil {
-		given++
-		t, err := time.Parse(time.RFC3339Nano, *req.At)
-		if err != nil {
-			return nil, opt, badRequest("at", "at must be an RFC 3339 time, e.g. 2026-01-02T15:04:05.000Z")
-		}
-		if !inTimeRange(t) {
-			// Outside it, due_at could not be shown in RFC 3339 (year 10000) or would be
-			// mistaken for "no due time" (year 1).
-			return nil, opt, badRequest("at", "at must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
-		}
-		ev.DueAt = t
-	}
-	if req.Delay != nil {
-		given++
-		d, err := time.ParseDuration(*req.Delay)
-		if err != nil || d < 0 {
-			return nil, opt, badRequest("delay", `delay must be a non-negative Go duration such as "90s"`)
-		}
-		ev.DueAt = now.Add(d)
-		opt.RelativeDue = true
-	}
-	if len(req.Expiry) > 0 && string(req.Expiry) != "null" {
-		given++
-		t, err := parseExpiry(req.Expiry)
-		if err != nil {
-			return nil, opt, badRequest("expiry", err.Error())
-		}
-		ev.DueAt = t
-	}
-	if given != 1 {
-		return nil, opt, badRequest("at", "give the due time as exactly one of at, delay or expiry")
+	if ev.DueAt, opt.RelativeDue, err = dueTime(req.At, req.Delay, req.Expiry, now); err != nil {
+		return nil, opt, err
 	}
 	if req.MaxAttempts != nil {
 		if *req.MaxAttempts < 1 {
@@ -444,3 +413,43 @@ func (a *API) bulkRetry(ctx context.Context, req *bulkRetryRequest) (BulkRetryRe
 
 // maxFilterBytes bounds the body of a request that carries search filters.
 const maxFilterBytes = 64 << 10
+
+// dueTime reads a due time given as exactly one of at (RFC 3339), delay (a
+// Go duration from now) or expiry (Unix seconds); relative says it was a
+// delay. Errors name the field.
+func dueTime(at, delay *string, expiry json.RawMessage, now time.Time) (due time.Time, relative bool, err error) {
+	given := 0
+	if at != nil {
+		given++
+		t, err := time.Parse(time.RFC3339Nano, *at)
+		if err != nil {
+			return due, false, badRequest("at", "at must be an RFC 3339 time, e.g. 2026-01-02T15:04:05.000Z")
+		}
+		if !inTimeRange(t) {
+			// Outside it, due_at could not be shown in RFC 3339 (year 10000) or would be
+			// mistaken for "no due time" (year 1).
+			return due, false, badRequest("at", "at must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
+		}
+		due = t
+	}
+	if delay != nil {
+		given++
+		d, err := time.ParseDuration(*delay)
+		if err != nil || d < 0 {
+			return due, false, badRequest("delay", `delay must be a non-negative Go duration such as "90s"`)
+		}
+		due, relative = now.Add(d), true
+	}
+	if len(expiry) > 0 && string(expiry) != "null" {
+		given++
+		t, err := parseExpiry(expiry)
+		if err != nil {
+			return due, false, badRequest("expiry", err.Error())
+		}
+		due = t
+	}
+	if given != 1 {
+		return due, false, badRequest("at", "give the due time as exactly one of at, delay or expiry")
+	}
+	return due, relative, nil
+}

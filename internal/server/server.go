@@ -105,8 +105,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 	}
 	sched := scheduler.New(store, schedCfg)
 	apps := tenant.NewApps(store, nil)
-	subs := topic.NewSubscriptions(store, topic.SubscriptionsConfig{Guard: guard, Limits: schedCfg.Limits,
-		CompileFilter: func(src string) error { _, err := topic.CompileFilter(src); return err }})
+	subs := topic.NewSubscriptions(store, topic.SubscriptionsConfig{Guard: guard, Limits: schedCfg.Limits})
 	msgs, err := topic.NewMessages(store, sched, topic.MessagesConfig{Limits: schedCfg.Limits})
 	if err != nil {
 		return err

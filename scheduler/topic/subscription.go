@@ -109,7 +109,8 @@ type SubscriptionsConfig struct {
 	// Clock stamps created_at and updated_at. Defaults to scheduler.SystemClock.
 	Clock scheduler.Clock
 	// CompileFilter checks a filter's source; its error's text is shown to
-	// the client as the reason (field "filter"). Required.
+	// the client as the reason (field "filter"). Defaults to compiling it
+	// with CompileFilter (filter.go).
 	CompileFilter func(src string) error
 	// Guard, when set, refuses at create time URLs whose host may not be
 	// delivered to, as for events (scheduler.Config.Guard). Defaults to none.
@@ -123,6 +124,9 @@ type SubscriptionsConfig struct {
 func (c SubscriptionsConfig) WithDefaults() SubscriptionsConfig {
 	if c.Clock == nil {
 		c.Clock = scheduler.SystemClock{}
+	}
+	if c.CompileFilter == nil {
+		c.CompileFilter = func(src string) error { _, err := CompileFilter(src); return err }
 	}
 	c.Limits = c.Limits.WithDefaults()
 	return c

@@ -63,9 +63,16 @@ func valid() *topic.Subscription {
 
 func TestSubscriptionsConfig(t *testing.T) {
 	t.Parallel()
-	err := topic.SubscriptionsConfig{}.WithDefaults().Validate()
-	if err == nil || !strings.Contains(err.Error(), "CompileFilter") {
-		t.Fatalf("Validate without CompileFilter = %v, want it named", err)
+	// Without one, filters are compiled by the filter engine.
+	def := topic.SubscriptionsConfig{}.WithDefaults()
+	if err := def.Validate(); err != nil {
+		t.Fatalf("the zero config with defaults: %v", err)
+	}
+	if err := def.CompileFilter(`data["x"] ==)`); err == nil {
+		t.Fatal("the default CompileFilter accepted a syntax error")
+	}
+	if err := def.CompileFilter(`data["body"]["x"] == 1 and True`); err != nil {
+		t.Fatalf("the default CompileFilter refused a valid filter: %v", err)
 	}
 	if err := (topic.SubscriptionsConfig{CompileFilter: compileFilter}).WithDefaults().Validate(); err != nil {
 		t.Fatalf("Validate = %v", err)

@@ -50,8 +50,7 @@ func setupTopics(t *testing.T, answer func(path string, n int) int) *topicBundle
 	t.Cleanup(b.dest.Close)
 	b.st, _ = storetest.Miniredis(t, redisstore.Config{Namespace: "tp", Shards: 4})
 	b.sched = scheduler.New(b.st, scheduler.Config{})
-	b.subs = topic.NewSubscriptions(b.st, topic.SubscriptionsConfig{
-		CompileFilter: func(src string) error { _, err := topic.CompileFilter(src); return err }})
+	b.subs = topic.NewSubscriptions(b.st, topic.SubscriptionsConfig{})
 	var err error
 	if b.msgs, err = topic.NewMessages(b.st, b.sched, topic.MessagesConfig{}); err != nil {
 		t.Fatal(err)
