@@ -307,7 +307,7 @@ func (m *Messages) view(ctx context.Context, carrier *scheduler.Event) (*Message
 	}
 	if plan != nil {
 		msg.FilterErrors = append(msg.FilterErrors, plan.FilterErrors...)
-		deliveries, rollbacks, err := States(ctx, m.store, m.events, carrier.App, id, plan)
+		deliveries, rollbacks, err := States(ctx, m.store, m.events, carrier, plan)
 		if err != nil {
 			return nil, err
 		}
@@ -324,17 +324,21 @@ type LiveReader interface {
 	GetMany(ctx context.Context, ids []scheduler.Ident) ([]*scheduler.Event, error)
 }
 
-// States reads the state of a plan's deliveries (in plan order) and of the
-// compensations that exist. One round trip for the live ones; archived ones
-// are read one by one through events (nil: taken as not found).
-func States(ctx context.Context, live LiveReader, events EventReader, app, id string, plan *Plan) (deliveries, rollbacks []Delivery, err error) {
+// States reads the state of a plan's deliveries (in plan order) and, for
+// an all_or_nothing message, of the compensations that exist. One round
+// trip for the live ones; archived ones are read one by one through events
+// (nil: taken as not found).
+func States(ctx context.Context, live LiveReader, events EventReader, carrier *scheduler.Event, plan *Plan) (deliveries, rollbacks []Delivery, err error) {
+	app, id := carrier.App, strings.TrimPrefix(carrier.ID, CarrierPrefix)
 	n := len(plan.Deliveries)
 	ids := make([]scheduler.Ident, 0, 2*n)
 	for _, p := range plan.Deliveries {
 		ids = append(ids, scheduler.Ident{App: app, ID: DeliveryID(id, p.Subscription)})
 	}
-	for _, p := range plan.Deliveries {
-		ids = append(ids, scheduler.Ident{App: app, ID: CompensationID(id, p.Subscription)})
+	if carrier.Mode == ModeAllOrNothing {
+		for _, p := range plan.Deliveries {
+			ids = append(ids, scheduler.Ident{App: app, ID: CompensationID(id, p.Subscription)})
+		}
 	}
 	evs, err := live.GetMany(ctx, ids)
 	if err != nil {
@@ -355,6 +359,9 @@ func States(ctx context.Context, live LiveReader, events EventReader, app, id st
 			d.Status, d.Attempts = ev.Status, ev.Attempts
 		}
 		deliveries[i] = d
+		if len(evs) == n {
+			continue
+		}
 		rb := evs[n+i]
 		if rb == nil && p.RollbackURL != "" && d.Status == scheduler.StatusCompleted && events != nil {
 			rb, err = events.Get(ctx, app, ids[n+i].ID)

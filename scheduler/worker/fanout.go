@@ -89,28 +89,34 @@ func (w *Worker) follow(ctx context.Context, ev *scheduler.Event, lease schedule
 	if err != nil {
 		return err
 	}
-	// A delivery is created when the plan is recorded, or again when an
-	// earlier claim may have died half-way (attempts above 1: its lease
-	// expired); creating one that exists changes nothing.
-	deliveries, rollbacks, err := topic.States(ctx, f.Store, f.Events, ev.App, msgID, plan)
-	if err != nil {
-		return err
-	}
-	if fresh || ev.Attempts > 1 {
-		var missing []*scheduler.Event
-		for i, d := range deliveries {
+	// The deliveries are created when the plan is recorded, and again when
+	// an earlier claim may have died half-way (attempts above 1: its lease
+	// expired): then only those Redis does not have (a delivery is live for
+	// the retention window after it finished, so one missing was never
+	// created). Creating one that exists changes nothing.
+	var missing []*scheduler.Event
+	switch {
+	case fresh:
+		for _, p := range plan.Deliveries {
+			missing = append(missing, topic.DeliveryEvent(ev, msgID, p, clock))
+		}
+	case ev.Attempts > 1:
+		live, _, err := topic.States(ctx, f.Store, nil, ev, plan)
+		if err != nil {
+			return err
+		}
+		for i, d := range live {
 			if d.Status == "" {
 				missing = append(missing, topic.DeliveryEvent(ev, msgID, plan.Deliveries[i], clock))
 			}
 		}
-		if err := w.createAll(ctx, f, missing); err != nil {
-			return err
-		}
-		if len(missing) > 0 {
-			if deliveries, rollbacks, err = topic.States(ctx, f.Store, f.Events, ev.App, msgID, plan); err != nil {
-				return err
-			}
-		}
+	}
+	if err := w.createAll(ctx, f, missing); err != nil {
+		return err
+	}
+	deliveries, rollbacks, err := topic.States(ctx, f.Store, f.Events, ev, plan)
+	if err != nil {
+		return err
 	}
 	if ev.Mode == topic.ModeAllOrNothing && slices.ContainsFunc(deliveries, func(d topic.Delivery) bool { return topic.DeliveryFailed(d.Status) }) {
 		acted, err := w.rollBack(ctx, f, ev, msgID, plan, deliveries, rollbacks, clock)
@@ -118,7 +124,7 @@ func (w *Worker) follow(ctx context.Context, ev *scheduler.Event, lease schedule
 			return err
 		}
 		if acted {
-			if deliveries, rollbacks, err = topic.States(ctx, f.Store, f.Events, ev.App, msgID, plan); err != nil {
+			if deliveries, rollbacks, err = topic.States(ctx, f.Store, f.Events, ev, plan); err != nil {
 				return err
 			}
 		}
