@@ -17,7 +17,8 @@
 -- ARGV[7] wake-up message (the shard number)
 -- ARGV[8] wake horizon, ms
 --
--- The claim's attempt is taken back (attempts as before the claim), no
+-- The hash keeps its due time (the message's); only its place in `due`
+-- says when to look again. The claim's attempt is taken back (attempts as before the claim), no
 -- history line and no outbox entry: following a message is not delivering
 -- it. Returns 1, or 0 when the caller no longer holds the lease.
 local now = now_ms(ARGV[5])
@@ -30,7 +31,7 @@ if a > 0 then a = a - 1 end
 local due = tonumber(ARGV[4])
 redis.call('LREM', KEYS[3], 0, ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], F.status, 'PENDING', F.attempts, a, F.updated_at, now, F.due_at, due)
+redis.call('HSET', KEYS[1], F.status, 'PENDING', F.attempts, a, F.updated_at, now)
 redis.call('HDEL', KEYS[1], F.worker)
 zadd_wake(KEYS[4], due, ARGV[1], now, ARGV[8], ARGV[6], ARGV[7])
 return 1

@@ -137,7 +137,8 @@ type Message struct {
 	FilterErrors         []FilterError
 }
 
-// DeliveryEvent builds the event that delivers message carrier to p.
+// DeliveryEvent builds the event that delivers message carrier to p,
+// created and due at due (a whole millisecond).
 func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.Time) *scheduler.Event {
 	h := make(map[string]string, len(carrier.Headers)+len(p.Headers)+3)
 	overlay(h, carrier.Headers)
@@ -148,12 +149,13 @@ func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.T
 		URL: p.URL, Method: p.Method, Headers: h, Body: carrier.Body, DueAt: due,
 		MaxAttempts: p.MaxAttempts, Timeout: time.Duration(p.TimeoutMS) * time.Millisecond,
 		MinBackoff: time.Duration(p.MinBackoffMS) * time.Millisecond, MaxBackoff: time.Duration(p.MaxBackoffMS) * time.Millisecond,
-		Parent: carrier.Member(),
+		Parent: carrier.Member(), Status: scheduler.StatusPending, CreatedAt: due, UpdatedAt: due,
 	}
 }
 
 // CompensationEvent builds the event that compensates the delivery of
-// message carrier to p, after that delivery completed.
+// message carrier to p, after that delivery completed; created and due at
+// due (a whole millisecond).
 func CompensationEvent(carrier *scheduler.Event, msgID string, p Planned, due time.Time) *scheduler.Event {
 	h := map[string]string{
 		HeaderRollbackOf: DeliveryID(msgID, p.Subscription), HeaderMessageID: msgID,
@@ -167,7 +169,7 @@ func CompensationEvent(carrier *scheduler.Event, msgID string, p Planned, due ti
 		URL: p.RollbackURL, Method: "POST", Headers: h, Body: carrier.Body, DueAt: due,
 		MaxAttempts: p.MaxAttempts, Timeout: time.Duration(p.TimeoutMS) * time.Millisecond,
 		MinBackoff: time.Duration(p.MinBackoffMS) * time.Millisecond, MaxBackoff: time.Duration(p.MaxBackoffMS) * time.Millisecond,
-		Parent: carrier.Member(),
+		Parent: carrier.Member(), Status: scheduler.StatusPending, CreatedAt: due, UpdatedAt: due,
 	}
 }
 

@@ -82,7 +82,7 @@ func (w *Worker) follow(ctx context.Context, ev *scheduler.Event, lease schedule
 		return errNoFanout
 	}
 	now := w.now()
-	clock := w.clock.Now()
+	clock := w.clock.Now().UTC().Truncate(time.Millisecond)
 	msgID := strings.TrimPrefix(ev.ID, topic.CarrierPrefix)
 
 	plan, fresh, err := w.plan(ctx, f, ev, msgID, lease, now)

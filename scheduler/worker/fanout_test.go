@@ -154,8 +154,24 @@ func TestFanoutDeliversToEveryMatchingSubscription(t *testing.T) {
 	}
 	// A delivery is an ordinary event of the application.
 	ev, err := b.sched.Get(context.Background(), "shop", "m1~x1")
-	if err != nil || ev.Status != scheduler.StatusCompleted || ev.Parent != "shop/~m1" {
+	if err != nil || ev.Status != scheduler.StatusCompleted || ev.Parent != "shop/~m1" || ev.CreatedAt.IsZero() {
 		t.Fatalf("delivery event: %+v, %v", ev, err)
+	}
+	if !m.DueAt.Equal(msg.DueAt) {
+		t.Errorf("the message's due_at moved from %s to %s", msg.DueAt, m.DueAt)
+	}
+	// Every outbox entry of the message and its deliveries is one the
+	// archiver can read.
+	for sh := 0; sh < b.st.Shards(); sh++ {
+		recs, err := b.st.ReadOutbox(context.Background(), sh, "check", false, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Kind == "" {
+				t.Errorf("outbox entry %s of shard %d cannot be read: %+v", r.StreamID, sh, r)
+			}
+		}
 	}
 }
 

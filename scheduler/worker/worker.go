@@ -577,7 +577,9 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 	}()
 	lease := scheduler.Lease{App: ev.App, ID: ev.ID, Worker: w.cfg.ID, Attempt: ev.Attempts}
 	policy := w.cfg.Policy.For(ev)
-	if m := w.cfg.Metrics; m != nil && ev.Attempts == 1 {
+	if m := w.cfg.Metrics; m != nil && ev.Attempts == 1 && len(ev.Plan) == 0 {
+		// A message being followed (it has a plan) is not late: it was
+		// handed back to be looked at again.
 		m.Lateness.Observe(max(0, claimedAt.Sub(ev.DueAt).Seconds()))
 	}
 	if w.leaseLeft(rec) <= 0 {
