@@ -32,10 +32,8 @@ type PublishRequest struct {
 	Method  string            `json:"method"`
 	Headers map[string]string `json:"headers"`
 	Body    json.RawMessage   `json:"body"`
-	At      *string           `json:"at"`
-	Delay   *string           `json:"delay"`
-	Expiry  json.RawMessage   `json:"expiry"`
-	Mode    string            `json:"mode"`
+	Due
+	Mode string `json:"mode"`
 }
 
 func (req *PublishRequest) bind(c *gin.Context) error {
@@ -76,8 +74,8 @@ func (a *API) publish(ctx context.Context, req *PublishRequest) (reply[MessageVi
 	}
 	p := topic.Publish{App: req.App, ID: req.ID, Topic: req.Topic, Method: req.Method, Mode: req.Mode,
 		Headers: req.Headers, Body: body}
-	if req.At != nil || req.Delay != nil || (len(req.Expiry) > 0 && string(req.Expiry) != "null") {
-		p.DueAt, p.RelativeDue, err = dueTime(req.At, req.Delay, req.Expiry, a.cfg.Clock.Now())
+	if req.Due.given() {
+		p.DueAt, p.RelativeDue, err = req.Due.time(a.cfg.Clock.Now())
 		if err != nil {
 			return reply[MessageView]{}, err
 		}

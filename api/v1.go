@@ -34,19 +34,17 @@ func (a *API) V1(r gin.IRoutes) {
 
 // CreateRequest is the body of POST /v1/events.
 type CreateRequest struct {
-	App         string            `json:"app"`
-	ID          string            `json:"id"`
-	URL         string            `json:"url"`
-	Method      string            `json:"method"`
-	Headers     map[string]string `json:"headers"`
-	Body        json.RawMessage   `json:"body"`
-	At          *string           `json:"at"`
-	Delay       *string           `json:"delay"`
-	Expiry      json.RawMessage   `json:"expiry"`
-	MaxAttempts *int              `json:"max_attempts"`
-	Timeout     json.RawMessage   `json:"timeout"`
-	MinBackoff  json.RawMessage   `json:"min_backoff"`
-	MaxBackoff  json.RawMessage   `json:"max_backoff"`
+	App     string            `json:"app"`
+	ID      string            `json:"id"`
+	URL     string            `json:"url"`
+	Method  string            `json:"method"`
+	Headers map[string]string `json:"headers"`
+	Body    json.RawMessage   `json:"body"`
+	Due
+	MaxAttempts *int            `json:"max_attempts"`
+	Timeout     json.RawMessage `json:"timeout"`
+	MinBackoff  json.RawMessage `json:"min_backoff"`
+	MaxBackoff  json.RawMessage `json:"max_backoff"`
 }
 
 // toEvent validates the request's shape and builds the event; the scheduler
@@ -59,7 +57,7 @@ func (req *CreateRequest) toEvent(now time.Time) (*scheduler.Event, scheduler.Cr
 		return nil, opt, badRequest("body", "body must be a string or a JSON value")
 	}
 	ev.Body = body
-	if ev.DueAt, opt.RelativeDue, err = dueTime(req.At, req.Delay, req.Expiry, now); err != nil {
+	if ev.DueAt, opt.RelativeDue, err = req.Due.time(now); err != nil {
 		return nil, opt, err
 	}
 	if req.MaxAttempts != nil {
@@ -112,8 +110,10 @@ func decodeJSON(r io.Reader, v any) error {
 			if te.Field == "" {
 				return badRequest("", "expected a JSON object, not "+te.Value)
 			}
-			field, _, _ := strings.Cut(te.Field, ".")
-			return badRequest(field, "field "+te.Field+" has the wrong type: expected "+jsonKind(te.Type))
+			// The path names an embedded struct (Due) by its Go name: leave it out.
+			path := strings.TrimPrefix(te.Field, "Due.")
+			field, _, _ := strings.Cut(path, ".")
+			return badRequest(field, "field "+path+" has the wrong type: expected "+jsonKind(te.Type))
 		}
 		if errors.Is(err, io.EOF) {
 			return badRequest("", "request body is empty: expected a JSON object")
@@ -414,10 +414,22 @@ func (a *API) bulkRetry(ctx context.Context, req *bulkRetryRequest) (BulkRetryRe
 // maxFilterBytes bounds the body of a request that carries search filters.
 const maxFilterBytes = 64 << 10
 
-// dueTime reads a due time given as exactly one of at (RFC 3339), delay (a
-// Go duration from now) or expiry (Unix seconds); relative says it was a
-// delay. Errors name the field.
-func dueTime(at, delay *string, expiry json.RawMessage, now time.Time) (due time.Time, relative bool, err error) {
+// Due is a due time in a request, given as exactly one of at (RFC 3339),
+// delay (a Go duration from now) or expiry (Unix seconds).
+type Due struct {
+	At     *string         `json:"at"`
+	Delay  *string         `json:"delay"`
+	Expiry json.RawMessage `json:"expiry"`
+}
+
+// given reports whether any of the three is given.
+func (d Due) given() bool {
+	return d.At != nil || d.Delay != nil || len(d.Expiry) > 0 && string(d.Expiry) != "null"
+}
+
+// time reads the due time; relative says it was a delay. Errors name the field.
+func (d Due) time(now time.Time) (due time.Time, relative bool, err error) {
+	at, delay, expiry := d.At, d.Delay, d.Expiry
 	given := 0
 	if at != nil {
 		given++
