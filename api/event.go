@@ -23,25 +23,27 @@ func fmtTime(t time.Time) string {
 
 // EventView is an event as the v1 API shows it.
 type EventView struct {
-	App            string            `json:"app"`
-	ID             string            `json:"id"`
-	URL            string            `json:"url"`
-	Method         string            `json:"method"`
-	Headers        map[string]string `json:"headers"`
-	Body           *string           `json:"body"`
-	Status         string            `json:"status"`
-	Attempts       int               `json:"attempts"`
-	MaxAttempts    int               `json:"max_attempts"`
-	Timeout        string            `json:"timeout,omitempty"`
-	MinBackoff     string            `json:"min_backoff,omitempty"`
-	MaxBackoff     string            `json:"max_backoff,omitempty"`
-	DueAt          string            `json:"due_at"`
-	CreatedAt      string            `json:"created_at"`
-	UpdatedAt      string            `json:"updated_at"`
-	FinishedAt     string            `json:"finished_at,omitempty"`
-	LastStatusCode int               `json:"last_status_code,omitempty"`
-	LastError      string            `json:"last_error,omitempty"`
-	History        []AttemptView     `json:"history"`
+	App                string            `json:"app"`
+	ID                 string            `json:"id"`
+	URL                string            `json:"url"`
+	Method             string            `json:"method"`
+	Headers            map[string]string `json:"headers"`
+	Body               *string           `json:"body"`
+	Status             string            `json:"status"`
+	Attempts           int               `json:"attempts"`
+	MaxAttempts        int               `json:"max_attempts"`
+	Timeout            string            `json:"timeout,omitempty"`
+	MinBackoff         string            `json:"min_backoff,omitempty"`
+	MaxBackoff         string            `json:"max_backoff,omitempty"`
+	DueAt              string            `json:"due_at"`
+	CreatedAt          string            `json:"created_at"`
+	UpdatedAt          string            `json:"updated_at"`
+	FinishedAt         string            `json:"finished_at,omitempty"`
+	LastStatusCode     int               `json:"last_status_code,omitempty"`
+	LastError          string            `json:"last_error,omitempty"`
+	History            []AttemptView     `json:"history"`
+	CallbackURL        string            `json:"callback_url,omitempty"`
+	FailureCallbackURL string            `json:"failure_callback_url,omitempty"`
 }
 
 // AttemptView is one attempt as the v1 API shows it. Every entry has all
@@ -75,7 +77,8 @@ func ViewEvent(ev *scheduler.Event, defaultMax int) EventView {
 		Timeout: durString(ev.Timeout), MinBackoff: durString(ev.MinBackoff), MaxBackoff: durString(ev.MaxBackoff),
 		DueAt: fmtTime(ev.DueAt), CreatedAt: fmtTime(ev.CreatedAt), UpdatedAt: fmtTime(ev.UpdatedAt),
 		FinishedAt: fmtTime(ev.FinishedAt), LastStatusCode: ev.LastStatusCode, LastError: ev.LastError,
-		History: make([]AttemptView, 0, len(ev.History)),
+		History:     make([]AttemptView, 0, len(ev.History)),
+		CallbackURL: ev.CallbackURL, FailureCallbackURL: ev.FailureCallbackURL,
 	}
 	if v.Headers == nil {
 		v.Headers = map[string]string{}

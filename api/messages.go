@@ -33,7 +33,9 @@ type PublishRequest struct {
 	Headers map[string]string `json:"headers"`
 	Body    json.RawMessage   `json:"body"`
 	Due
-	Mode string `json:"mode"`
+	Mode               string `json:"mode"`
+	CallbackURL        string `json:"callback_url"`
+	FailureCallbackURL string `json:"failure_callback_url"`
 }
 
 func (req *PublishRequest) bind(c *gin.Context) error {
@@ -73,7 +75,7 @@ func (a *API) publish(ctx context.Context, req *PublishRequest) (reply[MessageVi
 		return reply[MessageView]{}, badRequest("body", "body must be a string or a JSON value")
 	}
 	p := topic.Publish{App: req.App, ID: req.ID, Topic: req.Topic, Method: req.Method, Mode: req.Mode,
-		Headers: req.Headers, Body: body}
+		Headers: req.Headers, Body: body, CallbackURL: req.CallbackURL, FailureCallbackURL: req.FailureCallbackURL}
 	if req.Due.given() {
 		p.DueAt, p.RelativeDue, err = req.Due.time(a.cfg.Clock.Now())
 		if err != nil {

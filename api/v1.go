@@ -41,17 +41,20 @@ type CreateRequest struct {
 	Headers map[string]string `json:"headers"`
 	Body    json.RawMessage   `json:"body"`
 	Due
-	MaxAttempts *int            `json:"max_attempts"`
-	Timeout     json.RawMessage `json:"timeout"`
-	MinBackoff  json.RawMessage `json:"min_backoff"`
-	MaxBackoff  json.RawMessage `json:"max_backoff"`
+	MaxAttempts        *int            `json:"max_attempts"`
+	Timeout            json.RawMessage `json:"timeout"`
+	MinBackoff         json.RawMessage `json:"min_backoff"`
+	MaxBackoff         json.RawMessage `json:"max_backoff"`
+	CallbackURL        string          `json:"callback_url"`
+	FailureCallbackURL string          `json:"failure_callback_url"`
 }
 
 // toEvent validates the request's shape and builds the event; the scheduler
 // validates the rest.
 func (req *CreateRequest) toEvent(now time.Time) (*scheduler.Event, scheduler.CreateOptions, error) {
 	var opt scheduler.CreateOptions
-	ev := &scheduler.Event{App: req.App, ID: req.ID, URL: req.URL, Method: req.Method, Headers: req.Headers}
+	ev := &scheduler.Event{App: req.App, ID: req.ID, URL: req.URL, Method: req.Method, Headers: req.Headers,
+		CallbackURL: req.CallbackURL, FailureCallbackURL: req.FailureCallbackURL}
 	body, err := bodyBytes(req.Body)
 	if err != nil {
 		return nil, opt, badRequest("body", "body must be a string or a JSON value")

@@ -24,6 +24,7 @@ local F = {
   max_backoff = 'bx', created_at = 'c', updated_at = 't', finished_at = 'f',
   last_status_code = 'lc', last_error = 'le', worker = 'w', history = 'hi',
   kind = 'k', topic = 'tp', mode = 'mo', parent = 'pa', plan = 'pl',
+  callback_url = 'cb', failure_callback_url = 'fcb',
 }
 local FIELDS = {
   F.url, F.method, F.headers, F.body, F.due_at, F.status,
@@ -31,10 +32,11 @@ local FIELDS = {
   F.max_backoff, F.created_at, F.updated_at, F.finished_at,
   F.last_status_code, F.last_error, F.worker, F.history,
   F.kind, F.topic, F.mode, F.parent, F.plan,
+  F.callback_url, F.failure_callback_url,
 }
 
 -- Long values of an event hash (url u, headers h, body b, history hi, plan pl, last
--- error le) are stored in chunks of at most CHUNK bytes: field f holds the
+-- error le, callback urls cb and fcb) are stored in chunks of at most CHUNK bytes: field f holds the
 -- first, f..'1', f..'2', ... the next ones, so the hash of an ordinary event
 -- stays listpack-encoded on a default Redis (hash-max-listpack-value 64).
 -- A value longer than CHUNK * MAX_CHUNKS is stored whole in f. Readers join
@@ -42,7 +44,8 @@ local FIELDS = {
 -- as before; writers delete the chunks an older, longer value left. The Go
 -- side (store/redisstore/chunks.go) uses the same layout and constants.
 local CHUNK, MAX_CHUNKS = 64, 16
-local LONG = {F.url, F.headers, F.body, F.history, F.last_error, F.plan}
+local LONG = {F.url, F.headers, F.body, F.history, F.last_error, F.plan, F.callback_url,
+  F.failure_callback_url}
 
 local function chunk_field(f, i)
   if i == 0 then return f end

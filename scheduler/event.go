@@ -89,6 +89,12 @@ type Event struct {
 	// Plan is a message's fan-out plan once made (JSON, see scheduler/topic):
 	// a fan-out repeated after a crash creates exactly the same deliveries.
 	Plan []byte
+	// CallbackURL is called (POST, the event as GET shows it) each time the
+	// event reaches a final status; FailureCallbackURL only for FAILED and
+	// SERVICE_UNAVAILABLE (for a message: its failures and rollbacks). A
+	// callback is itself an event, without callbacks of its own.
+	CallbackURL        string
+	FailureCallbackURL string
 }
 
 // Kind is what a worker does with a due event.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 )
 
@@ -83,7 +84,22 @@ func (s *Scheduler) Validate(ev *Event) error {
 	if s.guard == nil {
 		return nil
 	}
-	return s.guard.CheckURL(ev.URL)
+	if err := s.guard.CheckURL(ev.URL); err != nil {
+		return err
+	}
+	for _, cb := range []struct{ field, url string }{{"callback_url", ev.CallbackURL}, {"failure_callback_url", ev.FailureCallbackURL}} {
+		if cb.url == "" {
+			continue
+		}
+		if err := s.guard.CheckURL(cb.url); err != nil {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				return &ValidationError{Field: cb.field, Message: cb.field + strings.TrimPrefix(ve.Message, "url"), TooLarge: ve.TooLarge}
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // Now returns the scheduler's clock.
@@ -204,6 +220,7 @@ func (s *Scheduler) CreateMany(ctx context.Context, items []BatchItem) error {
 // sameContent reports whether a create replays the stored event.
 func sameContent(old, ev *Event, relativeDue bool) bool {
 	if old.URL != ev.URL || old.Method != ev.Method || old.MaxAttempts != ev.MaxAttempts ||
+		old.CallbackURL != ev.CallbackURL || old.FailureCallbackURL != ev.FailureCallbackURL ||
 		old.Timeout != ev.Timeout || old.MinBackoff != ev.MinBackoff || old.MaxBackoff != ev.MaxBackoff {
 		return false
 	}

@@ -136,18 +136,16 @@ func (l Limits) Check(ev *Event) error {
 	if ev.URL == "" {
 		return Invalid("url", "url is required")
 	}
-	if len(ev.URL) > l.MaxURLLength {
-		return &ValidationError{Field: "url", Message: "url is longer than the limit", TooLarge: true}
-	}
-	u, err := url.Parse(ev.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
-		return Invalid("url", "url must be an absolute http or https URL")
-	}
-	if u.User != nil {
-		return Invalid("url", "url must not carry credentials; use a header")
-	}
-	if _, err := DestinationHost(u); err != nil {
+	if err := l.CheckURL("url", ev.URL); err != nil {
 		return err
+	}
+	for _, cb := range []struct{ field, url string }{{"callback_url", ev.CallbackURL}, {"failure_callback_url", ev.FailureCallbackURL}} {
+		if cb.url == "" {
+			continue
+		}
+		if err := l.CheckURL(cb.field, cb.url); err != nil {
+			return err
+		}
 	}
 	ev.Method = strings.ToUpper(strings.TrimSpace(ev.Method))
 	if ev.Method == "" {
@@ -306,3 +304,29 @@ var hopByHop = map[string]bool{
 // IsHopByHop reports whether the canonical header name describes one
 // connection rather than the request, so it is never forwarded.
 func IsHopByHop(canon string) bool { return hopByHop[canon] }
+
+// CheckURL checks a URL Cassata will send a request to (an event's url, a
+// callback_url, a subscription's rollback_url): absolute http or https,
+// within the length limit, without credentials, with a host every resolver
+// reads the same way (DestinationHost). Errors name field.
+func (l Limits) CheckURL(field, raw string) error {
+	l = l.WithDefaults()
+	if len(raw) > l.MaxURLLength {
+		return &ValidationError{Field: field, Message: field + " is longer than the limit", TooLarge: true}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		return Invalid(field, "%s must be an absolute http or https URL", field)
+	}
+	if u.User != nil {
+		return Invalid(field, "%s must not carry credentials; use a header", field)
+	}
+	if _, err := DestinationHost(u); err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) && ve.Field != field {
+			return &ValidationError{Field: field, Message: field + strings.TrimPrefix(ve.Message, "url"), TooLarge: ve.TooLarge}
+		}
+		return err
+	}
+	return nil
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
@@ -145,7 +146,8 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 				Consumer: w.ID(), Logger: log, Metrics: metrics,
 				// A saturated worker (a burst) delivers first; archiving
 				// follows within ArchiverConfig.YieldFor.
-				Busy: w.Backlogged,
+				Busy:    w.Backlogged,
+				OnFinal: api.NewCallbacks(sched, msgs, policy.MaxAttempts, log).OnFinal,
 			})
 			wg.Add(1)
 			go func() {

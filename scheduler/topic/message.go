@@ -84,15 +84,17 @@ type Plan struct {
 // Planned is one delivery of a plan: the request to send, taken from the
 // subscription, and where its compensation goes.
 type Planned struct {
-	Subscription string            `json:"s"`
-	URL          string            `json:"u"`
-	Method       string            `json:"m"`
-	Headers      map[string]string `json:"h,omitempty"`
-	RollbackURL  string            `json:"r,omitempty"`
-	MaxAttempts  int               `json:"x,omitempty"`
-	TimeoutMS    int64             `json:"to,omitempty"`
-	MinBackoffMS int64             `json:"bn,omitempty"`
-	MaxBackoffMS int64             `json:"bx,omitempty"`
+	Subscription    string            `json:"s"`
+	URL             string            `json:"u"`
+	Method          string            `json:"m"`
+	Headers         map[string]string `json:"h,omitempty"`
+	RollbackURL     string            `json:"r,omitempty"`
+	MaxAttempts     int               `json:"x,omitempty"`
+	TimeoutMS       int64             `json:"to,omitempty"`
+	MinBackoffMS    int64             `json:"bn,omitempty"`
+	MaxBackoffMS    int64             `json:"bx,omitempty"`
+	Callback        string            `json:"cb,omitempty"`
+	FailureCallback string            `json:"fcb,omitempty"`
 }
 
 // FilterError is a subscription whose filter failed at run time for a
@@ -150,6 +152,7 @@ func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.T
 		MaxAttempts: p.MaxAttempts, Timeout: time.Duration(p.TimeoutMS) * time.Millisecond,
 		MinBackoff: time.Duration(p.MinBackoffMS) * time.Millisecond, MaxBackoff: time.Duration(p.MaxBackoffMS) * time.Millisecond,
 		Parent: carrier.Member(), Status: scheduler.StatusPending, CreatedAt: due, UpdatedAt: due,
+		CallbackURL: p.Callback, FailureCallbackURL: p.FailureCallback,
 	}
 }
 

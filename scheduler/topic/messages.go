@@ -85,6 +85,8 @@ type Publish struct {
 	// RelativeDue: the due time was given relative to now (a delay), so a
 	// replay is identical when everything else matches.
 	RelativeDue bool
+	// CallbackURL and FailureCallbackURL: see scheduler.Event.
+	CallbackURL, FailureCallbackURL string
 }
 
 // Publish stores a message to fan out at its due time. It returns the
@@ -122,6 +124,7 @@ func (m *Messages) Publish(ctx context.Context, p Publish) (*Message, bool, erro
 		// Following a message is not delivering it, but a worker that dies
 		// while holding it costs an attempt (reap.lua): allow the most.
 		MaxAttempts: scheduler.MaxMaxAttempts,
+		CallbackURL: p.CallbackURL, FailureCallbackURL: p.FailureCallbackURL,
 	}
 	if len(carrier.Body) > 0 && header(carrier.Headers, "Content-Type") == "" {
 		if carrier.Headers == nil {
@@ -150,6 +153,7 @@ func (m *Messages) Publish(ctx context.Context, p Publish) (*Message, bool, erro
 		return msg, true, err
 	}
 	same := existing.Kind == scheduler.KindMessage && existing.Topic == carrier.Topic && existing.Mode == carrier.Mode &&
+		existing.CallbackURL == carrier.CallbackURL && existing.FailureCallbackURL == carrier.FailureCallbackURL &&
 		existing.Method == carrier.Method && (existing.BodyDropped || bytes.Equal(existing.Body, carrier.Body)) &&
 		maps.Equal(existing.Headers, carrier.Headers) && (p.RelativeDue || existing.DueAt.Equal(carrier.DueAt))
 	msg, err := m.view(ctx, existing)

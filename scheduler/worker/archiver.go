@@ -69,6 +69,11 @@ type ArchiverConfig struct {
 	Logger *slog.Logger
 	// Metrics may be nil.
 	Metrics *scheduler.Metrics
+	// OnFinal, when set, is given every batch's records before they are
+	// written (callbacks.go in the api package creates the callbacks of
+	// final records). An error leaves the batch in the outbox to be read
+	// again, so OnFinal must be idempotent: it sees a record at least once.
+	OnFinal func(ctx context.Context, recs []scheduler.Record) error
 }
 
 // DefaultArchiveYield is ArchiverConfig.YieldFor's default.
@@ -268,9 +273,15 @@ func (a *Archiver) round(ctx context.Context, start int, pending []bool, claim b
 		valid = append(valid, r)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := a.archive.Write(wctx, valid)
-	cancel()
-	if err != nil {
+	defer cancel()
+	if a.cfg.OnFinal != nil {
+		// Before the write, so an archive that is down does not hold
+		// callbacks back; the write's retry repeats them harmlessly.
+		if err := a.cfg.OnFinal(wctx, valid); err != nil {
+			return 0, fmt.Errorf("on final: %w", err)
+		}
+	}
+	if err := a.archive.Write(wctx, valid); err != nil {
 		return 0, err
 	}
 	byShard := map[int][]scheduler.Record{}

@@ -44,6 +44,8 @@ import (
 //	| Mode           | mo    | a message's delivery mode                 | absent: independent                             |
 //	| Parent         | pa    | the message a delivery belongs to         | <app>/<id>; absent: none                        |
 //	| Plan           | pl    | a message's fan-out plan once made        | long; JSON (scheduler/topic)                    |
+//	| CallbackURL    | cb    | called at each final status               | long; absent: none                              |
+//	| FailureCallbackURL | fcb | called at each failed final status      | long; absent: none                              |
 //
 // "long" values are chunked (chunks.go): field f holds the first 64 bytes,
 // f1, f2, ... the next ones, so an ordinary event's hash stays
@@ -79,6 +81,8 @@ const (
 	fMode
 	fParent
 	fPlan
+	fCallback
+	fFailureCallback
 	numFields
 )
 
@@ -91,29 +95,31 @@ type hashField struct {
 
 // eventFields is the table above, in its order.
 var eventFields = [numFields]hashField{
-	fURL:         {"URL", "u", true},
-	fMethod:      {"Method", "m", false},
-	fHeaders:     {"Headers", "h", true},
-	fBody:        {"Body", "b", true},
-	fDue:         {"DueAt", "d", false},
-	fStatus:      {"Status", "s", false},
-	fAttempts:    {"Attempts", "a", false},
-	fMaxAttempts: {"MaxAttempts", "x", false},
-	fTimeout:     {"Timeout", "to", false},
-	fMinBackoff:  {"MinBackoff", "bn", false},
-	fMaxBackoff:  {"MaxBackoff", "bx", false},
-	fCreated:     {"CreatedAt", "c", false},
-	fUpdated:     {"UpdatedAt", "t", false},
-	fFinished:    {"FinishedAt", "f", false},
-	fLastCode:    {"LastStatusCode", "lc", false},
-	fLastError:   {"LastError", "le", true},
-	fWorker:      {"Worker", "w", false},
-	fHistory:     {"History", "hi", true},
-	fKind:        {"Kind", "k", false},
-	fTopic:       {"Topic", "tp", false},
-	fMode:        {"Mode", "mo", false},
-	fParent:      {"Parent", "pa", false},
-	fPlan:        {"Plan", "pl", true},
+	fURL:             {"URL", "u", true},
+	fMethod:          {"Method", "m", false},
+	fHeaders:         {"Headers", "h", true},
+	fBody:            {"Body", "b", true},
+	fDue:             {"DueAt", "d", false},
+	fStatus:          {"Status", "s", false},
+	fAttempts:        {"Attempts", "a", false},
+	fMaxAttempts:     {"MaxAttempts", "x", false},
+	fTimeout:         {"Timeout", "to", false},
+	fMinBackoff:      {"MinBackoff", "bn", false},
+	fMaxBackoff:      {"MaxBackoff", "bx", false},
+	fCreated:         {"CreatedAt", "c", false},
+	fUpdated:         {"UpdatedAt", "t", false},
+	fFinished:        {"FinishedAt", "f", false},
+	fLastCode:        {"LastStatusCode", "lc", false},
+	fLastError:       {"LastError", "le", true},
+	fWorker:          {"Worker", "w", false},
+	fHistory:         {"History", "hi", true},
+	fKind:            {"Kind", "k", false},
+	fTopic:           {"Topic", "tp", false},
+	fMode:            {"Mode", "mo", false},
+	fParent:          {"Parent", "pa", false},
+	fPlan:            {"Plan", "pl", true},
+	fCallback:        {"CallbackURL", "cb", true},
+	fFailureCallback: {"FailureCallbackURL", "fcb", true},
 }
 
 // name returns the Redis field of field i.
@@ -160,6 +166,12 @@ func encode(ev *scheduler.Event) []any {
 	}
 	if len(ev.Plan) > 0 {
 		f = appendLong(f, name(fPlan), ev.Plan)
+	}
+	if ev.CallbackURL != "" {
+		f = appendLong(f, name(fCallback), []byte(ev.CallbackURL))
+	}
+	if ev.FailureCallbackURL != "" {
+		f = appendLong(f, name(fFailureCallback), []byte(ev.FailureCallbackURL))
 	}
 	if len(ev.History) > 0 {
 		// An event brought back from the archive keeps its earlier attempts.
@@ -215,25 +227,27 @@ func decodeValues(app, id string, v []any) (*scheduler.Event, error) {
 	msDur := func(i int) time.Duration { return time.Duration(num(i)) * time.Millisecond }
 	ev := &scheduler.Event{
 		App: app, ID: id,
-		URL:            get(fURL),
-		Method:         cmp.Or(get(fMethod), "POST"),
-		DueAt:          msTime(get(fDue)),
-		Status:         scheduler.Status(cmp.Or(get(fStatus), string(scheduler.StatusPending))),
-		Attempts:       int(num(fAttempts)),
-		MaxAttempts:    int(num(fMaxAttempts)),
-		Timeout:        msDur(fTimeout),
-		MinBackoff:     msDur(fMinBackoff),
-		MaxBackoff:     msDur(fMaxBackoff),
-		CreatedAt:      msTime(get(fCreated)),
-		UpdatedAt:      msTime(cmp.Or(get(fUpdated), get(fCreated))),
-		FinishedAt:     msTime(get(fFinished)),
-		LastStatusCode: int(num(fLastCode)),
-		LastError:      get(fLastError),
-		Worker:         get(fWorker),
-		Kind:           scheduler.Kind(get(fKind)),
-		Topic:          get(fTopic),
-		Mode:           get(fMode),
-		Parent:         get(fParent),
+		URL:                get(fURL),
+		Method:             cmp.Or(get(fMethod), "POST"),
+		DueAt:              msTime(get(fDue)),
+		Status:             scheduler.Status(cmp.Or(get(fStatus), string(scheduler.StatusPending))),
+		Attempts:           int(num(fAttempts)),
+		MaxAttempts:        int(num(fMaxAttempts)),
+		Timeout:            msDur(fTimeout),
+		MinBackoff:         msDur(fMinBackoff),
+		MaxBackoff:         msDur(fMaxBackoff),
+		CreatedAt:          msTime(get(fCreated)),
+		UpdatedAt:          msTime(cmp.Or(get(fUpdated), get(fCreated))),
+		FinishedAt:         msTime(get(fFinished)),
+		LastStatusCode:     int(num(fLastCode)),
+		LastError:          get(fLastError),
+		Worker:             get(fWorker),
+		Kind:               scheduler.Kind(get(fKind)),
+		Topic:              get(fTopic),
+		Mode:               get(fMode),
+		Parent:             get(fParent),
+		CallbackURL:        get(fCallback),
+		FailureCallbackURL: get(fFailureCallback),
 	}
 	if p, ok := str(fPlan); ok {
 		ev.Plan = []byte(p)
