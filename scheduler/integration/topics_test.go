@@ -98,10 +98,10 @@ type msgView struct {
 
 // eventView is an event as the v1 API shows it (the fields the tests read).
 type eventView struct {
-	App      string `json:"app"`
-	ID       string `json:"id"`
-	Status   string `json:"status"`
-	Attempts int    `json:"attempts"`
+	App      string         `json:"app"`
+	ID       string         `json:"id"`
+	Status   string         `json:"status"`
+	Attempts int            `json:"attempts"`
 	History  []historyEntry `json:"history"`
 }
 
@@ -260,7 +260,7 @@ func topicsFlow(t *testing.T, base string) {
 	subscribe(t, base, app, "s-either", map[string]any{"url": dests["s-either"].URL("/either"),
 		"filter": `data["body"]["x"] == 1 and data["headers"]["y"] == "z" or data["special_key"] == "special value"`})
 	subscribe(t, base, app, "s-nested", map[string]any{"url": dests["s-nested"].URL("/nested"),
-		"filter": `data["http_method"] == "post" and data["body"]["x"] and data["body"]["x"]["y"]`,
+		"filter":  `data["http_method"] == "post" and data["body"]["x"] and data["body"]["x"]["y"]`,
 		"headers": map[string]string{"X-Sub": "nested"}})
 	subscribe(t, base, app, "s-none", map[string]any{"url": dests["s-none"].URL("/none"),
 		"filter": `data["body"]["x"] == 2`})
