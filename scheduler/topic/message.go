@@ -137,15 +137,19 @@ type Message struct {
 	FilterErrors         []FilterError
 }
 
-// DeliveryEvent builds the event that delivers message carrier to p.
+// DeliveryEvent builds the event that delivers message carrier to p,
+// created and due at due (the fan-out's now). It has its creation time
+// set, as every event has when stored: the archive refuses events without
+// one, so a delivery without it would never be searchable or archived.
 func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.Time) *scheduler.Event {
+	due = due.UTC().Truncate(time.Millisecond)
 	h := make(map[string]string, len(carrier.Headers)+len(p.Headers)+3)
 	overlay(h, carrier.Headers)
 	overlay(h, p.Headers)
 	overlay(h, map[string]string{HeaderTopic: carrier.Topic, HeaderMessageID: msgID, HeaderSubscription: p.Subscription})
 	return &scheduler.Event{
 		App: carrier.App, ID: DeliveryID(msgID, p.Subscription),
-		URL: p.URL, Method: p.Method, Headers: h, Body: carrier.Body, DueAt: due,
+		URL: p.URL, Method: p.Method, Headers: h, Body: carrier.Body, DueAt: due, CreatedAt: due, UpdatedAt: due,
 		MaxAttempts: p.MaxAttempts, Timeout: time.Duration(p.TimeoutMS) * time.Millisecond,
 		MinBackoff: time.Duration(p.MinBackoffMS) * time.Millisecond, MaxBackoff: time.Duration(p.MaxBackoffMS) * time.Millisecond,
 		Parent: carrier.Member(),
@@ -153,8 +157,10 @@ func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.T
 }
 
 // CompensationEvent builds the event that compensates the delivery of
-// message carrier to p, after that delivery completed.
+// message carrier to p, after that delivery completed; created and due at
+// due, as DeliveryEvent.
 func CompensationEvent(carrier *scheduler.Event, msgID string, p Planned, due time.Time) *scheduler.Event {
+	due = due.UTC().Truncate(time.Millisecond)
 	h := map[string]string{
 		HeaderRollbackOf: DeliveryID(msgID, p.Subscription), HeaderMessageID: msgID,
 		HeaderTopic: carrier.Topic, HeaderSubscription: p.Subscription,
@@ -164,7 +170,7 @@ func CompensationEvent(carrier *scheduler.Event, msgID string, p Planned, due ti
 	}
 	return &scheduler.Event{
 		App: carrier.App, ID: CompensationID(msgID, p.Subscription),
-		URL: p.RollbackURL, Method: "POST", Headers: h, Body: carrier.Body, DueAt: due,
+		URL: p.RollbackURL, Method: "POST", Headers: h, Body: carrier.Body, DueAt: due, CreatedAt: due, UpdatedAt: due,
 		MaxAttempts: p.MaxAttempts, Timeout: time.Duration(p.TimeoutMS) * time.Millisecond,
 		MinBackoff: time.Duration(p.MinBackoffMS) * time.Millisecond, MaxBackoff: time.Duration(p.MaxBackoffMS) * time.Millisecond,
 		Parent: carrier.Member(),

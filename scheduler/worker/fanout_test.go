@@ -158,6 +158,10 @@ func TestFanoutDeliversToEveryMatchingSubscription(t *testing.T) {
 	if err != nil || ev.Status != scheduler.StatusCompleted || ev.Parent != "shop/~m1" {
 		t.Fatalf("delivery event: %+v, %v", ev, err)
 	}
+	// With its creation time, as every event: the archive needs it.
+	if ev.CreatedAt.IsZero() || ev.CreatedAt.Before(m.CreatedAt) {
+		t.Errorf("delivery event created at %v, message at %v", ev.CreatedAt, m.CreatedAt)
+	}
 }
 
 // TestFanoutRepeatedAfterACrashFollowsTheFirstPlan: a worker that recorded
