@@ -89,14 +89,19 @@ func (w *Worker) follow(ctx context.Context, ev *scheduler.Event, lease schedule
 	if err != nil {
 		return err
 	}
-	// A delivery is created when the plan is recorded, or again when an
-	// earlier claim may have died half-way (attempts above 1: its lease
-	// expired); creating one that exists changes nothing.
+	// A delivery is created when the plan is recorded, or again when it is
+	// missing: an earlier claim may have died half-way (attempts above 1:
+	// its lease expired), or its step failed after recording the plan and
+	// handed the message back with recheck.lua, which takes the attempt
+	// back. A delivery Redis forgot once archived is found through
+	// f.Events, so only without that reader is a missing delivery
+	// recreated just after a lease expired. Creating one that exists
+	// changes nothing.
 	deliveries, rollbacks, err := topic.States(ctx, f.Store, f.Events, ev.App, msgID, plan)
 	if err != nil {
 		return err
 	}
-	if fresh || ev.Attempts > 1 {
+	if fresh || ev.Attempts > 1 || f.Events != nil {
 		var missing []*scheduler.Event
 		for i, d := range deliveries {
 			if d.Status == "" {
