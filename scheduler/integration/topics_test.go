@@ -185,8 +185,9 @@ func searchEvents(t testing.TB, base string, kv ...string) []eventView {
 // topicProcs starts one server and n workers on the env's Redis, all on
 // one SQLite archive (so the server's search sees what the workers
 // archive), with extra environment settings for the workers; it returns
-// the server's base URL and the workers.
-func topicProcs(t *testing.T, e *env, n int, workerEnv ...string) (string, []*cassataProcess) {
+// the server's base URL, the workers and the archive's setting
+// (CASSATA_ARCHIVE_DSN=...) for more processes.
+func topicProcs(t *testing.T, e *env, n int, workerEnv ...string) (string, []*cassataProcess, string) {
 	t.Helper()
 	archive := "CASSATA_ARCHIVE_DSN=sqlite://" + filepath.Join(t.TempDir(), "archive.db")
 	srv := startCassata(t, e, "server", archive)
@@ -198,7 +199,7 @@ func topicProcs(t *testing.T, e *env, n int, workerEnv ...string) (string, []*ca
 	for _, w := range workers {
 		w.workerID(t)
 	}
-	return srv.baseURL(t), workers
+	return srv.baseURL(t), workers, archive
 }
 
 // startDev starts `cassata dev` (embedded Redis, its own SQLite archive)
@@ -240,7 +241,7 @@ func TestTopicsThroughProcesses(t *testing.T) {
 	t.Run("server and workers", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, nil)
-		base, _ := topicProcs(t, e, 2)
+		base, _, _ := topicProcs(t, e, 2)
 		topicsFlow(t, base)
 	})
 	t.Run("dev", func(t *testing.T) {
