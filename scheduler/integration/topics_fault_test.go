@@ -122,6 +122,7 @@ func TestFanoutExactlyOnceWhenTheWorkerIsKilled(t *testing.T) {
 		}
 		return ""
 	})
+	t.Logf("search finds the %d delivery events %s after the kill", len(found), time.Since(killed))
 	byID := map[string]eventView{}
 	for _, ev := range found {
 		if _, dup := byID[ev.ID]; dup {
