@@ -21,6 +21,17 @@ import (
 // receives a duplicate only when its delivery's history shows a
 // lease-expired attempt.
 func TestFanoutExactlyOnceWhenTheWorkerIsKilled(t *testing.T) {
+	// Killed as soon as the message is DISPATCHED or a delivery arrived
+	// (usually right after the plan was recorded), and killed with about a
+	// third of the deliveries sent (some requests in flight).
+	t.Run("at the plan", func(t *testing.T) { fanoutKilled(t, 1) })
+	t.Run("while delivering", func(t *testing.T) { fanoutKilled(t, 300) })
+}
+
+// fanoutKilled runs TestFanoutExactlyOnceWhenTheWorkerIsKilled, killing the
+// worker once the message is DISPATCHED (killAfter 1) or once killAfter
+// requests arrived.
+func fanoutKilled(t *testing.T, killAfter int64) {
 	const (
 		subs       = 1000
 		visibility = 2 * time.Second
@@ -28,9 +39,11 @@ func TestFanoutExactlyOnceWhenTheWorkerIsKilled(t *testing.T) {
 		msgID      = "big-1"
 	)
 	var killNow = make(chan struct{})
-	var killOnce sync.Once
+	var arrived atomic.Int64
 	e := setup(t, func(w http.ResponseWriter, r *http.Request, a arrival) {
-		killOnce.Do(func() { close(killNow) })
+		if arrived.Add(1) == killAfter {
+			close(killNow)
+		}
 		time.Sleep(2 * time.Millisecond)
 		ok(w, r, a)
 	})
@@ -66,10 +79,10 @@ func TestFanoutExactlyOnceWhenTheWorkerIsKilled(t *testing.T) {
 	for why == "" {
 		select {
 		case <-killNow:
-			why = "a delivery arrived"
+			why = fmt.Sprintf("%d deliveries arrived", killAfter)
 		case <-time.After(5 * time.Millisecond):
 			polls++
-			if m := getMessage(t, base, app, msgID); m.Status != "PENDING" {
+			if m := getMessage(t, base, app, msgID); killAfter == 1 && m.Status != "PENDING" {
 				why = "the message is " + m.Status
 			}
 		case <-first.Exited():
