@@ -142,6 +142,7 @@ type Message struct {
 // DeliveryEvent builds the event that delivers message carrier to p,
 // created and due at due (a whole millisecond).
 func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.Time) *scheduler.Event {
+	due = due.UTC().Truncate(time.Millisecond)
 	h := make(map[string]string, len(carrier.Headers)+len(p.Headers)+3)
 	overlay(h, carrier.Headers)
 	overlay(h, p.Headers)
@@ -160,6 +161,7 @@ func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.T
 // message carrier to p, after that delivery completed; created and due at
 // due (a whole millisecond).
 func CompensationEvent(carrier *scheduler.Event, msgID string, p Planned, due time.Time) *scheduler.Event {
+	due = due.UTC().Truncate(time.Millisecond)
 	h := map[string]string{
 		HeaderRollbackOf: DeliveryID(msgID, p.Subscription), HeaderMessageID: msgID,
 		HeaderTopic: carrier.Topic, HeaderSubscription: p.Subscription,

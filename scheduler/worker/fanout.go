@@ -89,34 +89,51 @@ func (w *Worker) follow(ctx context.Context, ev *scheduler.Event, lease schedule
 	if err != nil {
 		return err
 	}
-	// The deliveries are created when the plan is recorded, and again when
-	// an earlier claim may have died half-way (attempts above 1: its lease
-	// expired): then only those Redis does not have (a delivery is live for
-	// the retention window after it finished, so one missing was never
-	// created). Creating one that exists changes nothing.
+	// The deliveries are created when the plan is recorded. A later claim
+	// creates those that are missing: an earlier claim may have died
+	// half-way (its lease expired), or its step failed after recording the
+	// plan (recheck.lua hands the message back without counting the
+	// attempt). Missing means not live in Redis and, through f.Events, not
+	// in the archive either (Redis forgets a finished delivery some time
+	// after archiving it); a worker without that reader recreates only
+	// right after a lease expired. Creating one that exists changes nothing.
 	var missing []*scheduler.Event
-	switch {
-	case fresh:
+	var deliveries, rollbacks []topic.Delivery
+	if fresh {
 		for _, p := range plan.Deliveries {
 			missing = append(missing, topic.DeliveryEvent(ev, msgID, p, clock))
 		}
-	case ev.Attempts > 1:
-		live, _, err := topic.States(ctx, f.Store, nil, ev, plan)
-		if err != nil {
+	} else {
+		var err error
+		if deliveries, rollbacks, err = topic.States(ctx, f.Store, nil, ev, plan); err != nil {
 			return err
 		}
-		for i, d := range live {
-			if d.Status == "" {
-				missing = append(missing, topic.DeliveryEvent(ev, msgID, plan.Deliveries[i], clock))
+		for i, d := range deliveries {
+			if d.Status != "" {
+				continue
 			}
+			if f.Events != nil {
+				_, err := f.Events.Get(ctx, ev.App, d.EventID)
+				if err == nil {
+					continue // archived, and forgotten by Redis
+				}
+				if !errors.Is(err, scheduler.ErrNotFound) {
+					return err
+				}
+			} else if ev.Attempts <= 1 {
+				continue
+			}
+			missing = append(missing, topic.DeliveryEvent(ev, msgID, plan.Deliveries[i], clock))
 		}
 	}
 	if err := w.createAll(ctx, f, missing); err != nil {
 		return err
 	}
-	deliveries, rollbacks, err := topic.States(ctx, f.Store, f.Events, ev, plan)
-	if err != nil {
-		return err
+	if fresh || len(missing) > 0 || slices.ContainsFunc(deliveries, func(d topic.Delivery) bool { return d.Status == "" }) {
+		var err error
+		if deliveries, rollbacks, err = topic.States(ctx, f.Store, f.Events, ev, plan); err != nil {
+			return err
+		}
 	}
 	if ev.Mode == topic.ModeAllOrNothing && slices.ContainsFunc(deliveries, func(d topic.Delivery) bool { return topic.DeliveryFailed(d.Status) }) {
 		acted, err := w.rollBack(ctx, f, ev, msgID, plan, deliveries, rollbacks, clock)

@@ -173,6 +173,10 @@ func TestFanoutDeliversToEveryMatchingSubscription(t *testing.T) {
 			}
 		}
 	}
+	// With its creation time, as every event: the archive needs it.
+	if ev.CreatedAt.IsZero() || ev.CreatedAt.Before(m.CreatedAt) {
+		t.Errorf("delivery event created at %v, message at %v", ev.CreatedAt, m.CreatedAt)
+	}
 }
 
 // TestFanoutRepeatedAfterACrashFollowsTheFirstPlan: a worker that recorded
@@ -224,6 +228,53 @@ func TestFanoutRepeatedAfterACrashFollowsTheFirstPlan(t *testing.T) {
 	m := b.waitStatus(t, "m2", topic.MessageCompleted)
 	time.Sleep(200 * time.Millisecond)
 	for path, want := range map[string]int{"/a": 1, "/b": 1, "/late": 0} {
+		if n := len(b.requests(path)); n != want {
+			t.Errorf("%s got %d requests, want %d", path, n, want)
+		}
+	}
+	if len(m.Deliveries) != 2 {
+		t.Errorf("deliveries %+v, want a and b", m.Deliveries)
+	}
+}
+
+// TestFanoutStepFailedAfterThePlanCreatesTheDeliveriesLater: a worker
+// whose step failed after it recorded the plan (an archive or Redis error
+// before any delivery was created) hands the message back with recheck.lua,
+// which takes the claim's attempt back, as processMessage does; the next
+// claim must still create the planned deliveries.
+func TestFanoutStepFailedAfterThePlanCreatesTheDeliveriesLater(t *testing.T) {
+	t.Parallel()
+	b := setupTopics(t, nil)
+	ctx := context.Background()
+	b.subscribe(t, topic.Subscription{ID: "a"})
+	b.subscribe(t, topic.Subscription{ID: "b"})
+	if _, _, err := b.msgs.Publish(ctx, topic.Publish{App: "shop", ID: "m3", Topic: "orders", Body: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var carrier *scheduler.Event
+	for sh := 0; sh < b.st.Shards() && carrier == nil; sh++ {
+		c, err := b.st.Claim(ctx, sh, "failing", 10, time.Minute, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Events) == 1 {
+			carrier = c.Events[0]
+		}
+	}
+	if carrier == nil || carrier.Kind != scheduler.KindMessage {
+		t.Fatalf("claimed %+v, want the message's carrier", carrier)
+	}
+	plan := `{"d":[{"s":"a","u":"` + b.dest.URL + `/a","m":"POST"},{"s":"b","u":"` + b.dest.URL + `/b","m":"POST"}]}`
+	lease := scheduler.Lease{App: "shop", ID: carrier.ID, Worker: "failing", Attempt: carrier.Attempts}
+	if _, err := b.st.SetPlan(ctx, lease, []byte(plan), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.st.Recheck(ctx, lease, time.Now(), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	b.runWorker(t, "w2")
+	m := b.waitStatus(t, "m3", topic.MessageCompleted)
+	for path, want := range map[string]int{"/a": 1, "/b": 1} {
 		if n := len(b.requests(path)); n != want {
 			t.Errorf("%s got %d requests, want %d", path, n, want)
 		}
