@@ -250,6 +250,11 @@ func (s *Scheduler) Get(ctx context.Context, app, id string) (*Event, error) {
 	}
 	if ev.BodyDropped && s.archive != nil {
 		run, err := s.archive.Get(ctx, app, id)
+		if errors.Is(err, ErrNotFound) {
+			// Not archived yet: a COMPLETED event stored without a body
+			// (an empty one) reads as dropped until then. It is live.
+			return ev, nil
+		}
 		if err != nil {
 			return nil, archiveErr(err)
 		}

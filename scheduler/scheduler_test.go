@@ -369,3 +369,44 @@ func TestSchedulerRunNow(t *testing.T) {
 		t.Fatalf("RunNow unknown = %v", err)
 	}
 }
+
+// emptyArchive has archived nothing yet.
+type emptyArchive struct{}
+
+func (emptyArchive) Get(context.Context, string, string) (*scheduler.Event, error) {
+	return nil, scheduler.ErrNotFound
+}
+func (emptyArchive) Search(context.Context, scheduler.SearchQuery) (scheduler.SearchPage, error) {
+	return scheduler.SearchPage{}, nil
+}
+func (emptyArchive) Counts(context.Context) (map[scheduler.Status]int64, error) { return nil, nil }
+func (emptyArchive) PerMinute(context.Context, time.Time) ([]scheduler.MinuteStat, error) {
+	return nil, nil
+}
+
+// TestGetCompletedWithoutBodyBeforeArchive: an event sent without a body
+// that COMPLETED reads, until archived, like one whose body Redis dropped;
+// Get still returns it (it was a 404 until the archiver caught up).
+func TestGetCompletedWithoutBodyBeforeArchive(t *testing.T) {
+	t.Parallel()
+	st, _ := storetest.Miniredis(t, redisstore.Config{Namespace: "t", Shards: 1})
+	sched := scheduler.New(st, scheduler.Config{Archive: emptyArchive{}})
+	ctx := context.Background()
+	ev := newSchedEvent("nobody", time.Now())
+	ev.Body = nil
+	if _, _, err := sched.Create(ctx, ev, scheduler.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.Claim(ctx, 0, "w", 1, time.Minute, time.Time{})
+	if err != nil || len(c.Events) != 1 {
+		t.Fatalf("claim: %+v, %v", c, err)
+	}
+	l := scheduler.Lease{App: "shop", ID: "nobody", Worker: "w", Attempt: 1}
+	if _, err := st.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{StatusCode: 200}}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := sched.Get(ctx, "shop", "nobody")
+	if err != nil || got.Status != scheduler.StatusCompleted {
+		t.Fatalf("Get = %+v, %v; want the COMPLETED event", got, err)
+	}
+}

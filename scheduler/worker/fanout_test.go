@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
@@ -331,5 +332,65 @@ func TestAllOrNothingRollsBack(t *testing.T) {
 	}
 	if !strings.Contains(undo[0].Header.Get("Cassata-Message-Id"), "m3") {
 		t.Errorf("compensation without Cassata-Message-Id")
+	}
+}
+
+// runArchiverWithCallbacks runs an archiver (into a fake archive) that
+// creates callbacks, as the worker process does.
+func (b *topicBundle) runArchiverWithCallbacks(t *testing.T) {
+	t.Helper()
+	a := worker.NewArchiver(b.st, &fakeArchive{}, worker.ArchiverConfig{Consumer: "arch", PollInterval: 20 * time.Millisecond,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnFinal: api.NewCallbacks(b.sched, b.msgs, 5, nil).OnFinal})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// TestCallbacksOncePerFinalStatus: an event's and a message's callbacks
+// are created from the outbox, once per final status, as events without
+// callbacks of their own; failure callbacks only for failures.
+func TestCallbacksOncePerFinalStatus(t *testing.T) {
+	t.Parallel()
+	b := setupTopics(t, func(path string, n int) int {
+		if path == "/bad" {
+			return http.StatusBadRequest
+		}
+		return http.StatusOK
+	})
+	ctx := context.Background()
+	for _, id := range []string{"ok", "bad"} {
+		ev := &scheduler.Event{App: "shop", ID: id, URL: b.dest.URL + "/" + id, DueAt: time.Now(), MaxAttempts: 1,
+			CallbackURL: b.dest.URL + "/cb-" + id, FailureCallbackURL: b.dest.URL + "/fcb-" + id}
+		if _, _, err := b.sched.Create(ctx, ev, scheduler.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.subscribe(t, topic.Subscription{ID: "s"})
+	if _, _, err := b.msgs.Publish(ctx, topic.Publish{App: "shop", ID: "m", Topic: "orders",
+		CallbackURL: b.dest.URL + "/cb-m", FailureCallbackURL: b.dest.URL + "/fcb-m"}); err != nil {
+		t.Fatal(err)
+	}
+	b.runWorker(t, "w")
+	b.runArchiverWithCallbacks(t)
+	waitUntil(t, 10*time.Second, "callbacks", func() bool {
+		return len(b.requests("/cb-ok")) == 1 && len(b.requests("/cb-bad")) == 1 && len(b.requests("/fcb-bad")) == 1 &&
+			len(b.requests("/cb-m")) == 1
+	})
+	time.Sleep(300 * time.Millisecond)
+	for path, want := range map[string]int{"/cb-ok": 1, "/fcb-ok": 0, "/cb-bad": 1, "/fcb-bad": 1, "/cb-m": 1, "/fcb-m": 0} {
+		if n := len(b.requests(path)); n != want {
+			t.Errorf("%d callbacks at %s, want %d", n, path, want)
+		}
+	}
+	r := b.requests("/cb-m")[0]
+	if r.Header.Get(api.HeaderCallbackFor) != "shop/m" {
+		t.Errorf("message callback for %q", r.Header.Get(api.HeaderCallbackFor))
+	}
+	id := b.requests("/cb-ok")[0].Header.Get("Cassata-Event-Id")
+	cb, err := b.sched.Get(ctx, "shop", id)
+	if err != nil || cb.CallbackURL != "" || cb.FailureCallbackURL != "" || !strings.HasPrefix(id, "ok^cb") {
+		t.Errorf("callback event %s: %+v, %v", id, cb, err)
 	}
 }
