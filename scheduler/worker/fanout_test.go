@@ -180,6 +180,36 @@ func TestFanoutDeliversToEveryMatchingSubscription(t *testing.T) {
 	}
 }
 
+// planAB claims the only due message as worker and records a plan of
+// deliveries to subscriptions a and b, as a worker about to fan it out.
+func (b *topicBundle) planAB(t *testing.T, worker string) (*scheduler.Event, scheduler.Lease, *topic.Plan) {
+	t.Helper()
+	ctx := context.Background()
+	var carrier *scheduler.Event
+	for sh := 0; sh < b.st.Shards() && carrier == nil; sh++ {
+		c, err := b.st.Claim(ctx, sh, worker, 10, time.Minute, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Events) == 1 {
+			carrier = c.Events[0]
+		}
+	}
+	if carrier == nil || carrier.Kind != scheduler.KindMessage {
+		t.Fatalf("claimed %+v, want the message's carrier", carrier)
+	}
+	plan := `{"d":[{"s":"a","u":"` + b.dest.URL + `/a","m":"POST"},{"s":"b","u":"` + b.dest.URL + `/b","m":"POST"}]}`
+	lease := scheduler.Lease{App: "shop", ID: carrier.ID, Worker: worker, Attempt: carrier.Attempts}
+	if _, err := b.st.SetPlan(ctx, lease, []byte(plan), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := topic.DecodePlan([]byte(plan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return carrier, lease, p
+}
+
 // TestFanoutRepeatedAfterACrashFollowsTheFirstPlan: a worker that recorded
 // the plan and created only some deliveries before dying (its lease then
 // expires) leaves the rest to the next claim, which follows the recorded
@@ -195,25 +225,7 @@ func TestFanoutRepeatedAfterACrashFollowsTheFirstPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The dead worker: claims the carrier, records the plan, creates a's delivery only.
-	var carrier *scheduler.Event
-	for sh := 0; sh < b.st.Shards() && carrier == nil; sh++ {
-		c, err := b.st.Claim(ctx, sh, "dead", 10, time.Minute, time.Time{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(c.Events) == 1 {
-			carrier = c.Events[0]
-		}
-	}
-	if carrier == nil || carrier.Kind != scheduler.KindMessage {
-		t.Fatalf("claimed %+v, want the message's carrier", carrier)
-	}
-	plan := `{"d":[{"s":"a","u":"` + b.dest.URL + `/a","m":"POST"},{"s":"b","u":"` + b.dest.URL + `/b","m":"POST"}]}`
-	lease := scheduler.Lease{App: "shop", ID: carrier.ID, Worker: "dead", Attempt: carrier.Attempts}
-	if _, err := b.st.SetPlan(ctx, lease, []byte(plan), time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	p, _ := topic.DecodePlan([]byte(plan))
+	carrier, _, p := b.planAB(t, "dead")
 	if _, err := b.st.Create(ctx, topic.DeliveryEvent(carrier, "m2", p.Deliveries[0], time.Now()), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -252,24 +264,7 @@ func TestFanoutStepFailedAfterThePlanCreatesTheDeliveriesLater(t *testing.T) {
 	if _, _, err := b.msgs.Publish(ctx, topic.Publish{App: "shop", ID: "m3", Topic: "orders", Body: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	var carrier *scheduler.Event
-	for sh := 0; sh < b.st.Shards() && carrier == nil; sh++ {
-		c, err := b.st.Claim(ctx, sh, "failing", 10, time.Minute, time.Time{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(c.Events) == 1 {
-			carrier = c.Events[0]
-		}
-	}
-	if carrier == nil || carrier.Kind != scheduler.KindMessage {
-		t.Fatalf("claimed %+v, want the message's carrier", carrier)
-	}
-	plan := `{"d":[{"s":"a","u":"` + b.dest.URL + `/a","m":"POST"},{"s":"b","u":"` + b.dest.URL + `/b","m":"POST"}]}`
-	lease := scheduler.Lease{App: "shop", ID: carrier.ID, Worker: "failing", Attempt: carrier.Attempts}
-	if _, err := b.st.SetPlan(ctx, lease, []byte(plan), time.Time{}); err != nil {
-		t.Fatal(err)
-	}
+	_, lease, _ := b.planAB(t, "failing")
 	if err := b.st.Recheck(ctx, lease, time.Now(), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
