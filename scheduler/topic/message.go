@@ -139,6 +139,15 @@ type Message struct {
 	FilterErrors         []FilterError
 }
 
+// Followed reports whether a message is followed after its fan-out until
+// its deliveries end: an all_or_nothing message (to roll back) or one with
+// a callback (to report its final status). Any other message is done once
+// fanned out: its status is derived from its deliveries when read, and its
+// deliveries need not report back to it.
+func Followed(carrier *scheduler.Event) bool {
+	return carrier.Mode == ModeAllOrNothing || carrier.CallbackURL != "" || carrier.FailureCallbackURL != ""
+}
+
 // DeliveryEvent builds the event that delivers message carrier to p,
 // created and due at due (a whole millisecond).
 func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.Time) *scheduler.Event {
@@ -147,14 +156,19 @@ func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.T
 	overlay(h, carrier.Headers)
 	overlay(h, p.Headers)
 	overlay(h, map[string]string{HeaderTopic: carrier.Topic, HeaderMessageID: msgID, HeaderSubscription: p.Subscription})
-	return &scheduler.Event{
+	ev := &scheduler.Event{
 		App: carrier.App, ID: DeliveryID(msgID, p.Subscription),
 		URL: p.URL, Method: p.Method, Headers: h, Body: carrier.Body, DueAt: due,
 		MaxAttempts: p.MaxAttempts, Timeout: time.Duration(p.TimeoutMS) * time.Millisecond,
 		MinBackoff: time.Duration(p.MinBackoffMS) * time.Millisecond, MaxBackoff: time.Duration(p.MaxBackoffMS) * time.Millisecond,
-		Parent: carrier.Member(), Status: scheduler.StatusPending, CreatedAt: due, UpdatedAt: due,
+		Status: scheduler.StatusPending, CreatedAt: due, UpdatedAt: due,
 		CallbackURL: p.Callback, FailureCallbackURL: p.FailureCallback,
 	}
+	if Followed(carrier) {
+		// Its end nudges the message to take its next step at once.
+		ev.Parent = carrier.Member()
+	}
+	return ev
 }
 
 // CompensationEvent builds the event that compensates the delivery of

@@ -135,6 +135,11 @@ func (w *Worker) follow(ctx context.Context, ev *scheduler.Event, lease schedule
 			return err
 		}
 	}
+	if !topic.Followed(ev) {
+		// Done once fanned out: the message's status is derived from its
+		// deliveries whenever it is read.
+		return w.finishCarrier(ctx, ev, lease, now, clock, fmt.Sprintf("fanned out: %d deliveries", len(plan.Deliveries)))
+	}
 	if ev.Mode == topic.ModeAllOrNothing && slices.ContainsFunc(deliveries, func(d topic.Delivery) bool { return topic.DeliveryFailed(d.Status) }) {
 		acted, err := w.rollBack(ctx, f, ev, msgID, plan, deliveries, rollbacks, clock)
 		if err != nil {
@@ -148,15 +153,20 @@ func (w *Worker) follow(ctx context.Context, ev *scheduler.Event, lease schedule
 	}
 	status := topic.DeriveStatus(ev, plan, deliveries, rollbacks)
 	if status.Final() {
-		out := scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{
-			Attempt: ev.Attempts, Worker: w.cfg.ID, At: clock.UnixMilli(),
-			Response: fmt.Sprintf("message %s: %d deliveries, %d compensations", status, len(deliveries), len(rollbacks)),
-		}}
-		_, err := w.fin.finish(context.WithoutCancel(ctx), scheduler.FinishItem{Lease: lease, Outcome: out, Now: now})
-		return err
+		return w.finishCarrier(ctx, ev, lease, now, clock,
+			fmt.Sprintf("message %s: %d deliveries, %d compensations", status, len(deliveries), len(rollbacks)))
 	}
 	wait := min(max(clock.Sub(ev.CreatedAt)/10, MinRecheck), MaxRecheck)
 	return f.Store.Recheck(context.WithoutCancel(ctx), lease, clock.Add(wait), now)
+}
+
+// finishCarrier records a message's carrier COMPLETED: nothing more to do.
+func (w *Worker) finishCarrier(ctx context.Context, ev *scheduler.Event, lease scheduler.Lease, now, clock time.Time, what string) error {
+	out := scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{
+		Attempt: ev.Attempts, Worker: w.cfg.ID, At: clock.UnixMilli(), Response: what,
+	}}
+	_, err := w.fin.finish(context.WithoutCancel(ctx), scheduler.FinishItem{Lease: lease, Outcome: out, Now: now})
+	return err
 }
 
 // plan returns the message's plan: the one recorded, or a new one made
