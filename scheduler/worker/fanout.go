@@ -188,8 +188,16 @@ func (w *Worker) plan(ctx context.Context, f *Fanout, ev *scheduler.Event, msgID
 }
 
 // createAll creates events in batches; one that exists already is fine.
+// They are stamped created now, as scheduler.Scheduler stamps the events it
+// creates: the archive skips an event without a creation time.
 func (w *Worker) createAll(ctx context.Context, f *Fanout, evs []*scheduler.Event) error {
 	const batch = 500
+	created := w.clock.Now().UTC().Truncate(time.Millisecond)
+	for _, ev := range evs {
+		if ev.CreatedAt.IsZero() {
+			ev.CreatedAt, ev.UpdatedAt = created, created
+		}
+	}
 	for len(evs) > 0 {
 		n := min(batch, len(evs))
 		res, err := f.Store.CreateMany(ctx, evs[:n], time.Time{})

@@ -158,6 +158,10 @@ func TestFanoutDeliversToEveryMatchingSubscription(t *testing.T) {
 	if err != nil || ev.Status != scheduler.StatusCompleted || ev.Parent != "shop/~m1" {
 		t.Fatalf("delivery event: %+v, %v", ev, err)
 	}
+	// Stamped like any event: the archive refuses one without a creation time.
+	if ev.CreatedAt.Before(msg.CreatedAt) || ev.UpdatedAt.Before(ev.CreatedAt) {
+		t.Errorf("delivery created_at %v, updated_at %v; the message was created at %v", ev.CreatedAt, ev.UpdatedAt, msg.CreatedAt)
+	}
 }
 
 // TestFanoutRepeatedAfterACrashFollowsTheFirstPlan: a worker that recorded
