@@ -93,11 +93,12 @@ func (w *Worker) follow(ctx context.Context, ev *scheduler.Event, lease schedule
 	// earlier claim may have died half-way (attempts above 1: its lease
 	// expired); creating one that exists changes nothing.
 	var deliveries, rollbacks []topic.Delivery
-	if fresh {
-		// Just planned: the deliveries are yet to be created (any an earlier
-		// claim made with the same plan are left alone by the create). Not
-		// reading their states saves a look in the archive for each one,
+	if fresh && ev.Attempts <= 1 {
+		// Just planned by the message's first claim: no delivery exists yet.
+		// Not reading their states saves a look in the archive for each one,
 		// which made a fan-out to 1,000 subscribers wait for 1,000 queries.
+		// A later claim (an earlier one may have died after creating some,
+		// since archived) reads them all.
 		deliveries, rollbacks = unsent(msgID, plan), []topic.Delivery{}
 	} else if deliveries, rollbacks, err = topic.States(ctx, f.Store, f.Events, ev.App, msgID, plan); err != nil {
 		return err
