@@ -114,7 +114,12 @@ func (e apiError) String() string {
 
 // post sends body to path and returns the status and response body.
 func (c *apiClient) post(ctx context.Context, path string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	return c.send(ctx, http.MethodPost, path, body)
+}
+
+// send sends body to path with method and returns the status and response body.
+func (c *apiClient) send(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -126,7 +131,7 @@ func (c *apiClient) post(ctx context.Context, path string, body []byte) (int, []
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, nil, fmt.Errorf("read response of POST %s: %w", path, err)
+		return 0, nil, fmt.Errorf("read response of %s %s: %w", method, path, err)
 	}
 	return resp.StatusCode, b, nil
 }

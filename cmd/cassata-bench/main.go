@@ -1,8 +1,10 @@
 // Command cassata-bench measures a real Cassata deployment on this machine
 // and prints one table: delivery throughput and lateness (burst, steady),
-// create throughput (ingest), Redis memory per pending event (memory) and
-// deliveries under a steady 5,000 events/s (archive), followed by a second
-// table with the archive workload's outbox lag and archive throughput.
+// create throughput (ingest), Redis memory per pending event (memory),
+// deliveries under a steady 5,000 events/s (archive) and topic deliveries
+// (topic-fanout: one message to 1,000 subscribers; topic-steady: 200
+// messages/s to 10), followed by a second table with the archive workload's
+// outbox lag and archive throughput.
 //
 // It builds ./cmd/cassata (or takes --cassata), starts its own redis-server,
 // an in-process HTTP sink that records every delivery, and `cassata server`
@@ -23,7 +25,8 @@
 // it could not measure (a process failed to start or died) or when Cassata
 // lost, refused or wrongly delivered events, or left some out of the archive.
 //
-//	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory,archive] [--archive sqlite|mysql] [--runs K] [--backlog N]
+//	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory,archive,topic-fanout,topic-steady]
+//	    [--archive sqlite|mysql] [--runs K] [--backlog N]
 package main
 
 import (
@@ -59,6 +62,10 @@ type options struct {
 	archive           string        // archive database: archiveSQLite or archiveMySQL
 	archiveRate       int           // deliveries per second of the archive workload
 	archiveSpan       time.Duration // how long the archive workload's due times spread over
+	topicSubscribers  int           // subscribers of the topic fan-out's one message
+	topicSteadySubs   int           // subscribers of the topic steady workload's topic
+	topicRate         int           // messages per second of the topic steady workload
+	topicSpan         time.Duration // how long the topic steady workload's due times spread over
 	deadline          time.Duration // wait for deliveries this long after the last due time
 	keep              bool          // keep the temporary directory (logs, archives)
 	profile           string        // directory for CPU profiles of the burst (empty: none)
@@ -72,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.cassata, "cassata", "", "cassata binary to run (default: go build ./cmd/cassata into a temp dir)")
 	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server binary")
-	fs.StringVar(&only, "only", "", "comma-separated workloads to run (default: all of burst,steady,ingest,memory,archive)")
+	fs.StringVar(&only, "only", "", "comma-separated workloads to run (default: all of burst,steady,ingest,memory,archive,topic-fanout,topic-steady)")
 	fs.IntVar(&o.runs, "runs", 1, "run every workload K times and report medians")
 	fs.IntVar(&o.backlog, "backlog", 0, "preload N events due in 24h before burst and steady")
 	fs.IntVar(&o.workers, "workers", 1, "number of cassata worker processes")
@@ -85,6 +92,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.archive, "archive", archiveSQLite, "archive database of the workers: sqlite (a file per namespace) or mysql (the bench starts its own MariaDB)")
 	fs.IntVar(&o.archiveRate, "archive-rate", 5_000, "deliveries per second of the archive workload")
 	fs.DurationVar(&o.archiveSpan, "archive-span", 10*time.Second, "time the archive workload's due times spread over")
+	fs.IntVar(&o.topicSubscribers, "topic-subscribers", 1000, "subscribers the topic fan-out's one message goes to")
+	fs.IntVar(&o.topicSteadySubs, "topic-steady-subscribers", 10, "subscribers of the topic steady workload's topic")
+	fs.IntVar(&o.topicRate, "topic-rate", 200, "messages per second of the topic steady workload")
+	fs.DurationVar(&o.topicSpan, "topic-span", 10*time.Second, "time the topic steady workload's due times spread over")
 	fs.DurationVar(&o.deadline, "deadline", time.Minute, "how long after the last due time to wait for deliveries before counting the rest as missing")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with process logs and archives")
 	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of the server and workers during the burst (and the batch ingest) into this directory")
@@ -132,7 +143,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}{
 		{"runs", o.runs, 1}, {"workers", o.workers, 1}, {"worker-concurrency", o.workerConcurrency, 0},
 		{"burst", o.burst, 1}, {"steady", o.steady, 1}, {"memory", o.memory, 1}, {"backlog", o.backlog, 0},
-		{"archive-rate", o.archiveRate, 1},
+		{"archive-rate", o.archiveRate, 1}, {"topic-subscribers", o.topicSubscribers, 1},
+		{"topic-steady-subscribers", o.topicSteadySubs, 1}, {"topic-rate", o.topicRate, 1},
 	} {
 		if c.v < c.min {
 			return o, fmt.Errorf("--%s must be at least %d", c.name, c.min)
@@ -141,7 +153,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	for _, c := range []struct {
 		name string
 		v    time.Duration
-	}{{"steady-span", o.steadySpan}, {"ingest-time", o.ingestTime}, {"deadline", o.deadline}, {"archive-span", o.archiveSpan}} {
+	}{{"steady-span", o.steadySpan}, {"ingest-time", o.ingestTime}, {"deadline", o.deadline}, {"archive-span", o.archiveSpan}, {"topic-span", o.topicSpan}} {
 		if c.v <= 0 {
 			return o, fmt.Errorf("--%s must be positive", c.name)
 		}
@@ -151,6 +163,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if n := archiveEvents(o); n < 1 {
 		return o, fmt.Errorf("--archive-rate × --archive-span is %d events; want at least 1", n)
+	}
+	if n := topicMessages(o); n < 1 {
+		return o, fmt.Errorf("--topic-rate × --topic-span is %d messages; want at least 1", n)
 	}
 	return o, nil
 }
@@ -300,7 +315,7 @@ func (b *bench) writeReport(w io.Writer, rows []row) error {
 	if b.opts.runs > 1 {
 		summary += " (medians; early, dups, missing, errors, unarchived: worst run)"
 	}
-	summary += fmt.Sprintf("; backlog: %s pending; workers: %d; archive: %s; lateness = first arrival − due time",
+	summary += fmt.Sprintf("; backlog: %s pending; workers: %d; archive: %s; lateness = first arrival − due time (topics: the message's)",
 		formatInt(float64(b.opts.backlog)), b.opts.workers, b.archiveName())
 	if _, err := fmt.Fprintf(w, "%s\n%s\n", summary, targetsLine); err != nil {
 		return err

@@ -31,7 +31,7 @@ func TestFormatMS(t *testing.T) {
 func TestWriteTable(t *testing.T) {
 	t.Parallel()
 	rows := []row{
-		{Workload: "burst", DeliveriesPerSec: some(15234.4), LateP50: some(612.34), LateP99: some(1201),
+		{Workload: "burst", DeliveriesPerSec: some(15234.4), LateMin: some(3.24), LateP50: some(612.34), LateP99: some(1201),
 			LateMax: some(1250.5), Early: some(0), Dups: some(0), Missing: some(0), Errors: some(0)},
 		{Workload: "ingest single", CreatesPerSec: some(9001), Errors: some(0)},
 		{Workload: "memory", BytesPerPending: some(351.7), Errors: some(0)},
@@ -50,10 +50,10 @@ func TestWriteTable(t *testing.T) {
 		}
 	}
 	wantCells := map[int][]string{
-		0: {"workload", "deliveries/s", "late p50 ms", "late p99 ms", "late max ms", "early", "dups", "missing", "errors", "creates/s", "bytes/pending"},
-		2: {"burst", "15,234", "612.3", "1201.0", "1250.5", "0", "0", "0", "0", "-", "-"},
-		3: {"ingest single", "-", "-", "-", "-", "-", "-", "-", "0", "9,001", "-"},
-		4: {"memory", "-", "-", "-", "-", "-", "-", "-", "0", "-", "352"},
+		0: {"workload", "deliveries/s", "late min ms", "late p50 ms", "late p99 ms", "late max ms", "early", "dups", "missing", "errors", "creates/s", "bytes/pending"},
+		2: {"burst", "15,234", "3.2", "612.3", "1201.0", "1250.5", "0", "0", "0", "0", "-", "-"},
+		3: {"ingest single", "-", "-", "-", "-", "-", "-", "-", "-", "0", "9,001", "-"},
+		4: {"memory", "-", "-", "-", "-", "-", "-", "-", "-", "0", "-", "352"},
 	}
 	for i, want := range wantCells {
 		var got []string

@@ -17,7 +17,7 @@ type deliveryStats struct {
 
 	// Lateness of each expected event's first arrival relative to its due
 	// time; negative when early.
-	LateP50, LateP99, LateMax time.Duration
+	LateMin, LateP50, LateP99, LateMax time.Duration
 
 	LastArrival time.Time // the latest first arrival among expected events
 }
@@ -61,7 +61,7 @@ func analyze(due map[string]time.Time, arrivals []arrival) deliveryStats {
 	st.LateP50 = percentile(late, 50)
 	st.LateP99 = percentile(late, 99)
 	if n := len(late); n > 0 {
-		st.LateMax = late[n-1]
+		st.LateMin, st.LateMax = late[0], late[n-1]
 	}
 	return st
 }

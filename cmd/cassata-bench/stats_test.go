@@ -85,7 +85,7 @@ func TestAnalyze(t *testing.T) {
 
 	want := deliveryStats{
 		Expected: 4, Delivered: 3, Missing: 1, Dups: 2, Early: 1, Unexpected: 2,
-		LateP50: 2 * time.Millisecond, LateP99: 8 * time.Millisecond, LateMax: 8 * time.Millisecond,
+		LateMin: -5 * time.Millisecond, LateP50: 2 * time.Millisecond, LateP99: 8 * time.Millisecond, LateMax: 8 * time.Millisecond,
 		LastArrival: at(8 * time.Millisecond),
 	}
 	if st != want {

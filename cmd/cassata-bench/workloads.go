@@ -61,6 +61,8 @@ var workloads = []workload{
 	{"ingest", runIngest},
 	{"memory", runMemory},
 	{"archive", runArchive},
+	{"topic-fanout", runTopicFanout},
+	{"topic-steady", runTopicSteady},
 }
 
 // runWorkload empties Redis, deploys cassata in a fresh namespace, runs w
@@ -160,6 +162,7 @@ func deliveryRow(name string, st deliveryStats, rejected int) row {
 		Errors:   some(float64(rejected + st.Unexpected)),
 	}
 	if st.Delivered > 0 {
+		r.LateMin = some(ms(st.LateMin))
 		r.LateP50 = some(ms(st.LateP50))
 		r.LateP99 = some(ms(st.LateP99))
 		r.LateMax = some(ms(st.LateMax))
@@ -252,21 +255,31 @@ func (b *bench) deliver(ctx context.Context, d *deployment, app string, n int,
 	if err != nil {
 		return deliveryStats{}, res, err
 	}
+	if err := b.waitDelivered(ctx, d, app, res.Created, lastDue); err != nil {
+		return deliveryStats{}, res, err
+	}
+	st, err := b.analyzeDeliveries(ctx, app, due)
+	return st, res, err
+}
+
+// waitDelivered waits until the sink has seen want distinct events of app,
+// or --deadline after lastDue, checking now and then that the deployment
+// is alive.
+func (b *bench) waitDelivered(ctx context.Context, d *deployment, app string, want int, lastDue time.Time) error {
 	deadline := lastDue.Add(b.opts.deadline)
 	lastCheck := time.Now()
-	for b.sink.distinctCount(app) < res.Created && time.Now().Before(deadline) {
+	for b.sink.distinctCount(app) < want && time.Now().Before(deadline) {
 		if err := sleep(ctx, 20*time.Millisecond); err != nil {
-			return deliveryStats{}, res, err
+			return err
 		}
 		if time.Since(lastCheck) > time.Second {
 			lastCheck = time.Now()
 			if err := d.alive(); err != nil {
-				return deliveryStats{}, res, err
+				return err
 			}
 		}
 	}
-	st, err := b.analyzeDeliveries(ctx, app, due)
-	return st, res, err
+	return nil
 }
 
 // createDue creates n events of app, event i due at dueAt(i), and returns
