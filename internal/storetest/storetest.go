@@ -8,6 +8,7 @@ package storetest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -18,11 +19,15 @@ import (
 // Miniredis starts a miniredis for the test and returns a store on it,
 // configured by cfg, with the server for tests that move its clock or
 // close it. The client gives up after one retry, so a test that closes the
-// server sees the error at once. Both are closed when the test ends.
+// server sees the error at once, but waits up to 30s for a reply: miniredis
+// runs each script in an interpreter, and a batch of a thousand on a loaded
+// machine (a parallel suite under -race) can take longer than go-redis's
+// default 3s. Both are closed when the test ends.
 func Miniredis(t testing.TB, cfg redisstore.Config) (*redisstore.Store, *miniredis.Miniredis) {
 	t.Helper()
 	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: 1})
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: 1,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
 	t.Cleanup(func() { _ = rdb.Close() })
 	st, err := redisstore.New(context.Background(), rdb, cfg)
 	if err != nil {
