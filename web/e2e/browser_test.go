@@ -394,7 +394,19 @@ func (tb *tab) waitVisible(sel chromedp.Search) {
 // artifacts directory.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
-	buf, err := chromedp.Run(tb.timeout(), chromedp.FullScreenshot(100))
+	// Not chromedp.FullScreenshot: it captures from the compositor surface
+	// (fromSurface), and after such a capture of a page taller than the
+	// viewport the tab sometimes stops answering (the next click or
+	// navigation times out). Capturing without it has not hung.
+	buf, err := chromedp.Run(tb.timeout(), chromedp.Action[[]byte](func(ctx context.Context, tg *chromedp.Target) ([]byte, error) {
+		beyond := true
+		r, err := cdp.Call(ctx, tg, page.CaptureScreenshot, page.CaptureScreenshotParams{
+			CaptureBeyondViewport: &beyond, Format: page.CaptureScreenshotFormatPng})
+		if err != nil {
+			return nil, err
+		}
+		return r.Data, nil
+	}))
 	if err != nil {
 		tb.t.Fatalf("screenshot %s: %v", name, err)
 	}
