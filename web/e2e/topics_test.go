@@ -54,7 +54,7 @@ func TestTopics(t *testing.T) {
 	tb := newTab(t, s.srv.URL)
 	tb.login()
 	tb.click(navLink("Topics"))
-	tb.waitVisible(heading("Topics"))
+	tb.landOn("/admin/topics", heading("Topics"))
 	if !tb.has(textNode("No topics with subscriptions.")) {
 		t.Error("the empty topics list does not say so")
 	}
@@ -62,10 +62,7 @@ func TestTopics(t *testing.T) {
 	tb.typeInto(field("app"), app)
 	tb.typeInto(field("topic"), "orders")
 	tb.click(button("Show"))
-	tb.waitVisible(heading("orders"))
-	if p := tb.path(); p != "/admin/topics/shop/orders" {
-		t.Errorf("the topic opens at %s", p)
-	}
+	tb.landOn("/admin/topics/shop/orders", heading("orders"))
 
 	create := func(id, filter string) {
 		t.Helper()
@@ -103,7 +100,7 @@ func TestTopics(t *testing.T) {
 	// The filter tester: one matches, one does not, one fails at run time.
 	tb.fill(byID("test-body"), `{"total": 250, "name": "x"}`)
 	tb.click(button("Test filters"))
-	tb.waitVisible(byID("tester-results"))
+	tb.landOn("/admin/topics/shop/orders/test", byID("tester-results"))
 	for id, want := range map[string]string{"billing": "matched", "small": "not matched", "broken": "filter error"} {
 		if got := tb.resultOf(id); got != want {
 			t.Errorf("tester: %s %q, want %q", id, got, want)
@@ -116,7 +113,7 @@ func TestTopics(t *testing.T) {
 
 	// Edit billing: three attempts at most.
 	tb.click(rowButton("billing", "Edit"))
-	tb.waitVisible(button("Save subscription"))
+	tb.landOn("/admin/topics/shop/orders/subscriptions/billing", button("Save subscription"))
 	tb.typeInto(field("max_attempts"), "3")
 	tb.screenshot("subscription-edit")
 	tb.click(button("Save subscription"))
@@ -162,7 +159,13 @@ func TestTopics(t *testing.T) {
 	}
 	mu.Unlock()
 
-	tb.navigate("/admin/topics/shop/orders")
+	// Back to the topic through the topics list (the browser is on the
+	// topic's page already; navigating to the URL it is at can wait on a
+	// load event that never comes).
+	tb.click(navLink("Topics"))
+	tb.landOn("/admin/topics", heading("Topics"))
+	tb.click(link("orders"))
+	tb.landOn("/admin/topics/shop/orders", heading("orders"))
 	tb.waitText(`//table[@id='messages']`, "recent messages", func(s string) bool {
 		return strings.Contains(s, "order-1") && strings.Contains(s, "COMPLETED")
 	})
@@ -172,10 +175,7 @@ func TestTopics(t *testing.T) {
 	tb.screenshot("topic")
 
 	tb.click(chromedp.Search(`//table[@id='messages']//a[normalize-space(.)='order-1']`))
-	tb.waitVisible(heading("order-1"))
-	if p := tb.path(); p != "/admin/messages/shop/order-1" {
-		t.Errorf("the message opens at %s", p)
-	}
+	tb.landOn("/admin/messages/shop/order-1", heading("order-1"))
 	tb.waitText(byID("status"), "message status", equals("COMPLETED"))
 	delivery := tb.text(`//table[@id='deliveries']//tr[td[1][normalize-space(.)='billing']]`)
 	if !strings.Contains(delivery, "order-1~billing") || !strings.Contains(delivery, "COMPLETED") {
@@ -189,7 +189,7 @@ func TestTopics(t *testing.T) {
 	}
 	tb.screenshot("message")
 	tb.click(link("order-1~billing"))
-	tb.waitVisible(heading("order-1~billing"))
+	tb.landOn(eventPath(app, "order-1~billing"), heading("order-1~billing"))
 	tb.waitText(byID("status"), "delivery event", equals("COMPLETED"))
 
 	// The topics list counts them.
@@ -202,8 +202,9 @@ func TestTopics(t *testing.T) {
 
 	// Delete billing, after a confirmation.
 	tb.click(link("orders"))
+	tb.landOn("/admin/topics/shop/orders", heading("orders"))
 	tb.click(rowButton("billing", "Delete"))
-	tb.waitVisible(heading("Delete subscription billing?"))
+	tb.landOn("/admin/topics/shop/orders/subscriptions/billing/delete", heading("Delete subscription billing?"))
 	tb.click(button("Confirm"))
 	tb.waitText(byID("flash"), "delete billing", equals("Subscription billing deleted."))
 	if _, err := s.subs.Get(context.Background(), app, "billing"); !errors.Is(err, scheduler.ErrNotFound) {
@@ -247,6 +248,15 @@ func (tb *tab) fill(sel chromedp.Search, text string) {
 		tb.do("clear "+string(sel), chromedp.Clear(sel))
 	}
 	tb.do("fill "+string(sel), chromedp.SendKeys(sel, text, chromedp.NodeVisible))
+}
+
+// landOn waits, after a click that loads a page, until the browser is at
+// path and shows sel. Both waits poll: a query sent while the old document
+// is being replaced can otherwise wait on a document that is gone.
+func (tb *tab) landOn(path string, sel chromedp.Search) {
+	tb.t.Helper()
+	tb.waitPath("load "+path, func(p string) bool { return p == path })
+	tb.waitText(sel, "page "+path, func(string) bool { return true })
 }
 
 // value reads a form control's current value.
