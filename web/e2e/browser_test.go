@@ -131,6 +131,11 @@ type tab struct {
 	problems []string
 	messages []string
 	static   map[network.RequestID]string // requests for static assets, by id
+	// view is the viewport setViewport set last (zero: the window's, desktop).
+	view struct {
+		width, height int64
+		mobile        bool
+	}
 }
 
 // isStatic reports whether a URL is one of the UI's static assets.
@@ -394,19 +399,23 @@ func (tb *tab) waitVisible(sel chromedp.Search) {
 // artifacts directory.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
-	// Not chromedp.FullScreenshot: it captures from the compositor surface
-	// (fromSurface), and after such a capture of a page taller than the
-	// viewport the tab sometimes stops answering (the next click or
-	// navigation times out). Capturing without it has not hung.
-	buf, err := chromedp.Run(tb.timeout(), chromedp.Action[[]byte](func(ctx context.Context, tg *chromedp.Target) ([]byte, error) {
-		beyond := true
-		r, err := cdp.Call(ctx, tg, page.CaptureScreenshot, page.CaptureScreenshotParams{
-			CaptureBeyondViewport: &beyond, Format: page.CaptureScreenshotFormatPng})
-		if err != nil {
-			return nil, err
-		}
-		return r.Data, nil
-	}))
+	// Not chromedp.FullScreenshot (captureBeyondViewport): on a loaded
+	// machine, capturing a page taller than the viewport that way sometimes
+	// left the tab answering nothing until the test timed out. Instead the
+	// viewport is made as tall as the page for one ordinary capture.
+	w, h, mobile := tb.view.width, tb.view.height, tb.view.mobile
+	if w == 0 {
+		w, h = desktopWidth, desktopHeight
+	}
+	full, err := chromedp.Run(tb.timeout(), chromedp.Evaluate[int64](`Math.ceil(document.documentElement.scrollHeight)`))
+	if err != nil {
+		tb.t.Fatalf("screenshot %s: page height: %v", name, err)
+	}
+	if full > h {
+		tb.setViewport(w, full, mobile)
+		defer tb.setViewport(w, h, mobile)
+	}
+	buf, err := chromedp.Run(tb.timeout(), chromedp.CaptureScreenshot())
 	if err != nil {
 		tb.t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -421,6 +430,7 @@ func (tb *tab) screenshot(name string) {
 // (device pixel ratio, touch, mobile layout).
 func (tb *tab) setViewport(width, height int64, mobile bool) {
 	tb.t.Helper()
+	tb.view.width, tb.view.height, tb.view.mobile = width, height, mobile
 	if mobile {
 		tb.do("emulate phone", chromedp.EmulateViewport(width, height, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulateScale(3)))
 		return
