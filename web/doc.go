@@ -1,8 +1,11 @@
 // Package web is Cassata's admin UI: server-rendered pages (templ
 // components) to watch the scheduler and to search, inspect, cancel and
-// retry events from a browser. It talks to the domain through the small
-// Backend interface, which *scheduler.Scheduler satisfies; it never touches
-// Redis or SQL.
+// retry events from a browser, and to manage topics: subscriptions, a filter
+// tester, messages with their deliveries. It talks to the domain through
+// small interfaces — Backend, which *scheduler.Scheduler satisfies, and
+// TopicSubscriptions and TopicMessages (Config.Topics), which
+// *topic.Subscriptions and *topic.Messages satisfy; it never touches Redis
+// or SQL.
 //
 // # Shape
 //

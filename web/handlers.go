@@ -107,7 +107,7 @@ func (u *UI) takeFlash(c *gin.Context) *flash {
 	case "bulk-cancel":
 		return &flash{Text: "Cancelled " + countEvents(n) + "."}
 	}
-	return nil
+	return topicFlash(code, arg)
 }
 
 // countEvents says "1 event" or "12 events".

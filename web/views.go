@@ -24,7 +24,7 @@ type page struct {
 	// Prefix is BasePath + "/admin": every link and form starts with it.
 	Prefix string
 	CSRF   string
-	// Nav names the current section: "dashboard", "events", "failures", "apps" or "".
+	// Nav names the current section: "dashboard", "events", "failures", "topics", "apps" or "".
 	Nav string
 	// Apps shows the Applications link (the UI has an AppLister).
 	Apps bool

@@ -76,6 +76,10 @@ type Config struct {
 	// Apps, when set, adds the Applications page (names, key hints and
 	// masked secrets; nothing secret is ever shown).
 	Apps AppLister
+	// Topics, when set, serves the Topics pages: subscriptions (create,
+	// edit, disable, delete), the filter tester, messages with their
+	// deliveries. Without it the Topics page says topics are not enabled.
+	Topics *Topics
 	// Clock tells the time for relative times and session expiry.
 	// Defaults to scheduler.SystemClock.
 	Clock scheduler.Clock
@@ -111,6 +115,9 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsAny(c.BasePath, "?#%\\\"'<> \t\r\n") || strings.Contains(c.BasePath, "//") {
 		return fmt.Errorf("web: BasePath %q must be a plain URL path such as /cassata", c.BasePath)
+	}
+	if c.Topics != nil && (c.Topics.Subscriptions == nil || c.Topics.Messages == nil) {
+		return errors.New("web: Topics needs both Subscriptions and Messages")
 	}
 	if c.SessionTTL < 0 {
 		return fmt.Errorf("web: SessionTTL must be positive, not %s", c.SessionTTL)
@@ -193,6 +200,7 @@ func (u *UI) Mount(r *gin.Engine) {
 	in.POST("/events/:app/:id/run", u.action(actRunNow))
 	in.GET("/failures", u.failures)
 	in.POST("/failures/retry", u.bulkRetry)
+	u.mountTopics(in)
 	if u.cfg.Apps != nil {
 		in.GET("/apps", u.apps)
 	}

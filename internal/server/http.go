@@ -61,8 +61,12 @@ func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error
 				JWT: tenant.JWTPolicy{MaxLifetime: cfg.JWTMaxLifetime}})
 		}
 		engine := a.Engine(auth)
-		ui, err := web.New(web.Config{Backend: d.sched, Apps: d.apps, Password: cfg.AdminPassword, Open: mode == "dev",
-			BasePath: cfg.BasePath, SessionSalt: "cassata:" + cfg.Namespace, Logger: d.log})
+		var topics *web.Topics
+		if d.subs != nil && d.msgs != nil {
+			topics = &web.Topics{Subscriptions: d.subs, Messages: d.msgs}
+		}
+		ui, err := web.New(web.Config{Backend: d.sched, Apps: d.apps, Topics: topics, Password: cfg.AdminPassword,
+			Open: mode == "dev", BasePath: cfg.BasePath, SessionSalt: "cassata:" + cfg.Namespace, Logger: d.log})
 		if err != nil {
 			return nil, fmt.Errorf("admin UI: %w", err)
 		}

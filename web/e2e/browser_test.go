@@ -131,6 +131,11 @@ type tab struct {
 	problems []string
 	messages []string
 	static   map[network.RequestID]string // requests for static assets, by id
+	// view is the viewport setViewport set last (zero: the window's, desktop).
+	view struct {
+		width, height int64
+		mobile        bool
+	}
 }
 
 // isStatic reports whether a URL is one of the UI's static assets.
@@ -394,7 +399,23 @@ func (tb *tab) waitVisible(sel chromedp.Search) {
 // artifacts directory.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
-	buf, err := chromedp.Run(tb.timeout(), chromedp.FullScreenshot(100))
+	// Not chromedp.FullScreenshot (captureBeyondViewport): on a loaded
+	// machine, capturing a page taller than the viewport that way sometimes
+	// left the tab answering nothing until the test timed out. Instead the
+	// viewport is made as tall as the page for one ordinary capture.
+	w, h, mobile := tb.view.width, tb.view.height, tb.view.mobile
+	if w == 0 {
+		w, h = desktopWidth, desktopHeight
+	}
+	full, err := chromedp.Run(tb.timeout(), chromedp.Evaluate[int64](`Math.ceil(document.documentElement.scrollHeight)`))
+	if err != nil {
+		tb.t.Fatalf("screenshot %s: page height: %v", name, err)
+	}
+	if full > h {
+		tb.setViewport(w, full, mobile)
+		defer tb.setViewport(w, h, mobile)
+	}
+	buf, err := chromedp.Run(tb.timeout(), chromedp.CaptureScreenshot())
 	if err != nil {
 		tb.t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -409,6 +430,7 @@ func (tb *tab) screenshot(name string) {
 // (device pixel ratio, touch, mobile layout).
 func (tb *tab) setViewport(width, height int64, mobile bool) {
 	tb.t.Helper()
+	tb.view.width, tb.view.height, tb.view.mobile = width, height, mobile
 	if mobile {
 		tb.do("emulate phone", chromedp.EmulateViewport(width, height, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulateScale(3)))
 		return

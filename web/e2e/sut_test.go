@@ -18,6 +18,7 @@ import (
 	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/topic"
 	"github.com/cassata/cassata/scheduler/worker"
 	"github.com/cassata/cassata/store/archive"
 	"github.com/cassata/cassata/store/redisstore"
@@ -33,6 +34,8 @@ const adminPassword = "s3cret-pass"
 type system struct {
 	t       testing.TB
 	sched   *scheduler.Scheduler
+	subs    *topic.Subscriptions
+	msgs    *topic.Messages
 	store   *redisstore.Store
 	archive *archive.Store
 	// dest answers 200 on /ok, 500 on /fail (retryable: the event ends
@@ -76,6 +79,12 @@ func setup(t testing.TB) *system {
 		t.Fatalf("archive.Migrate: %v", err)
 	}
 	sched := scheduler.New(store, scheduler.Config{Archive: arch})
+	subs := topic.NewSubscriptions(store, topic.SubscriptionsConfig{
+		CompileFilter: func(src string) error { _, err := topic.CompileFilter(src); return err }})
+	msgs, err := topic.NewMessages(store, sched, topic.MessagesConfig{})
+	if err != nil {
+		t.Fatalf("topic.NewMessages: %v", err)
+	}
 
 	dest := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -91,13 +100,14 @@ func setup(t testing.TB) *system {
 	}))
 	t.Cleanup(dest.Close)
 
-	s := &system{t: t, sched: sched, store: store, archive: arch, dest: dest, timings: &timings{}}
+	s := &system{t: t, sched: sched, subs: subs, msgs: msgs, store: store, archive: arch, dest: dest, timings: &timings{}}
 
 	// Worker and archiver, each stoppable on its own: tests that must see a
 	// status stay put after a click stop the worker first.
 	w := worker.New(store, delivery.New(delivery.Config{}), worker.Config{
 		ID: "e2e-worker", Concurrency: 8, PollInterval: 50 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
 		ShutdownTimeout: 2 * time.Second, Logger: log,
+		Fanout: &worker.Fanout{Store: store, Subscribers: subs, Events: sched},
 	})
 	s.stopWorker = s.run(func(ctx context.Context) { _ = w.Run(ctx) })
 	archiver := worker.NewArchiver(store, arch, worker.ArchiverConfig{
@@ -105,8 +115,9 @@ func setup(t testing.TB) *system {
 	})
 	s.run(func(ctx context.Context) { _ = archiver.Run(ctx) })
 
-	engine := api.New(api.Config{Scheduler: sched, Logger: log}).Engine(nil)
-	ui, err := web.New(web.Config{Backend: sched, Password: adminPassword, Logger: log})
+	engine := api.New(api.Config{Scheduler: sched, Logger: log, Messages: msgs, Subscriptions: subs}).Engine(nil)
+	ui, err := web.New(web.Config{Backend: sched, Password: adminPassword, Logger: log,
+		Topics: &web.Topics{Subscriptions: subs, Messages: msgs}})
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
 	}
