@@ -95,12 +95,6 @@ type Event struct {
 	// callback is itself an event, without callbacks of its own.
 	CallbackURL        string
 	FailureCallbackURL string
-
-	// ClaimAt, when set and earlier than DueAt, is when a worker may claim
-	// the event: its place in `due`. Not stored otherwise (DueAt is). A
-	// topic message is claimed ahead of its due time so that its
-	// deliveries exist, due at that time, when it comes.
-	ClaimAt time.Time
 }
 
 // Kind is what a worker does with a due event.

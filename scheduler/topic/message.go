@@ -77,9 +77,6 @@ const (
 // were at that moment and recorded in its carrier before any delivery is
 // created, so a fan-out repeated after a crash creates the same events.
 type Plan struct {
-	// DueMS is the message's due time (Unix ms) when the plan was made:
-	// its deliveries are due then (or at once, when it has passed).
-	DueMS        int64         `json:"due,omitempty"`
 	Deliveries   []Planned     `json:"d"`
 	FilterErrors []FilterError `json:"fe,omitempty"`
 }
@@ -152,15 +149,8 @@ func Followed(carrier *scheduler.Event) bool {
 }
 
 // DeliveryEvent builds the event that delivers message carrier to p,
-// created at now (a whole millisecond) and due at the plan's due time, or
-// now when that has passed (a fan-out ahead of the due time, see
-// FanoutLead, creates deliveries that are due later).
-func DeliveryEvent(carrier *scheduler.Event, msgID string, plan *Plan, p Planned, now time.Time) *scheduler.Event {
-	now = now.UTC().Truncate(time.Millisecond)
-	due := now
-	if planned := time.UnixMilli(plan.DueMS); plan.DueMS > 0 && planned.After(now) {
-		due = planned.UTC()
-	}
+// created and due at due (a whole millisecond).
+func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.Time) *scheduler.Event {
 	due = due.UTC().Truncate(time.Millisecond)
 	h := make(map[string]string, len(carrier.Headers)+len(p.Headers)+3)
 	overlay(h, carrier.Headers)
@@ -171,7 +161,7 @@ func DeliveryEvent(carrier *scheduler.Event, msgID string, plan *Plan, p Planned
 		URL: p.URL, Method: p.Method, Headers: h, Body: carrier.Body, DueAt: due,
 		MaxAttempts: p.MaxAttempts, Timeout: time.Duration(p.TimeoutMS) * time.Millisecond,
 		MinBackoff: time.Duration(p.MinBackoffMS) * time.Millisecond, MaxBackoff: time.Duration(p.MaxBackoffMS) * time.Millisecond,
-		Status: scheduler.StatusPending, CreatedAt: now, UpdatedAt: now,
+		Status: scheduler.StatusPending, CreatedAt: due, UpdatedAt: due,
 		CallbackURL: p.Callback, FailureCallbackURL: p.FailureCallback,
 	}
 	if Followed(carrier) {

@@ -75,13 +75,6 @@ func NewMessages(store MessageStore, events EventReader, cfg MessagesConfig) (*M
 	return &Messages{store: store, events: events, cfg: cfg}, nil
 }
 
-// FanoutLead is how long before its due time a message is fanned out: its
-// deliveries are then created ahead, due at the message's due time, and
-// go out on time like any event instead of after the fan-out. The
-// subscriptions are those of that moment. A message due sooner is fanned
-// out at its due time.
-const FanoutLead = time.Second
-
 // Publish is a message to publish.
 type Publish struct {
 	App, ID, Topic, Method, Mode string
@@ -132,9 +125,6 @@ func (m *Messages) Publish(ctx context.Context, p Publish) (*Message, bool, erro
 		// while holding it costs an attempt (reap.lua): allow the most.
 		MaxAttempts: scheduler.MaxMaxAttempts,
 		CallbackURL: p.CallbackURL, FailureCallbackURL: p.FailureCallbackURL,
-	}
-	if lead := carrier.DueAt.Add(-FanoutLead); lead.After(now) {
-		carrier.ClaimAt = lead
 	}
 	if len(carrier.Body) > 0 && header(carrier.Headers, "Content-Type") == "" {
 		if carrier.Headers == nil {

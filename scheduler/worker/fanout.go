@@ -101,7 +101,7 @@ func (w *Worker) follow(ctx context.Context, ev *scheduler.Event, lease schedule
 	var deliveries, rollbacks []topic.Delivery
 	if fresh {
 		for _, p := range plan.Deliveries {
-			missing = append(missing, topic.DeliveryEvent(ev, msgID, plan, p, clock))
+			missing = append(missing, topic.DeliveryEvent(ev, msgID, p, clock))
 		}
 	} else {
 		var err error
@@ -123,7 +123,7 @@ func (w *Worker) follow(ctx context.Context, ev *scheduler.Event, lease schedule
 			} else if ev.Attempts <= 1 {
 				continue
 			}
-			missing = append(missing, topic.DeliveryEvent(ev, msgID, plan, plan.Deliveries[i], clock))
+			missing = append(missing, topic.DeliveryEvent(ev, msgID, plan.Deliveries[i], clock))
 		}
 	}
 	if err := w.createAll(ctx, f, missing); err != nil {
@@ -181,7 +181,7 @@ func (w *Worker) plan(ctx context.Context, f *Fanout, ev *scheduler.Event, msgID
 	}
 	slices.SortFunc(subs, func(a, b *topic.Subscription) int { return strings.Compare(a.ID, b.ID) })
 	data := topic.MessageData(ev.App, ev.Topic, msgID, ev.Method, ev.Headers, ev.Body)
-	p := &topic.Plan{DueMS: ev.DueAt.UnixMilli(), Deliveries: []topic.Planned{}}
+	p := &topic.Plan{Deliveries: []topic.Planned{}}
 	for _, s := range subs {
 		if s.Filter != "" {
 			flt, err := f.Filters.Get(ev.App+"/"+s.ID, s.UpdatedAt.UnixNano(), s.Filter)

@@ -119,9 +119,7 @@ func TestCodecTableDocumented(t *testing.T) {
 			t.Errorf("codec.go table lists %s, which eventFields lacks", goName)
 		}
 	}
-	// App and ID are in the key, BodyDropped is read from the absent body,
-	// ClaimAt is the event's score in `due` (scheduleCall).
-	notStored := map[string]bool{"App": true, "ID": true, "BodyDropped": true, "ClaimAt": true}
+	notStored := map[string]bool{"App": true, "ID": true, "BodyDropped": true}
 	et := reflect.TypeFor[scheduler.Event]()
 	for i := range et.NumField() {
 		n := et.Field(i).Name

@@ -179,11 +179,7 @@ func (s *Store) Create(ctx context.Context, ev *scheduler.Event, now time.Time) 
 func (s *Store) scheduleCall(ev *scheduler.Event, now time.Time) ([]string, []any) {
 	m := ev.Member()
 	sh := s.k.shard(m)
-	at := ev.DueAt
-	if !ev.ClaimAt.IsZero() && ev.ClaimAt.Before(at) {
-		at = ev.ClaimAt // its place in due; the hash keeps DueAt
-	}
-	args := []any{m, ms(at), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds(),
+	args := []any{m, ms(ev.DueAt), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds(),
 		ms(ev.CreatedAt), ev.URL, cmp.Or(ev.Method, "POST")}
 	return []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)}, append(args, encode(ev)...)
 }
