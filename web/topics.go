@@ -394,16 +394,26 @@ func (u *UI) subscriptionRequest(c *gin.Context) (*topic.Subscription, bool) {
 	if err == nil && sub.Topic != name {
 		err = topic.ErrSubscriptionNotFound
 	}
-	if errors.Is(err, scheduler.ErrNotFound) {
-		u.renderError(c, http.StatusNotFound, errorView{Title: "Subscription not found",
-			Message: "This topic has no subscription with that id.", Back: topicPath(app, name)})
-		return nil, false
-	}
-	if err != nil {
-		u.fail(c, err)
+	if !u.found(c, err, errorView{Title: "Subscription not found",
+		Message: "This topic has no subscription with that id.", Back: topicPath(app, name)}) {
 		return nil, false
 	}
 	return sub, true
+}
+
+// found ends a request whose object could not be read, with the not-found
+// page nf when it does not exist and the error page otherwise; it reports
+// whether the object was read.
+func (u *UI) found(c *gin.Context, err error, nf errorView) bool {
+	if errors.Is(err, scheduler.ErrNotFound) {
+		u.renderError(c, http.StatusNotFound, nf)
+		return false
+	}
+	if err != nil {
+		u.fail(c, err)
+		return false
+	}
+	return true
 }
 
 func (u *UI) editSubscription(c *gin.Context) {
@@ -521,13 +531,8 @@ func topicFlash(code, arg string) *flash {
 func (u *UI) messageRequest(c *gin.Context) (*topic.Message, bool) {
 	app, id := c.Param("app"), c.Param("id")
 	msg, err := u.cfg.Topics.Messages.Get(c.Request.Context(), app, id)
-	if errors.Is(err, scheduler.ErrNotFound) {
-		u.renderError(c, http.StatusNotFound, errorView{Title: "Message not found",
-			Message: "No message has that application and id, neither live nor in the archive.", Back: "/topics"})
-		return nil, false
-	}
-	if err != nil {
-		u.fail(c, err)
+	if !u.found(c, err, errorView{Title: "Message not found",
+		Message: "No message has that application and id, neither live nor in the archive.", Back: "/topics"}) {
 		return nil, false
 	}
 	return msg, true
