@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 	"time"
 )
 
@@ -84,18 +83,12 @@ func (s *Scheduler) Validate(ev *Event) error {
 	if s.guard == nil {
 		return nil
 	}
-	if err := s.guard.CheckURL(ev.URL); err != nil {
-		return err
-	}
-	for _, cb := range []struct{ field, url string }{{"callback_url", ev.CallbackURL}, {"failure_callback_url", ev.FailureCallbackURL}} {
-		if cb.url == "" {
+	for _, d := range []struct{ field, url string }{{"url", ev.URL}, {"callback_url", ev.CallbackURL}, {"failure_callback_url", ev.FailureCallbackURL}} {
+		if d.url == "" {
 			continue
 		}
-		if err := s.guard.CheckURL(cb.url); err != nil {
-			var ve *ValidationError
-			if errors.As(err, &ve) {
-				return &ValidationError{Field: cb.field, Message: cb.field + strings.TrimPrefix(ve.Message, "url"), TooLarge: ve.TooLarge}
-			}
+		// Limits.Check has checked the URLs themselves.
+		if err := asField(s.guard.CheckURL(d.url), d.field); err != nil {
 			return err
 		}
 	}

@@ -322,11 +322,25 @@ func (l Limits) CheckURL(field, raw string) error {
 		return Invalid(field, "%s must not carry credentials; use a header", field)
 	}
 	if _, err := DestinationHost(u); err != nil {
-		var ve *ValidationError
-		if errors.As(err, &ve) && ve.Field != field {
-			return &ValidationError{Field: field, Message: field + strings.TrimPrefix(ve.Message, "url"), TooLarge: ve.TooLarge}
-		}
-		return err
+		return asField(err, field)
 	}
 	return nil
+}
+
+// CheckDestination checks a URL Cassata will send to by CheckURL and, when
+// guard is set, the create-time guard. Errors name field.
+func (l Limits) CheckDestination(guard URLChecker, field, raw string) error {
+	if err := l.CheckURL(field, raw); err != nil || guard == nil {
+		return err
+	}
+	return asField(guard.CheckURL(raw), field)
+}
+
+// asField reports a validation error about "url" as one about field.
+func asField(err error, field string) error {
+	var ve *ValidationError
+	if errors.As(err, &ve) && ve.Field != field {
+		return &ValidationError{Field: field, Message: field + strings.TrimPrefix(ve.Message, "url"), TooLarge: ve.TooLarge}
+	}
+	return err
 }

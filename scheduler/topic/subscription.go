@@ -242,16 +242,7 @@ func (s *Subscriptions) Validate(sub *Subscription) error {
 // checkURL checks an absolute URL of a subscription by the event's url
 // rules and the create-time guard, reporting errors under field.
 func (s *Subscriptions) checkURL(field, raw string) error {
-	err := s.cfg.Limits.Check(&scheduler.Event{App: "x", ID: "x", URL: raw, DueAt: time.Unix(0, 0)})
-	if err == nil && s.cfg.Guard != nil {
-		err = s.cfg.Guard.CheckURL(raw)
-	}
-	var ve *scheduler.ValidationError
-	if errors.As(err, &ve) && ve.Field == "url" && field != "url" {
-		return &scheduler.ValidationError{Field: field, TooLarge: ve.TooLarge,
-			Message: field + strings.TrimPrefix(ve.Message, "url")}
-	}
-	return err
+	return s.cfg.Limits.CheckDestination(s.cfg.Guard, field, raw)
 }
 
 // prepare fills in the id, validates and stamps a subscription to store.
