@@ -1,61 +1,17 @@
 package api_test
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/cassata/cassata/api"
-	"github.com/cassata/cassata/internal/storetest"
-	"github.com/cassata/cassata/scheduler"
-	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/topic"
-	"github.com/cassata/cassata/store/redisstore"
 )
-
-// setupMessages is the API with subscriptions and messages over a real
-// store on miniredis; with auth, two applications (shop, billing).
-func setupMessages(t *testing.T, auth bool) *subsBundle {
-	t.Helper()
-	store, mr := storetest.Miniredis(t, redisstore.Config{Namespace: "apitest"})
-	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)}
-	sched := scheduler.New(store, scheduler.Config{Clock: clock})
-	subs := topic.NewSubscriptions(store, topic.SubscriptionsConfig{Clock: clock})
-	msgs, err := topic.NewMessages(store, sched, topic.MessagesConfig{Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apps := tenant.NewApps(store, clock)
-	reg := prometheus.NewRegistry()
-	a := api.New(api.Config{Scheduler: sched, Gatherer: reg, Logger: slog.New(slog.DiscardHandler), Apps: apps,
-		Subscriptions: subs, Messages: msgs, RateLimit: -1, Clock: clock})
-	var authz api.Authorizer
-	if auth {
-		authz = api.NewKeyAuth(apps, api.KeyAuthConfig{AdminToken: adminToken})
-	}
-	b := &subsBundle{bundle: &bundle{mr: mr, rdb: store.Client(), store: store, sched: sched, clock: clock, reg: reg,
-		handler: a.Engine(authz)}, creds: map[string]tenant.Credentials{}}
-	for _, name := range []string{"shop", "billing"} {
-		if !auth {
-			break
-		}
-		_, cr, err := apps.Create(context.Background(), name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.creds[name] = cr
-	}
-	return b
-}
 
 func TestPublishMessage(t *testing.T) {
 	t.Parallel()
-	b := setupMessages(t, false)
+	b := setupSubs(t, false)
 	now := b.clock.Now()
 	msg := map[string]any{"app": "shop", "topic": "orders", "id": "m1", "body": map[string]any{"x": 1},
 		"headers": map[string]string{"X-Trace": "t"}, "delay": "1m"}
@@ -98,7 +54,7 @@ func TestPublishMessage(t *testing.T) {
 
 func TestPublishInvalid(t *testing.T) {
 	t.Parallel()
-	b := setupMessages(t, false)
+	b := setupSubs(t, false)
 	base := func() map[string]any { return map[string]any{"app": "shop", "topic": "orders"} }
 	with := func(k string, v any) map[string]any { m := base(); m[k] = v; return m }
 	for _, tc := range []struct {
@@ -130,7 +86,7 @@ func TestPublishInvalid(t *testing.T) {
 
 func TestCancelMessage(t *testing.T) {
 	t.Parallel()
-	b := setupMessages(t, false)
+	b := setupSubs(t, false)
 	wantStatus(t, b.do(t, http.MethodPost, "/v1/messages", map[string]any{"app": "shop", "topic": "orders",
 		"id": "later", "delay": "1h"}), http.StatusCreated)
 	r := b.do(t, http.MethodDelete, "/v1/messages/shop/later", nil)
@@ -147,7 +103,7 @@ func TestCancelMessage(t *testing.T) {
 
 func TestListMessages(t *testing.T) {
 	t.Parallel()
-	b := setupMessages(t, false)
+	b := setupSubs(t, false)
 	for i, p := range []struct{ app, topic, id string }{
 		{"shop", "orders", "o1"}, {"shop", "orders", "o2"}, {"shop", "refunds", "r1"}, {"billing", "orders", "b1"}, {"shop", "orders", "o3"},
 	} {
@@ -193,7 +149,7 @@ func TestListMessages(t *testing.T) {
 // own application's messages.
 func TestMessagesTenancy(t *testing.T) {
 	t.Parallel()
-	b := setupMessages(t, true)
+	b := setupSubs(t, true)
 	r := b.do(t, http.MethodPost, "/v1/messages", map[string]any{"topic": "orders", "id": "m", "delay": "1h"}, b.key("shop")...)
 	wantStatus(t, r, http.StatusCreated)
 	if m := obj(t, r); m["app"] != "shop" {

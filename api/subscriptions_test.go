@@ -20,7 +20,7 @@ import (
 	"github.com/cassata/cassata/store/redisstore"
 )
 
-// subsBundle is the API with subscriptions over a real store on miniredis;
+// subsBundle is the API with subscriptions and messages over a real store on miniredis;
 // with auth, two applications (shop, billing) and the admin token.
 type subsBundle struct {
 	*bundle
@@ -33,10 +33,14 @@ func setupSubs(t *testing.T, auth bool) *subsBundle {
 	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)}
 	sched := scheduler.New(store, scheduler.Config{Clock: clock})
 	subs := topic.NewSubscriptions(store, topic.SubscriptionsConfig{Clock: clock, Guard: &delivery.AddressGuard{}})
+	msgs, err := topic.NewMessages(store, sched, topic.MessagesConfig{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
 	apps := tenant.NewApps(store, clock)
 	reg := prometheus.NewRegistry()
 	a := api.New(api.Config{Scheduler: sched, Gatherer: reg, Logger: slog.New(slog.DiscardHandler), Apps: apps,
-		Subscriptions: subs, RateLimit: -1, Clock: clock})
+		Subscriptions: subs, Messages: msgs, RateLimit: -1, Clock: clock})
 	var authz api.Authorizer
 	if auth {
 		authz = api.NewKeyAuth(apps, api.KeyAuthConfig{AdminToken: adminToken})
