@@ -129,16 +129,16 @@ func (w *Worker) follow(ctx context.Context, ev *scheduler.Event, lease schedule
 	if err := w.createAll(ctx, f, missing); err != nil {
 		return err
 	}
+	if !topic.Followed(ev) {
+		// Done once fanned out: the message's status is derived from its
+		// deliveries whenever it is read.
+		return w.finishCarrier(ctx, ev, lease, now, clock, fmt.Sprintf("fanned out: %d deliveries", len(plan.Deliveries)))
+	}
 	if fresh || len(missing) > 0 || slices.ContainsFunc(deliveries, func(d topic.Delivery) bool { return d.Status == "" }) {
 		var err error
 		if deliveries, rollbacks, err = topic.States(ctx, f.Store, f.Events, ev, plan); err != nil {
 			return err
 		}
-	}
-	if !topic.Followed(ev) {
-		// Done once fanned out: the message's status is derived from its
-		// deliveries whenever it is read.
-		return w.finishCarrier(ctx, ev, lease, now, clock, fmt.Sprintf("fanned out: %d deliveries", len(plan.Deliveries)))
 	}
 	if ev.Mode == topic.ModeAllOrNothing && slices.ContainsFunc(deliveries, func(d topic.Delivery) bool { return topic.DeliveryFailed(d.Status) }) {
 		acted, err := w.rollBack(ctx, f, ev, msgID, plan, deliveries, rollbacks, clock)
