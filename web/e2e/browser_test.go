@@ -397,6 +397,9 @@ func (tb *tab) waitVisible(sel chromedp.Search) {
 
 // screenshot saves a full-page PNG of the current page as name.png in the
 // artifacts directory.
+// maxShotHeight caps the height of a screenshot, in CSS pixels.
+const maxShotHeight = 1600
+
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
 	// Not chromedp.FullScreenshot (captureBeyondViewport): on a loaded
@@ -411,6 +414,10 @@ func (tb *tab) screenshot(name string) {
 	if err != nil {
 		tb.t.Fatalf("screenshot %s: page height: %v", name, err)
 	}
+	// Taller is capped: a viewport several thousand pixels tall was seen to
+	// leave the tab answering nothing on a loaded machine, as full-page
+	// capture did; the rest of a very tall page is not in the picture.
+	full = min(full, maxShotHeight)
 	if full > h {
 		tb.setViewport(w, full, mobile)
 		defer tb.setViewport(w, h, mobile)
