@@ -131,11 +131,6 @@ type tab struct {
 	problems []string
 	messages []string
 	static   map[network.RequestID]string // requests for static assets, by id
-	// view is the viewport setViewport set last (zero: the window's, desktop).
-	view struct {
-		width, height int64
-		mobile        bool
-	}
 }
 
 // isStatic reports whether a URL is one of the UI's static assets.
@@ -397,31 +392,12 @@ func (tb *tab) waitVisible(sel chromedp.Search) {
 
 // screenshot saves a full-page PNG of the current page as name.png in the
 // artifacts directory.
-// maxShotHeight caps the height of a screenshot, in CSS pixels.
-const maxShotHeight = 1600
-
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
-	// Not chromedp.FullScreenshot (captureBeyondViewport): on a loaded
-	// machine, capturing a page taller than the viewport that way sometimes
-	// left the tab answering nothing until the test timed out. Instead the
-	// viewport is made as tall as the page for one ordinary capture.
-	w, h, mobile := tb.view.width, tb.view.height, tb.view.mobile
-	if w == 0 {
-		w, h = desktopWidth, desktopHeight
-	}
-	full, err := chromedp.Run(tb.timeout(), chromedp.Evaluate[int64](`Math.ceil(document.documentElement.scrollHeight)`))
-	if err != nil {
-		tb.t.Fatalf("screenshot %s: page height: %v", name, err)
-	}
-	// Taller is capped: a viewport several thousand pixels tall was seen to
-	// leave the tab answering nothing on a loaded machine, as full-page
-	// capture did; the rest of a very tall page is not in the picture.
-	full = min(full, maxShotHeight)
-	if full > h {
-		tb.setViewport(w, full, mobile)
-		defer tb.setViewport(w, h, mobile)
-	}
+	// The visible part, at the tab's own viewport. Full-page capture
+	// (captureBeyondViewport), and resizing the viewport to a tall page for
+	// the picture, were both seen to leave the tab answering nothing on a
+	// loaded machine, failing the steps after the screenshot.
 	buf, err := chromedp.Run(tb.timeout(), chromedp.CaptureScreenshot())
 	if err != nil {
 		tb.t.Fatalf("screenshot %s: %v", name, err)
@@ -437,7 +413,6 @@ func (tb *tab) screenshot(name string) {
 // (device pixel ratio, touch, mobile layout).
 func (tb *tab) setViewport(width, height int64, mobile bool) {
 	tb.t.Helper()
-	tb.view.width, tb.view.height, tb.view.mobile = width, height, mobile
 	if mobile {
 		tb.do("emulate phone", chromedp.EmulateViewport(width, height, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulateScale(3)))
 		return
