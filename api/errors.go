@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/topic"
 )
@@ -87,6 +88,12 @@ func errorFor(err error) (status int, d ErrorDetail, internal bool) {
 	case errors.Is(err, topic.ErrTooManySubscriptions):
 		return http.StatusConflict, ErrorDetail{Code: "too_many_subscriptions", Message: fmt.Sprintf(
 			"an application has at most %d subscriptions; delete some first", topic.MaxSubscriptionsPerApp)}, false
+	case errors.Is(err, schedule.ErrScheduleNotFound):
+		return http.StatusNotFound, ErrorDetail{Code: "not_found", Message: "schedule not found"}, false
+	case errors.Is(err, schedule.ErrScheduleExists):
+		return http.StatusConflict, ErrorDetail{Code: "duplicate", Message: "a schedule with this app and id exists with different content"}, false
+	case errors.Is(err, schedule.ErrRevChanged):
+		return http.StatusConflict, ErrorDetail{Code: "conflict", Message: "the schedule kept changing meanwhile; try again"}, false
 	case errors.Is(err, scheduler.ErrNotFound):
 		return http.StatusNotFound, ErrorDetail{Code: "not_found", Message: "event not found"}, false
 	case errors.Is(err, scheduler.ErrDuplicate):

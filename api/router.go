@@ -20,6 +20,7 @@ import (
 
 	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/topic"
 )
@@ -58,6 +59,9 @@ type Config struct {
 	Clock scheduler.Clock
 	// Messages, when set, serves the topic message routes (/v1/messages).
 	Messages *topic.Messages
+	// Schedules, when set, serves the recurring schedule routes
+	// (/v1/schedules, API.md §8).
+	Schedules *schedule.Schedules
 }
 
 // API holds the handlers.
@@ -139,6 +143,7 @@ func (a *API) Engine(auth Authorizer) *gin.Engine {
 	a.AppsAdmin(g)
 	a.Messages(g)
 	a.SubscriptionRoutes(g)
+	a.ScheduleRoutes(g)
 	return r
 }
 

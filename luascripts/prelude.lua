@@ -223,3 +223,15 @@ local function zadd_wake(key, due, member, now, horizon, channel, msg)
   end
 end
 
+
+-- create_event writes a new event and its outbox 'create' entry: the body
+-- of schedule.lua, whose KEYS and ARGV it takes (see there). Returns {1}.
+local function create_event(keys, argv)
+  local now = now_ms(argv[5])
+  local due = tonumber(argv[2])
+  redis.call('HSET', keys[1], unpack(argv, 10))
+  zadd_wake(keys[2], due, argv[1], now, argv[6], argv[3], argv[4])
+  redis.call('XADD', keys[3], '*', 'm', argv[1], 'k', 'create', 'c', argv[7], 't', argv[7], 's', 'PENDING',
+    'u', argv[8], 'me', argv[9], 'd', due)
+  return {1}
+end

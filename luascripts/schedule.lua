@@ -25,10 +25,4 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return append_event({0}, KEYS[1])
 end
-local now = now_ms(ARGV[5])
-local due = tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 10))
-zadd_wake(KEYS[2], due, ARGV[1], now, ARGV[6], ARGV[3], ARGV[4])
-redis.call('XADD', KEYS[3], '*', 'm', ARGV[1], 'k', 'create', 'c', ARGV[7], 't', ARGV[7], 's', 'PENDING',
-  'u', ARGV[8], 'me', ARGV[9], 'd', due)
-return {1}
+return create_event(KEYS, ARGV)

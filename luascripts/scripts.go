@@ -2,7 +2,8 @@
 // its own .lua file whose header documents every KEYS and ARGV entry and the
 // return value. Every script touches the keys of exactly one shard: all of
 // them carry the shard's hash tag, so a script runs in one Redis Cluster slot
-// (subput and subdel: the application's subscription hash tag);
+// (subput and subdel: the application's subscription hash tag; schcas: the
+// schedule's own hash tag);
 // the few namespace-wide scripts (heartbeat, deadworkers, forgetworker, ping,
 // appput, appbykey) touch one global key each.
 //
@@ -64,6 +65,10 @@ var (
 	subPutSrc string
 	//go:embed subdel.lua
 	subDelSrc string
+	//go:embed occreplace.lua
+	occReplaceSrc string
+	//go:embed schcas.lua
+	schCASSrc string
 )
 
 // script joins the prelude (shared helpers) and a script's body.
@@ -72,6 +77,10 @@ func script(src string) *redis.Script { return redis.NewScript(prelude + src) }
 var (
 	// Schedule creates an event unless its identity exists (schedule.lua).
 	Schedule = script(scheduleSrc)
+	// OccReplace creates an event, replacing a PENDING one (occreplace.lua).
+	OccReplace = script(occReplaceSrc)
+	// SchCAS replaces or deletes a schedule's record at a revision (schcas.lua).
+	SchCAS = script(schCASSrc)
 	// MsgPlan records a claimed message's fan-out plan once (msgplan.lua).
 	MsgPlan = script(msgPlanSrc)
 	// Recheck hands a claimed message back to due, to look at again later (recheck.lua).
@@ -120,5 +129,5 @@ var (
 
 // All lists every script, for loading them up front.
 var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived,
-	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, GiveBack, Ping, AppPut, AppByKey, SubPut, SubDel,
+	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, GiveBack, Ping, AppPut, AppByKey, SubPut, SubDel, OccReplace, SchCAS,
 	MsgPlan, Recheck, Nudge}

@@ -77,7 +77,9 @@ type Event struct {
 
 	// Kind says what a worker does when the event is due: KindRequest (the
 	// zero value) sends its HTTP request; KindMessage fans a topic message
-	// out to the topic's subscriptions (scheduler/topic).
+	// out to the topic's subscriptions (scheduler/topic); KindOccurrence
+	// sends its request like KindRequest and makes sure the next occurrence
+	// of its schedule exists before recording the outcome (scheduler/schedule).
 	Kind Kind
 	// Topic and Mode are a message's topic and delivery mode (KindMessage).
 	Topic string
@@ -103,7 +105,8 @@ type Kind string
 // The kinds of event.
 const (
 	KindRequest Kind = ""
-	KindMessage Kind = "message"
+	KindMessage    Kind = "message"
+	KindOccurrence Kind = "occurrence"
 )
 
 // Member is the event's member name in the shard's sorted sets: "<app>/<id>".

@@ -80,6 +80,21 @@ func ValidApp(s string) bool {
 	return true
 }
 
+// ValidFlowKey reports whether s is a valid flow key (API.md §9):
+// [A-Za-z0-9._:-]{1,128}.
+func ValidFlowKey(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._:-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
 // ValidID reports whether s is a valid event id: 1–128 bytes of printable
 // ASCII without '/', spaces or control characters.
 func ValidID(s string) bool {

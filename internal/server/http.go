@@ -12,6 +12,7 @@ import (
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/topic"
 	"github.com/cassata/cassata/store/archive"
@@ -27,6 +28,7 @@ type httpDeps struct {
 	apps        *tenant.Apps
 	msgs        *topic.Messages
 	subs        *topic.Subscriptions
+	schedules   *schedule.Schedules
 	reg         *prometheus.Registry
 	metrics     *scheduler.Metrics
 	maxAttempts int
@@ -48,7 +50,7 @@ func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error
 	}
 	a := api.New(api.Config{Scheduler: d.sched, DefaultMaxAttempts: d.maxAttempts, Ready: ready, Details: details,
 		Gatherer: d.reg, Metrics: d.metrics, Logger: d.log, Apps: d.apps, RateLimit: rateLimit(cfg.RateLimit),
-		Messages: d.msgs, Subscriptions: d.subs})
+		Messages: d.msgs, Subscriptions: d.subs, Schedules: d.schedules})
 	var handler http.Handler
 	if mode == "worker" {
 		r := gin.New()

@@ -24,6 +24,7 @@ import (
 	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/topic"
 	"github.com/cassata/cassata/scheduler/worker"
@@ -111,6 +112,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
+	schedules := schedule.New(store, store, schedule.Config{Guard: guard, Limits: schedCfg.Limits, Events: sched, Log: log})
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -132,7 +134,8 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 			PollInterval: cfg.PollInterval, ShutdownTimeout: cfg.ShutdownTimeout, Policy: policy,
 			HeartbeatInterval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadAfter,
 			Logger: log, Metrics: metrics, LogFailedRequests: cfg.LogFailedRequests,
-			Fanout: &worker.Fanout{Store: store, Subscribers: subs, Events: sched},
+			Fanout:     &worker.Fanout{Store: store, Subscribers: subs, Events: sched},
+			Recurrence: schedules,
 		})
 		wg.Add(1)
 		go func() {
@@ -162,7 +165,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 		}
 	}
 
-	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps, msgs: msgs, subs: subs,
+	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps, msgs: msgs, subs: subs, schedules: schedules,
 		reg: reg, metrics: metrics, maxAttempts: policy.MaxAttempts, log: log})
 	if err != nil {
 		cancel()

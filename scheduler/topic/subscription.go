@@ -192,9 +192,6 @@ func ValidTopic(s string) bool { return validName(s, 128, "") }
 // ValidSubscriptionID reports whether s is a valid subscription id: [A-Za-z0-9._-]{1,64}.
 func ValidSubscriptionID(s string) bool { return validName(s, 64, "") }
 
-// validFlowKey: [A-Za-z0-9._:-]{1,128}.
-func validFlowKey(s string) bool { return validName(s, 128, ":") }
-
 // Validate checks a subscription against API.md §7 with the rules of an
 // event's URL, method, headers and policy (scheduler.Limits.Check), and
 // normalises the method. It does not fill in the id. Errors are
@@ -230,7 +227,7 @@ func (s *Subscriptions) Validate(sub *Subscription) error {
 			}
 		}
 	}
-	if sub.FlowKey != "" && !validFlowKey(sub.FlowKey) {
+	if sub.FlowKey != "" && !scheduler.ValidFlowKey(sub.FlowKey) {
 		return scheduler.Invalid("flow_key", "flow_key must match [A-Za-z0-9._:-]{1,128}")
 	}
 	if err := s.cfg.CompileFilter(sub.Filter); err != nil {

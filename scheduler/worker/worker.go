@@ -94,6 +94,10 @@ type Config struct {
 	// worker then leaves claimed messages to their lease, for a worker that
 	// has one.
 	Fanout *Fanout
+	// Recurrence chains schedules' occurrences (occurrence.go). Defaults to
+	// nil: a worker without it delivers an occurrence but makes no next one,
+	// so every worker of a deployment with schedules needs it.
+	Recurrence Recurrence
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -591,6 +595,7 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 		return
 	}
 
+	chained := w.chain(ctx, ev, rec)
 	dctx, abandon := context.WithCancelCause(ctx)
 	stopKeeper := w.keepLease(ctx, lease, rec, abandon)
 	// The last look at the lease, right before the request goes out (after
@@ -604,6 +609,16 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 	res := w.deliver.Deliver(dctx, ev, policy.Timeout)
 	stopKeeper()
 	abandon(nil)
+	if chained != nil {
+		if err := chained(); err != nil {
+			// Not recorded: the claim is repeated after the lease, which
+			// makes the next occurrence then (the request may go twice).
+			w.untrack(rec, false)
+			w.log.Error("making the schedule's next occurrence failed; the occurrence is recovered after its lease",
+				"app", ev.App, "id", ev.ID, "err", err)
+			return
+		}
+	}
 	if res.Unsent && errors.Is(res.Err, errLeaseExpired) {
 		w.dropUnsent(ev, rec)
 		return

@@ -39,7 +39,8 @@ import (
 //	| LastError      | le    | the last attempt's error                  | long                                            |
 //	| Worker         | w     | the worker holding its lease (PROCESSING) | worker id                                       |
 //	| History        | hi    | every attempt so far                      | long; one JSON scheduler.Attempt per line       |
-//	| Kind           | k     | what a worker does when it is due         | absent: send the request; "message": fan out    |
+//	| Kind           | k     | what a worker does when it is due         | absent: send the request; "message": fan out;   |
+//	|                |       |                                           | "occurrence": chain the schedule, then send     |
 //	| Topic          | tp    | a message's topic                         | absent: not a message                           |
 //	| Mode           | mo    | a message's delivery mode                 | absent: independent                             |
 //	| Parent         | pa    | the message a delivery belongs to         | <app>/<id>; absent: none                        |

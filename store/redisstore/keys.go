@@ -33,6 +33,12 @@ import (
 // Topic messages (messages.go): <ns>:{<ns>:msg:<app>}:idx (zset: message id
 // -> created ms, one slot per application) and <ns>:msgapps (set:
 // applications that published messages).
+//
+// Recurring schedules (schedules.go): <ns>:{<ns>:sch:<app>/<id>} (hash: r
+// revision, d record; a slot per schedule, written by schcas.lua),
+// <ns>:{<ns>:schidx:<app>} (zset of the application's schedule ids, all
+// scored 0, for listing in id order) and <ns>:schapps (set: applications
+// that have, or had, schedules).
 type keys struct {
 	ns       string
 	prefixes []string
@@ -74,3 +80,7 @@ func (k keys) subPrefix(app string) string { return k.ns + ":{" + k.ns + ":sub:"
 func (k keys) subs(app string) string      { return k.subPrefix(app) + ":subs" }
 func (k keys) subRev(app string) string    { return k.subPrefix(app) + ":rev" }
 func (k keys) subApps() string             { return k.ns + ":subapps" }
+
+func (k keys) sched(app, id string) string  { return k.ns + ":{" + k.ns + ":sch:" + app + "/" + id + "}" }
+func (k keys) schedIndex(app string) string { return k.ns + ":{" + k.ns + ":schidx:" + app + "}" }
+func (k keys) schedApps() string            { return k.ns + ":schapps" }
