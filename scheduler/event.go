@@ -104,7 +104,7 @@ type Kind string
 
 // The kinds of event.
 const (
-	KindRequest Kind = ""
+	KindRequest    Kind = ""
 	KindMessage    Kind = "message"
 	KindOccurrence Kind = "occurrence"
 )

@@ -81,6 +81,8 @@ func (k keys) subs(app string) string      { return k.subPrefix(app) + ":subs" }
 func (k keys) subRev(app string) string    { return k.subPrefix(app) + ":rev" }
 func (k keys) subApps() string             { return k.ns + ":subapps" }
 
-func (k keys) sched(app, id string) string  { return k.ns + ":{" + k.ns + ":sch:" + app + "/" + id + "}" }
+func (k keys) sched(app, id string) string {
+	return k.ns + ":{" + k.ns + ":sch:" + app + "/" + id + "}"
+}
 func (k keys) schedIndex(app string) string { return k.ns + ":{" + k.ns + ":schidx:" + app + "}" }
 func (k keys) schedApps() string            { return k.ns + ":schapps" }
