@@ -55,8 +55,9 @@ var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 // ParseSpec checks and compiles a schedule's timing. Exactly one of cronExpr and every is non-empty.
 // tz is an IANA name ("" means UTC). anchor is the time of the first occurrence of an `every`
 // schedule (the caller passes start_at, or the create time + every when there is no start_at);
-// it is ignored for cron. endAt zero means no end.
-// Errors are *scheduler.ValidationError naming the field: "cron", "every" or "timezone".
+// it is ignored for cron, and truncated to milliseconds for `every`. startAt and endAt zero mean no
+// bound. Errors are *scheduler.ValidationError naming the field: "cron", "every" or "timezone"; both or
+// neither of cronExpr and every is a "cron" error.
 func ParseSpec(cronExpr, every, tz string, anchor, startAt, endAt time.Time) (Spec, error) {
 	cronExpr, every = strings.TrimSpace(cronExpr), strings.TrimSpace(every)
 	if (cronExpr == "") == (every == "") {
