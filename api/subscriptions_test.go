@@ -15,12 +15,13 @@ import (
 	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/topic"
 	"github.com/cassata/cassata/store/redisstore"
 )
 
-// subsBundle is the API with subscriptions and messages over a real store on miniredis;
+// subsBundle is the API with subscriptions, messages and schedules over a real store on miniredis;
 // with auth, two applications (shop, billing) and the admin token.
 type subsBundle struct {
 	*bundle
@@ -38,9 +39,10 @@ func setupSubs(t *testing.T, auth bool) *subsBundle {
 		t.Fatal(err)
 	}
 	apps := tenant.NewApps(store, clock)
+	schedules := schedule.New(store, store, schedule.Config{Clock: clock, Guard: &delivery.AddressGuard{}, Events: sched})
 	reg := prometheus.NewRegistry()
 	a := api.New(api.Config{Scheduler: sched, Gatherer: reg, Logger: slog.New(slog.DiscardHandler), Apps: apps,
-		Subscriptions: subs, Messages: msgs, RateLimit: -1, Clock: clock})
+		Subscriptions: subs, Messages: msgs, Schedules: schedules, RateLimit: -1, Clock: clock})
 	var authz api.Authorizer
 	if auth {
 		authz = api.NewKeyAuth(apps, api.KeyAuthConfig{AdminToken: adminToken})
