@@ -41,9 +41,10 @@ type Occurrences interface {
 	Cancel(ctx context.Context, app, id string, now time.Time) (*scheduler.Event, error)
 }
 
-// EventReader reads an event live or archived (scheduler.Scheduler.Get).
-type EventReader interface {
-	Get(ctx context.Context, app, id string) (*scheduler.Event, error)
+// StatusReader reads an event's status, live or archived
+// (scheduler.Scheduler.Status).
+type StatusReader interface {
+	Status(ctx context.Context, app, id string) (scheduler.Status, error)
 }
 
 // Config configures Schedules.
@@ -55,9 +56,9 @@ type Config struct {
 	Guard scheduler.URLChecker
 	// Limits bound the URLs, headers and body, as for events.
 	Limits scheduler.Limits
-	// Events reads occurrences for last_runs; may be nil (runs then show
-	// no status).
-	Events EventReader
+	// Events reads the statuses of occurrences for last_runs; may be nil
+	// (runs then show no status).
+	Events StatusReader
 	// Log receives warnings. Defaults to slog.Default().
 	Log *slog.Logger
 }
@@ -517,8 +518,8 @@ func (s *Schedules) Runs(ctx context.Context, st *State) []Run {
 	for _, t := range st.Runs {
 		r := Run{EventID: OccurrenceID(st.ID, t), DueAt: t}
 		if s.cfg.Events != nil {
-			if ev, err := s.cfg.Events.Get(ctx, st.App, r.EventID); err == nil {
-				r.Status = ev.Status
+			if status, err := s.cfg.Events.Status(ctx, st.App, r.EventID); err == nil {
+				r.Status = status
 			} else if !errors.Is(err, scheduler.ErrNotFound) {
 				s.cfg.Log.Warn("read a schedule's run", "app", st.App, "event", r.EventID, "err", err)
 			}
