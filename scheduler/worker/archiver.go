@@ -41,6 +41,7 @@ const (
 	DefaultArchiveBatch        = 500
 	DefaultArchivePollInterval = 200 * time.Millisecond
 	DefaultArchiveClaimIdle    = 30 * time.Second
+	DefaultArchiveFillWait     = 100 * time.Millisecond
 )
 
 // ArchiverConfig configures an Archiver.
@@ -51,6 +52,14 @@ type ArchiverConfig struct {
 	Batch int
 	// PollInterval is how long an idle archiver waits before looking again. Defaults to 200ms.
 	PollInterval time.Duration
+	// FillWait is how long the archiver waits after a batch that was not
+	// full before reading the next: under a steady load it writes fewer,
+	// larger transactions, and a prompt delivery's create and final outcome
+	// usually arrive in the same batch and are written as one row (the
+	// archive's Write merges them), which roughly halves the archive's work
+	// per delivery. The archive is that much later behind Redis. Defaults
+	// to 100ms; negative: no wait.
+	FillWait time.Duration
 	// ClaimIdle: entries another archiver read but left unacknowledged this
 	// long are taken over (it died mid-batch). Defaults to 30s.
 	ClaimIdle time.Duration
@@ -100,6 +109,9 @@ func (c ArchiverConfig) WithDefaults() ArchiverConfig {
 	c.Batch = defaults.Positive(c.Batch, DefaultArchiveBatch)
 	c.PollInterval = defaults.Positive(c.PollInterval, DefaultArchivePollInterval)
 	c.ClaimIdle = defaults.Positive(c.ClaimIdle, DefaultArchiveClaimIdle)
+	if c.FillWait == 0 {
+		c.FillWait = DefaultArchiveFillWait
+	}
 	if c.YieldFor == 0 {
 		c.YieldFor = DefaultArchiveYield
 	}
@@ -189,6 +201,9 @@ func (a *Archiver) Run(ctx context.Context) error {
 		case n == 0:
 			backoff = a.cfg.PollInterval
 			sleep(ctx, a.cfg.PollInterval)
+		case n < a.cfg.Batch && a.cfg.FillWait > 0:
+			backoff = a.cfg.PollInterval
+			sleep(ctx, a.cfg.FillWait)
 		default:
 			backoff = a.cfg.PollInterval
 		}

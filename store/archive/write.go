@@ -67,6 +67,8 @@ func (s *Store) Write(ctx context.Context, records []scheduler.Record) error {
 		}
 	}
 
+	events = coalesce(events)
+
 	for try := 1; ; try++ {
 		err := s.write(ctx, events, attempts)
 		if err == nil || try == maxWriteTries || !retryable(err) {
@@ -301,6 +303,46 @@ func (r eventRow) size() int {
 		}
 	}
 	return n
+}
+
+// coalesce merges the rows of one run into one, by the upsert's own rule
+// (doc.go), so that a batch holding a run's create and its final outcome
+// (the usual case for a prompt delivery) writes one row rather than
+// upserting the same row twice. rows are sorted by run, then UpdatedMS.
+func coalesce(rows []eventRow) []eventRow {
+	out := rows[:0]
+	for _, r := range rows {
+		if n := len(out); n > 0 && out[n-1].app == r.app && out[n-1].id == r.id && out[n-1].createdMS == r.createdMS {
+			out[n-1] = out[n-1].then(r)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// then is row r followed by the record row next, at least as new: each
+// nullable column takes next's value when it tells one; status and
+// finished_ms are next's; updated_ms the newer.
+func (r eventRow) then(next eventRow) eventRow {
+	m := next
+	m.url, m.method, m.headers = told(r.url, next.url), told(r.method, next.method), told(r.headers, next.headers)
+	if m.body == nil {
+		m.body = r.body
+	}
+	m.dueMS, m.attempts, m.maxAttempts = told(r.dueMS, next.dueMS), told(r.attempts, next.attempts), told(r.maxAttempts, next.maxAttempts)
+	m.timeoutMS, m.minBackoffMS, m.maxBackoffMS = told(r.timeoutMS, next.timeoutMS), told(r.minBackoffMS, next.minBackoffMS), told(r.maxBackoffMS, next.maxBackoffMS)
+	m.lastStatusCode, m.lastError, m.worker = told(r.lastStatusCode, next.lastStatusCode), told(r.lastError, next.lastError), told(r.worker, next.worker)
+	m.updatedMS = max(r.updatedMS, next.updatedMS)
+	return m
+}
+
+// told is the newer record's value when it tells one, else the older's.
+func told[T any](older, newer *T) *T {
+	if newer != nil {
+		return newer
+	}
+	return older
 }
 
 // attemptRow is one row of the attempts table.
