@@ -49,6 +49,12 @@ type CreateResult struct {
 	Err      error
 }
 
+// ClaimRequest asks one shard for up to Batch due events.
+type ClaimRequest struct {
+	Shard int
+	Batch int
+}
+
 // Claim is the result of claiming one shard.
 type Claim struct {
 	// Now is the store's clock at the claim.

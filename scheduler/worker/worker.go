@@ -224,8 +224,10 @@ type Store interface {
 type ClaimStore interface {
 	// Shards is the number of shards.
 	Shards() int
-	// Claim takes up to batch due events of a shard for a worker.
-	Claim(ctx context.Context, shard int, worker string, batch int, visibility time.Duration, now time.Time) (scheduler.Claim, error)
+	// ClaimShards takes due events of several shards for a worker in one
+	// round trip: up to each request's Batch from its shard. Each result is
+	// that shard's claim or its error.
+	ClaimShards(ctx context.Context, reqs []scheduler.ClaimRequest, worker string, visibility time.Duration, now time.Time) ([]scheduler.Claim, []error)
 	// Extend pushes a held lease out by visibility; false when it was lost.
 	Extend(ctx context.Context, l scheduler.Lease, visibility time.Duration, now time.Time) (bool, error)
 	// GiveBackOrphans returns to due, without counting an attempt, the
@@ -334,6 +336,7 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	backoff := 10 * time.Millisecond
+	hot := make([]bool, shards) // shards whose last claim filled its share
 	var nextOrphanCheck time.Duration // w.mono: at once, then every OrphanInterval
 	gated := false
 	for ctx.Err() == nil {
@@ -365,17 +368,18 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 		var serverNow time.Time
 		more := false
 		failed := false
-		for i := 0; i < shards && free > 0; i++ {
-			sh := (start + i) % shards
-			batch := min(free, w.cfg.Batch)
-			sent := w.mono()
-			c, err := w.store.Claim(ctx, sh, w.cfg.ID, batch, w.cfg.Visibility, w.now())
-			if err != nil {
+		reqs := w.claimShares(free, start, hot)
+		clear(hot)
+		sent := w.mono()
+		claims, errs := w.store.ClaimShards(ctx, reqs, w.cfg.ID, w.cfg.Visibility, w.now())
+		for i, c := range claims {
+			sh := reqs[i].Shard
+			if err := errs[i]; err != nil {
 				if ctx.Err() == nil {
 					w.log.Warn("claim failed", "shard", sh, "err", err)
 				}
 				failed = true
-				break
+				continue
 			}
 			serverNow = c.Now
 			if len(c.Events) > 0 {
@@ -389,8 +393,8 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 					}()
 				}
 			}
-			free -= len(c.Events)
-			if len(c.Events) == batch && free > 0 {
+			if len(c.Events) == reqs[i].Batch {
+				hot[sh] = true // there may be more: a bigger share next round
 				more = true
 			}
 			if len(c.Events) > 0 && !c.NextDue.IsZero() && !c.NextDue.After(c.Now) {
@@ -399,6 +403,7 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 			if !c.NextDue.IsZero() && (next.IsZero() || c.NextDue.Before(next)) {
 				next = c.NextDue
 			}
+			free -= len(c.Events)
 		}
 		start = (start + 1) % shards
 		if failed {
@@ -422,6 +427,52 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 		}
 		waitFor(ctx, timer, d, wake)
 	}
+}
+
+// claimShares splits a claim round's free slots over the shards, which are
+// all claimed in one round trip (ClaimShards), never asking for more than
+// free events in total nor more than Batch from one shard. With fewer free
+// slots than shards, the first free shards from start get one each (start
+// moves on every round, so every shard has its turn); otherwise every
+// shard gets one and the rest is split among the shards that filled their
+// share last round (hot: more is waiting there), or among all when none did.
+func (w *Worker) claimShares(free, start int, hot []bool) []scheduler.ClaimRequest {
+	shards := len(hot)
+	order := make([]int, shards)
+	for i := range order {
+		order[i] = (start + i) % shards
+	}
+	if free <= shards {
+		reqs := make([]scheduler.ClaimRequest, free)
+		for i := range reqs {
+			reqs[i] = scheduler.ClaimRequest{Shard: order[i], Batch: 1}
+		}
+		return reqs
+	}
+	reqs := make([]scheduler.ClaimRequest, shards)
+	var more []int // indexes of reqs that share the rest
+	for i, sh := range order {
+		reqs[i] = scheduler.ClaimRequest{Shard: sh, Batch: 1}
+		if hot[sh] {
+			more = append(more, i)
+		}
+	}
+	if len(more) == 0 {
+		more = make([]int, shards)
+		for i := range more {
+			more[i] = i
+		}
+	}
+	rest := free - shards
+	base, extra := rest/len(more), rest%len(more)
+	for j, i := range more {
+		n := base
+		if j < extra {
+			n++
+		}
+		reqs[i].Batch = min(reqs[i].Batch+n, w.cfg.Batch)
+	}
+	return reqs
 }
 
 // waitFor waits until ctx ends, ch delivers (or is closed) or d passes,

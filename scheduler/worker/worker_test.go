@@ -25,7 +25,7 @@ import (
 type faultStore struct {
 	*redisstore.Store
 	failHeartbeats atomic.Bool
-	claims         atomic.Int64 // Claim calls
+	claims         atomic.Int64 // ClaimShards calls (claim rounds)
 	// stallClaim, when set, holds the next claim that took events this long
 	// before its reply reaches the worker (a process stopped right after
 	// Redis ran the claim).
@@ -39,15 +39,18 @@ func (f *faultStore) Heartbeat(ctx context.Context, w scheduler.WorkerInfo, now 
 	return f.Store.Heartbeat(ctx, w, now)
 }
 
-func (f *faultStore) Claim(ctx context.Context, shard int, worker string, batch int, vis time.Duration, now time.Time) (scheduler.Claim, error) {
+func (f *faultStore) ClaimShards(ctx context.Context, reqs []scheduler.ClaimRequest, worker string, vis time.Duration, now time.Time) ([]scheduler.Claim, []error) {
 	f.claims.Add(1)
-	c, err := f.Store.Claim(ctx, shard, worker, batch, vis, now)
-	if len(c.Events) > 0 {
-		if d := f.stallClaim.Swap(0); d > 0 {
-			time.Sleep(time.Duration(d))
+	cs, errs := f.Store.ClaimShards(ctx, reqs, worker, vis, now)
+	for _, c := range cs {
+		if len(c.Events) > 0 {
+			if d := f.stallClaim.Swap(0); d > 0 {
+				time.Sleep(time.Duration(d))
+			}
+			break
 		}
 	}
-	return c, err
+	return cs, errs
 }
 
 // arrivals records the requests a destination received.

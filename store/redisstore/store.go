@@ -336,6 +336,37 @@ func (s *Store) Claim(ctx context.Context, shard int, worker string, batch int, 
 	return parseClaim(res)
 }
 
+// ClaimShards claims from several shards in one round trip: claim.lua per
+// shard in a pipeline (per node, for a cluster). Each result is the
+// shard's claim or its error; a shard's error leaves the others' claims
+// good. A claim whose reply is lost (an error after Redis ran it) is an
+// orphan the worker gives back; NOSCRIPT means it did not run, and that
+// shard is claimed again with the script loaded.
+func (s *Store) ClaimShards(ctx context.Context, reqs []scheduler.ClaimRequest, worker string, visibility time.Duration, now time.Time) ([]scheduler.Claim, []error) {
+	claims := make([]scheduler.Claim, len(reqs))
+	errs := make([]error, len(reqs))
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(reqs))
+	for i, r := range reqs {
+		cmds[i] = luascripts.Claim.EvalSha(ctx, pipe, []string{s.k.due(r.Shard), s.k.lease(r.Shard), s.k.proc(r.Shard, worker)},
+			ms(now), r.Batch, visibility.Milliseconds(), worker, s.k.evPrefix(r.Shard))
+	}
+	_, _ = pipe.Exec(ctx) // errors are per command
+	for i, cmd := range cmds {
+		res, err := cmd.Slice()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			claims[i], errs[i] = s.Claim(ctx, reqs[i].Shard, worker, reqs[i].Batch, visibility, now)
+			continue
+		}
+		if err != nil {
+			errs[i] = unavailable(fmt.Sprintf("claim shard %d", reqs[i].Shard), err)
+			continue
+		}
+		claims[i], errs[i] = parseClaim(res)
+	}
+	return claims, errs
+}
+
 // claimStride is the number of values per event in a claim reply: its
 // member, then its fields in codec order.
 const claimStride = 1 + numFields
