@@ -328,7 +328,9 @@ func runSchedulesMinute(ctx context.Context, b *bench, d *deployment) ([]row, er
 		minutes = append(minutes, due.UTC().Format(time.TimeOnly)+"="+strconv.Itoa(k))
 	}
 	slices.Sort(minutes)
-	slog.Info("occurrences per minute (earlier ones fired while the schedules were being created)",
+	// A schedule's first occurrence is the first boundary after its create,
+	// so minutes before M have the schedules created before each.
+	slog.Info("occurrences per minute",
 		"workload", app, "minutes", strings.Join(minutes, " "), "early_any_minute", early)
 
 	ratio := func(x, y metric) float64 {
@@ -340,8 +342,8 @@ func runSchedulesMinute(ctx context.Context, b *bench, d *deployment) ([]row, er
 	slog.Info("schedules minute vs plain burst", "workload", app, "n", n,
 		"minute_deliveries_per_s", int(first.DeliveriesPerSec.v), "plain_deliveries_per_s", int(plain.DeliveriesPerSec.v),
 		"deliveries_ratio", fmt.Sprintf("%.2f", ratio(first.DeliveriesPerSec, plain.DeliveriesPerSec)),
-		"minute_late_p50", st.LateP50.Round(time.Millisecond), "plain_late_p50_ms", int(plain.LateP50.v),
-		"minute_late_p99", st.LateP99.Round(time.Millisecond), "plain_late_p99_ms", int(plain.LateP99.v),
+		"minute_late_p50", st.LateP50.Round(time.Millisecond), "plain_late_p50", msDuration(plain.LateP50),
+		"minute_late_p99", st.LateP99.Round(time.Millisecond), "plain_late_p99", msDuration(plain.LateP99),
 		"late_p99_ratio", fmt.Sprintf("%.2f", ratio(first.LateP99, plain.LateP99)))
 	return []row{plain, first, second}, nil
 }
@@ -406,8 +408,10 @@ func runSchedulesIdle(ctx context.Context, b *bench, d *deployment) ([]row, erro
 		return fmt.Sprintf("%.2f", x/y)
 	}
 	attrs := []any{"workload", app, "schedules", res.Created,
-		"late_p50_ms_none", none.LateP50.v, "late_p50_ms_with", with.LateP50.v, "late_p50_ratio", ratio(with.LateP50.v, none.LateP50.v),
-		"late_p99_ms_none", none.LateP99.v, "late_p99_ms_with", with.LateP99.v, "late_p99_ratio", ratio(with.LateP99.v, none.LateP99.v)}
+		"late_p50_none", msDuration(none.LateP50), "late_p50_with", msDuration(with.LateP50),
+		"late_p50_ratio", ratio(with.LateP50.v, none.LateP50.v),
+		"late_p99_none", msDuration(none.LateP99), "late_p99_with", msDuration(with.LateP99),
+		"late_p99_ratio", ratio(with.LateP99.v, none.LateP99.v)}
 	if noneCPU.ok && withCPU.ok {
 		attrs = append(attrs,
 			"worker_cpu_us_per_delivery_none", int(noneCPU.worker), "worker_cpu_us_per_delivery_with", int(withCPU.worker),
@@ -419,8 +423,14 @@ func runSchedulesIdle(ctx context.Context, b *bench, d *deployment) ([]row, erro
 	return []row{none, mem, with}, nil
 }
 
-// stepCPU is CPU time (user + system) per delivery, in microseconds.
-type stepCPU struct {
+// msDuration turns a row's milliseconds back into a duration for the log,
+// rounded to 0.1 ms like the table.
+func msDuration(m metric) time.Duration {
+	return time.Duration(m.v * float64(time.Millisecond)).Round(100 * time.Microsecond)
+}
+
+// cpuPerDelivery is CPU time (user + system) per delivery, in microseconds.
+type cpuPerDelivery struct {
 	worker, redis float64 // all workers together; Redis
 	ok            bool    // false where /proc cannot be read
 }
@@ -428,7 +438,7 @@ type stepCPU struct {
 // steadyCPU runs the steady workload's measurement in d, names its row and
 // returns the CPU time the workers and Redis spent per delivery over the
 // whole run (calibration and creates included, the same in every run).
-func (b *bench) steadyCPU(ctx context.Context, d *deployment, name string) (row, stepCPU, error) {
+func (b *bench) steadyCPU(ctx context.Context, d *deployment, name string) (row, cpuPerDelivery, error) {
 	pids := func() (workers []int, redis int) {
 		for _, w := range d.workers {
 			workers = append(workers, w.Pid())
@@ -440,11 +450,11 @@ func (b *bench) steadyCPU(ctx context.Context, d *deployment, name string) (row,
 	r0, rerr := cpuTimes(rp)
 	rows, err := runSteady(ctx, b, d)
 	if err != nil {
-		return row{}, stepCPU{}, err
+		return row{}, cpuPerDelivery{}, err
 	}
 	r := rows[0]
 	r.Workload = name
-	var c stepCPU
+	var c cpuPerDelivery
 	delivered := float64(b.opts.steady)
 	if r.Missing.ok {
 		delivered -= r.Missing.v
@@ -454,7 +464,7 @@ func (b *bench) steadyCPU(ctx context.Context, d *deployment, name string) (row,
 	if err := errors.Join(werr, rerr, werr1, rerr1); err != nil {
 		slog.Warn("no CPU figures", "err", err)
 	} else if delivered > 0 {
-		c = stepCPU{worker: float64((w1 - w0).Microseconds()) / delivered,
+		c = cpuPerDelivery{worker: float64((w1 - w0).Microseconds()) / delivered,
 			redis: float64((r1 - r0).Microseconds()) / delivered, ok: true}
 		slog.Info("steady CPU", "run", name, "worker_cpu_us_per_delivery", int(c.worker),
 			"redis_cpu_us_per_delivery", int(c.redis))
