@@ -139,6 +139,10 @@ func runBurst(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 	return []row{r}, nil
 }
 
+// profileName turns a row name into a profile file name:
+// "schedules: plain burst" → "schedules-plain-burst".
+var profileName = strings.NewReplacer(": ", "-", " ", "-")
+
 // measureBurst creates n events of appBurst all due at one instant and
 // returns the row named name: deliveries/s from the due time to the last
 // arrival, and the lateness of each. CPU profiles (--profile) are named
@@ -153,7 +157,7 @@ func (b *bench) measureBurst(ctx context.Context, d *deployment, name string, n 
 	// the burst takes at 10,000/s, plus a second.
 	profiling := make(chan func(), 1)
 	profileStart := time.AfterFunc(time.Until(due), func() {
-		profiling <- b.profileAll(ctx, d, strings.ReplaceAll(name, " ", "-"), time.Duration(n/10_000+1)*time.Second)
+		profiling <- b.profileAll(ctx, d, profileName.Replace(name), time.Duration(n/10_000+1)*time.Second)
 	})
 	st, res, err := b.deliver(ctx, d, appBurst, n, func(int) time.Time { return due }, due)
 	if !profileStart.Stop() {
