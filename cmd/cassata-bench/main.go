@@ -3,8 +3,12 @@
 // create throughput (ingest), Redis memory per pending event (memory),
 // deliveries under a steady 5,000 events/s (archive) and topic deliveries
 // (topic-fanout: one message to 1,000 subscribers; topic-steady: 200
-// messages/s to 10), followed by a second table with the archive workload's
-// outbox lag and archive throughput.
+// messages/s to 10) and recurring schedules (schedules-minute: the
+// occurrences of 100,000 schedules firing every minute, beside a plain burst
+// of as many events; schedules-idle: Redis memory per idle schedule and the
+// steady workload with and without 100,000 idle schedules; these two take
+// minutes), followed by a second table with the archive workload's outbox
+// lag and archive throughput.
 //
 // It builds ./cmd/cassata (or takes --cassata), starts its own redis-server,
 // an in-process HTTP sink that records every delivery, and `cassata server`
@@ -25,8 +29,8 @@
 // it could not measure (a process failed to start or died) or when Cassata
 // lost, refused or wrongly delivered events, or left some out of the archive.
 //
-//	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory,archive,topic-fanout,topic-steady]
-//	    [--archive sqlite|mysql] [--runs K] [--backlog N]
+//	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory,archive,topic-fanout,topic-steady,schedules-minute,schedules-idle]
+//	    [--archive sqlite|mysql] [--runs K] [--backlog N] [--schedules N]
 package main
 
 import (
@@ -66,6 +70,7 @@ type options struct {
 	topicSteadySubs   int           // subscribers of the topic steady workload's topic
 	topicRate         int           // messages per second of the topic steady workload
 	topicSpan         time.Duration // how long the topic steady workload's due times spread over
+	schedules         int           // schedules of schedules-minute and schedules-idle
 	deadline          time.Duration // wait for deliveries this long after the last due time
 	keep              bool          // keep the temporary directory (logs, archives)
 	profile           string        // directory for CPU profiles of the burst (empty: none)
@@ -79,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.cassata, "cassata", "", "cassata binary to run (default: go build ./cmd/cassata into a temp dir)")
 	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server binary")
-	fs.StringVar(&only, "only", "", "comma-separated workloads to run (default: all of burst,steady,ingest,memory,archive,topic-fanout,topic-steady)")
+	fs.StringVar(&only, "only", "", "comma-separated workloads to run (default: all of burst,steady,ingest,memory,archive,topic-fanout,topic-steady,schedules-minute,schedules-idle; the schedules ones take minutes)")
 	fs.IntVar(&o.runs, "runs", 1, "run every workload K times and report medians")
 	fs.IntVar(&o.backlog, "backlog", 0, "preload N events due in 24h before burst and steady")
 	fs.IntVar(&o.workers, "workers", 1, "number of cassata worker processes")
@@ -96,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.topicSteadySubs, "topic-steady-subscribers", 10, "subscribers of the topic steady workload's topic")
 	fs.IntVar(&o.topicRate, "topic-rate", 200, "messages per second of the topic steady workload")
 	fs.DurationVar(&o.topicSpan, "topic-span", 10*time.Second, "time the topic steady workload's due times spread over")
+	fs.IntVar(&o.schedules, "schedules", 100_000, "schedules created by schedules-minute (every minute) and schedules-idle (once a year)")
 	fs.DurationVar(&o.deadline, "deadline", time.Minute, "how long after the last due time to wait for deliveries before counting the rest as missing")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with process logs and archives")
 	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of the server and workers during the burst (and the batch ingest) into this directory")
@@ -145,6 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		{"burst", o.burst, 1}, {"steady", o.steady, 1}, {"memory", o.memory, 1}, {"backlog", o.backlog, 0},
 		{"archive-rate", o.archiveRate, 1}, {"topic-subscribers", o.topicSubscribers, 1},
 		{"topic-steady-subscribers", o.topicSteadySubs, 1}, {"topic-rate", o.topicRate, 1},
+		{"schedules", o.schedules, 1},
 	} {
 		if c.v < c.min {
 			return o, fmt.Errorf("--%s must be at least %d", c.name, c.min)

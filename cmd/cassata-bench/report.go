@@ -13,7 +13,9 @@ import (
 // table so a reader can compare. The bench never fails on them.
 const targetsLine = "targets: burst ≥ 10,000 deliveries/s; steady late p99 ≤ 20 ms with 0 early; " +
 	"single creates ≥ 8,000/s; batch creates ≥ 40,000/s; ≤ 400 bytes/pending; " +
-	"topic fan-out late max ≤ 1,000 ms with 0 early; topic steady late p99 ≤ 50 ms with 0 early"
+	"topic fan-out late max ≤ 1,000 ms with 0 early; topic steady late p99 ≤ 50 ms with 0 early; " +
+	"schedules minute late p99 ≤ 1,000 ms with 0 early, exactly one per schedule, at the plain burst's speed; " +
+	"≤ 1,024 bytes per idle schedule (schedules idle, bytes/pending column); steady with idle schedules within 10% of none"
 
 // metric is one optional cell: a workload fills only the columns it measures.
 type metric struct {

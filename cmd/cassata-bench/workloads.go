@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,27 +64,20 @@ var workloads = []workload{
 	{"archive", runArchive},
 	{"topic-fanout", runTopicFanout},
 	{"topic-steady", runTopicSteady},
+	{"schedules-minute", runSchedulesMinute},
+	{"schedules-idle", runSchedulesIdle},
 }
 
 // runWorkload empties Redis, deploys cassata in a fresh namespace, runs w
 // and tears the deployment down.
 func (b *bench) runWorkload(ctx context.Context, w workload) ([]row, error) {
-	if err := b.redis.client.FlushAll(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("FLUSHALL: %w", err)
-	}
-	b.nsSeq++
-	ns := "bench" + strconv.Itoa(b.nsSeq)
-	if err := b.prepareArchive(ctx, ns); err != nil {
-		return nil, err
-	}
-	d, err := b.deploy(ctx, ns)
+	d, err := b.freshDeployment(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer d.stop()
-	b.sink.reset()
+	defer d.stop() // whatever *d holds by then: a workload may redeploy
 
-	slog.Info("workload start", "workload", w.name, "namespace", ns)
+	slog.Info("workload start", "workload", w.name, "namespace", d.ns)
 	start := time.Now()
 	rows, err := w.run(ctx, b, d)
 	if err == nil {
@@ -97,37 +91,86 @@ func (b *bench) runWorkload(ctx context.Context, w workload) ([]row, error) {
 	return rows, nil
 }
 
+// freshDeployment empties Redis, forgets what the sink received and
+// deploys cassata in a new namespace.
+func (b *bench) freshDeployment(ctx context.Context) (*deployment, error) {
+	if err := b.redis.client.FlushAll(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("FLUSHALL: %w", err)
+	}
+	b.nsSeq++
+	ns := "bench" + strconv.Itoa(b.nsSeq)
+	if err := b.prepareArchive(ctx, ns); err != nil {
+		return nil, err
+	}
+	d, err := b.deploy(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	b.sink.reset()
+	return d, nil
+}
+
+// redeploy stops d and replaces it with a fresh deployment, for a workload
+// that compares two deployments; runWorkload's deferred stop and liveness
+// check then apply to the new one.
+func (b *bench) redeploy(ctx context.Context, d *deployment) error {
+	d.stop()
+	nd, err := b.freshDeployment(ctx)
+	if err != nil {
+		return err
+	}
+	*d = *nd
+	slog.Info("redeployed", "namespace", d.ns)
+	return nil
+}
+
 // runBurst creates --burst events all due at one instant and measures how
 // fast the workers drain them and how late each one is.
 func runBurst(ctx context.Context, b *bench, d *deployment) ([]row, error) {
-	n := b.opts.burst
 	rejected, err := b.preloadBacklog(ctx, d)
 	if err != nil {
 		return nil, err
 	}
-	lead, err := b.leadTime(ctx, d, n)
+	r, err := b.measureBurst(ctx, d, "burst", b.opts.burst)
 	if err != nil {
 		return nil, err
+	}
+	r.Errors.v += float64(rejected)
+	return []row{r}, nil
+}
+
+// profileName turns a row name into a profile file name:
+// "schedules: plain burst" → "schedules-plain-burst".
+var profileName = strings.NewReplacer(": ", "-", " ", "-")
+
+// measureBurst creates n events of appBurst all due at one instant and
+// returns the row named name: deliveries/s from the due time to the last
+// arrival, and the lateness of each. CPU profiles (--profile) are named
+// after name.
+func (b *bench) measureBurst(ctx context.Context, d *deployment, name string, n int) (row, error) {
+	lead, err := b.leadTime(ctx, d, n)
+	if err != nil {
+		return row{}, err
 	}
 	due := time.Now().Add(lead).Truncate(time.Millisecond)
 	// Profiles cover the delivery: from the due time for about as long as
 	// the burst takes at 10,000/s, plus a second.
 	profiling := make(chan func(), 1)
 	profileStart := time.AfterFunc(time.Until(due), func() {
-		profiling <- b.profileAll(ctx, d, "burst", time.Duration(n/10_000+1)*time.Second)
+		profiling <- b.profileAll(ctx, d, profileName.Replace(name), time.Duration(n/10_000+1)*time.Second)
 	})
 	st, res, err := b.deliver(ctx, d, appBurst, n, func(int) time.Time { return due }, due)
 	if !profileStart.Stop() {
 		(<-profiling)() // the profiles started: wait for them to be written
 	}
 	if err != nil {
-		return nil, err
+		return row{}, err
 	}
-	r := deliveryRow("burst", st, res.Rejected+rejected)
+	r := deliveryRow(name, st, res.Rejected)
 	if span := st.LastArrival.Sub(due); st.Delivered > 0 && span > 0 {
 		r.DeliveriesPerSec = some(float64(st.Delivered) / span.Seconds())
 	}
-	return []row{r}, nil
+	return r, nil
 }
 
 // runSteady creates --steady events due evenly over --steady-span and
