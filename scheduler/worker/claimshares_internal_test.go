@@ -6,6 +6,10 @@ import (
 	"github.com/cassata/cassata/scheduler"
 )
 
+func cr(shard, batch int) scheduler.ClaimRequest {
+	return scheduler.ClaimRequest{Shard: shard, Batch: batch}
+}
+
 func TestClaimShares(t *testing.T) {
 	t.Parallel()
 	w := &Worker{cfg: Config{Batch: 10}}
@@ -30,14 +34,14 @@ func TestClaimShares(t *testing.T) {
 		want        []scheduler.ClaimRequest
 	}{
 		{"fewer slots than shards: one each from start", 3, 2, hotOf(4, 0),
-			[]scheduler.ClaimRequest{{2, 1}, {3, 1}, {0, 1}}},
-		{"as many slots as shards", 4, 1, hotOf(4), []scheduler.ClaimRequest{{1, 1}, {2, 1}, {3, 1}, {0, 1}}},
+			[]scheduler.ClaimRequest{cr(2, 1), cr(3, 1), cr(0, 1)}},
+		{"as many slots as shards", 4, 1, hotOf(4), []scheduler.ClaimRequest{cr(1, 1), cr(2, 1), cr(3, 1), cr(0, 1)}},
 		{"none hot: split evenly, the remainder from start", 10, 0, hotOf(4),
-			[]scheduler.ClaimRequest{{0, 3}, {1, 3}, {2, 2}, {3, 2}}},
+			[]scheduler.ClaimRequest{cr(0, 3), cr(1, 3), cr(2, 2), cr(3, 2)}},
 		{"hot shards share the rest, the others one each", 10, 0, hotOf(4, 1, 3),
-			[]scheduler.ClaimRequest{{0, 1}, {1, 4}, {2, 1}, {3, 4}}},
+			[]scheduler.ClaimRequest{cr(0, 1), cr(1, 4), cr(2, 1), cr(3, 4)}},
 		{"at most Batch per shard", 100, 0, hotOf(4, 2),
-			[]scheduler.ClaimRequest{{0, 1}, {1, 1}, {2, 10}, {3, 1}}},
+			[]scheduler.ClaimRequest{cr(0, 1), cr(1, 1), cr(2, 10), cr(3, 1)}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := w.claimShares(tt.free, tt.start, tt.hot)

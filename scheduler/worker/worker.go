@@ -336,7 +336,7 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	backoff := 10 * time.Millisecond
-	hot := make([]bool, shards) // shards whose last claim filled its share
+	hot := make([]bool, shards)       // shards whose last claim filled its share
 	var nextOrphanCheck time.Duration // w.mono: at once, then every OrphanInterval
 	gated := false
 	for ctx.Err() == nil {
@@ -368,42 +368,47 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 		var serverNow time.Time
 		more := false
 		failed := false
-		reqs := w.claimShares(free, start, hot)
-		clear(hot)
-		sent := w.mono()
-		claims, errs := w.store.ClaimShards(ctx, reqs, w.cfg.ID, w.cfg.Visibility, w.now())
-		for i, c := range claims {
-			sh := reqs[i].Shard
-			if err := errs[i]; err != nil {
-				if ctx.Err() == nil {
-					w.log.Warn("claim failed", "shard", sh, "err", err)
+		// One pipeline covers every shard when there are at least as many
+		// free slots as shards; with fewer, the next shards are asked
+		// until the slots are taken or every shard was looked at.
+		for visited := 0; visited < shards && free > 0 && !failed; {
+			reqs := w.claimShares(free, (start+visited)%shards, hot)
+			visited += len(reqs)
+			sent := w.mono()
+			claims, errs := w.store.ClaimShards(ctx, reqs, w.cfg.ID, w.cfg.Visibility, w.now())
+			for i, c := range claims {
+				sh := reqs[i].Shard
+				if err := errs[i]; err != nil {
+					if ctx.Err() == nil {
+						w.log.Warn("claim failed", "shard", sh, "err", err)
+					}
+					failed = true
+					continue
 				}
-				failed = true
-				continue
-			}
-			serverNow = c.Now
-			if len(c.Events) > 0 {
-				recs := w.track(sh, c.Events, sent)
-				for i, ev := range c.Events {
-					w.inflight.Add(1)
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						w.process(workCtx, ev, c.Now, recs[i])
-					}()
+				serverNow = c.Now
+				if len(c.Events) > 0 {
+					recs := w.track(sh, c.Events, sent)
+					for i, ev := range c.Events {
+						w.inflight.Add(1)
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							w.process(workCtx, ev, c.Now, recs[i])
+						}()
+					}
 				}
+				if len(c.Events) == reqs[i].Batch {
+					hot[sh] = true // there may be more: a bigger share next round
+					more = true
+				}
+				if len(c.Events) > 0 && !c.NextDue.IsZero() && !c.NextDue.After(c.Now) {
+					w.lastFull.Store(w.clock.Now().UnixNano()) // more due events are waiting for this worker
+				}
+				if !c.NextDue.IsZero() && (next.IsZero() || c.NextDue.Before(next)) {
+					next = c.NextDue
+				}
+				free -= len(c.Events)
 			}
-			if len(c.Events) == reqs[i].Batch {
-				hot[sh] = true // there may be more: a bigger share next round
-				more = true
-			}
-			if len(c.Events) > 0 && !c.NextDue.IsZero() && !c.NextDue.After(c.Now) {
-				w.lastFull.Store(w.clock.Now().UnixNano()) // more due events are waiting for this worker
-			}
-			if !c.NextDue.IsZero() && (next.IsZero() || c.NextDue.Before(next)) {
-				next = c.NextDue
-			}
-			free -= len(c.Events)
 		}
 		start = (start + 1) % shards
 		if failed {

@@ -315,3 +315,25 @@ func TestWorkerDeliversAtMostConcurrency(t *testing.T) {
 		t.Errorf("%d requests in flight at once, want at most %d", m, concurrency)
 	}
 }
+
+// TestFewSlotsLookAtEveryShard: with fewer free slots than shards, a claim
+// round asks the next shards when the first ones have nothing due, rather
+// than sleeping until the next poll while another shard has due events.
+func TestFewSlotsLookAtEveryShard(t *testing.T) {
+	t.Parallel()
+	b := setupWorker(t, nil, worker.Config{Concurrency: 1, PollInterval: time.Minute})
+	now := time.Now()
+	const n = 8
+	for i := range n {
+		b.schedule(t, fmt.Sprintf("few-%d", i), now) // both shards get some
+	}
+	b.run(t)
+	waitUntil(t, 5*time.Second, "every event delivered with one slot, two shards and a one-minute poll", func() bool {
+		for i := range n {
+			if len(b.got.of(fmt.Sprintf("few-%d", i))) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
