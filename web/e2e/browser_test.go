@@ -412,11 +412,7 @@ func (tb *tab) waitVisible(sel chromedp.Search) {
 // artifacts directory.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
-	// The visible part, at the tab's own viewport. Full-page capture
-	// (captureBeyondViewport), and resizing the viewport to a tall page for
-	// the picture, were both seen to leave the tab answering nothing on a
-	// loaded machine, failing the steps after the screenshot.
-	buf, err := chromedp.Run(tb.timeout(), chromedp.CaptureScreenshot())
+	buf, err := chromedp.Run(tb.timeout(), chromedp.FullScreenshot(100))
 	if err != nil {
 		tb.t.Fatalf("screenshot %s: %v", name, err)
 	}
