@@ -156,11 +156,29 @@ func newTab(t testing.TB, base string) *tab {
 	ctx, cancel := chromedp.NewContext(parent, chromedp.WithNewBrowserContext(), chromedp.WithListener(tb.watch))
 	t.Cleanup(cancel)
 	tb.ctx = ctx
+	// The first Run on a chromedp context opens the tab, and the tab's event
+	// loop (replies to commands, frame and DOM tracking, tb.watch) lives as
+	// long as the context of that Run: it must be ctx itself. Opened with
+	// tb.timeout(), every tab stopped answering actionTimeout after it was
+	// opened, whatever it was doing then (chromedp's doc of Run: "Do not set
+	// a timeout on the context of that first call"). The wait is bounded
+	// here instead, as startBrowser bounds the browser's start.
+	opened := make(chan error, 1)
+	go func() { opened <- chromedp.Do(ctx) }()
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatalf("open tab: %v", err)
+		}
+	case <-time.After(actionTimeout):
+		cancel()
+		t.Fatalf("open tab: no tab after %s", actionTimeout)
+	}
 	if err := chromedp.Do(tb.timeout(), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspReporter})
 		return err
 	})); err != nil {
-		t.Fatalf("open tab: %v", err)
+		t.Fatalf("add the CSP reporter: %v", err)
 	}
 	t.Cleanup(func() {
 		tb.mu.Lock()
@@ -394,11 +412,7 @@ func (tb *tab) waitVisible(sel chromedp.Search) {
 // artifacts directory.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
-	// The visible part, at the tab's own viewport. Full-page capture
-	// (captureBeyondViewport), and resizing the viewport to a tall page for
-	// the picture, were both seen to leave the tab answering nothing on a
-	// loaded machine, failing the steps after the screenshot.
-	buf, err := chromedp.Run(tb.timeout(), chromedp.CaptureScreenshot())
+	buf, err := chromedp.Run(tb.timeout(), chromedp.FullScreenshot(100))
 	if err != nil {
 		tb.t.Fatalf("screenshot %s: %v", name, err)
 	}

@@ -93,3 +93,26 @@ func TestHarness(t *testing.T) {
 		}
 	}
 }
+
+// TestTabOutlivesActionTimeout: a tab answers for as long as its test
+// runs, not only for actionTimeout after it opened. Every tab used to die
+// then (its first Run had a timeout), so the longest UI tests failed at
+// whatever step came after that mark on a loaded machine, often the one
+// after a screenshot.
+func TestTabOutlivesActionTimeout(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/later", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, `<!doctype html><html><head><title>t</title></head><body><h1>Later</h1></body></html>`)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	tb := newTab(t, srv.URL)
+	time.Sleep(actionTimeout + 2*time.Second)
+	if st := tb.navigate("/later"); st != http.StatusOK {
+		t.Fatalf("GET /later: status %d", st)
+	}
+	tb.waitVisible(heading("Later"))
+}

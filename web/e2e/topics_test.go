@@ -37,11 +37,6 @@ func (tb *tab) resultOf(id string) string {
 // tests a sample message against their filters, edits and disables them;
 // a message published through the JSON API shows on the topic's page and on
 // its own page with its delivery COMPLETED at a real destination.
-//
-// No screenshots here for now: in full `make test` runs on this 2-core VM
-// the tab stopped answering after a capture of these pages about every
-// other run (full-page, resized or plain), failing the next step; the test
-// passed every run without them. Issue 13 stays open for that.
 func TestTopics(t *testing.T) {
 	t.Parallel()
 	s := setup(t)
@@ -83,6 +78,7 @@ func TestTopics(t *testing.T) {
 	if v := tb.value(field("url")); v != dest.URL+"/billing" {
 		t.Errorf("after a refusal the url field holds %q", v)
 	}
+	tb.screenshot("topic-form-error")
 	if _, err := s.subs.Get(context.Background(), app, "billing"); !errors.Is(err, scheduler.ErrNotFound) {
 		t.Fatalf("a refused subscription was stored (err %v)", err)
 	}
@@ -112,11 +108,13 @@ func TestTopics(t *testing.T) {
 	if why := tb.text(`//table[@id='tester-results']//tr[td[1][normalize-space(.)='broken']]/td[3]`); !strings.Contains(why, "filter:") {
 		t.Errorf("tester: the filter error is not shown: %q", why)
 	}
+	tb.screenshot("topic-filter-tester")
 
 	// Edit billing: three attempts at most.
 	tb.click(rowButton("billing", "Edit"))
 	tb.landOn("/admin/topics/shop/orders/subscriptions/billing", button("Save subscription"))
 	tb.typeInto(field("max_attempts"), "3")
+	tb.screenshot("subscription-edit")
 	tb.click(button("Save subscription"))
 	tb.waitText(byID("flash"), "save billing", equals("Subscription billing saved."))
 	if sub, err := s.subs.Get(context.Background(), app, "billing"); err != nil || sub.MaxAttempts != 3 || sub.Filter != `data["body"]["total"] > 100` {
@@ -173,6 +171,7 @@ func TestTopics(t *testing.T) {
 	if row := tb.text(`//table[@id='messages']//tr[td[1][normalize-space(.)='order-1']]`); !strings.Contains(row, "1 COMPLETED") {
 		t.Errorf("message row %q lacks its delivery count", row)
 	}
+	tb.screenshot("topic")
 
 	tb.click(chromedp.Search(`//table[@id='messages']//a[normalize-space(.)='order-1']`))
 	tb.landOn("/admin/messages/shop/order-1", heading("order-1"))
@@ -187,6 +186,7 @@ func TestTopics(t *testing.T) {
 	if tb.has(button("Cancel")) {
 		t.Error("a COMPLETED message offers Cancel")
 	}
+	tb.screenshot("message")
 	tb.click(link("order-1~billing"))
 	tb.landOn(eventPath(app, "order-1~billing"), heading("order-1~billing"))
 	tb.waitText(byID("status"), "delivery event", equals("COMPLETED"))
@@ -197,12 +197,10 @@ func TestTopics(t *testing.T) {
 	if f := strings.Fields(row); len(f) != 4 || f[2] != "3" || f[3] != "2" {
 		t.Errorf("topics row %q, want shop orders 3 subscriptions, 2 active", row)
 	}
-
+	tb.screenshot("topics")
 }
 
-// TestSubscriptionDelete: deleting a subscription asks first. (A test of
-// its own, on a fresh tab: after TestTopics' screenshots of tall pages, a
-// tab on a loaded machine was seen to stop answering.)
+// TestSubscriptionDelete: deleting a subscription asks first.
 func TestSubscriptionDelete(t *testing.T) {
 	t.Parallel()
 	s := setup(t)
