@@ -222,7 +222,7 @@ func TestSchedulePage(t *testing.T) {
 	}
 
 	// The next five occurrences, an hour apart, in UTC and in Berlin.
-	if got := tableHeader(t, r.doc, "upcoming"); fmt.Sprint(got) != "[# UTC Europe/Berlin]" {
+	if got := tableHeader(t, r.doc, "upcoming"); fmt.Sprint(got) != "[# UTC Local (Europe/Berlin)]" {
 		t.Errorf("upcoming columns %q", got)
 	}
 	up := tableRows(t, r.doc, "upcoming")
@@ -340,6 +340,9 @@ func TestScheduleActions(t *testing.T) {
 	}
 	if got := text(byID(t, r.doc, "status")); got != "active" || len(tableRows(t, r.doc, "upcoming")) != 5 {
 		t.Errorf("after Resume: status %q", got)
+	}
+	if got := tableHeader(t, r.doc, "upcoming"); fmt.Sprint(got) != "[# UTC]" {
+		t.Errorf("upcoming columns of a UTC schedule %q: no second column for the same zone", got)
 	}
 	if !hasID(r.doc, "no-runs") {
 		t.Error("no runs yet, and the page does not say so")

@@ -94,10 +94,12 @@ type scheduleView struct {
 	Fields            []field
 	Headers           []header
 	Body, BodyNote    string
-	// Timezone names the zone of the Local column of Upcoming.
-	Timezone string
-	Upcoming []occurrenceRow
-	Runs     []runRow
+	// Timezone names the zone of the Local column of Upcoming, which is
+	// shown (ShowLocal) unless the zone is UTC.
+	Timezone  string
+	ShowLocal bool
+	Upcoming  []occurrenceRow
+	Runs      []runRow
 	// Path is the schedule's page; the actions post to Path + "/pause" etc.
 	Path string
 }
@@ -118,6 +120,7 @@ func newScheduleView(st *schedule.State, runs []schedule.Run, upcoming []time.Ti
 	at := func(t time.Time) *timeView { tv := newTime(t, now); return &tv }
 	v := scheduleView{App: st.App, ID: st.ID, Paused: st.Paused, Timezone: timezoneName(st.Timezone),
 		Path: schedulePath(st.App, st.ID)}
+	v.ShowLocal = v.Timezone != "UTC"
 	v.State, v.StateClass = scheduleState(st)
 	timing := field{Label: "Cron", Value: st.Cron, Mono: true}
 	if st.Every != "" {
