@@ -1,11 +1,13 @@
 // Package web is Cassata's admin UI: server-rendered pages (templ
 // components) to watch the scheduler and to search, inspect, cancel and
-// retry events from a browser, and to manage topics: subscriptions, a filter
-// tester, messages with their deliveries. It talks to the domain through
-// small interfaces — Backend, which *scheduler.Scheduler satisfies, and
-// TopicSubscriptions and TopicMessages (Config.Topics), which
-// *topic.Subscriptions and *topic.Messages satisfy; it never touches Redis
-// or SQL.
+// retry events from a browser, to manage topics: subscriptions, a filter
+// tester, messages with their deliveries, and to watch and steer recurring
+// schedules: next occurrences, latest runs, pause, resume, trigger now,
+// delete. It talks to the domain through small interfaces — Backend, which
+// *scheduler.Scheduler satisfies, TopicSubscriptions and TopicMessages
+// (Config.Topics), which *topic.Subscriptions and *topic.Messages satisfy,
+// and Schedules (Config.Schedules), which *schedule.Schedules satisfies; it
+// never touches Redis or SQL.
 //
 // # Shape
 //

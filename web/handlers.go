@@ -107,6 +107,9 @@ func (u *UI) takeFlash(c *gin.Context) *flash {
 	case "bulk-cancel":
 		return &flash{Text: "Cancelled " + countEvents(n) + "."}
 	}
+	if f := scheduleFlash(code, arg); f != nil {
+		return f
+	}
 	return topicFlash(code, arg)
 }
 

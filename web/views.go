@@ -24,7 +24,8 @@ type page struct {
 	// Prefix is BasePath + "/admin": every link and form starts with it.
 	Prefix string
 	CSRF   string
-	// Nav names the current section: "dashboard", "events", "failures", "topics", "apps" or "".
+	// Nav names the current section: "dashboard", "events", "failures", "topics",
+	// "schedules", "apps" or "".
 	Nav string
 	// Apps shows the Applications link (the UI has an AppLister).
 	Apps bool

@@ -80,6 +80,11 @@ type Config struct {
 	// edit, disable, delete), the filter tester, messages with their
 	// deliveries. Without it the Topics page says topics are not enabled.
 	Topics *Topics
+	// Schedules, when set, serves the Schedules pages: recurring schedules
+	// with their next occurrences and latest runs; pause, resume, trigger
+	// now, delete. Without it the Schedules page says schedules are not
+	// enabled.
+	Schedules Schedules
 	// Clock tells the time for relative times and session expiry.
 	// Defaults to scheduler.SystemClock.
 	Clock scheduler.Clock
@@ -201,6 +206,7 @@ func (u *UI) Mount(r *gin.Engine) {
 	in.GET("/failures", u.failures)
 	in.POST("/failures/retry", u.bulkRetry)
 	u.mountTopics(in)
+	u.mountSchedules(in)
 	if u.cfg.Apps != nil {
 		in.GET("/apps", u.apps)
 	}

@@ -67,7 +67,11 @@ func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error
 		if d.subs != nil && d.msgs != nil {
 			topics = &web.Topics{Subscriptions: d.subs, Messages: d.msgs}
 		}
-		ui, err := web.New(web.Config{Backend: d.sched, Apps: d.apps, Topics: topics, Password: cfg.AdminPassword,
+		var schedules web.Schedules // a nil *schedule.Schedules must stay a nil interface
+		if d.schedules != nil {
+			schedules = d.schedules
+		}
+		ui, err := web.New(web.Config{Backend: d.sched, Apps: d.apps, Topics: topics, Schedules: schedules, Password: cfg.AdminPassword,
 			Open: mode == "dev", BasePath: cfg.BasePath, SessionSalt: "cassata:" + cfg.Namespace, Logger: d.log})
 		if err != nil {
 			return nil, fmt.Errorf("admin UI: %w", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/topic"
 	"github.com/cassata/cassata/scheduler/worker"
 	"github.com/cassata/cassata/store/archive"
@@ -47,6 +48,8 @@ type system struct {
 	timings *timings
 
 	stopWorker func()
+	// schedules keeps recurring events; the worker chains their occurrences.
+	schedules *schedule.Schedules
 }
 
 // archiveEnv=mysql puts the archive on a MariaDB that the tests start
@@ -86,6 +89,8 @@ func setup(t testing.TB) *system {
 		t.Fatalf("topic.NewMessages: %v", err)
 	}
 
+	schedules := schedule.New(store, store, schedule.Config{Events: sched, Log: log})
+
 	dest := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/ok":
@@ -100,13 +105,13 @@ func setup(t testing.TB) *system {
 	}))
 	t.Cleanup(dest.Close)
 
-	s := &system{t: t, sched: sched, subs: subs, msgs: msgs, store: store, archive: arch, dest: dest, timings: &timings{}}
+	s := &system{t: t, sched: sched, subs: subs, msgs: msgs, schedules: schedules, store: store, archive: arch, dest: dest, timings: &timings{}}
 
 	// Worker and archiver, each stoppable on its own: tests that must see a
 	// status stay put after a click stop the worker first.
 	w := worker.New(store, delivery.New(delivery.Config{}), worker.Config{
 		ID: "e2e-worker", Concurrency: 8, PollInterval: 50 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
-		ShutdownTimeout: 2 * time.Second, Logger: log,
+		ShutdownTimeout: 2 * time.Second, Logger: log, Recurrence: schedules,
 		Fanout: &worker.Fanout{Store: store, Subscribers: subs, Events: sched},
 	})
 	s.stopWorker = s.run(func(ctx context.Context) { _ = w.Run(ctx) })
@@ -115,9 +120,9 @@ func setup(t testing.TB) *system {
 	})
 	s.run(func(ctx context.Context) { _ = archiver.Run(ctx) })
 
-	engine := api.New(api.Config{Scheduler: sched, Logger: log, Messages: msgs, Subscriptions: subs}).Engine(nil)
+	engine := api.New(api.Config{Scheduler: sched, Logger: log, Messages: msgs, Subscriptions: subs, Schedules: schedules}).Engine(nil)
 	ui, err := web.New(web.Config{Backend: sched, Password: adminPassword, Logger: log,
-		Topics: &web.Topics{Subscriptions: subs, Messages: msgs}})
+		Topics: &web.Topics{Subscriptions: subs, Messages: msgs}, Schedules: schedules})
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
 	}
