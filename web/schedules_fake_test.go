@@ -177,6 +177,18 @@ func withSchedules(store **fakeScheduleStore) func(*Config) {
 	return func(cfg *Config) {
 		*store = newFakeScheduleStore()
 		fb := cfg.Backend.(*fakeBackend)
-		cfg.Schedules = schedule.New(*store, fakeOccurrences{fb}, schedule.Config{Clock: cfg.Clock, Events: fb})
+		cfg.Schedules = schedule.New(*store, fakeOccurrences{fb}, schedule.Config{Clock: cfg.Clock, Events: fakeStatuses{fb}})
 	}
+}
+
+// fakeStatuses reads occurrences' statuses from the fake Backend, as
+// scheduler.Scheduler.Status does from Redis and the archive.
+type fakeStatuses struct{ fb *fakeBackend }
+
+func (s fakeStatuses) Status(ctx context.Context, app, id string) (scheduler.Status, error) {
+	ev, err := s.fb.Get(ctx, app, id)
+	if err != nil {
+		return "", err
+	}
+	return ev.Status, nil
 }
