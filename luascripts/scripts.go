@@ -3,7 +3,7 @@
 // return value. Every script touches the keys of exactly one shard: all of
 // them carry the shard's hash tag, so a script runs in one Redis Cluster slot
 // (subput and subdel: the application's subscription hash tag; schcas: the
-// schedule's own hash tag);
+// application's schedule hash tag);
 // the few namespace-wide scripts (heartbeat, deadworkers, forgetworker, ping,
 // appput, appbykey) touch one global key each.
 //

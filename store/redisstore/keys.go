@@ -34,11 +34,10 @@ import (
 // -> created ms, one slot per application) and <ns>:msgapps (set:
 // applications that published messages).
 //
-// Recurring schedules (schedules.go): <ns>:{<ns>:sch:<app>/<id>} (hash: r
-// revision, d record; a slot per schedule, written by schcas.lua),
-// <ns>:{<ns>:schidx:<app>} (zset of the application's schedule ids, all
-// scored 0, for listing in id order) and <ns>:schapps (set: applications
-// that have, or had, schedules).
+// Recurring schedules (schedules.go): <ns>:{<ns>:sch:<app>} (hash: schedule
+// id -> "<revision>|<record>"; one slot per application, written by
+// schcas.lua) and <ns>:schapps (set: applications that have, or had,
+// schedules).
 type keys struct {
 	ns       string
 	prefixes []string
@@ -81,8 +80,5 @@ func (k keys) subs(app string) string      { return k.subPrefix(app) + ":subs" }
 func (k keys) subRev(app string) string    { return k.subPrefix(app) + ":rev" }
 func (k keys) subApps() string             { return k.ns + ":subapps" }
 
-func (k keys) sched(app, id string) string {
-	return k.ns + ":{" + k.ns + ":sch:" + app + "/" + id + "}"
-}
-func (k keys) schedIndex(app string) string { return k.ns + ":{" + k.ns + ":schidx:" + app + "}" }
-func (k keys) schedApps() string            { return k.ns + ":schapps" }
+func (k keys) scheds(app string) string { return k.ns + ":{" + k.ns + ":sch:" + app + "}" }
+func (k keys) schedApps() string        { return k.ns + ":schapps" }

@@ -1,6 +1,8 @@
 package redisstore
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -16,44 +19,44 @@ import (
 	"github.com/cassata/cassata/scheduler/schedule"
 )
 
-// Schedules (keys.go): each schedule is a hash of its own, under its own
-// hash tag, holding r (the revision) and d (the record, JSON), so writes
-// are one compare-and-set script in one slot (schcas.lua) and schedules
-// spread over a cluster's nodes. Listing goes through a per-application
-// index (a sorted set of ids, all scored 0, read in lexical order) and the
-// set of applications that have schedules; both are added to before a
-// record is written and removed from after it is deleted, so every stored
-// schedule is listed and a stale entry lists nothing.
-//
-// Occurrences are ordinary events: a schedule costs nothing while idle but
-// its record and its one pending occurrence.
+// Schedules (keys.go): an application's schedules are one hash under the
+// application's own hash tag, field = schedule id, value = "<revision>|<record
+// JSON>", so a write is one compare-and-set script in one slot
+// (schcas.lua), the hash itself lists the application's schedules, and an
+// idle schedule costs one hash field besides its pending occurrence (the
+// bytes of an idle schedule are a design target). One application's
+// schedules live on one node of a cluster; its occurrences, ordinary
+// events, spread over all shards.
 
 var _ schedule.Store = (*Store)(nil)
 
-// schRecord is the stored form of schedule.State; times are Unix ms,
-// durations ms.
+// schRecord is the stored form of schedule.State: short names, times in
+// Unix ms, durations in ms, defaults left out, the body as a string when
+// it is UTF-8 (b) and in base64 only when it is not (b64), since an idle
+// schedule's bytes are a design target.
 type schRecord struct {
-	Created            int64             `json:"created"`
-	Updated            int64             `json:"updated"`
-	Cron               string            `json:"cron,omitempty"`
-	Every              string            `json:"every,omitempty"`
+	Created            int64             `json:"c"`
+	Updated            int64             `json:"t,omitempty"` // 0: Created
+	Cron               string            `json:"cr,omitempty"`
+	Every              string            `json:"ev,omitempty"`
 	Timezone           string            `json:"tz,omitempty"`
-	Start              int64             `json:"start,omitempty"`
-	End                int64             `json:"end,omitempty"`
-	Paused             bool              `json:"paused,omitempty"`
-	URL                string            `json:"url"`
-	Method             string            `json:"method"`
-	Headers            map[string]string `json:"headers,omitempty"`
-	Body               []byte            `json:"body,omitempty"`
-	MaxAttempts        int               `json:"max_attempts,omitempty"`
-	TimeoutMS          int64             `json:"timeout_ms,omitempty"`
-	MinBackoffMS       int64             `json:"min_backoff_ms,omitempty"`
-	MaxBackoffMS       int64             `json:"max_backoff_ms,omitempty"`
-	CallbackURL        string            `json:"callback_url,omitempty"`
-	FailureCallbackURL string            `json:"failure_callback_url,omitempty"`
-	FlowKey            string            `json:"flow_key,omitempty"`
-	Next               int64             `json:"next,omitempty"`
-	Runs               []int64           `json:"runs,omitempty"`
+	Start              int64             `json:"sa,omitempty"`
+	End                int64             `json:"ea,omitempty"`
+	Paused             bool              `json:"p,omitempty"`
+	URL                string            `json:"u"`
+	Method             string            `json:"m,omitempty"` // "": POST
+	Headers            map[string]string `json:"h,omitempty"`
+	Body               *string           `json:"b,omitempty"`
+	Body64             []byte            `json:"b64,omitempty"`
+	MaxAttempts        int               `json:"x,omitempty"`
+	TimeoutMS          int64             `json:"to,omitempty"`
+	MinBackoffMS       int64             `json:"bn,omitempty"`
+	MaxBackoffMS       int64             `json:"bx,omitempty"`
+	CallbackURL        string            `json:"cb,omitempty"`
+	FailureCallbackURL string            `json:"fcb,omitempty"`
+	FlowKey            string            `json:"fk,omitempty"`
+	Next               int64             `json:"n,omitempty"`
+	Runs               []int64           `json:"r,omitempty"`
 }
 
 func optMS(t time.Time) int64 {
@@ -72,17 +75,34 @@ func optTime(ms int64) time.Time {
 
 func encodeSchedule(st *schedule.State) []byte {
 	s := st.Schedule
-	r := schRecord{Created: ms(s.CreatedAt), Updated: ms(s.UpdatedAt), Cron: s.Cron, Every: s.Every,
+	r := schRecord{Created: ms(s.CreatedAt), Cron: s.Cron, Every: s.Every,
 		Timezone: s.Timezone, Start: optMS(s.StartAt), End: optMS(s.EndAt), Paused: s.Paused, URL: s.URL,
-		Method: s.Method, Headers: s.Headers, Body: s.Body, MaxAttempts: s.MaxAttempts,
+		Headers: s.Headers, MaxAttempts: s.MaxAttempts,
 		TimeoutMS: s.Timeout.Milliseconds(), MinBackoffMS: s.MinBackoff.Milliseconds(),
 		MaxBackoffMS: s.MaxBackoff.Milliseconds(), CallbackURL: s.CallbackURL,
 		FailureCallbackURL: s.FailureCallbackURL, FlowKey: s.FlowKey, Next: optMS(st.Next)}
+	if u := ms(s.UpdatedAt); u != r.Created {
+		r.Updated = u
+	}
+	if s.Method != "POST" {
+		r.Method = s.Method
+	}
+	switch {
+	case s.Body == nil:
+	case utf8.Valid(s.Body):
+		b := string(s.Body)
+		r.Body = &b
+	default:
+		r.Body64 = s.Body
+	}
 	for _, t := range st.Runs {
 		r.Runs = append(r.Runs, t.UnixMilli())
 	}
-	b, _ := json.Marshal(r) // strings, numbers, bytes and a string map: cannot fail
-	return b
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(r) // strings, numbers, bytes and a string map: cannot fail
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 func decodeSchedule(app, id string, rev int64, data string) (*schedule.State, error) {
@@ -92,12 +112,15 @@ func decodeSchedule(app, id string, rev int64, data string) (*schedule.State, er
 	}
 	st := &schedule.State{Rev: rev, Next: optTime(r.Next), Schedule: &schedule.Schedule{App: app, ID: id,
 		Cron: r.Cron, Every: r.Every, Timezone: r.Timezone, StartAt: optTime(r.Start), EndAt: optTime(r.End),
-		Paused: r.Paused, URL: r.URL, Method: r.Method, Headers: r.Headers, Body: r.Body,
+		Paused: r.Paused, URL: r.URL, Method: cmp.Or(r.Method, "POST"), Headers: r.Headers, Body: r.Body64,
 		MaxAttempts: r.MaxAttempts, Timeout: time.Duration(r.TimeoutMS) * time.Millisecond,
 		MinBackoff: time.Duration(r.MinBackoffMS) * time.Millisecond,
 		MaxBackoff: time.Duration(r.MaxBackoffMS) * time.Millisecond, CallbackURL: r.CallbackURL,
 		FailureCallbackURL: r.FailureCallbackURL, FlowKey: r.FlowKey,
-		CreatedAt: fromMS(r.Created), UpdatedAt: fromMS(r.Updated)}}
+		CreatedAt: fromMS(r.Created), UpdatedAt: fromMS(cmp.Or(r.Updated, r.Created))}}
+	if r.Body != nil {
+		st.Body = []byte(*r.Body)
+	}
 	for _, t := range r.Runs {
 		st.Runs = append(st.Runs, time.UnixMilli(t).UTC())
 	}
@@ -106,27 +129,29 @@ func decodeSchedule(app, id string, rev int64, data string) (*schedule.State, er
 
 // ReadSchedule implements schedule.Store.
 func (s *Store) ReadSchedule(ctx context.Context, app, id string) (*schedule.State, error) {
-	v, err := s.rdb.HMGet(ctx, s.k.sched(app, id), "r", "d").Result()
+	v, err := s.rdb.HGet(ctx, s.k.scheds(app), id).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, schedule.ErrScheduleNotFound
+	}
 	if err != nil {
 		return nil, unavailable("read schedule", err)
 	}
-	rev, _ := v[0].(string)
-	d, _ := v[1].(string)
-	if rev == "" || d == "" {
-		return nil, schedule.ErrScheduleNotFound
+	return parseSchedule(app, id, v)
+}
+
+func parseSchedule(app, id, v string) (*schedule.State, error) {
+	rev, rec, ok := strings.Cut(v, "|")
+	if !ok {
+		return nil, fmt.Errorf("read schedule %s/%s: not a schedule record", app, id)
 	}
-	return decodeSchedule(app, id, atoi(rev), d)
+	return decodeSchedule(app, id, atoi(rev), rec)
 }
 
 // WriteSchedule implements schedule.Store.
 func (s *Store) WriteSchedule(ctx context.Context, st *schedule.State, expect int64) (int64, error) {
 	if expect == 0 {
-		// The indexes first: a stored schedule is always listed.
-		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			p.SAdd(ctx, s.k.schedApps(), st.App)
-			p.ZAdd(ctx, s.k.schedIndex(st.App), redis.Z{Member: st.ID})
-			return nil
-		}); err != nil {
+		// The set of applications first: a stored schedule is always listed.
+		if err := s.rdb.SAdd(ctx, s.k.schedApps(), st.App).Err(); err != nil {
 			return 0, unavailable("index schedule", err)
 		}
 	}
@@ -135,17 +160,12 @@ func (s *Store) WriteSchedule(ctx context.Context, st *schedule.State, expect in
 
 // DeleteSchedule implements schedule.Store.
 func (s *Store) DeleteSchedule(ctx context.Context, app, id string, expect int64) error {
-	if _, err := s.schCAS(ctx, app, id, expect, "del", ""); err != nil {
-		return err
-	}
-	if err := s.rdb.ZRem(ctx, s.k.schedIndex(app), id).Err(); err != nil {
-		return unavailable("unindex schedule", err)
-	}
-	return nil
+	_, err := s.schCAS(ctx, app, id, expect, "del", "")
+	return err
 }
 
 func (s *Store) schCAS(ctx context.Context, app, id string, expect int64, op string, rec any) (int64, error) {
-	res, err := luascripts.SchCAS.Run(ctx, s.rdb, []string{s.k.sched(app, id)}, expect, op, rec).Int64Slice()
+	res, err := luascripts.SchCAS.Run(ctx, s.rdb, []string{s.k.scheds(app)}, id, expect, op, rec).Int64Slice()
 	if err != nil {
 		return 0, unavailable(op+" schedule", err)
 	}
@@ -163,7 +183,9 @@ func (s *Store) schCAS(ctx context.Context, app, id string, expect int64, op str
 
 // ListSchedules implements schedule.Store: applications in name order,
 // each application's schedules in id order; the cursor is "<app>/<id>" of
-// the last one shown.
+// the last one shown. A page reads the application's ids (HKEYS) and the
+// page's records (HMGET): listing costs what the application has, firing
+// does not.
 func (s *Store) ListSchedules(ctx context.Context, app, cursor string, limit int) ([]*schedule.State, string, error) {
 	var afterApp, afterID string
 	if cursor != "" {
@@ -187,30 +209,36 @@ func (s *Store) ListSchedules(ctx context.Context, app, cursor string, limit int
 		if a < afterApp {
 			continue
 		}
-		min := "-"
-		if a == afterApp && afterID != "" {
-			min = "(" + afterID
+		ids, err := s.rdb.HKeys(ctx, s.k.scheds(a)).Result()
+		if err != nil {
+			return nil, "", unavailable("list schedules", err)
 		}
-		for len(page) <= limit {
-			ids, err := s.rdb.ZRangeByLex(ctx, s.k.schedIndex(a), &redis.ZRangeBy{Min: min, Max: "+",
-				Count: int64(limit + 1 - len(page))}).Result()
+		slices.Sort(ids)
+		if a == afterApp {
+			i, found := slices.BinarySearch(ids, afterID)
+			if found {
+				i++
+			}
+			ids = ids[i:]
+		}
+		ids = ids[:min(len(ids), limit+1-len(page))]
+		if len(ids) == 0 {
+			continue
+		}
+		vals, err := s.rdb.HMGet(ctx, s.k.scheds(a), ids...).Result()
+		if err != nil {
+			return nil, "", unavailable("list schedules", err)
+		}
+		for i, v := range vals {
+			str, ok := v.(string)
+			if !ok {
+				continue // deleted meanwhile
+			}
+			st, err := parseSchedule(a, ids[i], str)
 			if err != nil {
-				return nil, "", unavailable("list schedules", err)
+				return nil, "", err
 			}
-			if len(ids) == 0 {
-				break
-			}
-			for _, id := range ids {
-				st, err := s.ReadSchedule(ctx, a, id)
-				if errors.Is(err, scheduler.ErrNotFound) {
-					continue // deleted meanwhile, or a create that failed half-way
-				}
-				if err != nil {
-					return nil, "", err
-				}
-				page = append(page, st)
-			}
-			min = "(" + ids[len(ids)-1]
+			page = append(page, st)
 		}
 		if len(page) > limit {
 			break
