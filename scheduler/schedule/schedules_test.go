@@ -451,3 +451,84 @@ func TestList(t *testing.T) {
 		t.Errorf("limit too large: %v", err)
 	}
 }
+
+// TestHeadCancelledBefore: a head that comes back to an occurrence whose
+// event was cancelled (pause and resume within one interval, a replace
+// moving it away and back, a delete and the same create again) is pending
+// again, or the chain would stop there.
+func TestHeadCancelledBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("pause and resume", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		if _, _, err := b.s.Create(ctx, every10("s")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.s.Pause(ctx, app, "s"); err != nil {
+			t.Fatal(err)
+		}
+		b.clock.Advance(time.Second)
+		st, err := b.s.Resume(ctx, app, "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.checkHead(t, st, t0.Add(10*time.Second))
+	})
+	t.Run("replace away and back", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		if _, _, err := b.s.Create(ctx, every10("s")); err != nil {
+			t.Fatal(err)
+		}
+		moved := every10("s")
+		moved.StartAt = t0.Add(20 * time.Second)
+		if _, err := b.s.Put(ctx, moved); err != nil {
+			t.Fatal(err)
+		}
+		back := every10("s")
+		back.URL = "https://example.com/back"
+		st, err := b.s.Put(ctx, back)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.checkHead(t, st, t0.Add(10*time.Second))
+		if ev := b.event(t, occ("s", t0.Add(20*time.Second))); ev.Status != scheduler.StatusCancelled {
+			t.Errorf("the abandoned head is %s, want CANCELLED", ev.Status)
+		}
+	})
+	t.Run("advance onto an abandoned head", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		slow := every10("s")
+		slow.Every, slow.StartAt = "20s", t0.Add(20*time.Second)
+		if _, _, err := b.s.Create(ctx, slow); err != nil {
+			t.Fatal(err)
+		}
+		// Every 10s from t0+10s: the head moves to t0+10s, t0+20s is cancelled ...
+		if _, err := b.s.Put(ctx, every10("s")); err != nil {
+			t.Fatal(err)
+		}
+		// ... and comes back as the next one.
+		b.clock.Set(t0.Add(10 * time.Second))
+		if v, err := b.s.Advance(ctx, app, occ("s", t0.Add(10*time.Second))); err != nil || v != schedule.Advanced {
+			t.Fatalf("advance = %v, %v", v, err)
+		}
+		b.checkHead(t, b.get(t, "s"), t0.Add(20*time.Second))
+	})
+	t.Run("delete and create again", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		if _, _, err := b.s.Create(ctx, every10("s")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.s.Delete(ctx, app, "s"); err != nil {
+			t.Fatal(err)
+		}
+		st, created, err := b.s.Create(ctx, every10("s"))
+		if err != nil || !created {
+			t.Fatalf("create again = %v, %v", created, err)
+		}
+		b.checkHead(t, st, t0.Add(10*time.Second))
+	})
+}

@@ -221,6 +221,22 @@ func TestReplacePending(t *testing.T) {
 		t.Errorf("created by replace: %+v", got)
 	}
 
+	// CANCELLED (a head left and come back to): pending again.
+	if _, err := b.store.Cancel(ctx, testApp, fresh.ID, b.now); err != nil {
+		t.Fatal(err)
+	}
+	again := newEvent(fresh.ID, fresh.DueAt, b.now)
+	again.URL = "https://example.com/again"
+	if ex, err := b.store.ReplacePending(ctx, again, b.now); err != nil || ex != nil {
+		t.Fatalf("replace a CANCELLED event = %v, %v; want nil, nil", ex, err)
+	}
+	if got := b.get(t, fresh.ID); got.URL != again.URL || got.Status != scheduler.StatusPending || !got.FinishedAt.IsZero() {
+		t.Errorf("after replacing a CANCELLED event: %+v, want PENDING to %s", got, again.URL)
+	}
+	if _, ok := zscore(t, b.mr, b.dueKey(fresh.ID), testApp+"/"+fresh.ID); !ok {
+		t.Error("the replaced CANCELLED event is not in the due set")
+	}
+
 	// Claimed (PROCESSING): left alone and returned.
 	c := b.claim(t, testWorker, 10, b.at(time.Minute))
 	if len(c.Events) != 1 || c.Events[0].ID != occ.ID {
