@@ -526,3 +526,26 @@ func TestScheduleCatchUp(t *testing.T) {
 	}
 	checkArrivals(t, e.dest, sid, true)
 }
+
+// TestSchedulePauseResumeWithinAnInterval: paused and resumed before its
+// next occurrence, a schedule resumes at that same occurrence (its event
+// was cancelled by the pause) and goes on.
+func TestSchedulePauseResumeWithinAnInterval(t *testing.T) {
+	t.Parallel()
+	const sid = "slow"
+	e := setup(t, nil)
+	base, _, _ := topicProcs(t, e, 1)
+	body := schedBody(sid, e.dest.URL("/slow"), firstStart().Add(time.Second))
+	body["every"] = "3s"
+	var created, resumed scheduleView
+	apiJSON(t, http.MethodPost, base+"/v1/schedules", body, http.StatusCreated, &created)
+	apiJSON(t, http.MethodPost, base+"/v1/schedules/"+testApp+"/"+sid+"/pause", nil, http.StatusOK, nil)
+	apiJSON(t, http.MethodPost, base+"/v1/schedules/"+testApp+"/"+sid+"/resume", nil, http.StatusOK, &resumed)
+	next := created.nextMS(t)
+	if resumed.nextMS(t) != next {
+		t.Fatalf("resumed next_at %v, want the same occurrence %v", resumed.NextAt, created.NextAt)
+	}
+	e.dest.waitArrivals(t, fmt.Sprintf("%s@%d", sid, next), 1, 10*time.Second)
+	e.dest.waitArrivals(t, fmt.Sprintf("%s@%d", sid, next+3000), 1, 10*time.Second)
+	checkArrivals(t, e.dest, sid, true)
+}
