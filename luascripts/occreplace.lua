@@ -1,16 +1,20 @@
--- occreplace.lua: create an event, replacing a PENDING one of the same
--- identity. A schedule edited without moving its next occurrence replaces
--- that occurrence's event, so the new template applies to it.
+-- occreplace.lua: create an event, replacing a PENDING or CANCELLED one of
+-- the same identity. A schedule edited without moving its next occurrence
+-- replaces that occurrence's event, so the new template applies to it; a
+-- head that comes back to an occurrence cancelled before (pause and resume
+-- within one interval, an edit moving it away and back, a delete and the
+-- same create again) makes it pending again, or the chain would end there.
 --
 -- KEYS, ARGV: as schedule.lua. ARGV[7] (created, ms) should be the replaced
 -- event's: the archive keys a run by its creation time, so its row of the
 -- replaced run is updated rather than left PENDING beside a new one.
 --
 -- Returns {1} when written, {0, the existing event as event_values gives
--- it} when the identity is held by an event that is no longer PENDING
--- (claimed or finished: it is left alone).
+-- it} when the identity is held by an event that is neither PENDING nor
+-- CANCELLED (claimed or run: it is left alone).
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  if status_of(KEYS[1]) ~= 'PENDING' then
+  local s = status_of(KEYS[1])
+  if s ~= 'PENDING' and s ~= 'CANCELLED' then
     return append_event({0}, KEYS[1])
   end
   redis.call('ZREM', KEYS[2], ARGV[1])

@@ -34,8 +34,9 @@ type Occurrences interface {
 	// CreateMany creates events; one whose identity exists is left alone
 	// and returned as Existing.
 	CreateMany(ctx context.Context, evs []*scheduler.Event, now time.Time) ([]scheduler.CreateResult, error)
-	// ReplacePending creates an event, replacing a PENDING one of the same
-	// identity; one that is no longer PENDING is left alone and returned.
+	// ReplacePending creates an event, replacing a PENDING or CANCELLED
+	// one of the same identity; one claimed or run is left alone and
+	// returned.
 	ReplacePending(ctx context.Context, ev *scheduler.Event, now time.Time) (*scheduler.Event, error)
 	// Cancel cancels a PENDING event (a *scheduler.StatusError otherwise).
 	Cancel(ctx context.Context, app, id string, now time.Time) (*scheduler.Event, error)
@@ -279,7 +280,10 @@ func (s *Schedules) cancelHead(ctx context.Context, st *State) error {
 	return fmt.Errorf("cancel occurrence: %w", err)
 }
 
-// ensureHead creates the state's pending occurrence unless it exists.
+// ensureHead creates the state's pending occurrence unless it exists. One
+// cancelled before (the head left it: a pause, an edit, a delete) is made
+// pending again: a cancelled head is never claimed, so the chain would
+// end there.
 func (s *Schedules) ensureHead(ctx context.Context, st *State, now time.Time) error {
 	if st.Next.IsZero() {
 		return nil
@@ -291,6 +295,11 @@ func (s *Schedules) ensureHead(ctx context.Context, st *State, now time.Time) er
 	}
 	if res[0].Err != nil {
 		return fmt.Errorf("create occurrence %s: %w", ev.ID, res[0].Err)
+	}
+	if ex := res[0].Existing; ex != nil && ex.Status == scheduler.StatusCancelled {
+		if _, err := s.occ.ReplacePending(ctx, ev, time.Time{}); err != nil {
+			return fmt.Errorf("re-create cancelled occurrence %s: %w", ev.ID, err)
+		}
 	}
 	return nil
 }

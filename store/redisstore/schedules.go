@@ -252,8 +252,9 @@ func (s *Store) ListSchedules(ctx context.Context, app, cursor string, limit int
 	return page, last.App + "/" + last.ID, nil
 }
 
-// ReplacePending implements schedule.Occurrences: occreplace.lua, with the
-// replaced event's creation time kept (the archive's identity of the run).
+// ReplacePending implements schedule.Occurrences: occreplace.lua (a
+// PENDING or CANCELLED event is replaced), with the replaced event's
+// creation time kept (the archive's identity of the run).
 func (s *Store) ReplacePending(ctx context.Context, ev *scheduler.Event, now time.Time) (*scheduler.Event, error) {
 	m := ev.Member()
 	sh := s.k.shard(m)
