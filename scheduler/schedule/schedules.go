@@ -486,7 +486,21 @@ func (s *Schedules) Advance(ctx context.Context, app, eventID string) (Verdict, 
 	if verdict == Stale {
 		return Stale, nil
 	}
-	return verdict, s.ensureHead(ctx, st, s.now())
+	if err := s.ensureHead(ctx, st, s.now()); err != nil {
+		return verdict, err
+	}
+	// A pause, delete or edit that moved the head between the
+	// compare-and-set above and the create may have missed the event (it
+	// did not exist yet when it cancelled the head): look again, and
+	// cancel it when it is no longer the head.
+	cur, err := s.store.ReadSchedule(ctx, app, id)
+	if err != nil && !errors.Is(err, scheduler.ErrNotFound) {
+		return verdict, err
+	}
+	if cur == nil || !cur.Next.Equal(st.Next) {
+		return verdict, s.cancelHead(ctx, st)
+	}
+	return verdict, nil
 }
 
 // ListQuery selects a page of schedules.
