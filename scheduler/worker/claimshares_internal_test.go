@@ -33,9 +33,9 @@ func TestClaimShares(t *testing.T) {
 		hot         []bool
 		want        []scheduler.ClaimRequest
 	}{
-		{"fewer slots than shards: one each from start", 3, 2, hotOf(4, 0),
-			[]scheduler.ClaimRequest{cr(2, 1), cr(3, 1), cr(0, 1)}},
-		{"as many slots as shards", 4, 1, hotOf(4), []scheduler.ClaimRequest{cr(1, 1), cr(2, 1), cr(3, 1), cr(0, 1)}},
+		{"fewer slots than shards: all from the shard at start", 3, 2, hotOf(4, 0),
+			[]scheduler.ClaimRequest{cr(2, 3)}},
+		{"as many slots as shards: one each", 4, 1, hotOf(4), []scheduler.ClaimRequest{cr(1, 1), cr(2, 1), cr(3, 1), cr(0, 1)}},
 		{"none hot: split evenly, the remainder from start", 10, 0, hotOf(4),
 			[]scheduler.ClaimRequest{cr(0, 3), cr(1, 3), cr(2, 2), cr(3, 2)}},
 		{"hot shards share the rest, the others one each", 10, 0, hotOf(4, 1, 3),

@@ -437,22 +437,21 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 // claimShares splits a claim round's free slots over the shards, which are
 // all claimed in one round trip (ClaimShards), never asking for more than
 // free events in total nor more than Batch from one shard. With fewer free
-// slots than shards, the first free shards from start get one each (start
-// moves on every round, so every shard has its turn); otherwise every
-// shard gets one and the rest is split among the shards that filled their
-// share last round (hot: more is waiting there), or among all when none did.
+// slots than shards (a saturated worker, slots freeing one by one), the
+// shard at start is asked for them all, and the claim loop goes on to the
+// next shard while slots remain (start moves on every round, so every
+// shard has its turn): one claim script per few events would cost Redis
+// more than the round trips it saves. Otherwise every shard gets one and
+// the rest is split among the shards that filled their share last round
+// (hot: more is waiting there), or among all when none did.
 func (w *Worker) claimShares(free, start int, hot []bool) []scheduler.ClaimRequest {
 	shards := len(hot)
 	order := make([]int, shards)
 	for i := range order {
 		order[i] = (start + i) % shards
 	}
-	if free <= shards {
-		reqs := make([]scheduler.ClaimRequest, free)
-		for i := range reqs {
-			reqs[i] = scheduler.ClaimRequest{Shard: order[i], Batch: 1}
-		}
-		return reqs
+	if free < shards {
+		return []scheduler.ClaimRequest{{Shard: order[0], Batch: free}}
 	}
 	reqs := make([]scheduler.ClaimRequest, shards)
 	var more []int // indexes of reqs that share the rest
