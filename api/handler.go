@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 )
@@ -82,3 +83,32 @@ func (r *eventPath) bind(c *gin.Context) error {
 type noRequest struct{}
 
 func (*noRequest) bind(*gin.Context) error { return nil }
+
+// bindPut reads a PUT of /v1/<resources>/{app}/{id} into body: the path
+// names the resource, and the body may repeat its app and id (pointed to
+// by app and id), not change them.
+func bindPut(c *gin.Context, body any, app, id *string) error {
+	pathApp, pathID := c.Param("app"), c.Param("id")
+	if err := allowApp(c, pathApp); err != nil {
+		return err
+	}
+	if err := decodeJSON(c.Request.Body, body); err != nil {
+		return err
+	}
+	if *app != "" && *app != pathApp {
+		return badRequest("app", "app in the body must be the path's, "+strconv.Quote(pathApp))
+	}
+	if *id != "" && *id != pathID {
+		return badRequest("id", "id in the body must be the path's, "+strconv.Quote(pathID))
+	}
+	*app, *id = pathApp, pathID
+	return nil
+}
+
+// createdStatus is the status of a create: 201, or 200 for a replay.
+func createdStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}

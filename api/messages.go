@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"slices"
 	"strconv"
 
@@ -86,11 +85,7 @@ func (a *API) publish(ctx context.Context, req *PublishRequest) (reply[MessageVi
 	if err != nil {
 		return reply[MessageView]{}, err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return reply[MessageView]{status: status, body: ViewMessage(msg)}, nil
+	return reply[MessageView]{status: createdStatus(created), body: ViewMessage(msg)}, nil
 }
 
 func (a *API) getMessage(ctx context.Context, req *eventPath) (MessageView, error) {

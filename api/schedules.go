@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -112,25 +111,22 @@ func (a *API) viewSchedule(ctx context.Context, st *schedule.State) ScheduleView
 // ScheduleRequest is the body of POST /v1/schedules and
 // PUT /v1/schedules/{app}/{id}.
 type ScheduleRequest struct {
-	App                string            `json:"app"`
-	ID                 string            `json:"id"`
-	Cron               string            `json:"cron"`
-	Every              json.RawMessage   `json:"every"`
-	Timezone           string            `json:"timezone"`
-	StartAt            *string           `json:"start_at"`
-	EndAt              *string           `json:"end_at"`
-	Paused             bool              `json:"paused"`
-	URL                string            `json:"url"`
-	Method             string            `json:"method"`
-	Headers            map[string]string `json:"headers"`
-	Body               json.RawMessage   `json:"body"`
-	MaxAttempts        *int              `json:"max_attempts"`
-	Timeout            json.RawMessage   `json:"timeout"`
-	MinBackoff         json.RawMessage   `json:"min_backoff"`
-	MaxBackoff         json.RawMessage   `json:"max_backoff"`
-	CallbackURL        string            `json:"callback_url"`
-	FailureCallbackURL string            `json:"failure_callback_url"`
-	FlowKey            string            `json:"flow_key"`
+	App      string            `json:"app"`
+	ID       string            `json:"id"`
+	Cron     string            `json:"cron"`
+	Every    json.RawMessage   `json:"every"`
+	Timezone string            `json:"timezone"`
+	StartAt  *string           `json:"start_at"`
+	EndAt    *string           `json:"end_at"`
+	Paused   bool              `json:"paused"`
+	URL      string            `json:"url"`
+	Method   string            `json:"method"`
+	Headers  map[string]string `json:"headers"`
+	Body     json.RawMessage   `json:"body"`
+	PolicyFields
+	CallbackURL        string `json:"callback_url"`
+	FailureCallbackURL string `json:"failure_callback_url"`
+	FlowKey            string `json:"flow_key"`
 }
 
 // scheduleTime reads start_at or end_at: RFC 3339, or null.
@@ -169,14 +165,7 @@ func (req *ScheduleRequest) toSchedule() (*schedule.Schedule, error) {
 	if sc.Body, err = bodyBytes(req.Body); err != nil {
 		return nil, badRequest("body", "body must be a string or a JSON value")
 	}
-	if req.MaxAttempts != nil {
-		if *req.MaxAttempts < 1 {
-			return nil, badRequest("max_attempts", "max_attempts must be at least 1")
-		}
-		sc.MaxAttempts = *req.MaxAttempts
-	}
-	if err := readDurations(durationField{"timeout", req.Timeout, &sc.Timeout},
-		durationField{"min_backoff", req.MinBackoff, &sc.MinBackoff}, durationField{"max_backoff", req.MaxBackoff, &sc.MaxBackoff}); err != nil {
+	if err := req.PolicyFields.read(&sc.MaxAttempts, &sc.Timeout, &sc.MinBackoff, &sc.MaxBackoff); err != nil {
 		return nil, err
 	}
 	return sc, nil
@@ -200,11 +189,7 @@ func (a *API) createSchedule(ctx context.Context, req *ScheduleRequest) (reply[S
 	if err != nil {
 		return reply[ScheduleView]{}, err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return reply[ScheduleView]{status: status, body: a.viewSchedule(ctx, st)}, nil
+	return reply[ScheduleView]{status: createdStatus(created), body: a.viewSchedule(ctx, st)}, nil
 }
 
 // putScheduleRequest is PUT /v1/schedules/{app}/{id}: the path names the
@@ -214,21 +199,7 @@ type putScheduleRequest struct {
 }
 
 func (r *putScheduleRequest) bind(c *gin.Context) error {
-	app, id := c.Param("app"), c.Param("id")
-	if err := allowApp(c, app); err != nil {
-		return err
-	}
-	if err := decodeJSON(c.Request.Body, &r.ScheduleRequest); err != nil {
-		return err
-	}
-	if r.App != "" && r.App != app {
-		return badRequest("app", "app in the body must be the path's, "+strconv.Quote(app))
-	}
-	if r.ID != "" && r.ID != id {
-		return badRequest("id", "id in the body must be the path's, "+strconv.Quote(id))
-	}
-	r.App, r.ID = app, id
-	return nil
+	return bindPut(c, &r.ScheduleRequest, &r.App, &r.ID)
 }
 
 func (a *API) putSchedule(ctx context.Context, req *putScheduleRequest) (ScheduleView, error) {

@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -76,22 +74,19 @@ func ViewSubscription(s *topic.Subscription, defaultMax int) SubscriptionView {
 // SubscriptionRequest is the body of POST /v1/subscriptions and
 // PUT /v1/subscriptions/{app}/{id}.
 type SubscriptionRequest struct {
-	App                string            `json:"app"`
-	ID                 string            `json:"id"`
-	Topic              string            `json:"topic"`
-	URL                string            `json:"url"`
-	Method             string            `json:"method"`
-	Headers            map[string]string `json:"headers"`
-	Filter             string            `json:"filter"`
-	RollbackURL        string            `json:"rollback_url"`
-	Active             *bool             `json:"active"`
-	MaxAttempts        *int              `json:"max_attempts"`
-	Timeout            json.RawMessage   `json:"timeout"`
-	MinBackoff         json.RawMessage   `json:"min_backoff"`
-	MaxBackoff         json.RawMessage   `json:"max_backoff"`
-	FlowKey            string            `json:"flow_key"`
-	CallbackURL        string            `json:"callback_url"`
-	FailureCallbackURL string            `json:"failure_callback_url"`
+	App         string            `json:"app"`
+	ID          string            `json:"id"`
+	Topic       string            `json:"topic"`
+	URL         string            `json:"url"`
+	Method      string            `json:"method"`
+	Headers     map[string]string `json:"headers"`
+	Filter      string            `json:"filter"`
+	RollbackURL string            `json:"rollback_url"`
+	Active      *bool             `json:"active"`
+	PolicyFields
+	FlowKey            string `json:"flow_key"`
+	CallbackURL        string `json:"callback_url"`
+	FailureCallbackURL string `json:"failure_callback_url"`
 }
 
 // toSubscription checks the request's shape and builds the subscription;
@@ -103,14 +98,7 @@ func (req *SubscriptionRequest) toSubscription() (*topic.Subscription, error) {
 	if req.Active != nil {
 		sub.Active = *req.Active
 	}
-	if req.MaxAttempts != nil {
-		if *req.MaxAttempts < 1 {
-			return nil, badRequest("max_attempts", "max_attempts must be at least 1")
-		}
-		sub.MaxAttempts = *req.MaxAttempts
-	}
-	if err := readDurations(durationField{"timeout", req.Timeout, &sub.Timeout},
-		durationField{"min_backoff", req.MinBackoff, &sub.MinBackoff}, durationField{"max_backoff", req.MaxBackoff, &sub.MaxBackoff}); err != nil {
+	if err := req.PolicyFields.read(&sub.MaxAttempts, &sub.Timeout, &sub.MinBackoff, &sub.MaxBackoff); err != nil {
 		return nil, err
 	}
 	return sub, nil
@@ -134,11 +122,7 @@ func (a *API) createSubscription(ctx context.Context, req *SubscriptionRequest) 
 	if err != nil {
 		return reply[SubscriptionView]{}, err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return reply[SubscriptionView]{status: status, body: ViewSubscription(sub, a.cfg.DefaultMaxAttempts)}, nil
+	return reply[SubscriptionView]{status: createdStatus(created), body: ViewSubscription(sub, a.cfg.DefaultMaxAttempts)}, nil
 }
 
 // putSubscriptionRequest is PUT /v1/subscriptions/{app}/{id}: the path names
@@ -148,21 +132,7 @@ type putSubscriptionRequest struct {
 }
 
 func (r *putSubscriptionRequest) bind(c *gin.Context) error {
-	app, id := c.Param("app"), c.Param("id")
-	if err := allowApp(c, app); err != nil {
-		return err
-	}
-	if err := decodeJSON(c.Request.Body, &r.SubscriptionRequest); err != nil {
-		return err
-	}
-	if r.App != "" && r.App != app {
-		return badRequest("app", "app in the body must be the path's, "+strconv.Quote(app))
-	}
-	if r.ID != "" && r.ID != id {
-		return badRequest("id", "id in the body must be the path's, "+strconv.Quote(id))
-	}
-	r.App, r.ID = app, id
-	return nil
+	return bindPut(c, &r.SubscriptionRequest, &r.App, &r.ID)
 }
 
 func (a *API) putSubscription(ctx context.Context, req *putSubscriptionRequest) (SubscriptionView, error) {

@@ -41,12 +41,9 @@ type CreateRequest struct {
 	Headers map[string]string `json:"headers"`
 	Body    json.RawMessage   `json:"body"`
 	Due
-	MaxAttempts        *int            `json:"max_attempts"`
-	Timeout            json.RawMessage `json:"timeout"`
-	MinBackoff         json.RawMessage `json:"min_backoff"`
-	MaxBackoff         json.RawMessage `json:"max_backoff"`
-	CallbackURL        string          `json:"callback_url"`
-	FailureCallbackURL string          `json:"failure_callback_url"`
+	PolicyFields
+	CallbackURL        string `json:"callback_url"`
+	FailureCallbackURL string `json:"failure_callback_url"`
 }
 
 // toEvent validates the request's shape and builds the event; the scheduler
@@ -63,17 +60,32 @@ func (req *CreateRequest) toEvent(now time.Time) (*scheduler.Event, scheduler.Cr
 	if ev.DueAt, opt.RelativeDue, err = req.Due.time(now); err != nil {
 		return nil, opt, err
 	}
-	if req.MaxAttempts != nil {
-		if *req.MaxAttempts < 1 {
-			return nil, opt, badRequest("max_attempts", "max_attempts must be at least 1")
-		}
-		ev.MaxAttempts = *req.MaxAttempts
-	}
-	if err := readDurations(durationField{"timeout", req.Timeout, &ev.Timeout},
-		durationField{"min_backoff", req.MinBackoff, &ev.MinBackoff}, durationField{"max_backoff", req.MaxBackoff, &ev.MaxBackoff}); err != nil {
+	if err := req.PolicyFields.read(&ev.MaxAttempts, &ev.Timeout, &ev.MinBackoff, &ev.MaxBackoff); err != nil {
 		return nil, opt, err
 	}
 	return ev, opt, nil
+}
+
+// PolicyFields are the retry policy of a request body; events,
+// subscriptions and schedules share them.
+type PolicyFields struct {
+	MaxAttempts *int            `json:"max_attempts"`
+	Timeout     json.RawMessage `json:"timeout"`
+	MinBackoff  json.RawMessage `json:"min_backoff"`
+	MaxBackoff  json.RawMessage `json:"max_backoff"`
+}
+
+// read checks the fields given and stores them, leaving the others as
+// they are (zero: the worker's defaults).
+func (p *PolicyFields) read(maxAttempts *int, timeout, minBackoff, maxBackoff *time.Duration) error {
+	if p.MaxAttempts != nil {
+		if *p.MaxAttempts < 1 {
+			return badRequest("max_attempts", "max_attempts must be at least 1")
+		}
+		*maxAttempts = *p.MaxAttempts
+	}
+	return readDurations(durationField{"timeout", p.Timeout, timeout},
+		durationField{"min_backoff", p.MinBackoff, minBackoff}, durationField{"max_backoff", p.MaxBackoff, maxBackoff})
 }
 
 // durationField is an optional duration of a request body (events and
@@ -113,8 +125,9 @@ func decodeJSON(r io.Reader, v any) error {
 			if te.Field == "" {
 				return badRequest("", "expected a JSON object, not "+te.Value)
 			}
-			// The path names an embedded struct (Due) by its Go name: leave it out.
-			path := strings.TrimPrefix(te.Field, "Due.")
+			// The path names an embedded struct (Due, PolicyFields) by its
+			// Go name: leave it out.
+			path := strings.TrimPrefix(strings.TrimPrefix(te.Field, "Due."), "PolicyFields.")
 			field, _, _ := strings.Cut(path, ".")
 			return badRequest(field, "field "+path+" has the wrong type: expected "+jsonKind(te.Type))
 		}
