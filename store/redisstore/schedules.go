@@ -195,14 +195,9 @@ func (s *Store) ListSchedules(ctx context.Context, app, cursor string, limit int
 		}
 		afterApp, afterID = a, id
 	}
-	apps := []string{app}
-	if app == "" {
-		all, err := s.rdb.SMembers(ctx, s.k.schedApps()).Result()
-		if err != nil {
-			return nil, "", unavailable("list schedules", err)
-		}
-		slices.Sort(all)
-		apps = all
+	apps, err := s.appsToList(ctx, app, s.k.schedApps())
+	if err != nil {
+		return nil, "", unavailable("list schedules", err)
 	}
 	var page []*schedule.State
 	for _, a := range apps {

@@ -223,14 +223,9 @@ func (s *Store) ListSubscriptions(ctx context.Context, app, topicName, cursor st
 			return nil, "", err
 		}
 	}
-	apps := []string{app}
-	if app == "" {
-		all, err := s.rdb.SMembers(ctx, s.k.subApps()).Result()
-		if err != nil {
-			return nil, "", unavailable("list subscriptions", err)
-		}
-		slices.Sort(all)
-		apps = all
+	apps, err := s.appsToList(ctx, app, s.k.subApps())
+	if err != nil {
+		return nil, "", unavailable("list subscriptions", err)
 	}
 	var page []*topic.Subscription
 	for _, a := range apps {
@@ -261,4 +256,16 @@ func (s *Store) ListSubscriptions(ctx context.Context, app, topicName, cursor st
 	}
 	page = page[:limit]
 	return page, encodeSubCursor(posOf(page[limit-1])), nil
+}
+
+// appsToList is the applications a listing goes through, in name order:
+// app alone, or every member of the set of applications that have such
+// records when app is "".
+func (s *Store) appsToList(ctx context.Context, app, set string) ([]string, error) {
+	if app != "" {
+		return []string{app}, nil
+	}
+	all, err := s.rdb.SMembers(ctx, set).Result()
+	slices.Sort(all)
+	return all, err
 }
