@@ -68,6 +68,22 @@ func (f *fakeScheduleStore) WriteSchedule(_ context.Context, st *schedule.State,
 	return cp.Rev, nil
 }
 
+func (f *fakeScheduleStore) ReadSchedules(ctx context.Context, ids []scheduler.Ident) ([]*schedule.State, []error) {
+	sts, errs := make([]*schedule.State, len(ids)), make([]error, len(ids))
+	for i, id := range ids {
+		sts[i], errs[i] = f.ReadSchedule(ctx, id.App, id.ID)
+	}
+	return sts, errs
+}
+
+func (f *fakeScheduleStore) WriteSchedules(ctx context.Context, sts []*schedule.State, expects []int64) ([]int64, []error) {
+	revs, errs := make([]int64, len(sts)), make([]error, len(sts))
+	for i, st := range sts {
+		revs[i], errs[i] = f.WriteSchedule(ctx, st, expects[i])
+	}
+	return revs, errs
+}
+
 func (f *fakeScheduleStore) DeleteSchedule(_ context.Context, app, id string, expect int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -23,6 +23,11 @@ type Store interface {
 	WriteSchedule(ctx context.Context, st *State, expect int64) (int64, error)
 	// DeleteSchedule removes a schedule at revision expect (same errors).
 	DeleteSchedule(ctx context.Context, app, id string, expect int64) error
+	// ReadSchedules reads many schedules in one round trip; each is its
+	// state or its error (ErrScheduleNotFound).
+	ReadSchedules(ctx context.Context, ids []scheduler.Ident) ([]*State, []error)
+	// WriteSchedules makes many WriteSchedule calls in one round trip.
+	WriteSchedules(ctx context.Context, sts []*State, expects []int64) ([]int64, []error)
 	// ListSchedules pages through schedules sorted by (app, id); app ""
 	// lists every application's. next is "" on the last page. A cursor it
 	// cannot read is a *scheduler.ValidationError for "cursor".
@@ -288,20 +293,31 @@ func (s *Schedules) ensureHead(ctx context.Context, st *State, now time.Time) er
 	if st.Next.IsZero() {
 		return nil
 	}
-	ev := st.Event(st.Next, now, true)
-	res, err := s.occ.CreateMany(ctx, []*scheduler.Event{ev}, time.Time{})
-	if err != nil {
-		return fmt.Errorf("create occurrence %s: %w", ev.ID, err)
+	return s.createOccurrences(ctx, []*scheduler.Event{st.Event(st.Next, now, true)})[0]
+}
+
+// createOccurrences creates occurrence events in one round trip, unless
+// they exist; one that exists CANCELLED (a pause, an edit or a delete
+// cancelled it, and the chain came back to that time) is made again.
+func (s *Schedules) createOccurrences(ctx context.Context, evs []*scheduler.Event) []error {
+	errs := make([]error, len(evs))
+	if len(evs) == 0 {
+		return errs
 	}
-	if res[0].Err != nil {
-		return fmt.Errorf("create occurrence %s: %w", ev.ID, res[0].Err)
-	}
-	if ex := res[0].Existing; ex != nil && ex.Status == scheduler.StatusCancelled {
-		if _, err := s.occ.ReplacePending(ctx, ev, time.Time{}); err != nil {
-			return fmt.Errorf("re-create cancelled occurrence %s: %w", ev.ID, err)
+	res, err := s.occ.CreateMany(ctx, evs, time.Time{})
+	for i, ev := range evs {
+		switch {
+		case err != nil:
+			errs[i] = fmt.Errorf("create occurrence %s: %w", ev.ID, err)
+		case res[i].Err != nil:
+			errs[i] = fmt.Errorf("create occurrence %s: %w", ev.ID, res[i].Err)
+		case res[i].Existing != nil && res[i].Existing.Status == scheduler.StatusCancelled:
+			if _, err := s.occ.ReplacePending(ctx, ev, time.Time{}); err != nil {
+				errs[i] = fmt.Errorf("re-create cancelled occurrence %s: %w", ev.ID, err)
+			}
 		}
 	}
-	return nil
+	return errs
 }
 
 // Get returns one schedule, or ErrScheduleNotFound.
@@ -501,6 +517,124 @@ func (s *Schedules) Advance(ctx context.Context, app, eventID string) (Verdict, 
 		return verdict, s.cancelHead(ctx, st)
 	}
 	return verdict, nil
+}
+
+// AdvanceResult is what AdvanceMany did with one occurrence.
+type AdvanceResult struct {
+	Verdict Verdict
+	Err     error
+}
+
+// AdvanceMany advances many claimed occurrences (Advance) in a few round
+// trips for all of them: read their schedules, create the next
+// occurrences, then move the heads with compare-and-set. Creating before
+// moving the head is what makes it safe without a lock: a write that
+// moved the head meanwhile (pause, edit, delete, another worker) makes the
+// compare-and-set fail, and the occurrence just created is then cancelled
+// unless it is the head after all, and the step is taken again on its own.
+func (s *Schedules) AdvanceMany(ctx context.Context, occurrences []scheduler.Ident) []AdvanceResult {
+	out := make([]AdvanceResult, len(occurrences))
+	type step struct {
+		i    int
+		at   time.Time
+		st   *State
+		next *State // the state to write (Advanced only)
+	}
+	var steps []step
+	var ids []scheduler.Ident
+	for i, o := range occurrences {
+		id, at, ok := ParseOccurrenceID(o.ID)
+		if !ok {
+			out[i] = AdvanceResult{Stale, fmt.Errorf("advance: %q is not an occurrence id", o.ID)}
+			continue
+		}
+		steps = append(steps, step{i: i, at: at})
+		ids = append(ids, scheduler.Ident{App: o.App, ID: id})
+	}
+	sts, errs := s.store.ReadSchedules(ctx, ids)
+	now := s.now()
+	var creates []*scheduler.Event
+	var createdBy []int // index in steps
+	for k := range steps {
+		stp := &steps[k]
+		switch st := sts[k]; {
+		case errors.Is(errs[k], scheduler.ErrNotFound):
+			out[stp.i].Verdict = Stale
+		case errs[k] != nil:
+			out[stp.i] = AdvanceResult{Stale, errs[k]}
+		case st.Next.Equal(stp.at):
+			out[stp.i].Verdict = Advanced
+			n := next(st.Schedule, stp.at)
+			if !n.IsZero() && !n.After(now) {
+				n = next(st.Schedule, now)
+			}
+			cp := *st
+			cp.Next, cp.Runs = n, pushRun(slices.Clone(st.Runs), stp.at)
+			stp.st, stp.next = st, &cp
+			if !n.IsZero() {
+				creates = append(creates, st.Event(n, now, true))
+				createdBy = append(createdBy, k)
+			}
+		case slices.ContainsFunc(st.Runs, stp.at.Equal):
+			out[stp.i].Verdict = Again
+			if !st.Next.IsZero() {
+				creates = append(creates, st.Event(st.Next, now, true))
+				createdBy = append(createdBy, k)
+			}
+		default:
+			out[stp.i].Verdict = Stale
+		}
+	}
+	for j, err := range s.createOccurrences(ctx, creates) {
+		if err != nil {
+			stp := &steps[createdBy[j]]
+			out[stp.i].Err, stp.next = err, nil
+		}
+	}
+	var writes []*State
+	var expects []int64
+	var writtenBy []int
+	for k, stp := range steps {
+		if stp.next != nil && out[stp.i].Err == nil {
+			writes, expects, writtenBy = append(writes, stp.next), append(expects, stp.st.Rev), append(writtenBy, k)
+		}
+	}
+	_, werrs := s.store.WriteSchedules(ctx, writes, expects)
+	for j, err := range werrs {
+		if err == nil {
+			continue
+		}
+		stp := steps[writtenBy[j]]
+		o := occurrences[stp.i]
+		if !errors.Is(err, ErrRevChanged) && !errors.Is(err, scheduler.ErrNotFound) {
+			out[stp.i].Err = err
+			continue
+		}
+		// The head moved since it was read: take this step on its own,
+		// then drop the occurrence made above unless it is the head.
+		v, err := s.Advance(ctx, o.App, o.ID)
+		if err == nil {
+			err = s.dropUnlessHead(ctx, stp.next)
+		}
+		out[stp.i] = AdvanceResult{v, err}
+	}
+	return out
+}
+
+// dropUnlessHead cancels the occurrence at made.Next unless it is the
+// schedule's head now.
+func (s *Schedules) dropUnlessHead(ctx context.Context, made *State) error {
+	if made.Next.IsZero() {
+		return nil
+	}
+	cur, err := s.store.ReadSchedule(ctx, made.App, made.ID)
+	if err != nil && !errors.Is(err, scheduler.ErrNotFound) {
+		return err
+	}
+	if cur != nil && cur.Next.Equal(made.Next) {
+		return nil
+	}
+	return s.cancelHead(ctx, made)
 }
 
 // ListQuery selects a page of schedules.

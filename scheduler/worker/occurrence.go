@@ -11,10 +11,19 @@ import (
 
 // Recurrence keeps schedules' chains of occurrences (schedule.Schedules).
 type Recurrence interface {
-	// Advance moves the schedule of a claimed occurrence on to its next
-	// occurrence and makes sure that one's event exists.
-	Advance(ctx context.Context, app, eventID string) (schedule.Verdict, error)
+	// AdvanceMany moves the schedules of claimed occurrences on to their
+	// next occurrences and makes sure those events exist, in a few round
+	// trips for all of them; the results are in order.
+	AdvanceMany(ctx context.Context, occurrences []scheduler.Ident) []schedule.AdvanceResult
 }
+
+// Batches of the advancer: the occurrences due at one instant (a minute's
+// cron schedules) are chained a batch per few round trips.
+const (
+	maxAdvanceBatch = 128
+	advanceParallel = 4
+	advanceTimeout  = 10 * time.Second
+)
 
 // advanceTries bounds the attempts at one Advance: a failure is Redis
 // being unreachable, which recording the outcome would run into too.
@@ -39,10 +48,14 @@ func (w *Worker) chain(ctx context.Context, ev *scheduler.Event, rec *claimRec) 
 	go func() {
 		var err error
 		for try := 0; try < advanceTries; try++ {
-			var v schedule.Verdict
-			v, err = r.Advance(ctx, ev.App, ev.ID)
+			res, ok := w.adv.call(ctx, scheduler.Ident{App: ev.App, ID: ev.ID})
+			if !ok {
+				err = ctx.Err()
+				break
+			}
+			err = res.Err
 			if err == nil {
-				if v == schedule.Stale {
+				if res.Verdict == schedule.Stale {
 					w.log.Debug("occurrence of a changed, paused or deleted schedule: nothing follows from it",
 						"app", ev.App, "id", ev.ID)
 				}

@@ -14,6 +14,7 @@ import (
 	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/topic"
 )
 
@@ -200,7 +201,8 @@ type Worker struct {
 	// claims are the worker's claims by member (see claimRec).
 	claimsMu sync.Mutex
 	claims   map[string]*claimRec
-	fin      *finisher // records outcomes, many per round trip; set by Run
+	fin      *finisher                                         // records outcomes, many per round trip; set by Run
+	adv      *batcher[scheduler.Ident, schedule.AdvanceResult] // chains occurrences, many per few round trips; set by Run with Recurrence
 	// lastFull is when a claim last left due events behind (Unix ns): the
 	// worker is behind.
 	lastFull atomic.Int64
@@ -290,6 +292,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 
 	w.fin = newFinisher(w.store)
+	if r := w.cfg.Recurrence; r != nil {
+		w.adv = newBatcher(maxAdvanceBatch, advanceParallel, advanceTimeout, r.AdvanceMany)
+	}
 	// Heartbeats and reaping go on until every outcome, hand-backs
 	// included, is recorded: not cancelled with the deliveries at the
 	// shutdown deadline, or peers could take this worker for dead meanwhile.
@@ -313,6 +318,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		<-done
 	}
 	w.fin.close() // every delivery has recorded its outcome
+	if w.adv != nil {
+		w.adv.close()
+	}
 	// A claim cut off by the shutdown may have been run by Redis: with no
 	// claim on its way any more, whatever is left in this worker's lists
 	// without a delivery goes back now, not after its lease.

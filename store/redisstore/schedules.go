@@ -139,6 +139,33 @@ func (s *Store) ReadSchedule(ctx context.Context, app, id string) (*schedule.Sta
 	return parseSchedule(app, id, v)
 }
 
+// ReadSchedules implements schedule.Store: one HGET each, in a pipeline.
+func (s *Store) ReadSchedules(ctx context.Context, ids []scheduler.Ident) ([]*schedule.State, []error) {
+	sts := make([]*schedule.State, len(ids))
+	errs := make([]error, len(ids))
+	if len(ids) == 0 {
+		return sts, errs
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGet(ctx, s.k.scheds(id.App), id.ID)
+	}
+	_, _ = pipe.Exec(ctx) // errors are per command
+	for i, cmd := range cmds {
+		v, err := cmd.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			errs[i] = schedule.ErrScheduleNotFound
+		case err != nil:
+			errs[i] = unavailable("read schedule", err)
+		default:
+			sts[i], errs[i] = parseSchedule(ids[i].App, ids[i].ID, v)
+		}
+	}
+	return sts, errs
+}
+
 func parseSchedule(app, id, v string) (*schedule.State, error) {
 	rev, rec, ok := strings.Cut(v, "|")
 	if !ok {
@@ -164,8 +191,39 @@ func (s *Store) DeleteSchedule(ctx context.Context, app, id string, expect int64
 	return err
 }
 
+// WriteSchedules implements schedule.Store: schcas.lua for each, in a
+// pipeline. It writes existing schedules (every expect > 0): the set of
+// applications is not touched.
+func (s *Store) WriteSchedules(ctx context.Context, sts []*schedule.State, expects []int64) ([]int64, []error) {
+	revs := make([]int64, len(sts))
+	errs := make([]error, len(sts))
+	if len(sts) == 0 {
+		return revs, errs
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(sts))
+	for i, st := range sts {
+		cmds[i] = luascripts.SchCAS.EvalSha(ctx, pipe, []string{s.k.scheds(st.App)}, st.ID, expects[i], "set", encodeSchedule(st))
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			revs[i], errs[i] = s.schCAS(ctx, sts[i].App, sts[i].ID, expects[i], "set", encodeSchedule(sts[i]))
+			continue
+		}
+		res, err := cmd.Int64Slice()
+		revs[i], errs[i] = s.schCASResult("set", sts[i].App, sts[i].ID, expects[i], res, err)
+	}
+	return revs, errs
+}
+
 func (s *Store) schCAS(ctx context.Context, app, id string, expect int64, op string, rec any) (int64, error) {
 	res, err := luascripts.SchCAS.Run(ctx, s.rdb, []string{s.k.scheds(app)}, id, expect, op, rec).Int64Slice()
+	return s.schCASResult(op, app, id, expect, res, err)
+}
+
+// schCASResult reads schcas.lua's reply.
+func (s *Store) schCASResult(op, app, id string, expect int64, res []int64, err error) (int64, error) {
 	if err != nil {
 		return 0, unavailable(op+" schedule", err)
 	}
