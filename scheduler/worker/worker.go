@@ -381,6 +381,9 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 		// until the slots are taken or every shard was looked at.
 		for visited := 0; visited < shards && free > 0 && !failed; {
 			reqs := w.claimShares(free, (start+visited)%shards, hot)
+			if visited == 0 {
+				clear(hot) // this round's claims tell which shards are hot next
+			}
 			visited += len(reqs)
 			sent := w.mono()
 			claims, errs := w.store.ClaimShards(ctx, reqs, w.cfg.ID, w.cfg.Visibility, w.now())
