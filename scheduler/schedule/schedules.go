@@ -470,53 +470,8 @@ func (v Verdict) String() string {
 // returned, so a worker killed half-way leaves the claim to be repeated
 // and the chain neither breaks nor forks: exactly one event per occurrence.
 func (s *Schedules) Advance(ctx context.Context, app, eventID string) (Verdict, error) {
-	id, at, ok := ParseOccurrenceID(eventID)
-	if !ok {
-		return Stale, fmt.Errorf("advance: %q is not an occurrence id", eventID)
-	}
-	var verdict Verdict
-	_, st, err := s.change(ctx, app, id, func(st *State, now time.Time) bool {
-		switch {
-		case st.Next.Equal(at):
-			verdict = Advanced
-			n := next(st.Schedule, at)
-			if !n.IsZero() && !n.After(now) {
-				n = next(st.Schedule, now)
-			}
-			st.Next = n
-			st.Runs = pushRun(st.Runs, at)
-			return true
-		case slices.ContainsFunc(st.Runs, at.Equal):
-			verdict = Again
-		default:
-			verdict = Stale
-		}
-		return false
-	})
-	if errors.Is(err, scheduler.ErrNotFound) {
-		return Stale, nil
-	}
-	if err != nil {
-		return Stale, err
-	}
-	if verdict == Stale {
-		return Stale, nil
-	}
-	if err := s.ensureHead(ctx, st, s.now()); err != nil {
-		return verdict, err
-	}
-	// A pause, delete or edit that moved the head between the
-	// compare-and-set above and the create may have missed the event (it
-	// did not exist yet when it cancelled the head): look again, and
-	// cancel it when it is no longer the head.
-	cur, err := s.store.ReadSchedule(ctx, app, id)
-	if err != nil && !errors.Is(err, scheduler.ErrNotFound) {
-		return verdict, err
-	}
-	if cur == nil || !cur.Next.Equal(st.Next) {
-		return verdict, s.cancelHead(ctx, st)
-	}
-	return verdict, nil
+	r := s.AdvanceMany(ctx, []scheduler.Ident{{App: app, ID: eventID}})[0]
+	return r.Verdict, r.Err
 }
 
 // AdvanceResult is what AdvanceMany did with one occurrence.
@@ -530,10 +485,32 @@ type AdvanceResult struct {
 // occurrences, then move the heads with compare-and-set. Creating before
 // moving the head is what makes it safe without a lock: a write that
 // moved the head meanwhile (pause, edit, delete, another worker) makes the
-// compare-and-set fail, and the occurrence just created is then cancelled
-// unless it is the head after all, and the step is taken again on its own.
+// compare-and-set fail; the occurrence just created is then cancelled
+// unless it is the head after all, and the step is taken again.
 func (s *Schedules) AdvanceMany(ctx context.Context, occurrences []scheduler.Ident) []AdvanceResult {
 	out := make([]AdvanceResult, len(occurrences))
+	todo := make([]int, len(occurrences))
+	for i := range todo {
+		todo[i] = i
+	}
+	for try := 0; len(todo) > 0; try++ {
+		lost := s.advanceRound(ctx, occurrences, todo, out)
+		if try == casTries {
+			for _, i := range lost {
+				out[i].Err = fmt.Errorf("advance %s/%s: %w", occurrences[i].App, occurrences[i].ID, ErrRevChanged)
+			}
+			break
+		}
+		todo = lost
+	}
+	return out
+}
+
+// advanceRound takes one step for the occurrences at indexes todo, writing
+// their results into out, and returns the indexes whose compare-and-set
+// lost to another write (their made occurrence dropped unless it is the
+// head): those are to be taken again.
+func (s *Schedules) advanceRound(ctx context.Context, occurrences []scheduler.Ident, todo []int, out []AdvanceResult) (lost []int) {
 	type step struct {
 		i    int
 		at   time.Time
@@ -542,7 +519,8 @@ func (s *Schedules) AdvanceMany(ctx context.Context, occurrences []scheduler.Ide
 	}
 	var steps []step
 	var ids []scheduler.Ident
-	for i, o := range occurrences {
+	for _, i := range todo {
+		o := occurrences[i]
 		id, at, ok := ParseOccurrenceID(o.ID)
 		if !ok {
 			out[i] = AdvanceResult{Stale, fmt.Errorf("advance: %q is not an occurrence id", o.ID)}
@@ -557,16 +535,17 @@ func (s *Schedules) AdvanceMany(ctx context.Context, occurrences []scheduler.Ide
 	var createdBy []int // index in steps
 	for k := range steps {
 		stp := &steps[k]
-		switch st := sts[k]; {
+		st := sts[k]
+		out[stp.i] = AdvanceResult{Verdict: Stale}
+		switch {
 		case errors.Is(errs[k], scheduler.ErrNotFound):
-			out[stp.i].Verdict = Stale
 		case errs[k] != nil:
-			out[stp.i] = AdvanceResult{Stale, errs[k]}
+			out[stp.i].Err = errs[k]
 		case st.Next.Equal(stp.at):
 			out[stp.i].Verdict = Advanced
 			n := next(st.Schedule, stp.at)
 			if !n.IsZero() && !n.After(now) {
-				n = next(st.Schedule, now)
+				n = next(st.Schedule, now) // catch up: the next future occurrence
 			}
 			cp := *st
 			cp.Next, cp.Runs = n, pushRun(slices.Clone(st.Runs), stp.at)
@@ -576,13 +555,12 @@ func (s *Schedules) AdvanceMany(ctx context.Context, occurrences []scheduler.Ide
 				createdBy = append(createdBy, k)
 			}
 		case slices.ContainsFunc(st.Runs, stp.at.Equal):
+			// A repeated claim: make sure the head it led to exists.
 			out[stp.i].Verdict = Again
 			if !st.Next.IsZero() {
 				creates = append(creates, st.Event(st.Next, now, true))
 				createdBy = append(createdBy, k)
 			}
-		default:
-			out[stp.i].Verdict = Stale
 		}
 	}
 	for j, err := range s.createOccurrences(ctx, creates) {
@@ -595,30 +573,26 @@ func (s *Schedules) AdvanceMany(ctx context.Context, occurrences []scheduler.Ide
 	var expects []int64
 	var writtenBy []int
 	for k, stp := range steps {
-		if stp.next != nil && out[stp.i].Err == nil {
+		if stp.next != nil {
 			writes, expects, writtenBy = append(writes, stp.next), append(expects, stp.st.Rev), append(writtenBy, k)
 		}
 	}
 	_, werrs := s.store.WriteSchedules(ctx, writes, expects)
 	for j, err := range werrs {
-		if err == nil {
-			continue
-		}
 		stp := steps[writtenBy[j]]
-		o := occurrences[stp.i]
-		if !errors.Is(err, ErrRevChanged) && !errors.Is(err, scheduler.ErrNotFound) {
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrRevChanged) || errors.Is(err, scheduler.ErrNotFound):
+			if err := s.dropUnlessHead(ctx, stp.next); err != nil {
+				out[stp.i].Err = err
+				continue
+			}
+			lost = append(lost, stp.i)
+		default:
 			out[stp.i].Err = err
-			continue
 		}
-		// The head moved since it was read: take this step on its own,
-		// then drop the occurrence made above unless it is the head.
-		v, err := s.Advance(ctx, o.App, o.ID)
-		if err == nil {
-			err = s.dropUnlessHead(ctx, stp.next)
-		}
-		out[stp.i] = AdvanceResult{v, err}
 	}
-	return out
+	return lost
 }
 
 // dropUnlessHead cancels the occurrence at made.Next unless it is the
