@@ -38,8 +38,7 @@ func (w *Worker) chain(ctx context.Context, ev *scheduler.Event, rec *claimRec) 
 	if ev.Kind != scheduler.KindOccurrence {
 		return nil
 	}
-	r := w.cfg.Recurrence
-	if r == nil {
+	if w.adv == nil { // no Recurrence configured
 		w.log.Error("claimed a schedule's occurrence without recurrence configured: its schedule stops here",
 			"app", ev.App, "id", ev.ID)
 		return nil
