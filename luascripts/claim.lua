@@ -8,6 +8,14 @@
 -- ARGV[3] visibility timeout, ms
 -- ARGV[4] worker id
 -- ARGV[5] event hash key prefix <P>:ev: (same hash tag as KEYS)
+-- ARGV[6] the shard's pause table <P>:paused (same hash tag)
+-- ARGV[7] park key prefix <P>:park: (same hash tag)
+--
+-- Paused applications and flow keys (API.md §9, store/redisstore/flows.go):
+-- while the pause table has field 'a:<app>' or 'f:<app>/<flow key>', a due
+-- event of that application or key is not claimed but parked in the zset
+-- <P>:park:<field> at its due score: it stays PENDING, no attempt is used,
+-- and unpause.lua puts it back in due order when the pause ends.
 --
 -- Each claimed member leaves `due`, joins the worker's list and `lease`
 -- (score = now + visibility), becomes PROCESSING with attempts + 1.
@@ -18,13 +26,30 @@
 -- worker can sleep until exactly then on the server's clock.
 local now = now_ms(ARGV[1])
 local deadline = now + tonumber(ARGV[3])
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local paused = redis.call('EXISTS', ARGV[6]) == 1
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 local res = {now, -1, 0}
 local n = 0
-for _, m in ipairs(members) do
+
+-- parked_by returns the pause field that holds member m (event hash k)
+-- back, or nil.
+local function parked_by(m, k)
+  local app = string.match(m, '^([^/]*)/')
+  if redis.call('HEXISTS', ARGV[6], 'a:' .. app) == 1 then return 'a:' .. app end
+  local fk = redis.call('HGET', k, F.flow_key)
+  if fk and redis.call('HEXISTS', ARGV[6], 'f:' .. app .. '/' .. fk) == 1 then return 'f:' .. app .. '/' .. fk end
+  return nil
+end
+
+for i = 1, #members, 2 do
+  local m = members[i]
   redis.call('ZREM', KEYS[1], m)
   local k = ARGV[5] .. m
-  if redis.call('EXISTS', k) == 1 then
+  local field = nil
+  if paused and redis.call('EXISTS', k) == 1 then field = parked_by(m, k) end
+  if field then
+    redis.call('ZADD', ARGV[7] .. field, members[i + 1], m)
+  elseif redis.call('EXISTS', k) == 1 then
     redis.call('HINCRBY', k, F.attempts, 1)
     redis.call('HSET', k, F.status, 'PROCESSING', F.worker, ARGV[4], F.updated_at, now)
     redis.call('ZADD', KEYS[2], deadline, m)

@@ -3,7 +3,7 @@
 // return value. Every script touches the keys of exactly one shard: all of
 // them carry the shard's hash tag, so a script runs in one Redis Cluster slot
 // (subput and subdel: the application's subscription hash tag; schcas: the
-// application's schedule hash tag);
+// application's schedule hash tag; flowacquire and flowpump: the flow key's);
 // the few namespace-wide scripts (heartbeat, deadworkers, forgetworker, ping,
 // appput, appbykey) touch one global key each.
 //
@@ -69,6 +69,16 @@ var (
 	occReplaceSrc string
 	//go:embed schcas.lua
 	schCASSrc string
+	//go:embed flowacquire.lua
+	flowAcquireSrc string
+	//go:embed flowpump.lua
+	flowPumpSrc string
+	//go:embed park.lua
+	parkSrc string
+	//go:embed unpark.lua
+	unparkSrc string
+	//go:embed unpause.lua
+	unpauseSrc string
 )
 
 // script joins the prelude (shared helpers) and a script's body.
@@ -81,6 +91,18 @@ var (
 	OccReplace = script(occReplaceSrc)
 	// SchCAS replaces or deletes a schedule's record at a revision (schcas.lua).
 	SchCAS = script(schCASSrc)
+	// FlowAcquire asks a flow key for a permit (flowacquire.lua).
+	FlowAcquire = script(flowAcquireSrc)
+	// FlowPump releases a flow key's permit and grants held events
+	// permits (flowpump.lua).
+	FlowPump = script(flowPumpSrc)
+	// Park hands a claimed event held back by its flow key back to
+	// PENDING, uncounted (park.lua).
+	Park = script(parkSrc)
+	// Unpark makes a held event due again at its place (unpark.lua).
+	Unpark = script(unparkSrc)
+	// Unpause ends a pause in one shard (unpause.lua).
+	Unpause = script(unpauseSrc)
 	// MsgPlan records a claimed message's fan-out plan once (msgplan.lua).
 	MsgPlan = script(msgPlanSrc)
 	// Recheck hands a claimed message back to due, to look at again later (recheck.lua).
@@ -130,4 +152,4 @@ var (
 // All lists every script, for loading them up front.
 var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived,
 	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, GiveBack, Ping, AppPut, AppByKey, SubPut, SubDel, OccReplace, SchCAS,
-	MsgPlan, Recheck, Nudge}
+	MsgPlan, Recheck, Nudge, FlowAcquire, FlowPump, Park, Unpark, Unpause}

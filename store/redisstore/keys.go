@@ -82,3 +82,28 @@ func (k keys) subApps() string             { return k.ns + ":subapps" }
 
 func (k keys) scheds(app string) string { return k.ns + ":{" + k.ns + ":sch:" + app + "}" }
 func (k keys) schedApps() string        { return k.ns + ":schapps" }
+
+// Flow control (flows.go, API.md §9). A flow key's state, with
+// FP = <ns>:{<ns>:fl:<app>:<key>} (one slot per key):
+//
+//	FP                 hash    r (requests/s), p (parallelism), z (paused: 1), tat (next rate slot, ms)
+//	FP:run             zset    permits: member -> deadline ms
+//	FP:q               zset    held events: member -> due ms
+//
+// <ns>:flows (set: "<app>/<key>" of every key with a record) and
+// <ns>:pausedapps (hash: paused application -> since ms). Per shard, the
+// pauses claim.lua applies: P:paused (hash: 'a:<app>' or
+// 'f:<app>/<key>' -> 1) and P:park:<field> (zset: events parked by that
+// pause -> due score).
+func (k keys) flow(app, key string) string {
+	return k.ns + ":{" + k.ns + ":fl:" + app + ":" + key + "}"
+}
+func (k keys) flowRun(app, key string) string { return k.flow(app, key) + ":run" }
+func (k keys) flowQ(app, key string) string   { return k.flow(app, key) + ":q" }
+func (k keys) flows() string                  { return k.ns + ":flows" }
+func (k keys) pausedApps() string             { return k.ns + ":pausedapps" }
+func (k keys) paused(s int) string            { return k.prefixes[s] + ":paused" }
+func (k keys) parkPrefix(s int) string        { return k.prefixes[s] + ":park:" }
+func (k keys) park(s int, field string) string {
+	return k.prefixes[s] + ":park:" + field
+}

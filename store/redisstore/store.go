@@ -329,7 +329,7 @@ func (s *Store) Requeue(ctx context.Context, app, id string, allowed []scheduler
 func (s *Store) Claim(ctx context.Context, shard int, worker string, batch int, visibility time.Duration, now time.Time) (scheduler.Claim, error) {
 	res, err := luascripts.Claim.Run(ctx, s.rdb,
 		[]string{s.k.due(shard), s.k.lease(shard), s.k.proc(shard, worker)},
-		ms(now), batch, visibility.Milliseconds(), worker, s.k.evPrefix(shard)).Slice()
+		ms(now), batch, visibility.Milliseconds(), worker, s.k.evPrefix(shard), s.k.paused(shard), s.k.parkPrefix(shard)).Slice()
 	if err != nil {
 		return scheduler.Claim{}, unavailable(fmt.Sprintf("claim shard %d", shard), err)
 	}
@@ -349,7 +349,7 @@ func (s *Store) ClaimShards(ctx context.Context, reqs []scheduler.ClaimRequest, 
 	cmds := make([]*redis.Cmd, len(reqs))
 	for i, r := range reqs {
 		cmds[i] = luascripts.Claim.EvalSha(ctx, pipe, []string{s.k.due(r.Shard), s.k.lease(r.Shard), s.k.proc(r.Shard, worker)},
-			ms(now), r.Batch, visibility.Milliseconds(), worker, s.k.evPrefix(r.Shard))
+			ms(now), r.Batch, visibility.Milliseconds(), worker, s.k.evPrefix(r.Shard), s.k.paused(r.Shard), s.k.parkPrefix(r.Shard))
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
 	for i, cmd := range cmds {

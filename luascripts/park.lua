@@ -1,0 +1,31 @@
+-- park.lua: hand a claimed event whose flow key held it back (flowacquire.lua)
+-- back to PENDING without using an attempt, due at a later time.
+--
+-- KEYS[1] event hash       <P>:ev:<app>/<id>
+-- KEYS[2] lease zset       <P>:lease
+-- KEYS[3] due zset         <P>:due
+-- KEYS[4] worker list      <P>:proc:<worker>
+-- ARGV[1] member
+-- ARGV[2] worker id
+-- ARGV[3] attempt number the worker claimed
+-- ARGV[4] now, ms (0: use the Redis server clock)
+-- ARGV[5] park until, ms: a safety net only. The key's queue (<FP>:q)
+--         remembers the event and whoever grants it a permit makes it due
+--         at once (unpark.lua); should that never happen (the granting
+--         process died in between), the event comes back by itself then.
+--
+-- Like giveback.lua the claim did not start an attempt: attempts go back to
+-- what they were, no history line, no outbox entry. Returns 1, or 0 when
+-- the caller no longer holds the claim.
+local now = now_ms(ARGV[4])
+local k = KEYS[1]
+local f = redis.call('HMGET', k, F.status, F.worker, F.attempts)
+if f[1] ~= 'PROCESSING' or f[2] ~= ARGV[2] or f[3] ~= ARGV[3] then return 0 end
+redis.call('LREM', KEYS[4], 0, ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+local a = tonumber(f[3]) or 0
+if a > 0 then a = a - 1 end
+redis.call('HSET', k, F.status, 'PENDING', F.attempts, a, F.updated_at, now)
+redis.call('HDEL', k, F.worker)
+redis.call('ZADD', KEYS[3], tonumber(ARGV[5]), ARGV[1])
+return 1
