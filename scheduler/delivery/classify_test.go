@@ -45,6 +45,16 @@ func TestClassify(t *testing.T) {
 		{"timeout", Result{Err: errors.New("timeout after 30s")}, scheduler.StatusPending},
 		{"unbuildable", Result{Err: errors.New("build request: bad"), Unbuildable: true}, scheduler.StatusFailed},
 		{"blocked address", Result{Err: ErrBlockedAddress, Unbuildable: true}, scheduler.StatusFailed},
+		// Cassata-Retry: false (API.md §9): no further attempt, whatever
+		// the status; a 2xx stays a success.
+		{"503 no retry", Result{StatusCode: 503, NoRetry: true}, scheduler.StatusFailed},
+		{"429 no retry", Result{StatusCode: 429, RetryAfter: time.Second, NoRetry: true}, scheduler.StatusFailed},
+		{"408 no retry", Result{StatusCode: 408, NoRetry: true}, scheduler.StatusFailed},
+		{"500 no retry", Result{StatusCode: 500, NoRetry: true}, scheduler.StatusFailed},
+		{"404 no retry", Result{StatusCode: 404, NoRetry: true}, scheduler.StatusFailed},
+		{"302 no retry", Result{StatusCode: 302, NoRetry: true}, scheduler.StatusFailed},
+		{"200 no retry", Result{StatusCode: 200, NoRetry: true}, scheduler.StatusCompleted},
+		{"204 no retry", Result{StatusCode: 204, NoRetry: true}, scheduler.StatusCompleted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

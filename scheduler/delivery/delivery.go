@@ -3,11 +3,14 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -138,6 +141,89 @@ type Result struct {
 	// Unsent marks a request that was never sent because the send check
 	// (WithSendCheck) refused it: no attempt was made.
 	Unsent bool
+	// NoRetry marks an answer with Cassata-Retry: false (API.md §9): the
+	// destination asks for no further attempt, whatever its status code.
+	NoRetry bool
+
+	// secrets are the values the request carried that must stay out of
+	// logs (Secrets).
+	secrets []string
+}
+
+// HeaderRetry is the response header with which a destination refuses
+// further attempts: Cassata-Retry: false (API.md §9).
+const HeaderRetry = "Cassata-Retry"
+
+// NoRetryReason is the attempt's error when a destination answered other
+// than 2xx with Cassata-Retry: false.
+const NoRetryReason = "destination answered Cassata-Retry: false: not retried"
+
+// noRetry reports whether a response's headers ask for no further attempt:
+// a Cassata-Retry value of false, in any case.
+func noRetry(h http.Header) bool {
+	for _, v := range h.Values(HeaderRetry) {
+		if strings.EqualFold(strings.TrimSpace(v), "false") {
+			return true
+		}
+	}
+	return false
+}
+
+// Secrets returns the values the attempt's request carried that are
+// secret or private to the application, for a log to redact wherever they
+// show up (an error, a response that echoes the request): the values of the
+// event's headers, its body, the Standard Webhooks signature, and the
+// credentials of the URL's userinfo with the Authorization header the
+// client derives from them. Values shorter than MinSecretBytes are left
+// out: they cannot be told apart from ordinary text.
+func (r Result) Secrets() []string { return r.secrets }
+
+// MinSecretBytes is the shortest value Secrets reports.
+const MinSecretBytes = 4
+
+// requestSecrets lists the secrets of ev's request, sent with headers h
+// (nil when it was not built): see Result.Secrets.
+func requestSecrets(ev *scheduler.Event, h http.Header) []string {
+	var out []string
+	add := func(v string) {
+		v = strings.TrimSpace(v)
+		if len(v) >= MinSecretBytes && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	addAuth := func(v string) {
+		add(v)
+		// An echo may show the credentials without their scheme.
+		if _, cred, ok := strings.Cut(strings.TrimSpace(v), " "); ok {
+			add(cred)
+		}
+	}
+	for name, v := range ev.Headers {
+		if c := http.CanonicalHeaderKey(name); c == "Authorization" || c == "Proxy-Authorization" {
+			addAuth(v)
+		} else {
+			add(v)
+		}
+	}
+	add(string(ev.Body))
+	for _, sig := range strings.Fields(h.Get(HeaderWebhookSignature)) {
+		add(sig)
+		_, b64, _ := strings.Cut(sig, ",")
+		add(b64)
+	}
+	if u, err := url.Parse(ev.URL); err == nil && u.User != nil {
+		// The client sends them as Basic credentials unless the event set
+		// its own Authorization.
+		user := u.User.Username()
+		pass, hasPassword := u.User.Password()
+		if hasPassword {
+			add(pass)
+		} else {
+			add(user) // a token often stands there
+		}
+		addAuth("Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+	}
+	return out
 }
 
 // sendCheckKey is the context key of a send check (WithSendCheck).
@@ -153,6 +239,14 @@ func WithSendCheck(ctx context.Context, check func() error) context.Context {
 
 // Deliver sends ev's request once, bounded by timeout.
 func (d *Deliverer) Deliver(ctx context.Context, ev *scheduler.Event, timeout time.Duration) Result {
+	var sent http.Header
+	r := d.send(ctx, ev, timeout, &sent)
+	r.secrets = requestSecrets(ev, sent)
+	return r
+}
+
+// send is Deliver; it sets *sent to the request's headers once built.
+func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.Duration, sent *http.Header) Result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var body io.Reader
@@ -172,6 +266,7 @@ func (d *Deliverer) Deliver(ctx context.Context, ev *scheduler.Event, timeout ti
 			return Result{Err: fmt.Errorf("%w: %s", ErrBlockedAddress, validationMessage(err)), Unbuildable: true}
 		}
 	}
+	*sent = req.Header
 	for name, value := range ev.Headers {
 		if scheduler.IsHopByHop(http.CanonicalHeaderKey(name)) {
 			continue
@@ -212,7 +307,8 @@ func (d *Deliverer) Deliver(ctx context.Context, ev *scheduler.Event, timeout ti
 	// Drain a little more so the connection can be reused; give up beyond that.
 	_, _ = io.CopyN(io.Discard, resp.Body, 4096)
 	_ = resp.Body.Close()
-	r := Result{StatusCode: resp.StatusCode, Duration: time.Since(start), Response: trimSnippet(snippet)}
+	r := Result{StatusCode: resp.StatusCode, Duration: time.Since(start), Response: trimSnippet(snippet),
+		NoRetry: noRetry(resp.Header)}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		r.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
@@ -270,9 +366,10 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 }
 
 // Classify maps an attempt's result to the event's next status, ignoring
-// attempts left: COMPLETED (2xx), FAILED (3xx, 4xx but 408 and 429, or an
-// unbuildable request), or PENDING for a retryable outcome (connection error,
-// timeout, 408, 429, 5xx). See API.md §2.
+// attempts left: COMPLETED (2xx), FAILED (3xx, 4xx but 408 and 429, an
+// answer other than 2xx with Cassata-Retry: false, or an unbuildable
+// request), or PENDING for a retryable outcome (connection error, timeout,
+// 408, 429, 5xx). See API.md §2 and §9.
 func Classify(r Result) scheduler.Status {
 	switch {
 	case r.Unbuildable:
@@ -281,6 +378,8 @@ func Classify(r Result) scheduler.Status {
 		return scheduler.StatusPending
 	case r.StatusCode >= 200 && r.StatusCode < 300:
 		return scheduler.StatusCompleted
+	case r.NoRetry:
+		return scheduler.StatusFailed
 	case r.StatusCode == http.StatusRequestTimeout, r.StatusCode == http.StatusTooManyRequests, r.StatusCode >= 500:
 		return scheduler.StatusPending
 	default:

@@ -3,7 +3,8 @@
 //	Deliverer (delivery.go)  builds the request, sends it with the event's
 //	                         timeout, reads at most MaxResponseBytes, never
 //	                         follows redirects; Classify maps the result to
-//	                         COMPLETED, FAILED or a retry (PENDING)
+//	                         COMPLETED, FAILED or a retry (PENDING); an
+//	                         answer with Cassata-Retry: false is never retried
 //	AddressGuard (ssrf.go)   the SSRF guard: refuses private, loopback,
 //	                         link-local and reserved addresses at create time
 //	                         (CheckURL) and again for every address actually

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -119,6 +120,15 @@ func TestSignedDelivery(t *testing.T) {
 	}
 	if v := h.Values("webhook-id"); len(v) != 1 {
 		t.Fatalf("webhook-id sent %d times", len(v))
+	}
+	// Logs redact the signature sent (Result.Secrets), with and without
+	// its version prefix.
+	r := d.Deliver(context.Background(), signedEvent("shop", "ev-1", srv.URL, body), 5*time.Second)
+	sent, _, _ := dest.last()
+	sig := sent.Get("webhook-signature")
+	_, b64, _ := strings.Cut(sig, ",")
+	if !slices.Contains(r.Secrets(), sig) || !slices.Contains(r.Secrets(), b64) {
+		t.Errorf("Secrets() = %q: the signature sent, %q, is missing", r.Secrets(), sig)
 	}
 
 	// What a receiver must refuse.

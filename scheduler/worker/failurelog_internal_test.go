@@ -1,6 +1,11 @@
 package worker
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/delivery"
+)
 
 // TestRedactURL: what of a URL the failure log keeps, on the text itself,
 // for URLs of every shape (also ones that do not parse).
@@ -29,6 +34,33 @@ func TestRedactURL(t *testing.T) {
 	for _, c := range cases {
 		if got := redactURL(c.in); got != c.want {
 			t.Errorf("redactURL(%q)\n got %q\nwant %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestRedactor: what newRedactor hides of a text that quotes the request:
+// each secret whole (the longest first), in the forms an echo shows it, and
+// cut off at the text's end; values too short to tell from ordinary text
+// stay.
+func TestRedactor(t *testing.T) {
+	ev := &scheduler.Event{URL: "https://h/x?access_token=a%2Bb%2Fc123&page=12345",
+		Headers: map[string]string{"X-Key": "k3y-value", "X-N": "1", "X-Quote": `say "hi" <b>`},
+		Body:    []byte(`{"k":"k3y-value!"}`)}
+	hide := newRedactor(ev, delivery.Result{})
+	cases := []struct{ in, want string }{
+		{"key k3y-value; n 1", "key REDACTED; n 1"},
+		{`body {"k":"k3y-value!"} end`, "body REDACTED end"},
+		{`json "{\"k\":\"k3y-value!\"}"`, `json "REDACTED"`},
+		{`say \"hi\" \u003cb\u003e and say \"hi\" <b>`, "REDACTED and REDACTED"},
+		{"uri /x?access_token=a%2Bb%2Fc123&page=12345 decoded a+b/c123", "uri /x?access_token=REDACTED&page=12345 decoded REDACTED"},
+		{"cut off: k3y-va", "cut off: REDACTED"},
+		{"cut off: k3y", "cut off: k3y"}, // shorter than MinSecretBytes
+		{"nothing secret", "nothing secret"},
+		{"", ""},
+	}
+	for _, c := range cases {
+		if got := hide(c.in); got != c.want {
+			t.Errorf("redact(%q)\n got %q\nwant %q", c.in, got, c.want)
 		}
 	}
 }

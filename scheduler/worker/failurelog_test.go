@@ -2,11 +2,16 @@ package worker_test
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,5 +164,137 @@ func TestFailureLog(t *testing.T) {
 				t.Error("no error key: want it present, null when the destination answered")
 			}
 		})
+	}
+}
+
+// staticKeys signs every application's deliveries with one key.
+type staticKeys []byte
+
+func (k staticKeys) SigningKeys(context.Context, string) ([][]byte, error) { return [][]byte{k}, nil }
+
+// TestFailureLogRedactsEchoes: a destination that echoes its request in its
+// answer (headers, URL and body, verbatim or as JSON, cut off at 1 KiB or
+// not) gets none of the request's secrets into the failure log: not the
+// Authorization header, not the Basic credentials the client makes of the
+// URL's userinfo, not the Standard Webhooks signature, not the URL's token,
+// not the event's other headers nor its body.
+func TestFailureLogRedactsEchoes(t *testing.T) {
+	const secret = "s3cr3t"
+	echoes := []struct {
+		name string
+		echo func(r *http.Request, body []byte) []byte
+	}{
+		{"headers, URL and body as text", func(r *http.Request, body []byte) []byte {
+			var b bytes.Buffer
+			fmt.Fprintf(&b, "%s %s\n", r.Method, r.URL.RequestURI())
+			_ = r.Header.Write(&b)
+			b.Write(body)
+			return b.Bytes()
+		}},
+		{"headers, URL and body as JSON", func(r *http.Request, body []byte) []byte {
+			out, _ := json.Marshal(map[string]any{"uri": r.URL.RequestURI(), "headers": r.Header, "body": string(body)})
+			return out
+		}},
+		{"the Authorization header cut off at 1 KiB", func(r *http.Request, _ []byte) []byte {
+			auth := r.Header.Get("Authorization")
+			keep := len(auth) - 3 // the snippet ends three bytes short of the whole value
+			return []byte(strings.Repeat(".", delivery.ResponseSnippetBytes-keep) + auth)
+		}},
+		{"the body cut off at 1 KiB", func(_ *http.Request, body []byte) []byte {
+			keep := bytes.Index(body, []byte(secret)) + 3 // the snippet ends in the middle of the secret
+			return append([]byte(strings.Repeat(".", delivery.ResponseSnippetBytes-keep)), body...)
+		}},
+	}
+	for _, tc := range echoes {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var sent http.Header
+			b := setupWorker(t, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				sent = r.Header.Clone()
+				mu.Unlock()
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write(tc.echo(r, body))
+			}, worker.Config{})
+			signer := delivery.NewSigner(staticKeys("signing-key"), delivery.SignerConfig{})
+			b.w = worker.New(b.st, delivery.New(delivery.Config{Signer: signer}), worker.Config{LogFailedRequests: true,
+				PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewJSONHandler(b.logs, nil))})
+			b.run(t)
+			hostPort := strings.TrimPrefix(b.dest.URL, "http://")
+			now := time.Now()
+			ev := &scheduler.Event{App: "a", ID: "echo", Method: "POST", MaxAttempts: 1,
+				URL:     "http://user:url-" + secret + "@" + hostPort + "/hook?token=tok-" + secret + "&page=2",
+				Headers: map[string]string{"X-Api-Key": "key-" + secret, "X-Note": `quote " and <html> ` + secret},
+				Body:    []byte(`{"password":"body-` + secret + `","n":1}`), DueAt: now, CreatedAt: now, UpdatedAt: now}
+			if tc.name != "headers, URL and body as text" {
+				// An explicit Authorization (the text echo shows the
+				// Basic one the client derives from the userinfo).
+				ev.Headers["Authorization"] = "Bearer auth-" + secret
+			}
+			if existing, err := b.st.Create(t.Context(), ev, time.Time{}); err != nil || existing != nil {
+				t.Fatalf("create: %v, %v", existing, err)
+			}
+			waitUntil(t, 5*time.Second, "the attempt was not recorded", func() bool {
+				return len(b.get(t, "echo").History) > 0
+			})
+			if h := b.get(t, "echo").History[0]; h.StatusCode != 503 || h.Response == "" {
+				t.Fatalf("attempt %+v: want a 503 with the echo", h)
+			}
+			lines := failureLines(t, b.logs.String())
+			if len(lines) != 1 {
+				t.Fatalf("%d failure log lines, want 1:\n%s", len(lines), b.logs.String())
+			}
+			mu.Lock()
+			sig, auth := sent.Get("Webhook-Signature"), sent.Get("Authorization")
+			mu.Unlock()
+			_, sigB64, _ := strings.Cut(sig, ",")
+			_, cred, _ := strings.Cut(auth, " ")
+			if sigB64 == "" || cred == "" {
+				t.Fatalf("the destination got signature %q, Authorization %q: want both", sig, auth)
+			}
+			logs := b.logs.String()
+			// What is left of a secret cut off: at most its first 3 bytes.
+			for _, leak := range []string{secret, "s3c", sigB64, sigB64[:8], cred, cred[:8]} {
+				if strings.Contains(logs, leak) {
+					t.Errorf("%q reached the log:\n%s", leak, logs)
+				}
+			}
+			body, _ := lines[0]["response_body"].(string)
+			if !strings.Contains(body, "REDACTED") {
+				t.Errorf("response_body %q: want the echoed secrets REDACTED", body)
+			}
+			if want := "http://user:REDACTED@" + hostPort + "/hook?token=REDACTED&page=2"; lines[0]["url"] != want {
+				t.Errorf("url = %v, want %s", lines[0]["url"], want)
+			}
+		})
+	}
+}
+
+// TestFailureLogNoRetry: an answer with Cassata-Retry: false is logged as
+// the final failure it is, with the reason as its error.
+func TestFailureLogNoRetry(t *testing.T) {
+	t.Parallel()
+	b := setupWorker(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cassata-Retry", "false")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("gone for good"))
+	}, worker.Config{LogFailedRequests: true})
+	b.run(t)
+	b.schedule(t, "nr", time.Now(), func(ev *scheduler.Event) {
+		ev.MaxAttempts = 5
+		ev.Headers = map[string]string{"X-Flag": "false"} // a header's value never hides the reason
+	})
+	waitUntil(t, 5*time.Second, "the event did not fail", func() bool { return b.get(t, "nr").Status.Final() })
+	lines := failureLines(t, b.logs.String())
+	if len(lines) != 1 {
+		t.Fatalf("%d failure log lines, want 1:\n%s", len(lines), b.logs.String())
+	}
+	for k, want := range map[string]any{"id": "nr", "attempt": float64(1), "status": float64(503),
+		"error": delivery.NoRetryReason, "next_status": "FAILED", "response_body": "gone for good"} {
+		if got := lines[0][k]; got != want {
+			t.Errorf("%s = %#v, want %#v", k, got, want)
+		}
 	}
 }

@@ -697,6 +697,10 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 	}}
 	if res.Err != nil {
 		out.Attempt.Error = res.Err.Error()
+	} else if res.NoRetry && next != scheduler.StatusCompleted {
+		// Classify made it FAILED: the history says it was the
+		// destination's wish, not its status code (API.md §9).
+		out.Attempt.Error = delivery.NoRetryReason
 	}
 	interrupted := ctx.Err() != nil && res.Err != nil
 	switch {
