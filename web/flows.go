@@ -255,6 +255,10 @@ func (u *UI) pauseApp(c *gin.Context) {
 			Action: "/app-pause", Back: "/flows",
 			Fields: []header{{"app", app}, {"confirm", "yes"}},
 		}
+		if u.fromApps(c) {
+			v.Back = "/apps"
+			v.Fields = append(v.Fields, header{"back", "apps"})
+		}
 		u.render(c, http.StatusOK, confirmPage(u.page(c, "Pause application", "flows"), v))
 		return
 	}
@@ -282,11 +286,14 @@ func (u *UI) resumeApp(c *gin.Context) {
 // backTo is where an application's pause or resume returns: the
 // Applications page when the form says so, the Flows page otherwise.
 func (u *UI) backTo(c *gin.Context) string {
-	if c.PostForm("back") == "apps" && u.cfg.Apps != nil {
+	if u.fromApps(c) {
 		return u.prefix + "/apps"
 	}
 	return u.prefix + "/flows"
 }
+
+// fromApps reports whether the form was sent from the Applications page.
+func (u *UI) fromApps(c *gin.Context) bool { return c.PostForm("back") == "apps" && u.cfg.Apps != nil }
 
 // flowFlash is the flash of a Flows action, or nil when code is not one of
 // theirs. arg is "<app>/<key>" or an application, checked so the cookie

@@ -365,3 +365,55 @@ func TestFlowFlash(t *testing.T) {
 		}
 	}
 }
+
+// TestAppsPagePause: with Flows, the Applications page shows each
+// application's pause and toggles it, returning to itself.
+func TestAppsPagePause(t *testing.T) {
+	t.Parallel()
+	fe := setupFlows(t, func(c *Config) {
+		c.Apps = &fakeApps{apps: []*tenant.App{{Name: "blog"}, {Name: "shop"}}}
+	})
+	r := fe.get("/admin/apps")
+	wantStatus(t, r, http.StatusOK)
+	if h := tableHeader(t, r.doc, "apps"); h[len(h)-1] != "Delivery" {
+		t.Errorf("columns %q", h)
+	}
+	form := findAll(byID(t, r.doc, "apps"), tag("form"))[1] // shop's
+	v := formValues(form)
+	if v.Get("app") != "shop" || v.Get("back") != "apps" {
+		t.Fatalf("shop's pause form %v", v)
+	}
+	r = fe.post("/admin/app-pause", v)
+	wantStatus(t, r, http.StatusOK)
+	confirm := formOf(t, r.doc, "Confirm")
+	if back := links(r.doc, "Back"); len(back) != 1 || back[0] != "/admin/apps" {
+		t.Errorf("the confirmation goes back to %v", back)
+	}
+	wantRedirect(t, fe.post("/admin/app-pause", formValues(confirm)), http.StatusSeeOther, "/admin/apps")
+	if !fe.store.isPaused("shop") || fe.store.isPaused("blog") {
+		t.Fatal("shop (only) should be paused")
+	}
+	r = fe.get("/admin/apps")
+	if got := flashText(t, r.doc); !strings.HasPrefix(got, "Application shop paused") {
+		t.Errorf("flash %q", got)
+	}
+	rows := tableRows(t, r.doc, "apps")
+	if last := rows[1][len(rows[1])-1]; !strings.Contains(last, "paused") || !strings.Contains(last, "0 held") {
+		t.Errorf("shop's delivery cell %q", last)
+	}
+	if last := rows[0][len(rows[0])-1]; !strings.Contains(last, "active") {
+		t.Errorf("blog's delivery cell %q", last)
+	}
+	resume := formOf(t, r.doc, "Resume")
+	wantRedirect(t, fe.post("/admin/app-resume", formValues(resume)), http.StatusSeeOther, "/admin/apps")
+	if fe.store.isPaused("shop") {
+		t.Error("shop still paused")
+	}
+
+	// Without Flows the page has no such column.
+	e := setup(t, func(c *Config) { c.Apps = &fakeApps{apps: []*tenant.App{{Name: "shop"}}} })
+	e.login()
+	if h := tableHeader(t, e.get("/admin/apps").doc, "apps"); h[len(h)-1] == "Delivery" {
+		t.Errorf("columns without Flows %q", h)
+	}
+}
