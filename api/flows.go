@@ -42,10 +42,8 @@ func (a *API) FlowRoutes(r gin.IRoutes) {
 	}
 }
 
-// errFlowNotFound answers a flow key without a record.
-var errFlowNotFound = &httpError{status: 404, detail: ErrorDetail{Code: "not_found", Message: "flow key not found"}}
-
-// flowErr names a missing record as a flow key's, not an event's.
+// flowErr names a missing record as a flow key's, not an event's (the
+// store answers scheduler.ErrNotFound, which errorFor calls an event).
 func flowErr(err error) error {
 	if errors.Is(err, scheduler.ErrNotFound) {
 		return errFlowNotFound
