@@ -20,6 +20,7 @@ import (
 //	GET  /v1/apps/{app}                -> the app
 //	POST /v1/apps/{app}/rotate         {"grace":"1h"}   -> new api_key and jwt_secret; the old ones end after grace (default 0: at once)
 //	POST /v1/apps/{app}/rotate-secret  {"grace":"24h"}  -> new signing_secret; the old one still signs for grace (default 24h)
+//	POST /v1/apps/{app}/pause, /resume -> {"app","paused","held"} (flows.go, with Config.Flows)
 
 // DefaultSecretGrace is how long a rotated-out signing secret keeps signing
 // when the rotation does not say, so destinations have a day to switch.
@@ -45,6 +46,9 @@ type AppView struct {
 	Keys           []KeyView    `json:"keys"`
 	JWTSecrets     []SecretView `json:"jwt_secrets"`
 	SigningSecrets []SecretView `json:"signing_secrets"`
+	// Paused is shown by GET /v1/apps/{app} when flow control is on
+	// (Config.Flows); left out elsewhere.
+	Paused *bool `json:"paused,omitempty"`
 }
 
 // KeyView shows an API key by its hint.
@@ -171,7 +175,15 @@ func (a *API) getApp(ctx context.Context, req *appRequest) (AppView, error) {
 	if err != nil {
 		return AppView{}, err
 	}
-	return ViewApp(app, a.cfg.Apps.Now()), nil
+	v := ViewApp(app, a.cfg.Apps.Now())
+	if a.cfg.Flows != nil {
+		p, err := a.cfg.Flows.AppPaused(ctx, app.Name)
+		if err != nil {
+			return AppView{}, err
+		}
+		v.Paused = &p.Paused
+	}
+	return v, nil
 }
 
 // rotateRequest is POST /v1/apps/{app}/rotate and /rotate-secret:

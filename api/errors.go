@@ -44,9 +44,11 @@ var (
 	errNoRoute          = &httpError{status: http.StatusNotFound, detail: ErrorDetail{Code: "not_found", Message: "no such route"}}
 	errMethodNotAllowed = &httpError{status: http.StatusMethodNotAllowed, detail: ErrorDetail{Code: "method_not_allowed", Message: "method not allowed on this route"}}
 	// errPanic answers a panic: the generic 500, nothing of the panic value.
-	errPanic       = &httpError{status: http.StatusInternalServerError, detail: ErrorDetail{Code: "internal", Message: "internal error"}}
-	errNotAdmin    = &httpError{status: http.StatusForbidden, detail: ErrorDetail{Code: "forbidden", Message: "managing applications needs the admin token (CASSATA_ADMIN_TOKEN)"}}
-	errBatchTooBig = &httpError{status: http.StatusRequestEntityTooLarge, detail: ErrorDetail{Code: "too_large", Message: "a batch holds at most 1000 events", Field: "events"}}
+	errPanic    = &httpError{status: http.StatusInternalServerError, detail: ErrorDetail{Code: "internal", Message: "internal error"}}
+	errNotAdmin = &httpError{status: http.StatusForbidden, detail: ErrorDetail{Code: "forbidden", Message: "managing applications needs the admin token (CASSATA_ADMIN_TOKEN)"}}
+	// errFlowNotFound answers a flow key without a record (flows.go).
+	errFlowNotFound = &httpError{status: http.StatusNotFound, detail: ErrorDetail{Code: "not_found", Message: "flow key not found"}}
+	errBatchTooBig  = &httpError{status: http.StatusRequestEntityTooLarge, detail: ErrorDetail{Code: "too_large", Message: "a batch holds at most 1000 events", Field: "events"}}
 )
 
 func unauthorized(msg string) error {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/flow"
 	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/topic"
@@ -62,6 +63,9 @@ type Config struct {
 	// Schedules, when set, serves the recurring schedule routes
 	// (/v1/schedules, API.md §8).
 	Schedules *schedule.Schedules
+	// Flows, when set, serves the flow-control routes (/v1/flows, and
+	// /v1/apps/{app}/pause and /resume with Apps; API.md §9).
+	Flows *flow.Flows
 }
 
 // API holds the handlers.
@@ -144,6 +148,7 @@ func (a *API) Engine(auth Authorizer) *gin.Engine {
 	a.Messages(g)
 	a.SubscriptionRoutes(g)
 	a.ScheduleRoutes(g)
+	a.FlowRoutes(g)
 	return r
 }
 

@@ -15,13 +15,14 @@ import (
 	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/flow"
 	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/topic"
 	"github.com/cassata/cassata/store/redisstore"
 )
 
-// subsBundle is the API with subscriptions, messages and schedules over a real store on miniredis;
+// subsBundle is the API with subscriptions, messages, schedules and flows over a real store on miniredis;
 // with auth, two applications (shop, billing) and the admin token.
 type subsBundle struct {
 	*bundle
@@ -42,7 +43,7 @@ func setupSubs(t *testing.T, auth bool) *subsBundle {
 	schedules := schedule.New(store, store, schedule.Config{Clock: clock, Guard: &delivery.AddressGuard{}, Events: sched})
 	reg := prometheus.NewRegistry()
 	a := api.New(api.Config{Scheduler: sched, Gatherer: reg, Logger: slog.New(slog.DiscardHandler), Apps: apps,
-		Subscriptions: subs, Messages: msgs, Schedules: schedules, RateLimit: -1, Clock: clock})
+		Subscriptions: subs, Messages: msgs, Schedules: schedules, Flows: flow.New(store), RateLimit: -1, Clock: clock})
 	var authz api.Authorizer
 	if auth {
 		authz = api.NewKeyAuth(apps, api.KeyAuthConfig{AdminToken: adminToken})

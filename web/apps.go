@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -24,11 +25,16 @@ var _ AppLister = (*tenant.Apps)(nil)
 // a secret by mistake.
 type appsView struct {
 	Apps []appView
+	// ShowPause adds each application's pause with its toggle (Config.Flows).
+	ShowPause bool
 }
 
 type appView struct {
 	Name, Created      string
 	Keys, Signing, JWT []credentialView
+	// Paused and Held are the application's pause (with ShowPause).
+	Paused bool
+	Held   string
 }
 
 type credentialView struct {
@@ -73,7 +79,23 @@ func (u *UI) apps(c *gin.Context) {
 		u.fail(c, err)
 		return
 	}
+	v := newAppsView(list, u.cfg.Apps.Now())
+	if u.cfg.Flows != nil {
+		paused, err := u.cfg.Flows.PausedApps(c.Request.Context())
+		if err != nil {
+			u.fail(c, err)
+			return
+		}
+		v.ShowPause = true
+		for i := range v.Apps {
+			for _, ap := range paused {
+				if ap.App == v.Apps[i].Name {
+					v.Apps[i].Paused, v.Apps[i].Held = true, strconv.Itoa(ap.Held)
+				}
+			}
+		}
+	}
 	p := u.page(c, "Applications", "apps")
 	p.Flash = u.takeFlash(c)
-	u.render(c, http.StatusOK, appsPage(p, newAppsView(list, u.cfg.Apps.Now())))
+	u.render(c, http.StatusOK, appsPage(p, v))
 }

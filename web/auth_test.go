@@ -55,7 +55,7 @@ func TestLoginPageForm(t *testing.T) {
 	for _, a := range findAll(nav, tag("a")) {
 		got = append(got, text(a))
 	}
-	if strings.Join(got, ",") != "Dashboard,Events,Failures,Topics,Schedules" {
+	if strings.Join(got, ",") != "Dashboard,Events,Failures,Topics,Schedules,Flows" {
 		t.Errorf("nav links %v", got)
 	}
 	if strings.Contains(strings.Join(buttons(r.doc), ","), "Log out") {

@@ -110,6 +110,9 @@ func (u *UI) takeFlash(c *gin.Context) *flash {
 	if f := scheduleFlash(code, arg); f != nil {
 		return f
 	}
+	if f := flowFlash(code, arg); f != nil {
+		return f
+	}
 	return topicFlash(code, arg)
 }
 

@@ -25,7 +25,7 @@ type page struct {
 	Prefix string
 	CSRF   string
 	// Nav names the current section: "dashboard", "events", "failures", "topics",
-	// "schedules", "apps" or "".
+	// "schedules", "flows", "apps" or "".
 	Nav string
 	// Apps shows the Applications link (the UI has an AppLister).
 	Apps bool

@@ -85,6 +85,10 @@ type Config struct {
 	// now, delete. Without it the Schedules page says schedules are not
 	// enabled.
 	Schedules Schedules
+	// Flows, when set, serves the Flows page: flow keys' limits (set,
+	// pause, resume, delete) and paused applications (pause, resume).
+	// Without it the Flows page says flow control is not enabled.
+	Flows Flows
 	// Clock tells the time for relative times and session expiry.
 	// Defaults to scheduler.SystemClock.
 	Clock scheduler.Clock
@@ -207,6 +211,7 @@ func (u *UI) Mount(r *gin.Engine) {
 	in.POST("/failures/retry", u.bulkRetry)
 	u.mountTopics(in)
 	u.mountSchedules(in)
+	u.mountFlows(in)
 	if u.cfg.Apps != nil {
 		in.GET("/apps", u.apps)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/scheduler/flow"
 	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/topic"
@@ -29,6 +30,7 @@ type httpDeps struct {
 	msgs        *topic.Messages
 	subs        *topic.Subscriptions
 	schedules   *schedule.Schedules
+	flows       *flow.Flows
 	reg         *prometheus.Registry
 	metrics     *scheduler.Metrics
 	maxAttempts int
@@ -50,7 +52,7 @@ func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error
 	}
 	a := api.New(api.Config{Scheduler: d.sched, DefaultMaxAttempts: d.maxAttempts, Ready: ready, Details: details,
 		Gatherer: d.reg, Metrics: d.metrics, Logger: d.log, Apps: d.apps, RateLimit: rateLimit(cfg.RateLimit),
-		Messages: d.msgs, Subscriptions: d.subs, Schedules: d.schedules})
+		Messages: d.msgs, Subscriptions: d.subs, Schedules: d.schedules, Flows: d.flows})
 	var handler http.Handler
 	if mode == "worker" {
 		r := gin.New()
@@ -71,7 +73,11 @@ func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error
 		if d.schedules != nil {
 			schedules = d.schedules
 		}
-		ui, err := web.New(web.Config{Backend: d.sched, Apps: d.apps, Topics: topics, Schedules: schedules, Password: cfg.AdminPassword,
+		var flows web.Flows // likewise for a nil *flow.Flows
+		if d.flows != nil {
+			flows = d.flows
+		}
+		ui, err := web.New(web.Config{Backend: d.sched, Apps: d.apps, Topics: topics, Schedules: schedules, Flows: flows, Password: cfg.AdminPassword,
 			Open: mode == "dev", BasePath: cfg.BasePath, SessionSalt: "cassata:" + cfg.Namespace, Logger: d.log})
 		if err != nil {
 			return nil, fmt.Errorf("admin UI: %w", err)

@@ -24,6 +24,7 @@ import (
 	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/flow"
 	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/scheduler/topic"
@@ -113,6 +114,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 		return err
 	}
 	schedules := schedule.New(store, store, schedule.Config{Guard: guard, Limits: schedCfg.Limits, Events: sched, Log: log})
+	flows := flow.New(store)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -165,7 +167,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 		}
 	}
 
-	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps, msgs: msgs, subs: subs, schedules: schedules,
+	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps, msgs: msgs, subs: subs, schedules: schedules, flows: flows,
 		reg: reg, metrics: metrics, maxAttempts: policy.MaxAttempts, log: log})
 	if err != nil {
 		cancel()

@@ -18,6 +18,7 @@ import (
 	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/flow"
 	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/topic"
 	"github.com/cassata/cassata/scheduler/worker"
@@ -50,6 +51,8 @@ type system struct {
 	stopWorker func()
 	// schedules keeps recurring events; the worker chains their occurrences.
 	schedules *schedule.Schedules
+	// flows keeps flow keys' limits and applications' pauses.
+	flows *flow.Flows
 }
 
 // archiveEnv=mysql puts the archive on a MariaDB that the tests start
@@ -90,6 +93,7 @@ func setup(t testing.TB) *system {
 	}
 
 	schedules := schedule.New(store, store, schedule.Config{Events: sched, Log: log})
+	flows := flow.New(store)
 
 	dest := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -105,7 +109,7 @@ func setup(t testing.TB) *system {
 	}))
 	t.Cleanup(dest.Close)
 
-	s := &system{t: t, sched: sched, subs: subs, msgs: msgs, schedules: schedules, store: store, archive: arch, dest: dest, timings: &timings{}}
+	s := &system{t: t, sched: sched, subs: subs, msgs: msgs, schedules: schedules, flows: flows, store: store, archive: arch, dest: dest, timings: &timings{}}
 
 	// Worker and archiver, each stoppable on its own: tests that must see a
 	// status stay put after a click stop the worker first.
@@ -120,9 +124,9 @@ func setup(t testing.TB) *system {
 	})
 	s.run(func(ctx context.Context) { _ = archiver.Run(ctx) })
 
-	engine := api.New(api.Config{Scheduler: sched, Logger: log, Messages: msgs, Subscriptions: subs, Schedules: schedules}).Engine(nil)
+	engine := api.New(api.Config{Scheduler: sched, Logger: log, Messages: msgs, Subscriptions: subs, Schedules: schedules, Flows: flows}).Engine(nil)
 	ui, err := web.New(web.Config{Backend: sched, Password: adminPassword, Logger: log,
-		Topics: &web.Topics{Subscriptions: subs, Messages: msgs}, Schedules: schedules})
+		Topics: &web.Topics{Subscriptions: subs, Messages: msgs}, Schedules: schedules, Flows: flows})
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
 	}
