@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/cassata/cassata/scheduler"
 )
@@ -151,7 +154,7 @@ func (s *Store) apply(ctx context.Context, m migration) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	for i, stmt := range m.statements {
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil && !duplicateColumn(err) {
 			return fmt.Errorf("statement %d: %w", i+1, err)
 		}
 	}
@@ -159,4 +162,20 @@ func (s *Store) apply(ctx context.Context, m migration) error {
 		return fmt.Errorf("record version: %w", err)
 	}
 	return tx.Commit()
+}
+
+// duplicateColumn reports the error of an ADD COLUMN whose column exists
+// already. Neither MySQL nor SQLite has ADD COLUMN IF NOT EXISTS, so that is
+// how such a statement is idempotent: run again after a crash (MySQL commits
+// DDL as it goes, before the version is recorded) or by a second process
+// that read the applied versions before the first recorded its own, it finds
+// its work done.
+func duplicateColumn(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1060 // ER_DUP_FIELDNAME
+	}
+	// modernc.org/sqlite reports it as a generic SQLITE_ERROR: only the
+	// message tells.
+	return strings.Contains(err.Error(), "duplicate column name")
 }
