@@ -83,7 +83,8 @@ func splitStatements(src string) []string {
 // Migrate creates or upgrades the archive's tables: it applies, in order,
 // every embedded migration not yet recorded in schema_migrations. Safe to
 // call on every start: applied versions are skipped, every statement is
-// idempotent (IF NOT EXISTS), and recording a version twice is a no-op, so
+// idempotent (IF NOT EXISTS; an ADD COLUMN whose column exists counts as
+// done, see duplicateColumn), and recording a version twice is a no-op, so
 // even two processes racing here end up with the same schema (the worker
 // still runs it under a lock to keep start-up quiet).
 //
