@@ -44,6 +44,7 @@ type EventView struct {
 	History            []AttemptView     `json:"history"`
 	CallbackURL        string            `json:"callback_url,omitempty"`
 	FailureCallbackURL string            `json:"failure_callback_url,omitempty"`
+	FlowKey            string            `json:"flow_key,omitempty"`
 }
 
 // AttemptView is one attempt as the v1 API shows it. Every entry has all
@@ -78,7 +79,7 @@ func ViewEvent(ev *scheduler.Event, defaultMax int) EventView {
 		DueAt: fmtTime(ev.DueAt), CreatedAt: fmtTime(ev.CreatedAt), UpdatedAt: fmtTime(ev.UpdatedAt),
 		FinishedAt: fmtTime(ev.FinishedAt), LastStatusCode: ev.LastStatusCode, LastError: ev.LastError,
 		History:     make([]AttemptView, 0, len(ev.History)),
-		CallbackURL: ev.CallbackURL, FailureCallbackURL: ev.FailureCallbackURL,
+		CallbackURL: ev.CallbackURL, FailureCallbackURL: ev.FailureCallbackURL, FlowKey: ev.FlowKey,
 	}
 	if v.Headers == nil {
 		v.Headers = map[string]string{}

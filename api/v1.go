@@ -44,6 +44,7 @@ type CreateRequest struct {
 	PolicyFields
 	CallbackURL        string `json:"callback_url"`
 	FailureCallbackURL string `json:"failure_callback_url"`
+	FlowKey            string `json:"flow_key"`
 }
 
 // toEvent validates the request's shape and builds the event; the scheduler
@@ -51,7 +52,7 @@ type CreateRequest struct {
 func (req *CreateRequest) toEvent(now time.Time) (*scheduler.Event, scheduler.CreateOptions, error) {
 	var opt scheduler.CreateOptions
 	ev := &scheduler.Event{App: req.App, ID: req.ID, URL: req.URL, Method: req.Method, Headers: req.Headers,
-		CallbackURL: req.CallbackURL, FailureCallbackURL: req.FailureCallbackURL}
+		CallbackURL: req.CallbackURL, FailureCallbackURL: req.FailureCallbackURL, FlowKey: req.FlowKey}
 	body, err := bodyBytes(req.Body)
 	if err != nil {
 		return nil, opt, badRequest("body", "body must be a string or a JSON value")

@@ -64,6 +64,9 @@ func TestCreate(t *testing.T) {
 		{"own max_attempts", `"delay":"1m","max_attempts":3`, map[string]any{"max_attempts": float64(3)}},
 		{"own timeout and backoff", `"delay":"1m","timeout":"10s","min_backoff":"2s","max_backoff":"1m0s"`,
 			map[string]any{"timeout": "10s", "min_backoff": "2s", "max_backoff": "1m0s"}},
+		{"flow_key", `"delay":"1m","flow_key":"tenant:1.eu_west-2"`, map[string]any{"flow_key": "tenant:1.eu_west-2"}},
+		{"no flow_key is left out", `"delay":"1m"`, map[string]any{"flow_key": nil}},
+		{"empty flow_key is none", `"delay":"1m","flow_key":""`, map[string]any{"flow_key": nil}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,6 +156,10 @@ func TestCreateReplay(t *testing.T) {
 		{"other due time", with("d5", "at", "2030-01-02T03:04:05.678Z"), with("d5", "at", "2030-01-02T03:04:05.679Z"), http.StatusConflict},
 		{"other max_attempts", with("d6", "delay", "1m"), with("d6", "delay", "1m", "max_attempts", 4), http.StatusConflict},
 		{"max_attempts left out", with("d7", "delay", "1m"), with("d7", "delay", "1m", "max_attempts", nil), http.StatusConflict},
+		{"identical flow_key", with("r6", "delay", "1m", "flow_key", "k:1"), with("r6", "delay", "1m", "flow_key", "k:1"), http.StatusOK},
+		{"other flow_key", with("d8", "delay", "1m", "flow_key", "k:1"), with("d8", "delay", "1m", "flow_key", "k:2"), http.StatusConflict},
+		{"flow_key left out", with("d9", "delay", "1m", "flow_key", "k:1"), with("d9", "delay", "1m"), http.StatusConflict},
+		{"flow_key added", with("d10", "delay", "1m"), with("d10", "delay", "1m", "flow_key", "k:1"), http.StatusConflict},
 	}
 	b := setup(t)
 	for _, tt := range tests {
@@ -217,6 +224,11 @@ func TestCreateInvalid(t *testing.T) {
 		{"timeout an object", `{` + ok + `,"delay":"1m","timeout":{}}`, 400, "timeout"},
 		{"min_backoff above max_backoff", `{` + ok + `,"delay":"1m","min_backoff":"2m","max_backoff":"1m"}`, 400, "min_backoff"},
 		{"max_backoff negative", `{` + ok + `,"delay":"1m","max_backoff":"-1s"}`, 400, "max_backoff"},
+		{"flow_key with a space", `{` + ok + `,"delay":"1m","flow_key":"a b"}`, 400, "flow_key"},
+		{"flow_key with a slash", `{` + ok + `,"delay":"1m","flow_key":"a/b"}`, 400, "flow_key"},
+		{"flow_key not ASCII", `{` + ok + `,"delay":"1m","flow_key":"é"}`, 400, "flow_key"},
+		{"flow_key too long", `{` + ok + `,"delay":"1m","flow_key":"` + strings.Repeat("k", 129) + `"}`, 400, "flow_key"},
+		{"flow_key a number", `{` + ok + `,"delay":"1m","flow_key":7}`, 400, "flow_key"},
 		{"app a number", `{"app":1,"id":"x1","url":"https://example.com/hook","delay":"1m"}`, 400, "app"},
 		{"app missing", `{"id":"x1","url":"https://example.com/hook","delay":"1m"}`, 400, "app"},
 		{"app with a space", `{"app":"my shop","id":"x1","url":"https://example.com/hook","delay":"1m"}`, 400, "app"},

@@ -24,7 +24,7 @@ local F = {
   max_backoff = 'bx', created_at = 'c', updated_at = 't', finished_at = 'f',
   last_status_code = 'lc', last_error = 'le', worker = 'w', history = 'hi',
   kind = 'k', topic = 'tp', mode = 'mo', parent = 'pa', plan = 'pl',
-  callback_url = 'cb', failure_callback_url = 'fcb',
+  callback_url = 'cb', failure_callback_url = 'fcb', flow_key = 'fk',
 }
 local FIELDS = {
   F.url, F.method, F.headers, F.body, F.due_at, F.status,
@@ -32,7 +32,7 @@ local FIELDS = {
   F.max_backoff, F.created_at, F.updated_at, F.finished_at,
   F.last_status_code, F.last_error, F.worker, F.history,
   F.kind, F.topic, F.mode, F.parent, F.plan,
-  F.callback_url, F.failure_callback_url,
+  F.callback_url, F.failure_callback_url, F.flow_key,
 }
 
 -- Long values of an event hash (url u, headers h, body b, history hi, plan pl, last
@@ -225,13 +225,19 @@ end
 
 
 -- create_event writes a new event and its outbox 'create' entry: the body
--- of schedule.lua, whose KEYS and ARGV it takes (see there). Returns {1}.
+-- of schedule.lua, whose KEYS and ARGV it takes (see there). The entry
+-- carries the flow key ('fk') only when the event has one. Returns {1}.
 local function create_event(keys, argv)
   local now = now_ms(argv[5])
   local due = tonumber(argv[2])
-  redis.call('HSET', keys[1], unpack(argv, 10))
+  redis.call('HSET', keys[1], unpack(argv, 11))
   zadd_wake(keys[2], due, argv[1], now, argv[6], argv[3], argv[4])
-  redis.call('XADD', keys[3], '*', 'm', argv[1], 'k', 'create', 'c', argv[7], 't', argv[7], 's', 'PENDING',
-    'u', argv[8], 'me', argv[9], 'd', due)
+  local entry = {keys[3], '*', 'm', argv[1], 'k', 'create', 'c', argv[7], 't', argv[7], 's', 'PENDING',
+    'u', argv[8], 'me', argv[9], 'd', due}
+  if argv[10] ~= '' then
+    entry[#entry + 1] = 'fk'
+    entry[#entry + 1] = argv[10]
+  end
+  redis.call('XADD', unpack(entry))
   return {1}
 end

@@ -12,12 +12,15 @@
 -- ARGV[7] created, ms     } for the outbox entry, so the script need not
 -- ARGV[8] url, whole      } read back what it writes (the hash holds the
 -- ARGV[9] method          } same values, chunked or left out as defaults)
--- ARGV[10..] field, value pairs of the event hash (codec.go encode: long
+-- ARGV[10] flow key       } ('' for none)
+-- ARGV[11..] field, value pairs of the event hash (codec.go encode: long
 --          values already in chunks, see long_set; no status: a hash
 --          without one is PENDING, see status_of)
 --
 -- Appends a 'create' entry to the outbox (no body: the archive learns it
--- from the final entry), so live events are searchable in the archive.
+-- from the final entry), so live events are searchable in the archive:
+-- m, k 'create', c, t, s 'PENDING', u, me, d, and fk when the event has a
+-- flow key.
 --
 -- Returns {1} when created, {0, the existing event as event_values gives
 -- it} when the identity is taken (the caller compares content for

@@ -97,6 +97,10 @@ type Event struct {
 	// callback is itself an event, without callbacks of its own.
 	CallbackURL        string
 	FailureCallbackURL string
+	// FlowKey names the flow-control limit (API.md §9) the event's
+	// deliveries count against, together with every other event and
+	// subscription of its application with the same key; "" is none.
+	FlowKey string
 }
 
 // Kind is what a worker does with a due event.

@@ -213,7 +213,7 @@ func (s *Scheduler) CreateMany(ctx context.Context, items []BatchItem) error {
 // sameContent reports whether a create replays the stored event.
 func sameContent(old, ev *Event, relativeDue bool) bool {
 	if old.URL != ev.URL || old.Method != ev.Method || old.MaxAttempts != ev.MaxAttempts ||
-		old.CallbackURL != ev.CallbackURL || old.FailureCallbackURL != ev.FailureCallbackURL ||
+		old.CallbackURL != ev.CallbackURL || old.FailureCallbackURL != ev.FailureCallbackURL || old.FlowKey != ev.FlowKey ||
 		old.Timeout != ev.Timeout || old.MinBackoff != ev.MinBackoff || old.MaxBackoff != ev.MaxBackoff {
 		return false
 	}

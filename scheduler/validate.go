@@ -162,6 +162,9 @@ func (l Limits) Check(ev *Event) error {
 			return err
 		}
 	}
+	if ev.FlowKey != "" && !ValidFlowKey(ev.FlowKey) {
+		return Invalid("flow_key", "flow_key must match [A-Za-z0-9._:-]{1,128}")
+	}
 	ev.Method = strings.ToUpper(strings.TrimSpace(ev.Method))
 	if ev.Method == "" {
 		ev.Method = "POST"

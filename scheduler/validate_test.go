@@ -172,6 +172,13 @@ func TestValidate(t *testing.T) {
 		{name: "max_backoff negative", mutate: func(e *Event) { e.MaxBackoff = -1 }, field: "max_backoff"},
 		{name: "max_backoff over the limit", mutate: func(e *Event) { e.MaxBackoff = MaxBackoffLimit + 1 }, field: "max_backoff"},
 		{name: "min_backoff above max_backoff", mutate: func(e *Event) { e.MinBackoff, e.MaxBackoff = time.Hour, time.Minute }, field: "min_backoff"},
+
+		{name: "flow_key none", mutate: func(e *Event) { e.FlowKey = "" }},
+		{name: "flow_key every allowed character", mutate: func(e *Event) { e.FlowKey = "Tenant_1.eu-west:a" }},
+		{name: "flow_key at the length bound", mutate: func(e *Event) { e.FlowKey = strings.Repeat("k", 128) }},
+		{name: "flow_key over the length bound", mutate: func(e *Event) { e.FlowKey = strings.Repeat("k", 129) }, field: "flow_key"},
+		{name: "flow_key with a space", mutate: func(e *Event) { e.FlowKey = "a b" }, field: "flow_key"},
+		{name: "flow_key with a slash", mutate: func(e *Event) { e.FlowKey = "a/b" }, field: "flow_key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

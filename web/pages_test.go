@@ -282,6 +282,7 @@ func TestEventPage(t *testing.T) {
 	x.Body = []byte(`{"order":1}`)
 	x.Attempts, x.MaxAttempts, x.LastStatusCode, x.LastError = 2, 5, 500, "server error"
 	x.FinishedAt = now.Add(-time.Minute)
+	x.FlowKey = "tenant:1"
 	x.History = []scheduler.Attempt{
 		{Attempt: 1, At: now.Add(-3 * time.Minute).UnixMilli(), Error: "dial tcp: refused", DurationMS: 0, Worker: "w1"},
 		{Attempt: 2, At: now.Add(-time.Minute).UnixMilli(), StatusCode: 500, Error: "server error", DurationMS: 345, Worker: "w2", Response: "oops"},
@@ -304,6 +305,7 @@ func TestEventPage(t *testing.T) {
 		"Application": "shop", "ID": "order-1", "Status": "FAILED", "URL": "https://shop.example/hooks?x=1", "Method": "PUT",
 		"Due": "2025-03-14T15:14:26.535Z in 5m", "Finished": "2025-03-14T15:08:26.535Z 1m ago",
 		"Attempts": "2", "Max attempts": "5", "Last status code": "500", "Last error": "server error",
+		"Flow key": "tenant:1",
 	} {
 		if fields[label] != want {
 			t.Errorf("field %s = %q, want %q", label, fields[label], want)

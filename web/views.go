@@ -349,6 +349,9 @@ func newEventView(p page, ev *scheduler.Event, now time.Time, fl *flash) eventVi
 		}
 		v.Fields = append(v.Fields, field{Label: o.label, Value: val})
 	}
+	if ev.FlowKey != "" {
+		v.Fields = append(v.Fields, field{Label: "Flow key", Value: ev.FlowKey, Mono: true})
+	}
 	if ev.Worker != "" {
 		v.Fields = append(v.Fields, field{Label: "Worker", Value: ev.Worker, Mono: true})
 	}

@@ -21,7 +21,8 @@ import (
 // result and /cassata/event show the same event, body included, while
 // Redis has it (pending; delivered with its body dropped from Redis) and
 // once only the archive has it; every history entry has all its keys;
-// search and bulk retry take several statuses (API.md §2, §5).
+// search and bulk retry take several statuses (API.md §2, §5); the flow
+// key too, left out where there is none.
 func TestEveryReadShowsTheSameEvent(t *testing.T) {
 	t.Parallel()
 	forEachArchive(t, func(t *testing.T, db *archive.Store) {
@@ -40,12 +41,13 @@ func TestEveryReadShowsTheSameEvent(t *testing.T) {
 
 		done := e.event("done")
 		done.Body, done.MaxAttempts, done.Headers = []byte(`{"order":1}`), 3, map[string]string{"X-Trace": "abc"}
+		done.FlowKey = "tenant:1"
 		bad := e.event("bad")
-		bad.URL, bad.Body = e.dest.URL("/fail/bad"), []byte("b")
+		bad.URL, bad.Body, bad.FlowKey = e.dest.URL("/fail/bad"), []byte("b"), "tenant:2"
 		conn := e.event("conn")
 		conn.URL, conn.MaxAttempts = closed, 1
 		pend := e.event("pend")
-		pend.DueAt, pend.MaxAttempts, pend.Body = time.Now().Add(time.Hour), 3, []byte("later")
+		pend.DueAt, pend.MaxAttempts, pend.Body, pend.FlowKey = time.Now().Add(time.Hour), 3, []byte("later"), "later:1"
 		for _, ev := range []*scheduler.Event{done, bad, conn, pend} {
 			e.schedule(ev)
 		}
@@ -67,12 +69,16 @@ func TestEveryReadShowsTheSameEvent(t *testing.T) {
 		})
 
 		bodies := map[string]string{"done": `{"order":1}`, "bad": "b", "conn": "", "pend": "later"}
+		flowKeys := map[string]any{"done": "tenant:1", "bad": "tenant:2", "conn": nil, "pend": "later:1"}
 		check := func(stage string) {
 			t.Helper()
 			for id, body := range bodies {
 				got := getJSON(t, srv.URL+"/v1/events/"+testApp+"/"+id)
 				if got["body"] != body {
 					t.Errorf("%s: GET %s body = %#v, want %q", stage, id, got["body"], body)
+				}
+				if got["flow_key"] != flowKeys[id] {
+					t.Errorf("%s: GET %s flow_key = %#v, want %#v", stage, id, got["flow_key"], flowKeys[id])
 				}
 				var found map[string]any
 				page := getJSON(t, srv.URL+"/v1/events?"+query("app", testApp, "q", id))
@@ -145,6 +151,10 @@ func TestEveryReadShowsTheSameEvent(t *testing.T) {
 			got := getJSON(t, srv.URL+"/v1/events/"+testApp+"/"+id)
 			if got["status"] != want {
 				t.Errorf("after bulk retry %s is %v, want %s", id, got["status"], want)
+			}
+			// bad and conn come back from the archive: with their flow keys.
+			if got["flow_key"] != flowKeys[id] {
+				t.Errorf("after bulk retry %s has flow_key %#v, want %#v", id, got["flow_key"], flowKeys[id])
 			}
 			if want == "PENDING" && id != "pend" && got["attempts"] != 0.0 {
 				t.Errorf("after bulk retry %s has %v attempts, want 0", id, got["attempts"])

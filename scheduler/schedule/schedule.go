@@ -139,7 +139,7 @@ func (s *Schedule) Event(t, now time.Time, chained bool) *scheduler.Event {
 	ev := &scheduler.Event{App: s.App, ID: OccurrenceID(s.ID, t), URL: s.URL, Method: s.Method, Headers: h,
 		Body: s.Body, DueAt: t, MaxAttempts: s.MaxAttempts, Timeout: s.Timeout, MinBackoff: s.MinBackoff,
 		MaxBackoff: s.MaxBackoff, CallbackURL: s.CallbackURL, FailureCallbackURL: s.FailureCallbackURL,
-		CreatedAt: now, UpdatedAt: now}
+		FlowKey: s.FlowKey, CreatedAt: now, UpdatedAt: now}
 	if chained {
 		ev.Kind = scheduler.KindOccurrence
 	}

@@ -95,6 +95,7 @@ type Planned struct {
 	MaxBackoffMS    int64             `json:"bx,omitempty"`
 	Callback        string            `json:"cb,omitempty"`
 	FailureCallback string            `json:"fcb,omitempty"`
+	FlowKey         string            `json:"fk,omitempty"`
 }
 
 // FilterError is a subscription whose filter failed at run time for a
@@ -162,7 +163,7 @@ func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.T
 		MaxAttempts: p.MaxAttempts, Timeout: time.Duration(p.TimeoutMS) * time.Millisecond,
 		MinBackoff: time.Duration(p.MinBackoffMS) * time.Millisecond, MaxBackoff: time.Duration(p.MaxBackoffMS) * time.Millisecond,
 		Status: scheduler.StatusPending, CreatedAt: due, UpdatedAt: due,
-		CallbackURL: p.Callback, FailureCallbackURL: p.FailureCallback,
+		CallbackURL: p.Callback, FailureCallbackURL: p.FailureCallback, FlowKey: p.FlowKey,
 	}
 	if Followed(carrier) {
 		// Its end nudges the message to take its next step at once.
@@ -189,6 +190,9 @@ func CompensationEvent(carrier *scheduler.Event, msgID string, p Planned, due ti
 		MaxAttempts: p.MaxAttempts, Timeout: time.Duration(p.TimeoutMS) * time.Millisecond,
 		MinBackoff: time.Duration(p.MinBackoffMS) * time.Millisecond, MaxBackoff: time.Duration(p.MaxBackoffMS) * time.Millisecond,
 		Parent: carrier.Member(), Status: scheduler.StatusPending, CreatedAt: due, UpdatedAt: due,
+		// A compensation is a request of the subscription too: it counts
+		// against the subscription's flow-control limit.
+		FlowKey: p.FlowKey,
 	}
 }
 

@@ -201,7 +201,7 @@ func (w *Worker) plan(ctx context.Context, f *Fanout, ev *scheduler.Event, msgID
 			Subscription: s.ID, URL: s.URL, Method: s.Method, Headers: s.Headers, RollbackURL: s.RollbackURL,
 			MaxAttempts: s.MaxAttempts, TimeoutMS: s.Timeout.Milliseconds(),
 			MinBackoffMS: s.MinBackoff.Milliseconds(), MaxBackoffMS: s.MaxBackoff.Milliseconds(),
-			Callback: s.CallbackURL, FailureCallback: s.FailureCallbackURL,
+			Callback: s.CallbackURL, FailureCallback: s.FailureCallbackURL, FlowKey: s.FlowKey,
 		})
 	}
 	b, err := json.Marshal(p)

@@ -23,6 +23,7 @@
 //	          app, event_id, created_ms  ← the run: UNIQUE
 //	          url, method, headers (JSON), body, due_ms, max_attempts, timeout_ms, min/max_backoff_ms
 //	          status, attempts, last_status_code, last_error, worker, finished_ms, updated_ms
+//	          flow_key (0004)
 //	attempts  app, event_id, created_ms, attempt, at_ms, worker  ← UNIQUE: one row per attempt
 //	          duration_ms, status_code, error, response, stale
 //
@@ -59,11 +60,12 @@
 //
 // What each record kind tells:
 //
-//	create   url, method, headers, policy, due, attempts (0); status PENDING
+//	create   url, method, headers, policy, due, attempts (0), flow_key ('' for none); status PENDING
 //	attempt  attempts, last_status_code, last_error, worker (from the Attempt); due (the
 //	         next try, when its Event carries one); status
 //	         a stale attempt only adds its attempts row: it did not count
-//	final    everything from the Event (body included unless dropped), last outcome; status,
+//	final    everything from the Event (body included unless dropped, flow_key '' for none),
+//	         last outcome; status,
 //	         finished_ms (Event.FinishedAt, else UpdatedMS)
 //	requeue  due, attempts (the count after the requeue: 0 after a retry), status; finished_ms
 //	         cleared, since the run is no longer finished

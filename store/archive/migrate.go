@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/cassata/cassata/scheduler"
 )
@@ -80,7 +83,8 @@ func splitStatements(src string) []string {
 // Migrate creates or upgrades the archive's tables: it applies, in order,
 // every embedded migration not yet recorded in schema_migrations. Safe to
 // call on every start: applied versions are skipped, every statement is
-// idempotent (IF NOT EXISTS), and recording a version twice is a no-op, so
+// idempotent (IF NOT EXISTS; an ADD COLUMN whose column exists counts as
+// done, see duplicateColumn), and recording a version twice is a no-op, so
 // even two processes racing here end up with the same schema (the worker
 // still runs it under a lock to keep start-up quiet).
 //
@@ -151,7 +155,7 @@ func (s *Store) apply(ctx context.Context, m migration) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	for i, stmt := range m.statements {
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil && !duplicateColumn(err) {
 			return fmt.Errorf("statement %d: %w", i+1, err)
 		}
 	}
@@ -159,4 +163,20 @@ func (s *Store) apply(ctx context.Context, m migration) error {
 		return fmt.Errorf("record version: %w", err)
 	}
 	return tx.Commit()
+}
+
+// duplicateColumn reports the error of an ADD COLUMN whose column exists
+// already. Neither MySQL nor SQLite has ADD COLUMN IF NOT EXISTS, so that is
+// how such a statement is idempotent: run again after a crash (MySQL commits
+// DDL as it goes, before the version is recorded) or by a second process
+// that read the applied versions before the first recorded its own, it finds
+// its work done.
+func duplicateColumn(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1060 // ER_DUP_FIELDNAME
+	}
+	// modernc.org/sqlite reports it as a generic SQLITE_ERROR: only the
+	// message tells.
+	return strings.Contains(err.Error(), "duplicate column name")
 }

@@ -18,9 +18,9 @@ const (
 // returns the values in this order.
 const eventColumns = `app, event_id, created_ms, url, method, headers, body, due_ms, status, attempts,
     max_attempts, timeout_ms, min_backoff_ms, max_backoff_ms, last_status_code, last_error, worker,
-    finished_ms, updated_ms`
+    finished_ms, updated_ms, flow_key`
 
-const numEventColumns = 19
+const numEventColumns = 20
 
 const upsertEventsHead = `INSERT INTO events (` + eventColumns + `) VALUES `
 
@@ -45,6 +45,7 @@ ON DUPLICATE KEY UPDATE
     last_status_code = IF(VALUES(last_status_code) IS NOT NULL AND (last_status_code IS NULL OR VALUES(updated_ms) >= updated_ms), VALUES(last_status_code), last_status_code),
     last_error       = IF(VALUES(last_error)       IS NOT NULL AND (last_error       IS NULL OR VALUES(updated_ms) >= updated_ms), VALUES(last_error),       last_error),
     worker           = IF(VALUES(worker)           IS NOT NULL AND (worker           IS NULL OR VALUES(updated_ms) >= updated_ms), VALUES(worker),           worker),
+    flow_key         = IF(VALUES(flow_key)         IS NOT NULL AND (flow_key         IS NULL OR VALUES(updated_ms) >= updated_ms), VALUES(flow_key),         flow_key),
     status           = IF(VALUES(updated_ms) >= updated_ms, VALUES(status),      status),
     finished_ms      = IF(VALUES(updated_ms) >= updated_ms, VALUES(finished_ms), finished_ms),
     updated_ms       = GREATEST(updated_ms, VALUES(updated_ms))`
@@ -66,6 +67,7 @@ ON CONFLICT (app, event_id, created_ms) DO UPDATE SET
     last_status_code = CASE WHEN excluded.last_status_code IS NOT NULL AND (events.last_status_code IS NULL OR excluded.updated_ms >= events.updated_ms) THEN excluded.last_status_code ELSE events.last_status_code END,
     last_error       = CASE WHEN excluded.last_error       IS NOT NULL AND (events.last_error       IS NULL OR excluded.updated_ms >= events.updated_ms) THEN excluded.last_error       ELSE events.last_error       END,
     worker           = CASE WHEN excluded.worker           IS NOT NULL AND (events.worker           IS NULL OR excluded.updated_ms >= events.updated_ms) THEN excluded.worker           ELSE events.worker           END,
+    flow_key         = CASE WHEN excluded.flow_key         IS NOT NULL AND (events.flow_key         IS NULL OR excluded.updated_ms >= events.updated_ms) THEN excluded.flow_key         ELSE events.flow_key         END,
     status           = CASE WHEN excluded.updated_ms >= events.updated_ms THEN excluded.status      ELSE events.status      END,
     finished_ms      = CASE WHEN excluded.updated_ms >= events.updated_ms THEN excluded.finished_ms ELSE events.finished_ms END,
     updated_ms       = MAX(events.updated_ms, excluded.updated_ms)`
@@ -89,7 +91,7 @@ const (
 // empty BLOB as a nil []byte, just like NULL.
 const selectEventColumns = `seq, app, event_id, created_ms, url, method, headers, body, body IS NULL AS body_null, due_ms,
     status, attempts, max_attempts, timeout_ms, min_backoff_ms, max_backoff_ms, last_status_code, last_error, worker,
-    finished_ms, updated_ms`
+    finished_ms, updated_ms, flow_key`
 
 // selectLatestRun reads the newest run of an identity.
 const selectLatestRun = `SELECT ` + selectEventColumns + `

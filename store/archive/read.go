@@ -227,7 +227,7 @@ func scanEvent(sc scanner) (*scheduler.Event, int64, error) {
 	var (
 		seq, createdMS, updatedMS                             int64
 		app, id, status                                       string
-		url, method, headers, lastError, worker               sql.NullString
+		url, method, headers, lastError, worker, flowKey      sql.NullString
 		body                                                  []byte
 		bodyNull                                              bool
 		dueMS, attempts, maxAttempts, timeoutMS, minBackoffMS sql.NullInt64
@@ -235,7 +235,7 @@ func scanEvent(sc scanner) (*scheduler.Event, int64, error) {
 	)
 	err := sc.Scan(&seq, &app, &id, &createdMS, &url, &method, &headers, &body, &bodyNull, &dueMS, &status, &attempts,
 		&maxAttempts, &timeoutMS, &minBackoffMS, &maxBackoffMS, &lastStatusCode, &lastError, &worker,
-		&finishedMS, &updatedMS)
+		&finishedMS, &updatedMS, &flowKey)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -262,6 +262,7 @@ func scanEvent(sc scanner) (*scheduler.Event, int64, error) {
 		LastStatusCode: int(lastStatusCode.Int64),
 		LastError:      lastError.String,
 		Worker:         worker.String,
+		FlowKey:        flowKey.String,
 	}
 	if dueMS.Valid {
 		ev.DueAt = msTime(dueMS.Int64)

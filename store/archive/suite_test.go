@@ -51,6 +51,8 @@ func runSuite(t *testing.T, open func(t *testing.T) *archive.Store) {
 		{"EmptyBodyIsKnown", testEmptyBodyIsKnown, false},
 		{"ConcurrentWriters", testConcurrentWriters, false},
 		{"WriteThroughput", testWriteThroughput, false},
+		{"FlowKey", testFlowKey, false},
+		{"FlowKeyMigrationRunAgain", testFlowKeyMigrationRunAgain, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -808,5 +810,89 @@ func testEmptyBodyIsKnown(t *testing.T, s *archive.Store) {
 		if len(page.Events) != 1 || page.Events[0].BodyDropped != c.dropped {
 			t.Errorf("Search %s: %+v; want one event with BodyDropped %v", c.id, page.Events, c.dropped)
 		}
+	}
+}
+
+// withFlowKey sets the flow key of a record's event.
+func withFlowKey(r scheduler.Record, key string) scheduler.Record {
+	ev := *r.Event
+	ev.FlowKey = key
+	r.Event = &ev
+	return r
+}
+
+// testFlowKey: a run's flow key is archived from its create (a pending
+// event) and its final record, shown by Get and Search alike, kept by the
+// records that do not carry it (attempt, requeue), and cleared when a newer
+// create or final record of the run has none.
+func testFlowKey(t *testing.T, s *archive.Store) {
+	write(t, s, withFlowKey(createRec(testApp, "fk-pending", t0), "tenant:1"), createRec(testApp, "fk-none", t0))
+	if got := get(t, s, testApp, "fk-pending").FlowKey; got != "tenant:1" {
+		t.Fatalf("pending run: flow key %q, want tenant:1", got)
+	}
+	if got := get(t, s, testApp, "fk-none").FlowKey; got != "" {
+		t.Fatalf("run without a key: flow key %q, want none", got)
+	}
+
+	// An attempt does not carry the key and must not lose it; the final
+	// record carries it again.
+	write(t, s, attemptRec(testApp, "fk-pending", t0, t0+1000, 1, 503, "busy"))
+	if got := get(t, s, testApp, "fk-pending").FlowKey; got != "tenant:1" {
+		t.Fatalf("after an attempt: flow key %q, want tenant:1", got)
+	}
+	write(t, s, withFlowKey(finalRec(testApp, "fk-pending", t0, t0+2000, 2, scheduler.StatusCompleted, 200), "tenant:1"))
+	got := get(t, s, testApp, "fk-pending")
+	if got.FlowKey != "tenant:1" || got.Status != scheduler.StatusCompleted {
+		t.Fatalf("finished run: flow key %q, status %s; want tenant:1, COMPLETED", got.FlowKey, got.Status)
+	}
+	page := search(t, s, scheduler.SearchQuery{App: testApp, Q: "fk-"})
+	keys := map[string]string{}
+	for _, ev := range page.Events {
+		keys[ev.ID] = ev.FlowKey
+	}
+	if want := map[string]string{"fk-pending": "tenant:1", "fk-none": ""}; !maps.Equal(keys, want) {
+		t.Fatalf("search flow keys %v, want %v", keys, want)
+	}
+
+	// A create and its final record in one batch (coalesced into one row).
+	write(t, s, withFlowKey(createRec(testApp, "fk-batch", t0), "b"),
+		withFlowKey(finalRec(testApp, "fk-batch", t0, t0+500, 1, scheduler.StatusCompleted, 200), "b"))
+	if got := get(t, s, testApp, "fk-batch").FlowKey; got != "b" {
+		t.Fatalf("create and final in one batch: flow key %q, want b", got)
+	}
+
+	// A pending occurrence replaced by a template without a key keeps its
+	// run (same creation time) and writes a newer create: the key goes.
+	write(t, s, withFlowKey(createRec(testApp, "fk-replaced", t0), "old"))
+	replaced := createRec(testApp, "fk-replaced", t0)
+	replaced.UpdatedMS = t0 + 5000
+	write(t, s, replaced)
+	if got := get(t, s, testApp, "fk-replaced").FlowKey; got != "" {
+		t.Fatalf("replaced without a key: flow key %q, want none", got)
+	}
+	// An older record arriving late does not bring it back.
+	write(t, s, withFlowKey(createRec(testApp, "fk-replaced", t0), "old"))
+	if got := get(t, s, testApp, "fk-replaced").FlowKey; got != "" {
+		t.Fatalf("after a late older create: flow key %q, want none", got)
+	}
+}
+
+// testFlowKeyMigrationRunAgain: migration 0004 applied but not recorded (a
+// crash between the DDL, which MySQL commits at once, and the version row)
+// runs again without error and keeps the data.
+func testFlowKeyMigrationRunAgain(t *testing.T, s *archive.Store) {
+	ctx := context.Background()
+	write(t, s, withFlowKey(createRec(testApp, "m4", t0), "k"))
+	if _, err := s.DB().ExecContext(ctx, "DELETE FROM schema_migrations WHERE version = 4"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate with 0004 applied but not recorded: %v", err)
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v < 4 {
+		t.Fatalf("SchemaVersion = %d, %v; want at least 4", v, err)
+	}
+	if got := get(t, s, testApp, "m4").FlowKey; got != "k" {
+		t.Fatalf("flow key after the migration ran again: %q, want k", got)
 	}
 }

@@ -208,6 +208,7 @@ type eventRow struct {
 	worker         *string
 	finishedMS     *int64
 	updatedMS      int64
+	flowKey        *string
 }
 
 // newEventRow maps a record to the values it tells about its run. Which
@@ -263,6 +264,13 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 		if r.Kind != scheduler.RecordAttempt {
 			row.attempts = ptr(int64(ev.Attempts))
 		}
+		// Create and final records tell the flow key even when the run has
+		// none (the create entry carries it only when set, the final one
+		// is the whole hash): a pending occurrence replaced by a template
+		// without a key keeps its run, and must lose the old key.
+		if r.Kind == scheduler.RecordCreate || r.Kind == scheduler.RecordFinal {
+			row.flowKey = ptr(ev.FlowKey)
+		}
 	}
 	switch {
 	case r.Kind == scheduler.RecordFinal && r.Event != nil:
@@ -291,7 +299,7 @@ func (r eventRow) args() []any {
 		r.app, r.id, r.createdMS, nullable(r.url), nullable(r.method), nullable(r.headers), nullableBytes(r.body),
 		nullable(r.dueMS), r.status, nullable(r.attempts), nullable(r.maxAttempts), nullable(r.timeoutMS),
 		nullable(r.minBackoffMS), nullable(r.maxBackoffMS), nullable(r.lastStatusCode), nullable(r.lastError),
-		nullable(r.worker), nullable(r.finishedMS), r.updatedMS,
+		nullable(r.worker), nullable(r.finishedMS), r.updatedMS, nullable(r.flowKey),
 	}
 }
 
@@ -333,6 +341,7 @@ func (r eventRow) then(next eventRow) eventRow {
 	m.dueMS, m.attempts, m.maxAttempts = told(r.dueMS, next.dueMS), told(r.attempts, next.attempts), told(r.maxAttempts, next.maxAttempts)
 	m.timeoutMS, m.minBackoffMS, m.maxBackoffMS = told(r.timeoutMS, next.timeoutMS), told(r.minBackoffMS, next.minBackoffMS), told(r.maxBackoffMS, next.maxBackoffMS)
 	m.lastStatusCode, m.lastError, m.worker = told(r.lastStatusCode, next.lastStatusCode), told(r.lastError, next.lastError), told(r.worker, next.worker)
+	m.flowKey = told(r.flowKey, next.flowKey)
 	m.updatedMS = max(r.updatedMS, next.updatedMS)
 	return m
 }

@@ -47,6 +47,7 @@ import (
 //	| Plan           | pl    | a message's fan-out plan once made        | long; JSON (scheduler/topic)                    |
 //	| CallbackURL    | cb    | called at each final status               | long; absent: none                              |
 //	| FailureCallbackURL | fcb | called at each failed final status      | long; absent: none                              |
+//	| FlowKey        | fk    | the flow-control limit it counts against  | [A-Za-z0-9._:-]{1,128}; absent: none            |
 //
 // "long" values are chunked (chunks.go): field f holds the first 64 bytes,
 // f1, f2, ... the next ones, so an ordinary event's hash stays
@@ -84,6 +85,7 @@ const (
 	fPlan
 	fCallback
 	fFailureCallback
+	fFlowKey
 	numFields
 )
 
@@ -121,6 +123,7 @@ var eventFields = [numFields]hashField{
 	fPlan:            {"Plan", "pl", true},
 	fCallback:        {"CallbackURL", "cb", true},
 	fFailureCallback: {"FailureCallbackURL", "fcb", true},
+	fFlowKey:         {"FlowKey", "fk", false},
 }
 
 // name returns the Redis field of field i.
@@ -173,6 +176,9 @@ func encode(ev *scheduler.Event) []any {
 	}
 	if ev.FailureCallbackURL != "" {
 		f = appendLong(f, name(fFailureCallback), []byte(ev.FailureCallbackURL))
+	}
+	if ev.FlowKey != "" {
+		f = append(f, name(fFlowKey), ev.FlowKey)
 	}
 	if len(ev.History) > 0 {
 		// An event brought back from the archive keeps its earlier attempts.
@@ -249,6 +255,7 @@ func decodeValues(app, id string, v []any) (*scheduler.Event, error) {
 		Parent:             get(fParent),
 		CallbackURL:        get(fCallback),
 		FailureCallbackURL: get(fFailureCallback),
+		FlowKey:            get(fFlowKey),
 	}
 	if p, ok := str(fPlan); ok {
 		ev.Plan = []byte(p)

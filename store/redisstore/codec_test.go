@@ -139,6 +139,7 @@ func codecEvents(now time.Time) []*scheduler.Event {
 			Headers: map[string]string{"Content-Type": "application/json", "X-Long": long},
 			Body:    []byte(long), DueAt: now.Add(-time.Second), CreatedAt: now.Add(-time.Minute),
 			MaxAttempts: 7, Timeout: 3 * time.Second, MinBackoff: time.Second, MaxBackoff: time.Minute,
+			FlowKey: "tenant:42",
 			History: []scheduler.Attempt{{Attempt: 1, At: now.Add(-time.Hour).UnixMilli(), StatusCode: 503,
 				DurationMS: 12, Worker: "old", Response: long}}},
 		{App: testApp, ID: "huge", URL: "https://example.com/h", Method: "PATCH",

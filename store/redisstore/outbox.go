@@ -178,7 +178,7 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 	case scheduler.RecordCreate:
 		r.Event = &scheduler.Event{App: app, ID: id, URL: field(v, "u"), Method: cmp.Or(field(v, "me"), "POST"),
 			DueAt: msTime(field(v, "d")), Status: scheduler.StatusPending, CreatedAt: msTime(field(v, "c")),
-			UpdatedAt: msTime(field(v, "t"))}
+			UpdatedAt: msTime(field(v, "t")), FlowKey: field(v, "fk")}
 	case scheduler.RecordRequeue:
 		r.Event = &scheduler.Event{App: app, ID: id, DueAt: msTime(field(v, "d")), Status: scheduler.StatusPending,
 			Attempts: int(atoi(field(v, "a"))), UpdatedAt: msTime(field(v, "t"))}

@@ -180,7 +180,7 @@ func (s *Store) scheduleCall(ev *scheduler.Event, now time.Time) ([]string, []an
 	m := ev.Member()
 	sh := s.k.shard(m)
 	args := []any{m, ms(ev.DueAt), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds(),
-		ms(ev.CreatedAt), ev.URL, cmp.Or(ev.Method, "POST")}
+		ms(ev.CreatedAt), ev.URL, cmp.Or(ev.Method, "POST"), ev.FlowKey}
 	return []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)}, append(args, encode(ev)...)
 }
 
