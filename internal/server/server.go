@@ -137,7 +137,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 			HeartbeatInterval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadAfter,
 			Logger: log, Metrics: metrics, LogFailedRequests: cfg.LogFailedRequests,
 			Fanout:     &worker.Fanout{Store: store, Subscribers: subs, Events: sched},
-			Recurrence: schedules,
+			Recurrence: schedules, Flows: store,
 		})
 		wg.Add(1)
 		go func() {

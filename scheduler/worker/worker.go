@@ -14,6 +14,7 @@ import (
 	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
+	"github.com/cassata/cassata/scheduler/flow"
 	"github.com/cassata/cassata/scheduler/schedule"
 	"github.com/cassata/cassata/scheduler/topic"
 )
@@ -99,6 +100,10 @@ type Config struct {
 	// nil: a worker without it delivers an occurrence but makes no next one,
 	// so every worker of a deployment with schedules needs it.
 	Recurrence Recurrence
+	// Flows applies flow keys' limits (flow.go). Defaults to nil: events
+	// are delivered whatever their flow key says (pauses still hold: the
+	// claim applies them).
+	Flows FlowGate
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -203,6 +208,7 @@ type Worker struct {
 	claims   map[string]*claimRec
 	fin      *finisher                                         // records outcomes, many per round trip; set by Run
 	adv      *batcher[scheduler.Ident, schedule.AdvanceResult] // chains occurrences, many per few round trips; set by Run with Recurrence
+	flows    *flowGate                                         // flow keys' permits; set by Run with Flows
 	// lastFull is when a claim last left due events behind (Unix ns): the
 	// worker is behind.
 	lastFull atomic.Int64
@@ -295,6 +301,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if r := w.cfg.Recurrence; r != nil {
 		w.adv = newBatcher(maxAdvanceBatch, advanceParallel, advanceTimeout, r.AdvanceMany)
 	}
+	if g := w.cfg.Flows; g != nil {
+		w.flows = newFlowGate(w, g)
+	}
 	// Heartbeats and reaping go on until every outcome, hand-backs
 	// included, is recorded: not cancelled with the deliveries at the
 	// shutdown deadline, or peers could take this worker for dead meanwhile.
@@ -303,6 +312,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	bgWG.Add(2)
 	go func() { defer bgWG.Done(); w.reapLoop(bg) }()
 	go func() { defer bgWG.Done(); w.heartbeatLoop(bg) }()
+	if w.flows != nil {
+		bgWG.Go(func() { w.flows.loop(bg) })
+	}
 
 	w.log.Info("worker started", "concurrency", w.cfg.Concurrency, "shards", w.store.Shards(), "visibility", w.cfg.Visibility)
 	w.claimLoop(ctx, workCtx, &wg)
@@ -320,6 +332,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.fin.close() // every delivery has recorded its outcome
 	if w.adv != nil {
 		w.adv.close()
+	}
+	if w.flows != nil {
+		w.flows.close()
 	}
 	// A claim cut off by the shutdown may have been run by Redis: with no
 	// claim on its way any more, whatever is left in this worker's lists
@@ -547,6 +562,9 @@ type claimRec struct {
 	// then the event is left to the reaper, not given back as an orphan,
 	// since its attempt may have been made.
 	forgetAt time.Duration
+	// permit is the flow key whose permit the delivery holds (nil: none),
+	// extended with the lease.
+	permit *flow.ID
 }
 
 // leaseMargin is how long before the lease's end (as the worker measures it)
@@ -647,14 +665,25 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 	}()
 	lease := scheduler.Lease{App: ev.App, ID: ev.ID, Worker: w.cfg.ID, Attempt: ev.Attempts}
 	policy := w.cfg.Policy.For(ev)
-	if m := w.cfg.Metrics; m != nil && ev.Attempts == 1 && len(ev.Plan) == 0 {
-		// A message being followed (it has a plan) is not late: it was
-		// handed back to be looked at again.
-		m.Lateness.Observe(max(0, claimedAt.Sub(ev.DueAt).Seconds()))
-	}
 	if w.leaseLeft(rec) <= 0 {
 		w.dropUnsent(ev, rec)
 		return
+	}
+	if ev.FlowKey != "" && w.flows != nil && ev.Kind != scheduler.KindMessage {
+		permit, ok := w.flows.admit(ctx, ev, lease, rec)
+		if !ok {
+			return // held back by its flow key: PENDING again, no attempt used
+		}
+		if permit != nil {
+			rec.permit = permit
+			defer w.flows.release(ctx, *permit, ev.ID)
+		}
+	}
+	if m := w.cfg.Metrics; m != nil && ev.Attempts == 1 && len(ev.Plan) == 0 && rec.permit == nil {
+		// A message being followed (it has a plan) is not late: it was
+		// handed back to be looked at again; an event its flow key held
+		// back waited on purpose.
+		m.Lateness.Observe(max(0, claimedAt.Sub(ev.DueAt).Seconds()))
 	}
 	if ev.Kind == scheduler.KindMessage {
 		w.processMessage(ctx, ev, lease, rec)
@@ -823,6 +852,11 @@ func (w *Worker) keepLease(ctx context.Context, l scheduler.Lease, rec *claimRec
 			abandon(errLeaseLost)
 			return
 		} else {
+			if rec.permit != nil && w.flows != nil {
+				fctx, cancel := context.WithTimeout(ctx, every)
+				w.flows.extend(fctx, *rec.permit, l.ID)
+				cancel()
+			}
 			rec.confirmed.Store(int64(w.mono()))
 			rec.deadline.Store(int64(sent + w.cfg.Visibility - w.leaseMargin()))
 		}

@@ -157,12 +157,11 @@ func (s *Store) parkedCount(ctx context.Context, field string) (int, error) {
 
 // ReadFlow implements flow.Store.
 func (s *Store) ReadFlow(ctx context.Context, app, key string) (*flow.State, error) {
-	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	var cfg *redis.MapStringStringCmd
 	var run, held *redis.IntCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		cfg = p.HGetAll(ctx, s.k.flow(app, key))
-		run = p.ZCount(ctx, s.k.flowRun(app, key), "("+now, "+inf")
+		run = p.ZCard(ctx, s.k.flowRun(app, key)) // expired ones go at the next pump (flowSweep)
 		held = p.ZCard(ctx, s.k.flowQ(app, key))
 		return nil
 	})
@@ -322,12 +321,21 @@ func (s *Store) PausedApps(ctx context.Context) ([]*flow.AppPause, error) {
 // in one round trip; lifetime is the permit's deadline from now.
 func (s *Store) AcquireFlows(ctx context.Context, reqs []flow.Acquire, lifetime time.Duration, now time.Time) []flow.Answer {
 	out := make([]flow.Answer, len(reqs))
+	// In due order, so that of the events of one key claimed together the
+	// older ones get the permits.
+	order := make([]int, len(reqs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return reqs[a].Due.Compare(reqs[b].Due) })
 	calls := make([]scriptCall, len(reqs))
-	for i, r := range reqs {
-		calls[i] = scriptCall{keys: s.flowKeys(r.App, r.Key),
+	for j, i := range order {
+		r := reqs[i]
+		calls[j] = scriptCall{keys: s.flowKeys(r.App, r.Key),
 			args: []any{member(r.App, r.EventID), r.Due.UnixMilli(), ms(now), lifetime.Milliseconds()}}
 	}
-	for i, c := range s.runMany(ctx, luascripts.FlowAcquire, calls) {
+	for j, c := range s.runMany(ctx, luascripts.FlowAcquire, calls) {
+		i := order[j]
 		v, err := c.Int64Slice()
 		if err != nil || len(v) != 2 {
 			out[i].Err = unavailable("acquire flow permit", cmp.Or(err, errShortReply))
@@ -485,4 +493,14 @@ func (s *Store) runMany(ctx context.Context, sc *redis.Script, calls []scriptCal
 		}
 	}
 	return cmds
+}
+
+// Unpark makes a parked event due again at due (unpark.lua); an event not
+// PENDING is left alone.
+func (s *Store) Unpark(ctx context.Context, app, id string, due, now time.Time) error {
+	m := member(app, id)
+	sh := s.k.shard(m)
+	err := luascripts.Unpark.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh)}, m, due.UnixMilli(), ms(now),
+		s.cfg.WakeHorizon.Milliseconds(), s.k.wake(), sh).Err()
+	return unavailable("unpark", err)
 }

@@ -115,7 +115,7 @@ func setup(t testing.TB) *system {
 	// status stay put after a click stop the worker first.
 	w := worker.New(store, delivery.New(delivery.Config{}), worker.Config{
 		ID: "e2e-worker", Concurrency: 8, PollInterval: 50 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
-		ShutdownTimeout: 2 * time.Second, Logger: log, Recurrence: schedules,
+		ShutdownTimeout: 2 * time.Second, Logger: log, Recurrence: schedules, Flows: store,
 		Fanout: &worker.Fanout{Store: store, Subscribers: subs, Events: sched},
 	})
 	s.stopWorker = s.run(func(ctx context.Context) { _ = w.Run(ctx) })
