@@ -88,12 +88,25 @@ func (s *Store) PutFlow(ctx context.Context, app, key string, l flow.Limits) (*f
 		if err := s.unpauseShards(ctx, field); err != nil {
 			return nil, err
 		}
-		res := s.PumpFlows(ctx, []flow.Pump{{ID: flow.ID{App: app, Key: key}}}, time.Time{})
-		if res[0].Err != nil {
-			return nil, res[0].Err
+		if err := s.pumpAll(ctx, app, key); err != nil {
+			return nil, err
 		}
 	}
 	return s.ReadFlow(ctx, app, key)
+}
+
+// pumpAll grants a key's held events what its limits allow now, in as
+// many pump calls as that takes (a raised limit, a resume, a delete).
+func (s *Store) pumpAll(ctx context.Context, app, key string) error {
+	for {
+		res := s.PumpFlows(ctx, []flow.Pump{{ID: flow.ID{App: app, Key: key}}}, time.Time{})
+		if res[0].Err != nil {
+			return res[0].Err
+		}
+		if res[0].Granted < pumpMax {
+			return nil
+		}
+	}
 }
 
 // pauseShards sets a pause in every shard's pause table.
@@ -203,14 +216,8 @@ func (s *Store) DeleteFlow(ctx context.Context, app, key string) (*flow.State, e
 	if err := s.unpauseShards(ctx, flowPauseField(app, key)); err != nil {
 		return nil, err
 	}
-	for {
-		res := s.PumpFlows(ctx, []flow.Pump{{ID: flow.ID{App: app, Key: key}}}, time.Time{})
-		if res[0].Err != nil {
-			return nil, res[0].Err
-		}
-		if res[0].Granted < pumpMax {
-			break
-		}
+	if err := s.pumpAll(ctx, app, key); err != nil {
+		return nil, err
 	}
 	if err := s.rdb.Del(ctx, s.flowKeys(app, key)...).Err(); err != nil {
 		return nil, unavailable("delete flow", err)

@@ -327,3 +327,38 @@ func TestDeleteFlowLetsHeldEventsGo(t *testing.T) {
 		t.Errorf("flow ids after delete: %v", ids)
 	}
 }
+
+// Raising or removing a key's limits lets its held events go at once.
+func TestPutFlowLetsHeldEventsGo(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// PutFlow pumps on the server's clock: permits must not look expired.
+	b.now = time.Now().Truncate(time.Millisecond)
+	ctx := context.Background()
+	b.putFlow(t, flow.Limits{Parallelism: 1})
+	for _, id := range []string{"e1", "e2", "e3", "e4"} {
+		b.create(t, newEvent(id, b.now, b.now))
+	}
+	b.claim(t, testWorker, 10, b.now)
+	if v := verdicts(b.acquire(t, b.now, "e1", "e2", "e3", "e4")); v[0] != flow.Granted || v[3] != flow.Held {
+		t.Fatalf("verdicts %v", v)
+	}
+	for _, id := range []string{"e2", "e3", "e4"} {
+		if ok, err := b.store.Park(ctx, scheduler.Lease{App: testApp, ID: id, Worker: testWorker, Attempt: 1}, b.at(time.Hour), b.now); !ok || err != nil {
+			t.Fatalf("park %s: %v %v", id, ok, err)
+		}
+	}
+	st, err := b.store.PutFlow(ctx, testApp, testFlow, flow.Limits{Parallelism: 3})
+	if err != nil || st.Held != 1 || st.InFlight != 3 {
+		t.Fatalf("raised to 3: %+v %v; want 3 permits out (e1 and two granted), 1 held", st, err)
+	}
+	if c := b.claim(t, testWorker, 10, b.now); len(c.Events) != 2 {
+		t.Errorf("claimed %v after raising the limit, want two of the held", ids(c.Events))
+	}
+	if st, err = b.store.PutFlow(ctx, testApp, testFlow, flow.Limits{}); err != nil || st.Held != 0 {
+		t.Fatalf("limits removed: %+v %v; want none held", st, err)
+	}
+	if c := b.claim(t, testWorker, 10, b.now); len(c.Events) != 1 {
+		t.Errorf("claimed %v after removing the limit, want the last held one", ids(c.Events))
+	}
+}
