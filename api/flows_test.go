@@ -159,3 +159,13 @@ func TestAppPause(t *testing.T) {
 		}
 	}
 }
+
+// With authentication off events need no registered application, so any
+// valid application name can be paused.
+func TestAppPauseWithoutAuth(t *testing.T) {
+	t.Parallel()
+	b := setupSubs(t, false)
+	wantJSON(t, b.do(t, http.MethodPost, "/v1/apps/unregistered/pause", nil), `{"app":"unregistered","paused":true,"held":0}`)
+	wantJSON(t, b.do(t, http.MethodPost, "/v1/apps/unregistered/resume", nil), `{"app":"unregistered","paused":false,"held":0}`)
+	wantError(t, b.do(t, http.MethodPost, "/v1/apps/bad%20name/pause", nil), http.StatusBadRequest, "app")
+}
