@@ -79,6 +79,8 @@ var (
 	unparkSrc string
 	//go:embed unpause.lua
 	unpauseSrc string
+	//go:embed flowextend.lua
+	flowExtendSrc string
 )
 
 // script joins the prelude (shared helpers) and a script's body.
@@ -103,6 +105,9 @@ var (
 	Unpark = script(unparkSrc)
 	// Unpause ends a pause in one shard (unpause.lua).
 	Unpause = script(unpauseSrc)
+	// FlowExtend pushes a running event's flow permit deadline on the
+	// Redis clock (flowextend.lua).
+	FlowExtend = script(flowExtendSrc)
 	// MsgPlan records a claimed message's fan-out plan once (msgplan.lua).
 	MsgPlan = script(msgPlanSrc)
 	// Recheck hands a claimed message back to due, to look at again later (recheck.lua).
@@ -152,4 +157,4 @@ var (
 // All lists every script, for loading them up front.
 var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived,
 	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, GiveBack, Ping, AppPut, AppByKey, SubPut, SubDel, OccReplace, SchCAS,
-	MsgPlan, Recheck, Nudge, FlowAcquire, FlowPump, Park, Unpark, Unpause}
+	MsgPlan, Recheck, Nudge, FlowAcquire, FlowPump, FlowExtend, Park, Unpark, Unpause}

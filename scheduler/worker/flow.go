@@ -24,8 +24,9 @@ type FlowGate interface {
 	// PumpFlows releases permits and grants the keys' held events permits
 	// as far as the limits allow, making them due again.
 	PumpFlows(ctx context.Context, reqs []flow.Pump, now time.Time) []flow.Pumped
-	// ExtendFlow pushes a permit's deadline lifetime from now.
-	ExtendFlow(ctx context.Context, id flow.ID, eventID string, lifetime time.Duration) error
+	// ExtendFlow pushes a permit's deadline lifetime from now (zero: the
+	// store's clock).
+	ExtendFlow(ctx context.Context, id flow.ID, eventID string, lifetime time.Duration, now time.Time) error
 	// FlowIDs lists the keys with a record.
 	FlowIDs(ctx context.Context) ([]flow.ID, error)
 }
@@ -142,7 +143,7 @@ func (f *flowGate) release(ctx context.Context, id flow.ID, eventID string) {
 
 // extend pushes a permit's deadline out with its event's lease.
 func (f *flowGate) extend(ctx context.Context, id flow.ID, eventID string) {
-	if err := f.gate.ExtendFlow(ctx, id, eventID, f.w.cfg.Visibility); err != nil {
+	if err := f.gate.ExtendFlow(ctx, id, eventID, f.w.cfg.Visibility, f.w.now()); err != nil {
 		f.w.log.Warn("extending a flow permit failed", "app", id.App, "flow_key", id.Key, "err", err)
 	}
 }
@@ -154,7 +155,7 @@ func (f *flowGate) arm(id flow.ID, wake time.Time) {
 	}
 	// Wake times are on the Redis server's clock: one that has passed on
 	// this worker's clock is looked at shortly, not in a tight loop.
-	if soon := time.Now().Add(minFlowWake); wake.Before(soon) {
+	if soon := f.w.clock.Now().Add(minFlowWake); wake.Before(soon) {
 		wake = soon
 	}
 	f.mu.Lock()
@@ -173,9 +174,9 @@ func (f *flowGate) arm(id flow.ID, wake time.Time) {
 func (f *flowGate) loop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	nextSweep := time.Now()
+	nextSweep := f.w.clock.Now()
 	for {
-		now := time.Now()
+		now := f.w.clock.Now()
 		var ids []flow.ID
 		f.mu.Lock()
 		next := nextSweep

@@ -374,10 +374,11 @@ func (s *Store) Park(ctx context.Context, l scheduler.Lease, until, now time.Tim
 }
 
 // ExtendFlow pushes an event's permit deadline to now + lifetime, while its
-// request runs (a released or taken-back permit stays so).
-func (s *Store) ExtendFlow(ctx context.Context, id flow.ID, eventID string, lifetime time.Duration) error {
-	dl := float64(time.Now().Add(lifetime).UnixMilli())
-	err := s.rdb.ZAddXX(ctx, s.k.flowRun(id.App, id.Key), redis.Z{Score: dl, Member: member(id.App, eventID)}).Err()
+// request runs (a released or taken-back permit stays so). A zero now is
+// the Redis server's clock, the one permits are compared with.
+func (s *Store) ExtendFlow(ctx context.Context, id flow.ID, eventID string, lifetime time.Duration, now time.Time) error {
+	err := luascripts.FlowExtend.Run(ctx, s.rdb, []string{s.k.flowRun(id.App, id.Key)},
+		member(id.App, eventID), ms(now), lifetime.Milliseconds()).Err()
 	return unavailable("extend flow permit", err)
 }
 

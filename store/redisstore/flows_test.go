@@ -214,12 +214,23 @@ func TestFlowPermitExpires(t *testing.T) {
 	b2 := setup(t)
 	b2.putFlow(t, flow.Limits{Parallelism: 1})
 	b2.acquire(t, b2.now, "slow")
-	if err := b2.store.ExtendFlow(context.Background(), testFlowID, "slow", time.Hour); err != nil {
+	if err := b2.store.ExtendFlow(context.Background(), testFlowID, "slow", time.Hour, b2.now); err != nil {
 		t.Fatal(err)
 	}
-	// ExtendFlow uses the system clock; the fixed clock is far behind it.
 	if v := verdicts(b2.acquire(t, b2.at(visibility), "other")); v[0] != flow.Held {
 		t.Errorf("an extended permit ended at its first deadline: verdict %v", v[0])
+	}
+	if v := verdicts(b2.acquire(t, b2.at(time.Hour), "other")); v[0] != flow.Granted {
+		t.Errorf("an extended permit outlived its new deadline: verdict %v", v[0])
+	}
+	// A released permit is not brought back by a late extend.
+	b3 := setup(t)
+	b3.putFlow(t, flow.Limits{Parallelism: 1})
+	if err := b3.store.ExtendFlow(context.Background(), testFlowID, "never", time.Hour, b3.now); err != nil {
+		t.Fatal(err)
+	}
+	if v := verdicts(b3.acquire(t, b3.now, "first")); v[0] != flow.Granted {
+		t.Errorf("an extend of a permit never held took the key's only slot: verdict %v", v[0])
 	}
 }
 
