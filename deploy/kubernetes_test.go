@@ -16,6 +16,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
 
@@ -489,6 +491,55 @@ func checkResources(t *testing.T, where string, r corev1.ResourceRequirements) {
 		}
 		if req.Cmp(limit) > 0 {
 			t.Errorf("%s: %s request %s above its limit %s", where, name, req.String(), limit.String())
+		}
+	}
+}
+
+// TestKustomizeBuild builds deploy/kubernetes as `kubectl apply -k` does
+// (kustomize's krusty) and checks what comes out: every object once, the
+// common labels, the image from kustomization.yaml's images, no namespace.
+func TestKustomizeBuild(t *testing.T) {
+	k := loadKube(t)
+	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), kubeDir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", kubeDir, err)
+	}
+	if got, want := resources.Size(), len(k.objects); got != want {
+		t.Errorf("kustomize build: %d objects, want the %d of the manifests", got, want)
+	}
+	img := k.kustomization.Images[0]
+	wantImage := img.NewName + ":" + img.NewTag
+	for _, r := range resources.Resources() {
+		where := r.GetKind() + " " + r.GetName()
+		if r.GetNamespace() != "" {
+			t.Errorf("%s: namespace %s after the build", where, r.GetNamespace())
+		}
+		for key, value := range k.kustomization.Labels[0].Pairs {
+			if r.GetLabels()[key] != value {
+				t.Errorf("%s: label %s=%q, want %q", where, key, r.GetLabels()[key], value)
+			}
+		}
+		doc, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var images []string
+		switch r.GetKind() {
+		case "Deployment":
+			d := decodeStrict[appsv1.Deployment](t, where, doc)
+			for _, c := range d.Spec.Template.Spec.Containers {
+				images = append(images, c.Image)
+			}
+		case "Job":
+			j := decodeStrict[batchv1.Job](t, where, doc)
+			for _, c := range j.Spec.Template.Spec.Containers {
+				images = append(images, c.Image)
+			}
+		}
+		for _, image := range images {
+			if image != wantImage {
+				t.Errorf("%s: image %s after the build, want %s", where, image, wantImage)
+			}
 		}
 	}
 }
