@@ -11,6 +11,13 @@ TEST_TIMEOUT ?= 14m
 PKGS         ?= ./...
 # Arguments for cmd/cassata-bench, e.g. `make bench BENCH_ARGS="-events 100000"`.
 BENCH_ARGS   ?=
+# Stamped into the binary (internal/version) by build and image.
+VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT       ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE         ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG  := github.com/cassata/cassata/internal/version
+LDFLAGS      := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).Date=$(DATE)
+IMAGE        ?= cassata:$(VERSION)
 # Fuzz targets (package:Name) that `make fuzz` (and `make test`) run, each for
 # FUZZTIME. `go test -fuzz` takes one package and one target per run. Their
 # seed corpora (testdata/fuzz/<Name>/) also run with every plain `go test`.
@@ -18,14 +25,14 @@ FUZZ_TARGETS ?= ./api:FuzzCreateRequest ./api:FuzzCassataAdd ./scheduler:FuzzVal
 FUZZTIME     ?= 6s
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run deps test fuzz bench lint clean
+.PHONY: help generate check-generated build image run deps test fuzz bench lint clean
 
 help: ## Show this help
 	@echo 'Usage: make <target> [VAR=value]'
 	@echo
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
-	@echo 'Variables: GO=$(GO) BIN=$(BIN) TEST_FLAGS=$(TEST_FLAGS) TEST_TIMEOUT=$(TEST_TIMEOUT) PKGS=$(PKGS) BENCH_ARGS=$(BENCH_ARGS)'
+	@echo 'Variables: GO=$(GO) BIN=$(BIN) VERSION=$(VERSION) IMAGE=$(IMAGE) TEST_FLAGS=$(TEST_FLAGS) TEST_TIMEOUT=$(TEST_TIMEOUT) PKGS=$(PKGS) BENCH_ARGS=$(BENCH_ARGS)'
 
 generate: ## Regenerate code (templ components) with go generate
 	$(GO) generate ./...
@@ -40,7 +47,12 @@ check-generated: generate ## Fail if generated *_templ.go files are not committe
 	fi
 
 build: check-generated ## Build the cassata binary (into bin/cassata; override with BIN=)
-	$(GO) build -o $(BIN) ./cmd/cassata
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cassata
+
+image: ## Build the container image (deploy/Dockerfile) as IMAGE, default cassata:<version>; needs docker
+	@command -v docker >/dev/null 2>&1 || { echo 'make image needs docker on PATH' >&2; exit 1; }
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
+		--build-arg DATE=$(DATE) -t $(IMAGE) .
 
 run: ## Run everything in one process with embedded defaults (cassata dev)
 	$(GO) run ./cmd/cassata dev
