@@ -204,6 +204,7 @@ type flowArrival struct {
 	App, ID    string
 	Key        string // the flow key, from the path: "-" for none
 	Attempt    int
+	Aborted    bool // the client went away before the answer
 }
 
 // flowDest is the destination of the flow tests. Requests come to
@@ -243,6 +244,7 @@ func (d *flowDest) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	}
 	a.End = time.Now()
+	a.Aborted = r.Context().Err() != nil
 	d.mu.Lock()
 	d.inFlight[a.Key]--
 	d.arrivals = append(d.arrivals, a)
@@ -285,15 +287,26 @@ func (d *flowDest) current(key string) int {
 	return d.inFlight[key]
 }
 
-// waitKey waits until n requests of key have ended and returns them.
+// answered returns the requests of key that were answered, by start time.
+func (d *flowDest) answered(key string) []flowArrival {
+	var out []flowArrival
+	for _, a := range d.ofKey(key) {
+		if !a.Aborted {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// waitKey waits until n requests of key have been answered and returns them.
 func (d *flowDest) waitKey(t testing.TB, key string, n int, timeout time.Duration) []flowArrival {
 	t.Helper()
 	var got []flowArrival
 	waitFor(t, timeout, func() string {
-		if got = d.ofKey(key); len(got) >= n {
+		if got = d.answered(key); len(got) >= n {
 			return ""
 		}
-		return fmt.Sprintf("%d of %d requests of key %q done", len(got), n, key)
+		return fmt.Sprintf("%d of %d requests of key %q answered", len(got), n, key)
 	})
 	return got
 }
