@@ -663,3 +663,68 @@ func TestFlowControlThroughProcesses(t *testing.T) {
 	f.checkRunning(t)
 	cf.checkRunning(t)
 }
+
+// TestNoRetryHeaderThroughProcesses: a destination answering 503 with
+// `Cassata-Retry: false` ends the event FAILED after one attempt, the
+// reason in its history; a 2xx with the header is an ordinary success; the
+// same 503 without the header is retried until SERVICE_UNAVAILABLE.
+func TestNoRetryHeaderThroughProcesses(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	d := newFlowDest(t, func(w http.ResponseWriter, r *http.Request, a flowArrival) {
+		switch a.Key {
+		case "no-503":
+			w.Header().Set("Cassata-Retry", "false")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case "no-200":
+			w.Header().Set("Cassata-Retry", "false")
+			w.WriteHeader(http.StatusOK)
+		default:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	f := startFlowFleet(t, srv.URL(), false, "", 2)
+	for _, id := range []string{"no-503", "no-200", "plain-503"} {
+		// The key in the path only tells the destination how to answer.
+		body := map[string]any{"app": flowApp, "id": id, "url": d.url(id, id), "delay": "0s",
+			"max_attempts": 3, "min_backoff": "100ms", "max_backoff": "200ms"}
+		if code := f.call(t, http.MethodPost, "/v1/events", body, &flowEventView{}); code != http.StatusCreated {
+			t.Fatalf("create %s: %d", id, code)
+		}
+	}
+
+	failed := f.waitEvent(t, flowApp, "no-503", "FAILED", 15*time.Second)
+	if failed.Attempts != 1 || len(failed.History) != 1 {
+		t.Fatalf("no-503: %d attempts, history %+v; want FAILED after 1", failed.Attempts, failed.History)
+	}
+	h := failed.History[0]
+	if h.StatusCode == nil || *h.StatusCode != http.StatusServiceUnavailable || h.Error == nil || !strings.Contains(*h.Error, "Cassata-Retry") {
+		t.Errorf("no-503 history: status %v, error %v; want 503 and a reason naming Cassata-Retry", deref(h.StatusCode), deref(h.Error))
+	}
+	ok := f.waitEvent(t, flowApp, "no-200", "COMPLETED", 15*time.Second)
+	if ok.Attempts != 1 || len(ok.History) != 1 || ok.History[0].Error != nil {
+		t.Errorf("no-200: %d attempts, history %+v; want COMPLETED after 1 with no error", ok.Attempts, ok.History)
+	}
+	plain := f.waitEvent(t, flowApp, "plain-503", "SERVICE_UNAVAILABLE", 20*time.Second)
+	if plain.Attempts != 3 {
+		t.Errorf("plain-503 (no header): %d attempts, want 3", plain.Attempts)
+	}
+	time.Sleep(500 * time.Millisecond) // a retry, were there one, would come now
+	if n := len(d.ofKey("no-503")); n != 1 {
+		t.Errorf("no-503 reached the destination %d times, want once", n)
+	}
+	if n := len(d.ofKey("no-200")); n != 1 {
+		t.Errorf("no-200 reached the destination %d times, want once", n)
+	}
+	t.Logf("no-503 history: status %v, error %q", deref(h.StatusCode), deref(h.Error))
+	f.checkRunning(t)
+}
+
+// deref returns *p, or the zero value for nil.
+func deref[T any](p *T) T {
+	var v T
+	if p != nil {
+		v = *p
+	}
+	return v
+}
