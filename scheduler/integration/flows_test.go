@@ -398,19 +398,23 @@ func checkParallel(t *testing.T, key string, got []flowArrival, limit int) int {
 	return most
 }
 
-// rateWindowSlack is how much closer together than their Redis-clock grants
-// two starts of a rate-limited key may reach the destination: a grant is
-// followed by a make-due, a claim and the request, whose own delays differ
-// from start to start by a few ms (tens on a loaded machine).
-const rateWindowSlack = 150 * time.Millisecond
+// rateJitterFloor is the least allowance for how much closer together than
+// their grants two starts of a rate-limited key may reach the destination.
+// The GCRA (flowacquire.lua, flowpump.lua) grants starts at least 1000/rate
+// ms apart on Redis's clock; each grant is then followed by a make-due, a
+// claim, the request and the destination's handler, whose delays differ
+// from start to start by a few ms on a quiet machine and by a few hundred on
+// a loaded one.
+const rateJitterFloor = 250 * time.Millisecond
 
-// checkRate checks a rate-limited key's starts: none before first, the
-// whole spread over at least (n-1)/rate less the slack, and no window of
-// one second less rateWindowSlack with more than rate starts (the GCRA
-// grants them 1000/rate ms apart, so a one-second window of grants holds
-// at most rate). It returns the most starts seen in any one-second window
-// at the destination and the spread.
-func checkRate(t *testing.T, key string, got []flowArrival, rate int) (perSecond int, spread time.Duration) {
+// checkRate checks a rate-limited key's starts at the destination against
+// what the GCRA grants: for any two starts i < j, start j is at least
+// (j-i)/rate after start i, less the jitter allowance (so no one-second
+// window holds more than rate starts, but for what the jitter may add at
+// its edges, and a burst or a rate too high by more than jitter/spread
+// fails). It returns the most starts seen in any one-second window and the
+// spread from the first start to the last.
+func checkRate(t *testing.T, key string, got []flowArrival, rate int, jitter time.Duration) (perSecond int, spread time.Duration) {
 	t.Helper()
 	starts := make([]time.Time, len(got))
 	for i, a := range got {
@@ -418,22 +422,34 @@ func checkRate(t *testing.T, key string, got []flowArrival, rate int) (perSecond
 	}
 	slices.SortFunc(starts, time.Time.Compare)
 	spread = starts[len(starts)-1].Sub(starts[0])
-	if want := time.Duration(len(starts)-1) * time.Second / time.Duration(rate); spread < want-rateWindowSlack {
-		t.Errorf("key %s: %d starts at %d/s spread over %s, want about %s", key, len(starts), rate, spread, want)
-	}
+	interval := time.Second / time.Duration(rate)
+	failures := 0
 	for i := range starts {
 		n := 0
 		for j := i; j < len(starts) && starts[j].Sub(starts[i]) < time.Second; j++ {
 			n++
 		}
 		perSecond = max(perSecond, n)
-		if i+rate < len(starts) {
-			if gap := starts[i+rate].Sub(starts[i]); gap < time.Second-rateWindowSlack {
-				t.Errorf("key %s: %d starts within %s (from start %d), rate %d/s", key, rate+1, gap, i, rate)
+		for j := i + 1; j < len(starts); j++ {
+			want := time.Duration(j-i)*interval - jitter
+			if gap := starts[j].Sub(starts[i]); gap < want && failures < 5 {
+				failures++
+				t.Errorf("key %s: starts %d and %d (of %d) %s apart, want at least %s at %d/s (jitter allowance %s)",
+					key, i, j, len(starts), gap, time.Duration(j-i)*interval, rate, jitter)
 			}
 		}
 	}
 	return perSecond, spread
+}
+
+// jitterOf is the rate check's jitter allowance given the lateness of the
+// same processes' unlimited events in the same run: their spread, at least
+// rateJitterFloor.
+func jitterOf(late []time.Duration) time.Duration {
+	if len(late) == 0 {
+		return rateJitterFloor
+	}
+	return max(rateJitterFloor, late[len(late)-1]-late[0])
 }
 
 // lateness returns each event's lateness (first arrival minus due time),
@@ -483,12 +499,12 @@ func ptr[T any](v T) *T { return &v }
 const (
 	// unheldP99 is the bound on a quiet machine.
 	unheldP99 = 20 * time.Millisecond
-	// unheldExcess is how much later than the control fleet's events (the
-	// same due times, on processes of their own without any limit) the
-	// unlimited events may be at p99 when the machine is loaded.
-	// Head-of-line blocking behind the rate-limited key (starts 200 ms
-	// apart) or the parallelism key (requests of 150 ms) makes them
-	// hundreds of ms late, far beyond it.
+	// unheldExcess: on a loaded machine the unlimited events' p99 may be
+	// up to 1.5 x the control fleet's (the same due times, on processes of
+	// their own without any limit) plus this; the two fleets see the same
+	// load, yet not the very same stalls. Head-of-line blocking behind the
+	// rate-limited key (50 starts 200 ms apart) or the parallelism key (50
+	// requests of 150 ms, 2 at a time) makes them seconds late, far beyond.
 	unheldExcess = 25 * time.Millisecond
 )
 
@@ -616,7 +632,7 @@ func TestFlowControlThroughProcesses(t *testing.T) {
 	}
 	// 2. Rate 5/s: spread over about 10 s, none early.
 	checkOnce(t, "rate", rateEvs, rateGot)
-	perSecond, spread := checkRate(t, "rate", rateGot, rate)
+	// (checked below, with the jitter the unlimited events showed)
 	// 3. The paused application and key: delivered after the resume.
 	checkOnce(t, "paused key", holdEvs, holdGot)
 	checkOnce(t, "paused application", appEvs, appGot)
@@ -636,15 +652,17 @@ func TestFlowControlThroughProcesses(t *testing.T) {
 		}
 	}
 	ctlLate := lateness(t, "control", control, append(ctl.ofKey("free"), ctlNoKey...))
-	bound := max(unheldP99, pct(ctlLate, 99)+unheldExcess)
+	bound := max(unheldP99, pct(ctlLate, 99)*3/2+unheldExcess)
+	jitter := max(jitterOf(late), jitterOf(ctlLate))
+	perSecond, spread := checkRate(t, "rate", rateGot, rate, jitter)
 	t.Logf("parallelism %d: %d requests, at most %d in flight; mid-run in_flight %d, held %d", parLimit, len(parGot), most,
 		mid.InFlight, mid.Held)
-	t.Logf("rate %d/s: %d starts over %s (the first %s after the due time), at most %d in a 1 s window at the destination",
-		rate, len(rateGot), spread.Round(time.Millisecond), rateGot[0].Start.Sub(t0).Round(time.Millisecond), perSecond)
+	t.Logf("rate %d/s: %d starts over %s (the first %s after the due time), at most %d in a 1 s window at the destination (jitter allowance %s)",
+		rate, len(rateGot), spread.Round(time.Millisecond), rateGot[0].Start.Sub(t0).Round(time.Millisecond), perSecond, jitter)
 	t.Logf("lateness of %d unlimited events beside the limited keys: p50 %s, p99 %s, max %s; control fleet without limits, same due times: p50 %s, p99 %s, max %s; bound on p99 %s",
 		len(late), pct(late, 50), pct(late, 99), pct(late, 100), pct(ctlLate, 50), pct(ctlLate, 99), pct(ctlLate, 100), bound)
 	if p := pct(late, 99); p > bound {
-		t.Errorf("unlimited events' lateness p99 %s beside the limited keys, want at most %s (20 ms, or the control's p99 %s + %s)",
+		t.Errorf("unlimited events' lateness p99 %s beside the limited keys, want at most %s (20 ms, or 1.5 x the control's p99 %s + %s)",
 			p, bound, pct(ctlLate, 99), unheldExcess)
 	}
 
