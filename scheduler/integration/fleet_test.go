@@ -62,6 +62,9 @@ type fleet struct {
 	servers []*fleetProc
 	workers []*fleetProc
 	client  *http.Client
+	bin     string   // the cassata binary
+	env     []string // every process's environment, before opts.Env
+	dir     string   // the workers' archives
 }
 
 // startFleet builds cmd/cassata (once) and starts opts.Servers servers (each
@@ -98,15 +101,12 @@ func startFleet(t *testing.T, opts fleetOptions) *fleet {
 		"CASSATA_BLOCK_PRIVATE=off",
 		"CASSATA_LOG_LEVEL=info",
 	)
-	dir := t.TempDir()
+	f.bin, f.env, f.dir = bin, env, t.TempDir()
 	for i := range opts.Servers {
 		f.servers = append(f.servers, f.startServer(t, bin, fmt.Sprintf("server-%d", i+1), env))
 	}
-	for i := range opts.Workers {
-		name := fmt.Sprintf("worker-%d", i+1)
-		p := f.start(t, bin, name, append(slices.Clone(env),
-			"CASSATA_ARCHIVE_DSN=sqlite://"+filepath.Join(dir, name+".db")), "worker", "--listen", "127.0.0.1:0")
-		f.workers = append(f.workers, p)
+	for range opts.Workers {
+		f.startWorker(t)
 	}
 
 	for _, p := range f.servers {
@@ -127,17 +127,33 @@ func startFleet(t *testing.T, opts fleetOptions) *fleet {
 		})
 	}
 	for _, p := range f.workers {
-		waitFor(t, 30*time.Second, func() string {
-			if !p.Running() {
-				t.Fatalf("%s exited (%s) before it started:\n%s", p.name, p.State(), p.Tail(40))
-			}
-			if !strings.Contains(p.Output(), `"msg":"worker started"`) {
-				return p.name + " has not started its worker yet"
-			}
-			return ""
-		})
+		f.waitWorker(t, p)
 	}
 	return f
+}
+
+// startWorker starts one more worker process, with its own SQLite archive.
+func (f *fleet) startWorker(t *testing.T) *fleetProc {
+	t.Helper()
+	name := fmt.Sprintf("worker-%d", len(f.workers)+1)
+	p := f.start(t, f.bin, name, append(slices.Clone(f.env),
+		"CASSATA_ARCHIVE_DSN=sqlite://"+filepath.Join(f.dir, name+".db")), "worker", "--listen", "127.0.0.1:0")
+	f.workers = append(f.workers, p)
+	return p
+}
+
+// waitWorker waits until a worker process has started its claim loop.
+func (f *fleet) waitWorker(t *testing.T, p *fleetProc) {
+	t.Helper()
+	waitFor(t, 30*time.Second, func() string {
+		if !p.Running() {
+			t.Fatalf("%s exited (%s) before it started:\n%s", p.name, p.State(), p.Tail(40))
+		}
+		if !strings.Contains(p.Output(), `"msg":"worker started"`) {
+			return p.name + " has not started its worker yet"
+		}
+		return ""
+	})
 }
 
 func (f *fleet) all() []*fleetProc { return append(slices.Clone(f.servers), f.workers...) }
