@@ -139,7 +139,8 @@ func startRedis(t *testing.T, redisBin string, port int) {
 	}
 }
 
-// TestListensBeforeRedis: server and worker listen before Redis is up.
+// TestListensBeforeRedis: server, worker and dev (given a Redis URL) listen
+// before Redis is up.
 // Meanwhile /healthz answers 200 (a liveness probe must not restart them
 // in a loop), /readyz 503 naming Redis, and every other route a 503 JSON
 // error in API.md's shape, at once. Once redis-server starts on the port
@@ -151,7 +152,7 @@ func TestListensBeforeRedis(t *testing.T) {
 	redisBin := redisServer(t)
 	bin := testbin.BuildT(t)
 
-	for _, mode := range []string{"server", "worker"} {
+	for _, mode := range []string{"server", "worker", "dev"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			redisPort := freePort(t)
