@@ -38,6 +38,13 @@ type Config struct {
 	Ready func(ctx context.Context) map[string]error
 	// Details adds information to /readyz (e.g. the archive lag). May be nil.
 	Details func(ctx context.Context) map[string]any
+	// Archive, when set, reports the archive's state in /readyz under
+	// "archive" without making the process unready: a server creates,
+	// reads and cancels live events with Redis alone, and a worker delivers
+	// while finished events wait in the outbox. Nil: no "archive" key.
+	Archive func(ctx context.Context) ArchiveState
+	// HTTPMetrics, when set, records every request (httpmetrics.go).
+	HTTPMetrics *HTTPMetrics
 	// Gatherer serves /metrics. Nil: prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
 	// Metrics may be nil.
@@ -134,7 +141,7 @@ func (a *API) Engine(auth Authorizer) *gin.Engine {
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
-	r.Use(a.recovery(), a.accessLog())
+	r.Use(a.cfg.HTTPMetrics.Middleware(), a.recovery(), a.accessLog())
 	r.NoRoute(func(c *gin.Context) { abort(c, errNoRoute) })
 	r.NoMethod(func(c *gin.Context) { abort(c, errMethodNotAllowed) })
 	a.Process(r)
@@ -178,12 +185,29 @@ func (a *API) Process(r gin.IRoutes) {
 			word = "unavailable"
 		}
 		body := gin.H{"status": word, "checks": checks}
+		if a.cfg.Archive != nil {
+			body["archive"] = a.cfg.Archive(ctx)
+		}
 		if a.cfg.Details != nil {
 			body["details"] = a.cfg.Details(ctx)
 		}
 		c.JSON(status, body)
 	})
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.cfg.Gatherer, promhttp.HandlerOpts{})))
+}
+
+// ArchiveState is the archive's part of /readyz. Like the checks it says
+// nothing of the error itself (the process's log has it).
+type ArchiveState struct {
+	// Configured is false without an archive (CASSATA_ARCHIVE_DSN unset).
+	Configured bool `json:"configured"`
+	// Up: the archive answered its last check.
+	Up bool `json:"up"`
+	// Status is "ok", "unavailable" or "not_configured".
+	Status string `json:"status"`
+	// Since is when the archive was last seen to go up or down (RFC 3339,
+	// UTC); empty before the first change of this process.
+	Since string `json:"since,omitempty"`
 }
 
 // ReadyLogEvery is how often /readyz logs a dependency that stays

@@ -4,6 +4,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Outcome label values of cassata_deliveries_total.
+const (
+	OutcomeCompleted          = "completed"
+	OutcomeFailed             = "failed"
+	OutcomeRetry              = "retry"
+	OutcomeServiceUnavailable = "service_unavailable"
+	// OutcomeStale: the lease was lost before the outcome was recorded.
+	OutcomeStale = "stale"
+)
+
+// DeliveryOutcomes are every outcome label value, present (at 0) from the
+// first scrape so that rate() and alerts see them before they happen.
+var DeliveryOutcomes = []string{OutcomeCompleted, OutcomeFailed, OutcomeRetry, OutcomeServiceUnavailable, OutcomeStale}
+
+// ScheduledRoutes are the route label values of cassata_events_scheduled_total.
+var ScheduledRoutes = []string{"cassata", "v1", "v1_batch"}
+
 // Metrics are the scheduler's Prometheus collectors. A nil *Metrics records nothing.
 type Metrics struct {
 	Scheduled  *prometheus.CounterVec
@@ -43,6 +60,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ArchiveErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cassata_archive_errors_total", Help: "Archive batches that failed and will be retried.",
 		}),
+	}
+	for _, o := range DeliveryOutcomes {
+		m.Deliveries.WithLabelValues(o)
+	}
+	for _, r := range ScheduledRoutes {
+		m.Scheduled.WithLabelValues(r)
 	}
 	reg.MustRegister(m.Scheduled, m.Deliveries, m.Latency, m.Lateness, m.Reaped, m.Archived, m.ArchiveErrors)
 	return m

@@ -144,6 +144,20 @@ func (u *UI) dashboard(c *gin.Context) {
 	if d.ArchiveLag > 0 {
 		v.ArchiveLag = d.ArchiveLag.Round(time.Millisecond).String()
 	}
+	if u.cfg.ArchiveHealth != nil {
+		h := u.cfg.ArchiveHealth(c.Request.Context())
+		switch {
+		case !h.Configured:
+			v.ArchiveState, v.ArchiveStateClass = "not configured", "badge badge-cancelled"
+		case h.Up:
+			v.ArchiveState, v.ArchiveStateClass = "up", "badge badge-completed"
+		default:
+			v.ArchiveState, v.ArchiveStateClass = "down", "badge badge-failed"
+		}
+		if h.Configured && !h.Since.IsZero() {
+			v.ArchiveSince, v.HasArchiveSince = newTime(h.Since, now), true
+		}
+	}
 	for _, st := range scheduler.Statuses {
 		n, ok := d.Counts[st]
 		count := strconv.FormatInt(n, 10)

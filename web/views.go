@@ -119,6 +119,12 @@ type dashboardView struct {
 	ArchiveLag    string
 	// ArchiveNote explains why archive figures are missing.
 	ArchiveNote string
+	// ArchiveState is "up", "down" or "not configured"; "" shows no line.
+	ArchiveState string
+	// ArchiveStateClass styles it; ArchiveSince is when it changed.
+	ArchiveStateClass string
+	ArchiveSince      timeView
+	HasArchiveSince   bool
 }
 
 type statusCount struct {

@@ -41,6 +41,15 @@ const (
 	DefaultLoginFailures = 5
 )
 
+// ArchiveHealth is whether the archive database answers, for the dashboard.
+type ArchiveHealth struct {
+	// Configured is false without an archive.
+	Configured bool
+	Up         bool
+	// Since is when it last went up or down; zero when unknown.
+	Since time.Time
+}
+
 // Username is the only user: the login form asks for it with the password.
 const Username = "admin"
 
@@ -89,6 +98,9 @@ type Config struct {
 	// pause, resume, delete) and paused applications (pause, resume).
 	// Without it the Flows page says flow control is not enabled.
 	Flows Flows
+	// ArchiveHealth, when set, puts the archive's state (up, or down since
+	// when) on the dashboard. Nil: the dashboard shows no state line.
+	ArchiveHealth func(ctx context.Context) ArchiveHealth
 	// Clock tells the time for relative times and session expiry.
 	// Defaults to scheduler.SystemClock.
 	Clock scheduler.Clock

@@ -17,7 +17,6 @@ import (
 	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/internal/legacyimport"
 	"github.com/cassata/cassata/internal/server"
-	"github.com/cassata/cassata/scheduler/delivery"
 )
 
 const usage = `cassata: a Redis-backed HTTP request scheduler
@@ -65,7 +64,6 @@ func run(args []string) int {
 		if cfg, _, err = config.Load(cmd, rest); err == nil {
 			log := cfg.NewLogger()
 			slog.SetDefault(log)
-			delivery.Version = version
 			err = server.Run(ctx, cmd, cfg, log)
 		}
 	case "migrate":

@@ -25,6 +25,7 @@ import (
 type httpDeps struct {
 	store       *redisstore.Store
 	arch        *archive.Store // nil without an archive
+	archHealth  *archiveHealth // nil without an archive
 	sched       *scheduler.Scheduler
 	apps        *tenant.Apps
 	msgs        *topic.Messages
@@ -33,29 +34,35 @@ type httpDeps struct {
 	flows       *flow.Flows
 	reg         *prometheus.Registry
 	metrics     *scheduler.Metrics
+	httpMetrics *api.HTTPMetrics
 	maxAttempts int
 	log         *slog.Logger
 }
 
 // newHandler is the HTTP handler of mode: a worker serves health and
 // metrics only; server and dev serve the JSON API and the admin UI too.
+//
+// Readiness is Redis alone, for every mode: a server creates, reads and
+// cancels live events with Redis only, and a worker delivers while what
+// finishes waits in the outbox for the archive. Taking either out of a load
+// balancer or restarting it for an archive outage would only add an
+// outage; the archive's state is reported beside the checks instead
+// (/readyz "archive", cassata_archive_up, the dashboard), and its lag by
+// cassata_archive_lag_seconds.
 func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error) {
 	ready := func(ctx context.Context) map[string]error {
-		checks := map[string]error{"redis": d.store.Ping(ctx)}
-		if d.arch != nil {
-			checks["archive"] = d.arch.Ping(ctx)
-		}
-		return checks
+		return map[string]error{"redis": d.store.Ping(ctx)}
 	}
 	details := func(ctx context.Context) map[string]any {
 		return map[string]any{"archive_outbox": archiveLag(ctx, d.store)}
 	}
-	a := api.New(api.Config{Scheduler: d.sched, DefaultMaxAttempts: d.maxAttempts, Ready: ready, Details: details,
+	a := api.New(api.Config{Scheduler: d.sched, DefaultMaxAttempts: d.maxAttempts, Ready: ready, Details: details, Archive: d.archHealth.readyz, HTTPMetrics: d.httpMetrics,
 		Gatherer: d.reg, Metrics: d.metrics, Logger: d.log, Apps: d.apps, RateLimit: rateLimit(cfg.RateLimit),
 		Messages: d.msgs, Subscriptions: d.subs, Schedules: d.schedules, Flows: d.flows})
 	var handler http.Handler
 	if mode == "worker" {
 		r := gin.New()
+		r.Use(d.httpMetrics.Middleware())
 		a.Process(r)
 		handler = r
 	} else {
@@ -78,16 +85,12 @@ func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error
 			flows = d.flows
 		}
 		ui, err := web.New(web.Config{Backend: d.sched, Apps: d.apps, Topics: topics, Schedules: schedules, Flows: flows, Password: cfg.AdminPassword,
-			Open: mode == "dev", BasePath: cfg.BasePath, SessionSalt: "cassata:" + cfg.Namespace, Logger: d.log})
+			ArchiveHealth: d.archHealth.dashboard, Open: mode == "dev", BasePath: cfg.BasePath, SessionSalt: "cassata:" + cfg.Namespace, Logger: d.log})
 		if err != nil {
 			return nil, fmt.Errorf("admin UI: %w", err)
 		}
 		ui.Mount(engine)
 		handler = engine
-	}
-	if cfg.Pprof {
-		handler = withPprof(handler)
-		d.log.Warn("profiler served at /debug/pprof/ (CASSATA_PPROF): keep this listener private")
 	}
 	return handler, nil
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"sync"
 )
 
@@ -89,7 +88,9 @@ func (i Info) String() string {
 	return s + fmt.Sprintf(", built %s, %s %s/%s)", i.Date, i.GoVersion, runtime.GOOS, runtime.GOARCH)
 }
 
-// UserAgent is what destinations see: "Cassata/<version> (+https://github.com/cassata/cassata)".
+// UserAgent is what destinations see: "cassata/<version>", exactly as
+// API.md §3 has it, with the same version as `cassata version` and
+// cassata_build_info.
 func (i Info) UserAgent() string {
-	return "Cassata/" + strings.TrimPrefix(i.Version, "v") + " (+https://github.com/cassata/cassata)"
+	return "cassata/" + i.Version
 }

@@ -30,7 +30,7 @@ func TestReadWithoutAnything(t *testing.T) {
 	if i.Version != "dev" || i.Commit != "unknown" || i.Date != "unknown" {
 		t.Fatalf("defaults: %+v", i)
 	}
-	if ua := i.UserAgent(); ua != "Cassata/dev (+https://github.com/cassata/cassata)" {
+	if ua := i.UserAgent(); ua != "cassata/dev" {
 		t.Errorf("UserAgent() = %q", ua)
 	}
 	devel := func() (*debug.BuildInfo, bool) { return &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, true }

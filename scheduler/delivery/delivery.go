@@ -17,11 +17,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/cassata/cassata/internal/defaults"
+	"github.com/cassata/cassata/internal/version"
 	"github.com/cassata/cassata/scheduler"
 )
-
-// Version is reported in the User-Agent of every delivery.
-var Version = "dev"
 
 // Delivery defaults.
 const (
@@ -52,6 +50,9 @@ type Config struct {
 	// Signer, when set, adds the Standard Webhooks headers of applications
 	// with a signing secret (signing.go). Nil: deliveries are not signed.
 	Signer *Signer
+	// UserAgent is every request's User-Agent. Defaults to
+	// version.Get().UserAgent(), "cassata/<version>" (API.md §3).
+	UserAgent string
 }
 
 // maxResponseHeaderBytes bounds a destination's response headers: the
@@ -75,6 +76,9 @@ const DefaultMaxIdleConnsPerHost = 256
 func (c Config) WithDefaults() Config {
 	c.MaxIdleConnsPerHost = defaults.Positive(c.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost)
 	c.MaxResponseBytes = defaults.Positive(c.MaxResponseBytes, DefaultMaxResponseBytes)
+	if c.UserAgent == "" {
+		c.UserAgent = version.Get().UserAgent()
+	}
 	return c
 }
 
@@ -122,7 +126,7 @@ func New(cfg Config) *Deliverer {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		maxRead: cfg.MaxResponseBytes,
-		agent:   "cassata/" + Version,
+		agent:   cfg.UserAgent,
 		signer:  cfg.Signer,
 		guard:   cfg.Guard,
 	}
@@ -242,6 +246,9 @@ func (d *Deliverer) Deliver(ctx context.Context, ev *scheduler.Event, timeout ti
 	var sent http.Header
 	r := d.send(ctx, ev, timeout, &sent)
 	r.secrets = requestSecrets(ev, sent)
+	if errors.Is(r.Err, ErrBlockedAddress) {
+		d.guard.refused(StageDelivery)
+	}
 	return r
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassata/cassata/internal/version"
 	"github.com/cassata/cassata/scheduler"
 )
 
@@ -94,7 +95,7 @@ func TestDeliverHeaders(t *testing.T) {
 	}
 	got := reqs[0]
 	want := map[string]string{
-		"User-Agent":             "cassata/" + Version,
+		"User-Agent":             "cassata/" + version.Get().Version,
 		"Cassata-Application-Id": "shop",
 		"Cassata-Event-Id":       "order-7",
 		"Cassata-Attempt":        "3",

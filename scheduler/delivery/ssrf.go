@@ -98,6 +98,24 @@ type AddressGuard struct {
 	// default (CASSATA_ALLOW_CIDRS), for operators who deliver inside their
 	// network. It wins over every blocked range. Defaults to none.
 	Allow []netip.Prefix
+	// OnRefusal, when set, is called once for each refusal: with StageCreate
+	// when a create's URL is refused, with StageDelivery when a delivery
+	// attempt is (for the cassata_ssrf_refusals_total counter). Defaults to
+	// nothing.
+	OnRefusal func(stage string)
+}
+
+// Stages of OnRefusal.
+const (
+	StageCreate   = "create"
+	StageDelivery = "delivery"
+)
+
+// refused reports a refusal to OnRefusal.
+func (g *AddressGuard) refused(stage string) {
+	if g != nil && g.OnRefusal != nil {
+		g.OnRefusal(stage)
+	}
 }
 
 // Blocked reports whether ip may not be connected to.
@@ -271,6 +289,7 @@ func (g *AddressGuard) checkURL(raw string) error {
 	}
 	var be *BlockedError
 	if err := g.CheckHost(host); errors.As(err, &be) {
+		g.refused(StageCreate)
 		what := fmt.Sprintf("%s is %s", be.Addr, be.What)
 		if be.Name != "" {
 			what = fmt.Sprintf("%s means %s, which is %s", be.Name, be.Addr, be.What)

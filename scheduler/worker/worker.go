@@ -776,10 +776,10 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 	}
 	if m := w.cfg.Metrics; m != nil {
 		m.Latency.Observe(res.Duration.Seconds())
-		label := map[scheduler.Status]string{scheduler.StatusCompleted: "completed", scheduler.StatusFailed: "failed",
-			scheduler.StatusServiceUnavailable: "service_unavailable", scheduler.StatusPending: "retry"}[out.Status]
+		label := map[scheduler.Status]string{scheduler.StatusCompleted: scheduler.OutcomeCompleted, scheduler.StatusFailed: scheduler.OutcomeFailed,
+			scheduler.StatusServiceUnavailable: scheduler.OutcomeServiceUnavailable, scheduler.StatusPending: scheduler.OutcomeRetry}[out.Status]
 		if !held {
-			label = "stale"
+			label = scheduler.OutcomeStale
 		}
 		m.Deliveries.WithLabelValues(label).Inc()
 	}
