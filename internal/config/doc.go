@@ -8,3 +8,5 @@
 // server, worker, migrate), internal/appcli (apps) or internal/legacyimport
 // (import).
 package config
+
+//go:generate go run ./gen -readme ../../README.md

@@ -197,9 +197,21 @@ func format(v any) string {
 	case string:
 		return x
 	case time.Duration:
-		return x.String()
+		return formatDuration(x)
 	}
 	return fmt.Sprint(v)
+}
+
+// formatDuration is d as one would write it: 24h, 1m30s (not 24h0m0s).
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // DefaultText is the setting's default across its commands: the server's
@@ -363,7 +375,7 @@ func NoArgs(mode string, args []string) error {
 		return nil
 	}
 	if len(args) > 0 {
-		return fmt.Errorf("unexpected argument %q (a flag takes its value as --name=value or --name value; a switch alone is true)", mode, args[0])
+		return fmt.Errorf("unexpected argument %q (a flag takes its value as --name=value or --name value; a switch alone is true)", args[0])
 	}
 	return nil
 }
