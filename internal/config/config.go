@@ -283,7 +283,6 @@ func (c *Config) RedisConn() redisstore.ConnConfig {
 	}}
 }
 
-
 // NewLogger is the process's logger: LogFormat (JSON lines, or text) on
 // stderr at LogLevel (info when it is not a level), durations as strings.
 func (c *Config) NewLogger() *slog.Logger {
