@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cassata/cassata/internal/config"
 )
@@ -124,7 +125,7 @@ func envHelp(cmd *cobra.Command) string {
 // Execute runs root with args and returns the exit status, writing an
 // error to stderr as "cassata <command>: <error>".
 func Execute(ctx context.Context, root *cobra.Command, args []string, stderr io.Writer) int {
-	root.SetArgs(args)
+	root.SetArgs(longFlags(root, args))
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
@@ -145,4 +146,33 @@ func Execute(ctx context.Context, root *cobra.Command, args []string, stderr io.
 		fmt.Fprintf(stderr, "%s: %s\n", cmd.CommandPath(), msg)
 	}
 	return ee.Code
+}
+
+// longFlags rewrites Go's flag syntax, which cassata took before cobra
+// (-listen :8085, -dry-run), to --listen: a single dash and a long flag's
+// name. Only the flags' names are rewritten; anything after "--" is left.
+func longFlags(root *cobra.Command, args []string) []string {
+	names := map[string]bool{}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) { names[f.Name] = true })
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 && names[name] {
+			out[i] = "-" + a
+		}
+	}
+	return out
 }

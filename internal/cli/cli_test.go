@@ -79,14 +79,14 @@ func TestExecuteStatuses(t *testing.T) {
 	root := &cobra.Command{Use: "cassata"}
 	Setup(root)
 	sub := &cobra.Command{Use: "sub", Args: cobra.NoArgs, RunE: RunE(func(cmd *cobra.Command, _ []string) error {
-		if v, _ := cmd.Flags().GetInt("n"); v == 1 {
+		if v, _ := cmd.Flags().GetInt("num"); v == 1 {
 			return errors.New("it broke")
 		} else if v == 3 {
 			return Exit(3)
 		}
 		return nil
 	})}
-	sub.Flags().Int("n", 0, "what to do")
+	sub.Flags().Int("num", 0, "what to do")
 	root.AddCommand(sub)
 	for _, tt := range []struct {
 		args []string
@@ -94,9 +94,11 @@ func TestExecuteStatuses(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"sub"}, 0, ""},
-		{[]string{"sub", "--n", "1"}, 1, "cassata sub: it broke\n"},
-		{[]string{"sub", "--n", "3"}, 3, ""},
-		{[]string{"sub", "--n", "x"}, 2, "invalid argument"},
+		{[]string{"sub", "--num", "1"}, 1, "cassata sub: it broke\n"},
+		{[]string{"sub", "--num", "3"}, 3, ""},
+		{[]string{"sub", "-num=3"}, 3, ""}, // Go's flag syntax, as before cobra
+		{[]string{"sub", "-num", "1"}, 1, "it broke"},
+		{[]string{"sub", "--num", "x"}, 2, "invalid argument"},
 		{[]string{"sub", "--bogus"}, 2, "unknown flag: --bogus"},
 		{[]string{"sub", "extra"}, 2, "extra"},
 		{[]string{"bogus"}, 2, `unknown command "bogus"`},
