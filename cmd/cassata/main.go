@@ -20,7 +20,6 @@ import (
 	"github.com/cassata/cassata/internal/legacyimport"
 	"github.com/cassata/cassata/internal/server"
 	"github.com/cassata/cassata/internal/version"
-	"github.com/cassata/cassata/scheduler/delivery"
 )
 
 func main() {
@@ -106,7 +105,6 @@ func runCommand(mode, use, short string) *cobra.Command {
 			return err
 		}
 		log := cfg.SetupLogging()
-		delivery.Version = version.Get().Version
 		return server.Run(cmd.Context(), mode, cfg, log)
 	})
 	return cmd
