@@ -408,7 +408,7 @@ func (f *fileReader) server(path string, v *yaml.Node) error {
 	})
 }
 
-// applyPort sets the listen address from the original's port settings, for
+// the server (and dev, and healthcheck, which probes it): the original's port is its service's; a worker keeps
 // the server (and dev): the original's port is its service's; a worker keeps
 // its own (:8086). Cassata's listen key wins; then the top-level port, the
 // Dropwizard connector's (what the original service really bound), and the
@@ -420,7 +420,7 @@ func (f *fileReader) applyPort() {
 			ports = append(ports, p)
 		}
 	}
-	if len(ports) == 0 || (f.mode != "server" && f.mode != "dev") {
+	if len(ports) == 0 || (f.mode != ModeServer && f.mode != ModeDev && f.mode != ModeHealthcheck) {
 		return
 	}
 	use := ports[0]

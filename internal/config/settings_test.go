@@ -225,3 +225,32 @@ func TestDefaultText(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthcheckListen: healthcheck reads the listen address as a server
+// does (flag, CASSATA_LISTEN, YAML listen or the original's port) and needs
+// no Redis URL.
+func TestHealthcheckListen(t *testing.T) {
+	t.Setenv("CASSATA_REDIS_URL", "")
+	t.Setenv("CASSATA_LISTEN", "")
+	for _, tt := range []struct {
+		yaml, env string
+		args      []string
+		want      string
+	}{
+		{"", "", nil, ":8085"},
+		{"port: 8088\n", "", nil, ":8088"},
+		{"listen: 127.0.0.1:9000\n", "", nil, "127.0.0.1:9000"},
+		{"port: 8088\n", ":8086", nil, ":8086"},
+		{"", ":8086", []string{"--listen", "8087"}, ":8087"},
+	} {
+		t.Setenv("CASSATA_LISTEN", tt.env)
+		args := tt.args
+		if tt.yaml != "" {
+			args = append(args, "--config", writeYAML(t, tt.yaml))
+		}
+		c, _, err := Load(ModeHealthcheck, args)
+		if err != nil || c.Listen != tt.want {
+			t.Errorf("%q %q %v: listen %q, %v; want %q", tt.yaml, tt.env, tt.args, c.Listen, err, tt.want)
+		}
+	}
+}
