@@ -412,7 +412,8 @@ func (f *fileReader) server(path string, v *yaml.Node) error {
 // the server, dev and healthcheck (which probes the server): the original's
 // port is its service's; a worker keeps its own (:8086). Cassata's listen
 // key wins; then the top-level port, the Dropwizard connector's (what the
-// original service really bound), and the service section's. In dev a port alone means loopback (config.validate).
+// original service really bound), and the service section's. In dev a
+// port alone means loopback (config.validate).
 func (f *fileReader) applyPort() {
 	var ports []*portAt
 	for _, p := range []*portAt{f.topPort, f.connectorPort, f.servicePort} {
