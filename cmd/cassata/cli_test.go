@@ -115,12 +115,19 @@ func TestCLIHelp(t *testing.T) {
 	}
 }
 
+// TestCLIVersion: `cassata version` prints "cassata <version> <commit>"
+// (API.md §10); --verbose the build too.
 func TestCLIVersion(t *testing.T) {
-	want := version.Get().String() + "\n"
+	v := version.Get()
+	want := "cassata " + v.Version + " " + v.Commit
 	for _, args := range [][]string{{"version"}, {"--version"}} {
-		if code, out, _ := execute(t, args...); code != 0 || out != want || !strings.HasPrefix(out, "cassata ") {
+		code, out, _ := execute(t, args...)
+		if code != 0 || !strings.HasPrefix(out, want) || len(strings.Fields(out)) != 3 {
 			t.Errorf("%v: exit %d, %q; want %q", args, code, out, want)
 		}
+	}
+	if code, out, _ := execute(t, "version", "--verbose"); code != 0 || out != v.String()+"\n" {
+		t.Errorf("version --verbose: exit %d, %q; want %q", code, out, v.String())
 	}
 }
 

@@ -44,7 +44,7 @@ func rootCommand(stdout io.Writer, stderr *os.File) *cobra.Command {
 
 Configuration: flags > environment > YAML file (--config / CASSATA_CONFIG) >
 defaults. "cassata <command> --help" lists a command's flags and variables.`,
-		Version: version.Get().String(),
+		Version: shortVersion(),
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -124,10 +124,28 @@ func migrateCommand() *cobra.Command {
 }
 
 func versionCommand(stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
-		Use: "version", Short: "Print the version, commit and build of this binary", Args: cli.NoArgs("version"),
-		Run: func(*cobra.Command, []string) { fmt.Fprintln(stdout, version.Get().String()) },
+	cmd := &cobra.Command{
+		Use: "version", Short: "Print the version and commit of this binary (--verbose: its build too)", Args: cli.NoArgs("version"),
 	}
+	verbose := cmd.Flags().Bool("verbose", false, "also the build date, Go version and platform")
+	cmd.Run = func(*cobra.Command, []string) {
+		if *verbose {
+			fmt.Fprintln(stdout, version.Get().String())
+			return
+		}
+		fmt.Fprintln(stdout, shortVersion())
+	}
+	return cmd
+}
+
+// shortVersion is "cassata <version> <commit>", as API.md §10 has it.
+func shortVersion() string {
+	v := version.Get()
+	commit := v.Commit
+	if v.Modified {
+		commit += "-dirty"
+	}
+	return "cassata " + v.Version + " " + commit
 }
 
 func healthcheckCommand(stdout io.Writer) *cobra.Command {
