@@ -40,8 +40,9 @@ const (
 
 // Config is every setting of the cassata command. Precedence: flags >
 // environment > YAML file > defaults (API.md §1). Defaults(mode) is the
-// configuration before any of them applies; Load applies them and
-// Validate.
+// configuration before any of them applies; Flags.Load applies them and
+// Validate. Settings (settings.go) gives each field its flag, environment
+// variable and YAML key; a test fails for a field without one.
 type Config struct {
 	// RedisURL is a redis:// URL, or with RedisCluster comma-separated
 	// seeds. Required but in dev and migrate (dev: an embedded Redis).
@@ -138,7 +139,7 @@ func (c *Config) LogWarnings(log *slog.Logger) {
 }
 
 // Defaults is the configuration of mode (dev, server, worker, migrate,
-// apps, import) before the YAML file, environment and flags apply.
+// apps, import, healthcheck) before the YAML file, environment and flags apply.
 func Defaults(mode string) Config {
 	c := Config{
 		Listen: DefaultListen, Auth: DefaultAuth, Namespace: DefaultNamespace, WorkerConcurrency: DefaultWorkerConcurrency,
