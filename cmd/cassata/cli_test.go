@@ -44,6 +44,7 @@ func TestCLIUsageErrors(t *testing.T) {
 	}{
 		{nil, "a command is required"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"sever"}, `did you mean server?`},
 		{[]string{"server", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"server", "--concurrency", "5"}, "unknown flag: --concurrency"}, // a worker's flag
 		{[]string{"worker", "--concurrency", "lots"}, "invalid argument"},

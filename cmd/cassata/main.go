@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -48,6 +49,9 @@ defaults. "cassata <command> --help" lists a command's flags and variables.`,
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					return cli.Usagef("unknown command %q; did you mean %s?", args[0], strings.Join(s, " or "))
+				}
 				return cli.Usagef("unknown command %q", args[0])
 			}
 			cmd.SetOut(stderr)
@@ -59,6 +63,7 @@ defaults. "cassata <command> --help" lists a command's flags and variables.`,
 	root.SetErr(stderr)
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.SuggestionsMinimumDistance = 2
 	cli.Setup(root)
 
 	worker := runCommand(server.ModeWorker, "worker", "Claim due events, deliver them, recover leases, archive (run many)")
