@@ -57,7 +57,8 @@ func TestShippedConfigurationsStart(t *testing.T) {
 // loopback only; an address naming a non-loopback host is taken, with a
 // loud warning.
 func testDevLoopback(t *testing.T, bin string) {
-	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	// dev logs text by default; the test reads the JSON lines.
+	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "CASSATA_LOG_FORMAT=json"}
 	portOnly := filepath.Join(t.TempDir(), "cassata.yaml")
 	if err := os.WriteFile(portOnly, []byte("port: 0\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -6,202 +6,197 @@ package appcli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/internal/cli"
 	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/tenant"
 	"github.com/cassata/cassata/store/redisstore"
 )
 
-// Usage is the command's help text.
-const Usage = `usage:
-  cassata apps create NAME [--json]                 new application; prints its API key alone on the last line
-  cassata apps list [--json]                        applications (never keys; secrets masked)
-  cassata apps rotate NAME [--grace D] [--json]     new API key and JWT secret; the old ones end now, or after D
-  cassata apps rotate-secret NAME [--grace D] [--json]
-                                                    new signing secret; the old one keeps signing for D (default 24h)
-Connects to Redis like "cassata server" (CASSATA_REDIS_URL, --redis-url, --redis-cluster, --namespace, --config).`
-
-// appsFlags are the apps command's own flags. They, the common flags and
-// the positional arguments may come in any order: the arguments are sorted
-// out here before the common flags are parsed (every common flag takes a
-// value, as --flag value or --flag=value).
-type appsFlags struct {
-	json     bool
-	grace    time.Duration
-	graceSet bool
+// Command is `cassata apps` with its subcommands, writing what they show
+// to out.
+func Command(out io.Writer) *cobra.Command {
+	apps := &cobra.Command{
+		Use:   "apps",
+		Short: "Create, list and rotate applications (API keys, JWT and signing secrets)",
+		Long: `Create, list and rotate applications (API keys, JWT and signing secrets),
+straight in Redis, without a running server. Connects to Redis like
+"cassata server" (--redis-url, --redis-cluster, --namespace, --config).`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cli.Usagef("a subcommand is required: create, list, rotate or rotate-secret")
+			}
+			return cli.Usagef("unknown apps subcommand %q: want create, list, rotate or rotate-secret", args[0])
+		},
+	}
+	cfg := cli.BindConfig(apps, config.ModeApps, true)
+	sub := func(use, short string, nargs int, grace bool, run func(ctx context.Context, c *cmdCtx) error) {
+		c := &cmdCtx{out: out}
+		cmd := &cobra.Command{
+			Use: use, Short: short,
+			Args: func(cmd *cobra.Command, args []string) error {
+				if len(args) != nargs {
+					return cli.Usagef("expected %d argument(s), got %q", nargs, args)
+				}
+				return nil
+			},
+			RunE: cli.RunE(func(cmd *cobra.Command, args []string) error {
+				conf, err := cfg.Load()
+				if err != nil {
+					return err
+				}
+				c.args = args
+				if c.grace < 0 {
+					return cli.Usagef("--grace must not be negative")
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+				defer cancel()
+				rdb, err := redisstore.Dial(conf.RedisConn())
+				if err != nil {
+					return err
+				}
+				defer rdb.Close()
+				store, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: conf.Namespace, Shards: conf.Shards})
+				if err != nil {
+					return fmt.Errorf("connect to redis at %s: %w", redisstore.RedactURL(conf.RedisURL), err)
+				}
+				c.apps = tenant.NewApps(store, nil)
+				return run(ctx, c)
+			}),
+		}
+		cmd.Flags().BoolVar(&c.json, "json", false, "print JSON instead of text")
+		if grace {
+			def, what := time.Duration(0), "the old API key and JWT secret keep working for this long (0: refused at once)"
+			if use == "rotate-secret NAME" {
+				def, what = api.DefaultSecretGrace, "the old signing secret keeps signing for this long"
+			}
+			cmd.Flags().DurationVar(&c.grace, "grace", def, what)
+		}
+		apps.AddCommand(cmd)
+	}
+	sub("create NAME", "New application; prints its API key alone on the last line", 1, false, create)
+	sub("list", "Applications (never keys; secrets masked)", 0, false, list)
+	sub("rotate NAME", "New API key and JWT secret; the old ones end now, or after --grace", 1, true, rotate)
+	sub("rotate-secret NAME", "New signing secret; the old one keeps signing for --grace", 1, true, rotateSecret)
+	return apps
 }
 
-func splitAppsFlags(args []string) (f appsFlags, common, positional []string, err error) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			positional = append(positional, a)
-			continue
-		}
-		switch name {
-		case "json":
-			f.json = !hasValue || value == "true"
-		case "grace":
-			if !hasValue {
-				if i+1 >= len(args) {
-					return f, nil, nil, errors.New("--grace needs a duration, e.g. --grace 1h")
-				}
-				i++
-				value = args[i]
-			}
-			d, err := time.ParseDuration(value)
-			if err != nil || d < 0 {
-				return f, nil, nil, fmt.Errorf("--grace: not a duration: %q", value)
-			}
-			f.grace, f.graceSet = d, true
-		case "h", "help":
-			common = append(common, a)
-		default:
-			common = append(common, a)
-			if !hasValue && i+1 < len(args) {
-				i++
-				common = append(common, args[i])
-			}
-		}
-	}
-	return f, common, positional, nil
+// cmdCtx is what a subcommand works with.
+type cmdCtx struct {
+	out   io.Writer
+	apps  *tenant.Apps
+	args  []string
+	json  bool
+	grace time.Duration
 }
 
 // Run runs "cassata apps args...", writing what it shows to out.
 func Run(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(out, Usage)
-		if len(args) == 0 {
-			return errors.New("apps: a subcommand is required")
-		}
-		return nil
-	}
-	sub := args[0]
-	fl, common, pos, err := splitAppsFlags(args[1:])
-	if err != nil {
-		return err
-	}
-	cfg, extra, err := config.Load("apps", common)
-	if err != nil {
-		return err
-	}
-	pos = append(pos, extra...)
-	want := map[string]int{"create": 1, "list": 0, "rotate": 1, "rotate-secret": 1}
-	n, known := want[sub]
-	if !known {
-		return fmt.Errorf("apps: unknown subcommand %q\n%s", sub, Usage)
-	}
-	if len(pos) != n {
-		return fmt.Errorf("apps %s: expected %d argument(s), got %q\n%s", sub, n, pos, Usage)
-	}
-	if fl.graceSet && sub != "rotate" && sub != "rotate-secret" {
-		return fmt.Errorf("apps %s: --grace only applies to rotate and rotate-secret", sub)
-	}
+	cmd := Command(out)
+	cli.Setup(cmd)
+	cmd.SetArgs(args)
+	cmd.SetOut(out)
+	cmd.SetErr(io.Discard)
+	return cmd.ExecuteContext(ctx)
+}
 
-	conn := cfg.RedisConn()
-	rdb, err := redisstore.Dial(conn)
+func create(ctx context.Context, c *cmdCtx) error {
+	out, name := c.out, c.args[0]
+	app, cr, err := c.apps.Create(ctx, name)
 	if err != nil {
-		return err
+		return fmt.Errorf("apps create %s: %w", name, err)
 	}
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	store, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: conn.Store.Namespace, Shards: conn.Store.Shards})
-	if err != nil {
-		return fmt.Errorf("connect to redis at %s: %w", redisstore.RedactURL(cfg.RedisURL), err)
+	if c.json {
+		return writeJSON(out, map[string]string{"app": app.Name, "api_key": cr.APIKey,
+			"jwt_secret": cr.JWTSecret, "signing_secret": cr.SigningSecret})
 	}
-	apps := tenant.NewApps(store, nil)
+	fmt.Fprintf(out, "Application %s created. Its credentials are shown this once; store them now.\n", app.Name)
+	fmt.Fprintf(out, "Signing secret (receivers verify the webhook-signature of deliveries with it): %s\n", cr.SigningSecret)
+	fmt.Fprintf(out, "JWT secret (HS256 key, if the application sends bearer JWTs instead of its key): %s\n", cr.JWTSecret)
+	fmt.Fprintln(out, "API key (Authorization: Bearer <key>):")
+	fmt.Fprintln(out, cr.APIKey)
+	return nil
+}
 
-	switch sub {
-	case "create":
-		app, cr, err := apps.Create(ctx, pos[0])
-		if err != nil {
-			return fmt.Errorf("apps create %s: %w", pos[0], err)
-		}
-		if fl.json {
-			return writeJSON(out, map[string]string{"app": app.Name, "api_key": cr.APIKey,
-				"jwt_secret": cr.JWTSecret, "signing_secret": cr.SigningSecret})
-		}
-		fmt.Fprintf(out, "Application %s created. Its credentials are shown this once; store them now.\n", app.Name)
-		fmt.Fprintf(out, "Signing secret (receivers verify the webhook-signature of deliveries with it): %s\n", cr.SigningSecret)
-		fmt.Fprintf(out, "JWT secret (HS256 key, if the application sends bearer JWTs instead of its key): %s\n", cr.JWTSecret)
-		fmt.Fprintln(out, "API key (Authorization: Bearer <key>):")
-		fmt.Fprintln(out, cr.APIKey)
-	case "list":
-		list, err := apps.List(ctx)
-		if err != nil {
-			return fmt.Errorf("apps list: %w", err)
-		}
-		now := apps.Now()
-		if fl.json {
-			views := make([]api.AppView, 0, len(list))
-			for _, app := range list {
-				views = append(views, api.ViewApp(app, now))
-			}
-			return writeJSON(out, views)
-		}
-		tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tCREATED\tAPI KEYS\tSIGNING SECRETS")
+func list(ctx context.Context, c *cmdCtx) error {
+	out := c.out
+	list, err := c.apps.List(ctx)
+	if err != nil {
+		return fmt.Errorf("apps list: %w", err)
+	}
+	now := c.apps.Now()
+	if c.json {
+		views := make([]api.AppView, 0, len(list))
 		for _, app := range list {
-			v := api.ViewApp(app, now)
-			var keys, secrets []string
-			for _, k := range v.Keys {
-				keys = append(keys, k.Hint+until(k.ExpiresAt))
-			}
-			for _, s := range v.SigningSecrets {
-				secrets = append(secrets, s.Masked+until(s.ExpiresAt))
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Name, v.CreatedAt, strings.Join(keys, ", "), strings.Join(secrets, ", "))
+			views = append(views, api.ViewApp(app, now))
 		}
-		return tw.Flush()
-	case "rotate":
-		app, cr, err := apps.Rotate(ctx, pos[0], fl.grace)
-		if err != nil {
-			return fmt.Errorf("apps rotate %s: %w", pos[0], err)
-		}
-		if fl.json {
-			return writeJSON(out, map[string]string{"app": app.Name, "api_key": cr.APIKey, "jwt_secret": cr.JWTSecret})
-		}
-		if fl.grace == 0 {
-			fmt.Fprintf(out, "Rotated the API key and JWT secret of %s: the old ones are refused from now on.\n", app.Name)
-		} else {
-			fmt.Fprintf(out, "Rotated the API key and JWT secret of %s: the old ones keep working until %s.\n",
-				app.Name, apps.Now().Add(fl.grace).UTC().Format(time.RFC3339))
-		}
-		fmt.Fprintf(out, "JWT secret: %s\n", cr.JWTSecret)
-		fmt.Fprintln(out, "API key (shown this once):")
-		fmt.Fprintln(out, cr.APIKey)
-	case "rotate-secret":
-		grace := api.DefaultSecretGrace
-		if fl.graceSet {
-			grace = fl.grace
-		}
-		app, cr, err := apps.RotateSecret(ctx, pos[0], grace)
-		if err != nil {
-			return fmt.Errorf("apps rotate-secret %s: %w", pos[0], err)
-		}
-		if fl.json {
-			return writeJSON(out, map[string]string{"app": app.Name, "signing_secret": cr.SigningSecret})
-		}
-		if grace == 0 {
-			fmt.Fprintf(out, "Rotated the signing secret of %s: deliveries are signed with the new one only (workers pick it up within %s).\n",
-				app.Name, delivery.DefaultSecretTTL)
-		} else {
-			fmt.Fprintf(out, "Rotated the signing secret of %s: deliveries carry signatures with both secrets until %s.\n",
-				app.Name, apps.Now().Add(grace).UTC().Format(time.RFC3339))
-		}
-		fmt.Fprintln(out, "Signing secret (shown this once):")
-		fmt.Fprintln(out, cr.SigningSecret)
+		return writeJSON(out, views)
 	}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCREATED\tAPI KEYS\tSIGNING SECRETS")
+	for _, app := range list {
+		v := api.ViewApp(app, now)
+		var keys, secrets []string
+		for _, k := range v.Keys {
+			keys = append(keys, k.Hint+until(k.ExpiresAt))
+		}
+		for _, s := range v.SigningSecrets {
+			secrets = append(secrets, s.Masked+until(s.ExpiresAt))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Name, v.CreatedAt, strings.Join(keys, ", "), strings.Join(secrets, ", "))
+	}
+	return tw.Flush()
+}
+
+func rotate(ctx context.Context, c *cmdCtx) error {
+	out, name := c.out, c.args[0]
+	app, cr, err := c.apps.Rotate(ctx, name, c.grace)
+	if err != nil {
+		return fmt.Errorf("apps rotate %s: %w", name, err)
+	}
+	if c.json {
+		return writeJSON(out, map[string]string{"app": app.Name, "api_key": cr.APIKey, "jwt_secret": cr.JWTSecret})
+	}
+	if c.grace == 0 {
+		fmt.Fprintf(out, "Rotated the API key and JWT secret of %s: the old ones are refused from now on.\n", app.Name)
+	} else {
+		fmt.Fprintf(out, "Rotated the API key and JWT secret of %s: the old ones keep working until %s.\n",
+			app.Name, c.apps.Now().Add(c.grace).UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(out, "JWT secret: %s\n", cr.JWTSecret)
+	fmt.Fprintln(out, "API key (shown this once):")
+	fmt.Fprintln(out, cr.APIKey)
+	return nil
+}
+
+func rotateSecret(ctx context.Context, c *cmdCtx) error {
+	out, name, grace := c.out, c.args[0], c.grace
+	app, cr, err := c.apps.RotateSecret(ctx, name, grace)
+	if err != nil {
+		return fmt.Errorf("apps rotate-secret %s: %w", name, err)
+	}
+	if c.json {
+		return writeJSON(out, map[string]string{"app": app.Name, "signing_secret": cr.SigningSecret})
+	}
+	if grace == 0 {
+		fmt.Fprintf(out, "Rotated the signing secret of %s: deliveries are signed with the new one only (workers pick it up within %s).\n",
+			app.Name, delivery.DefaultSecretTTL)
+	} else {
+		fmt.Fprintf(out, "Rotated the signing secret of %s: deliveries carry signatures with both secrets until %s.\n",
+			app.Name, c.apps.Now().Add(grace).UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(out, "Signing secret (shown this once):")
+	fmt.Fprintln(out, cr.SigningSecret)
 	return nil
 }
 

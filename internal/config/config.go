@@ -2,7 +2,6 @@ package config
 
 import (
 	"cmp"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cassata/cassata/api"
+	"github.com/cassata/cassata/internal/logging"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/tenant"
@@ -32,6 +32,7 @@ const (
 	DefaultWorkerConcurrency = 100
 	DefaultRetention         = 24 * time.Hour
 	DefaultLogLevel          = "info"
+	DefaultLogFormat         = "json" // dev: "text"
 	DefaultCreateTables      = true
 	DefaultRateLimit         = api.DefaultRateLimit
 	DefaultJWTMaxLifetime    = tenant.DefaultJWTMaxLifetime
@@ -39,85 +40,89 @@ const (
 
 // Config is every setting of the cassata command. Precedence: flags >
 // environment > YAML file > defaults (API.md §1). Defaults(mode) is the
-// configuration before any of them applies; Load applies them and
-// Validate.
+// configuration before any of them applies; Flags.Load applies them and
+// Validate. Settings (settings.go) gives each field its flag, environment
+// variable and YAML key; a test fails for a field without one.
 type Config struct {
 	// RedisURL is a redis:// URL, or with RedisCluster comma-separated
 	// seeds. Required but in dev and migrate (dev: an embedded Redis).
-	RedisURL string `yaml:"redis_url"`
+	RedisURL string
 	// RedisCluster connects to a Redis Cluster. Defaults to false.
-	RedisCluster bool `yaml:"redis_cluster"`
+	RedisCluster bool
 	// AllowEviction starts even though Redis may evict keys. Defaults to false.
-	AllowEviction bool `yaml:"redis_allow_eviction"`
+	AllowEviction bool
 	// ArchiveDSN is the archive database. Required for worker and migrate;
 	// dev defaults to cassata-dev.db (SQLite) in the working directory.
-	ArchiveDSN string `yaml:"archive_dsn"`
+	ArchiveDSN string
 	// Listen is the HTTP address. Defaults to DefaultListen (:8085),
 	// DefaultDevListen in dev, DefaultWorkerListen for worker.
-	Listen string `yaml:"listen"`
+	Listen string
 	// BasePath prefixes the admin UI behind a reverse proxy. Defaults to "".
-	BasePath string `yaml:"base_path"`
+	BasePath string
 	// Auth is on or off: whether the JSON API requires keys. Defaults to
 	// DefaultAuth (on); dev: off.
-	Auth string `yaml:"auth"`
+	Auth string
 	// AdminToken is the admin API's bearer token. Defaults to "" (none).
-	AdminToken string `yaml:"admin_token"`
+	AdminToken string
 	// AdminPassword opens the admin UI beyond loopback. Defaults to "".
-	AdminPassword string `yaml:"admin_password"`
+	AdminPassword string
 	// RateLimit is API requests per second per application and server; 0
 	// turns it off. Defaults to DefaultRateLimit.
-	RateLimit int `yaml:"rate_limit"`
+	RateLimit int
 	// Namespace prefixes every Redis key. Defaults to DefaultNamespace.
-	Namespace string `yaml:"namespace"`
+	Namespace string
 	// Shards of a new namespace. Defaults to 0: the recorded count, or
 	// redisstore.DefaultShards (16).
-	Shards int `yaml:"shards"`
+	Shards int
 	// WorkerConcurrency is concurrent deliveries per worker. Defaults to
 	// DefaultWorkerConcurrency (100).
-	WorkerConcurrency int `yaml:"worker_concurrency"`
+	WorkerConcurrency int
 	// BlockPrivate is on or off: refuse private destinations. Defaults to
 	// DefaultBlockPrivate (on); dev: off.
-	BlockPrivate string `yaml:"block_private"`
+	BlockPrivate string
 	// AllowCIDRs are comma-separated CIDRs delivered to even though
 	// BlockPrivate blocks them. Defaults to "".
-	AllowCIDRs string `yaml:"allow_cidrs"`
+	AllowCIDRs string
 	// MaxBodyBytes is the largest event body. Defaults to 0:
 	// scheduler.DefaultMaxBodyBytes (1 MiB).
-	MaxBodyBytes int `yaml:"max_body_bytes"`
+	MaxBodyBytes int
 	// Retention is how long finished events stay in Redis. Defaults to
 	// DefaultRetention (24h).
-	Retention time.Duration `yaml:"retention"`
+	Retention time.Duration
 	// PollInterval is the longest sleep between looks for due events.
 	// Defaults to 0: the worker's (1s).
-	PollInterval time.Duration `yaml:"poll_interval"`
+	PollInterval time.Duration
 	// Visibility is a claimed event's lease. Defaults to 0: the worker's (60s).
-	Visibility time.Duration `yaml:"visibility_timeout"`
+	Visibility time.Duration
 	// HeartbeatInterval is how often a worker reports itself alive.
 	// Defaults to 0: scheduler.DefaultHeartbeatInterval (5s).
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	HeartbeatInterval time.Duration
 	// DeadAfter is the silence after which a worker's events go to others.
 	// Defaults to 0: 3 heartbeat intervals.
-	DeadAfter time.Duration `yaml:"dead_after"`
+	DeadAfter time.Duration
 	// Batch is events claimed per round trip. Defaults to 0: the worker's (100).
-	Batch int `yaml:"claim_batch"`
+	Batch int
 	// MaxAttempts is the default attempts per event. Defaults to 0: the
 	// scheduler policy's (5).
-	MaxAttempts int `yaml:"max_attempts"`
+	MaxAttempts int
 	// ShutdownTimeout is how long in-flight deliveries may finish on
 	// SIGTERM. Defaults to 0: the worker's (30s).
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error. Defaults to DefaultLogLevel.
-	LogLevel string `yaml:"log_level"`
+	LogLevel string
+	// LogFormat is json or text. Defaults to DefaultLogFormat (json); dev:
+	// text, for a person reading a terminal.
+	LogFormat string
 	// Pprof serves Go's profiler at /debug/pprof/. Defaults to false.
-	Pprof bool `yaml:"pprof"`
+	Pprof bool
 	// LogFailedRequests logs every failed delivery attempt. Defaults to false.
-	LogFailedRequests bool `yaml:"log_failed_requests"`
+	LogFailedRequests bool
 	// CreateTables creates or upgrades the archive tables at start.
 	// Defaults to DefaultCreateTables (true).
-	CreateTables bool `yaml:"create_tables"`
+	CreateTables bool
 	// JWTMaxLifetime is the longest validity of a bearer JWT. Defaults to
 	// DefaultJWTMaxLifetime (24h).
-	JWTMaxLifetime time.Duration `yaml:"jwt_max_lifetime"`
+	JWTMaxLifetime time.Duration
 
 	// allow is AllowCIDRs parsed by Validate.
 	allow []netip.Prefix
@@ -134,159 +139,20 @@ func (c *Config) LogWarnings(log *slog.Logger) {
 }
 
 // Defaults is the configuration of mode (dev, server, worker, migrate,
-// apps, import) before the YAML file, environment and flags apply.
+// apps, import, healthcheck) before the YAML file, environment and flags apply.
 func Defaults(mode string) Config {
 	c := Config{
 		Listen: DefaultListen, Auth: DefaultAuth, Namespace: DefaultNamespace, WorkerConcurrency: DefaultWorkerConcurrency,
 		RateLimit: DefaultRateLimit, BlockPrivate: DefaultBlockPrivate, Retention: DefaultRetention, LogLevel: DefaultLogLevel,
-		CreateTables: DefaultCreateTables, JWTMaxLifetime: DefaultJWTMaxLifetime,
+		LogFormat: DefaultLogFormat, CreateTables: DefaultCreateTables, JWTMaxLifetime: DefaultJWTMaxLifetime,
 	}
 	if mode == "dev" {
-		c.Listen, c.Auth, c.BlockPrivate = DefaultDevListen, "off", "off"
+		c.Listen, c.Auth, c.BlockPrivate, c.LogFormat = DefaultDevListen, "off", "off", "text"
 	}
 	if mode == "worker" {
 		c.Listen = DefaultWorkerListen
 	}
 	return c
-}
-
-// setting binds one setting to its environment variable and flag.
-type setting struct {
-	env, flag, usage string
-	set              func(string) error
-}
-
-// boolSettings are the settings whose flag is a switch: --flag alone is
-// --flag=true.
-var boolSettings = map[string]bool{"CASSATA_REDIS_CLUSTER": true, "CASSATA_REDIS_ALLOW_EVICTION": true,
-	"CASSATA_PPROF": true, "CASSATA_LOG_FAILED_REQUESTS": true}
-
-func (c *Config) settings() []setting {
-	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
-	num := func(p *int) func(string) error {
-		return func(v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return fmt.Errorf("not a number: %q", v)
-			}
-			*p = n
-			return nil
-		}
-	}
-	dur := func(p *time.Duration) func(string) error {
-		return func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("not a duration: %q", v)
-			}
-			*p = d
-			return nil
-		}
-	}
-	boolean := func(p *bool) func(string) error {
-		return func(v string) error {
-			b, ok := parseBool(v)
-			if !ok {
-				return fmt.Errorf("not a boolean (true or false): %q", v)
-			}
-			*p = b
-			return nil
-		}
-	}
-	return []setting{
-		{"CASSATA_REDIS_URL", "redis-url", "redis:// URL, or comma-separated host:port seeds with --redis-cluster", str(&c.RedisURL)},
-		{"CASSATA_REDIS_CLUSTER", "redis-cluster", "connect to a Redis Cluster (true/false)", boolean(&c.RedisCluster)},
-		{"CASSATA_REDIS_ALLOW_EVICTION", "redis-allow-eviction", "start even though Redis's maxmemory-policy is not noeviction (events may be evicted and lost)", boolean(&c.AllowEviction)},
-		{"CASSATA_ARCHIVE_DSN", "archive-dsn", "archive database DSN", str(&c.ArchiveDSN)},
-		{"CASSATA_LISTEN", "listen", "HTTP listen address", str(&c.Listen)},
-		{"CASSATA_BASE_PATH", "base-path", "path prefix of the admin UI behind a reverse proxy, e.g. /cassata", str(&c.BasePath)},
-		{"CASSATA_AUTH", "auth", "on|off: whether the JSON API requires keys", str(&c.Auth)},
-		{"CASSATA_ADMIN_TOKEN", "", "", str(&c.AdminToken)},
-		{"CASSATA_ADMIN_PASSWORD", "", "", str(&c.AdminPassword)},
-		{"CASSATA_RATE_LIMIT", "rate-limit", "API requests per second per application, per server, with CASSATA_AUTH=on (default 1000; 0: no limit)", num(&c.RateLimit)},
-		{"CASSATA_NAMESPACE", "namespace", "prefix of every Redis key", str(&c.Namespace)},
-		{"CASSATA_SHARDS", "shards", "shard count of a new namespace (default 16)", num(&c.Shards)},
-		{"CASSATA_WORKER_CONCURRENCY", "concurrency", "concurrent deliveries per worker", num(&c.WorkerConcurrency)},
-		{"CASSATA_BLOCK_PRIVATE", "block-private", "on|off: refuse private destinations", str(&c.BlockPrivate)},
-		{"CASSATA_ALLOW_CIDRS", "allow-cidrs", "comma-separated CIDRs delivered to even though CASSATA_BLOCK_PRIVATE blocks them, e.g. 10.1.0.0/16,fd00::/8", str(&c.AllowCIDRs)},
-		{"CASSATA_MAX_BODY_BYTES", "max-body-bytes", "largest event body in bytes (default 1048576)", num(&c.MaxBodyBytes)},
-		{"CASSATA_RETENTION", "retention", "how long finished events stay in Redis", dur(&c.Retention)},
-		{"CASSATA_POLL_INTERVAL", "poll-interval", "longest sleep between looks for due events (default 1s)", dur(&c.PollInterval)},
-		{"CASSATA_VISIBILITY_TIMEOUT", "visibility-timeout", "lease of a claimed event (default 60s)", dur(&c.Visibility)},
-		{"CASSATA_HEARTBEAT_INTERVAL", "heartbeat-interval", "how often a worker reports itself alive (default 5s)", dur(&c.HeartbeatInterval)},
-		{"CASSATA_DEAD_AFTER", "dead-after", "silence after which a worker's events are given back to others (default 3 heartbeat intervals)", dur(&c.DeadAfter)},
-		{"CASSATA_CLAIM_BATCH", "claim-batch", "events claimed per round trip (default 100)", num(&c.Batch)},
-		{"CASSATA_MAX_ATTEMPTS", "max-attempts", "default attempts per event (default 5)", num(&c.MaxAttempts)},
-		{"CASSATA_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight deliveries may finish on SIGTERM (default 30s)", dur(&c.ShutdownTimeout)},
-		{"CASSATA_LOG_LEVEL", "log-level", "debug|info|warn|error", str(&c.LogLevel)},
-		{"CASSATA_PPROF", "pprof", "serve Go's profiler at /debug/pprof/ on the HTTP listener (true/false; for diagnosis only, never on an exposed listener)", boolean(&c.Pprof)},
-		{"CASSATA_LOG_FAILED_REQUESTS", "log-failed-requests", "log every failed delivery attempt as one line (YAML logFailedRequests)", boolean(&c.LogFailedRequests)},
-		{"CASSATA_JWT_MAX_LIFETIME", "jwt-max-lifetime", "longest validity of a bearer JWT, exp - iat (default 24h)", dur(&c.JWTMaxLifetime)},
-	}
-}
-
-// flagValue holds a flag's text until load applies it through its setting.
-type flagValue struct {
-	text   string
-	isBool bool
-}
-
-func (f *flagValue) String() string     { return f.text }
-func (f *flagValue) Set(v string) error { f.text = v; return nil }
-func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
-
-// Load builds the configuration for a mode from args, the environment and
-// the YAML file.
-func Load(mode string, args []string) (Config, []string, error) {
-	c := Defaults(mode)
-	fs := flag.NewFlagSet("cassata "+mode, flag.ContinueOnError)
-	configPath := fs.String("config", os.Getenv("CASSATA_CONFIG"), "YAML configuration file (CASSATA_CONFIG)")
-	flagVals := map[string]*flagValue{}
-	settings := c.settings()
-	for _, s := range settings {
-		if s.flag != "" {
-			flagVals[s.flag] = &flagValue{isBool: boolSettings[s.env]}
-			fs.Var(flagVals[s.flag], s.flag, s.usage+" ("+s.env+")")
-		}
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, nil, err
-	}
-	switch mode {
-	case "dev", "server", "worker", "migrate":
-		// A stray word (--redis-cluster true) must not pass unnoticed.
-		if fs.NArg() > 0 {
-			return c, nil, fmt.Errorf("cassata %s: unexpected argument %q (flags are --name=value)", mode, fs.Arg(0))
-		}
-	}
-	if *configPath != "" {
-		if _, err := ReadFile(&c, *configPath, mode); err != nil {
-			return c, nil, err
-		}
-	}
-	// Re-bind: ReadFile may have replaced fields, settings point into c.
-	settings = c.settings()
-	for _, s := range settings {
-		if v, ok := os.LookupEnv(s.env); ok && v != "" {
-			if err := s.set(v); err != nil {
-				return c, nil, fmt.Errorf("%s: %w", s.env, err)
-			}
-		}
-	}
-	var ferr error
-	fs.Visit(func(f *flag.Flag) {
-		for _, s := range settings {
-			if s.flag == f.Name && ferr == nil {
-				if err := s.set(flagVals[f.Name].text); err != nil {
-					ferr = fmt.Errorf("--%s: %w", f.Name, err)
-				}
-			}
-		}
-	})
-	if ferr != nil {
-		return c, nil, ferr
-	}
-	return c, fs.Args(), c.Validate(mode)
 }
 
 // maxBodyBytesLimit bounds CASSATA_MAX_BODY_BYTES: every pending body lives
@@ -320,6 +186,14 @@ func (c *Config) Validate(mode string) error {
 	if err := onOff("CASSATA_BLOCK_PRIVATE", c.BlockPrivate); err != nil {
 		return err
 	}
+	c.LogFormat = strings.ToLower(c.LogFormat)
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return fmt.Errorf("CASSATA_LOG_FORMAT must be json or text, not %q", c.LogFormat)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("CASSATA_LOG_LEVEL must be debug, info, warn or error, not %q", c.LogLevel)
+	}
 	allow, err := delivery.ParseAllowList(c.AllowCIDRs)
 	if err != nil {
 		return fmt.Errorf("CASSATA_ALLOW_CIDRS: %w", err)
@@ -328,7 +202,7 @@ func (c *Config) Validate(mode string) error {
 	if c.MaxBodyBytes < 0 || c.MaxBodyBytes > maxBodyBytesLimit {
 		return fmt.Errorf("CASSATA_MAX_BODY_BYTES must be between 1 and %d (0: the default, %d)", maxBodyBytesLimit, scheduler.DefaultMaxBodyBytes)
 	}
-	if mode != "dev" && mode != "migrate" && c.RedisURL == "" {
+	if mode != "dev" && mode != "migrate" && mode != ModeHealthcheck && c.RedisURL == "" {
 		return fmt.Errorf("CASSATA_REDIS_URL (or --redis-url) is required for %s", mode)
 	}
 	if c.RateLimit < 0 {
@@ -410,25 +284,21 @@ func (c *Config) RedisConn() redisstore.ConnConfig {
 	}}
 }
 
-// NewLogger is the process's logger: JSON lines on stderr at LogLevel
-// (info when it is not a level).
+// NewLogger is the process's logger: LogFormat (JSON lines, or text) on
+// stderr at LogLevel (info when it is not a level), durations as strings.
 func (c *Config) NewLogger() *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return logging.New(os.Stderr, c.LogFormat, l)
 }
 
-// SwitchFlags are the flags of settings that take no value (--pprof alone
-// is --pprof=true), for commands that sort their own flags from these.
-func SwitchFlags() map[string]bool {
-	var c Config
-	m := map[string]bool{}
-	for _, s := range c.settings() {
-		if s.flag != "" && boolSettings[s.env] {
-			m[s.flag] = true
-		}
-	}
-	return m
+// SetupLogging makes NewLogger's logger the process's: slog's default and
+// go-redis's (whose plain-text lines would break the JSON log).
+func (c *Config) SetupLogging() *slog.Logger {
+	log := c.NewLogger()
+	slog.SetDefault(log)
+	logging.RouteRedis(log)
+	return log
 }

@@ -8,16 +8,15 @@ import (
 	"io"
 	"net"
 	"os"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // The YAML configuration file (--config / CASSATA_CONFIG, API.md §1). It
-// holds Cassata's own keys (the yaml tags of config) and the original
+// holds Cassata's own keys (Settings' YAML keys) and the original
 // Cassata's names, at the top level or nested as in the original's
 // Dropwizard files, so an original service or worker config file starts
 // Cassata unchanged:
@@ -155,10 +154,9 @@ func (f *fileReader) read(data []byte) error {
 	if root.Kind != yaml.MappingNode {
 		return fmt.Errorf("line %d: want a mapping of settings (key: value)", root.Line)
 	}
-	fields := nativeFields()
 	err := eachKey(root, "", func(key, path string, v *yaml.Node) error {
-		if idx, ok := fields[key]; ok {
-			return f.native(key, path, v, idx)
+		if s, ok := settingByYAML(key); ok {
+			return f.native(key, path, v, s)
 		}
 		if set, ok := originalKeys[key]; ok {
 			return set(f, path, v)
@@ -218,15 +216,14 @@ func (f *fileReader) claim(setting, path string) error {
 }
 
 // native sets one of Cassata's own keys.
-func (f *fileReader) native(key, path string, v *yaml.Node, idx []int) error {
+func (f *fileReader) native(key, path string, v *yaml.Node, s Setting) error {
 	if isNull(v) {
 		return nil
 	}
 	if err := f.claim(key, path); err != nil {
 		return err
 	}
-	field := reflect.ValueOf(f.c).Elem().FieldByIndex(idx)
-	switch p := field.Addr().Interface().(type) {
+	switch p := s.field(f.c).(type) {
 	case *string:
 		s, err := scalarString(path, v)
 		if err != nil {
@@ -252,21 +249,9 @@ func (f *fileReader) native(key, path string, v *yaml.Node, idx []int) error {
 		}
 		*p = d
 	default:
-		return fmt.Errorf("%s: no YAML reading for %s", path, field.Type())
+		return fmt.Errorf("%s: no YAML reading for %T", path, p)
 	}
 	return nil
-}
-
-// nativeFields maps config's yaml tags to their fields.
-func nativeFields() map[string][]int {
-	out := map[string][]int{}
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
-			out[name] = t.Field(i).Index
-		}
-	}
-	return out
 }
 
 // originalKeys are the original Cassata's settings, by name: each applies
@@ -424,10 +409,11 @@ func (f *fileReader) server(path string, v *yaml.Node) error {
 }
 
 // applyPort sets the listen address from the original's port settings, for
-// the server (and dev): the original's port is its service's; a worker keeps
-// its own (:8086). Cassata's listen key wins; then the top-level port, the
-// Dropwizard connector's (what the original service really bound), and the
-// service section's. In dev a port alone means loopback (config.validate).
+// the server, dev and healthcheck (which probes the server): the original's
+// port is its service's; a worker keeps its own (:8086). Cassata's listen
+// key wins; then the top-level port, the Dropwizard connector's (what the
+// original service really bound), and the service section's. In dev a
+// port alone means loopback (config.validate).
 func (f *fileReader) applyPort() {
 	var ports []*portAt
 	for _, p := range []*portAt{f.topPort, f.connectorPort, f.servicePort} {
@@ -435,7 +421,7 @@ func (f *fileReader) applyPort() {
 			ports = append(ports, p)
 		}
 	}
-	if len(ports) == 0 || (f.mode != "server" && f.mode != "dev") {
+	if len(ports) == 0 || (f.mode != ModeServer && f.mode != ModeDev && f.mode != ModeHealthcheck) {
 		return
 	}
 	use := ports[0]

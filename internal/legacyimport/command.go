@@ -12,13 +12,14 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
 
+	"github.com/cassata/cassata/internal/cli"
 	"github.com/cassata/cassata/internal/config"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/store/archive"
@@ -26,15 +27,15 @@ import (
 	"github.com/cassata/cassata/store/redisstore"
 )
 
-// Usage is the command's help text.
-const Usage = `usage:
-  cassata import --from mysql://user:pass@host:3306/db [--dry-run] [--page-size N] [flags]
-  cassata import --config <original config file>      [--dry-run] [--page-size N] [flags]
-
-Moves an original Cassata database (_saas_events, _saas_eventlog) into this
+// Long is the command's help text.
+const Long = `Moves an original Cassata database (_saas_events, _saas_eventlog) into this
 Cassata: PENDING and PROCESSING rows become live events due at their expiry,
 finished rows go to the archive with their event logs as history. The source
 is only read. Idempotent and resumable: run it again after an interruption.
+
+  cassata import --from mysql://user:pass@host:3306/db [--dry-run] [--page-size N] [flags]
+  cassata import --config <original config file>      [--dry-run] [--page-size N] [flags]
+
 --from also takes the original's jdbc:mysql://host:port/db?user=..&password=..
 --config reads the source from the file's database section (url, user,
 password); the file configures the destination too, as for "cassata server".
@@ -47,107 +48,63 @@ an error (run again to resume); 2 bad usage.`
 
 // Exit statuses of cassata import.
 const (
-	ExitOK      = 0
-	ExitError   = 1
-	ExitUsage   = 2
+	ExitOK      = cli.ExitOK
+	ExitError   = cli.ExitError
+	ExitUsage   = cli.ExitUsage
 	ExitInvalid = 3
 )
 
 // importFlags are the import command's own flags; the others are the
-// common ones (load).
+// configuration's.
 type importFlags struct {
 	from       string
 	dryRun     bool
 	pageSize   int
 	configPath string
-	help       bool
 }
 
-// splitImportFlags sorts the import's own flags from the common ones (as
-// --flag value or --flag=value; a switch alone is true).
-func splitImportFlags(args []string) (f importFlags, common []string, err error) {
-	f.configPath = os.Getenv("CASSATA_CONFIG")
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			return f, nil, fmt.Errorf("import takes no arguments, got %q", a)
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		takeValue := func() (string, error) {
-			if hasValue {
-				return value, nil
-			}
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("--%s needs a value", name)
-			}
-			i++
-			return args[i], nil
-		}
-		switch name {
-		case "h", "help":
-			f.help = true
-		case "dry-run":
-			b, err := strconv.ParseBool(value)
-			if hasValue && err != nil {
-				return f, nil, fmt.Errorf("--dry-run: not a boolean: %q", value)
-			}
-			f.dryRun = !hasValue || b
-		case "from":
-			if f.from, err = takeValue(); err != nil {
-				return f, nil, err
-			}
-		case "page-size":
-			v, err := takeValue()
-			if err != nil {
-				return f, nil, err
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 5000 {
-				return f, nil, fmt.Errorf("--page-size: want a number from 1 to 5000, not %q", v)
-			}
-			f.pageSize = n
-		case "config":
-			if f.configPath, err = takeValue(); err != nil {
-				return f, nil, err
-			}
-			common = append(common, "--config="+f.configPath)
-		default:
-			if config.SwitchFlags()[name] && !hasValue {
-				common = append(common, "--"+name) // a switch: --flag alone is true
-				continue
-			}
-			v, err := takeValue()
-			if err != nil {
-				return f, nil, err
-			}
-			common = append(common, "--"+name+"="+v)
-		}
+// Command is `cassata import`. The report (invalid rows, the summary)
+// goes to stdout; logs and, when stderr is a terminal, a progress line go
+// to stderr. Its error carries the exit status (cli.StatusError).
+func Command(stdout io.Writer, stderr *os.File) *cobra.Command {
+	var fl importFlags
+	cmd := &cobra.Command{
+		Use:   "import",
+		Short: "Move an original Cassata's MySQL database over (--from DSN or --config FILE)",
+		Long:  Long,
+		Args:  cobra.NoArgs,
 	}
-	return f, common, nil
+	cmd.Flags().StringVar(&fl.from, "from", "", "the original's database: mysql://user:pass@host:3306/db or jdbc:mysql://...")
+	cmd.Flags().BoolVar(&fl.dryRun, "dry-run", false, "count what the import would do; write nothing")
+	cmd.Flags().IntVar(&fl.pageSize, "page-size", legacy.DefaultPageSize, "source rows read per page (1 to 5000)")
+	cfgFlags := cli.BindConfig(cmd, config.ModeImport, false)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if fl.pageSize < 1 || fl.pageSize > 5000 {
+			return cli.Usagef("--page-size: want a number from 1 to 5000, not %d", fl.pageSize)
+		}
+		fl.configPath = cfgFlags.ConfigPath()
+		cfg, err := cfgFlags.Load()
+		if err != nil {
+			return cli.Usage(err)
+		}
+		return cli.Exit(run(cmd.Context(), cfg, fl, stdout, stderr))
+	}
+	return cmd
 }
 
-// Run runs "cassata import ..." and returns its exit status. The
-// report (invalid rows, the summary) goes to stdout; logs and, when stderr
-// is a terminal, a progress line go to stderr.
+// Run runs "cassata import args..." and returns its exit status.
 func Run(ctx context.Context, args []string, stdout io.Writer, stderr *os.File) int {
-	fl, common, err := splitImportFlags(args)
-	if fl.help {
-		fmt.Fprintln(stdout, Usage)
-		return ExitOK
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "cassata import: %v\n\n%s\n", err, Usage)
-		return ExitUsage
-	}
-	cfg, _, err := config.Load("import", common)
-	if err != nil {
-		fmt.Fprintf(stderr, "cassata import: %v\n", err)
-		return ExitUsage
-	}
-	log := cfg.NewLogger()
+	cmd := Command(stdout, stderr)
+	cli.Setup(cmd)
+	cmd.SetOut(stdout)
+	return cli.Execute(ctx, cmd, args, stderr)
+}
+
+func run(ctx context.Context, cfg config.Config, fl importFlags, stdout io.Writer, stderr *os.File) int {
+	log := cfg.SetupLogging()
 	srcDSN, err := importSource(fl, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "cassata import: %v\n\n%s\n", err, Usage)
+		fmt.Fprintf(stderr, "cassata import: %v (see cassata import --help)\n", err)
 		return ExitUsage
 	}
 	if cfg.ArchiveDSN == "" {

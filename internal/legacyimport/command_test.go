@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,34 +157,43 @@ func TestImportCommand(t *testing.T) {
 	})
 }
 
-func TestSplitImportFlags(t *testing.T) {
-	t.Setenv("CASSATA_CONFIG", "/etc/cassata.yml")
+// TestImportFlags: the import's own flags and the configuration's, in any
+// order; a switch alone is true; a bad value or an argument is a usage error.
+func TestImportFlags(t *testing.T) {
 	tests := []struct {
-		args   []string
-		want   importFlags
-		common []string
-		err    bool
+		args []string
+		want string // from dry-run page-size redis-url redis-cluster config
+		err  bool
 	}{
-		{[]string{"--from", "mysql://h/db", "--dry-run"}, importFlags{from: "mysql://h/db", dryRun: true, configPath: "/etc/cassata.yml"}, nil, false},
-		{[]string{"--from=mysql://h/db", "--dry-run=false", "--page-size", "50"}, importFlags{from: "mysql://h/db", pageSize: 50, configPath: "/etc/cassata.yml"}, nil, false},
-		{[]string{"--config", "orig.yml", "--redis-url", "redis://r:6379"}, importFlags{configPath: "orig.yml"},
-			[]string{"--config=orig.yml", "--redis-url=redis://r:6379"}, false},
-		{[]string{"--redis-cluster", "--from", "mysql://h/db"}, importFlags{from: "mysql://h/db", configPath: "/etc/cassata.yml"},
-			[]string{"--redis-cluster"}, false},
-		{[]string{"-h"}, importFlags{help: true, configPath: "/etc/cassata.yml"}, nil, false},
-		{[]string{"--from"}, importFlags{}, nil, true},
-		{[]string{"--page-size", "x"}, importFlags{}, nil, true},
-		{[]string{"--dry-run=maybe"}, importFlags{}, nil, true},
-		{[]string{"positional"}, importFlags{}, nil, true},
+		{[]string{"--from", "mysql://h/db", "--dry-run"}, "mysql://h/db true 500  false ", false},
+		{[]string{"--from=mysql://h/db", "--dry-run=false", "--page-size", "50"}, "mysql://h/db false 50  false ", false},
+		{[]string{"--config", "orig.yml", "--redis-url", "redis://r:6379"}, " false 500 redis://r:6379 false orig.yml", false},
+		{[]string{"--redis-cluster", "--from", "mysql://h/db"}, "mysql://h/db false 500  true ", false},
+		{[]string{"--from"}, "", true},
+		{[]string{"--page-size", "x"}, "", true},
+		{[]string{"--dry-run=maybe"}, "", true},
+		{[]string{"--bogus"}, "", true},
 	}
 	for _, tc := range tests {
-		got, common, err := splitImportFlags(tc.args)
+		cmd := Command(io.Discard, os.Stderr)
+		err := cmd.ParseFlags(tc.args)
 		if (err != nil) != tc.err {
 			t.Errorf("%q: err = %v", tc.args, err)
 			continue
 		}
-		if err == nil && (got != tc.want || strings.Join(common, " ") != strings.Join(tc.common, " ")) {
-			t.Errorf("%q: %+v %q, want %+v %q", tc.args, got, common, tc.want, tc.common)
+		if err != nil {
+			continue
 		}
+		fs := cmd.Flags()
+		var got []string
+		for _, name := range []string{"from", "dry-run", "page-size", "redis-url", "redis-cluster", "config"} {
+			got = append(got, fs.Lookup(name).Value.String())
+		}
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("%q: %q, want %q", tc.args, g, tc.want)
+		}
+	}
+	if code := Run(context.Background(), []string{"positional"}, io.Discard, os.Stderr); code != ExitUsage {
+		t.Errorf("an argument: exit %d, want %d", code, ExitUsage)
 	}
 }

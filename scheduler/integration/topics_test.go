@@ -217,11 +217,12 @@ func startDev(t *testing.T) *cassataProcess {
 		}
 	}
 	dir := t.TempDir()
+	// dev logs text by default; the tests read the JSON lines.
 	p := &cassataProcess{mode: "dev", Proc: testproc.StartT(t, testproc.Config{
 		Name:          "dev process",
 		Path:          bin,
 		Args:          []string{"dev", "--listen", "127.0.0.1:0"},
-		Env:           append(env, "CASSATA_LOG_LEVEL=info", "CASSATA_ARCHIVE_DSN=sqlite://"+filepath.Join(dir, "dev.db")),
+		Env:           append(env, "CASSATA_LOG_LEVEL=info", "CASSATA_LOG_FORMAT=json", "CASSATA_ARCHIVE_DSN=sqlite://"+filepath.Join(dir, "dev.db")),
 		Dir:           dir,
 		KillOnCleanup: true,
 	})}
