@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -84,6 +85,10 @@ func (h *archiveHealth) check(ctx context.Context) (up bool, since time.Time) {
 	}
 	return h.up, h.since
 }
+
+// errArchiveDown is a worker's failing "archive" readiness check; the
+// error itself is in the log and in /readyz "archive".
+var errArchiveDown = errors.New("archive unavailable")
 
 // readyz is the "archive" of /readyz.
 func (h *archiveHealth) readyz(ctx context.Context) api.ArchiveState {

@@ -42,16 +42,23 @@ type httpDeps struct {
 // newHandler is the HTTP handler of mode: a worker serves health and
 // metrics only; server and dev serve the JSON API and the admin UI too.
 //
-// Readiness is Redis alone, for every mode: a server creates, reads and
-// cancels live events with Redis only, and a worker delivers while what
-// finishes waits in the outbox for the archive. Taking either out of a load
-// balancer or restarting it for an archive outage would only add an
-// outage; the archive's state is reported beside the checks instead
-// (/readyz "archive", cassata_archive_up, the dashboard), and its lag by
-// cassata_archive_lag_seconds.
+// Readiness: a server's is Redis alone (issue 16): it creates, reads and
+// cancels live events with Redis only, so taking it out of a load balancer
+// for an archive outage would only add an outage; the archive's state is
+// reported beside the checks (/readyz "archive", cassata_archive_up, the
+// dashboard) and its lag by cassata_archive_lag_seconds. A worker's and
+// dev's are Redis and the archive (API.md §2): archiving is a worker's duty,
+// and no traffic is routed to it by readiness; it keeps delivering
+// meanwhile, finished events waiting in the outbox.
 func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error) {
 	ready := func(ctx context.Context) map[string]error {
-		return map[string]error{"redis": d.store.Ping(ctx)}
+		checks := map[string]error{"redis": d.store.Ping(ctx)}
+		if mode != ModeServer && d.archHealth != nil && d.archHealth.arch != nil {
+			if up, _ := d.archHealth.check(ctx); !up {
+				checks["archive"] = errArchiveDown
+			}
+		}
+		return checks
 	}
 	details := func(ctx context.Context) map[string]any {
 		return map[string]any{"archive_outbox": archiveLag(ctx, d.store)}
