@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -75,17 +76,21 @@ func flowsLegend(o options) string {
 	if conc == 0 {
 		conc = config.DefaultWorkerConcurrency
 	}
+	poolNote := ""
+	if pool := o.workers * conc; pool < o.flowKeys*o.flowParallelism {
+		poolNote = fmt.Sprintf("; all keys together allow %s in flight, more than the workers' %d × %d slots",
+			formatInt(float64(o.flowKeys*o.flowParallelism)), o.workers, conc)
+	}
 	s := fmt.Sprintf("flows steady: the steady workload (%s events over %s, %s/s) twice in one deployment, "+
 		"without flow keys and round-robin over %d keys (parallelism %d each, no rate; set by PUT /v1/flows "+
 		"before the run), order alternating between runs; throughput = deliveries / (last arrival − first due); "+
 		"CPU = user + system (/proc) from the first due time to the last delivery + %s, per delivery. "+
 		"Not throttling: each key gets %s events/s, due %s apart, and reaches its parallelism only if each "+
-		"permit is held over %s (the sink answers at once; the workers' pool, %d × %d, is the tighter bound "+
-		"and is the same in both runs), so the keys/none ratio is flow control's overhead",
+		"permit is held over %s (the sink answers at once)%s, so the keys/none ratio is flow control's overhead",
 		formatInt(float64(o.steady)), o.steadySpan, formatInt(perSec), o.flowKeys, o.flowParallelism, dupGrace,
 		strconv.FormatFloat(perSec/float64(o.flowKeys), 'g', 4, 64),
 		(time.Duration(o.flowKeys) * o.steadySpan / time.Duration(o.steady)).Round(time.Microsecond),
-		flowsBindHold(o).Round(time.Microsecond), o.workers, conc)
+		flowsBindHold(o).Round(time.Microsecond), poolNote)
 	if flowsBindHold(o) < flowsBindWarn {
 		s += fmt.Sprintf(" — WARNING: under %s, the limits may bind at this rate: raise --flow-keys or "+
 			"--flow-parallelism, or lower --steady", flowsBindWarn)
@@ -168,6 +173,10 @@ func flowsOrder(run int, none, keyed *flowPhase) []*flowPhase {
 // flowRow turns a run's arrivals into its report row.
 func flowRow(p *flowPhase, arrivals []arrival, deadline time.Duration) row {
 	st := analyzeArrivals(p.app, p.due, arrivals, deadline)
+	if slog.Default().Enabled(context.Background(), slog.LevelDebug) {
+		slog.Debug("lateness by second of the run (p50/max ms)", "run", p.name,
+			"seconds", latenessBySecond(p.due, arrivals, p.firstDue))
+	}
 	r := deliveryRow(p.name, st, p.errors)
 	if span := st.LastArrival.Sub(p.firstDue); st.Delivered > 0 && span > 0 {
 		r.DeliveriesPerSec = some(float64(st.Delivered) / span.Seconds())
@@ -349,4 +358,31 @@ func flowsRatioLine(o options, runs [][]row) string {
 		head += " (ratio of the medians)"
 	}
 	return head + ": " + strings.Join(parts, "; ") + " (target: late p99 ≤ 1.10)"
+}
+
+// latenessBySecond sums up the first arrivals of due's events by the second
+// of the run (from first) they were due in: "p50/max" in ms, for -v, to
+// tell a queue that builds up from a slow start.
+func latenessBySecond(due map[string]time.Time, arrivals []arrival, first time.Time) string {
+	seen := map[string]bool{}
+	var buckets [][]time.Duration
+	for _, a := range arrivals {
+		k := a.key()
+		d, ok := due[k]
+		if !ok || seen[k] {
+			continue
+		}
+		seen[k] = true
+		i := max(0, int(d.Sub(first)/time.Second))
+		for len(buckets) <= i {
+			buckets = append(buckets, nil)
+		}
+		buckets[i] = append(buckets[i], a.At.Sub(d))
+	}
+	parts := make([]string, len(buckets))
+	for i, b := range buckets {
+		slices.Sort(b)
+		parts[i] = fmt.Sprintf("%.0f/%.0f", ms(percentile(b, 50)), ms(percentile(b, 100)))
+	}
+	return strings.Join(parts, " ")
 }

@@ -20,7 +20,7 @@ func TestFlowsBindHold(t *testing.T) {
 	}
 	legend := flowsLegend(o)
 	for _, want := range []string{"100 keys (parallelism 10 each, no rate", "10 events/s, due 100ms apart",
-		"held over 1s", "1 × 100"} {
+		"held over 1s", "allow 1,000 in flight, more than the workers' 1 × 100 slots"} {
 		if !strings.Contains(legend, want) {
 			t.Errorf("legend lacks %q:\n%s", want, legend)
 		}

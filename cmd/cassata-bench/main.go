@@ -186,14 +186,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // bench holds what lives for the whole run: the binary, Redis, MariaDB
 // (--archive mysql) and the sink.
 type bench struct {
-	opts  options
-	tmp   string
-	bin   string
-	redis *redisServer
-	mysql *mysqlServer // nil unless --archive mysql
-	sink  *sink
-	nsSeq int
-	runNo int // the run under way, from 1 (--runs)
+	opts     options
+	tmp      string
+	bin      string
+	redis    *redisServer
+	mysql    *mysqlServer // nil unless --archive mysql
+	sink     *sink
+	nsSeq    int
+	runNo    int // the run under way, from 1 (--runs)
+	calibSeq int // calibrations so far (calibrate)
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

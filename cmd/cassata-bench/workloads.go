@@ -274,11 +274,15 @@ func (b *bench) leadTime(ctx context.Context, d *deployment, n int) (time.Durati
 }
 
 // calibrate creates calibrationEvents events far in the future (they stay
-// as a tiny backlog) and returns how that went, for the lead time.
+// as a tiny backlog) and returns how that went, for the lead time. Each
+// call has ids of its own, so a workload may calibrate twice in one
+// deployment.
 func (b *bench) calibrate(ctx context.Context, d *deployment) (createResult, error) {
 	at := time.Now().Add(backlogFuture)
+	b.calibSeq++
+	prefix := "c" + strconv.Itoa(b.calibSeq) + "-"
 	res, err := d.api.createAll(ctx, calibrationEvents, createConc, func(i int) event {
-		return newEvent(appCalib, "c"+strconv.Itoa(i), b.sink.URL(), at)
+		return newEvent(appCalib, prefix+strconv.Itoa(i), b.sink.URL(), at)
 	})
 	if err != nil {
 		return res, fmt.Errorf("calibrate: %w", err)
