@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cassata/cassata/internal/config"
 )
 
@@ -52,6 +54,10 @@ const (
 	// flowsBindWarn: when a key's permits would have to be held for less
 	// than this to bind, the workload may measure throttling, not overhead.
 	flowsBindWarn = 100 * time.Millisecond
+
+	// flowSampleEvery is how often the bench reads the flow keys' held
+	// queues and permits from Redis (one pipeline of ZCARDs) during a run.
+	flowSampleEvery = 100 * time.Millisecond
 )
 
 // flowsKeysRow names the run with flow keys.
@@ -84,10 +90,11 @@ func flowsLegend(o options) string {
 	s := fmt.Sprintf("flows steady: the steady workload (%s events over %s, %s/s) twice in one deployment, "+
 		"without flow keys and round-robin over %d keys (parallelism %d each, no rate; set by PUT /v1/flows "+
 		"before the run), order alternating between runs; throughput = deliveries / (last arrival − first due); "+
-		"CPU = user + system (/proc) from the first due time to the last delivery + %s, per delivery. "+
+		"CPU = user + system (/proc) from the first due time to the last delivery + %s, per delivery; "+
+		"held max = most events the keys held back, permits max = most permits one key had out (Redis read every %s). "+
 		"Not throttling: each key gets %s events/s, due %s apart, and reaches its parallelism only if each "+
 		"permit is held over %s (the sink answers at once)%s, so the keys/none ratio is flow control's overhead",
-		formatInt(float64(o.steady)), o.steadySpan, formatInt(perSec), o.flowKeys, o.flowParallelism, dupGrace,
+		formatInt(float64(o.steady)), o.steadySpan, formatInt(perSec), o.flowKeys, o.flowParallelism, dupGrace, flowSampleEvery,
 		strconv.FormatFloat(perSec/float64(o.flowKeys), 'g', 4, 64),
 		(time.Duration(o.flowKeys) * o.steadySpan / time.Duration(o.steady)).Round(time.Microsecond),
 		flowsBindHold(o).Round(time.Microsecond), poolNote)
@@ -109,6 +116,14 @@ type flowPhase struct {
 	errors   int // creates refused, flow keys not set or not deleted
 	cpu      cpuPerDelivery
 	cpuSpent struct{ worker, redis time.Duration } // over the measured window
+	held     flowSample                            // the most seen in one sample
+}
+
+// flowSample is what one look at the flow keys' state found.
+type flowSample struct {
+	Held    int // events held back, over every key
+	Permits int // permits out, of the key with the most
+	ok      bool
 }
 
 // runFlowsSteady runs the steady workload without and with flow keys in
@@ -181,6 +196,10 @@ func flowRow(p *flowPhase, arrivals []arrival, deadline time.Duration) row {
 	if span := st.LastArrival.Sub(p.firstDue); st.Delivered > 0 && span > 0 {
 		r.DeliveriesPerSec = some(float64(st.Delivered) / span.Seconds())
 	}
+	if p.held.ok {
+		r.FlowHeldMax = some(float64(p.held.Held))
+		r.FlowPermitsMax = some(float64(p.held.Permits))
+	}
 	if p.cpu.ok && st.Delivered > 0 {
 		r.WorkerCPU = some(float64(p.cpuSpent.worker.Microseconds()) / float64(st.Delivered))
 		r.RedisCPU = some(float64(p.cpuSpent.redis.Microseconds()) / float64(st.Delivered))
@@ -234,6 +253,11 @@ func (b *bench) flowSteadyPhase(ctx context.Context, d *deployment, p *flowPhase
 	timer := time.AfterFunc(time.Until(first), func() { sampled <- read() })
 	defer timer.Stop()
 	stopProfile := b.profileFrom(ctx, d, profileName.Replace(p.name), first, b.opts.steadySpan)
+	// Both runs sample the keyed run's keys (absent in the other run), so
+	// the sampling costs them the same.
+	sctx, stopSampling := context.WithCancel(ctx)
+	samples := make(chan flowSample, 1)
+	go func() { samples <- b.sampleFlows(sctx, d.ns, appFlowsKeys, b.opts.flowKeys, first) }()
 
 	due, res, err := b.createDueKeyed(ctx, d, p.app, n, dueAt, flowKey)
 	if err == nil {
@@ -243,6 +267,8 @@ func (b *bench) flowSteadyPhase(ctx context.Context, d *deployment, p *flowPhase
 		err = sleep(ctx, dupGrace)
 	}
 	stopProfile()
+	stopSampling()
+	p.held = <-samples
 	if err != nil {
 		return err
 	}
@@ -263,6 +289,51 @@ func (b *bench) flowSteadyPhase(ctx context.Context, d *deployment, p *flowPhase
 	return nil
 }
 
+// flowKey is the Redis key of a flow key's record, as store/redisstore
+// lays it out (keys.go): <ns>:{<ns>:fl:<app>:<key>}, its permits ":run"
+// and its held events ":q".
+func flowRedisKey(ns, app, key string) string { return ns + ":{" + ns + ":fl:" + app + ":" + key + "}" }
+
+// sampleFlows reads, every flowSampleEvery from from until ctx ends, how
+// many events the keys flow keys of app hold back and how many permits
+// each has out, and returns the most seen in one sample (ok false when
+// Redis could not be read).
+func (b *bench) sampleFlows(ctx context.Context, ns, app string, keys int, from time.Time) flowSample {
+	if sleep(ctx, time.Until(from)) != nil {
+		return flowSample{}
+	}
+	var most flowSample
+	tick := time.NewTicker(flowSampleEvery)
+	defer tick.Stop()
+	for {
+		pipe := b.redis.client.Pipeline()
+		held := make([]*redis.IntCmd, keys)
+		run := make([]*redis.IntCmd, keys)
+		for i := range keys {
+			fk := flowRedisKey(ns, app, flowKeyName(i))
+			held[i] = pipe.ZCard(ctx, fk+":q")
+			run[i] = pipe.ZCard(ctx, fk+":run")
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			if ctx.Err() == nil {
+				slog.Warn("reading the flow keys failed", "err", err)
+			}
+			return most
+		}
+		cur := flowSample{ok: true}
+		for i := range keys {
+			cur.Held += int(held[i].Val())
+			cur.Permits = max(cur.Permits, int(run[i].Val()))
+		}
+		most = flowSample{Held: max(most.Held, cur.Held), Permits: max(most.Permits, cur.Permits), ok: true}
+		select {
+		case <-ctx.Done():
+			return most
+		case <-tick.C:
+		}
+	}
+}
+
 // setFlows gives keys flow keys of app the parallelism par and no rate. It
 // returns how many the server refused.
 func (b *bench) setFlows(ctx context.Context, d *deployment, app string, keys, par int) (int, error) {
@@ -273,6 +344,10 @@ func (b *bench) setFlows(ctx context.Context, d *deployment, app string, keys, p
 		return 0, fmt.Errorf("set flow keys: %w", err)
 	}
 	logRefusals(app+" flow keys", res)
+	if n, err := b.redis.client.Exists(ctx, flowRedisKey(d.ns, app, flowKeyName(0))).Result(); err == nil && n == 0 && res.Created > 0 {
+		slog.Warn("the flow key's record is not where the bench looks: held and permit counts will read 0",
+			"key", flowRedisKey(d.ns, app, flowKeyName(0)))
+	}
 	slog.Info("flow keys set", "workload", app, "keys", res.Created, "parallelism", par,
 		"in", res.Elapsed.Round(time.Millisecond))
 	return res.Rejected, nil

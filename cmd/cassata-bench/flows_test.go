@@ -58,6 +58,7 @@ func TestFlowRow(t *testing.T) {
 			"flowskeys/b": first.Add(time.Second),
 		}}
 	p.cpu.ok = true
+	p.held = flowSample{Held: 3, Permits: 10, ok: true}
 	p.cpuSpent.worker, p.cpuSpent.redis = 300*time.Microsecond, 100*time.Microsecond
 	arrivals := []arrival{
 		{At: first.Add(2 * time.Millisecond), App: appFlowsKeys, ID: "a"},
@@ -77,6 +78,9 @@ func TestFlowRow(t *testing.T) {
 	}
 	if r.WorkerCPU != some(150) || r.RedisCPU != some(50) {
 		t.Errorf("CPU per delivery = %+v, %+v; want 150, 50 µs", r.WorkerCPU, r.RedisCPU)
+	}
+	if r.FlowHeldMax != some(3) || r.FlowPermitsMax != some(10) {
+		t.Errorf("held, permits = %+v, %+v; want 3, 10", r.FlowHeldMax, r.FlowPermitsMax)
 	}
 
 	// Without the filter, the other run's arrival is an error.
@@ -119,5 +123,14 @@ func TestFlowsRatioLine(t *testing.T) {
 	if got := flowsRatioLine(o, [][]row{{{Workload: flowsNoneRow, LateP99: some(0)},
 		{Workload: "flows steady: 100 keys", LateP99: some(3)}}}); !strings.Contains(got, "late p99 -") {
 		t.Errorf("a zero denominator should print -: %q", got)
+	}
+}
+
+// TestFlowRedisKey pins the layout the bench reads the held queues and
+// permits from: store/redisstore/keys.go (flow, flowRun, flowQ).
+func TestFlowRedisKey(t *testing.T) {
+	t.Parallel()
+	if got, want := flowRedisKey("bench1", appFlowsKeys, flowKeyName(7)), "bench1:{bench1:fl:flowskeys:k7}"; got != want {
+		t.Errorf("flowRedisKey = %q, want %q", got, want)
 	}
 }

@@ -54,6 +54,10 @@ type row struct {
 	// The CPU table (flows-steady).
 	WorkerCPU metric // microseconds of CPU (user + system) of all workers per delivery
 	RedisCPU  metric // microseconds of Redis CPU per delivery
+	// Sampled during a flows-steady run: events held back by their flow
+	// keys (all keys together) and permits out (the key with the most).
+	FlowHeldMax    metric
+	FlowPermitsMax metric
 }
 
 // failed reports whether the row shows a correctness problem (as opposed to
@@ -103,6 +107,8 @@ var archiveColumns = []column{
 var cpuColumns = []column{
 	{"worker CPU µs/delivery", func(r *row) *metric { return &r.WorkerCPU }, median, formatInt},
 	{"Redis CPU µs/delivery", func(r *row) *metric { return &r.RedisCPU }, median, formatInt},
+	{"held max", func(r *row) *metric { return &r.FlowHeldMax }, slices.Max[[]float64], formatInt},
+	{"permits max", func(r *row) *metric { return &r.FlowPermitsMax }, slices.Max[[]float64], formatInt},
 }
 
 // allColumns is every column of every table, for merging runs.
