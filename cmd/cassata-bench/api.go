@@ -39,6 +39,7 @@ type event struct {
 	Headers map[string]string `json:"headers"`
 	Body    string            `json:"body"`
 	At      string            `json:"at"`
+	FlowKey string            `json:"flow_key,omitempty"` // flows-steady only
 }
 
 var benchHeaders = map[string]string{"X-Bench": "1"}

@@ -3,12 +3,14 @@
 // create throughput (ingest), Redis memory per pending event (memory),
 // deliveries under a steady 5,000 events/s (archive) and topic deliveries
 // (topic-fanout: one message to 1,000 subscribers; topic-steady: 200
-// messages/s to 10) and recurring schedules (schedules-minute: the
+// messages/s to 10), flow keys (flows-steady: the steady workload without
+// flow keys and over 100 keys of parallelism 10, with the CPU time of the
+// workers and Redis per delivery) and recurring schedules (schedules-minute: the
 // occurrences of 100,000 schedules firing every minute, beside a plain burst
 // of as many events; schedules-idle: Redis memory per idle schedule and the
 // steady workload with and without 100,000 idle schedules; these two take
 // minutes), followed by a second table with the archive workload's outbox
-// lag and archive throughput.
+// lag and archive throughput and a third with CPU time per delivery.
 //
 // It builds ./cmd/cassata (or takes --cassata), starts its own redis-server,
 // an in-process HTTP sink that records every delivery, and `cassata server`
@@ -29,8 +31,8 @@
 // it could not measure (a process failed to start or died) or when Cassata
 // lost, refused or wrongly delivered events, or left some out of the archive.
 //
-//	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory,archive,topic-fanout,topic-steady,schedules-minute,schedules-idle]
-//	    [--archive sqlite|mysql] [--runs K] [--backlog N] [--schedules N]
+//	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory,archive,topic-fanout,topic-steady,flows-steady,schedules-minute,schedules-idle]
+//	    [--archive sqlite|mysql] [--runs K] [--backlog N] [--schedules N] [--flow-keys N] [--flow-parallelism P]
 package main
 
 import (
@@ -71,6 +73,8 @@ type options struct {
 	topicRate         int           // messages per second of the topic steady workload
 	topicSpan         time.Duration // how long the topic steady workload's due times spread over
 	schedules         int           // schedules of schedules-minute and schedules-idle
+	flowKeys          int           // flow keys of flows-steady
+	flowParallelism   int           // parallelism of each of them
 	deadline          time.Duration // wait for deliveries this long after the last due time
 	keep              bool          // keep the temporary directory (logs, archives)
 	profile           string        // directory for CPU profiles of the burst (empty: none)
@@ -84,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.cassata, "cassata", "", "cassata binary to run (default: go build ./cmd/cassata into a temp dir)")
 	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server binary")
-	fs.StringVar(&only, "only", "", "comma-separated workloads to run (default: all of burst,steady,ingest,memory,archive,topic-fanout,topic-steady,schedules-minute,schedules-idle; the schedules ones take minutes)")
+	fs.StringVar(&only, "only", "", "comma-separated workloads to run (default: all of burst,steady,ingest,memory,archive,topic-fanout,topic-steady,flows-steady,schedules-minute,schedules-idle; the schedules ones take minutes)")
 	fs.IntVar(&o.runs, "runs", 1, "run every workload K times and report medians")
 	fs.IntVar(&o.backlog, "backlog", 0, "preload N events due in 24h before burst and steady")
 	fs.IntVar(&o.workers, "workers", 1, "number of cassata worker processes")
@@ -102,6 +106,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.topicRate, "topic-rate", 200, "messages per second of the topic steady workload")
 	fs.DurationVar(&o.topicSpan, "topic-span", 10*time.Second, "time the topic steady workload's due times spread over")
 	fs.IntVar(&o.schedules, "schedules", 100_000, "schedules created by schedules-minute (every minute) and schedules-idle (once a year)")
+	fs.IntVar(&o.flowKeys, "flow-keys", 100, "flow keys the flows-steady workload spreads the steady events over")
+	fs.IntVar(&o.flowParallelism, "flow-parallelism", 10, "parallelism of each flow key of flows-steady (no rate)")
 	fs.DurationVar(&o.deadline, "deadline", time.Minute, "how long after the last due time to wait for deliveries before counting the rest as missing")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with process logs and archives")
 	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of the server and workers during the burst (and the batch ingest) into this directory")
@@ -151,7 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		{"burst", o.burst, 1}, {"steady", o.steady, 1}, {"memory", o.memory, 1}, {"backlog", o.backlog, 0},
 		{"archive-rate", o.archiveRate, 1}, {"topic-subscribers", o.topicSubscribers, 1},
 		{"topic-steady-subscribers", o.topicSteadySubs, 1}, {"topic-rate", o.topicRate, 1},
-		{"schedules", o.schedules, 1},
+		{"schedules", o.schedules, 1}, {"flow-keys", o.flowKeys, 1}, {"flow-parallelism", o.flowParallelism, 1},
 	} {
 		if c.v < c.min {
 			return o, fmt.Errorf("--%s must be at least %d", c.name, c.min)
@@ -180,13 +186,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // bench holds what lives for the whole run: the binary, Redis, MariaDB
 // (--archive mysql) and the sink.
 type bench struct {
-	opts  options
-	tmp   string
-	bin   string
-	redis *redisServer
-	mysql *mysqlServer // nil unless --archive mysql
-	sink  *sink
-	nsSeq int
+	opts     options
+	tmp      string
+	bin      string
+	redis    *redisServer
+	mysql    *mysqlServer // nil unless --archive mysql
+	sink     *sink
+	nsSeq    int
+	runNo    int // the run under way, from 1 (--runs)
+	calibSeq int // calibrations so far (calibrate)
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -224,7 +232,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	merged := mergeRuns(rows)
 	if len(merged) > 0 {
-		if werr := b.writeReport(stdout, merged); werr != nil {
+		if werr := b.writeReport(stdout, merged, rows); werr != nil {
 			slog.Error("write report", "err", werr)
 			code = 1
 		}
@@ -278,6 +286,7 @@ func (b *bench) run(ctx context.Context) ([][]row, error) {
 
 	var runs [][]row
 	for run := 1; run <= b.opts.runs; run++ {
+		b.runNo = run
 		var rows []row
 		for _, w := range workloads {
 			if !slices.Contains(b.opts.only, w.name) {
@@ -314,7 +323,9 @@ func (b *bench) close(failed bool) {
 	}
 }
 
-func (b *bench) writeReport(w io.Writer, rows []row) error {
+// writeReport prints the tables of rows (merged over runs) and the lines
+// under them; runs holds each run's own rows, for per-run ratios.
+func (b *bench) writeReport(w io.Writer, rows []row, runs [][]row) error {
 	if err := writeTable(w, mainColumns, rows); err != nil {
 		return err
 	}
@@ -327,15 +338,27 @@ func (b *bench) writeReport(w io.Writer, rows []row) error {
 	if _, err := fmt.Fprintf(w, "%s\n%s\n", summary, targetsLine); err != nil {
 		return err
 	}
-	for _, r := range rows {
-		if r.RowsPerSec.ok || r.LagMax.ok {
-			if _, err := fmt.Fprintln(w); err != nil {
-				return err
-			}
-			if err := writeTable(w, archiveColumns, rows); err != nil {
-				return err
-			}
-			_, err := fmt.Fprintln(w, archiveLegend(b.opts))
+	if slices.ContainsFunc(rows, func(r row) bool { return r.RowsPerSec.ok || r.LagMax.ok }) {
+		if _, err := fmt.Fprintln(w); err != nil {
+			return err
+		}
+		if err := writeTable(w, archiveColumns, rows); err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintln(w, archiveLegend(b.opts)); err != nil {
+			return err
+		}
+	}
+	if slices.ContainsFunc(rows, func(r row) bool { return r.WorkerCPU.ok || r.RedisCPU.ok }) {
+		if _, err := fmt.Fprintln(w); err != nil {
+			return err
+		}
+		if err := writeTable(w, cpuColumns, rows); err != nil {
+			return err
+		}
+	}
+	if line := flowsRatioLine(b.opts, runs); line != "" {
+		if _, err := fmt.Fprintf(w, "%s\n%s\n", line, flowsLegend(b.opts)); err != nil {
 			return err
 		}
 	}

@@ -15,7 +15,8 @@ const targetsLine = "targets: burst ≥ 10,000 deliveries/s; steady late p99 ≤
 	"single creates ≥ 8,000/s; batch creates ≥ 40,000/s; ≤ 400 bytes/pending; " +
 	"topic fan-out late max ≤ 1,000 ms with 0 early; topic steady late p99 ≤ 50 ms with 0 early; " +
 	"schedules minute late p99 ≤ 1,000 ms with 0 early, exactly one per schedule, at the plain burst's speed; " +
-	"≤ 1,024 bytes per idle schedule (schedules idle, bytes/pending column); steady with idle schedules within 10% of none"
+	"≤ 1,024 bytes per idle schedule (schedules idle, bytes/pending column); steady with idle schedules within 10% of none; " +
+	"flows steady with 100 keys: late p99 within 10% of none"
 
 // metric is one optional cell: a workload fills only the columns it measures.
 type metric struct {
@@ -49,6 +50,14 @@ type row struct {
 	CatchUp    metric // milliseconds from the last delivery until the outbox was empty
 	RowsPerSec metric // archive rows (events + attempts) over first due → outbox empty
 	Unarchived metric // count: created events without an events row, delivered ones without an attempts row
+
+	// The CPU table (flows-steady).
+	WorkerCPU metric // microseconds of CPU (user + system) of all workers per delivery
+	RedisCPU  metric // microseconds of Redis CPU per delivery
+	// Sampled during a flows-steady run: events held back by their flow
+	// keys (all keys together) and permits out (the key with the most).
+	FlowHeldMax    metric
+	FlowPermitsMax metric
 }
 
 // failed reports whether the row shows a correctness problem (as opposed to
@@ -94,8 +103,16 @@ var archiveColumns = []column{
 	{"unarchived", func(r *row) *metric { return &r.Unarchived }, slices.Max[[]float64], formatInt},
 }
 
+// cpuColumns make the third table, printed when a workload measured CPU.
+var cpuColumns = []column{
+	{"worker CPU µs/delivery", func(r *row) *metric { return &r.WorkerCPU }, median, formatInt},
+	{"Redis CPU µs/delivery", func(r *row) *metric { return &r.RedisCPU }, median, formatInt},
+	{"held max", func(r *row) *metric { return &r.FlowHeldMax }, slices.Max[[]float64], formatInt},
+	{"permits max", func(r *row) *metric { return &r.FlowPermitsMax }, slices.Max[[]float64], formatInt},
+}
+
 // allColumns is every column of every table, for merging runs.
-var allColumns = slices.Concat(mainColumns, archiveColumns)
+var allColumns = slices.Concat(mainColumns, archiveColumns, cpuColumns)
 
 // mergeRuns folds the rows of several runs into one row per workload, in
 // the order workloads first appear.

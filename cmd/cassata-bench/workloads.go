@@ -64,6 +64,7 @@ var workloads = []workload{
 	{"archive", runArchive},
 	{"topic-fanout", runTopicFanout},
 	{"topic-steady", runTopicSteady},
+	{"flows-steady", runFlowsSteady},
 	{"schedules-minute", runSchedulesMinute},
 	{"schedules-idle", runSchedulesIdle},
 }
@@ -273,11 +274,15 @@ func (b *bench) leadTime(ctx context.Context, d *deployment, n int) (time.Durati
 }
 
 // calibrate creates calibrationEvents events far in the future (they stay
-// as a tiny backlog) and returns how that went, for the lead time.
+// as a tiny backlog) and returns how that went, for the lead time. Each
+// call has ids of its own, so a workload may calibrate twice in one
+// deployment.
 func (b *bench) calibrate(ctx context.Context, d *deployment) (createResult, error) {
 	at := time.Now().Add(backlogFuture)
+	b.calibSeq++
+	prefix := "c" + strconv.Itoa(b.calibSeq) + "-"
 	res, err := d.api.createAll(ctx, calibrationEvents, createConc, func(i int) event {
-		return newEvent(appCalib, "c"+strconv.Itoa(i), b.sink.URL(), at)
+		return newEvent(appCalib, prefix+strconv.Itoa(i), b.sink.URL(), at)
 	})
 	if err != nil {
 		return res, fmt.Errorf("calibrate: %w", err)
@@ -329,9 +334,20 @@ func (b *bench) waitDelivered(ctx context.Context, d *deployment, app string, wa
 // the due time of each created one by "<app>/<id>".
 func (b *bench) createDue(ctx context.Context, d *deployment, app string, n int,
 	dueAt func(int) time.Time) (map[string]time.Time, createResult, error) {
+	return b.createDueKeyed(ctx, d, app, n, dueAt, nil)
+}
+
+// createDueKeyed is createDue with event i's flow key flowKey(i) (none when
+// flowKey is nil).
+func (b *bench) createDueKeyed(ctx context.Context, d *deployment, app string, n int,
+	dueAt func(int) time.Time, flowKey func(int) string) (map[string]time.Time, createResult, error) {
 	id := func(i int) string { return app + "-" + strconv.Itoa(i) }
 	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
-		return newEvent(app, id(i), b.sink.URL(), dueAt(i))
+		ev := newEvent(app, id(i), b.sink.URL(), dueAt(i))
+		if flowKey != nil {
+			ev.FlowKey = flowKey(i)
+		}
+		return ev
 	})
 	if err != nil {
 		return nil, res, fmt.Errorf("create %s events: %w", app, err)
@@ -360,11 +376,16 @@ func (b *bench) analyzeDeliveries(ctx context.Context, app string, due map[strin
 	if err := sleep(ctx, dupGrace); err != nil {
 		return deliveryStats{}, err
 	}
+	return analyzeArrivals(app, due, b.sink.snapshot(), b.opts.deadline), nil
+}
 
-	st := analyze(due, b.sink.snapshot())
+// analyzeArrivals matches arrivals against due and logs the outcome;
+// deadline is how long the bench waited after the last due time.
+func analyzeArrivals(app string, due map[string]time.Time, arrivals []arrival, deadline time.Duration) deliveryStats {
+	st := analyze(due, arrivals)
 	if st.Missing > 0 {
 		slog.Error("events not delivered", "workload", app, "missing", st.Missing, "of", st.Expected,
-			"waited_after_last_due", b.opts.deadline)
+			"waited_after_last_due", deadline)
 	}
 	if st.Unexpected > 0 {
 		slog.Error("the sink received events that were not due", "workload", app, "count", st.Unexpected)
@@ -372,7 +393,7 @@ func (b *bench) analyzeDeliveries(ctx context.Context, app string, due map[strin
 	slog.Info("delivered", "workload", app, "events", st.Delivered, "dups", st.Dups, "early", st.Early,
 		"late_p50", st.LateP50.Round(10*time.Microsecond), "late_p99", st.LateP99.Round(10*time.Microsecond),
 		"late_max", st.LateMax.Round(10*time.Microsecond))
-	return st, nil
+	return st
 }
 
 // runIngest measures create throughput: first the single-event route with

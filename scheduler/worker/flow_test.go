@@ -232,3 +232,76 @@ func TestFlowPausedKeyWaits(t *testing.T) {
 		}
 	}
 }
+
+// stuckReleases is a flow gate whose permit releases wait until open is
+// closed (a slow round trip); everything else is the store's.
+type stuckReleases struct {
+	*redisstore.Store
+	open chan struct{}
+}
+
+func (g stuckReleases) PumpFlows(ctx context.Context, reqs []flow.Pump, now time.Time) []flow.Pumped {
+	if slices.ContainsFunc(reqs, func(r flow.Pump) bool { return r.Release != "" }) {
+		select {
+		case <-g.open:
+		case <-ctx.Done():
+		}
+	}
+	return g.Store.PumpFlows(ctx, reqs, now)
+}
+
+// TestFlowReleaseFreesSlotFirst: a worker with one slot delivers the next
+// event while the previous one's permit is still being released: the
+// release's round trip does not hold the delivery slot.
+func TestFlowReleaseFreesSlotFirst(t *testing.T) {
+	t.Parallel()
+	st, _ := storetest.Miniredis(t, redisstore.Config{Namespace: "fr", Shards: 2})
+	sched := scheduler.New(st, scheduler.Config{})
+	if _, err := flow.New(st).Put(context.Background(), "a", "k", flow.Limits{Parallelism: 10}); err != nil {
+		t.Fatal(err)
+	}
+	dest := newFlowDest(t, 0)
+	gate := stuckReleases{Store: st, open: make(chan struct{})}
+	w := worker.New(st, delivery.New(delivery.Config{}), worker.Config{
+		ID: "fr", Concurrency: 1, PollInterval: 20 * time.Millisecond, ReapInterval: 50 * time.Millisecond,
+		ShutdownTimeout: time.Second, Flows: gate, Logger: slog.New(slog.NewJSONHandler(&testproc.Buffer{}, nil)),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	unstick := func() { once.Do(func() { close(gate.open) }) }
+	t.Cleanup(unstick) // runs first: the stuck releases end before the worker stops
+
+	due := time.Now()
+	for i := range 3 {
+		ev := &scheduler.Event{App: "a", ID: "e" + strconv.Itoa(i), URL: dest.srv.URL + "/?key=k", DueAt: due,
+			FlowKey: "k", MaxAttempts: 1}
+		if _, created, err := sched.Create(context.Background(), ev, scheduler.CreateOptions{}); err != nil || !created {
+			t.Fatalf("create %s: %v %v", ev.ID, created, err)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); dest.count("k") < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %d of 3 with every permit release stuck: the release holds the worker's one slot",
+				dest.count("k"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The permits are still out until the releases go through.
+	if fs, err := flow.New(st).Get(context.Background(), "a", "k"); err != nil || fs.InFlight != 3 {
+		t.Errorf("in flight while the releases are stuck = %+v, %v; want 3", fs, err)
+	}
+	unstick()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		fs, err := flow.New(st).Get(context.Background(), "a", "k")
+		if err == nil && fs.InFlight == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("permits not released: %+v, %v", fs, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -656,11 +656,19 @@ var errLeaseExpired = errors.New("lease expired: another worker may own the even
 
 // process delivers one claimed event and records the outcome.
 func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt time.Time, rec *claimRec) {
+	var permit *flow.ID // the flow key whose permit the delivery holds, released last
 	defer func() {
+		// The slot is free once the outcome is recorded: releasing the
+		// permit is one more round trip, which need not keep the next
+		// claim waiting (the permit stays out until it is done, so the
+		// key's limits hold; Run waits for it like for the delivery).
 		w.inflight.Add(-1)
 		select {
 		case w.freed <- struct{}{}:
 		default:
+		}
+		if permit != nil {
+			w.flows.release(ctx, *permit, ev.ID)
 		}
 	}()
 	lease := scheduler.Lease{App: ev.App, ID: ev.ID, Worker: w.cfg.ID, Attempt: ev.Attempts}
@@ -670,14 +678,11 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 		return
 	}
 	if ev.FlowKey != "" && w.flows != nil && ev.Kind != scheduler.KindMessage {
-		permit, ok := w.flows.admit(ctx, ev, lease, rec)
+		p, ok := w.flows.admit(ctx, ev, lease, rec)
 		if !ok {
 			return // held back by its flow key: PENDING again, no attempt used
 		}
-		if permit != nil {
-			rec.permit = permit
-			defer w.flows.release(ctx, *permit, ev.ID)
-		}
+		permit, rec.permit = p, p
 	}
 	if m := w.cfg.Metrics; m != nil && ev.Attempts == 1 && len(ev.Plan) == 0 && rec.permit == nil {
 		// A message being followed (it has a plan) is not late: it was
