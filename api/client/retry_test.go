@@ -176,22 +176,33 @@ func TestRateLimitRetryAfter(t *testing.T) {
 		t.Errorf("429 RetryAfter = %s, want at least 1s", limited.RetryAfter)
 	}
 
-	// Again, right before the call under test, so that its first try is refused.
-	for i := 0; i < 20; i++ {
-		if _, err := once.GetEvent(ctx, "shop", "x"); client.IsRateLimited(err) {
+	patientPolicy := client.WithRetry(client.RetryPolicy{MaxAttempts: 5, MinDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond})
+	var (
+		ev   *client.Event
+		took time.Duration
+		got  []int
+	)
+	// Use up the burst again right before the call under test, so that its
+	// first try is refused (a stalled machine may refill it in between: then again).
+	for round := 0; round < 5; round++ {
+		for i := 0; i < 20; i++ {
+			if _, err := once.GetEvent(ctx, "shop", "x"); client.IsRateLimited(err) {
+				break
+			}
+		}
+		statuses := &statusRecorder{rt: http.DefaultTransport}
+		patient := client.New(s.base, client.WithAPIKey(key), client.WithHTTPClient(&http.Client{Transport: statuses}), patientPolicy)
+		start := time.Now()
+		var err error
+		ev, err = patient.CreateEvent(ctx, client.CreateEventRequest{URL: "https://example.com/x", Delay: time.Hour})
+		took, got = time.Since(start), statuses.get()
+		if err != nil {
+			t.Fatalf("CreateEvent after a 429: %v (after %s, answers %v)", err, took, got)
+		}
+		if len(got) > 0 && got[0] == http.StatusTooManyRequests {
 			break
 		}
 	}
-	statuses := &statusRecorder{rt: http.DefaultTransport}
-	patient := client.New(s.base, client.WithAPIKey(key), client.WithHTTPClient(&http.Client{Transport: statuses}),
-		client.WithRetry(client.RetryPolicy{MaxAttempts: 5, MinDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}))
-	start := time.Now()
-	ev, err := patient.CreateEvent(ctx, client.CreateEventRequest{URL: "https://example.com/x", Delay: time.Hour})
-	took := time.Since(start)
-	if err != nil {
-		t.Fatalf("CreateEvent after a 429: %v (after %s, answers %v)", err, took, statuses.get())
-	}
-	got := statuses.get()
 	if len(got) < 2 || got[0] != http.StatusTooManyRequests || got[len(got)-1] != http.StatusCreated {
 		t.Fatalf("answers to the tries: %v; want 429s, then 201", got)
 	}
@@ -345,13 +356,13 @@ func TestRetryRules(t *testing.T) {
 		start := time.Now()
 		_, err := client.New(url, quick).GetEvent(ctx, "a", "e")
 		ce := wantError(t, "GetEvent", err, 429, "rate_limited", "")
-		if ce.RetryAfter != time.Hour || f.count() != 1 || time.Since(start) > time.Second {
+		if ce.RetryAfter != time.Hour || f.count() != 1 || time.Since(start) > 10*time.Second {
 			t.Errorf("RetryAfter %s after %d requests and %s", ce.RetryAfter, f.count(), time.Since(start))
 		}
 	})
 	t.Run("Retry-After beyond the context's deadline is not waited for", func(t *testing.T) {
-		f, url := newFake(t, answer(503, `{"error":{"code":"unavailable","message":"x"}}`, "Retry-After", "5"))
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		f, url := newFake(t, answer(503, `{"error":{"code":"unavailable","message":"x"}}`, "Retry-After", "60"))
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		_, err := client.New(url, quick).GetEvent(ctx, "a", "e")
 		wantError(t, "GetEvent", err, 503, "", "")

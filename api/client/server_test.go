@@ -151,11 +151,11 @@ func wantError(t *testing.T, what string, err error, status int, code, field str
 	return ce
 }
 
-// eventually retries f until it returns nil or 10s pass (search sees a
-// change within 2 s).
+// eventually retries f until it returns nil or 30s pass (search sees a
+// change within 2 s, on a loaded machine later).
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := f()
 		if err == nil {
