@@ -114,6 +114,20 @@ type Event struct {
 	Replayed bool `json:"-"`
 }
 
+// MarshalJSON writes the event as the API shows it: durations as Go
+// duration strings, times in RFC 3339 (the zero time left out).
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event
+	return json.Marshal(struct {
+		plain
+		Timeout    string `json:"timeout,omitempty"`
+		MinBackoff string `json:"min_backoff,omitempty"`
+		MaxBackoff string `json:"max_backoff,omitempty"`
+		FinishedAt string `json:"finished_at,omitempty"`
+	}{plain: plain(e), Timeout: fmtDuration(e.Timeout), MinBackoff: fmtDuration(e.MinBackoff),
+		MaxBackoff: fmtDuration(e.MaxBackoff), FinishedAt: fmtTime(e.FinishedAt)})
+}
+
 // UnmarshalJSON reads the event as the API shows it.
 func (e *Event) UnmarshalJSON(b []byte) error {
 	type plain Event

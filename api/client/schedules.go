@@ -87,6 +87,24 @@ type Schedule struct {
 	Replayed bool `json:"-"`
 }
 
+// MarshalJSON writes the schedule as the API shows it: durations as Go
+// duration strings, times in RFC 3339, null for the zero time.
+func (s Schedule) MarshalJSON() ([]byte, error) {
+	type plain Schedule
+	return json.Marshal(struct {
+		plain
+		Every      string  `json:"every,omitempty"`
+		StartAt    *string `json:"start_at"`
+		EndAt      *string `json:"end_at"`
+		Timeout    string  `json:"timeout,omitempty"`
+		MinBackoff string  `json:"min_backoff,omitempty"`
+		MaxBackoff string  `json:"max_backoff,omitempty"`
+		NextAt     *string `json:"next_at"`
+	}{plain: plain(s), Every: fmtDuration(s.Every), StartAt: optTime(s.StartAt), EndAt: optTime(s.EndAt),
+		Timeout: fmtDuration(s.Timeout), MinBackoff: fmtDuration(s.MinBackoff), MaxBackoff: fmtDuration(s.MaxBackoff),
+		NextAt: optTime(s.NextAt)})
+}
+
 // UnmarshalJSON reads the schedule as the API shows it.
 func (s *Schedule) UnmarshalJSON(b []byte) error {
 	type plain Schedule

@@ -257,6 +257,18 @@ type Subscription struct {
 	Replayed bool `json:"-"`
 }
 
+// MarshalJSON writes the subscription as the API shows it (durations as
+// Go duration strings).
+func (s Subscription) MarshalJSON() ([]byte, error) {
+	type plain Subscription
+	return json.Marshal(struct {
+		plain
+		Timeout    string `json:"timeout,omitempty"`
+		MinBackoff string `json:"min_backoff,omitempty"`
+		MaxBackoff string `json:"max_backoff,omitempty"`
+	}{plain: plain(s), Timeout: fmtDuration(s.Timeout), MinBackoff: fmtDuration(s.MinBackoff), MaxBackoff: fmtDuration(s.MaxBackoff)})
+}
+
 // UnmarshalJSON reads the subscription as the API shows it.
 func (s *Subscription) UnmarshalJSON(b []byte) error {
 	type plain Subscription

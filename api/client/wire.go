@@ -81,6 +81,15 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
+// optTime writes an optional time: nil (null) for the zero time.
+func optTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := fmtTime(t)
+	return &s
+}
+
 // fmtDuration writes a duration for the API ("" for 0, left out).
 func fmtDuration(d time.Duration) string {
 	if d == 0 {
