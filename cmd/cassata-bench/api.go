@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cassata/cassata/api/client"
 )
 
 const (
@@ -79,6 +83,9 @@ func created(status int) bool {
 type apiClient struct {
 	base string
 	hc   *http.Client
+	// cc is the Go client on hc, for creates. It does not retry: the bench
+	// retries throttled items itself and counts transport errors.
+	cc *client.Client
 }
 
 func newAPIClient(base string, conns int) *apiClient {
@@ -88,18 +95,23 @@ func newAPIClient(base string, conns int) *apiClient {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	return &apiClient{base: base, hc: &http.Client{Transport: tr, Timeout: time.Minute}}
+	hc := &http.Client{Transport: tr, Timeout: time.Minute}
+	return &apiClient{base: base, hc: hc,
+		cc: client.New(base, client.WithHTTPClient(hc), client.WithRetry(client.NoRetry), client.WithUserAgent("cassata-bench"))}
 }
 
 func (c *apiClient) close() { c.hc.CloseIdleConnections() }
 
 // apiError is the v1 error body.
 type apiError struct {
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Field   string `json:"field"`
-	} `json:"error"`
+	Error *apiErrorDetail `json:"error"`
+}
+
+// apiErrorDetail is what the v1 error body says.
+type apiErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field"`
 }
 
 func (e apiError) String() string {
@@ -111,11 +123,6 @@ func (e apiError) String() string {
 		s += " (field " + e.Error.Field + ")"
 	}
 	return s
-}
-
-// post sends body to path and returns the status and response body.
-func (c *apiClient) post(ctx context.Context, path string, body []byte) (int, []byte, error) {
-	return c.send(ctx, http.MethodPost, path, body)
 }
 
 // send sends body to path with method and returns the status and response body.
@@ -137,18 +144,43 @@ func (c *apiClient) send(ctx context.Context, method, path string, body []byte) 
 	return resp.StatusCode, b, nil
 }
 
-// create sends one POST /v1/events. It returns the HTTP status and, when it
-// is not a success, a short description of the refusal.
+// create sends one POST /v1/events through the Go client (api/client). It
+// returns the HTTP status and, when it is not a success, a short
+// description of the refusal.
 func (c *apiClient) create(ctx context.Context, ev *event) (int, string, error) {
-	body, err := json.Marshal(ev)
+	got, err := c.cc.CreateEvent(ctx, ev.request())
 	if err != nil {
+		return refusal(err)
+	}
+	if got.Replayed {
+		return http.StatusOK, "", nil
+	}
+	return http.StatusCreated, "", nil
+}
+
+// request is the event as the Go client sends it.
+func (ev *event) request() client.CreateEventRequest {
+	at, _ := time.Parse(time.RFC3339Nano, ev.At)
+	return client.CreateEventRequest{App: ev.App, ID: ev.ID, URL: ev.URL, Method: ev.Method, Headers: ev.Headers,
+		Body: ev.Body, At: at}
+}
+
+// refusal turns an error of the Go client into the status and description
+// of an API refusal, or returns it when it is not one (a transport error).
+func refusal(err error) (int, string, error) {
+	var ce *client.Error
+	if !errors.As(err, &ce) {
 		return 0, "", err
 	}
-	status, resp, err := c.post(ctx, "/v1/events", body)
-	if err != nil || created(status) {
-		return status, "", err
+	return ce.Status, "status " + strconv.Itoa(ce.Status) + ": " + reason(ce), nil
+}
+
+// reason describes an API error: code, message and field.
+func reason(ce *client.Error) string {
+	if ce.Code == "" {
+		return ce.Message
 	}
-	return status, describe(status, resp), nil
+	return apiError{Error: &apiErrorDetail{Code: ce.Code, Message: ce.Message, Field: ce.Field}}.String()
 }
 
 // batchItem is one entry of a batch response.
@@ -157,50 +189,35 @@ type batchItem struct {
 	Reason string // set when Status is not a success
 }
 
-// createBatch sends one POST /v1/events/batch and returns one item per
-// event, in order. A whole-request refusal (e.g. 413, 429) is reported as
-// that status on every item.
+// createBatch sends one POST /v1/events/batch through the Go client and
+// returns one item per event, in order. A whole-request refusal (e.g. 413,
+// 429) is reported as that status on every item.
 func (c *apiClient) createBatch(ctx context.Context, evs []event) ([]batchItem, error) {
-	body, err := json.Marshal(struct {
-		Events []event `json:"events"`
-	}{evs})
-	if err != nil {
-		return nil, err
+	reqs := make([]client.CreateEventRequest, len(evs))
+	for i := range evs {
+		reqs[i] = evs[i].request()
 	}
-	status, resp, err := c.post(ctx, "/v1/events/batch", body)
-	if err != nil {
-		return nil, err
-	}
+	results, err := c.cc.CreateEvents(ctx, reqs)
 	items := make([]batchItem, len(evs))
-	if status != http.StatusOK {
-		reason := describe(status, resp)
+	if err != nil {
+		status, why, err := refusal(err)
+		if err != nil {
+			return nil, err
+		}
 		for i := range items {
-			items[i] = batchItem{Status: status, Reason: reason}
+			items[i] = batchItem{Status: status, Reason: why}
 		}
 		return items, nil
 	}
-	var parsed struct {
-		Results []struct {
-			Status int `json:"status"`
-			Err    *struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-				Field   string `json:"field"`
-			} `json:"error"`
-		} `json:"results"`
+	if len(results) != len(evs) {
+		return nil, fmt.Errorf("batch response has %d results for %d events", len(results), len(evs))
 	}
-	if err := json.Unmarshal(resp, &parsed); err != nil {
-		return nil, fmt.Errorf("batch response: %w", err)
-	}
-	if len(parsed.Results) != len(evs) {
-		return nil, fmt.Errorf("batch response has %d results for %d events", len(parsed.Results), len(evs))
-	}
-	for i, r := range parsed.Results {
+	for i, r := range results {
 		items[i].Status = r.Status
 		if !created(r.Status) {
 			items[i].Reason = fmt.Sprintf("item status %d", r.Status)
 			if r.Err != nil {
-				items[i].Reason += ": " + apiError{Error: r.Err}.String()
+				items[i].Reason += ": " + reason(r.Err)
 			}
 		}
 	}
