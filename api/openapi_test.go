@@ -63,6 +63,11 @@ func noRoute(r response) bool {
 // request the API accepted does not.
 func checkOpenAPI(t testing.TB, sent *http.Request, body []byte, r response) {
 	t.Helper()
+	if noRoute(r) {
+		// Routes are mounted only with their component (Config.Messages, ...):
+		// the router's own 404/405 may answer any path.
+		return
+	}
 	v, err := openAPI()
 	if err != nil {
 		t.Fatalf("api/openapi.yaml: %v", err)
@@ -81,13 +86,9 @@ func checkOpenAPI(t testing.TB, sent *http.Request, body []byte, r response) {
 	}
 	openAPIMu.Unlock()
 	for _, e := range respErrs {
-		if e.ValidationType == helpers.PathValidation || e.ValidationSubType == helpers.ValidationMissingOperation {
-			// Not a documented route: only the router's own 404/405 and the
-			// routes a test mounts itself may answer there; every route the
-			// API mounts is documented (TestOpenAPICoversRoutes).
-			if noRoute(r) || strings.HasPrefix(sent.URL.Path, "/v1/test-") {
-				return
-			}
+		if (e.ValidationType == helpers.PathValidation || e.ValidationSubType == helpers.ValidationMissingOperation) &&
+			strings.HasPrefix(sent.URL.Path, "/v1/test-") {
+			return // a route the test mounted itself; every route the API mounts is documented (TestOpenAPICoversRoutes)
 		}
 		t.Errorf("%s %s: response %d does not match api/openapi.yaml: %s\n%s", sent.Method, sent.URL, r.code, describe(e), r.body)
 	}
