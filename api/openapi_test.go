@@ -210,3 +210,45 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		t.Errorf("only %d routes mounted: the bundle lacks features", len(mounted))
 	}
 }
+
+// TestOpenAPICatchesDrift: the check bundle.do runs refuses responses that
+// differ from the document (a field missing, one not documented, a wrong
+// type, an unknown status, an undocumented status code), so the other tests
+// passing means something.
+func TestOpenAPICatchesDrift(t *testing.T) {
+	t.Parallel()
+	v, err := openAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := `{"app":"shop","id":"e1","url":"https://example.com/","method":"POST","headers":{},"body":null,` +
+		`"status":"PENDING","attempts":0,"max_attempts":5,"due_at":"2026-01-02T15:04:05.000Z",` +
+		`"created_at":"2026-01-02T15:04:05.000Z","updated_at":"2026-01-02T15:04:05.000Z","history":[]}`
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		valid  bool
+	}{
+		{"the event", 200, good, true},
+		{"history missing", 200, strings.Replace(good, `,"history":[]`, "", 1), false},
+		{"an undocumented field", 200, strings.Replace(good, `"history":[]`, `"history":[],"extra":1`, 1), false},
+		{"attempts as a string", 200, strings.Replace(good, `"attempts":0`, `"attempts":"0"`, 1), false},
+		{"an unknown status", 200, strings.Replace(good, `"PENDING"`, `"WAITING"`, 1), false},
+		{"a time without zone", 200, strings.Replace(good, `"due_at":"2026-01-02T15:04:05.000Z"`, `"due_at":"2026-01-02 15:04"`, 1), false},
+		{"the error body", 404, `{"error":{"code":"not_found","message":"event not found"}}`, true},
+		{"an error without message", 404, `{"error":{"code":"not_found"}}`, false},
+		{"an undocumented status code", 418, `{"error":{"code":"teapot","message":"no"}}`, false},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(http.MethodGet, "/v1/events/shop/e1", nil)
+		resp := &http.Response{StatusCode: tt.status, Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}},
+			Body: io.NopCloser(strings.NewReader(tt.body)), Request: req}
+		openAPIMu.Lock()
+		ok, errs := v.ValidateHttpResponse(req, resp)
+		openAPIMu.Unlock()
+		if ok != tt.valid {
+			t.Errorf("%s: valid = %v, want %v (%d errors)", tt.name, ok, tt.valid, len(errs))
+		}
+	}
+}
