@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -99,33 +98,37 @@ type response struct {
 func (r response) String() string { return string(r.body) }
 
 // do sends a request. body: nil for none, a string or []byte sent verbatim,
-// anything else as JSON. hdr is a list of name, value pairs.
+// anything else as JSON. hdr is a list of name, value pairs. The response
+// (and an accepted request) must match api/openapi.yaml (openapi_test.go).
 func (b *bundle) do(t testing.TB, method, path string, body any, hdr ...string) response {
 	t.Helper()
-	var rd io.Reader
+	var raw []byte
 	switch v := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(v)
+		raw = []byte(v)
 	case []byte:
-		rd = bytes.NewReader(v)
+		raw = v
 	default:
 		j, err := json.Marshal(v)
 		if err != nil {
 			t.Fatalf("marshal request: %v", err)
 		}
-		rd = bytes.NewReader(j)
+		raw = j
 	}
-	req := httptest.NewRequest(method, path, rd)
+	req := httptest.NewRequest(method, path, bytes.NewReader(raw))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
+	sent := req.Clone(req.Context())
 	w := httptest.NewRecorder()
 	b.handler.ServeHTTP(w, req)
-	return response{code: w.Code, header: w.Header(), body: w.Body.Bytes()}
+	r := response{code: w.Code, header: w.Header(), body: w.Body.Bytes()}
+	checkOpenAPI(t, sent, raw, r)
+	return r
 }
 
 // obj decodes a JSON object body.

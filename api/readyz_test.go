@@ -42,7 +42,9 @@ func TestReadyzHidesAndLogsErrors(t *testing.T) {
 	a.Process(r)
 	probe := func() (int, string) {
 		w := httptest.NewRecorder()
-		r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		req := httptest.NewRequest(http.MethodGet, "/readyz", nil)
+		r.ServeHTTP(w, req)
+		checkOpenAPI(t, req, nil, response{code: w.Code, header: w.Header(), body: w.Body.Bytes()})
 		return w.Code, w.Body.String()
 	}
 	logged := func(msg string) int { return strings.Count(logs.String(), `"msg":"`+msg+`"`) }

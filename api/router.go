@@ -1,8 +1,9 @@
 // Package api is Cassata's JSON API: the Cassata-compatible routes
-// (API.md §4), v1 (§5) and the process endpoints (/healthz, /readyz,
-// /metrics). Handlers take a typed request that binds itself and return a
-// response or an error (handler.go); errors become HTTP statuses and bodies
-// in one place (errors.go).
+// (API.md §4), v1 (§5), the process endpoints (/healthz, /readyz,
+// /metrics) and their OpenAPI document (/openapi.json, openapi.go).
+// Handlers take a typed request that binds itself and return a response or
+// an error (handler.go); errors become HTTP statuses and bodies in one place
+// (errors.go).
 package api
 
 import (
@@ -145,6 +146,7 @@ func (a *API) Engine(auth Authorizer) *gin.Engine {
 	r.NoRoute(func(c *gin.Context) { abort(c, errNoRoute) })
 	r.NoMethod(func(c *gin.Context) { abort(c, errMethodNotAllowed) })
 	a.Process(r)
+	a.Docs(r)
 	var g gin.IRoutes = r
 	if auth != nil {
 		g = r.Group("/", a.authenticate(auth), a.rateLimit())
