@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/internal/config"
@@ -35,6 +36,7 @@ type httpDeps struct {
 	metrics     *scheduler.Metrics
 	maxAttempts int
 	log         *slog.Logger
+	tracer      trace.TracerProvider // a no-op one when tracing is off
 }
 
 // newHandler is the HTTP handler of mode: a worker serves health and
@@ -52,7 +54,7 @@ func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error
 	}
 	a := api.New(api.Config{Scheduler: d.sched, DefaultMaxAttempts: d.maxAttempts, Ready: ready, Details: details,
 		Gatherer: d.reg, Metrics: d.metrics, Logger: d.log, Apps: d.apps, RateLimit: rateLimit(cfg.RateLimit),
-		Messages: d.msgs, Subscriptions: d.subs, Schedules: d.schedules, Flows: d.flows})
+		Messages: d.msgs, Subscriptions: d.subs, Schedules: d.schedules, Flows: d.flows, TracerProvider: d.tracer})
 	var handler http.Handler
 	if mode == "worker" {
 		r := gin.New()

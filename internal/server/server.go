@@ -22,6 +22,8 @@ import (
 
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/internal/config"
+	"github.com/cassata/cassata/internal/tracing"
+	"github.com/cassata/cassata/internal/version"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/flow"
@@ -45,6 +47,15 @@ const (
 // cfg.ShutdownTimeout. It returns the error that stopped it early, if any.
 func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) error {
 	cfg.LogWarnings(log)
+	tr, err := tracing.Setup(ctx, tracing.Config{ServiceVersion: version.Get().Version, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tr.Shutdown(context.Background()); err != nil {
+			log.Warn("tracing: shutdown", "err", err)
+		}
+	}()
 
 	if mode == "worker" && cfg.ArchiveDSN == "" {
 		return fmt.Errorf("CASSATA_ARCHIVE_DSN (or --archive-dsn) is required for worker: finished events are archived there")
@@ -137,7 +148,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 			HeartbeatInterval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadAfter,
 			Logger: log, Metrics: metrics, LogFailedRequests: cfg.LogFailedRequests,
 			Fanout:     &worker.Fanout{Store: store, Subscribers: subs, Events: sched},
-			Recurrence: schedules, Flows: store,
+			Recurrence: schedules, Flows: store, TracerProvider: tr.Provider(),
 		})
 		wg.Add(1)
 		go func() {
@@ -168,7 +179,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 	}
 
 	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, sched: sched, apps: apps, msgs: msgs, subs: subs, schedules: schedules, flows: flows,
-		reg: reg, metrics: metrics, maxAttempts: policy.MaxAttempts, log: log})
+		reg: reg, metrics: metrics, maxAttempts: policy.MaxAttempts, log: log, tracer: tr.Provider()})
 	if err != nil {
 		cancel()
 		wg.Wait()

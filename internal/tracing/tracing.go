@@ -130,6 +130,7 @@ func Setup(ctx context.Context, cfg Config) (*Tracing, error) {
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing: export failed", "err", err) }))
 	otel.SetTracerProvider(t.sdk)
 	otel.SetTextMapPropagator(Propagator)
+	log.Info("tracing on", "exporter", getenv("OTEL_TRACES_EXPORTER"), "sampler", cmp.Or(getenv("OTEL_TRACES_SAMPLER"), "parentbased_always_on"))
 	return t, nil
 }
 
