@@ -8,9 +8,8 @@ package config
 // a DSN, `port` that must not widen dev, and an error naming any other
 // unknown key (configfile.go). koanf would flatten the file into a map and
 // leave all of that to be written again on top of it, with a second layer of
-// key names between the file and the Config struct. Flags are the CLI's
-// (cobra); this package keeps one list of settings they and the environment
-// share.
+// key names between the file and the Config struct, while flags and
+// environment variables already share one list of settings (settings).
 
 import (
 	"cmp"

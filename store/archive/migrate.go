@@ -6,7 +6,8 @@ package archive
 // statement by statement) leaves the database "dirty" until an operator runs
 // `force`; these migrations are idempotent instead (IF NOT EXISTS, an ADD
 // COLUMN that finds its column counts as done) and simply run again, which is
-// what every worker starting with CASSATA_CREATE_TABLES needs. Between two
+// what every worker creating the tables at start (createTablesIfNotExists,
+// on by default) needs. Between two
 // migrations this loop checks the redsync start-up fence
 // (scheduler.CheckFence), which golang-migrate has no hook for; its MySQL
 // driver wants multiStatements on the DSN, and its SQLite driver would pin its
