@@ -7,9 +7,9 @@ package archive
 // `force`; these migrations are idempotent instead (IF NOT EXISTS, an ADD
 // COLUMN that finds its column counts as done) and simply run again, which is
 // what every worker creating the tables at start (createTablesIfNotExists,
-// on by default) needs. Between two
-// migrations this loop checks the redsync start-up fence
-// (scheduler.CheckFence), which golang-migrate has no hook for; its MySQL
+// on by default) needs. Between two migrations this loop checks the redsync
+// start-up fence (scheduler.CheckFence), which golang-migrate has no hook
+// for; its MySQL
 // driver wants multiStatements on the DSN, and its SQLite driver would pin its
 // own modernc.org/sqlite. The migrations stay numbered files embedded with
 // go:embed (STYLE.md), so moving to it later is a change of runner only.
