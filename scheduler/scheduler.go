@@ -136,7 +136,7 @@ func (s *Scheduler) Create(ctx context.Context, ev *Event, opt CreateOptions) (*
 	ev.UpdatedAt = ev.CreatedAt
 	ev.DueAt = ev.DueAt.UTC().Truncate(time.Millisecond)
 	if ev.TraceParent == "" {
-		ev.TraceParent = traceParent(ctx)
+		ev.TraceParent = TraceParentFrom(ctx)
 	}
 	existing, err := s.store.Create(ctx, ev, time.Time{})
 	if err != nil {
@@ -166,7 +166,7 @@ type BatchItem struct {
 // only for failures that concern all of them (storage unavailable).
 func (s *Scheduler) CreateMany(ctx context.Context, items []BatchItem) error {
 	now := s.clock.Now()
-	tp := traceParent(ctx)
+	tp := TraceParentFrom(ctx)
 	valid := make([]*Event, 0, len(items))
 	idx := make([]int, 0, len(items))
 	for i := range items {

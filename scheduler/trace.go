@@ -7,11 +7,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// traceParent returns the W3C traceparent of the span ctx carries, "" when
+// TraceParentFrom returns the W3C traceparent of the span ctx carries, "" when
 // it carries none: always so when tracing is off (internal/tracing), which
 // costs one context lookup per create. The tracestate is not kept: it is
 // vendor data of the caller's trace, and bytes per event count.
-func traceParent(ctx context.Context) string {
+func TraceParentFrom(ctx context.Context) string {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return ""
 	}
