@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/time/rate"
 )
 
 // Rate limit defaults: generous, so that only a runaway client meets them.
@@ -16,52 +17,79 @@ const (
 	DefaultRateLimit = 1000
 )
 
-// rateLimiter is a token bucket per application: burst tokens, refilled at
-// rate per second; a request takes one. It lives in the server process:
-// with N servers behind a load balancer an application gets up to N times
-// the rate, which is the trade for not paying a Redis round trip per request.
+// sweepEvery is how often at most the limiter forgets idle applications.
+const sweepEvery = time.Minute
+
+// rateLimiter is a token bucket (golang.org/x/time/rate) per application:
+// burst tokens, refilled at rate per second; a request takes one. It lives
+// in the server process: with N servers behind a load balancer an
+// application gets up to N times the rate, which is the trade for not
+// paying a Redis round trip per request.
 type rateLimiter struct {
-	rate, burst float64
-	now         func() time.Time
+	rate  rate.Limit
+	burst int
+	now   func() time.Time
 
 	mu      sync.Mutex
-	buckets map[string]*tokenBucket
+	buckets map[string]*rate.Limiter
+	swept   time.Time
 }
 
-type tokenBucket struct {
-	tokens float64
-	at     time.Time
-}
-
-func newRateLimiter(rate float64, burst int, now func() time.Time) *rateLimiter {
+func newRateLimiter(perSecond float64, burst int, now func() time.Time) *rateLimiter {
 	if burst <= 0 {
-		burst = max(1, int(math.Ceil(2*rate)))
+		burst = max(1, int(math.Ceil(2*perSecond)))
 	}
-	return &rateLimiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*tokenBucket{}}
+	return &rateLimiter{rate: rate.Limit(perSecond), burst: burst, now: now, buckets: map[string]*rate.Limiter{}}
 }
 
 // take takes a token of key's bucket; when none is left it returns how long
-// until one is.
+// until one is (a refused request takes nothing).
 func (l *rateLimiter) take(key string) (bool, time.Duration) {
 	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.buckets[key]
-	if !ok {
-		// Keys are authenticated application names: few, so no eviction.
-		b = &tokenBucket{tokens: l.burst, at: now}
-		l.buckets[key] = b
-	}
-	if dt := now.Sub(b.at).Seconds(); dt > 0 {
-		b.tokens = min(l.burst, b.tokens+dt*l.rate)
-		b.at = now
-	}
-	if b.tokens >= 1 {
-		b.tokens--
+	b := l.bucket(key, now)
+	if b.AllowN(now, 1) {
 		return true, 0
 	}
-	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-	return false, wait
+	wait := time.Duration((1 - b.TokensAt(now)) / float64(l.rate) * float64(time.Second))
+	return false, max(wait, 0)
+}
+
+// bucket returns key's bucket, a full one for a key not seen lately.
+func (l *rateLimiter) bucket(key string, now time.Time) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	b, ok := l.buckets[key]
+	if !ok {
+		b = rate.NewLimiter(l.rate, l.burst) // full
+		l.buckets[key] = b
+	}
+	return b
+}
+
+// sweep forgets, at most once a minute, the buckets that are full again:
+// a full bucket behaves exactly like the new one bucket makes, so this
+// changes nothing but the size of the map, which stays as small as the set
+// of applications that sent requests within the last burst/rate seconds
+// (keys are authenticated application names, but an application deleted or
+// renamed must not stay forever). Callers hold mu.
+func (l *rateLimiter) sweep(now time.Time) {
+	if now.Sub(l.swept) < sweepEvery {
+		return
+	}
+	l.swept = now
+	for k, b := range l.buckets {
+		if b.TokensAt(now) >= float64(l.burst) {
+			delete(l.buckets, k)
+		}
+	}
+}
+
+// size returns how many applications have a bucket (for tests).
+func (l *rateLimiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
 }
 
 // rateLimit refuses (429, Retry-After) an application's request beyond its

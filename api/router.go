@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
@@ -74,6 +75,9 @@ type Config struct {
 	// Flows, when set, serves the flow-control routes (/v1/flows, and
 	// /v1/apps/{app}/pause and /resume with Apps; API.md §9).
 	Flows *flow.Flows
+	// TracerProvider, when set and not a no-op (internal/tracing), gives
+	// every request a span (tracing.go). Defaults to none: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // API holds the handlers.
@@ -142,7 +146,11 @@ func (a *API) Engine(auth Authorizer) *gin.Engine {
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
-	r.Use(a.cfg.HTTPMetrics.Middleware(), a.recovery(), a.accessLog())
+	r.Use(a.cfg.HTTPMetrics.Middleware())
+	if tr := a.traceRequests(); tr != nil {
+		r.Use(tr)
+	}
+	r.Use(a.recovery(), a.accessLog())
 	r.NoRoute(func(c *gin.Context) { abort(c, errNoRoute) })
 	r.NoMethod(func(c *gin.Context) { abort(c, errMethodNotAllowed) })
 	a.Process(r)

@@ -25,6 +25,7 @@ local F = {
   last_status_code = 'lc', last_error = 'le', worker = 'w', history = 'hi',
   kind = 'k', topic = 'tp', mode = 'mo', parent = 'pa', plan = 'pl',
   callback_url = 'cb', failure_callback_url = 'fcb', flow_key = 'fk',
+  trace_parent = 'tc',
 }
 local FIELDS = {
   F.url, F.method, F.headers, F.body, F.due_at, F.status,
@@ -32,7 +33,7 @@ local FIELDS = {
   F.max_backoff, F.created_at, F.updated_at, F.finished_at,
   F.last_status_code, F.last_error, F.worker, F.history,
   F.kind, F.topic, F.mode, F.parent, F.plan,
-  F.callback_url, F.failure_callback_url, F.flow_key,
+  F.callback_url, F.failure_callback_url, F.flow_key, F.trace_parent,
 }
 
 -- Long values of an event hash (url u, headers h, body b, history hi, plan pl, last

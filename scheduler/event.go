@@ -101,6 +101,11 @@ type Event struct {
 	// deliveries count against, together with every other event and
 	// subscription of its application with the same key; "" is none.
 	FlowKey string
+	// TraceParent is the W3C traceparent of the span that created the
+	// event ("" when tracing is off or the create was not traced): the
+	// worker's delivery spans are its children, so a delivery hours later
+	// still belongs to the trace of the request that scheduled it.
+	TraceParent string
 }
 
 // Kind is what a worker does with a due event.

@@ -135,6 +135,9 @@ func (s *Scheduler) Create(ctx context.Context, ev *Event, opt CreateOptions) (*
 	ev.CreatedAt = now.UTC().Truncate(time.Millisecond)
 	ev.UpdatedAt = ev.CreatedAt
 	ev.DueAt = ev.DueAt.UTC().Truncate(time.Millisecond)
+	if ev.TraceParent == "" {
+		ev.TraceParent = TraceParentFrom(ctx)
+	}
 	existing, err := s.store.Create(ctx, ev, time.Time{})
 	if err != nil {
 		return nil, false, err
@@ -163,6 +166,7 @@ type BatchItem struct {
 // only for failures that concern all of them (storage unavailable).
 func (s *Scheduler) CreateMany(ctx context.Context, items []BatchItem) error {
 	now := s.clock.Now()
+	tp := TraceParentFrom(ctx)
 	valid := make([]*Event, 0, len(items))
 	idx := make([]int, 0, len(items))
 	for i := range items {
@@ -183,6 +187,9 @@ func (s *Scheduler) CreateMany(ctx context.Context, items []BatchItem) error {
 		ev.CreatedAt = now.UTC().Truncate(time.Millisecond)
 		ev.UpdatedAt = ev.CreatedAt
 		ev.DueAt = ev.DueAt.UTC().Truncate(time.Millisecond)
+		if ev.TraceParent == "" {
+			ev.TraceParent = tp
+		}
 		valid = append(valid, ev)
 		idx = append(idx, i)
 	}

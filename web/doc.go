@@ -45,15 +45,22 @@
 //
 // # CSRF
 //
-// Double-submit token plus an origin check. The first page a browser gets
-// sets cassata_csrf, a random token in an HttpOnly, SameSite=Strict cookie;
+// Two layers. First, Go's http.CrossOriginProtection refuses a POST that
+// the browser marks as not same-origin (Sec-Fetch-Site, sent by every
+// browser since 2023) or, without that header, whose Origin does not name
+// the host (or the X-Forwarded-Host of a reverse proxy that rewrote it).
+// Second, a double-submit token: the first page a browser gets sets
+// cassata_csrf, a random token in an HttpOnly, SameSite=Strict cookie;
 // every form carries the same token in a hidden field named csrf, and htmx
 // sends it in the X-CSRF-Token header (configured by the hx-headers
 // attribute on <body>). A POST (login included) passes only when the token
-// it carries equals the cookie, and, when the browser sent Origin or
-// Referer, when that names this host. Another site can neither read the
-// token nor make the browser send the Strict cookie along, so a cross-site
-// POST gets 403.
+// it carries equals the cookie, and, when the browser sent neither
+// Sec-Fetch-Site nor Origin but a Referer, when that names this host.
+// The token stays because the first layer lets through every request with
+// neither Sec-Fetch-Site nor Origin (old browsers, stripped headers): it
+// cannot tell them from non-browser clients, which the UI does not have.
+// Another site can neither read the token nor make the browser send the
+// Strict cookie along, so a cross-site POST gets 403.
 //
 // # Failed logins
 //

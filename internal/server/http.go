@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/internal/config"
@@ -37,6 +38,7 @@ type httpDeps struct {
 	httpMetrics *api.HTTPMetrics
 	maxAttempts int
 	log         *slog.Logger
+	tracer      trace.TracerProvider // a no-op one when tracing is off
 }
 
 // newHandler is the HTTP handler of mode: a worker serves health and
@@ -65,7 +67,7 @@ func newHandler(mode string, cfg config.Config, d httpDeps) (http.Handler, error
 	}
 	a := api.New(api.Config{Scheduler: d.sched, DefaultMaxAttempts: d.maxAttempts, Ready: ready, Details: details, Archive: d.archHealth.readyz, HTTPMetrics: d.httpMetrics,
 		Gatherer: d.reg, Metrics: d.metrics, Logger: d.log, Apps: d.apps, RateLimit: rateLimit(cfg.RateLimit),
-		Messages: d.msgs, Subscriptions: d.subs, Schedules: d.schedules, Flows: d.flows})
+		Messages: d.msgs, Subscriptions: d.subs, Schedules: d.schedules, Flows: d.flows, TracerProvider: d.tracer})
 	var handler http.Handler
 	if mode == "worker" {
 		r := gin.New()

@@ -21,6 +21,8 @@ import (
 
 	"github.com/cassata/cassata/api"
 	"github.com/cassata/cassata/internal/config"
+	"github.com/cassata/cassata/internal/tracing"
+	"github.com/cassata/cassata/internal/version"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
 	"github.com/cassata/cassata/scheduler/flow"
@@ -49,6 +51,15 @@ const (
 // answers. The archive never holds up start-up nor readiness.
 func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) error {
 	cfg.LogWarnings(log)
+	tr, err := tracing.Setup(ctx, tracing.Config{ServiceVersion: version.Get().Version, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tr.Shutdown(context.Background()); err != nil {
+			log.Warn("tracing: shutdown", "err", err)
+		}
+	}()
 
 	if mode == "worker" && cfg.ArchiveDSN == "" {
 		return fmt.Errorf("CASSATA_ARCHIVE_DSN (or --archive-dsn) is required for worker: finished events are archived there")
@@ -97,7 +108,7 @@ func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) 
 		_ = srv.Shutdown(shCtx)
 	}
 
-	p, err := start(ctx, mode, cfg, log, reg, httpMetrics, embedded)
+	p, err := start(ctx, mode, cfg, log, reg, httpMetrics, tr, embedded)
 	if err != nil {
 		shutdownHTTP()
 		if ctx.Err() != nil {
@@ -138,7 +149,7 @@ type process struct {
 // start connects to Redis (waiting for it, see redisstore.Open) and the
 // archive, and wires the store, scheduler, worker, archiver, API and UI.
 func start(ctx context.Context, mode string, cfg config.Config, log *slog.Logger, reg *prometheus.Registry,
-	httpMetrics *api.HTTPMetrics, embedded bool) (_ *process, err error) {
+	httpMetrics *api.HTTPMetrics, tr *tracing.Tracing, embedded bool) (_ *process, err error) {
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -242,7 +253,7 @@ func start(ctx context.Context, mode string, cfg config.Config, log *slog.Logger
 			HeartbeatInterval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadAfter,
 			Logger: log, Metrics: metrics, LogFailedRequests: cfg.LogFailedRequests,
 			Fanout:     &worker.Fanout{Store: store, Subscribers: subs, Events: sched},
-			Recurrence: schedules, Flows: store,
+			Recurrence: schedules, Flows: store, TracerProvider: tr.Provider(),
 		})
 		wg.Add(1)
 		go func() {
@@ -274,7 +285,7 @@ func start(ctx context.Context, mode string, cfg config.Config, log *slog.Logger
 
 	handler, err := newHandler(mode, cfg, httpDeps{store: store, arch: arch, archHealth: archHealth, sched: sched, apps: apps, msgs: msgs,
 		subs: subs, schedules: schedules, flows: flows, reg: reg, metrics: metrics, httpMetrics: httpMetrics,
-		maxAttempts: policy.MaxAttempts, log: log})
+		maxAttempts: policy.MaxAttempts, log: log, tracer: tr.Provider()})
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/internal/version"
 	"github.com/cassata/cassata/scheduler"
@@ -287,6 +290,12 @@ func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.
 	req.Header.Set("Cassata-Application-Id", ev.App)
 	req.Header.Set("Cassata-Event-Id", ev.ID)
 	req.Header.Set("Cassata-Attempt", strconv.Itoa(ev.Attempts))
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		// The worker's attempt span (tracing on): the destination may join
+		// the trace. It replaces a traceparent the event's headers carry.
+		req.Header.Del("Tracestate")
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	}
 	if d.signer != nil {
 		if err := d.signer.Sign(ctx, req.Header, ev, ev.Body); err != nil {
 			// Never send unsigned what should be signed: retry later.

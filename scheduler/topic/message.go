@@ -164,6 +164,8 @@ func DeliveryEvent(carrier *scheduler.Event, msgID string, p Planned, due time.T
 		MinBackoff: time.Duration(p.MinBackoffMS) * time.Millisecond, MaxBackoff: time.Duration(p.MaxBackoffMS) * time.Millisecond,
 		Status: scheduler.StatusPending, CreatedAt: due, UpdatedAt: due,
 		CallbackURL: p.Callback, FailureCallbackURL: p.FailureCallback, FlowKey: p.FlowKey,
+		// Its attempts join the trace of the publish request (tracing on).
+		TraceParent: carrier.TraceParent,
 	}
 	if Followed(carrier) {
 		// Its end nudges the message to take its next step at once.
@@ -192,7 +194,8 @@ func CompensationEvent(carrier *scheduler.Event, msgID string, p Planned, due ti
 		Parent: carrier.Member(), Status: scheduler.StatusPending, CreatedAt: due, UpdatedAt: due,
 		// A compensation is a request of the subscription too: it counts
 		// against the subscription's flow-control limit.
-		FlowKey: p.FlowKey,
+		FlowKey:     p.FlowKey,
+		TraceParent: carrier.TraceParent,
 	}
 }
 

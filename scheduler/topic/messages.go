@@ -125,6 +125,8 @@ func (m *Messages) Publish(ctx context.Context, p Publish) (*Message, bool, erro
 		// while holding it costs an attempt (reap.lua): allow the most.
 		MaxAttempts: scheduler.MaxMaxAttempts,
 		CallbackURL: p.CallbackURL, FailureCallbackURL: p.FailureCallbackURL,
+		// Its deliveries join the trace of the publish request (tracing on).
+		TraceParent: scheduler.TraceParentFrom(ctx),
 	}
 	if len(carrier.Body) > 0 && header(carrier.Headers, "Content-Type") == "" {
 		if carrier.Headers == nil {

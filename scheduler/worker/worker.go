@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/scheduler"
 	"github.com/cassata/cassata/scheduler/delivery"
@@ -104,6 +106,9 @@ type Config struct {
 	// are delivered whatever their flow key says (pauses still hold: the
 	// claim applies them).
 	Flows FlowGate
+	// TracerProvider, when set and not a no-op (internal/tracing), gives
+	// every delivery attempt a span (tracing.go). Defaults to none.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -216,6 +221,7 @@ type Worker struct {
 	started  time.Time
 	rnd      *rand.Rand
 	rndMu    sync.Mutex
+	tracer   trace.Tracer // nil when tracing is off
 }
 
 // Store is what a worker needs from the live store (store/redisstore
@@ -258,7 +264,8 @@ func New(store Store, d *delivery.Deliverer, cfg Config) *Worker {
 		store: store, deliver: d, cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), clock: clock,
 		freed: make(chan struct{}, 1), started: clock.Now(),
 		beat: make(chan struct{}, 1), claims: map[string]*claimRec{},
-		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		rnd:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		tracer: newTracer(cfg.TracerProvider),
 	}
 }
 
@@ -706,11 +713,13 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 		}
 		return nil
 	})
+	dctx, span := w.startAttempt(dctx, ev)
 	res := w.deliver.Deliver(dctx, ev, policy.Timeout)
 	stopKeeper()
 	abandon(nil)
 	if chained != nil {
 		if err := chained(); err != nil {
+			span.end(res, "not_recorded")
 			// Not recorded: the claim is repeated after the lease, which
 			// makes the next occurrence then (the request may go twice).
 			w.untrack(rec, false)
@@ -720,6 +729,7 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 		}
 	}
 	if res.Unsent && errors.Is(res.Err, errLeaseExpired) {
+		span.end(res, "unsent")
 		w.dropUnsent(ev, rec)
 		return
 	}
@@ -775,17 +785,15 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 	}
 	w.untrack(rec, err == nil)
 	if err != nil {
+		span.end(res, "not_recorded")
 		// The lease will expire and the reaper will deliver it again.
 		w.log.Error("record outcome failed; the event will be recovered after its lease", "app", ev.App, "id", ev.ID, "err", err)
 		return
 	}
+	label := outcomeLabel(out.Status, held)
+	span.end(res, label)
 	if m := w.cfg.Metrics; m != nil {
 		m.Latency.Observe(res.Duration.Seconds())
-		label := map[scheduler.Status]string{scheduler.StatusCompleted: scheduler.OutcomeCompleted, scheduler.StatusFailed: scheduler.OutcomeFailed,
-			scheduler.StatusServiceUnavailable: scheduler.OutcomeServiceUnavailable, scheduler.StatusPending: scheduler.OutcomeRetry}[out.Status]
-		if !held {
-			label = scheduler.OutcomeStale
-		}
 		m.Deliveries.WithLabelValues(label).Inc()
 	}
 	if !held {

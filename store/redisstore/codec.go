@@ -48,6 +48,8 @@ import (
 //	| CallbackURL    | cb    | called at each final status               | long; absent: none                              |
 //	| FailureCallbackURL | fcb | called at each failed final status      | long; absent: none                              |
 //	| FlowKey        | fk    | the flow-control limit it counts against  | [A-Za-z0-9._:-]{1,128}; absent: none            |
+//	| TraceParent    | tc    | the W3C traceparent of the create request | 55 bytes "00-<trace>-<span>-<flags>"; absent: |
+//	|                |       | (its delivery spans are children of it)   | untraced (tracing off, the usual case)          |
 //
 // "long" values are chunked (chunks.go): field f holds the first 64 bytes,
 // f1, f2, ... the next ones, so an ordinary event's hash stays
@@ -86,6 +88,7 @@ const (
 	fCallback
 	fFailureCallback
 	fFlowKey
+	fTraceParent
 	numFields
 )
 
@@ -124,6 +127,7 @@ var eventFields = [numFields]hashField{
 	fCallback:        {"CallbackURL", "cb", true},
 	fFailureCallback: {"FailureCallbackURL", "fcb", true},
 	fFlowKey:         {"FlowKey", "fk", false},
+	fTraceParent:     {"TraceParent", "tc", false},
 }
 
 // name returns the Redis field of field i.
@@ -179,6 +183,9 @@ func encode(ev *scheduler.Event) []any {
 	}
 	if ev.FlowKey != "" {
 		f = append(f, name(fFlowKey), ev.FlowKey)
+	}
+	if ev.TraceParent != "" {
+		f = append(f, name(fTraceParent), ev.TraceParent)
 	}
 	if len(ev.History) > 0 {
 		// An event brought back from the archive keeps its earlier attempts.
@@ -256,6 +263,7 @@ func decodeValues(app, id string, v []any) (*scheduler.Event, error) {
 		CallbackURL:        get(fCallback),
 		FailureCallbackURL: get(fFailureCallback),
 		FlowKey:            get(fFlowKey),
+		TraceParent:        get(fTraceParent),
 	}
 	if p, ok := str(fPlan); ok {
 		ev.Plan = []byte(p)

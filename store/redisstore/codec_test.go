@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -139,7 +140,7 @@ func codecEvents(now time.Time) []*scheduler.Event {
 			Headers: map[string]string{"Content-Type": "application/json", "X-Long": long},
 			Body:    []byte(long), DueAt: now.Add(-time.Second), CreatedAt: now.Add(-time.Minute),
 			MaxAttempts: 7, Timeout: 3 * time.Second, MinBackoff: time.Second, MaxBackoff: time.Minute,
-			FlowKey: "tenant:42",
+			FlowKey: "tenant:42", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 			History: []scheduler.Attempt{{Attempt: 1, At: now.Add(-time.Hour).UnixMilli(), StatusCode: 503,
 				DurationMS: 12, Worker: "old", Response: long}}},
 		{App: testApp, ID: "huge", URL: "https://example.com/h", Method: "PATCH",
@@ -320,5 +321,32 @@ func TestOneRoundTripPerChange(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTraceParentAbsentWhenUntraced: an untraced event's hash has no trace
+// field at all (bytes per pending event is a design target); a traced one
+// has it, and reads it back.
+func TestTraceParentAbsentWhenUntraced(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1_700_000_000_000).UTC()
+	ev := &scheduler.Event{App: testApp, ID: "x", URL: "https://example.com/", Method: "POST", DueAt: now, CreatedAt: now}
+	for i, f := range encode(ev) {
+		if i%2 == 0 && f == name(fTraceParent) {
+			t.Fatalf("untraced event encodes %q", f)
+		}
+	}
+	ev.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	fields := encode(ev)
+	m := map[string]string{}
+	for i := 0; i+1 < len(fields); i += 2 {
+		m[fields[i].(string)] = fmt.Sprint(fields[i+1])
+	}
+	got, err := decodeHash(ev.App, ev.ID, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TraceParent != ev.TraceParent {
+		t.Errorf("TraceParent read back %q, want %q", got.TraceParent, ev.TraceParent)
 	}
 }
