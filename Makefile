@@ -103,7 +103,7 @@ fuzz: ## Fuzz create-request parsing, header and URL validation briefly (FUZZTIM
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		$(GO) test -tags fuzzlean -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
 bench: deps ## Run the load benchmark cmd/cassata-bench (flags via BENCH_ARGS="...")

@@ -1,3 +1,5 @@
+//go:build !fuzzlean
+
 package api_test
 
 import (
