@@ -326,3 +326,28 @@ func needPath(method string, parts ...string) error {
 	}
 	return nil
 }
+
+// createOrReplay POSTs body to path and decodes the answer into a new T; a
+// 200 (an identical create answered with the stored object) says replayed.
+// Creates carry a client-made id, so they are retried like idempotent calls.
+func createOrReplay[T any](ctx context.Context, c *Client, path string, body any) (_ *T, replayed bool, err error) {
+	out := new(T)
+	status, err := c.do(ctx, call{method: http.MethodPost, path: path, body: body, idempotent: true}, out)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, status == http.StatusOK, nil
+}
+
+// replace PUTs body to base/app/id after checking both path parts are set
+// (op names the method in the error).
+func replace[T any](ctx context.Context, c *Client, op, base, app, id string, body any) (*T, error) {
+	if err := needPath(op, "App", app, "ID", id); err != nil {
+		return nil, err
+	}
+	out := new(T)
+	if _, err := c.do(ctx, call{method: http.MethodPut, path: pathOf(base, app, id), body: body, idempotent: true}, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

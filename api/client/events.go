@@ -186,13 +186,12 @@ func (c *Client) CreateEvent(ctx context.Context, req CreateEventRequest) (*Even
 	if req.ID == "" {
 		req.ID = NewID()
 	}
-	var ev Event
-	status, err := c.do(ctx, call{method: http.MethodPost, path: "/v1/events", body: req, idempotent: true}, &ev)
+	ev, replayed, err := createOrReplay[Event](ctx, c, "/v1/events", req)
 	if err != nil {
 		return nil, err
 	}
-	ev.Replayed = status == http.StatusOK
-	return &ev, nil
+	ev.Replayed = replayed
+	return ev, nil
 }
 
 // BatchResult is the outcome of one create of a batch.

@@ -160,26 +160,18 @@ func (c *Client) CreateSchedule(ctx context.Context, req ScheduleRequest) (*Sche
 	if req.ID == "" {
 		req.ID = NewID()
 	}
-	var s Schedule
-	status, err := c.do(ctx, call{method: http.MethodPost, path: "/v1/schedules", body: req, idempotent: true}, &s)
+	s, replayed, err := createOrReplay[Schedule](ctx, c, "/v1/schedules", req)
 	if err != nil {
 		return nil, err
 	}
-	s.Replayed = status == http.StatusOK
-	return &s, nil
+	s.Replayed = replayed
+	return s, nil
 }
 
 // PutSchedule creates or replaces the schedule req.App/req.ID
 // (PUT /v1/schedules/{app}/{id}); the next occurrence follows the new definition.
 func (c *Client) PutSchedule(ctx context.Context, req ScheduleRequest) (*Schedule, error) {
-	if err := needPath("PutSchedule", "App", req.App, "ID", req.ID); err != nil {
-		return nil, err
-	}
-	var s Schedule
-	if _, err := c.do(ctx, call{method: http.MethodPut, path: pathOf("/v1/schedules", req.App, req.ID), body: req, idempotent: true}, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return replace[Schedule](ctx, c, "PutSchedule", "/v1/schedules", req.App, req.ID, req)
 }
 
 // GetSchedule reads a schedule (GET /v1/schedules/{app}/{id}).

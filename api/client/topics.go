@@ -296,26 +296,18 @@ func (c *Client) CreateSubscription(ctx context.Context, req SubscriptionRequest
 	if req.ID == "" {
 		req.ID = NewID()
 	}
-	var s Subscription
-	status, err := c.do(ctx, call{method: http.MethodPost, path: "/v1/subscriptions", body: req, idempotent: true}, &s)
+	s, replayed, err := createOrReplay[Subscription](ctx, c, "/v1/subscriptions", req)
 	if err != nil {
 		return nil, err
 	}
-	s.Replayed = status == http.StatusOK
-	return &s, nil
+	s.Replayed = replayed
+	return s, nil
 }
 
 // PutSubscription creates or replaces the subscription req.App/req.ID
 // (PUT /v1/subscriptions/{app}/{id}).
 func (c *Client) PutSubscription(ctx context.Context, req SubscriptionRequest) (*Subscription, error) {
-	if err := needPath("PutSubscription", "App", req.App, "ID", req.ID); err != nil {
-		return nil, err
-	}
-	var s Subscription
-	if _, err := c.do(ctx, call{method: http.MethodPut, path: pathOf("/v1/subscriptions", req.App, req.ID), body: req, idempotent: true}, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return replace[Subscription](ctx, c, "PutSubscription", "/v1/subscriptions", req.App, req.ID, req)
 }
 
 // GetSubscription reads a subscription (GET /v1/subscriptions/{app}/{id}).
