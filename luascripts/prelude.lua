@@ -73,10 +73,16 @@ end
 -- field and the second chunk of each long one.
 -- Its second result gives a field's position in the first. (Built here, not
 -- at the top of the prelude, so only scripts that return an event pay.)
+local EV_ASK, EV_AT
 local function event_values(k)
-  local ask, at = {}, {}
-  for i, f in ipairs(FIELDS) do ask[i] = f; at[f] = i end
-  for _, f in ipairs(LONG) do ask[#ask + 1] = f .. '1' end
+  if not EV_ASK then
+    -- Once per script call, not once per event (a claim returns up to a
+    -- batch of them).
+    EV_ASK, EV_AT = {}, {}
+    for i, f in ipairs(FIELDS) do EV_ASK[i] = f; EV_AT[f] = i end
+    for _, f in ipairs(LONG) do EV_ASK[#EV_ASK + 1] = f .. '1' end
+  end
+  local ask, at = EV_ASK, EV_AT
   local v = redis.call('HMGET', k, unpack(ask))
   local out = {}
   for i = 1, #FIELDS do out[i] = v[i] end
