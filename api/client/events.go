@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
@@ -335,14 +336,11 @@ type EventPage struct {
 // SearchEvents returns one page of the events matching q (GET /v1/events).
 // Search sees a create or a change within 2 s.
 func (c *Client) SearchEvents(ctx context.Context, q SearchQuery) (*EventPage, error) {
-	var page struct {
-		Events     []Event `json:"events"`
-		NextCursor *string `json:"next_cursor"`
-	}
-	if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/events", query: q.values(), idempotent: true}, &page); err != nil {
+	events, next, err := listPage[Event](ctx, c, "/v1/events", "events", q.values())
+	if err != nil {
 		return nil, err
 	}
-	return &EventPage{Events: page.Events, NextCursor: deref(page.NextCursor)}, nil
+	return &EventPage{Events: events, NextCursor: next}, nil
 }
 
 // AllEvents iterates over every event matching q, page after page
@@ -350,11 +348,7 @@ func (c *Client) SearchEvents(ctx context.Context, q SearchQuery) (*EventPage, e
 func (c *Client) AllEvents(ctx context.Context, q SearchQuery) iter.Seq2[*Event, error] {
 	return paginate(q.Cursor, func(cursor string) ([]Event, string, error) {
 		q.Cursor = cursor
-		p, err := c.SearchEvents(ctx, q)
-		if err != nil {
-			return nil, "", err
-		}
-		return p.Events, p.NextCursor, nil
+		return listPage[Event](ctx, c, "/v1/events", "events", q.values())
 	})
 }
 
@@ -386,6 +380,28 @@ func deref(s *string) string {
 
 // paginate yields the items of the pages fetch returns, from cursor on,
 // until a page without a next cursor.
+// listPage reads one page of a list route: the items under key and the
+// next cursor ("" on the last page).
+func listPage[T any](ctx context.Context, c *Client, path, key string, v url.Values) ([]T, string, error) {
+	var page map[string]json.RawMessage
+	if _, err := c.do(ctx, call{method: http.MethodGet, path: path, query: v, idempotent: true}, &page); err != nil {
+		return nil, "", err
+	}
+	var items []T
+	var next *string
+	if raw := page[key]; len(raw) > 0 {
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, "", fmt.Errorf("cassata client: decode %s: %w", key, err)
+		}
+	}
+	if raw := page["next_cursor"]; len(raw) > 0 {
+		if err := json.Unmarshal(raw, &next); err != nil {
+			return nil, "", fmt.Errorf("cassata client: decode next_cursor: %w", err)
+		}
+	}
+	return items, deref(next), nil
+}
+
 func paginate[T any](cursor string, fetch func(cursor string) ([]T, string, error)) iter.Seq2[*T, error] {
 	return func(yield func(*T, error) bool) {
 		for {

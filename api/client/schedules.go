@@ -228,27 +228,24 @@ type SchedulePage struct {
 
 // ListSchedules returns one page of schedules (GET /v1/schedules).
 func (c *Client) ListSchedules(ctx context.Context, q ScheduleQuery) (*SchedulePage, error) {
+	schedules, next, err := listPage[Schedule](ctx, c, "/v1/schedules", "schedules", q.values())
+	if err != nil {
+		return nil, err
+	}
+	return &SchedulePage{Schedules: schedules, NextCursor: next}, nil
+}
+
+func (q ScheduleQuery) values() url.Values {
 	v := url.Values{}
 	set(v, "app", q.App)
 	setPage(v, q.Limit, q.Cursor)
-	var page struct {
-		Schedules  []Schedule `json:"schedules"`
-		NextCursor *string    `json:"next_cursor"`
-	}
-	if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/schedules", query: v, idempotent: true}, &page); err != nil {
-		return nil, err
-	}
-	return &SchedulePage{Schedules: page.Schedules, NextCursor: deref(page.NextCursor)}, nil
+	return v
 }
 
 // AllSchedules iterates over every schedule matching q, page after page.
 func (c *Client) AllSchedules(ctx context.Context, q ScheduleQuery) iter.Seq2[*Schedule, error] {
 	return paginate(q.Cursor, func(cursor string) ([]Schedule, string, error) {
 		q.Cursor = cursor
-		p, err := c.ListSchedules(ctx, q)
-		if err != nil {
-			return nil, "", err
-		}
-		return p.Schedules, p.NextCursor, nil
+		return listPage[Schedule](ctx, c, "/v1/schedules", "schedules", q.values())
 	})
 }

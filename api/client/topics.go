@@ -168,30 +168,27 @@ type MessagePage struct {
 
 // ListMessages returns one page of messages (GET /v1/messages).
 func (c *Client) ListMessages(ctx context.Context, q MessageQuery) (*MessagePage, error) {
+	messages, next, err := listPage[Message](ctx, c, "/v1/messages", "messages", q.values())
+	if err != nil {
+		return nil, err
+	}
+	return &MessagePage{Messages: messages, NextCursor: next}, nil
+}
+
+func (q MessageQuery) values() url.Values {
 	v := url.Values{}
 	set(v, "app", q.App)
 	set(v, "topic", q.Topic)
 	set(v, "status", string(q.Status))
 	setPage(v, q.Limit, q.Cursor)
-	var page struct {
-		Messages   []Message `json:"messages"`
-		NextCursor *string   `json:"next_cursor"`
-	}
-	if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/messages", query: v, idempotent: true}, &page); err != nil {
-		return nil, err
-	}
-	return &MessagePage{Messages: page.Messages, NextCursor: deref(page.NextCursor)}, nil
+	return v
 }
 
 // AllMessages iterates over every message matching q, page after page.
 func (c *Client) AllMessages(ctx context.Context, q MessageQuery) iter.Seq2[*Message, error] {
 	return paginate(q.Cursor, func(cursor string) ([]Message, string, error) {
 		q.Cursor = cursor
-		p, err := c.ListMessages(ctx, q)
-		if err != nil {
-			return nil, "", err
-		}
-		return p.Messages, p.NextCursor, nil
+		return listPage[Message](ctx, c, "/v1/messages", "messages", q.values())
 	})
 }
 
@@ -348,28 +345,25 @@ type SubscriptionPage struct {
 
 // ListSubscriptions returns one page of subscriptions (GET /v1/subscriptions).
 func (c *Client) ListSubscriptions(ctx context.Context, q SubscriptionQuery) (*SubscriptionPage, error) {
+	subs, next, err := listPage[Subscription](ctx, c, "/v1/subscriptions", "subscriptions", q.values())
+	if err != nil {
+		return nil, err
+	}
+	return &SubscriptionPage{Subscriptions: subs, NextCursor: next}, nil
+}
+
+func (q SubscriptionQuery) values() url.Values {
 	v := url.Values{}
 	set(v, "app", q.App)
 	set(v, "topic", q.Topic)
 	setPage(v, q.Limit, q.Cursor)
-	var page struct {
-		Subscriptions []Subscription `json:"subscriptions"`
-		NextCursor    *string        `json:"next_cursor"`
-	}
-	if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/subscriptions", query: v, idempotent: true}, &page); err != nil {
-		return nil, err
-	}
-	return &SubscriptionPage{Subscriptions: page.Subscriptions, NextCursor: deref(page.NextCursor)}, nil
+	return v
 }
 
 // AllSubscriptions iterates over every subscription matching q, page after page.
 func (c *Client) AllSubscriptions(ctx context.Context, q SubscriptionQuery) iter.Seq2[*Subscription, error] {
 	return paginate(q.Cursor, func(cursor string) ([]Subscription, string, error) {
 		q.Cursor = cursor
-		p, err := c.ListSubscriptions(ctx, q)
-		if err != nil {
-			return nil, "", err
-		}
-		return p.Subscriptions, p.NextCursor, nil
+		return listPage[Subscription](ctx, c, "/v1/subscriptions", "subscriptions", q.values())
 	})
 }
