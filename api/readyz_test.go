@@ -94,3 +94,31 @@ func TestReadyzHidesAndLogsErrors(t *testing.T) {
 		t.Fatalf("the log lacks the error's detail:\n%s", logs)
 	}
 }
+
+// TestReadyzBodiesMatchTheDocument: the archive's own state and the
+// answers while starting are in api/openapi.yaml too.
+func TestReadyzBodiesMatchTheDocument(t *testing.T) {
+	t.Parallel()
+	probe := func(h http.Handler) string {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/readyz", nil)
+		h.ServeHTTP(w, req)
+		checkOpenAPI(t, req, nil, response{code: w.Code, header: w.Header(), body: w.Body.Bytes()})
+		return w.Body.String()
+	}
+	a := api.New(api.Config{Gatherer: prometheus.NewRegistry(),
+		Ready: func(context.Context) map[string]error { return map[string]error{"redis": nil} },
+		Archive: func(context.Context) api.ArchiveState {
+			return api.ArchiveState{Configured: true, Up: false, Status: "unavailable", Since: "2026-12-06T18:00:00Z"}
+		}})
+	r := gin.New()
+	a.Process(r)
+	if body := probe(r); !strings.Contains(body, `"archive":{"configured":true,"up":false`) {
+		t.Errorf("/readyz lacks the archive's state: %s", body)
+	}
+	starting := api.Starting(api.StartingConfig{Missing: func() []string { return []string{"redis"} },
+		Gatherer: prometheus.NewRegistry()})
+	if body := probe(starting); !strings.Contains(body, `"starting":true`) || !strings.Contains(body, `"redis":"connecting"`) {
+		t.Errorf("/readyz while starting: %s", body)
+	}
+}
