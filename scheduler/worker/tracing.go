@@ -79,10 +79,16 @@ func (s *attemptSpan) end(res delivery.Result, outcome string) {
 // cassata_deliveries_total metric's outcome label and the span's
 // cassata.outcome attribute do.
 func outcomeLabel(st scheduler.Status, held bool) string {
-	if !held {
+	switch {
+	case !held:
 		return scheduler.OutcomeStale
+	case st == scheduler.StatusCompleted:
+		return scheduler.OutcomeCompleted
+	case st == scheduler.StatusFailed:
+		return scheduler.OutcomeFailed
+	case st == scheduler.StatusServiceUnavailable:
+		return scheduler.OutcomeServiceUnavailable
+	default: // PENDING again: retried later
+		return scheduler.OutcomeRetry
 	}
-	return map[scheduler.Status]string{scheduler.StatusCompleted: scheduler.OutcomeCompleted,
-		scheduler.StatusFailed: scheduler.OutcomeFailed, scheduler.StatusServiceUnavailable: scheduler.OutcomeServiceUnavailable,
-		scheduler.StatusPending: scheduler.OutcomeRetry}[st]
 }
