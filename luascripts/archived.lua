@@ -13,24 +13,33 @@
 --
 -- Returns the number of entries acknowledged (entries another archiver
 -- already acknowledged count 0 but are deleted all the same).
-local n = 0
-local final = {COMPLETED = true, FAILED = true, SERVICE_UNAVAILABLE = true, CANCELLED = true}
+local ids, finals = {}, {}
 for i = 4, #ARGV, 3 do
-  local id, m, t = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  n = n + redis.call('XACK', KEYS[1], ARGV[1], id)
-  redis.call('XDEL', KEYS[1], id)
-  if m ~= '' then
-    local k = ARGV[3] .. m
-    local f = redis.call('HMGET', k, F.status, F.finished_at)
-    -- Only the archived outcome starts the window: skip an event retried
-    -- since (live again) or finished again (its newer outcome is not archived yet).
-    if final[f[1]] and f[2] and f[2] == t then
-      redis.call('PEXPIREAT', k, tonumber(f[2]) + tonumber(ARGV[2]))
-      -- A delivered event's body is needed only for reads now, and the
-      -- archive has it: Redis lets it go (reads take it from the archive).
-      -- A failed one keeps it for a retry.
-      if f[1] == 'COMPLETED' then long_trim(k, F.body, 0) end
-    end
+  ids[#ids + 1] = ARGV[i]
+  if ARGV[i + 1] ~= '' then finals[#finals + 1] = i end
+end
+local n = 0
+for i = 1, #ids, 500 do
+  local batch = {unpack(ids, i, math.min(i + 499, #ids))}
+  n = n + redis.call('XACK', KEYS[1], ARGV[1], unpack(batch))
+  redis.call('XDEL', KEYS[1], unpack(batch))
+end
+local final = {COMPLETED = true, FAILED = true, SERVICE_UNAVAILABLE = true, CANCELLED = true}
+local body = {}
+for i = 0, MAX_CHUNKS - 1 do body[#body + 1] = chunk_field(F.body, i) end
+for _, i in ipairs(finals) do
+  local m, t = ARGV[i + 1], ARGV[i + 2]
+  local k = ARGV[3] .. m
+  local f = redis.call('HMGET', k, F.status, F.finished_at)
+  -- Only the archived outcome starts the window: skip an event retried
+  -- since (live again) or finished again (its newer outcome is not archived yet).
+  if final[f[1]] and f[2] and f[2] == t then
+    redis.call('PEXPIREAT', k, tonumber(f[2]) + tonumber(ARGV[2]))
+    -- A delivered event's body is needed only for reads now, and the
+    -- archive has it: Redis lets it go (reads take it from the archive).
+    -- A failed one keeps it for a retry. One HDEL names every chunk the
+    -- body can have (chunks.go), rather than probing for each.
+    if f[1] == 'COMPLETED' then redis.call('HDEL', k, unpack(body)) end
   end
 end
 return n

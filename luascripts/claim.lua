@@ -20,10 +20,13 @@
 -- Each claimed member leaves `due`, joins the worker's list and `lease`
 -- (score = now + visibility), becomes PROCESSING with attempts + 1.
 -- Returns {now, next_due, n, then n times: member, the claimed event}, the
--- event as event_values gives it (prelude.lua: FIELDS in order, long values
--- joined, nil where absent), so it decodes as Get would read it, and
--- next_due is the earliest remaining due time (-1 when none), so the
--- worker can sleep until exactly then on the server's clock.
+-- event as values_of gives it for CLAIM (prelude.lua: what a delivery needs,
+-- long values joined, nil where absent; attempts already counting this
+-- one), and next_due is the earliest remaining due time (-1 when none), so
+-- the worker can sleep until exactly then on the server's clock.
+--
+-- Per event it costs two commands (HMGET, HSET); the batch's members leave
+-- `due` and join `lease` and the worker's list in one command each.
 local now = now_ms(ARGV[1])
 local deadline = now + tonumber(ARGV[3])
 local paused = redis.call('EXISTS', ARGV[6]) == 1
@@ -31,33 +34,53 @@ local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 
 local res = {now, -1, 0}
 local n = 0
 
--- parked_by returns the pause field that holds member m (event hash k)
--- back, or nil.
-local function parked_by(m, k)
+-- parked_by returns the pause field that holds member m (event hash k,
+-- flow key fk) back, or nil.
+local function parked_by(m, fk)
   local app = string.match(m, '^([^/]*)/')
   if redis.call('HEXISTS', ARGV[6], 'a:' .. app) == 1 then return 'a:' .. app end
-  local fk = redis.call('HGET', k, F.flow_key)
   if fk and redis.call('HEXISTS', ARGV[6], 'f:' .. app .. '/' .. fk) == 1 then return 'f:' .. app .. '/' .. fk end
   return nil
 end
 
+-- in_batches calls redis with the fixed arguments head and the values of
+-- list after them, a few hundred at a time (Lua's unpack has a limit).
+local function in_batches(head, list)
+  for i = 1, #list, 500 do
+    local args = {unpack(head)}
+    for j = i, math.min(i + 499, #list) do args[#args + 1] = list[j] end
+    redis.call(unpack(args))
+  end
+end
+
+local gone, leased, pushed = {}, {}, {}
 for i = 1, #members, 2 do
   local m = members[i]
-  redis.call('ZREM', KEYS[1], m)
+  gone[#gone + 1] = m
   local k = ARGV[5] .. m
-  local field = nil
-  if paused and redis.call('EXISTS', k) == 1 then field = parked_by(m, k) end
-  if field then
-    redis.call('ZADD', ARGV[7] .. field, members[i + 1], m)
-  elseif redis.call('EXISTS', k) == 1 then
-    redis.call('HINCRBY', k, F.attempts, 1)
-    redis.call('HSET', k, F.status, 'PROCESSING', F.worker, ARGV[4], F.updated_at, now)
-    redis.call('ZADD', KEYS[2], deadline, m)
-    redis.call('RPUSH', KEYS[3], m)
-    res[#res + 1] = m
-    append_event(res, k)
-    n = n + 1
+  local v, at = values_of(k, CLAIM)
+  if v[at[F.due_at]] then -- every event has one: none means the hash is gone
+    local field = nil
+    if paused then field = parked_by(m, v[at[F.flow_key]]) end
+    if field then
+      redis.call('ZADD', ARGV[7] .. field, members[i + 1], m)
+    else
+      local a = (tonumber(v[at[F.attempts]]) or 0) + 1
+      v[at[F.attempts]] = a
+      redis.call('HSET', k, F.attempts, a, F.status, 'PROCESSING', F.worker, ARGV[4], F.updated_at, now)
+      leased[#leased + 1] = deadline
+      leased[#leased + 1] = m
+      pushed[#pushed + 1] = m
+      res[#res + 1] = m
+      for j = 1, #CLAIM do res[#res + 1] = v[j] end
+      n = n + 1
+    end
   end
+end
+if #gone > 0 then in_batches({'ZREM', KEYS[1]}, gone) end
+if #leased > 0 then
+  in_batches({'ZADD', KEYS[2]}, leased)
+  in_batches({'RPUSH', KEYS[3]}, pushed)
 end
 res[3] = n
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')

@@ -36,6 +36,19 @@ local FIELDS = {
   F.callback_url, F.failure_callback_url, F.flow_key, F.trace_parent,
 }
 
+-- CLAIM lists the fields a claim returns, in this order: what a worker needs
+-- to deliver an event (claimFields in store/redisstore/codec.go, which
+-- TestPreludeMirrorsCodec holds it to). The rest it knows (status
+-- PROCESSING, its own worker id, updated now) or never reads (the history,
+-- the last status code and error, the finish time).
+local CLAIM = {
+  F.url, F.method, F.headers, F.body, F.due_at,
+  F.attempts, F.max_attempts, F.timeout, F.min_backoff,
+  F.max_backoff, F.created_at,
+  F.kind, F.topic, F.mode, F.parent, F.plan,
+  F.callback_url, F.failure_callback_url, F.flow_key, F.trace_parent,
+}
+
 -- Long values of an event hash (url u, headers h, body b, history hi, plan pl, last
 -- error le, callback urls cb and fcb) are stored in chunks of at most CHUNK bytes: field f holds the
 -- first, f..'1', f..'2', ... the next ones, so the hash of an ordinary event
@@ -67,29 +80,38 @@ local function long_join(k, f, v0, v1)
   return table.concat(parts)
 end
 
--- event_values returns event hash k as the codec decodes it (decodeValues
--- in store/redisstore/codec.go): the values of FIELDS in order, long values
--- joined, false (a nil reply) where a field is absent. One HMGET reads every
--- field and the second chunk of each long one.
--- Its second result gives a field's position in the first. (Built here, not
--- at the top of the prelude, so only scripts that return an event pay.)
-local EV_ASK, EV_AT
-local function event_values(k)
-  if not EV_ASK then
-    -- Once per script call, not once per event (a claim returns up to a
-    -- batch of them).
-    EV_ASK, EV_AT = {}, {}
-    for i, f in ipairs(FIELDS) do EV_ASK[i] = f; EV_AT[f] = i end
-    for _, f in ipairs(LONG) do EV_ASK[#EV_ASK + 1] = f .. '1' end
+-- values_of returns the fields of event hash k that list (FIELDS or CLAIM)
+-- names, in its order, as the codec decodes them: long values joined, false
+-- (a nil reply) where a field is absent. One HMGET reads every field and the
+-- second chunk of each long one. Its second result gives a field's position
+-- in the first.
+local ASK = {} -- list → {fields and second chunks to ask for, position of each field}
+local function values_of(k, list)
+  local q = ASK[list]
+  if not q then
+    -- Once per script call and list, not once per event (a claim returns up
+    -- to a batch of them).
+    local ask, at, long = {}, {}, {}
+    for i, f in ipairs(list) do ask[i] = f; at[f] = i end
+    for _, f in ipairs(LONG) do
+      if at[f] then ask[#ask + 1] = f .. '1'; long[#long + 1] = f end
+    end
+    q = {ask = ask, at = at, long = long}
+    ASK[list] = q
   end
-  local ask, at = EV_ASK, EV_AT
-  local v = redis.call('HMGET', k, unpack(ask))
+  local v = redis.call('HMGET', k, unpack(q.ask))
   local out = {}
-  for i = 1, #FIELDS do out[i] = v[i] end
-  for j, f in ipairs(LONG) do
-    out[at[f]] = long_join(k, f, v[at[f]], v[#FIELDS + j])
+  for i = 1, #list do out[i] = v[i] end
+  for j, f in ipairs(q.long) do
+    out[q.at[f]] = long_join(k, f, v[q.at[f]], v[#list + j])
   end
-  return out, at
+  return out, q.at
+end
+
+-- event_values returns event hash k as the codec decodes it (decodeValues
+-- in store/redisstore/codec.go): the values of FIELDS in order.
+local function event_values(k)
+  return values_of(k, FIELDS)
 end
 
 -- append_event appends event_values(k) to the reply list res.
@@ -126,29 +148,38 @@ local function long_set(k, f, v)
   long_trim(k, f, n)
 end
 
--- hgetall_joined returns HGETALL of hash k as a flat list with every long
--- value joined and its chunk fields left out.
-local function hgetall_joined(k)
-  local all = redis.call('HGETALL', k)
-  local m = {}
-  for i = 1, #all, 2 do m[all[i]] = all[i + 1] end
-  local chunk = {}
-  for _, f in ipairs(LONG) do
-    if m[f] and m[f .. '1'] then
-      local parts, i = {m[f]}, 1
-      while m[f .. i] do
-        parts[#parts + 1] = m[f .. i]
-        chunk[f .. i] = true
-        i = i + 1
-      end
-      m[f] = table.concat(parts)
+-- long_count is the number of fields value v of a long field takes (0 when
+-- v is absent or empty: put_long stores nothing then).
+local function long_count(v)
+  if not v or v == '' then return 0 end
+  if #v > CHUNK and #v <= CHUNK * MAX_CHUNKS then return math.ceil(#v / CHUNK) end
+  return 1
+end
+
+-- put_long adds to set the field, value pairs that store v in long field f
+-- of hash k (nothing for an empty v) and to del the chunk fields of its old
+-- value that the new one does not overwrite, so one HSET and at most one
+-- HDEL write it, with no probing. old0 and old1 are the old value's first
+-- two chunks as an HMGET read them.
+local function put_long(set, del, k, f, v, old0, old1)
+  local n = long_count(v)
+  if n == 1 then
+    set[#set + 1] = f; set[#set + 1] = v
+  else
+    for i = 0, n - 1 do
+      set[#set + 1] = chunk_field(f, i)
+      set[#set + 1] = string.sub(v, i * CHUNK + 1, (i + 1) * CHUNK)
     end
   end
-  local out = {}
-  for i = 1, #all, 2 do
-    if not chunk[all[i]] then out[#out + 1] = all[i]; out[#out + 1] = m[all[i]] end
-  end
-  return out
+  local old = 0
+  if old1 then old = long_count(long_join(k, f, old0, old1)) elseif old0 then old = 1 end
+  for i = n, old - 1 do del[#del + 1] = chunk_field(f, i) end
+end
+
+-- write_fields applies what put_long (and the caller) gathered.
+local function write_fields(k, set, del)
+  if #set > 0 then redis.call('HSET', k, unpack(set)) end
+  if #del > 0 then redis.call('HDEL', k, unpack(del)) end
 end
 
 -- status_of returns the status of event hash k, or false when it does not
@@ -161,21 +192,43 @@ local function status_of(k)
   return false
 end
 
--- xadd_final appends a 'final' outbox entry for event hash k: the hash as
--- JSON without the body (binary-safe as its own raw field 'b') and without
--- the history (the archive gets every attempt from its own entry), long
--- values joined.
-local function xadd_final(stream, member, k, created, now, status, line)
-  local all = hgetall_joined(k)
-  local ev, body = {}, nil
-  for i = 1, #all, 2 do
-    if all[i] == F.body then body = all[i + 1]
-    elseif all[i] ~= F.history then ev[#ev + 1] = all[i]; ev[#ev + 1] = all[i + 1] end
+-- FINAL lists the fields a 'final' outbox entry carries: all but the
+-- history (the archive gets every attempt from its own entry). finalFields
+-- in store/redisstore/codec.go is the same list. Built when first needed.
+local FINAL
+
+-- pack_values writes a list of values (false: absent) as one string the Go
+-- side reads without a JSON parser (unpackValues in codec.go): per value its
+-- length, ':', the bytes, or '-' when absent. Binary-safe, and much cheaper
+-- than cjson on both sides.
+local function pack_values(v, n)
+  local parts = {}
+  for i = 1, n do
+    local x = v[i]
+    if x then
+      parts[#parts + 1] = #x
+      parts[#parts + 1] = ':'
+      parts[#parts + 1] = x
+    else
+      parts[#parts + 1] = '-'
+    end
   end
-  local args = {stream, '*', 'm', member, 'k', 'final', 'c', created or '', 't', now, 's', status,
-    'h', line or '', 'ev', cjson.encode(ev)}
-  if body then args[#args + 1] = 'b'; args[#args + 1] = body end
-  redis.call('XADD', unpack(args))
+  return table.concat(parts)
+end
+
+-- xadd_final appends a 'final' outbox entry for event hash k: m, k 'final',
+-- c, t, s, h (the attempt that ended it) and v, the values of FINAL packed
+-- (pack_values), long values joined.
+local function xadd_final(stream, member, k, created, now, status, line)
+  if not FINAL then
+    FINAL = {}
+    for _, f in ipairs(FIELDS) do
+      if f ~= F.history then FINAL[#FINAL + 1] = f end
+    end
+  end
+  local v = values_of(k, FINAL)
+  redis.call('XADD', stream, '*', 'm', member, 'k', 'final', 'c', created or '', 't', now, 's', status,
+    'h', line or '', 'v', pack_values(v, #FINAL))
 end
 
 -- finish_attempt checks the caller's lease on event hash k (worker and
@@ -195,28 +248,29 @@ end
 --
 -- Returns held (true, false, or nil when the event is gone), dup (true when
 -- the call was applied before: held then says how it counted), the hash's
--- s, w, a, c, t, and the line as recorded.
+-- s, w, a, c, t, hi, hi1, le, le1 (one HMGET), the line as recorded, and,
+-- when held, the new history: the caller writes it with the outcome (one
+-- HSET, put_long) — a stale line is written here.
 local function finish_attempt(k, stream, member, worker, attempt, line)
-  local cur = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.created_at, F.updated_at)
+  local cur = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.created_at, F.updated_at,
+    F.history, F.history .. '1', F.last_error, F.last_error .. '1')
   if cur[1] == false then
-    if redis.call('EXISTS', k) == 0 then return nil, false, cur, line end
+    if not cur[4] and redis.call('EXISTS', k) == 0 then return nil, false, cur, line end
     cur[1] = 'PENDING' -- as created: see status_of
   end
   local stale = line
   if line == '{}' then stale = '{"stale":true}'
   elseif string.sub(line, -1) == '}' then stale = string.sub(line, 1, -2) .. ',"stale":true}' end
-  local hist = long_get(k, F.history) or ''
+  local hist = long_join(k, F.history, cur[6], cur[7]) or ''
   local lines = '\n' .. hist
   if string.find(lines, '\n' .. line .. '\n', 1, true) then return true, true, cur, line end
   if string.find(lines, '\n' .. stale .. '\n', 1, true) then return false, true, cur, stale end
   local held = cur[1] == 'PROCESSING' and cur[2] == worker and cur[3] == attempt
-  if not held then line = stale end
-  long_set(k, F.history, hist .. line .. '\n')
-  if not held then
-    redis.call('XADD', stream, '*', 'm', member, 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
-      's', cur[1], 'h', line)
-  end
-  return held, false, cur, line
+  if held then return true, false, cur, line, hist .. line .. '\n' end
+  long_set(k, F.history, hist .. stale .. '\n')
+  redis.call('XADD', stream, '*', 'm', member, 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
+    's', cur[1], 'h', stale)
+  return false, false, cur, stale
 end
 
 -- zadd_wake adds member to due set key at due and, when that moves the set's

@@ -130,6 +130,87 @@ var eventFields = [numFields]hashField{
 	fTraceParent:     {"TraceParent", "tc", false},
 }
 
+// claimFields are the fields a claim returns (claim.lua), in this order:
+// what a worker needs to deliver an event. prelude.lua mirrors it as CLAIM.
+// The others it knows without reading them (status PROCESSING, its own
+// worker id, updated at the claim's time: decodeClaimed fills them in) or
+// never reads: history, last status code and error, finish time, which a
+// claimed event therefore has empty. Reading fewer fields is most of the
+// claim's cost per event in Redis.
+var claimFields = []int{
+	fURL, fMethod, fHeaders, fBody, fDue,
+	fAttempts, fMaxAttempts, fTimeout, fMinBackoff,
+	fMaxBackoff, fCreated,
+	fKind, fTopic, fMode, fParent, fPlan,
+	fCallback, fFailureCallback, fFlowKey, fTraceParent,
+}
+
+// decodeClaimed builds a claimed event from the values of claimFields, in
+// order, as claim.lua returns them for worker at Redis time now.
+func decodeClaimed(app, id, worker string, now int64, v []any) (*scheduler.Event, error) {
+	if len(v) != len(claimFields) {
+		return nil, fmt.Errorf("decode claimed %s/%s: %d values for %d fields", app, id, len(v), len(claimFields))
+	}
+	all := make([]any, numFields)
+	for i, f := range claimFields {
+		all[f] = v[i]
+	}
+	all[fStatus], all[fWorker], all[fUpdated] = string(scheduler.StatusProcessing), worker, now
+	return decodeValues(app, id, all)
+}
+
+// finalFields are the fields a 'final' outbox entry carries (prelude.lua
+// FINAL): every field but the history, whose attempts the archive has from
+// their own entries.
+var finalFields = func() []int {
+	out := make([]int, 0, numFields-1)
+	for i := range numFields {
+		if i != fHistory {
+			out = append(out, i)
+		}
+	}
+	return out
+}()
+
+// unpackValues reads n values written by prelude.lua's pack_values: per
+// value its decimal length, ':' and the bytes, or '-' for an absent one
+// (nil here).
+func unpackValues(s string, n int) ([]any, error) {
+	out := make([]any, n)
+	for i := range n {
+		if s == "" {
+			return nil, fmt.Errorf("packed values: %d of %d", i, n)
+		}
+		if s[0] == '-' {
+			s = s[1:]
+			continue
+		}
+		size, rest, ok := strings.Cut(s, ":")
+		l, err := strconv.Atoi(size)
+		if !ok || err != nil || l < 0 || l > len(rest) {
+			return nil, fmt.Errorf("packed values: bad length at value %d", i)
+		}
+		out[i], s = rest[:l], rest[l:]
+	}
+	if s != "" {
+		return nil, fmt.Errorf("packed values: %d bytes after %d values", len(s), n)
+	}
+	return out, nil
+}
+
+// decodeFinal builds an event from the packed values of finalFields.
+func decodeFinal(app, id, packed string) (*scheduler.Event, error) {
+	v, err := unpackValues(packed, len(finalFields))
+	if err != nil {
+		return nil, fmt.Errorf("decode final %s/%s: %w", app, id, err)
+	}
+	all := make([]any, numFields)
+	for i, f := range finalFields {
+		all[f] = v[i]
+	}
+	return decodeValues(app, id, all)
+}
+
 // name returns the Redis field of field i.
 func name(i int) string { return eventFields[i].name }
 

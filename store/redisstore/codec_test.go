@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,17 @@ func TestPreludeMirrorsCodec(t *testing.T) {
 	}
 	if len(luaOrder) != numFields {
 		t.Errorf("prelude.lua FIELDS lists %d fields, codec.go %d", len(luaOrder), numFields)
+	}
+	var luaClaim []string
+	for _, m := range regexp.MustCompile(`F\.(\w+)`).FindAllStringSubmatch(block("CLAIM"), -1) {
+		luaClaim = append(luaClaim, m[1])
+	}
+	var goClaim []string
+	for _, f := range claimFields {
+		goClaim = append(goClaim, snake(eventFields[f].goName))
+	}
+	if !slices.Equal(luaClaim, goClaim) {
+		t.Errorf("prelude.lua CLAIM lists %v, codec.go claimFields %v", luaClaim, goClaim)
 	}
 	for i, f := range eventFields {
 		key := snake(f.goName)
@@ -150,7 +162,8 @@ func codecEvents(now time.Time) []*scheduler.Event {
 }
 
 // TestClaimDecodesAsGet: a claimed event, decoded from the claim reply,
-// equals the same event read with Get right after, for every shape of
+// equals the same event read with Get right after, but for the fields a
+// claim does not return (claimFields), for every shape of
 // event, on a first claim and on a claim after a failed attempt (last
 // status, last error and history set).
 func TestClaimDecodesAsGet(t *testing.T) {
@@ -177,6 +190,9 @@ func TestClaimDecodesAsGet(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					// A claim returns what a delivery needs (claimFields):
+					// not the history, last outcome or finish time.
+					want.History, want.LastStatusCode, want.LastError, want.FinishedAt = nil, 0, "", time.Time{}
 					if !reflect.DeepEqual(got, want) {
 						t.Errorf("%s %s: claim decoded\n%+v\nGet reads\n%+v", round, got.ID, got, want)
 					}
@@ -348,5 +364,84 @@ func TestTraceParentAbsentWhenUntraced(t *testing.T) {
 	}
 	if got.TraceParent != ev.TraceParent {
 		t.Errorf("TraceParent read back %q, want %q", got.TraceParent, ev.TraceParent)
+	}
+}
+
+// TestUnpackValues: what prelude.lua's pack_values writes reads back value
+// for value (absent, empty, binary, a ':' or '-' inside), and a damaged
+// string is an error, never a panic or a wrong event.
+func TestUnpackValues(t *testing.T) {
+	t.Parallel()
+	got, err := unpackValues("-0:3:a:b5:\x00-\n:x", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []any{nil, "", "a:b", "\x00-\n:x"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("unpackValues = %q, want %q", got, want)
+	}
+	for _, bad := range []string{"", "-", "3:ab", "x:abc--", "-1:a--", "2:ab--extra", "99999999999999999999:a--"} {
+		if v, err := unpackValues(bad, 3); err == nil {
+			t.Errorf("unpackValues(%q) = %q, want an error", bad, v)
+		}
+	}
+}
+
+// TestFinalEntryCarriesTheEvent: the 'final' outbox entry of a finished
+// event decodes, on a real redis-server and on miniredis, to the event as
+// Get reads it (but for the history, which the archive has from the
+// attempts' own entries), long values and a binary body included.
+func TestFinalEntryCarriesTheEvent(t *testing.T) {
+	t.Parallel()
+	for _, be := range chunkBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := openChunkStore(t, be.open(t))
+			now := time.UnixMilli(1_700_000_000_000).UTC()
+			evs := codecEvents(now)
+			for _, ev := range evs {
+				if ex, err := st.Create(ctx, ev, now); err != nil || ex != nil {
+					t.Fatalf("create %s: %v, %v", ev.ID, ex, err)
+				}
+			}
+			c, err := st.Claim(ctx, 0, testWorker, len(evs), visibility, now)
+			if err != nil || len(c.Events) != len(evs) {
+				t.Fatalf("claim: %d events, %v", len(c.Events), err)
+			}
+			for _, ev := range c.Events {
+				l := scheduler.Lease{App: ev.App, ID: ev.ID, Worker: testWorker, Attempt: ev.Attempts}
+				o := scheduler.Outcome{Status: scheduler.StatusFailed,
+					Attempt: scheduler.Attempt{At: now.UnixMilli(), StatusCode: 400, Error: strings.Repeat("e", 150), DurationMS: 3}}
+				if held, err := st.Finish(ctx, l, o, now); err != nil || !held {
+					t.Fatalf("finish %s: %v, %v", ev.ID, held, err)
+				}
+			}
+			recs, err := st.ReadOutbox(ctx, 0, "t", false, 10*len(evs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			finals := 0
+			for _, r := range recs {
+				if r.Kind != scheduler.RecordFinal {
+					continue
+				}
+				finals++
+				want, err := st.Get(ctx, r.App, r.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want.History = nil
+				if !reflect.DeepEqual(r.Event, want) {
+					t.Errorf("final entry of %s decodes to\n%+v\nGet reads\n%+v", r.ID, r.Event, want)
+				}
+				if r.Attempt == nil || r.Attempt.StatusCode != 400 {
+					t.Errorf("final entry of %s: attempt %+v", r.ID, r.Attempt)
+				}
+			}
+			if finals != len(evs) {
+				t.Errorf("%d final entries, want %d", finals, len(evs))
+			}
+		})
 	}
 }

@@ -187,21 +187,7 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 			r.Event = &scheduler.Event{App: app, ID: id, DueAt: msTime(d), Status: r.Status}
 		}
 	case scheduler.RecordFinal:
-		var flat []string
-		if err := json.Unmarshal([]byte(field(v, "ev")), &flat); err != nil {
-			r.Kind = ""
-			return r
-		}
-		f := make(map[string]string, len(flat)/2+1)
-		for i := 0; i+1 < len(flat); i += 2 {
-			f[flat[i]] = flat[i+1]
-		}
-		// The entry carries the body raw, beside the JSON snapshot of the
-		// hash (prelude.lua xadd_final).
-		if b, ok := v["b"].(string); ok {
-			f[name(fBody)] = b
-		}
-		ev, err := decodeHash(app, id, f)
+		ev, err := finalEvent(app, id, v)
 		if err != nil {
 			r.Kind = ""
 			return r
@@ -223,4 +209,25 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 		r.Kind = ""
 	}
 	return r
+}
+
+// finalEvent decodes the event a 'final' entry carries: packed values 'v'
+// (prelude.lua xadd_final), or, from releases before it, 'ev', a JSON list
+// of the hash's field, value pairs, with the body raw in 'b'.
+func finalEvent(app, id string, v map[string]any) (*scheduler.Event, error) {
+	if packed, ok := v["v"].(string); ok {
+		return decodeFinal(app, id, packed)
+	}
+	var flat []string
+	if err := json.Unmarshal([]byte(field(v, "ev")), &flat); err != nil {
+		return nil, err
+	}
+	f := make(map[string]string, len(flat)/2+1)
+	for i := 0; i+1 < len(flat); i += 2 {
+		f[flat[i]] = flat[i+1]
+	}
+	if b, ok := v["b"].(string); ok {
+		f[name(fBody)] = b
+	}
+	return decodeHash(app, id, f)
 }

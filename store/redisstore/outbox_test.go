@@ -248,18 +248,24 @@ func TestReadOutboxRecords(t *testing.T) {
 				ev.Worker != testWorker || len(ev.History) != 0 {
 				t.Fatalf("final event = %+v", ev)
 			}
-			// On the wire: the body is the raw field b, the snapshot has neither body nor history.
-			if b, _ := raw[2].Values["b"].(string); b != string(binaryBody) {
-				t.Fatalf("raw b = %q", b)
+			// On the wire: one packed field v (no JSON), the body in it byte
+			// for byte, no history.
+			if _, ok := raw[2].Values["ev"]; ok {
+				t.Fatalf("final entry has a JSON snapshot: %v", raw[2].Values)
 			}
-			var flat []string
-			if err := json.Unmarshal([]byte(raw[2].Values["ev"].(string)), &flat); err != nil {
-				t.Fatalf("ev = %q: %v", raw[2].Values["ev"], err)
+			if _, ok := raw[2].Values["b"]; ok {
+				t.Fatalf("final entry carries the body twice: %v", raw[2].Values)
 			}
-			for i := 0; i < len(flat); i += 2 {
-				if flat[i] == "b" || flat[i] == "hi" {
-					t.Fatalf("ev snapshot carries %q: %q", flat[i], flat)
-				}
+			packed, _ := raw[2].Values["v"].(string)
+			vals, err := unpackValues(packed, len(finalFields))
+			if err != nil {
+				t.Fatalf("v = %q: %v", packed, err)
+			}
+			if got, _ := vals[slices.Index(finalFields, fBody)].(string); got != string(binaryBody) {
+				t.Fatalf("packed body = %q", got)
+			}
+			if slices.Contains(finalFields, fHistory) {
+				t.Fatal("final entries carry the history")
 			}
 
 			// cancel: final without an attempt.
@@ -694,6 +700,8 @@ func TestMalformedOutboxEntry(t *testing.T) {
 				{"m": "app/x", "k": "mystery", "c": "1", "t": "1", "s": "PENDING"},
 				{"m": "app/x", "k": "final", "c": "1", "t": "1", "s": "FAILED", "ev": "not json"},
 				{"m": "app/x", "k": "final", "c": "1", "t": "1", "s": "FAILED", "ev": `["u","https://x/","h","{not json"]`},
+				{"m": "app/x", "k": "final", "c": "1", "t": "1", "s": "FAILED", "v": "3:abc"},
+				{"m": "app/x", "k": "final", "c": "1", "t": "1", "s": "FAILED", "v": "99:short"},
 				{"m": "app/x", "c": "1", "t": "1", "s": "PENDING"},
 				// Readable, but without what the archive needs (it would refuse
 				// the whole batch): identity, creation time, status.
@@ -815,5 +823,30 @@ func TestAckOutboxFinishedAgain(t *testing.T) {
 				t.Fatalf("PEXPIRETIME = %d, want second finish + retention %d", got, want)
 			}
 		})
+	}
+}
+
+// TestReadOutboxOldFinalEntries: final entries written before the packed
+// form (a JSON snapshot 'ev' and the body raw in 'b') still in an outbox
+// when the new release starts are read as before.
+func TestReadOutboxOldFinalEntries(t *testing.T) {
+	t.Parallel()
+	e := setupOutbox(t, false)
+	ctx := context.Background()
+	old := map[string]any{"m": "app/x", "k": "final", "c": "1700000000000", "t": "1700000001000", "s": "FAILED",
+		"h":  `{"attempt":1,"at":1700000001000,"status_code":400,"duration_ms":3}`,
+		"ev": `["u","https://x/a","d","1700000000000","c","1700000000000","s","FAILED","a","1","lc","400"]`,
+		"b":  "\x00body"}
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.outKey("x"), Values: old}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	recs := e.read(t, "a", false, 10)
+	if len(recs) != 1 || recs[0].Kind != scheduler.RecordFinal || recs[0].Event == nil {
+		t.Fatalf("records = %+v", recs)
+	}
+	ev := recs[0].Event
+	if ev.URL != "https://x/a" || string(ev.Body) != "\x00body" || ev.Attempts != 1 || ev.LastStatusCode != 400 ||
+		ev.Status != scheduler.StatusFailed || recs[0].Attempt == nil || recs[0].Attempt.StatusCode != 400 {
+		t.Fatalf("old final entry read as %+v, event %+v", recs[0], ev)
 	}
 }

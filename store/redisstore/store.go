@@ -333,7 +333,7 @@ func (s *Store) Claim(ctx context.Context, shard int, worker string, batch int, 
 	if err != nil {
 		return scheduler.Claim{}, unavailable(fmt.Sprintf("claim shard %d", shard), err)
 	}
-	return parseClaim(res)
+	return parseClaim(res, worker)
 }
 
 // ClaimShards claims from several shards in one round trip: claim.lua per
@@ -362,16 +362,16 @@ func (s *Store) ClaimShards(ctx context.Context, reqs []scheduler.ClaimRequest, 
 			errs[i] = unavailable(fmt.Sprintf("claim shard %d", reqs[i].Shard), err)
 			continue
 		}
-		claims[i], errs[i] = parseClaim(res)
+		claims[i], errs[i] = parseClaim(res, worker)
 	}
 	return claims, errs
 }
 
 // claimStride is the number of values per event in a claim reply: its
-// member, then its fields in codec order.
-const claimStride = 1 + numFields
+// member, then the values of claimFields.
+var claimStride = 1 + len(claimFields)
 
-func parseClaim(res []any) (scheduler.Claim, error) {
+func parseClaim(res []any, worker string) (scheduler.Claim, error) {
 	if len(res) < 3 {
 		return scheduler.Claim{}, fmt.Errorf("claim: short reply")
 	}
@@ -392,7 +392,7 @@ func parseClaim(res []any) (scheduler.Claim, error) {
 		if !ok {
 			return scheduler.Claim{}, fmt.Errorf("claim: bad member %q", m)
 		}
-		ev, err := decodeValues(app, id, res[i+1:i+claimStride])
+		ev, err := decodeClaimed(app, id, worker, now, res[i+1:i+claimStride])
 		if err != nil {
 			return scheduler.Claim{}, err
 		}

@@ -168,16 +168,19 @@ func streamEntries(t *testing.T, mr *miniredis.Miniredis, key string) []map[stri
 	return out
 }
 
-// snapshot decodes the 'ev' field of an outbox entry (HGETALL as a JSON array).
+// snapshot decodes the 'v' field of a final outbox entry (prelude.lua
+// pack_values of FINAL) into hash field → value, absent fields left out.
 func snapshot(t *testing.T, entry map[string]string) map[string]string {
 	t.Helper()
-	var list []string
-	if err := json.Unmarshal([]byte(entry["ev"]), &list); err != nil {
-		t.Fatalf("decode ev snapshot %q: %v", entry["ev"], err)
+	v, err := unpackValues(entry["v"], len(finalFields))
+	if err != nil {
+		t.Fatalf("decode v snapshot %q: %v", entry["v"], err)
 	}
 	m := map[string]string{}
-	for i := 0; i+1 < len(list); i += 2 {
-		m[list[i]] = list[i+1]
+	for i, f := range finalFields {
+		if x, ok := v[i].(string); ok {
+			m[name(f)] = x
+		}
 	}
 	return m
 }
@@ -197,7 +200,7 @@ func msStr(tm time.Time) string { return strconv.FormatInt(tm.UnixMilli(), 10) }
 
 // checkEntry asserts an outbox entry has exactly the fields of want (same
 // names, same values). Fields named in skip must be present but their
-// values are checked by the caller (JSON: h, ev).
+// values are checked by the caller (h: JSON; v: packed, see snapshot).
 func checkEntry(t *testing.T, e, want map[string]string, skip ...string) {
 	t.Helper()
 	got := maps.Clone(e)
@@ -212,16 +215,17 @@ func checkEntry(t *testing.T, e, want map[string]string, skip ...string) {
 	}
 }
 
-// checkSnapshot asserts the 'ev' field of a final entry: the hash's fields
-// without the body and the history.
-func checkSnapshot(t *testing.T, entry map[string]string) map[string]string {
+// checkSnapshot asserts the 'v' field of a final entry: the hash's fields,
+// long values joined, the body included (byte for byte, the archive needs
+// it), without the history, and wantBody as the body.
+func checkSnapshot(t *testing.T, entry map[string]string, wantBody string) map[string]string {
 	t.Helper()
 	snap := snapshot(t, entry)
-	if _, ok := snap["b"]; ok {
-		t.Fatalf("ev snapshot carries the body (it belongs in the raw field b): %v", snap)
+	if snap["b"] != wantBody {
+		t.Fatalf("v snapshot body = %q, want %q: %v", snap["b"], wantBody, snap)
 	}
 	if _, ok := snap["hi"]; ok {
-		t.Fatalf("ev snapshot carries the history: %v", snap)
+		t.Fatalf("v snapshot carries the history: %v", snap)
 	}
 	return snap
 }
@@ -682,12 +686,12 @@ func TestFinishSuccess(t *testing.T) {
 	e := out[1]
 	// The archive needs the body: it is taken, raw, before it is dropped.
 	checkEntry(t, e, map[string]string{"m": "app/ok", "k": "final", "c": msStr(b.now), "t": msStr(done),
-		"s": "COMPLETED", "b": "payload"}, "h", "ev")
+		"s": "COMPLETED"}, "h", "v")
 	var h scheduler.Attempt
 	if err := json.Unmarshal([]byte(e["h"]), &h); err != nil || h != att {
 		t.Fatalf("outbox history line = %q (%v)", e["h"], err)
 	}
-	snap := checkSnapshot(t, e)
+	snap := checkSnapshot(t, e, "payload")
 	if snap["s"] != "COMPLETED" || snap["u"] != ev.URL || snap["lc"] != "204" ||
 		snap["f"] != strconv.FormatInt(done.UnixMilli(), 10) || snap["t"] != msStr(done) || snap["a"] != "1" ||
 		snap["c"] != msStr(b.now) || snap["w"] != testWorker {
@@ -788,11 +792,11 @@ func TestFinishFinalFailure(t *testing.T) {
 			}
 			b.noExpiry(t, b.evKey("f"))
 			out := streamEntries(t, b.mr, b.outKey("f"))
-			if len(out) != 2 || out[0]["k"] != "create" || out[1]["k"] != "final" || checkSnapshot(t, out[1])["s"] != string(st) {
+			if len(out) != 2 || out[0]["k"] != "create" || out[1]["k"] != "final" || checkSnapshot(t, out[1], "keep me")["s"] != string(st) {
 				t.Fatalf("outbox = %v", out)
 			}
 			checkEntry(t, out[1], map[string]string{"m": "app/f", "k": "final", "c": msStr(b.now), "t": msStr(b.now),
-				"s": string(st), "b": "keep me"}, "h", "ev")
+				"s": string(st)}, "h", "v")
 			var h scheduler.Attempt
 			if err := json.Unmarshal([]byte(out[1]["h"]), &h); err != nil || h != att {
 				t.Fatalf("outbox history line = %q (%v)", out[1]["h"], err)
@@ -987,12 +991,12 @@ func TestCancel(t *testing.T) {
 		}
 		b.noExpiry(t, b.evKey("p"))
 		out := streamEntries(t, b.mr, b.outKey("p"))
-		if len(out) != 2 || out[0]["k"] != "create" || out[1]["k"] != "final" || checkSnapshot(t, out[1])["s"] != "CANCELLED" {
+		if len(out) != 2 || out[0]["k"] != "create" || out[1]["k"] != "final" || checkSnapshot(t, out[1], "b")["s"] != "CANCELLED" {
 			t.Fatalf("outbox = %v", out)
 		}
 		// No attempt ended the run: h is empty.
 		checkEntry(t, out[1], map[string]string{"m": "app/p", "k": "final", "c": msStr(b.now), "t": msStr(when),
-			"s": "CANCELLED", "h": "", "b": "b"}, "ev")
+			"s": "CANCELLED", "h": ""}, "v")
 		// Nothing is claimed afterwards.
 		if c := b.claim(t, testWorker, 10, b.at(2*time.Hour)); len(c.Events) != 0 {
 			t.Fatalf("claimed a cancelled event")
@@ -1246,7 +1250,7 @@ func TestReap(t *testing.T) {
 	checkEntry(t, out[3], map[string]string{"m": "app/again", "k": "attempt", "c": msStr(b.now), "t": msStr(when),
 		"s": "PENDING", "d": msStr(when)}, "h")
 	checkEntry(t, out[4], map[string]string{"m": "app/last", "k": "final", "c": msStr(b.now), "t": msStr(when),
-		"s": "SERVICE_UNAVAILABLE", "b": "kept"}, "h", "ev")
+		"s": "SERVICE_UNAVAILABLE"}, "h", "v")
 	for _, e := range out[3:] {
 		var h scheduler.Attempt
 		want := scheduler.Attempt{Attempt: 1, At: when.UnixMilli(), Error: "lease expired", Worker: testWorker}
@@ -1254,7 +1258,7 @@ func TestReap(t *testing.T) {
 			t.Fatalf("%s history line = %q (%v), want %+v", e["m"], e["h"], err, want)
 		}
 	}
-	if snap := checkSnapshot(t, out[4]); snap["s"] != "SERVICE_UNAVAILABLE" || snap["f"] != msStr(when) ||
+	if snap := checkSnapshot(t, out[4], "kept"); snap["s"] != "SERVICE_UNAVAILABLE" || snap["f"] != msStr(when) ||
 		snap["le"] != "lease expired" || snap["a"] != "1" {
 		t.Fatalf("last snapshot = %v", snap)
 	}
