@@ -1,0 +1,207 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/internal/redistest"
+	"github.com/cassata/cassata/scheduler"
+)
+
+// BenchmarkEventLifetime measures the Redis CPU one event costs over its
+// whole life in Redis, phase by phase, as the worker and the archiver drive
+// it: create (schedule.lua, pipelined in batches like the batch route),
+// claim (claim.lua, all shards in one pipeline, lifetimeBatch per shard),
+// finish (ack.lua, pipelined like the finisher, every delivery a success),
+// archive (XREADGROUP of the outbox and archived.lua, which expires the
+// event's hash). It is the input of the README's "Scaling out"
+// projection: a Redis core sustains about 1e6 / total events per second.
+//
+// The CPU is redis-server's own (INFO cpu: used_cpu_user + used_cpu_sys,
+// getrusage), not the wall time of INFO commandstats, which counts time the
+// server spent preempted on a busy machine. Each phase also reports the
+// PUBLISH calls (wake-ups) per event, the one command that a Redis Cluster
+// broadcasts to every master.
+//
+//	go test ./store/redisstore -run '^$' -bench BenchmarkEventLifetime -benchtime 20000x
+func BenchmarkEventLifetime(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { _ = rdb.Close() })
+	st, err := New(ctx, rdb, Config{Namespace: "life", Retention: time.Hour})
+	if err != nil {
+		b.Fatalf("New: %v", err)
+	}
+	admin := srv.Client()
+	n := b.N
+	body := []byte(`{"order":12345,"status":"paid","customer":"c-0042","amount":1999,"currency":"EUR","note":"x"}`)
+	evs := make([]*scheduler.Event, n)
+	created := time.Now().Truncate(time.Millisecond)
+	for i := range evs {
+		evs[i] = &scheduler.Event{App: "bench", ID: "e" + strconv.Itoa(i),
+			URL:    "https://example.com/hook?order=12345&customer=c-0042&source=bench-run",
+			Method: "POST", Headers: map[string]string{"Content-Type": "application/json"},
+			Body: body, DueAt: created.Add(-time.Second), CreatedAt: created, UpdatedAt: created}
+	}
+
+	var items []scheduler.FinishItem // the claimed events, for the finish phase
+	phases := []struct {
+		name string
+		run  func(b *testing.B) int // returns the events it handled
+	}{
+		{"create", func(b *testing.B) int {
+			for i := 0; i < n; i += lifetimeBatch {
+				res, err := st.CreateMany(ctx, evs[i:min(n, i+lifetimeBatch)], time.Time{})
+				if err != nil {
+					b.Fatalf("create: %v", err)
+				}
+				for _, r := range res {
+					if r.Err != nil {
+						b.Fatalf("create: %v", r.Err)
+					}
+				}
+			}
+			return n
+		}},
+		{"claim", func(b *testing.B) int {
+			reqs := make([]scheduler.ClaimRequest, st.Shards())
+			for s := range reqs {
+				reqs[s] = scheduler.ClaimRequest{Shard: s, Batch: lifetimeBatch}
+			}
+			for len(items) < n {
+				claims, errs := st.ClaimShards(ctx, reqs, "w1", time.Minute, time.Time{})
+				got := 0
+				for s, c := range claims {
+					if errs[s] != nil {
+						b.Fatalf("claim shard %d: %v", s, errs[s])
+					}
+					for _, ev := range c.Events {
+						items = append(items, scheduler.FinishItem{
+							Lease: scheduler.Lease{App: ev.App, ID: ev.ID, Worker: "w1", Attempt: ev.Attempts},
+							Outcome: scheduler.Outcome{Status: scheduler.StatusCompleted,
+								Attempt: scheduler.Attempt{Attempt: ev.Attempts, At: time.Now().UnixMilli(),
+									StatusCode: 200, DurationMS: 3, Worker: "w1"}}})
+						got++
+					}
+				}
+				if got == 0 {
+					b.Fatalf("claimed nothing with %d of %d events claimed", len(items), n)
+				}
+			}
+			return len(items)
+		}},
+		{"finish", func(b *testing.B) int {
+			for i := 0; i < len(items); i += lifetimeBatch {
+				for _, r := range st.FinishMany(ctx, items[i:min(len(items), i+lifetimeBatch)]) {
+					if r.Err != nil || !r.Held {
+						b.Fatalf("finish: held %v, %v", r.Held, r.Err)
+					}
+				}
+			}
+			return len(items)
+		}},
+		{"archive", func(b *testing.B) int {
+			finals := 0
+			for s := range st.Shards() {
+				for {
+					recs, err := st.ReadOutbox(ctx, s, "a1", false, 500)
+					if err != nil {
+						b.Fatalf("read outbox: %v", err)
+					}
+					if len(recs) == 0 {
+						break
+					}
+					for _, r := range recs {
+						if r.Kind == scheduler.RecordFinal {
+							finals++
+						}
+					}
+					if err := st.AckOutbox(ctx, s, recs); err != nil {
+						b.Fatalf("ack outbox: %v", err)
+					}
+				}
+			}
+			if finals != n {
+				b.Fatalf("archived %d final records, want %d", finals, n)
+			}
+			return n
+		}},
+	}
+
+	b.ResetTimer()
+	var total float64
+	for _, p := range phases {
+		cpu0, pub0 := redisCPU(b, admin), publishCalls(b, admin)
+		got := p.run(b)
+		cpu := redisCPU(b, admin) - cpu0
+		pubs := publishCalls(b, admin) - pub0
+		us := cpu.Seconds() * 1e6 / float64(got)
+		total += us
+		b.ReportMetric(us, p.name+"-redis-µs/event")
+		b.ReportMetric(float64(pubs)/float64(got), p.name+"-publish/event")
+	}
+	b.ReportMetric(total, "redis-µs/event")
+}
+
+// lifetimeBatch is the batch of BenchmarkEventLifetime's creates, claims
+// (per shard) and finishes.
+const lifetimeBatch = 100
+
+// redisCPU is the CPU time redis-server has used (INFO cpu).
+func redisCPU(tb testing.TB, rdb *redis.Client) time.Duration {
+	tb.Helper()
+	info := infoFields(tb, rdb, "cpu")
+	var sum float64
+	for _, f := range []string{"used_cpu_user", "used_cpu_sys"} {
+		v, err := strconv.ParseFloat(info[f], 64)
+		if err != nil {
+			tb.Fatalf("INFO cpu %s: %q: %v", f, info[f], err)
+		}
+		sum += v
+	}
+	return time.Duration(sum * float64(time.Second))
+}
+
+// publishCalls is how many PUBLISH commands the server ran, scripts'
+// included (INFO commandstats).
+func publishCalls(tb testing.TB, rdb *redis.Client) int64 {
+	tb.Helper()
+	stats, ok := infoFields(tb, rdb, "commandstats")["cmdstat_publish"]
+	if !ok {
+		return 0
+	}
+	for _, kv := range strings.Split(stats, ",") {
+		if v, ok := strings.CutPrefix(kv, "calls="); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				tb.Fatalf("cmdstat_publish %q: %v", stats, err)
+			}
+			return n
+		}
+	}
+	tb.Fatalf("cmdstat_publish without calls: %q", stats)
+	return 0
+}
+
+// infoFields is one INFO section as name → value.
+func infoFields(tb testing.TB, rdb *redis.Client, section string) map[string]string {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		tb.Fatal(fmt.Errorf("INFO %s: %w", section, err))
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(info, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
