@@ -205,3 +205,48 @@ func infoFields(tb testing.TB, rdb *redis.Client, section string) map[string]str
 	}
 	return out
 }
+
+// BenchmarkEmptyClaimRound measures the Redis CPU of a claim round that
+// finds nothing: claim.lua on every shard in one pipeline, what every
+// worker runs after each wake-up and at least every poll interval. With W
+// workers, a wake-up costs W of these (see the README's "Scaling out").
+//
+//	go test ./store/redisstore -run '^$' -bench BenchmarkEmptyClaimRound -benchtime 2000x
+func BenchmarkEmptyClaimRound(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { _ = rdb.Close() })
+	st, err := New(ctx, rdb, Config{Namespace: "idle"})
+	if err != nil {
+		b.Fatalf("New: %v", err)
+	}
+	// One event due in an hour: the shards are not all empty keys, and
+	// each claim reports a next due time as in a deployment with a backlog.
+	ev := &scheduler.Event{App: "bench", ID: "later", URL: "https://example.com/hook", Method: "POST",
+		DueAt: time.Now().Add(time.Hour), CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if _, err := st.Create(ctx, ev, time.Time{}); err != nil {
+		b.Fatalf("create: %v", err)
+	}
+	reqs := make([]scheduler.ClaimRequest, st.Shards())
+	for s := range reqs {
+		reqs[s] = scheduler.ClaimRequest{Shard: s, Batch: DefaultShards}
+	}
+	admin := srv.Client()
+	b.ResetTimer()
+	cpu0 := redisCPU(b, admin)
+	for range b.N {
+		claims, errs := st.ClaimShards(ctx, reqs, "w1", time.Minute, time.Time{})
+		for s, c := range claims {
+			if errs[s] != nil {
+				b.Fatalf("claim shard %d: %v", s, errs[s])
+			}
+			if len(c.Events) > 0 {
+				b.Fatalf("claimed %d events from shard %d, none is due", len(c.Events), s)
+			}
+		}
+	}
+	cpu := redisCPU(b, admin) - cpu0
+	b.ReportMetric(cpu.Seconds()*1e6/float64(b.N), "redis-µs/round")
+	b.ReportMetric(cpu.Seconds()*1e6/float64(b.N*len(reqs)), "redis-µs/shard")
+}
