@@ -250,3 +250,37 @@ func BenchmarkEmptyClaimRound(b *testing.B) {
 	b.ReportMetric(cpu.Seconds()*1e6/float64(b.N), "redis-µs/round")
 	b.ReportMetric(cpu.Seconds()*1e6/float64(b.N*len(reqs)), "redis-µs/shard")
 }
+
+// BenchmarkAppByKey measures the Redis CPU of authenticating one API key
+// (appbykey.lua on the global <ns>:apps hash, one slot): what every API
+// request with a key costs one master, among 100 applications.
+//
+//	go test ./store/redisstore -run '^$' -bench BenchmarkAppByKey -benchtime 20000x
+func BenchmarkAppByKey(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { _ = rdb.Close() })
+	st, err := New(ctx, rdb, Config{Namespace: "auth"})
+	if err != nil {
+		b.Fatalf("New: %v", err)
+	}
+	now := time.Now()
+	for i := range 100 {
+		h := fmt.Sprintf("%064x", i)
+		if err := st.CreateApp(ctx, testAppRecord("app"+strconv.Itoa(i), now, h)); err != nil {
+			b.Fatalf("create app: %v", err)
+		}
+	}
+	admin := srv.Client()
+	b.ResetTimer()
+	cpu0 := redisCPU(b, admin)
+	for i := range b.N {
+		app, err := st.AppByKeyHash(ctx, fmt.Sprintf("%064x", i%100))
+		if err != nil || app.Name != "app"+strconv.Itoa(i%100) {
+			b.Fatalf("AppByKeyHash: %v, %v", app, err)
+		}
+	}
+	cpu := redisCPU(b, admin) - cpu0
+	b.ReportMetric(cpu.Seconds()*1e6/float64(b.N), "redis-µs/call")
+}
