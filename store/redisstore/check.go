@@ -16,7 +16,8 @@ type RunIDs map[string]string
 
 // Check runs the start-up checks of the Redis servers (every master of a
 // cluster): maxmemory-policy must be noeviction, or it is an error unless
-// allowEviction (then a warning); AOF off is worth a warning. It returns
+// allowEviction (then a warning); AOF off is worth a warning, and so is a
+// cluster whose masters own the shards' slots unevenly. It returns
 // the servers' run ids for Watch.
 func (s *Store) Check(ctx context.Context, allowEviction bool, log *slog.Logger) (RunIDs, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -30,6 +31,11 @@ func (s *Store) Check(ctx context.Context, allowEviction bool, log *slog.Logger)
 			return nil, err
 		}
 		log.Warn("starting anyway (CASSATA_REDIS_ALLOW_EVICTION): " + err.Error())
+	}
+	if p, err := s.ShardPlacement(cctx); err != nil {
+		log.Warn("reading the shards' placement on the cluster failed", "err", err)
+	} else if w := placementWarning(s.cfg.Namespace, s.cfg.Shards, p); w != "" {
+		log.Warn("redis cluster: uneven shards: " + w)
 	}
 	runIDs := make(RunIDs, len(nodes))
 	for _, n := range nodes {

@@ -158,6 +158,7 @@ func TestCluster(t *testing.T) {
 	t.Run("Subscriptions", func(t *testing.T) { testClusterSubscriptions(t, c) })
 	t.Run("ScriptFlush", func(t *testing.T) { testClusterScriptFlush(t, c) })
 	t.Run("GiveBackOrphans", func(t *testing.T) { testClusterGiveBack(t, c) })
+	t.Run("ShardPlacement", func(t *testing.T) { testClusterPlacement(t, c) })
 }
 
 func testClusterNew(t *testing.T, c *redistest.Cluster) {

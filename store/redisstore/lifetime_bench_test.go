@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,97 +14,273 @@ import (
 	"github.com/cassata/cassata/scheduler"
 )
 
-// BenchmarkLifetime measures the Redis CPU of an event's whole life on a
-// real redis-server, phase by phase, as the server and the worker spend it:
-// created through CreateMany in batches of 100, claimed 100 at a time,
-// finished COMPLETED through FinishMany in batches of 100, and archived
-// (the outbox read and acknowledged, as the archiver does). Events have the
-// realistic shape of make bench (a URL with a ~40-byte query, a 100-byte
-// JSON body, a Content-Type header). It reports server-µs/event per phase
-// and in all (INFO commandstats: the time redis-server spent running the
-// commands, steadier than wall time on a shared machine).
+// BenchmarkEventLifetime measures the Redis CPU one event costs over its
+// whole life in Redis, phase by phase, as the worker and the archiver drive
+// it: create (schedule.lua, pipelined in batches like the batch route),
+// claim (claim.lua, all shards in one pipeline, lifetimeBatch per shard),
+// finish (ack.lua, pipelined like the finisher, every delivery a success),
+// archive (XREADGROUP of the outbox and archived.lua, which expires the
+// event's hash). It is the input of the README's "Scaling out"
+// projection: a Redis core sustains about 1e6 / total events per second.
 //
-//	go test ./store/redisstore -run '^$' -bench BenchmarkLifetime -benchtime 20000x
-func BenchmarkLifetime(b *testing.B) {
+// The CPU is redis-server's own (INFO cpu: used_cpu_user + used_cpu_sys,
+// getrusage), not the wall time of INFO commandstats, which counts time the
+// server spent preempted on a busy machine. Each phase also reports the
+// PUBLISH calls (wake-ups) per event, the one command that a Redis Cluster
+// broadcasts to every master.
+//
+//	go test ./store/redisstore -run '^$' -bench BenchmarkEventLifetime -benchtime 20000x
+func BenchmarkEventLifetime(b *testing.B) {
 	srv := redistest.Start(b)
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	b.Cleanup(func() { _ = rdb.Close() })
-	st, err := New(ctx, rdb, Config{Namespace: "life", Shards: 1})
+	st, err := New(ctx, rdb, Config{Namespace: "life", Retention: time.Hour})
 	if err != nil {
-		b.Fatal(err)
+		b.Fatalf("New: %v", err)
 	}
 	admin := srv.Client()
-	usec := func() float64 {
-		info, err := admin.Info(ctx, "commandstats").Result()
-		if err != nil {
-			b.Fatal(err)
-		}
-		return commandstatsUsec(info)
+	n := b.N
+	body := []byte(`{"order":12345,"status":"paid","customer":"c-0042","amount":1999,"currency":"EUR","note":"x"}`)
+	evs := make([]*scheduler.Event, n)
+	created := time.Now().Truncate(time.Millisecond)
+	for i := range evs {
+		evs[i] = &scheduler.Event{App: "bench", ID: "e" + strconv.Itoa(i),
+			URL:    "https://example.com/hook?order=12345&customer=c-0042&source=bench-run",
+			Method: "POST", Headers: map[string]string{"Content-Type": "application/json"},
+			Body: body, DueAt: created.Add(-time.Second), CreatedAt: created, UpdatedAt: created}
 	}
-	const batch = 100
-	now := time.Now()
-	body := []byte(`{"order":"o-00004567","customer":"c-000123","amount":1234,"currency":"EUR","items":[1,2,3],"ok":1}`)
-	phases := map[string]float64{}
-	measure := func(phase string, f func()) {
-		if err := admin.ConfigResetStat(ctx).Err(); err != nil {
-			b.Fatal(err)
-		}
-		f()
-		phases[phase] += usec()
-	}
-	b.ResetTimer()
-	for done := 0; done < b.N; done += batch {
-		n := min(batch, b.N-done)
-		evs := make([]*scheduler.Event, n)
-		for i := range evs {
-			j := done + i
-			evs[i] = &scheduler.Event{App: "bench", ID: "e" + strconv.Itoa(j),
-				URL:    fmt.Sprintf("http://127.0.0.1:8099/sink?customer=c-%06d&order=o-%08d&lang=en", j%1000, j),
-				Method: "POST", Headers: map[string]string{"Content-Type": "application/json"},
-				Body: body, DueAt: now.Add(-time.Second), CreatedAt: now, UpdatedAt: now}
-		}
-		measure("create", func() {
-			if _, err := st.CreateMany(ctx, evs, time.Time{}); err != nil {
-				b.Fatal(err)
-			}
-		})
-		var c scheduler.Claim
-		measure("claim", func() {
-			if c, err = st.Claim(ctx, 0, "w", n, time.Minute, time.Time{}); err != nil || len(c.Events) != n {
-				b.Fatalf("claim: %d events, %v", len(c.Events), err)
-			}
-		})
-		items := make([]scheduler.FinishItem, n)
-		for i, ev := range c.Events {
-			items[i] = scheduler.FinishItem{
-				Lease: scheduler.Lease{App: ev.App, ID: ev.ID, Worker: "w", Attempt: ev.Attempts},
-				Outcome: scheduler.Outcome{Status: scheduler.StatusCompleted,
-					Attempt: scheduler.Attempt{At: now.UnixMilli(), StatusCode: 200, DurationMS: 2}},
-				Now: time.Time{}}
-		}
-		measure("finish", func() {
-			for _, r := range st.FinishMany(ctx, items) {
-				if r.Err != nil || !r.Held {
-					b.Fatalf("finish: %v %v", r.Held, r.Err)
+
+	var items []scheduler.FinishItem // the claimed events, for the finish phase
+	phases := []struct {
+		name string
+		run  func(b *testing.B) int // returns the events it handled
+	}{
+		{"create", func(b *testing.B) int {
+			for i := 0; i < n; i += lifetimeBatch {
+				res, err := st.CreateMany(ctx, evs[i:min(n, i+lifetimeBatch)], time.Time{})
+				if err != nil {
+					b.Fatalf("create: %v", err)
+				}
+				for _, r := range res {
+					if r.Err != nil {
+						b.Fatalf("create: %v", r.Err)
+					}
 				}
 			}
-		})
-		measure("archive", func() {
-			recs, err := st.ReadOutbox(ctx, 0, "a", false, 2*n)
-			if err != nil || len(recs) != 2*n {
-				b.Fatalf("outbox: %d records, %v", len(recs), err)
+			return n
+		}},
+		{"claim", func(b *testing.B) int {
+			reqs := make([]scheduler.ClaimRequest, st.Shards())
+			for s := range reqs {
+				reqs[s] = scheduler.ClaimRequest{Shard: s, Batch: lifetimeBatch}
 			}
-			if err := st.AckOutbox(ctx, 0, recs); err != nil {
-				b.Fatal(err)
+			for len(items) < n {
+				claims, errs := st.ClaimShards(ctx, reqs, "w1", time.Minute, time.Time{})
+				got := 0
+				for s, c := range claims {
+					if errs[s] != nil {
+						b.Fatalf("claim shard %d: %v", s, errs[s])
+					}
+					for _, ev := range c.Events {
+						items = append(items, scheduler.FinishItem{
+							Lease: scheduler.Lease{App: ev.App, ID: ev.ID, Worker: "w1", Attempt: ev.Attempts},
+							Outcome: scheduler.Outcome{Status: scheduler.StatusCompleted,
+								Attempt: scheduler.Attempt{Attempt: ev.Attempts, At: time.Now().UnixMilli(),
+									StatusCode: 200, DurationMS: 3, Worker: "w1"}}})
+						got++
+					}
+				}
+				if got == 0 {
+					b.Fatalf("claimed nothing with %d of %d events claimed", len(items), n)
+				}
 			}
-		})
+			return len(items)
+		}},
+		{"finish", func(b *testing.B) int {
+			for i := 0; i < len(items); i += lifetimeBatch {
+				for _, r := range st.FinishMany(ctx, items[i:min(len(items), i+lifetimeBatch)]) {
+					if r.Err != nil || !r.Held {
+						b.Fatalf("finish: held %v, %v", r.Held, r.Err)
+					}
+				}
+			}
+			return len(items)
+		}},
+		{"archive", func(b *testing.B) int {
+			finals := 0
+			for s := range st.Shards() {
+				for {
+					recs, err := st.ReadOutbox(ctx, s, "a1", false, 500)
+					if err != nil {
+						b.Fatalf("read outbox: %v", err)
+					}
+					if len(recs) == 0 {
+						break
+					}
+					for _, r := range recs {
+						if r.Kind == scheduler.RecordFinal {
+							finals++
+						}
+					}
+					if err := st.AckOutbox(ctx, s, recs); err != nil {
+						b.Fatalf("ack outbox: %v", err)
+					}
+				}
+			}
+			if finals != n {
+				b.Fatalf("archived %d final records, want %d", finals, n)
+			}
+			return n
+		}},
 	}
-	b.StopTimer()
-	total := 0.0
-	for _, p := range []string{"create", "claim", "finish", "archive"} {
-		b.ReportMetric(phases[p]/float64(b.N), p+"-µs/event")
-		total += phases[p]
+
+	b.ResetTimer()
+	var total float64
+	for _, p := range phases {
+		cpu0, pub0 := redisCPU(b, admin), publishCalls(b, admin)
+		got := p.run(b)
+		cpu := redisCPU(b, admin) - cpu0
+		pubs := publishCalls(b, admin) - pub0
+		us := cpu.Seconds() * 1e6 / float64(got)
+		total += us
+		b.ReportMetric(us, p.name+"-redis-µs/event")
+		b.ReportMetric(float64(pubs)/float64(got), p.name+"-publish/event")
 	}
-	b.ReportMetric(total/float64(b.N), "redis-µs/event")
+	b.ReportMetric(total, "redis-µs/event")
+}
+
+// lifetimeBatch is the batch of BenchmarkEventLifetime's creates, claims
+// (per shard) and finishes.
+const lifetimeBatch = 100
+
+// redisCPU is the CPU time redis-server has used (INFO cpu).
+func redisCPU(tb testing.TB, rdb *redis.Client) time.Duration {
+	tb.Helper()
+	info := infoFields(tb, rdb, "cpu")
+	var sum float64
+	for _, f := range []string{"used_cpu_user", "used_cpu_sys"} {
+		v, err := strconv.ParseFloat(info[f], 64)
+		if err != nil {
+			tb.Fatalf("INFO cpu %s: %q: %v", f, info[f], err)
+		}
+		sum += v
+	}
+	return time.Duration(sum * float64(time.Second))
+}
+
+// publishCalls is how many PUBLISH commands the server ran, scripts'
+// included (INFO commandstats).
+func publishCalls(tb testing.TB, rdb *redis.Client) int64 {
+	tb.Helper()
+	stats, ok := infoFields(tb, rdb, "commandstats")["cmdstat_publish"]
+	if !ok {
+		return 0
+	}
+	for _, kv := range strings.Split(stats, ",") {
+		if v, ok := strings.CutPrefix(kv, "calls="); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				tb.Fatalf("cmdstat_publish %q: %v", stats, err)
+			}
+			return n
+		}
+	}
+	tb.Fatalf("cmdstat_publish without calls: %q", stats)
+	return 0
+}
+
+// infoFields is one INFO section as name → value.
+func infoFields(tb testing.TB, rdb *redis.Client, section string) map[string]string {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		tb.Fatal(fmt.Errorf("INFO %s: %w", section, err))
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(info, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// BenchmarkEmptyClaimRound measures the Redis CPU of a claim round that
+// finds nothing: claim.lua on every shard in one pipeline, what every
+// worker runs after each wake-up and at least every poll interval. With W
+// workers, a wake-up costs W of these (see the README's "Scaling out").
+//
+//	go test ./store/redisstore -run '^$' -bench BenchmarkEmptyClaimRound -benchtime 2000x
+func BenchmarkEmptyClaimRound(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { _ = rdb.Close() })
+	st, err := New(ctx, rdb, Config{Namespace: "idle"})
+	if err != nil {
+		b.Fatalf("New: %v", err)
+	}
+	// One event due in an hour: the shards are not all empty keys, and
+	// each claim reports a next due time as in a deployment with a backlog.
+	ev := &scheduler.Event{App: "bench", ID: "later", URL: "https://example.com/hook", Method: "POST",
+		DueAt: time.Now().Add(time.Hour), CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if _, err := st.Create(ctx, ev, time.Time{}); err != nil {
+		b.Fatalf("create: %v", err)
+	}
+	reqs := make([]scheduler.ClaimRequest, st.Shards())
+	for s := range reqs {
+		reqs[s] = scheduler.ClaimRequest{Shard: s, Batch: DefaultShards}
+	}
+	admin := srv.Client()
+	b.ResetTimer()
+	cpu0 := redisCPU(b, admin)
+	for range b.N {
+		claims, errs := st.ClaimShards(ctx, reqs, "w1", time.Minute, time.Time{})
+		for s, c := range claims {
+			if errs[s] != nil {
+				b.Fatalf("claim shard %d: %v", s, errs[s])
+			}
+			if len(c.Events) > 0 {
+				b.Fatalf("claimed %d events from shard %d, none is due", len(c.Events), s)
+			}
+		}
+	}
+	cpu := redisCPU(b, admin) - cpu0
+	b.ReportMetric(cpu.Seconds()*1e6/float64(b.N), "redis-µs/round")
+	b.ReportMetric(cpu.Seconds()*1e6/float64(b.N*len(reqs)), "redis-µs/shard")
+}
+
+// BenchmarkAppByKey measures the Redis CPU of authenticating one API key
+// (appbykey.lua on the global <ns>:apps hash, one slot): what every API
+// request with a key costs one master, among 100 applications.
+//
+//	go test ./store/redisstore -run '^$' -bench BenchmarkAppByKey -benchtime 20000x
+func BenchmarkAppByKey(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { _ = rdb.Close() })
+	st, err := New(ctx, rdb, Config{Namespace: "auth"})
+	if err != nil {
+		b.Fatalf("New: %v", err)
+	}
+	now := time.Now()
+	for i := range 100 {
+		h := fmt.Sprintf("%064x", i)
+		if err := st.CreateApp(ctx, testAppRecord("app"+strconv.Itoa(i), now, h)); err != nil {
+			b.Fatalf("create app: %v", err)
+		}
+	}
+	admin := srv.Client()
+	b.ResetTimer()
+	cpu0 := redisCPU(b, admin)
+	for i := range b.N {
+		app, err := st.AppByKeyHash(ctx, fmt.Sprintf("%064x", i%100))
+		if err != nil || app.Name != "app"+strconv.Itoa(i%100) {
+			b.Fatalf("AppByKeyHash: %v, %v", app, err)
+		}
+	}
+	cpu := redisCPU(b, admin) - cpu0
+	b.ReportMetric(cpu.Seconds()*1e6/float64(b.N), "redis-µs/call")
 }

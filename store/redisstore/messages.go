@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -68,14 +69,57 @@ func (s *Store) Nudge(ctx context.Context, parent string, now time.Time) error {
 	return unavailable("nudge", err)
 }
 
-// IndexMessage adds a message to its application's index.
+// IndexMessage adds a message to its application's index, and the
+// application to <ns>:msgapps when this process has not done so within
+// msgAppsRefresh: that set is one global key (one Redis Cluster slot), so
+// adding to it for every message would put a command of every publish on
+// one master, whatever the number of masters.
 func (s *Store) IndexMessage(ctx context.Context, app, id string, created time.Time) error {
+	idx := redis.Z{Score: float64(created.UnixMilli()), Member: id}
+	if !s.msgApps.due(app, created) {
+		return unavailable("index message", s.rdb.ZAdd(ctx, s.k.msgIndex(app), idx).Err())
+	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.SAdd(ctx, s.k.msgApps(), app)
-		p.ZAdd(ctx, s.k.msgIndex(app), redis.Z{Score: float64(created.UnixMilli()), Member: id})
+		p.ZAdd(ctx, s.k.msgIndex(app), idx)
 		return nil
 	})
+	if err == nil {
+		s.msgApps.added(app, created)
+	}
 	return unavailable("index message", err)
+}
+
+// msgAppsRefresh is how long a process trusts its own earlier SADD of an
+// application to <ns>:msgapps. Adding again after it bounds how long a
+// set lost with Redis' data (a restart without persistence) lacks an
+// application that publishes again: MessageApps lists across applications
+// for the admin UI, nothing delivers from it.
+const msgAppsRefresh = time.Minute
+
+// appsAdded remembers when this process last added each application to a
+// global set. The zero value is ready to use.
+type appsAdded struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// due reports whether app should be added (again) at now.
+func (a *appsAdded) due(app string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at, ok := a.at[app]
+	return !ok || now.Sub(at) >= msgAppsRefresh || now.Before(at)
+}
+
+// added records that app was added at now.
+func (a *appsAdded) added(app string, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.at == nil || len(a.at) >= 100_000 { // a bound, not a policy: applications are few
+		a.at = map[string]time.Time{}
+	}
+	a.at[app] = now
 }
 
 // MessageIDs lists an application's message ids, newest first, starting

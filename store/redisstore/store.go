@@ -50,6 +50,9 @@ type Store struct {
 	rdb redis.UniversalClient
 	cfg Config
 	k   keys
+	// msgApps: when this process last added each application to
+	// <ns>:msgapps (IndexMessage).
+	msgApps appsAdded
 }
 
 var _ scheduler.Store = (*Store)(nil)
