@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -316,19 +317,59 @@ func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.
 		r.Unbuildable = errors.Is(err, ErrBlockedAddress)
 		return r
 	}
-	// The transport asks for gzip and decompresses transparently (unless the
-	// event sets its own Accept-Encoding), so resp.Body yields decompressed
-	// bytes: the limit bounds what a gzip bomb can make us inflate.
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, d.maxRead))
-	// Drain a little more so the connection can be reused; give up beyond that.
-	_, _ = io.CopyN(io.Discard, resp.Body, 4096)
+	response := d.readResponse(resp.Body)
 	_ = resp.Body.Close()
-	r := Result{StatusCode: resp.StatusCode, Duration: time.Since(start), Response: trimSnippet(snippet),
+	r := Result{StatusCode: resp.StatusCode, Duration: time.Since(start), Response: response,
 		NoRetry: noRetry(resp.Header)}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		r.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return r
+}
+
+// drainBytes is how much of a response beyond maxRead is read (and
+// discarded) so that its connection can be reused; a longer answer costs
+// its connection instead.
+const drainBytes = 4096
+
+// readBufPool holds the buffers responses are read into: every delivery
+// reads its answer, keeps at most ResponseSnippetBytes of it and discards
+// the rest, so one buffer per in-flight delivery serves them all.
+var readBufPool = sync.Pool{New: func() any {
+	b := make([]byte, 8<<10)
+	return &b
+}}
+
+// readResponse reads at most maxRead bytes of body plus drainBytes to let
+// the connection be reused, and returns the snippet the history keeps: the
+// first ResponseSnippetBytes (no more than maxRead), cut to valid UTF-8.
+// The transport asks for gzip and decompresses transparently (unless the
+// event sets its own Accept-Encoding), so body yields decompressed bytes:
+// the limit bounds what a gzip bomb can make us inflate. A read error ends
+// the snippet where it happened, as a cut-off answer is still worth
+// recording.
+func (d *Deliverer) readResponse(body io.Reader) string {
+	bp := readBufPool.Get().(*[]byte)
+	defer readBufPool.Put(bp)
+	buf := *bp
+	keep := int(min(d.maxRead, ResponseSnippetBytes))
+	// buf[:kept] is the snippet so far; reads land right after it, and once
+	// it is complete everything read beyond it is overwritten by the next
+	// read.
+	kept := 0
+	for left := d.maxRead + drainBytes; left > 0; {
+		dst := buf[kept:]
+		if int64(len(dst)) > left {
+			dst = dst[:left]
+		}
+		n, err := body.Read(dst)
+		left -= int64(n)
+		kept = min(kept+n, keep)
+		if err != nil {
+			break
+		}
+	}
+	return trimSnippet(buf[:kept])
 }
 
 func describe(ctx context.Context, err error, timeout time.Duration) error {
