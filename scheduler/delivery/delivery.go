@@ -277,20 +277,25 @@ func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.
 			return Result{Err: fmt.Errorf("%w: %s", ErrBlockedAddress, validationMessage(err)), Unbuildable: true}
 		}
 	}
-	*sent = req.Header
+	// Room for the event's headers, Content-Type, User-Agent, the three
+	// Cassata-* and the three webhook-* headers. The map is the request's
+	// own: one sized for more than 8 entries costs more than its growth.
+	hb := headerBuilder{h: req.Header, vals: make([]string, 0, len(ev.Headers)+8)}
+	*sent = hb.h
 	for name, value := range ev.Headers {
-		if scheduler.IsHopByHop(http.CanonicalHeaderKey(name)) {
+		canon := http.CanonicalHeaderKey(name)
+		if scheduler.IsHopByHop(canon) {
 			continue
 		}
-		req.Header.Set(name, value)
+		hb.set(canon, value)
 	}
-	if len(ev.Body) > 0 && req.Header.Get("Content-Type") == "" {
-		req.Header.Set("Content-Type", "application/json")
+	if len(ev.Body) > 0 && hb.h.Get("Content-Type") == "" {
+		hb.set("Content-Type", "application/json")
 	}
-	req.Header.Set("User-Agent", d.agent)
-	req.Header.Set("Cassata-Application-Id", ev.App)
-	req.Header.Set("Cassata-Event-Id", ev.ID)
-	req.Header.Set("Cassata-Attempt", strconv.Itoa(ev.Attempts))
+	hb.set("User-Agent", d.agent)
+	hb.set("Cassata-Application-Id", ev.App)
+	hb.set("Cassata-Event-Id", ev.ID)
+	hb.set("Cassata-Attempt", strconv.Itoa(ev.Attempts))
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		// The worker's attempt span (tracing on): the destination may join
 		// the trace. It replaces a traceparent the event's headers carry.
@@ -298,7 +303,7 @@ func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	if d.signer != nil {
-		if err := d.signer.Sign(ctx, req.Header, ev, ev.Body); err != nil {
+		if err := d.signer.sign(ctx, &hb, ev, ev.Body); err != nil {
 			// Never send unsigned what should be signed: retry later.
 			return Result{Err: fmt.Errorf("read signing secret: %w", err)}
 		}

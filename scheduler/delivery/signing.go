@@ -121,6 +121,12 @@ func (s *Signer) keys(ctx context.Context, app string, now time.Time) ([][]byte,
 // not be read) must not lead to an unsigned delivery: the attempt is
 // retried instead.
 func (s *Signer) Sign(ctx context.Context, h http.Header, ev *scheduler.Event, body []byte) error {
+	return s.sign(ctx, &headerBuilder{h: h}, ev, body)
+}
+
+// sign is Sign through a delivery's headerBuilder.
+func (s *Signer) sign(ctx context.Context, hb *headerBuilder, ev *scheduler.Event, body []byte) error {
+	h := hb.h
 	now := s.cfg.Clock.Now()
 	keys, err := s.keys(ctx, ev.App, now)
 	if err != nil {
