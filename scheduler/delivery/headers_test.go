@@ -11,12 +11,12 @@ import (
 // others (whose values share the builder's array) alone.
 func TestHeaderBuilder(t *testing.T) {
 	t.Parallel()
-	hb := headerBuilder{h: http.Header{}, vals: make([]string, 0, 2)}
+	hb := headerBuilder{h: http.Header{}, vals: make([]string, 0, 3)}
 	hb.set("A", "1")
 	hb.set("B", "2")
-	hb.set("C", "3") // beyond the initial capacity
-	hb.set("A", "4") // replaces, like Set
-	hb.h.Add("B", "2b")
+	hb.set("C", "3")
+	hb.h.Add("B", "2b") // must not land in C's slot
+	hb.set("A", "4")    // replaces, like Set; beyond the initial capacity
 	hb.h.Add("C", "3b")
 	want := http.Header{"A": {"4"}, "B": {"2", "2b"}, "C": {"3", "3b"}}
 	for k, v := range want {
