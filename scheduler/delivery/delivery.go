@@ -153,9 +153,14 @@ type Result struct {
 	// destination asks for no further attempt, whatever its status code.
 	NoRetry bool
 
-	// secrets are the values the request carried that must stay out of
-	// logs (Secrets).
-	secrets []string
+	// What Secrets lists the request's secrets from, when it is asked: only
+	// a failure log does, so a delivery does not list them (nor copy its
+	// body into a string) every time. sent is nil when the request was not
+	// built.
+	evHeaders map[string]string
+	evBody    []byte
+	evURL     string
+	sent      http.Header
 }
 
 // HeaderRetry is the response header with which a destination refuses
@@ -183,15 +188,20 @@ func noRetry(h http.Header) bool {
 // event's headers, its body, the Standard Webhooks signature, and the
 // credentials of the URL's userinfo with the Authorization header the
 // client derives from them. Values shorter than MinSecretBytes are left
-// out: they cannot be told apart from ordinary text.
-func (r Result) Secrets() []string { return r.secrets }
+// out: they cannot be told apart from ordinary text. They are listed from
+// the event Deliver was given, so its headers and body must not change in
+// between.
+func (r Result) Secrets() []string {
+	return requestSecrets(r.evHeaders, r.evBody, r.evURL, r.sent)
+}
 
 // MinSecretBytes is the shortest value Secrets reports.
 const MinSecretBytes = 4
 
-// requestSecrets lists the secrets of ev's request, sent with headers h
-// (nil when it was not built): see Result.Secrets.
-func requestSecrets(ev *scheduler.Event, h http.Header) []string {
+// requestSecrets lists the secrets of the request for an event's headers,
+// body and URL, sent with headers h (nil when it was not built): see
+// Result.Secrets.
+func requestSecrets(headers map[string]string, body []byte, rawURL string, h http.Header) []string {
 	var out []string
 	add := func(v string) {
 		v = strings.TrimSpace(v)
@@ -206,20 +216,20 @@ func requestSecrets(ev *scheduler.Event, h http.Header) []string {
 			add(cred)
 		}
 	}
-	for name, v := range ev.Headers {
+	for name, v := range headers {
 		if c := http.CanonicalHeaderKey(name); c == "Authorization" || c == "Proxy-Authorization" {
 			addAuth(v)
 		} else {
 			add(v)
 		}
 	}
-	add(string(ev.Body))
+	add(string(body))
 	for _, sig := range strings.Fields(h.Get(HeaderWebhookSignature)) {
 		add(sig)
 		_, b64, _ := strings.Cut(sig, ",")
 		add(b64)
 	}
-	if u, err := url.Parse(ev.URL); err == nil && u.User != nil {
+	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
 		// The client sends them as Basic credentials unless the event set
 		// its own Authorization.
 		user := u.User.Username()
@@ -249,7 +259,7 @@ func WithSendCheck(ctx context.Context, check func() error) context.Context {
 func (d *Deliverer) Deliver(ctx context.Context, ev *scheduler.Event, timeout time.Duration) Result {
 	var sent http.Header
 	r := d.send(ctx, ev, timeout, &sent)
-	r.secrets = requestSecrets(ev, sent)
+	r.evHeaders, r.evBody, r.evURL, r.sent = ev.Headers, ev.Body, ev.URL, sent
 	if errors.Is(r.Err, ErrBlockedAddress) {
 		d.guard.refused(StageDelivery)
 	}
