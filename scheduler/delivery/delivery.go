@@ -109,11 +109,18 @@ func New(cfg Config) *Deliverer {
 			// resolution: plain, TLS and HTTP/2 connections all dial here.
 			dialer.Control = cfg.Guard.Control
 		}
+		// Many deliveries go to few destinations: connections are kept
+		// alive (DisableKeepAlives false) and up to MaxIdleConnsPerHost of
+		// them per destination, which should be at least the worker's
+		// concurrency (CASSATA_WORKER_CONCURRENCY, 100 by default) or
+		// deliveries open new connections while others close.
 		cfg.Transport = &http.Transport{
 			// No proxy (HTTP_PROXY is ignored): through one, the guard would
 			// check the proxy's address instead of the destination's.
-			Proxy:                  nil,
-			DialContext:            dialer.DialContext,
+			Proxy:       nil,
+			DialContext: dialer.DialContext,
+			// It only concerns https: with a custom DialContext, HTTP/2 is
+			// off unless forced. Plain http is always HTTP/1.1.
 			ForceAttemptHTTP2:      true,
 			MaxIdleConns:           4 * cfg.MaxIdleConnsPerHost,
 			MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
@@ -122,6 +129,13 @@ func New(cfg Config) *Deliverer {
 			ExpectContinueTimeout:  time.Second,
 			ResponseHeaderTimeout:  0, // the per-event timeout bounds the whole attempt
 			MaxResponseHeaderBytes: maxResponseHeaderBytes,
+			// Compression stays on (DisableCompression false): the
+			// transport asks for gzip, and readResponse bounds what it
+			// inflates. A request's headers and a body of up to ~15 KiB
+			// leave in one write; answers are read 4 KiB at a time, most
+			// fit.
+			WriteBufferSize: 16 << 10,
+			ReadBufferSize:  4 << 10,
 		}
 	}
 	return &Deliverer{
