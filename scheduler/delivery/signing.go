@@ -149,7 +149,7 @@ func (s *Signer) keys(ctx context.Context, app string, now time.Time) (signerEnt
 // not be read) must not lead to an unsigned delivery: the attempt is
 // retried instead.
 func (s *Signer) Sign(ctx context.Context, h http.Header, ev *scheduler.Event, body []byte) error {
-	return s.sign(ctx, &headerBuilder{h: h}, ev, body)
+	return s.sign(ctx, &headerBuilder{h: h, vals: make([]string, 0, 3)}, ev, body)
 }
 
 // sign is Sign through a delivery's headerBuilder.
