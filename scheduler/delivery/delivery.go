@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -108,11 +109,18 @@ func New(cfg Config) *Deliverer {
 			// resolution: plain, TLS and HTTP/2 connections all dial here.
 			dialer.Control = cfg.Guard.Control
 		}
+		// Many deliveries go to few destinations: connections are kept
+		// alive (DisableKeepAlives false) and up to MaxIdleConnsPerHost of
+		// them per destination, which should be at least the worker's
+		// concurrency (CASSATA_WORKER_CONCURRENCY, 100 by default) or
+		// deliveries open new connections while others close.
 		cfg.Transport = &http.Transport{
 			// No proxy (HTTP_PROXY is ignored): through one, the guard would
 			// check the proxy's address instead of the destination's.
-			Proxy:                  nil,
-			DialContext:            dialer.DialContext,
+			Proxy:       nil,
+			DialContext: dialer.DialContext,
+			// It only concerns https: with a custom DialContext, HTTP/2 is
+			// off unless forced. Plain http is always HTTP/1.1.
 			ForceAttemptHTTP2:      true,
 			MaxIdleConns:           4 * cfg.MaxIdleConnsPerHost,
 			MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
@@ -121,6 +129,13 @@ func New(cfg Config) *Deliverer {
 			ExpectContinueTimeout:  time.Second,
 			ResponseHeaderTimeout:  0, // the per-event timeout bounds the whole attempt
 			MaxResponseHeaderBytes: maxResponseHeaderBytes,
+			// Compression stays on (DisableCompression false): the
+			// transport asks for gzip, and readResponse bounds what it
+			// inflates. A request's headers and a body of up to ~15 KiB
+			// leave in one write; answers are read 4 KiB at a time, most
+			// fit.
+			WriteBufferSize: 16 << 10,
+			ReadBufferSize:  4 << 10,
 		}
 	}
 	return &Deliverer{
@@ -152,9 +167,14 @@ type Result struct {
 	// destination asks for no further attempt, whatever its status code.
 	NoRetry bool
 
-	// secrets are the values the request carried that must stay out of
-	// logs (Secrets).
-	secrets []string
+	// What Secrets lists the request's secrets from, when it is asked: only
+	// a failure log does, so a delivery does not list them (nor copy its
+	// body into a string) every time. sent is nil when the request was not
+	// built.
+	evHeaders map[string]string
+	evBody    []byte
+	evURL     string
+	sent      http.Header
 }
 
 // HeaderRetry is the response header with which a destination refuses
@@ -182,15 +202,20 @@ func noRetry(h http.Header) bool {
 // event's headers, its body, the Standard Webhooks signature, and the
 // credentials of the URL's userinfo with the Authorization header the
 // client derives from them. Values shorter than MinSecretBytes are left
-// out: they cannot be told apart from ordinary text.
-func (r Result) Secrets() []string { return r.secrets }
+// out: they cannot be told apart from ordinary text. They are listed from
+// the event Deliver was given, so its headers and body must not change in
+// between.
+func (r Result) Secrets() []string {
+	return requestSecrets(r.evHeaders, r.evBody, r.evURL, r.sent)
+}
 
 // MinSecretBytes is the shortest value Secrets reports.
 const MinSecretBytes = 4
 
-// requestSecrets lists the secrets of ev's request, sent with headers h
-// (nil when it was not built): see Result.Secrets.
-func requestSecrets(ev *scheduler.Event, h http.Header) []string {
+// requestSecrets lists the secrets of the request for an event's headers,
+// body and URL, sent with headers h (nil when it was not built): see
+// Result.Secrets.
+func requestSecrets(headers map[string]string, body []byte, rawURL string, h http.Header) []string {
 	var out []string
 	add := func(v string) {
 		v = strings.TrimSpace(v)
@@ -205,20 +230,20 @@ func requestSecrets(ev *scheduler.Event, h http.Header) []string {
 			add(cred)
 		}
 	}
-	for name, v := range ev.Headers {
+	for name, v := range headers {
 		if c := http.CanonicalHeaderKey(name); c == "Authorization" || c == "Proxy-Authorization" {
 			addAuth(v)
 		} else {
 			add(v)
 		}
 	}
-	add(string(ev.Body))
+	add(string(body))
 	for _, sig := range strings.Fields(h.Get(HeaderWebhookSignature)) {
 		add(sig)
 		_, b64, _ := strings.Cut(sig, ",")
 		add(b64)
 	}
-	if u, err := url.Parse(ev.URL); err == nil && u.User != nil {
+	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
 		// The client sends them as Basic credentials unless the event set
 		// its own Authorization.
 		user := u.User.Username()
@@ -248,7 +273,7 @@ func WithSendCheck(ctx context.Context, check func() error) context.Context {
 func (d *Deliverer) Deliver(ctx context.Context, ev *scheduler.Event, timeout time.Duration) Result {
 	var sent http.Header
 	r := d.send(ctx, ev, timeout, &sent)
-	r.secrets = requestSecrets(ev, sent)
+	r.evHeaders, r.evBody, r.evURL, r.sent = ev.Headers, ev.Body, ev.URL, sent
 	if errors.Is(r.Err, ErrBlockedAddress) {
 		d.guard.refused(StageDelivery)
 	}
@@ -276,20 +301,25 @@ func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.
 			return Result{Err: fmt.Errorf("%w: %s", ErrBlockedAddress, validationMessage(err)), Unbuildable: true}
 		}
 	}
-	*sent = req.Header
+	// Room for the event's headers, Content-Type, User-Agent, the three
+	// Cassata-* and the three webhook-* headers. The map is the request's
+	// own: one sized for more than 8 entries costs more than its growth.
+	hb := headerBuilder{h: req.Header, vals: make([]string, 0, len(ev.Headers)+8)}
+	*sent = hb.h
 	for name, value := range ev.Headers {
-		if scheduler.IsHopByHop(http.CanonicalHeaderKey(name)) {
+		canon := http.CanonicalHeaderKey(name)
+		if scheduler.IsHopByHop(canon) {
 			continue
 		}
-		req.Header.Set(name, value)
+		hb.set(canon, value)
 	}
-	if len(ev.Body) > 0 && req.Header.Get("Content-Type") == "" {
-		req.Header.Set("Content-Type", "application/json")
+	if len(ev.Body) > 0 && hb.h.Get("Content-Type") == "" {
+		hb.set("Content-Type", "application/json")
 	}
-	req.Header.Set("User-Agent", d.agent)
-	req.Header.Set("Cassata-Application-Id", ev.App)
-	req.Header.Set("Cassata-Event-Id", ev.ID)
-	req.Header.Set("Cassata-Attempt", strconv.Itoa(ev.Attempts))
+	hb.set("User-Agent", d.agent)
+	hb.set("Cassata-Application-Id", ev.App)
+	hb.set("Cassata-Event-Id", ev.ID)
+	hb.set("Cassata-Attempt", strconv.Itoa(ev.Attempts))
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		// The worker's attempt span (tracing on): the destination may join
 		// the trace. It replaces a traceparent the event's headers carry.
@@ -297,7 +327,7 @@ func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	if d.signer != nil {
-		if err := d.signer.Sign(ctx, req.Header, ev, ev.Body); err != nil {
+		if err := d.signer.sign(ctx, &hb, ev, ev.Body); err != nil {
 			// Never send unsigned what should be signed: retry later.
 			return Result{Err: fmt.Errorf("read signing secret: %w", err)}
 		}
@@ -316,19 +346,59 @@ func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.
 		r.Unbuildable = errors.Is(err, ErrBlockedAddress)
 		return r
 	}
-	// The transport asks for gzip and decompresses transparently (unless the
-	// event sets its own Accept-Encoding), so resp.Body yields decompressed
-	// bytes: the limit bounds what a gzip bomb can make us inflate.
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, d.maxRead))
-	// Drain a little more so the connection can be reused; give up beyond that.
-	_, _ = io.CopyN(io.Discard, resp.Body, 4096)
+	response := d.readResponse(resp.Body)
 	_ = resp.Body.Close()
-	r := Result{StatusCode: resp.StatusCode, Duration: time.Since(start), Response: trimSnippet(snippet),
+	r := Result{StatusCode: resp.StatusCode, Duration: time.Since(start), Response: response,
 		NoRetry: noRetry(resp.Header)}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		r.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return r
+}
+
+// drainBytes is how much of a response beyond maxRead is read (and
+// discarded) so that its connection can be reused; a longer answer costs
+// its connection instead.
+const drainBytes = 4096
+
+// readBufPool holds the buffers responses are read into: every delivery
+// reads its answer, keeps at most ResponseSnippetBytes of it and discards
+// the rest, so one buffer per in-flight delivery serves them all.
+var readBufPool = sync.Pool{New: func() any {
+	b := make([]byte, 8<<10)
+	return &b
+}}
+
+// readResponse reads at most maxRead bytes of body plus drainBytes to let
+// the connection be reused, and returns the snippet the history keeps: the
+// first ResponseSnippetBytes (no more than maxRead), cut to valid UTF-8.
+// The transport asks for gzip and decompresses transparently (unless the
+// event sets its own Accept-Encoding), so body yields decompressed bytes:
+// the limit bounds what a gzip bomb can make us inflate. A read error ends
+// the snippet where it happened, as a cut-off answer is still worth
+// recording.
+func (d *Deliverer) readResponse(body io.Reader) string {
+	bp := readBufPool.Get().(*[]byte)
+	defer readBufPool.Put(bp)
+	buf := *bp
+	keep := int(min(d.maxRead, ResponseSnippetBytes))
+	// buf[:kept] is the snippet so far; reads land right after it, and once
+	// it is complete everything read beyond it is overwritten by the next
+	// read.
+	kept := 0
+	for left := d.maxRead + drainBytes; left > 0; {
+		dst := buf[kept:]
+		if int64(len(dst)) > left {
+			dst = dst[:left]
+		}
+		n, err := body.Read(dst)
+		left -= int64(n)
+		kept = min(kept+n, keep)
+		if err != nil {
+			break
+		}
+	}
+	return trimSnippet(buf[:kept])
 }
 
 func describe(ctx context.Context, err error, timeout time.Duration) error {

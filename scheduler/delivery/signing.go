@@ -6,9 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,9 +64,36 @@ type Signer struct {
 }
 
 type signerEntry struct {
-	keys    [][]byte
+	keys [][]byte
+	// macs holds, for each key, keyed HMAC-SHA256 hashes to reuse: a
+	// Reset one starts from its key's precomputed pad, where hmac.New
+	// hashes the pads again and allocates for every signature.
+	macs    []*sync.Pool
 	fetched time.Time
 }
+
+func newSignerEntry(keys [][]byte, fetched time.Time) signerEntry {
+	e := signerEntry{keys: keys, macs: make([]*sync.Pool, len(keys)), fetched: fetched}
+	for i, k := range keys {
+		e.macs[i] = &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}
+	}
+	return e
+}
+
+// signScratch is a signature's working memory, pooled: the signed
+// payload's prefix, an HMAC sum and the webhook-signature value being built.
+type signScratch struct {
+	prefix, sum, header []byte
+}
+
+var signScratchPool = sync.Pool{New: func() any { return new(signScratch) }}
+
+// Canonical forms of the webhook-* names, the keys of an http.Header.
+var (
+	canonWebhookID        = http.CanonicalHeaderKey(HeaderWebhookID)
+	canonWebhookTimestamp = http.CanonicalHeaderKey(HeaderWebhookTimestamp)
+	canonWebhookSignature = http.CanonicalHeaderKey(HeaderWebhookSignature)
+)
 
 // WithDefaults returns the config with zero fields set to their defaults.
 func (c SignerConfig) WithDefaults() SignerConfig {
@@ -96,24 +123,25 @@ func NewSigner(src SigningKeySource, cfg SignerConfig) *Signer {
 	return &Signer{src: src, cfg: cfg, cache: map[string]signerEntry{}}
 }
 
-func (s *Signer) keys(ctx context.Context, app string, now time.Time) ([][]byte, error) {
+func (s *Signer) keys(ctx context.Context, app string, now time.Time) (signerEntry, error) {
 	s.mu.Lock()
 	e, ok := s.cache[app]
 	s.mu.Unlock()
 	if ok && now.Sub(e.fetched) < s.cfg.TTL && !now.Before(e.fetched) {
-		return e.keys, nil
+		return e, nil
 	}
 	keys, err := s.src.SigningKeys(ctx, app)
 	if err != nil {
-		return nil, err
+		return signerEntry{}, err
 	}
+	e = newSignerEntry(keys, now)
 	s.mu.Lock()
 	if len(s.cache) > 100_000 { // a bound, not a policy: applications are few
 		clear(s.cache)
 	}
-	s.cache[app] = signerEntry{keys: keys, fetched: now}
+	s.cache[app] = e
 	s.mu.Unlock()
-	return keys, nil
+	return e, nil
 }
 
 // Sign sets the webhook-* headers of ev's delivery with body; it sets none
@@ -121,29 +149,48 @@ func (s *Signer) keys(ctx context.Context, app string, now time.Time) ([][]byte,
 // not be read) must not lead to an unsigned delivery: the attempt is
 // retried instead.
 func (s *Signer) Sign(ctx context.Context, h http.Header, ev *scheduler.Event, body []byte) error {
+	return s.sign(ctx, &headerBuilder{h: h, vals: make([]string, 0, 3)}, ev, body)
+}
+
+// sign is Sign through a delivery's headerBuilder.
+func (s *Signer) sign(ctx context.Context, hb *headerBuilder, ev *scheduler.Event, body []byte) error {
 	now := s.cfg.Clock.Now()
-	keys, err := s.keys(ctx, ev.App, now)
+	e, err := s.keys(ctx, ev.App, now)
 	if err != nil {
 		return err
 	}
 	// A client's own webhook-* headers never go out: only Cassata signs.
 	// (Header names are case-insensitive; Go sends them canonicalized,
 	// HTTP/2 in lower case.)
-	for _, name := range []string{HeaderWebhookID, HeaderWebhookTimestamp, HeaderWebhookSignature} {
-		h.Del(name)
-	}
-	if len(keys) == 0 {
+	delete(hb.h, canonWebhookID)
+	delete(hb.h, canonWebhookTimestamp)
+	delete(hb.h, canonWebhookSignature)
+	if len(e.keys) == 0 {
 		return nil
 	}
 	id := ev.App + "/" + ev.ID
 	ts := strconv.FormatInt(now.Unix(), 10)
-	sigs := make([]string, len(keys))
-	for i, k := range keys {
-		sigs[i] = "v1," + SignPayload(k, id, ts, body)
+	sc := signScratchPool.Get().(*signScratch)
+	defer signScratchPool.Put(sc)
+	// SignPayload's computation, with reused hashes and buffers.
+	sc.prefix = append(append(append(append(sc.prefix[:0], id...), '.'), ts...), '.')
+	sc.header = sc.header[:0]
+	for i, macs := range e.macs {
+		m := macs.Get().(hash.Hash)
+		m.Reset()
+		m.Write(sc.prefix)
+		m.Write(body)
+		sc.sum = m.Sum(sc.sum[:0])
+		macs.Put(m)
+		if i > 0 {
+			sc.header = append(sc.header, ' ')
+		}
+		sc.header = append(sc.header, "v1,"...)
+		sc.header = base64.StdEncoding.AppendEncode(sc.header, sc.sum)
 	}
-	h.Set(HeaderWebhookID, id)
-	h.Set(HeaderWebhookTimestamp, ts)
-	h.Set(HeaderWebhookSignature, strings.Join(sigs, " "))
+	hb.set(canonWebhookID, id)
+	hb.set(canonWebhookTimestamp, ts)
+	hb.set(canonWebhookSignature, string(sc.header))
 	return nil
 }
 
