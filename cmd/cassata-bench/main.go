@@ -66,6 +66,7 @@ type options struct {
 	ingestTime        time.Duration // duration of each ingest phase
 	memory            int           // events created by the memory workload
 	archive           string        // archive database: archiveSQLite or archiveMySQL
+	shape             string        // what each event looks like: shapeRealistic or shapeSmall
 	archiveRate       int           // deliveries per second of the archive workload
 	archiveSpan       time.Duration // how long the archive workload's due times spread over
 	topicSubscribers  int           // subscribers of the topic fan-out's one message
@@ -99,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.ingestTime, "ingest-time", 5*time.Second, "duration of each ingest phase (single, batch)")
 	fs.IntVar(&o.memory, "memory", 50_000, "pending events the memory workload creates")
 	fs.StringVar(&o.archive, "archive", archiveSQLite, "archive database of the workers: sqlite (a file per namespace) or mysql (the bench starts its own MariaDB)")
+	fs.StringVar(&o.shape, "shape", shapeRealistic, "what every event looks like: realistic (sink URL with a ~40-byte query string, 100-byte JSON body, Content-Type header; both varying per event) or small (bare sink URL, fixed 100-byte body, one X-Bench header)")
 	fs.IntVar(&o.archiveRate, "archive-rate", 5_000, "deliveries per second of the archive workload")
 	fs.DurationVar(&o.archiveSpan, "archive-span", 10*time.Second, "time the archive workload's due times spread over")
 	fs.IntVar(&o.topicSubscribers, "topic-subscribers", 1000, "subscribers the topic fan-out's one message goes to")
@@ -173,6 +175,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.archive != archiveSQLite && o.archive != archiveMySQL {
 		return o, fmt.Errorf("--archive must be %s or %s, not %q", archiveSQLite, archiveMySQL, o.archive)
+	}
+	if o.shape != shapeRealistic && o.shape != shapeSmall {
+		return o, fmt.Errorf("--shape must be %s or %s, not %q", shapeRealistic, shapeSmall, o.shape)
 	}
 	if n := archiveEvents(o); n < 1 {
 		return o, fmt.Errorf("--archive-rate × --archive-span is %d events; want at least 1", n)

@@ -71,11 +71,12 @@ type scheduleBody struct {
 	Body     string            `json:"body"`
 }
 
-// newSchedule builds a schedule whose occurrences are the standard bench
-// event: POST to url with the bench's body and header.
-func newSchedule(app, id, cron, url string) scheduleBody {
-	return scheduleBody{App: app, ID: id, Cron: cron, Timezone: "UTC", URL: url, Method: http.MethodPost,
-		Headers: benchHeaders, Body: benchBody}
+// newSchedule builds a schedule whose occurrences are the bench event of
+// shape sh: POST to base (the sink) with the shape's query, headers and body.
+func newSchedule(sh, app, id, cron, base string) scheduleBody {
+	p := payloadFor(sh, base, app+"/"+id)
+	return scheduleBody{App: app, ID: id, Cron: cron, Timezone: "UTC", URL: p.URL, Method: http.MethodPost,
+		Headers: p.Headers, Body: p.Body}
 }
 
 // scheduleID names schedule i.
@@ -170,7 +171,7 @@ func (s *sink) countSuffix(app, suffix string) int {
 func (b *bench) createSchedules(ctx context.Context, d *deployment, app, cron string, n int) ([]string, createResult, error) {
 	slog.Info("creating schedules", "workload", app, "schedules", n, "cron", cron, "clients", scheduleConc)
 	res, err := d.api.sendAll(ctx, n, scheduleConc, func(i int) (string, string, any) {
-		return http.MethodPost, "/v1/schedules", newSchedule(app, scheduleID(i), cron, b.sink.URL())
+		return http.MethodPost, "/v1/schedules", newSchedule(b.opts.shape, app, scheduleID(i), cron, b.sink.URL())
 	}, created)
 	if err != nil {
 		return nil, res, fmt.Errorf("create %s schedules: %w", app, err)

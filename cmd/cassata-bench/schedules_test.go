@@ -9,7 +9,7 @@ import (
 
 func TestNewSchedule(t *testing.T) {
 	t.Parallel()
-	b, err := json.Marshal(newSchedule("schedminute", "sc7", everyMinute, "http://127.0.0.1:1/sink"))
+	b, err := json.Marshal(newSchedule(shapeSmall, "schedminute", "sc7", everyMinute, "http://127.0.0.1:1/sink"))
 	if err != nil {
 		t.Fatal(err)
 	}

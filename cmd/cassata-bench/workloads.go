@@ -12,8 +12,9 @@ import (
 )
 
 const (
-	// createConc is how many clients create events through the batch route.
-	createConc = 8
+	// createConc is how many clients create events through the batch route
+	// (issue 17: four, as a few application instances would).
+	createConc = 4
 
 	// singleConc is how many keep-alive clients use the single-create route.
 	singleConc = 32
@@ -225,7 +226,7 @@ func (b *bench) preloadBacklog(ctx context.Context, d *deployment) (int, error) 
 	at := time.Now().Add(backlogFuture)
 	slog.Info("preloading backlog", "events", n)
 	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
-		return newEvent(appBacklog, "bl"+strconv.Itoa(i), b.sink.URL(), at)
+		return b.event(appBacklog, "bl"+strconv.Itoa(i), at)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("preload backlog: %w", err)
@@ -282,7 +283,7 @@ func (b *bench) calibrate(ctx context.Context, d *deployment) (createResult, err
 	b.calibSeq++
 	prefix := "c" + strconv.Itoa(b.calibSeq) + "-"
 	res, err := d.api.createAll(ctx, calibrationEvents, createConc, func(i int) event {
-		return newEvent(appCalib, prefix+strconv.Itoa(i), b.sink.URL(), at)
+		return b.event(appCalib, prefix+strconv.Itoa(i), at)
 	})
 	if err != nil {
 		return res, fmt.Errorf("calibrate: %w", err)
@@ -343,7 +344,7 @@ func (b *bench) createDueKeyed(ctx context.Context, d *deployment, app string, n
 	dueAt func(int) time.Time, flowKey func(int) string) (map[string]time.Time, createResult, error) {
 	id := func(i int) string { return app + "-" + strconv.Itoa(i) }
 	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
-		ev := newEvent(app, id(i), b.sink.URL(), dueAt(i))
+		ev := b.event(app, id(i), dueAt(i))
 		if flowKey != nil {
 			ev.FlowKey = flowKey(i)
 		}
@@ -475,7 +476,7 @@ func ingestSingle(ctx context.Context, b *bench, d *deployment) (row, error) {
 			prefix := "s" + strconv.Itoa(client) + "-"
 			fails := 0
 			for i := 0; time.Now().Before(stopAt) && ctx.Err() == nil; i++ {
-				ev := newEvent(appIngest, prefix+strconv.Itoa(i), b.sink.URL(), at)
+				ev := b.event(appIngest, prefix+strconv.Itoa(i), at)
 				status, reason, err := d.api.create(ctx, &ev)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -513,7 +514,7 @@ func ingestBatch(ctx context.Context, b *bench, d *deployment) (row, error) {
 			for batch := 0; time.Now().Before(stopAt) && ctx.Err() == nil; batch++ {
 				prefix := "b" + strconv.Itoa(client) + "-" + strconv.Itoa(batch) + "-"
 				for i := range evs {
-					evs[i] = newEvent(appIngest, prefix+strconv.Itoa(i), b.sink.URL(), at)
+					evs[i] = b.event(appIngest, prefix+strconv.Itoa(i), at)
 				}
 				items, err := d.api.createBatch(ctx, evs)
 				if err != nil {
@@ -555,7 +556,7 @@ func runMemory(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 	}
 	at := time.Now().Add(farFuture)
 	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
-		return newEvent(appMemory, "m"+strconv.Itoa(i), b.sink.URL(), at)
+		return b.event(appMemory, "m"+strconv.Itoa(i), at)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create memory events: %w", err)
