@@ -196,7 +196,7 @@ type bench struct {
 	bin      string
 	redis    *redisServer
 	mysql    *mysqlServer // nil unless --archive mysql
-	sink     *sink
+	sink     *sinkClient  // the sink process
 	nsSeq    int
 	runNo    int // the run under way, from 1 (--runs)
 	calibSeq int // calibrations so far (calibrate)
@@ -205,6 +205,9 @@ type bench struct {
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == sinkCommand {
+		return runSinkCommand(args[1:], stderr)
+	}
 	opts, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -284,8 +287,7 @@ func (b *bench) run(ctx context.Context) ([][]row, error) {
 			return nil, err
 		}
 	}
-	b.sink = newSink()
-	if err := b.sink.start(); err != nil {
+	if b.sink, err = startSink(ctx, b.tmp); err != nil {
 		return nil, err
 	}
 
@@ -314,9 +316,7 @@ func (b *bench) run(ctx context.Context) ([][]row, error) {
 // close stops everything the bench started, in reverse order. After a
 // failure the temporary directory stays, so the process logs can be read.
 func (b *bench) close(failed bool) {
-	if b.sink != nil {
-		b.sink.close()
-	}
+	b.sink.stop()
 	b.mysql.stop()
 	b.redis.stop()
 	switch {

@@ -152,20 +152,6 @@ func occurrencesByMinute(arrivals []arrival, app string) (perDue map[time.Time]i
 	return perDue, early
 }
 
-// countSuffix is how many different event ids of app ending in suffix have
-// arrived. It walks every id of app, so callers use it sparingly.
-func (s *sink) countSuffix(app, suffix string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for id := range s.distinct[app] {
-		if strings.HasSuffix(id, suffix) {
-			n++
-		}
-	}
-	return n
-}
-
 // createSchedules creates n schedules of app with cron, pointing at the
 // sink, and returns the ids of those created and how that went.
 func (b *bench) createSchedules(ctx context.Context, d *deployment, app, cron string, n int) ([]string, createResult, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,7 +12,7 @@ import (
 func startTestSink(t *testing.T) *sink {
 	t.Helper()
 	s := newSink()
-	if err := s.start(); err != nil {
+	if err := s.start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.close)
@@ -103,5 +104,91 @@ func TestSinkConcurrent(t *testing.T) {
 	}
 	if n := s.distinctCount("burst"); n != 200 {
 		t.Errorf("distinctCount = %d, want 200", n)
+	}
+}
+
+func TestArrivalsRoundTrip(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 6, 21, 0, 0, 123_456_789, time.UTC)
+	want := []arrival{
+		{At: at, App: "burst", ID: "burst-1", Attempt: "1"},
+		{At: at.Add(time.Nanosecond), App: "sched minute", ID: "sc7@1765054800000", Attempt: ""},
+		{At: at.Add(time.Second), App: "a\tb", ID: "x\ny%z", Attempt: "2"},
+	}
+	var buf bytes.Buffer
+	if err := writeArrivals(&buf, want); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "\n"); n != len(want) {
+		t.Fatalf("%d lines for %d arrivals:\n%s", n, len(want), buf.String())
+	}
+	got, err := readArrivals(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("read %d arrivals, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !got[i].At.Equal(want[i].At) || got[i].App != want[i].App || got[i].ID != want[i].ID ||
+			got[i].Attempt != want[i].Attempt {
+			t.Errorf("arrival %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []string{"1\tapp\tid\n", "x\tapp\tid\t1\n", "1\t%zz\tid\t1\n"} {
+		if _, err := readArrivals(strings.NewReader(bad)); err == nil {
+			t.Errorf("readArrivals(%q) should fail", bad)
+		}
+	}
+}
+
+// TestSinkClientMirrors runs the sink in this process and reads it the way
+// the bench reads the sink process: over loopback HTTP.
+func TestSinkClientMirrors(t *testing.T) {
+	t.Parallel()
+	s := startTestSink(t)
+	c := &sinkClient{base: strings.TrimSuffix(s.URL(), sinkPath), hc: http.DefaultClient, mirror: newArrivalLog()}
+	if c.URL() != s.URL() {
+		t.Fatalf("client URL %q, sink URL %q", c.URL(), s.URL())
+	}
+	before := time.Now()
+	deliverTo(t, c.URL(), "sched", "sc1@100", "1")
+	if n := c.distinctCount("sched"); n != 1 {
+		t.Fatalf("distinctCount = %d after one delivery, want 1", n)
+	}
+	deliverTo(t, c.URL(), "sched", "sc1@100", "2")
+	deliverTo(t, c.URL(), "sched", "sc2@100", "1")
+	deliverTo(t, c.URL(), "sched", "sc1@200", "1")
+	after := time.Now()
+	if n := c.countSuffix("sched", "@100"); n != 2 {
+		t.Errorf("countSuffix(@100) = %d, want 2", n)
+	}
+	got := c.snapshot()
+	if len(got) != 4 || got[1].Attempt != "2" || got[3].ID != "sc1@200" {
+		t.Fatalf("snapshot = %+v, want the four arrivals in order", got)
+	}
+	for i, a := range got {
+		if a.At.Before(before.Truncate(0)) || a.At.After(after) {
+			t.Errorf("arrival %d stamped %v, outside [%v, %v]", i, a.At, before, after)
+		}
+	}
+	if err := c.reset(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.snapshot()) != 0 || len(s.snapshot()) != 0 {
+		t.Error("reset should clear the sink and the mirror")
+	}
+	deliverTo(t, c.URL(), "steady", "steady-1", "1")
+	if got := c.snapshot(); len(got) != 1 || got[0].ID != "steady-1" {
+		t.Errorf("after reset, snapshot = %+v, want only steady-1", got)
+	}
+
+	resp, err := http.Get(c.base + arrivalsPath + "?from=-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET %s?from=-1 = %d, want 400", arrivalsPath, resp.StatusCode)
 	}
 }

@@ -108,7 +108,10 @@ func (b *bench) freshDeployment(ctx context.Context) (*deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.sink.reset()
+	if err := b.sink.reset(); err != nil {
+		d.stop()
+		return nil, err
+	}
 	return d, nil
 }
 
