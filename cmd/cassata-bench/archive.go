@@ -310,6 +310,9 @@ func runArchive(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 	dueAt := func(i int) time.Time { return first.Add(time.Duration(i) * step).Truncate(time.Millisecond) }
 	lastDue := dueAt(n - 1)
 
+	// CPU from the first due time until the outbox is drained.
+	window := b.cpuFrom(d, "archive", first)
+	defer window.cancel()
 	createStart := time.Now()
 	due, res, err := b.createDue(ctx, d, appArchive, n, dueAt)
 	if err != nil {
@@ -342,12 +345,16 @@ func runArchive(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
+	cpu, cpuOK := window.end()
 	st, err := b.analyzeDeliveries(ctx, appArchive, due)
 	if err != nil {
 		return nil, err
 	}
 
 	r := deliveryRow("archive", st, res.Rejected)
+	if cpuOK {
+		r.setCPU(cpu, st.Delivered)
+	}
 	if span := st.LastArrival.Sub(first); st.Delivered > 0 && span > 0 {
 		r.DeliveriesPerSec = some(float64(st.Delivered) / span.Seconds())
 	}

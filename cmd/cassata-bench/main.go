@@ -361,6 +361,9 @@ func (b *bench) writeReport(w io.Writer, rows []row, runs [][]row) error {
 		if err := writeTable(w, cpuColumns, rows); err != nil {
 			return err
 		}
+		if _, err := fmt.Fprintln(w, cpuLegend(b.opts)); err != nil {
+			return err
+		}
 	}
 	if line := flowsRatioLine(b.opts, runs); line != "" {
 		if _, err := fmt.Fprintf(w, "%s\n%s\n", line, flowsLegend(b.opts)); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -457,48 +456,4 @@ func (b *bench) steadyCPU(ctx context.Context, d *deployment, name string) (row,
 			"redis_cpu_us_per_delivery", int(c.redis))
 	}
 	return r, c, nil
-}
-
-// userHZ is the unit of the CPU times in /proc/<pid>/stat: USER_HZ, 100 on
-// every Linux architecture.
-const userHZ = 100
-
-// cpuTimes sums the user and system CPU time of pids from /proc.
-func cpuTimes(pids ...int) (time.Duration, error) {
-	var total time.Duration
-	for _, pid := range pids {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			return 0, err
-		}
-		t, err := parseStatCPU(string(b))
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		total += t
-	}
-	return total, nil
-}
-
-// parseStatCPU reads utime + stime (fields 14 and 15) from a
-// /proc/<pid>/stat line. The command name (field 2) may hold spaces and
-// parentheses, so fields are counted from its closing parenthesis.
-func parseStatCPU(stat string) (time.Duration, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("no command name")
-	}
-	f := strings.Fields(stat[i+1:]) // f[0] is field 3 (state)
-	if len(f) < 13 {
-		return 0, errors.New("too few fields")
-	}
-	var ticks int64
-	for _, s := range f[11:13] {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
 }

@@ -164,14 +164,15 @@ func (b *bench) measureBurst(ctx context.Context, d *deployment, name string, n 
 	profileStart := time.AfterFunc(time.Until(due), func() {
 		profiling <- b.profileAll(ctx, d, profileName.Replace(name), time.Duration(n/10_000+1)*time.Second)
 	})
-	st, res, err := b.deliver(ctx, d, appBurst, n, func(int) time.Time { return due }, due)
+	dr, err := b.deliver(ctx, d, name, appBurst, n, func(int) time.Time { return due }, due, true)
 	if !profileStart.Stop() {
 		(<-profiling)() // the profiles started: wait for them to be written
 	}
 	if err != nil {
 		return row{}, err
 	}
-	r := deliveryRow(name, st, res.Rejected)
+	st := dr.st
+	r := dr.row(name)
 	if span := st.LastArrival.Sub(due); st.Delivered > 0 && span > 0 {
 		r.DeliveriesPerSec = some(float64(st.Delivered) / span.Seconds())
 	}
@@ -194,11 +195,12 @@ func runSteady(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 	first := time.Now().Add(lead).Truncate(time.Millisecond)
 	step := b.opts.steadySpan / time.Duration(n)
 	dueAt := func(i int) time.Time { return first.Add(time.Duration(i) * step).Truncate(time.Millisecond) }
-	st, res, err := b.deliver(ctx, d, appSteady, n, dueAt, dueAt(n-1))
+	dr, err := b.deliver(ctx, d, "steady", appSteady, n, dueAt, dueAt(n-1), false)
 	if err != nil {
 		return nil, err
 	}
-	return []row{deliveryRow("steady", st, res.Rejected+rejected)}, nil
+	dr.res.Rejected += rejected
+	return []row{dr.row("steady")}, nil
 }
 
 func deliveryRow(name string, st deliveryStats, rejected int) row {
@@ -298,20 +300,94 @@ func (b *bench) calibrate(ctx context.Context, d *deployment) (createResult, err
 	return res, nil
 }
 
+// deliveryRun is what deliver measured.
+type deliveryRun struct {
+	st    deliveryStats
+	res   createResult
+	cpu   cpuSample // spent from the first due time to the window's end
+	cpuOK bool
+}
+
+// row is the report row named name: lateness, counts and CPU per delivery.
+func (dr deliveryRun) row(name string) row {
+	r := deliveryRow(name, dr.st, dr.res.Rejected)
+	if dr.cpuOK {
+		r.setCPU(dr.cpu, dr.st.Delivered)
+	}
+	return r
+}
+
 // deliver creates n events of app, event i due at dueAt(i), waits until the
 // sink has seen each created one (or --deadline after lastDue), and
-// analyzes the arrivals.
-func (b *bench) deliver(ctx context.Context, d *deployment, app string, n int,
-	dueAt func(int) time.Time, lastDue time.Time) (deliveryStats, createResult, error) {
+// analyzes the arrivals. It measures the CPU time of every process from
+// the first due time until the last delivery or, with drain, until the
+// outbox has taken the final record of every delivery and the archiver
+// has emptied it (bounded by archiveDrainTimeout); name is for the log.
+func (b *bench) deliver(ctx context.Context, d *deployment, name, app string, n int,
+	dueAt func(int) time.Time, lastDue time.Time, drain bool) (deliveryRun, error) {
+	var dr deliveryRun
+	var streams []string
+	if drain {
+		var err error
+		if streams, err = b.redis.outboxStreams(ctx, d.ns); err != nil {
+			return dr, err
+		}
+	}
+	window := b.cpuFrom(d, name, dueAt(0))
+	defer window.cancel()
 	due, res, err := b.createDue(ctx, d, app, n, dueAt)
+	dr.res = res
 	if err != nil {
-		return deliveryStats{}, res, err
+		return dr, err
+	}
+	var seen0 int
+	var out0 outboxState
+	if drain {
+		// What arrived and was added so far (nothing, unless ingest ran
+		// past the first due time): the drain waits for the rest.
+		seen0 = b.sink.distinctCount(app)
+		if out0, err = b.redis.outbox(ctx, streams); err != nil {
+			return dr, err
+		}
 	}
 	if err := b.waitDelivered(ctx, d, app, res.Created, lastDue); err != nil {
-		return deliveryStats{}, res, err
+		return dr, err
 	}
-	st, err := b.analyzeDeliveries(ctx, app, due)
-	return st, res, err
+	if drain {
+		if err := b.waitDrained(ctx, d, streams, out0.Added, int64(b.sink.distinctCount(app)-seen0)); err != nil {
+			return dr, err
+		}
+	}
+	dr.cpu, dr.cpuOK = window.end()
+	dr.st, err = b.analyzeDeliveries(ctx, app, due)
+	return dr, err
+}
+
+// waitDrained waits until expected entries were added to streams since
+// added0 and the archiver has emptied them, or archiveDrainTimeout.
+func (b *bench) waitDrained(ctx context.Context, d *deployment, streams []string, added0, expected int64) error {
+	start := time.Now()
+	for deadline := start.Add(archiveDrainTimeout); ; {
+		st, err := b.redis.outbox(ctx, streams)
+		if err != nil {
+			return err
+		}
+		if outboxDrained(st, added0, expected) {
+			slog.Info("outbox drained after the last delivery", "in", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			slog.Warn("the outbox did not empty after the last delivery; the CPU window ends here",
+				"waited", archiveDrainTimeout, "entries", st.Entries)
+			return nil
+		}
+		if err := sleep(ctx, drainPoll); err != nil {
+			return err
+		}
+		if err := d.alive(); err != nil {
+			return err
+		}
+	}
 }
 
 // waitDelivered waits until the sink has seen want distinct events of app,
