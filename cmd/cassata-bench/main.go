@@ -200,6 +200,7 @@ type bench struct {
 	nsSeq    int
 	runNo    int // the run under way, from 1 (--runs)
 	calibSeq int // calibrations so far (calibrate)
+	machine  machine
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -259,6 +260,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 // --runs times. It returns the rows of each run, even after an error, so
 // what was measured is still reported.
 func (b *bench) run(ctx context.Context) ([][]row, error) {
+	// Before the bench loads the machine itself.
+	b.machine = readMachine()
+	slog.Info("machine", "description", b.machine.String())
 	var err error
 	if b.tmp, err = os.MkdirTemp("", "cassata-bench-"); err != nil {
 		return nil, err
@@ -331,6 +335,9 @@ func (b *bench) close(failed bool) {
 // writeReport prints the tables of rows (merged over runs) and the lines
 // under them; runs holds each run's own rows, for per-run ratios.
 func (b *bench) writeReport(w io.Writer, rows []row, runs [][]row) error {
+	if _, err := fmt.Fprintf(w, "%s\n%s\n\n", b.machine, b.headerLine()); err != nil {
+		return err
+	}
 	if err := writeTable(w, mainColumns, rows); err != nil {
 		return err
 	}
@@ -338,8 +345,9 @@ func (b *bench) writeReport(w io.Writer, rows []row, runs [][]row) error {
 	if b.opts.runs > 1 {
 		summary += " (medians; early, dups, missing, errors, unarchived: worst run)"
 	}
-	summary += fmt.Sprintf("; backlog: %s pending; workers: %d; archive: %s; lateness = first arrival − due time (topics: the message's)",
-		formatInt(float64(b.opts.backlog)), b.opts.workers, b.archiveName())
+	summary += fmt.Sprintf("; shape: %s; backlog: %s pending; workers: %d; archive: %s; creates: batch route, %d clients; "+
+		"lateness = first arrival − due time (topics: the message's)",
+		b.opts.shape, formatInt(float64(b.opts.backlog)), b.opts.workers, b.archiveName(), createConc)
 	if _, err := fmt.Fprintf(w, "%s\n%s\n", summary, targetsLine); err != nil {
 		return err
 	}
