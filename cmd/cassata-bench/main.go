@@ -10,13 +10,31 @@
 // of as many events; schedules-idle: Redis memory per idle schedule and the
 // steady workload with and without 100,000 idle schedules; these two take
 // minutes), followed by a second table with the archive workload's outbox
-// lag and archive throughput and a third with CPU time per delivery.
+// lag and archive throughput and a third with CPU time per delivery of
+// each process: the workers, the server, Redis and the sink, from the
+// kernel's accounting of the child processes (/proc/<pid>/stat) over each
+// delivery workload's window (cpuLegend says which). The report starts
+// with the machine (CPU model, logical CPUs, GOMAXPROCS, memory, load
+// average when the bench started), the event shape and the number of runs.
+//
+// Events have a realistic shape by default (--shape realistic): the sink's
+// URL with a ~40-byte query string and a 100-byte JSON body, both varying
+// per event, and a Content-Type: application/json header; --shape small
+// sends the bench's original event (bare URL, 100 digits, one X-Bench
+// header). Every workload uses the shape, memory's bytes/pending too.
+// Events are created through POST /v1/events/batch by 4 concurrent clients
+// (ingest single uses the single route, with 32).
 //
 // It builds ./cmd/cassata (or takes --cassata), starts its own redis-server,
-// an in-process HTTP sink that records every delivery, and `cassata server`
-// plus `cassata worker` as separate processes, all on 127.0.0.1 only. Each
-// workload gets an emptied Redis and a fresh namespace. Every process it
-// started is stopped when it ends, fails or is interrupted.
+// an HTTP sink that records every delivery, and `cassata server` plus
+// `cassata worker` as separate processes, all on 127.0.0.1 only. The sink
+// is a process of its own too, so its CPU is not the bench's: the bench
+// runs its own binary again as `cassata-bench sink --listen ADDR` (a hidden
+// subcommand), which stamps each arrival with the machine's wall clock,
+// and reads the arrivals back over loopback HTTP (GET /arrivals?from=N,
+// one line per arrival). Each workload gets an emptied Redis, an emptied
+// sink and a fresh namespace. Every process it started is stopped when it
+// ends, fails or is interrupted.
 //
 // Workers archive every finished event (CASSATA_ARCHIVE_DSN). With
 // --archive sqlite (the default) each namespace gets a SQLite file in the
@@ -32,7 +50,7 @@
 // lost, refused or wrongly delivered events, or left some out of the archive.
 //
 //	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory,archive,topic-fanout,topic-steady,flows-steady,schedules-minute,schedules-idle]
-//	    [--archive sqlite|mysql] [--runs K] [--backlog N] [--schedules N] [--flow-keys N] [--flow-parallelism P]
+//	    [--shape realistic|small] [--archive sqlite|mysql] [--runs K] [--backlog N] [--schedules N] [--flow-keys N] [--flow-parallelism P]
 package main
 
 import (
