@@ -404,17 +404,40 @@ func (b *bench) sampleArchive(ctx context.Context, d *deployment, streams []stri
 	var samples []lagSample
 	nextSample := time.Now()
 	deliveryDeadline := lastDue.Add(b.opts.deadline)
+	// The sink says when the last event arrived (GET /wait), so the drain
+	// polling starts right after it without the bench polling the sink.
+	wctx, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
+	arrived := make(chan int, 1)
+	go func() {
+		for {
+			got, err := b.sink.waitCount(wctx, appArchive, created, min(time.Second, max(0, time.Until(deliveryDeadline))))
+			if wctx.Err() != nil {
+				return
+			}
+			if err == nil && (got >= created || time.Now().After(deliveryDeadline)) {
+				arrived <- got
+				return
+			}
+			if err != nil {
+				slog.Warn("waiting for the sink failed", "err", err)
+				if sleep(wctx, 100*time.Millisecond) != nil {
+					return
+				}
+			}
+		}
+	}()
 	delivered := false
 	var expected int64
 	var drainDeadline time.Time
 	lastAlive := time.Now()
 	for {
 		if !delivered {
-			// Checked every drainPoll (it costs no round trip), so the
-			// drain polling starts right after the last delivery.
-			if got := b.sink.distinctCount(appArchive); got >= created || time.Now().After(deliveryDeadline) {
+			select {
+			case got := <-arrived:
 				delivered, expected = true, int64(got)
 				drainDeadline = time.Now().Add(archiveDrainTimeout)
+			default:
 			}
 		}
 		if delivered || !time.Now().Before(nextSample) {

@@ -169,5 +169,7 @@ func cpuLegend(o options) string {
 		"(deliveries and their archiving); archive from the first due time until the outbox is drained; " +
 		"steady (and schedules idle's steady rows) from the first due time until the last delivery was seen; " +
 		"flows steady until the last delivery + " + dupGrace.String() + ". " +
-		"The sink's figure includes answering the bench's polls for arrivals (every 10–20 ms)"
+		"The bench learns of the last delivery from one long-polling request to the sink a second and reads the " +
+		"arrivals after the window, so the sink's figure is its deliveries; Redis's includes the bench's outbox " +
+		"polls (burst, archive) and flow-key samples (flows steady)"
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +23,11 @@ const (
 	sinkPath     = "/sink"
 	arrivalsPath = "/arrivals"
 	resetPath    = "/reset"
-	healthPath   = "/healthz"
+	waitPath     = "/wait"
+
+	// maxWaitTimeout bounds one GET /wait.
+	maxWaitTimeout = time.Minute
+	healthPath     = "/healthz"
 )
 
 // arrival is one request the sink received.
@@ -42,6 +47,15 @@ type arrivalLog struct {
 	mu       sync.Mutex
 	arrivals []arrival
 	distinct map[string]map[string]struct{} // app → ids seen
+	waiters  []countWaiter
+}
+
+// countWaiter is a waitCount waiting for want distinct ids of app; done
+// is closed when they are there.
+type countWaiter struct {
+	app  string
+	want int
+	done chan struct{}
 }
 
 func newArrivalLog() *arrivalLog {
@@ -60,6 +74,42 @@ func (l *arrivalLog) record(as ...arrival) {
 		}
 		ids[a.ID] = struct{}{}
 	}
+	// Only the waiters whose count is reached wake up, so a waiting bench
+	// costs the sink nothing per delivery.
+	kept := l.waiters[:0]
+	for _, w := range l.waiters {
+		if len(l.distinct[w.app]) >= w.want {
+			close(w.done)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	l.waiters = kept
+}
+
+// waitCount waits until want distinct ids of app have arrived, or timeout,
+// or ctx ends, and returns how many have.
+func (l *arrivalLog) waitCount(ctx context.Context, app string, want int, timeout time.Duration) int {
+	l.mu.Lock()
+	if n := len(l.distinct[app]); n >= want {
+		l.mu.Unlock()
+		return n
+	}
+	w := countWaiter{app: app, want: want, done: make(chan struct{})}
+	l.waiters = append(l.waiters, w)
+	l.mu.Unlock()
+
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.waiters = slices.DeleteFunc(l.waiters, func(x countWaiter) bool { return x.done == w.done })
+	return len(l.distinct[app])
 }
 
 // reset forgets everything received so far, before a new workload.
@@ -68,6 +118,7 @@ func (l *arrivalLog) reset() {
 	defer l.mu.Unlock()
 	l.arrivals = nil
 	l.distinct = make(map[string]map[string]struct{})
+	// Waiters stay: they wait for arrivals of the next workload, if any.
 }
 
 // distinctCount is how many different event ids of app have arrived.
@@ -127,6 +178,7 @@ func newSink() *sink {
 	mux := http.NewServeMux()
 	mux.HandleFunc(sinkPath, s.deliver)
 	mux.HandleFunc("GET "+arrivalsPath, s.serveArrivals)
+	mux.HandleFunc("GET "+waitPath, s.serveWait)
 	mux.HandleFunc("POST "+resetPath, func(w http.ResponseWriter, _ *http.Request) { s.reset() })
 	mux.HandleFunc("GET "+healthPath, func(w http.ResponseWriter, _ *http.Request) {})
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -186,6 +238,26 @@ func (s *sink) serveArrivals(w http.ResponseWriter, r *http.Request) {
 	if err := writeArrivals(bw, s.since(from)); err == nil {
 		_ = bw.Flush()
 	}
+}
+
+// serveWait answers GET /wait?app=A&n=N&timeout=D with the number of
+// distinct ids of app that have arrived, once that is at least N or after
+// D (a Go duration, at most maxWaitTimeout): the bench waits for the end
+// of a workload without polling.
+func (s *sink) serveWait(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	n, err := strconv.Atoi(q.Get("n"))
+	if err != nil || n < 0 {
+		http.Error(w, "n: want a non-negative count", http.StatusBadRequest)
+		return
+	}
+	timeout, err := time.ParseDuration(q.Get("timeout"))
+	if err != nil || timeout < 0 || timeout > maxWaitTimeout {
+		http.Error(w, "timeout: want a duration from 0 to "+maxWaitTimeout.String(), http.StatusBadRequest)
+		return
+	}
+	got := s.waitCount(r.Context(), q.Get("app"), n, timeout)
+	_, _ = io.WriteString(w, strconv.Itoa(got))
 }
 
 // writeArrivals writes one line per arrival: the arrival time in Unix

@@ -192,3 +192,63 @@ func TestSinkClientMirrors(t *testing.T) {
 		t.Errorf("GET %s?from=-1 = %d, want 400", arrivalsPath, resp.StatusCode)
 	}
 }
+
+func TestSinkWaitCount(t *testing.T) {
+	t.Parallel()
+	s := startTestSink(t)
+	c := &sinkClient{base: strings.TrimSuffix(s.URL(), sinkPath), hc: http.DefaultClient, mirror: newArrivalLog()}
+	ctx := t.Context()
+
+	start := time.Now()
+	if got, err := c.waitCount(ctx, "burst", 2, 100*time.Millisecond); err != nil || got != 0 {
+		t.Errorf("waitCount before any arrival = %d, %v; want 0 after the timeout", got, err)
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("waitCount returned after %s, before its 100ms timeout", waited)
+	}
+
+	done := make(chan int, 1)
+	go func() {
+		got, err := c.waitCount(ctx, "burst", 2, 30*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- got
+	}()
+	deliverTo(t, c.URL(), "burst", "b1", "1")
+	deliverTo(t, c.URL(), "burst", "b1", "2") // the same event: not a second one
+	deliverTo(t, c.URL(), "other", "o1", "1")
+	select {
+	case got := <-done:
+		t.Fatalf("waitCount returned %d with one distinct arrival of 2", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+	deliverTo(t, c.URL(), "burst", "b2", "1")
+	select {
+	case got := <-done:
+		if got != 2 {
+			t.Errorf("waitCount = %d, want 2", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("waitCount did not return when the second event arrived")
+	}
+	if got, err := c.waitCount(ctx, "burst", 0, 0); err != nil || got != 2 {
+		t.Errorf("waitCount(0, 0) = %d, %v; want 2 at once", got, err)
+	}
+	s.mu.Lock()
+	left := len(s.waiters)
+	s.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d waiters left behind", left)
+	}
+	for _, q := range []string{"?app=a&n=-1&timeout=1s", "?app=a&n=1&timeout=x", "?app=a&n=1&timeout=2h"} {
+		resp, err := http.Get(c.base + waitPath + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET %s%s = %d, want 400", waitPath, q, resp.StatusCode)
+		}
+	}
+}

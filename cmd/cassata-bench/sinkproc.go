@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -155,6 +157,37 @@ func (c *sinkClient) reset() error {
 	}
 	c.mirror.reset()
 	return nil
+}
+
+// waitCount waits until the sink has seen want distinct event ids of app,
+// or timeout, and returns how many it has: one request, so waiting costs
+// the sink (whose CPU is measured) nothing per delivery.
+func (c *sinkClient) waitCount(ctx context.Context, app string, want int, timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
+	defer cancel()
+	u := c.base + waitPath + "?" + url.Values{"app": {app}, "n": {strconv.Itoa(want)},
+		"timeout": {max(0, timeout).String()}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("sink: wait: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("sink: wait: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("sink: wait: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	n, err := strconv.Atoi(string(b))
+	if err != nil {
+		return 0, fmt.Errorf("sink: wait: answer %q: %w", b, err)
+	}
+	return n, nil
 }
 
 // distinctCount is how many different event ids of app have arrived.

@@ -345,7 +345,9 @@ func (b *bench) deliver(ctx context.Context, d *deployment, name, app string, n 
 	if drain {
 		// What arrived and was added so far (nothing, unless ingest ran
 		// past the first due time): the drain waits for the rest.
-		seen0 = b.sink.distinctCount(app)
+		if seen0, err = b.sink.waitCount(ctx, app, 0, 0); err != nil {
+			return dr, err
+		}
 		if out0, err = b.redis.outbox(ctx, streams); err != nil {
 			return dr, err
 		}
@@ -354,7 +356,11 @@ func (b *bench) deliver(ctx context.Context, d *deployment, name, app string, n 
 		return dr, err
 	}
 	if drain {
-		if err := b.waitDrained(ctx, d, streams, out0.Added, int64(b.sink.distinctCount(app)-seen0)); err != nil {
+		seen, err := b.sink.waitCount(ctx, app, 0, 0)
+		if err != nil {
+			return dr, err
+		}
+		if err := b.waitDrained(ctx, d, streams, out0.Added, int64(seen-seen0)); err != nil {
 			return dr, err
 		}
 	}
@@ -391,18 +397,25 @@ func (b *bench) waitDrained(ctx context.Context, d *deployment, streams []string
 }
 
 // waitDelivered waits until the sink has seen want distinct events of app,
-// or --deadline after lastDue, checking now and then that the deployment
-// is alive.
+// or --deadline after lastDue, checking every second that the deployment
+// is alive. The sink answers when the count is reached (GET /wait), so
+// the bench notices the last delivery at once without polling the sink.
 func (b *bench) waitDelivered(ctx context.Context, d *deployment, app string, want int, lastDue time.Time) error {
 	deadline := lastDue.Add(b.opts.deadline)
-	lastCheck := time.Now()
-	for b.sink.distinctCount(app) < want && time.Now().Before(deadline) {
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+	for time.Now().Before(deadline) {
+		got, err := b.sink.waitCount(ctx, app, want, min(time.Second, time.Until(deadline)))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil && got >= want {
+			return nil
+		}
+		if err := d.alive(); err != nil {
 			return err
 		}
-		if time.Since(lastCheck) > time.Second {
-			lastCheck = time.Now()
-			if err := d.alive(); err != nil {
+		if err != nil {
+			slog.Warn("waiting for the sink failed", "err", err)
+			if err := sleep(ctx, 100*time.Millisecond); err != nil {
 				return err
 			}
 		}
