@@ -31,9 +31,6 @@ const (
 	throttleGiveUp = 2 * time.Minute
 )
 
-// benchBody is the 100-byte body every bench event carries.
-var benchBody = strings.Repeat("0123456789", 10)
-
 // event is the v1 create body (API.md §5).
 type event struct {
 	App     string            `json:"app"`
@@ -44,22 +41,6 @@ type event struct {
 	Body    string            `json:"body"`
 	At      string            `json:"at"`
 	FlowKey string            `json:"flow_key,omitempty"` // flows-steady only
-}
-
-var benchHeaders = map[string]string{"X-Bench": "1"}
-
-// newEvent builds the standard bench event: POST to the sink with a
-// 100-byte body and one header, due at at (millisecond precision).
-func newEvent(app, id, url string, at time.Time) event {
-	return event{
-		App:     app,
-		ID:      id,
-		URL:     url,
-		Method:  http.MethodPost,
-		Headers: benchHeaders,
-		Body:    benchBody,
-		At:      formatAt(at),
-	}
 }
 
 // formatAt renders t the way v1 expects: RFC 3339, milliseconds, UTC.

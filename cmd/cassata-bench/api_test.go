@@ -15,7 +15,7 @@ import (
 func TestNewEvent(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 11, 23, 11, 0, 0, 123_456_789, time.FixedZone("CET", 3600))
-	ev := newEvent("bench", "e1", "http://127.0.0.1:9/sink", at)
+	ev := newEvent(shapeSmall, "bench", "e1", "http://127.0.0.1:9/sink", at)
 	b, err := json.Marshal(ev)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestCreateAll(t *testing.T) {
 		if i == 42 {
 			id = "e42bad"
 		}
-		return newEvent("bench", id, "http://127.0.0.1:9/sink", time.Now())
+		return newEvent(shapeSmall, "bench", id, "http://127.0.0.1:9/sink", time.Now())
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func TestCreateAllWholeBatchRefused(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c := newAPIClient(srv.URL, 1)
 	res, err := c.createAll(context.Background(), 10, 1, func(i int) event {
-		return newEvent("bench", "e"+strconv.Itoa(i), "http://127.0.0.1:9/sink", time.Now())
+		return newEvent(shapeSmall, "bench", "e"+strconv.Itoa(i), "http://127.0.0.1:9/sink", time.Now())
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func TestCreateAllServerGone(t *testing.T) {
 	srv.Close()
 	c := newAPIClient(url, 1)
 	_, err := c.createAll(context.Background(), 10, 2, func(i int) event {
-		return newEvent("bench", "e"+strconv.Itoa(i), "http://127.0.0.1:9/sink", time.Now())
+		return newEvent(shapeSmall, "bench", "e"+strconv.Itoa(i), "http://127.0.0.1:9/sink", time.Now())
 	})
 	if err == nil {
 		t.Fatal("createAll against a closed server should fail")
@@ -164,7 +164,7 @@ func TestCreateSingleRefusal(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	c := newAPIClient(srv.URL, 1)
-	ev := newEvent("bench", "e1", "http://127.0.0.1:9/sink", time.Now())
+	ev := newEvent(shapeSmall, "bench", "e1", "http://127.0.0.1:9/sink", time.Now())
 	status, reason, err := c.create(context.Background(), &ev)
 	if err != nil || status != 409 || !strings.Contains(reason, "identity exists") {
 		t.Errorf("create = %d, %q, %v", status, reason, err)

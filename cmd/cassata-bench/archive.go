@@ -310,6 +310,9 @@ func runArchive(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 	dueAt := func(i int) time.Time { return first.Add(time.Duration(i) * step).Truncate(time.Millisecond) }
 	lastDue := dueAt(n - 1)
 
+	// CPU from the first due time until the outbox is drained.
+	window := b.cpuFrom(d, "archive", first)
+	defer window.cancel()
 	createStart := time.Now()
 	due, res, err := b.createDue(ctx, d, appArchive, n, dueAt)
 	if err != nil {
@@ -342,12 +345,16 @@ func runArchive(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
+	cpu, cpuOK := window.end()
 	st, err := b.analyzeDeliveries(ctx, appArchive, due)
 	if err != nil {
 		return nil, err
 	}
 
 	r := deliveryRow("archive", st, res.Rejected)
+	if cpuOK {
+		r.setCPU(cpu, st.Delivered)
+	}
 	if span := st.LastArrival.Sub(first); st.Delivered > 0 && span > 0 {
 		r.DeliveriesPerSec = some(float64(st.Delivered) / span.Seconds())
 	}
@@ -397,17 +404,40 @@ func (b *bench) sampleArchive(ctx context.Context, d *deployment, streams []stri
 	var samples []lagSample
 	nextSample := time.Now()
 	deliveryDeadline := lastDue.Add(b.opts.deadline)
+	// The sink says when the last event arrived (GET /wait), so the drain
+	// polling starts right after it without the bench polling the sink.
+	wctx, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
+	arrived := make(chan int, 1)
+	go func() {
+		for {
+			got, err := b.sink.waitCount(wctx, appArchive, created, min(time.Second, max(0, time.Until(deliveryDeadline))))
+			if wctx.Err() != nil {
+				return
+			}
+			if err == nil && (got >= created || time.Now().After(deliveryDeadline)) {
+				arrived <- got
+				return
+			}
+			if err != nil {
+				slog.Warn("waiting for the sink failed", "err", err)
+				if sleep(wctx, 100*time.Millisecond) != nil {
+					return
+				}
+			}
+		}
+	}()
 	delivered := false
 	var expected int64
 	var drainDeadline time.Time
 	lastAlive := time.Now()
 	for {
 		if !delivered {
-			// Checked every drainPoll (it costs no round trip), so the
-			// drain polling starts right after the last delivery.
-			if got := b.sink.distinctCount(appArchive); got >= created || time.Now().After(deliveryDeadline) {
+			select {
+			case got := <-arrived:
 				delivered, expected = true, int64(got)
 				drainDeadline = time.Now().Add(archiveDrainTimeout)
+			default:
 			}
 		}
 		if delivered || !time.Now().Before(nextSample) {

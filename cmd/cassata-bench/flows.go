@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -35,8 +34,8 @@ import (
 // prints that figure and warns when it is short.
 //
 // Beside each row's lateness, the CPU time (user + system, /proc) of the
-// workers and of Redis per delivery, from the first due time until the
-// last delivery plus dupGrace, and a line of keys/none ratios. The order
+// workers, the server, Redis and the sink per delivery, from the first due
+// time until the last delivery plus dupGrace, and a line of keys/none ratios. The order
 // of the two runs alternates between --runs (odd runs: none first), so
 // warm-up and the calibration backlog favour neither; the outbox is
 // drained before each.
@@ -113,10 +112,10 @@ type flowPhase struct {
 
 	due      map[string]time.Time // "<app>/<id>" → due time of each created event
 	firstDue time.Time
-	errors   int // creates refused, flow keys not set or not deleted
-	cpu      cpuPerDelivery
-	cpuSpent struct{ worker, redis time.Duration } // over the measured window
-	held     flowSample                            // the most seen in one sample
+	errors   int       // creates refused, flow keys not set or not deleted
+	cpu      cpuSample // spent over the measured window, when cpuOK
+	cpuOK    bool
+	held     flowSample // the most seen in one sample
 }
 
 // flowSample is what one look at the flow keys' state found.
@@ -200,9 +199,8 @@ func flowRow(p *flowPhase, arrivals []arrival, deadline time.Duration) row {
 		r.FlowHeldMax = some(float64(p.held.Held))
 		r.FlowPermitsMax = some(float64(p.held.Permits))
 	}
-	if p.cpu.ok && st.Delivered > 0 {
-		r.WorkerCPU = some(float64(p.cpuSpent.worker.Microseconds()) / float64(st.Delivered))
-		r.RedisCPU = some(float64(p.cpuSpent.redis.Microseconds()) / float64(st.Delivered))
+	if p.cpuOK {
+		r.setCPU(p.cpu, st.Delivered)
 	}
 	return r
 }
@@ -235,23 +233,8 @@ func (b *bench) flowSteadyPhase(ctx context.Context, d *deployment, p *flowPhase
 		flowKey = func(i int) string { return flowKeyName(i % p.keys) }
 	}
 
-	wp := make([]int, len(d.workers))
-	for i, w := range d.workers {
-		wp[i] = w.Pid()
-	}
-	rp := b.redis.proc.Pid()
-	type sample struct {
-		worker, redis time.Duration
-		err           error
-	}
-	read := func() sample {
-		w, werr := cpuTimes(wp...)
-		r, rerr := cpuTimes(rp)
-		return sample{worker: w, redis: r, err: errors.Join(werr, rerr)}
-	}
-	sampled := make(chan sample, 1)
-	timer := time.AfterFunc(time.Until(first), func() { sampled <- read() })
-	defer timer.Stop()
+	window := b.cpuFrom(d, p.name, first)
+	defer window.cancel()
 	stopProfile := b.profileFrom(ctx, d, profileName.Replace(p.name), first, b.opts.steadySpan)
 	// Both runs sample the keyed run's keys (absent in the other run), so
 	// the sampling costs them the same.
@@ -272,20 +255,8 @@ func (b *bench) flowSteadyPhase(ctx context.Context, d *deployment, p *flowPhase
 	if err != nil {
 		return err
 	}
-	end := read()
+	p.cpu, p.cpuOK = window.end()
 	p.due, p.firstDue, p.errors = due, first, p.errors+res.Rejected
-	if timer.Stop() {
-		slog.Warn("no CPU figures: the first due time had not come", "run", p.name)
-		return nil
-	}
-	start := <-sampled
-	if err := errors.Join(start.err, end.err); err != nil {
-		slog.Warn("no CPU figures", "run", p.name, "err", err)
-		return nil
-	}
-	p.cpu.ok = true
-	p.cpuSpent.worker, p.cpuSpent.redis = end.worker-start.worker, end.redis-start.redis
-	slog.Info("flows steady CPU", "run", p.name, "worker_cpu", p.cpuSpent.worker, "redis_cpu", p.cpuSpent.redis)
 	return nil
 }
 

@@ -57,9 +57,10 @@ func TestFlowRow(t *testing.T) {
 			"flowskeys/a": first,
 			"flowskeys/b": first.Add(time.Second),
 		}}
-	p.cpu.ok = true
+	p.cpuOK = true
 	p.held = flowSample{Held: 3, Permits: 10, ok: true}
-	p.cpuSpent.worker, p.cpuSpent.redis = 300*time.Microsecond, 100*time.Microsecond
+	p.cpu = cpuSample{Worker: 300 * time.Microsecond, Server: 20 * time.Microsecond, Redis: 100 * time.Microsecond,
+		Sink: 60 * time.Microsecond}
 	arrivals := []arrival{
 		{At: first.Add(2 * time.Millisecond), App: appFlowsKeys, ID: "a"},
 		{At: first.Add(time.Second + 4*time.Millisecond), App: appFlowsKeys, ID: "b"},
@@ -76,8 +77,9 @@ func TestFlowRow(t *testing.T) {
 	if want := 2 / 1.004; r.DeliveriesPerSec.v < want-1e-9 || r.DeliveriesPerSec.v > want+1e-9 {
 		t.Errorf("deliveries/s = %v, want %v (2 over first due → last arrival)", r.DeliveriesPerSec.v, want)
 	}
-	if r.WorkerCPU != some(150) || r.RedisCPU != some(50) {
-		t.Errorf("CPU per delivery = %+v, %+v; want 150, 50 µs", r.WorkerCPU, r.RedisCPU)
+	if r.WorkerCPU != some(150) || r.ServerCPU != some(10) || r.RedisCPU != some(50) || r.SinkCPU != some(30) {
+		t.Errorf("CPU per delivery = %+v, %+v, %+v, %+v; want 150, 10, 50, 30 µs",
+			r.WorkerCPU, r.ServerCPU, r.RedisCPU, r.SinkCPU)
 	}
 	if r.FlowHeldMax != some(3) || r.FlowPermitsMax != some(10) {
 		t.Errorf("held, permits = %+v, %+v; want 3, 10", r.FlowHeldMax, r.FlowPermitsMax)

@@ -10,13 +10,31 @@
 // of as many events; schedules-idle: Redis memory per idle schedule and the
 // steady workload with and without 100,000 idle schedules; these two take
 // minutes), followed by a second table with the archive workload's outbox
-// lag and archive throughput and a third with CPU time per delivery.
+// lag and archive throughput and a third with CPU time per delivery of
+// each process: the workers, the server, Redis and the sink, from the
+// kernel's accounting of the child processes (/proc/<pid>/stat) over each
+// delivery workload's window (cpuLegend says which). The report starts
+// with the machine (CPU model, logical CPUs, GOMAXPROCS, memory, load
+// average when the bench started), the event shape and the number of runs.
+//
+// Events have a realistic shape by default (--shape realistic): the sink's
+// URL with a ~40-byte query string and a 100-byte JSON body, both varying
+// per event, and a Content-Type: application/json header; --shape small
+// sends the bench's original event (bare URL, 100 digits, one X-Bench
+// header). Every workload uses the shape, memory's bytes/pending too.
+// Events are created through POST /v1/events/batch by 4 concurrent clients
+// (ingest single uses the single route, with 32).
 //
 // It builds ./cmd/cassata (or takes --cassata), starts its own redis-server,
-// an in-process HTTP sink that records every delivery, and `cassata server`
-// plus `cassata worker` as separate processes, all on 127.0.0.1 only. Each
-// workload gets an emptied Redis and a fresh namespace. Every process it
-// started is stopped when it ends, fails or is interrupted.
+// an HTTP sink that records every delivery, and `cassata server` plus
+// `cassata worker` as separate processes, all on 127.0.0.1 only. The sink
+// is a process of its own too, so its CPU is not the bench's: the bench
+// runs its own binary again as `cassata-bench sink --listen ADDR` (a hidden
+// subcommand), which stamps each arrival with the machine's wall clock,
+// and reads the arrivals back over loopback HTTP (GET /arrivals?from=N,
+// one line per arrival). Each workload gets an emptied Redis, an emptied
+// sink and a fresh namespace. Every process it started is stopped when it
+// ends, fails or is interrupted.
 //
 // Workers archive every finished event (CASSATA_ARCHIVE_DSN). With
 // --archive sqlite (the default) each namespace gets a SQLite file in the
@@ -32,7 +50,7 @@
 // lost, refused or wrongly delivered events, or left some out of the archive.
 //
 //	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory,archive,topic-fanout,topic-steady,flows-steady,schedules-minute,schedules-idle]
-//	    [--archive sqlite|mysql] [--runs K] [--backlog N] [--schedules N] [--flow-keys N] [--flow-parallelism P]
+//	    [--shape realistic|small] [--archive sqlite|mysql] [--runs K] [--backlog N] [--schedules N] [--flow-keys N] [--flow-parallelism P]
 package main
 
 import (
@@ -66,6 +84,7 @@ type options struct {
 	ingestTime        time.Duration // duration of each ingest phase
 	memory            int           // events created by the memory workload
 	archive           string        // archive database: archiveSQLite or archiveMySQL
+	shape             string        // what each event looks like: shapeRealistic or shapeSmall
 	archiveRate       int           // deliveries per second of the archive workload
 	archiveSpan       time.Duration // how long the archive workload's due times spread over
 	topicSubscribers  int           // subscribers of the topic fan-out's one message
@@ -99,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.ingestTime, "ingest-time", 5*time.Second, "duration of each ingest phase (single, batch)")
 	fs.IntVar(&o.memory, "memory", 50_000, "pending events the memory workload creates")
 	fs.StringVar(&o.archive, "archive", archiveSQLite, "archive database of the workers: sqlite (a file per namespace) or mysql (the bench starts its own MariaDB)")
+	fs.StringVar(&o.shape, "shape", shapeRealistic, "what every event looks like: realistic (sink URL with a ~40-byte query string, 100-byte JSON body, Content-Type header; both varying per event) or small (bare sink URL, fixed 100-byte body, one X-Bench header)")
 	fs.IntVar(&o.archiveRate, "archive-rate", 5_000, "deliveries per second of the archive workload")
 	fs.DurationVar(&o.archiveSpan, "archive-span", 10*time.Second, "time the archive workload's due times spread over")
 	fs.IntVar(&o.topicSubscribers, "topic-subscribers", 1000, "subscribers the topic fan-out's one message goes to")
@@ -174,6 +194,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.archive != archiveSQLite && o.archive != archiveMySQL {
 		return o, fmt.Errorf("--archive must be %s or %s, not %q", archiveSQLite, archiveMySQL, o.archive)
 	}
+	if o.shape != shapeRealistic && o.shape != shapeSmall {
+		return o, fmt.Errorf("--shape must be %s or %s, not %q", shapeRealistic, shapeSmall, o.shape)
+	}
 	if n := archiveEvents(o); n < 1 {
 		return o, fmt.Errorf("--archive-rate × --archive-span is %d events; want at least 1", n)
 	}
@@ -191,15 +214,19 @@ type bench struct {
 	bin      string
 	redis    *redisServer
 	mysql    *mysqlServer // nil unless --archive mysql
-	sink     *sink
+	sink     *sinkClient  // the sink process
 	nsSeq    int
 	runNo    int // the run under way, from 1 (--runs)
 	calibSeq int // calibrations so far (calibrate)
+	machine  machine
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == sinkCommand {
+		return runSinkCommand(args[1:], stderr)
+	}
 	opts, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -251,6 +278,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 // --runs times. It returns the rows of each run, even after an error, so
 // what was measured is still reported.
 func (b *bench) run(ctx context.Context) ([][]row, error) {
+	// Before the bench loads the machine itself.
+	b.machine = readMachine()
+	slog.Info("machine", "description", b.machine.String())
 	var err error
 	if b.tmp, err = os.MkdirTemp("", "cassata-bench-"); err != nil {
 		return nil, err
@@ -279,8 +309,7 @@ func (b *bench) run(ctx context.Context) ([][]row, error) {
 			return nil, err
 		}
 	}
-	b.sink = newSink()
-	if err := b.sink.start(); err != nil {
+	if b.sink, err = startSink(ctx, b.tmp); err != nil {
 		return nil, err
 	}
 
@@ -309,9 +338,7 @@ func (b *bench) run(ctx context.Context) ([][]row, error) {
 // close stops everything the bench started, in reverse order. After a
 // failure the temporary directory stays, so the process logs can be read.
 func (b *bench) close(failed bool) {
-	if b.sink != nil {
-		b.sink.close()
-	}
+	b.sink.stop()
 	b.mysql.stop()
 	b.redis.stop()
 	switch {
@@ -326,6 +353,9 @@ func (b *bench) close(failed bool) {
 // writeReport prints the tables of rows (merged over runs) and the lines
 // under them; runs holds each run's own rows, for per-run ratios.
 func (b *bench) writeReport(w io.Writer, rows []row, runs [][]row) error {
+	if _, err := fmt.Fprintf(w, "%s\n%s\n\n", b.machine, b.headerLine()); err != nil {
+		return err
+	}
 	if err := writeTable(w, mainColumns, rows); err != nil {
 		return err
 	}
@@ -333,8 +363,9 @@ func (b *bench) writeReport(w io.Writer, rows []row, runs [][]row) error {
 	if b.opts.runs > 1 {
 		summary += " (medians; early, dups, missing, errors, unarchived: worst run)"
 	}
-	summary += fmt.Sprintf("; backlog: %s pending; workers: %d; archive: %s; lateness = first arrival − due time (topics: the message's)",
-		formatInt(float64(b.opts.backlog)), b.opts.workers, b.archiveName())
+	summary += fmt.Sprintf("; shape: %s; backlog: %s pending; workers: %d; archive: %s; creates: batch route, %d clients; "+
+		"lateness = first arrival − due time (topics: the message's)",
+		b.opts.shape, formatInt(float64(b.opts.backlog)), b.opts.workers, b.archiveName(), createConc)
 	if _, err := fmt.Fprintf(w, "%s\n%s\n", summary, targetsLine); err != nil {
 		return err
 	}
@@ -354,6 +385,9 @@ func (b *bench) writeReport(w io.Writer, rows []row, runs [][]row) error {
 			return err
 		}
 		if err := writeTable(w, cpuColumns, rows); err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintln(w, cpuLegend(b.opts)); err != nil {
 			return err
 		}
 	}

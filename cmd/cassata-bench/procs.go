@@ -148,6 +148,7 @@ func parseUsedMemory(info string) (int64, error) {
 type deployment struct {
 	ns          string
 	server      *testproc.Proc
+	sink        *testproc.Proc // the bench's sink, shared by every deployment: checked, not stopped
 	workers     []*testproc.Proc
 	api         *apiClient
 	serverAddr  string
@@ -222,6 +223,7 @@ func (b *bench) tryDeploy(ctx context.Context, ns string, env []string, attempt 
 			return nil, err
 		}
 	}
+	d.sink = b.sink.proc
 	d.api = newAPIClient(base, 64)
 	d.serverAddr, d.workerAddrs = listen, workerAddrs
 	ok = true
@@ -288,7 +290,10 @@ func (d *deployment) stop() {
 
 // alive returns an error when any process of the deployment has exited.
 func (d *deployment) alive() error {
-	for _, p := range append([]*testproc.Proc{d.server}, d.workers...) {
+	for _, p := range append([]*testproc.Proc{d.server, d.sink}, d.workers...) {
+		if p == nil {
+			continue
+		}
 		if err := p.Err(); err != nil {
 			return err
 		}

@@ -51,9 +51,12 @@ type row struct {
 	RowsPerSec metric // archive rows (events + attempts) over first due → outbox empty
 	Unarchived metric // count: created events without an events row, delivered ones without an attempts row
 
-	// The CPU table (flows-steady).
-	WorkerCPU metric // microseconds of CPU (user + system) of all workers per delivery
-	RedisCPU  metric // microseconds of Redis CPU per delivery
+	// The CPU table: microseconds of CPU (user + system, /proc) per
+	// delivery over the workload's window (cpuLegend).
+	WorkerCPU metric // all workers together
+	ServerCPU metric
+	RedisCPU  metric
+	SinkCPU   metric
 	// Sampled during a flows-steady run: events held back by their flow
 	// keys (all keys together) and permits out (the key with the most).
 	FlowHeldMax    metric
@@ -106,7 +109,9 @@ var archiveColumns = []column{
 // cpuColumns make the third table, printed when a workload measured CPU.
 var cpuColumns = []column{
 	{"worker CPU µs/delivery", func(r *row) *metric { return &r.WorkerCPU }, median, formatInt},
+	{"server CPU µs/delivery", func(r *row) *metric { return &r.ServerCPU }, median, formatInt},
 	{"Redis CPU µs/delivery", func(r *row) *metric { return &r.RedisCPU }, median, formatInt},
+	{"sink CPU µs/delivery", func(r *row) *metric { return &r.SinkCPU }, median, formatInt},
 	{"held max", func(r *row) *metric { return &r.FlowHeldMax }, slices.Max[[]float64], formatInt},
 	{"permits max", func(r *row) *metric { return &r.FlowPermitsMax }, slices.Max[[]float64], formatInt},
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,11 +70,12 @@ type scheduleBody struct {
 	Body     string            `json:"body"`
 }
 
-// newSchedule builds a schedule whose occurrences are the standard bench
-// event: POST to url with the bench's body and header.
-func newSchedule(app, id, cron, url string) scheduleBody {
-	return scheduleBody{App: app, ID: id, Cron: cron, Timezone: "UTC", URL: url, Method: http.MethodPost,
-		Headers: benchHeaders, Body: benchBody}
+// newSchedule builds a schedule whose occurrences are the bench event of
+// shape sh: POST to base (the sink) with the shape's query, headers and body.
+func newSchedule(sh, app, id, cron, base string) scheduleBody {
+	p := payloadFor(sh, base, app+"/"+id)
+	return scheduleBody{App: app, ID: id, Cron: cron, Timezone: "UTC", URL: p.URL, Method: http.MethodPost,
+		Headers: p.Headers, Body: p.Body}
 }
 
 // scheduleID names schedule i.
@@ -151,26 +151,12 @@ func occurrencesByMinute(arrivals []arrival, app string) (perDue map[time.Time]i
 	return perDue, early
 }
 
-// countSuffix is how many different event ids of app ending in suffix have
-// arrived. It walks every id of app, so callers use it sparingly.
-func (s *sink) countSuffix(app, suffix string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for id := range s.distinct[app] {
-		if strings.HasSuffix(id, suffix) {
-			n++
-		}
-	}
-	return n
-}
-
 // createSchedules creates n schedules of app with cron, pointing at the
 // sink, and returns the ids of those created and how that went.
 func (b *bench) createSchedules(ctx context.Context, d *deployment, app, cron string, n int) ([]string, createResult, error) {
 	slog.Info("creating schedules", "workload", app, "schedules", n, "cron", cron, "clients", scheduleConc)
 	res, err := d.api.sendAll(ctx, n, scheduleConc, func(i int) (string, string, any) {
-		return http.MethodPost, "/v1/schedules", newSchedule(app, scheduleID(i), cron, b.sink.URL())
+		return http.MethodPost, "/v1/schedules", newSchedule(b.opts.shape, app, scheduleID(i), cron, b.sink.URL())
 	}, created)
 	if err != nil {
 		return nil, res, fmt.Errorf("create %s schedules: %w", app, err)
@@ -470,48 +456,4 @@ func (b *bench) steadyCPU(ctx context.Context, d *deployment, name string) (row,
 			"redis_cpu_us_per_delivery", int(c.redis))
 	}
 	return r, c, nil
-}
-
-// userHZ is the unit of the CPU times in /proc/<pid>/stat: USER_HZ, 100 on
-// every Linux architecture.
-const userHZ = 100
-
-// cpuTimes sums the user and system CPU time of pids from /proc.
-func cpuTimes(pids ...int) (time.Duration, error) {
-	var total time.Duration
-	for _, pid := range pids {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			return 0, err
-		}
-		t, err := parseStatCPU(string(b))
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		total += t
-	}
-	return total, nil
-}
-
-// parseStatCPU reads utime + stime (fields 14 and 15) from a
-// /proc/<pid>/stat line. The command name (field 2) may hold spaces and
-// parentheses, so fields are counted from its closing parenthesis.
-func parseStatCPU(stat string) (time.Duration, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("no command name")
-	}
-	f := strings.Fields(stat[i+1:]) // f[0] is field 3 (state)
-	if len(f) < 13 {
-		return 0, errors.New("too few fields")
-	}
-	var ticks int64
-	for _, s := range f[11:13] {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
 }

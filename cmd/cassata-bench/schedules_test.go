@@ -2,14 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 )
 
 func TestNewSchedule(t *testing.T) {
 	t.Parallel()
-	b, err := json.Marshal(newSchedule("schedminute", "sc7", everyMinute, "http://127.0.0.1:1/sink"))
+	b, err := json.Marshal(newSchedule(shapeSmall, "schedminute", "sc7", everyMinute, "http://127.0.0.1:1/sink"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,26 +127,5 @@ func TestSinkCountSuffix(t *testing.T) {
 	}
 	if got := s.countSuffix(appSchedMinute, occurrenceSuffix(m)); got != 2 {
 		t.Errorf("countSuffix = %d, want 2", got)
-	}
-}
-
-func TestParseStatCPU(t *testing.T) {
-	t.Parallel()
-	// The command name holds a space and a parenthesis; utime 250 and
-	// stime 50 ticks are 3 s.
-	stat := "4242 (cassata w) rk) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 100 1000 10"
-	got, err := parseStatCPU(stat)
-	if err != nil || got != 3*time.Second {
-		t.Errorf("parseStatCPU = %s, %v; want 3s", got, err)
-	}
-	for _, bad := range []string{"", "4242 (x) S 1 2", "4242 (x) S 1 4242 4242 0 -1 0 0 0 0 0 x 50 0"} {
-		if _, err := parseStatCPU(bad); err == nil {
-			t.Errorf("parseStatCPU(%q) should fail", bad)
-		}
-	}
-	if _, err := os.Stat("/proc/self/stat"); err == nil {
-		if _, err := cpuTimes(os.Getpid()); err != nil {
-			t.Errorf("cpuTimes(self): %v", err)
-		}
 	}
 }

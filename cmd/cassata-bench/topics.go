@@ -73,11 +73,13 @@ type message struct {
 	At      string            `json:"at"`
 }
 
-// newMessage builds the standard bench message: the bench event's body and
-// header, due at at.
-func newMessage(app, topic, id string, at time.Time) message {
-	return message{App: app, Topic: topic, ID: id, Method: http.MethodPost, Headers: benchHeaders,
-		Body: benchBody, At: formatAt(at)}
+// newMessage builds the standard bench message: the body and headers of
+// the bench event of shape sh (a message has no URL: its subscriptions
+// have), due at at.
+func newMessage(sh, app, topic, id string, at time.Time) message {
+	p := payloadFor(sh, "", app+"/"+id)
+	return message{App: app, Topic: topic, ID: id, Method: http.MethodPost, Headers: p.Headers,
+		Body: p.Body, At: formatAt(at)}
 }
 
 // subID names subscription i.
@@ -181,7 +183,7 @@ func (c *apiClient) sendOne(ctx context.Context, req func(i int) (string, string
 func (b *bench) subscribe(ctx context.Context, d *deployment, app string, n int) ([]string, int, error) {
 	res, err := d.api.sendAll(ctx, n, topicConc, func(i int) (string, string, any) {
 		return http.MethodPut, "/v1/subscriptions/" + url.PathEscape(app) + "/" + subID(i),
-			subscriptionBody{Topic: benchTopic, URL: b.sink.URL(), Method: http.MethodPost}
+			subscriptionBody{Topic: benchTopic, URL: payloadFor(b.opts.shape, b.sink.URL(), "sub/"+subID(i)).URL, Method: http.MethodPost}
 	}, func(status int) bool { return status == http.StatusOK })
 	if err != nil {
 		return nil, 0, fmt.Errorf("subscribe %s: %w", app, err)
@@ -235,7 +237,7 @@ func runTopicFanout(ctx context.Context, b *bench, d *deployment) ([]row, error)
 	}
 	due := time.Now().Add(fanoutLead).Truncate(time.Millisecond)
 	stopProfile := b.profileFrom(ctx, d, "topic-fanout", due, 2*time.Second)
-	res, err := b.publishAll(ctx, d, 1, func(int) message { return newMessage(app, benchTopic, "m0", due) })
+	res, err := b.publishAll(ctx, d, 1, func(int) message { return newMessage(b.opts.shape, app, benchTopic, "m0", due) })
 	if err != nil {
 		stopProfile()
 		return nil, fmt.Errorf("publish: %w", err)
@@ -279,7 +281,7 @@ func runTopicSteady(ctx context.Context, b *bench, d *deployment) ([]row, error)
 	// messages must all be published before the first is due.
 	far := time.Now().Add(backlogFuture)
 	calib, err := b.publishAll(ctx, d, topicCalibMessages, func(i int) message {
-		return newMessage(app, calibTopic, "c"+strconv.Itoa(i), far)
+		return newMessage(b.opts.shape, app, calibTopic, "c"+strconv.Itoa(i), far)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("calibrate publish: %w", err)
@@ -297,7 +299,7 @@ func runTopicSteady(ctx context.Context, b *bench, d *deployment) ([]row, error)
 	step := b.opts.topicSpan / time.Duration(n)
 	dueAt := func(i int) time.Time { return first.Add(time.Duration(i) * step).Truncate(time.Millisecond) }
 	msgID := func(i int) string { return "m" + strconv.Itoa(i) }
-	res, err := b.publishAll(ctx, d, n, func(i int) message { return newMessage(app, benchTopic, msgID(i), dueAt(i)) })
+	res, err := b.publishAll(ctx, d, n, func(i int) message { return newMessage(b.opts.shape, app, benchTopic, msgID(i), dueAt(i)) })
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}

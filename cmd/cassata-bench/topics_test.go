@@ -15,7 +15,7 @@ import (
 func TestNewMessage(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 11, 23, 11, 0, 0, 123_456_789, time.FixedZone("CET", 3600))
-	b, err := json.Marshal(newMessage("topicfan", "bench", "m0", at))
+	b, err := json.Marshal(newMessage(shapeRealistic, "topicfan", "bench", "m0", at))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestSendAllServerGone(t *testing.T) {
 	srv.Close()
 	c := newAPIClient(url, 1)
 	_, err := c.sendAll(context.Background(), 5, 2, func(i int) (string, string, any) {
-		return http.MethodPost, "/v1/messages", newMessage("a", "t", "m"+strconv.Itoa(i), time.Now())
+		return http.MethodPost, "/v1/messages", newMessage(shapeSmall, "a", "t", "m"+strconv.Itoa(i), time.Now())
 	}, created)
 	if err == nil {
 		t.Fatal("sendAll against a closed server should fail")

@@ -12,8 +12,9 @@ import (
 )
 
 const (
-	// createConc is how many clients create events through the batch route.
-	createConc = 8
+	// createConc is how many clients create events through the batch route
+	// (issue 17: four, as a few application instances would).
+	createConc = 4
 
 	// singleConc is how many keep-alive clients use the single-create route.
 	singleConc = 32
@@ -107,7 +108,10 @@ func (b *bench) freshDeployment(ctx context.Context) (*deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.sink.reset()
+	if err := b.sink.reset(); err != nil {
+		d.stop()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -160,14 +164,15 @@ func (b *bench) measureBurst(ctx context.Context, d *deployment, name string, n 
 	profileStart := time.AfterFunc(time.Until(due), func() {
 		profiling <- b.profileAll(ctx, d, profileName.Replace(name), time.Duration(n/10_000+1)*time.Second)
 	})
-	st, res, err := b.deliver(ctx, d, appBurst, n, func(int) time.Time { return due }, due)
+	dr, err := b.deliver(ctx, d, name, appBurst, n, func(int) time.Time { return due }, due, true)
 	if !profileStart.Stop() {
 		(<-profiling)() // the profiles started: wait for them to be written
 	}
 	if err != nil {
 		return row{}, err
 	}
-	r := deliveryRow(name, st, res.Rejected)
+	st := dr.st
+	r := dr.row(name)
 	if span := st.LastArrival.Sub(due); st.Delivered > 0 && span > 0 {
 		r.DeliveriesPerSec = some(float64(st.Delivered) / span.Seconds())
 	}
@@ -190,11 +195,12 @@ func runSteady(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 	first := time.Now().Add(lead).Truncate(time.Millisecond)
 	step := b.opts.steadySpan / time.Duration(n)
 	dueAt := func(i int) time.Time { return first.Add(time.Duration(i) * step).Truncate(time.Millisecond) }
-	st, res, err := b.deliver(ctx, d, appSteady, n, dueAt, dueAt(n-1))
+	dr, err := b.deliver(ctx, d, "steady", appSteady, n, dueAt, dueAt(n-1), false)
 	if err != nil {
 		return nil, err
 	}
-	return []row{deliveryRow("steady", st, res.Rejected+rejected)}, nil
+	dr.res.Rejected += rejected
+	return []row{dr.row("steady")}, nil
 }
 
 func deliveryRow(name string, st deliveryStats, rejected int) row {
@@ -225,7 +231,7 @@ func (b *bench) preloadBacklog(ctx context.Context, d *deployment) (int, error) 
 	at := time.Now().Add(backlogFuture)
 	slog.Info("preloading backlog", "events", n)
 	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
-		return newEvent(appBacklog, "bl"+strconv.Itoa(i), b.sink.URL(), at)
+		return b.event(appBacklog, "bl"+strconv.Itoa(i), at)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("preload backlog: %w", err)
@@ -282,7 +288,7 @@ func (b *bench) calibrate(ctx context.Context, d *deployment) (createResult, err
 	b.calibSeq++
 	prefix := "c" + strconv.Itoa(b.calibSeq) + "-"
 	res, err := d.api.createAll(ctx, calibrationEvents, createConc, func(i int) event {
-		return newEvent(appCalib, prefix+strconv.Itoa(i), b.sink.URL(), at)
+		return b.event(appCalib, prefix+strconv.Itoa(i), at)
 	})
 	if err != nil {
 		return res, fmt.Errorf("calibrate: %w", err)
@@ -294,35 +300,122 @@ func (b *bench) calibrate(ctx context.Context, d *deployment) (createResult, err
 	return res, nil
 }
 
+// deliveryRun is what deliver measured.
+type deliveryRun struct {
+	st    deliveryStats
+	res   createResult
+	cpu   cpuSample // spent from the first due time to the window's end
+	cpuOK bool
+}
+
+// row is the report row named name: lateness, counts and CPU per delivery.
+func (dr deliveryRun) row(name string) row {
+	r := deliveryRow(name, dr.st, dr.res.Rejected)
+	if dr.cpuOK {
+		r.setCPU(dr.cpu, dr.st.Delivered)
+	}
+	return r
+}
+
 // deliver creates n events of app, event i due at dueAt(i), waits until the
 // sink has seen each created one (or --deadline after lastDue), and
-// analyzes the arrivals.
-func (b *bench) deliver(ctx context.Context, d *deployment, app string, n int,
-	dueAt func(int) time.Time, lastDue time.Time) (deliveryStats, createResult, error) {
+// analyzes the arrivals. It measures the CPU time of every process from
+// the first due time until the last delivery or, with drain, until the
+// outbox has taken the final record of every delivery and the archiver
+// has emptied it (bounded by archiveDrainTimeout); name is for the log.
+func (b *bench) deliver(ctx context.Context, d *deployment, name, app string, n int,
+	dueAt func(int) time.Time, lastDue time.Time, drain bool) (deliveryRun, error) {
+	var dr deliveryRun
+	var streams []string
+	if drain {
+		var err error
+		if streams, err = b.redis.outboxStreams(ctx, d.ns); err != nil {
+			return dr, err
+		}
+	}
+	window := b.cpuFrom(d, name, dueAt(0))
+	defer window.cancel()
 	due, res, err := b.createDue(ctx, d, app, n, dueAt)
+	dr.res = res
 	if err != nil {
-		return deliveryStats{}, res, err
+		return dr, err
+	}
+	var seen0 int
+	var out0 outboxState
+	if drain {
+		// What arrived and was added so far (nothing, unless ingest ran
+		// past the first due time): the drain waits for the rest.
+		if seen0, err = b.sink.waitCount(ctx, app, 0, 0); err != nil {
+			return dr, err
+		}
+		if out0, err = b.redis.outbox(ctx, streams); err != nil {
+			return dr, err
+		}
 	}
 	if err := b.waitDelivered(ctx, d, app, res.Created, lastDue); err != nil {
-		return deliveryStats{}, res, err
+		return dr, err
 	}
-	st, err := b.analyzeDeliveries(ctx, app, due)
-	return st, res, err
+	if drain {
+		seen, err := b.sink.waitCount(ctx, app, 0, 0)
+		if err != nil {
+			return dr, err
+		}
+		if err := b.waitDrained(ctx, d, streams, out0.Added, int64(seen-seen0)); err != nil {
+			return dr, err
+		}
+	}
+	dr.cpu, dr.cpuOK = window.end()
+	dr.st, err = b.analyzeDeliveries(ctx, app, due)
+	return dr, err
+}
+
+// waitDrained waits until expected entries were added to streams since
+// added0 and the archiver has emptied them, or archiveDrainTimeout.
+func (b *bench) waitDrained(ctx context.Context, d *deployment, streams []string, added0, expected int64) error {
+	start := time.Now()
+	for deadline := start.Add(archiveDrainTimeout); ; {
+		st, err := b.redis.outbox(ctx, streams)
+		if err != nil {
+			return err
+		}
+		if outboxDrained(st, added0, expected) {
+			slog.Info("outbox drained after the last delivery", "in", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			slog.Warn("the outbox did not empty after the last delivery; the CPU window ends here",
+				"waited", archiveDrainTimeout, "entries", st.Entries)
+			return nil
+		}
+		if err := sleep(ctx, drainPoll); err != nil {
+			return err
+		}
+		if err := d.alive(); err != nil {
+			return err
+		}
+	}
 }
 
 // waitDelivered waits until the sink has seen want distinct events of app,
-// or --deadline after lastDue, checking now and then that the deployment
-// is alive.
+// or --deadline after lastDue, checking every second that the deployment
+// is alive. The sink answers when the count is reached (GET /wait), so
+// the bench notices the last delivery at once without polling the sink.
 func (b *bench) waitDelivered(ctx context.Context, d *deployment, app string, want int, lastDue time.Time) error {
 	deadline := lastDue.Add(b.opts.deadline)
-	lastCheck := time.Now()
-	for b.sink.distinctCount(app) < want && time.Now().Before(deadline) {
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+	for time.Now().Before(deadline) {
+		got, err := b.sink.waitCount(ctx, app, want, min(time.Second, time.Until(deadline)))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil && got >= want {
+			return nil
+		}
+		if err := d.alive(); err != nil {
 			return err
 		}
-		if time.Since(lastCheck) > time.Second {
-			lastCheck = time.Now()
-			if err := d.alive(); err != nil {
+		if err != nil {
+			slog.Warn("waiting for the sink failed", "err", err)
+			if err := sleep(ctx, 100*time.Millisecond); err != nil {
 				return err
 			}
 		}
@@ -343,7 +436,7 @@ func (b *bench) createDueKeyed(ctx context.Context, d *deployment, app string, n
 	dueAt func(int) time.Time, flowKey func(int) string) (map[string]time.Time, createResult, error) {
 	id := func(i int) string { return app + "-" + strconv.Itoa(i) }
 	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
-		ev := newEvent(app, id(i), b.sink.URL(), dueAt(i))
+		ev := b.event(app, id(i), dueAt(i))
 		if flowKey != nil {
 			ev.FlowKey = flowKey(i)
 		}
@@ -475,7 +568,7 @@ func ingestSingle(ctx context.Context, b *bench, d *deployment) (row, error) {
 			prefix := "s" + strconv.Itoa(client) + "-"
 			fails := 0
 			for i := 0; time.Now().Before(stopAt) && ctx.Err() == nil; i++ {
-				ev := newEvent(appIngest, prefix+strconv.Itoa(i), b.sink.URL(), at)
+				ev := b.event(appIngest, prefix+strconv.Itoa(i), at)
 				status, reason, err := d.api.create(ctx, &ev)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -513,7 +606,7 @@ func ingestBatch(ctx context.Context, b *bench, d *deployment) (row, error) {
 			for batch := 0; time.Now().Before(stopAt) && ctx.Err() == nil; batch++ {
 				prefix := "b" + strconv.Itoa(client) + "-" + strconv.Itoa(batch) + "-"
 				for i := range evs {
-					evs[i] = newEvent(appIngest, prefix+strconv.Itoa(i), b.sink.URL(), at)
+					evs[i] = b.event(appIngest, prefix+strconv.Itoa(i), at)
 				}
 				items, err := d.api.createBatch(ctx, evs)
 				if err != nil {
@@ -555,7 +648,7 @@ func runMemory(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 	}
 	at := time.Now().Add(farFuture)
 	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
-		return newEvent(appMemory, "m"+strconv.Itoa(i), b.sink.URL(), at)
+		return b.event(appMemory, "m"+strconv.Itoa(i), at)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create memory events: %w", err)
