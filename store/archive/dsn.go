@@ -166,8 +166,22 @@ func sqliteDSN(u *url.URL) (path, driverDSN string, err error) {
 	q := u.Query()
 	pragmas := []string{
 		fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()),
+		// WAL with synchronous=NORMAL syncs at checkpoints, not at every
+		// commit: a power loss can lose the last commits but never corrupts
+		// the file. That is safe for the archive because the archiver acks
+		// an outbox entry only after its transaction committed, and Write is
+		// idempotent: entries of a lost commit were either never acked (the
+		// archiver writes them again) or acked moments before the loss,
+		// which is the window synchronous=NORMAL accepts for an archive
+		// that cassata dev and small installations use.
 		"journal_mode(WAL)",
 		"synchronous(NORMAL)",
+		// The statement journal of a multi-row upsert (which SQLite keeps
+		// so that one failing row can undo its statement) stays in memory
+		// instead of spilling to a temporary file past 64 KiB: a Write's
+		// statements are bounded by maxStatementBytes, and temporary data
+		// is never needed after a crash.
+		"temp_store(MEMORY)",
 		// LIKE is case-sensitive, as in MySQL with the archive's binary
 		// collations, so search behaves the same on both.
 		"case_sensitive_like(1)",
