@@ -166,14 +166,15 @@ func sqliteDSN(u *url.URL) (path, driverDSN string, err error) {
 	q := u.Query()
 	pragmas := []string{
 		fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()),
-		// WAL with synchronous=NORMAL syncs at checkpoints, not at every
-		// commit: a power loss can lose the last commits but never corrupts
-		// the file. That is safe for the archive because the archiver acks
-		// an outbox entry only after its transaction committed, and Write is
-		// idempotent: entries of a lost commit were either never acked (the
-		// archiver writes them again) or acked moments before the loss,
-		// which is the window synchronous=NORMAL accepts for an archive
-		// that cassata dev and small installations use.
+		// WAL with synchronous=NORMAL: a commit appends to the WAL without
+		// an fsync (checkpoints sync). The file is never corrupted, and a
+		// crash of the process loses nothing (the write is in the OS cache);
+		// only an OS crash or power loss can drop the last commits. That is
+		// safe for the archive: the archiver acks outbox entries only after
+		// the commit returned, so a failure before the commit leaves them in
+		// the outbox to be written again (Write is idempotent), and the
+		// power-loss window is of the order of the outbox's own (Redis with
+		// appendfsync everysec, deploy/redis.conf).
 		"journal_mode(WAL)",
 		"synchronous(NORMAL)",
 		// The statement journal of a multi-row upsert (which SQLite keeps
