@@ -112,12 +112,11 @@ func (s *Store) write(ctx context.Context, events []eventRow, attempts []attempt
 
 	// Events first, then attempts, in every batch, so two batches never
 	// lock the two tables in opposite orders.
-	err = execChunked(ctx, tx, s.q.maxParams, upsertEventsHead, s.q.upsertEventsTail, numEventColumns, events)
-	if err != nil {
+	args := make([]any, 0, maxChunkRows*numEventColumns)
+	if err := execChunked(ctx, s, tx, s.q.multiInsert(eventsInsert), events, args); err != nil {
 		return fmt.Errorf("archive write: events: %w", err)
 	}
-	err = execChunked(ctx, tx, s.q.maxParams, insertAttemptsHead, s.q.insertAttemptsTail, numAttemptColumns, attempts)
-	if err != nil {
+	if err := execChunked(ctx, s, tx, s.q.multiInsert(attemptsInsert), attempts, args); err != nil {
 		return fmt.Errorf("archive write: attempts: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -147,40 +146,40 @@ func recordStatus(r *scheduler.Record) scheduler.Status {
 	return r.Status
 }
 
-// row is a statement's worth of values for one table row.
-type row interface {
-	args() []any
+// row is a statement's worth of values for one table row (a pointer to an
+// eventRow or attemptRow).
+type row[R any] interface {
+	*R
+	// appendArgs appends the row's values, in column order, to args.
+	appendArgs(args []any) []any
 	size() int
 }
 
-// execChunked runs head + "(?,...),(?,...)" + tail over rows, as many rows
-// per statement as the placeholder limit and maxStatementBytes allow.
-func execChunked[R row](ctx context.Context, tx *sql.Tx, maxParams int, head, tail string, cols int, rows []R) error {
-	perStmt := maxParams / cols
-	group := "(" + strings.Repeat("?, ", cols-1) + "?)"
+// execChunked runs m over rows with prepared statements of a power of two
+// of rows each (stmts.go), as many rows per statement as maxChunkRows, the
+// placeholder limit and maxStatementBytes allow. args is scratch space.
+func execChunked[R any, P row[R]](ctx context.Context, s *Store, tx *sql.Tx, m multiInsert, rows []R, args []any) error {
+	perStmt := s.q.maxParams / m.cols
 	for len(rows) > 0 {
 		n, bytes := 0, 0
-		for n < len(rows) && n < perStmt {
-			sz := rows[n].size()
+		for n < len(rows) && n < perStmt && n < maxChunkRows {
+			sz := P(&rows[n]).size()
 			if n > 0 && bytes+sz > maxStatementBytes {
 				break
 			}
 			bytes += sz
 			n++
 		}
-		var b strings.Builder
-		b.Grow(len(head) + len(tail) + n*(len(group)+2))
-		b.WriteString(head)
-		args := make([]any, 0, n*cols)
-		for i, r := range rows[:n] {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(group)
-			args = append(args, r.args()...)
+		n = chunkRows(n)
+		st, err := s.stmts.get(ctx, s.db, m, n)
+		if err != nil {
+			return err
 		}
-		b.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		args = args[:0]
+		for i := range rows[:n] {
+			args = P(&rows[i]).appendArgs(args)
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
 			return err
 		}
 		rows = rows[n:]
@@ -294,16 +293,16 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 	return row, true
 }
 
-func (r eventRow) args() []any {
-	return []any{
+func (r *eventRow) appendArgs(args []any) []any {
+	return append(args,
 		r.app, r.id, r.createdMS, nullable(r.url), nullable(r.method), nullable(r.headers), nullableBytes(r.body),
 		nullable(r.dueMS), r.status, nullable(r.attempts), nullable(r.maxAttempts), nullable(r.timeoutMS),
 		nullable(r.minBackoffMS), nullable(r.maxBackoffMS), nullable(r.lastStatusCode), nullable(r.lastError),
 		nullable(r.worker), nullable(r.finishedMS), r.updatedMS, nullable(r.flowKey),
-	}
+	)
 }
 
-func (r eventRow) size() int {
+func (r *eventRow) size() int {
 	n := 256 + len(r.body)
 	for _, s := range []*string{r.url, r.headers, r.lastError} {
 		if s != nil {
@@ -389,11 +388,11 @@ func newAttemptRow(r *scheduler.Record) attemptRow {
 	}
 }
 
-func (r attemptRow) args() []any {
-	return []any{r.app, r.id, r.createdMS, r.attempt, r.atMS, r.durationMS, r.statusCode, r.err, r.response, r.worker, r.stale}
+func (r *attemptRow) appendArgs(args []any) []any {
+	return append(args, r.app, r.id, r.createdMS, r.attempt, r.atMS, r.durationMS, r.statusCode, r.err, r.response, r.worker, r.stale)
 }
 
-func (r attemptRow) size() int { return 128 + len(r.err) + len(r.response) }
+func (r *attemptRow) size() int { return 128 + len(r.err) + len(r.response) }
 
 func ptr[T any](v T) *T { return &v }
 
