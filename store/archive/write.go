@@ -187,27 +187,46 @@ func execChunked[R any, P row[R]](ctx context.Context, s *Store, tx *sql.Tx, m m
 	return nil
 }
 
-// eventRow holds one record's values for the events upsert. A nil field is
-// NULL: "this record does not tell", and the upsert keeps what the row has.
+// eventRow holds one record's values for the events upsert. An opt that is
+// not set (and a nil body) is NULL: "this record does not tell", and the
+// upsert keeps what the row has. Values, not pointers: a batch builds
+// hundreds of rows, and a pointer per column was an allocation each.
 type eventRow struct {
 	app, id        string
 	createdMS      int64
-	url, method    *string
-	headers        *string
+	url, method    opt[string]
+	headers        opt[string]
 	body           []byte // nil: NULL
-	dueMS          *int64
+	dueMS          opt[int64]
 	status         string
-	attempts       *int64
-	maxAttempts    *int64
-	timeoutMS      *int64
-	minBackoffMS   *int64
-	maxBackoffMS   *int64
-	lastStatusCode *int64
-	lastError      *string
-	worker         *string
-	finishedMS     *int64
+	attempts       opt[int64]
+	maxAttempts    opt[int64]
+	timeoutMS      opt[int64]
+	minBackoffMS   opt[int64]
+	maxBackoffMS   opt[int64]
+	lastStatusCode opt[int64]
+	lastError      opt[string]
+	worker         opt[string]
+	finishedMS     opt[int64]
 	updatedMS      int64
-	flowKey        *string
+	flowKey        opt[string]
+}
+
+// opt is a column value a record may or may not tell; the zero opt tells
+// nothing (NULL).
+type opt[T any] struct {
+	v  T
+	ok bool
+}
+
+func some[T any](v T) opt[T] { return opt[T]{v: v, ok: true} }
+
+// arg is the statement argument: the value, or nil (NULL).
+func (o opt[T]) arg() any {
+	if !o.ok {
+		return nil
+	}
+	return o.v
 }
 
 // newEventRow maps a record to the values it tells about its run. Which
@@ -230,7 +249,7 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 		if r.Event != nil && !r.Event.FinishedAt.IsZero() {
 			finished = r.Event.FinishedAt.UnixMilli()
 		}
-		row.finishedMS = &finished
+		row.finishedMS = some(finished)
 	}
 	if ev := r.Event; ev != nil {
 		// What a run was asked to do never changes; empty means "not
@@ -239,7 +258,7 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 		row.method = nonEmpty(ev.Method)
 		if len(ev.Headers) > 0 {
 			b, _ := json.Marshal(ev.Headers) // map[string]string always marshals
-			row.headers = ptr(validUTF8(string(b)))
+			row.headers = some(validUTF8(string(b)))
 		}
 		switch {
 		case len(ev.Body) > 0:
@@ -254,21 +273,21 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 		row.minBackoffMS = positive(ev.MinBackoff.Milliseconds())
 		row.maxBackoffMS = positive(ev.MaxBackoff.Milliseconds())
 		if !ev.DueAt.IsZero() {
-			row.dueMS = ptr(ev.DueAt.UnixMilli())
+			row.dueMS = some(ev.DueAt.UnixMilli())
 		}
 		// The attempt count is the run's count after this change: 0 at
 		// create, reset to 0 by a retry (requeue), final at the end. An
 		// attempt record's event carries only the next due time; its count
 		// is the attempt's (below).
 		if r.Kind != scheduler.RecordAttempt {
-			row.attempts = ptr(int64(ev.Attempts))
+			row.attempts = some(int64(ev.Attempts))
 		}
 		// Create and final records tell the flow key even when the run has
 		// none (the create entry carries it only when set, the final one
 		// is the whole hash): a pending occurrence replaced by a template
 		// without a key keeps its run, and must lose the old key.
 		if r.Kind == scheduler.RecordCreate || r.Kind == scheduler.RecordFinal {
-			row.flowKey = ptr(ev.FlowKey)
+			row.flowKey = some(ev.FlowKey)
 		}
 	}
 	switch {
@@ -278,38 +297,32 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 			code, msg = a.StatusCode, a.Error
 			worker = cmp.Or(worker, a.Worker)
 		}
-		row.lastStatusCode = ptr(int64(code))
-		row.lastError = ptr(truncateText(msg))
-		row.worker = ptr(validUTF8(worker))
+		row.lastStatusCode = some(int64(code))
+		row.lastError = some(truncateText(msg))
+		row.worker = some(validUTF8(worker))
 	case r.Attempt != nil:
 		// An attempt record (or a final one without its event): the
 		// attempt is the run's last outcome and its count.
 		a := r.Attempt
-		row.attempts = ptr(int64(a.Attempt))
-		row.lastStatusCode = ptr(int64(a.StatusCode))
-		row.lastError = ptr(truncateText(a.Error))
-		row.worker = ptr(validUTF8(a.Worker))
+		row.attempts = some(int64(a.Attempt))
+		row.lastStatusCode = some(int64(a.StatusCode))
+		row.lastError = some(truncateText(a.Error))
+		row.worker = some(validUTF8(a.Worker))
 	}
 	return row, true
 }
 
 func (r *eventRow) appendArgs(args []any) []any {
 	return append(args,
-		r.app, r.id, r.createdMS, nullable(r.url), nullable(r.method), nullable(r.headers), nullableBytes(r.body),
-		nullable(r.dueMS), r.status, nullable(r.attempts), nullable(r.maxAttempts), nullable(r.timeoutMS),
-		nullable(r.minBackoffMS), nullable(r.maxBackoffMS), nullable(r.lastStatusCode), nullable(r.lastError),
-		nullable(r.worker), nullable(r.finishedMS), r.updatedMS, nullable(r.flowKey),
+		r.app, r.id, r.createdMS, r.url.arg(), r.method.arg(), r.headers.arg(), nullableBytes(r.body),
+		r.dueMS.arg(), r.status, r.attempts.arg(), r.maxAttempts.arg(), r.timeoutMS.arg(),
+		r.minBackoffMS.arg(), r.maxBackoffMS.arg(), r.lastStatusCode.arg(), r.lastError.arg(),
+		r.worker.arg(), r.finishedMS.arg(), r.updatedMS, r.flowKey.arg(),
 	)
 }
 
 func (r *eventRow) size() int {
-	n := 256 + len(r.body)
-	for _, s := range []*string{r.url, r.headers, r.lastError} {
-		if s != nil {
-			n += len(*s)
-		}
-	}
-	return n
+	return 256 + len(r.body) + len(r.url.v) + len(r.headers.v) + len(r.lastError.v)
 }
 
 // coalesce merges the rows of one run into one, by the upsert's own rule
@@ -346,8 +359,8 @@ func (r eventRow) then(next eventRow) eventRow {
 }
 
 // told is the newer record's value when it tells one, else the older's.
-func told[T any](older, newer *T) *T {
-	if newer != nil {
+func told[T any](older, newer opt[T]) opt[T] {
+	if newer.ok {
 		return newer
 	}
 	return older
@@ -394,29 +407,18 @@ func (r *attemptRow) appendArgs(args []any) []any {
 
 func (r *attemptRow) size() int { return 128 + len(r.err) + len(r.response) }
 
-func ptr[T any](v T) *T { return &v }
-
-func nonEmpty(s string) *string {
+func nonEmpty(s string) opt[string] {
 	if s == "" {
-		return nil
+		return opt[string]{}
 	}
-	return ptr(validUTF8(s))
+	return some(validUTF8(s))
 }
 
-func positive(v int64) *int64 {
+func positive(v int64) opt[int64] {
 	if v <= 0 {
-		return nil
+		return opt[int64]{}
 	}
-	return &v
-}
-
-// nullable turns a nil pointer into an untyped nil (NULL) and dereferences
-// the rest, so drivers see plain values.
-func nullable[T any](p *T) any {
-	if p == nil {
-		return nil
-	}
-	return *p
+	return some(v)
 }
 
 func nullableBytes(b []byte) any {
