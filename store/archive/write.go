@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -257,8 +256,7 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 		row.url = nonEmpty(ev.URL)
 		row.method = nonEmpty(ev.Method)
 		if len(ev.Headers) > 0 {
-			b, _ := json.Marshal(ev.Headers) // map[string]string always marshals
-			row.headers = some(validUTF8(string(b)))
+			row.headers = some(headersJSON(ev.Headers)) // always valid UTF-8
 		}
 		switch {
 		case len(ev.Body) > 0:
