@@ -150,7 +150,7 @@ func recordStatus(r *scheduler.Record) scheduler.Status {
 type row[R any] interface {
 	*R
 	// appendArgs appends the row's values, in column order, to args.
-	appendArgs(args []any) []any
+	appendArgs(args []any, b *boxes) []any
 	size() int
 }
 
@@ -159,6 +159,7 @@ type row[R any] interface {
 // placeholder limit and maxStatementBytes allow. args is scratch space.
 func execChunked[R any, P row[R]](ctx context.Context, s *Store, tx *sql.Tx, m multiInsert, rows []R, args []any) error {
 	perStmt := s.q.maxParams / m.cols
+	var b boxes
 	for len(rows) > 0 {
 		n, bytes := 0, 0
 		for n < len(rows) && n < perStmt && n < maxChunkRows {
@@ -176,7 +177,7 @@ func execChunked[R any, P row[R]](ctx context.Context, s *Store, tx *sql.Tx, m m
 		}
 		args = args[:0]
 		for i := range rows[:n] {
-			args = P(&rows[i]).appendArgs(args)
+			args = P(&rows[i]).appendArgs(args, &b)
 		}
 		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
 			return err
@@ -310,12 +311,12 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 	return row, true
 }
 
-func (r *eventRow) appendArgs(args []any) []any {
+func (r *eventRow) appendArgs(args []any, b *boxes) []any {
 	return append(args,
-		r.app, r.id, r.createdMS, r.url.arg(), r.method.arg(), r.headers.arg(), nullableBytes(r.body),
-		r.dueMS.arg(), r.status, r.attempts.arg(), r.maxAttempts.arg(), r.timeoutMS.arg(),
-		r.minBackoffMS.arg(), r.maxBackoffMS.arg(), r.lastStatusCode.arg(), r.lastError.arg(),
-		r.worker.arg(), r.finishedMS.arg(), r.updatedMS, r.flowKey.arg(),
+		b.app.of(r.app), r.id, r.createdMS, r.url.arg(), b.method.opt(r.method), r.headers.arg(), nullableBytes(r.body),
+		r.dueMS.arg(), b.status.of(r.status), r.attempts.arg(), b.maxAttempts.opt(r.maxAttempts), b.timeout.opt(r.timeoutMS),
+		b.minBackoff.opt(r.minBackoffMS), b.maxBackoff.opt(r.maxBackoffMS), b.code.opt(r.lastStatusCode), b.lastError.opt(r.lastError),
+		b.worker.opt(r.worker), r.finishedMS.arg(), r.updatedMS, b.flowKey.opt(r.flowKey),
 	)
 }
 
@@ -399,8 +400,39 @@ func newAttemptRow(r *scheduler.Record) attemptRow {
 	}
 }
 
-func (r *attemptRow) appendArgs(args []any) []any {
-	return append(args, r.app, r.id, r.createdMS, r.attempt, r.atMS, r.durationMS, r.statusCode, r.err, r.response, r.worker, r.stale)
+func (r *attemptRow) appendArgs(args []any, b *boxes) []any {
+	return append(args, b.app.of(r.app), r.id, r.createdMS, r.attempt, r.atMS, r.durationMS, b.code.of(r.statusCode),
+		b.lastError.of(r.err), b.response.of(r.response), b.worker.of(r.worker), r.stale)
+}
+
+// boxes keeps the interface value of columns whose values repeat from row
+// to row (app, status, worker, the retry policy, the outcome): converting a
+// string or an int64 above 255 to an argument allocates, and a batch repeats
+// them hundreds of times.
+type boxes struct {
+	app, method, status, lastError, worker, flowKey, response box[string]
+	maxAttempts, timeout, minBackoff, maxBackoff, code        box[int64]
+}
+
+// box is the argument of the last value it was asked for.
+type box[T comparable] struct {
+	v   T
+	arg any
+}
+
+func (b *box[T]) of(v T) any {
+	if b.arg == nil || b.v != v {
+		b.v, b.arg = v, v
+	}
+	return b.arg
+}
+
+// opt is o's argument: NULL when o tells nothing.
+func (b *box[T]) opt(o opt[T]) any {
+	if !o.ok {
+		return nil
+	}
+	return b.of(o.v)
 }
 
 func (r *attemptRow) size() int { return 128 + len(r.err) + len(r.response) }
