@@ -37,7 +37,8 @@
 // # Idempotency and merging
 //
 // Write applies a batch of outbox records in one transaction with
-// multi-row upserts, so the archiver can replay a batch (crash between
+// multi-row upserts (prepared once per table and power-of-two row count and
+// reused, see stmts.go), so the archiver can replay a batch (crash between
 // commit and acknowledgement, two archivers, reclaimed entries) without
 // duplicating anything:
 //

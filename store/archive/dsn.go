@@ -100,8 +100,8 @@ func MySQLConfig(dsn string) (*mysql.Config, error) {
 // The query parameters are the driver's own (timeout, tls, charset, any
 // system variable, ...) and pass through unchanged; parseTime=true,
 // timeout=10s and interpolateParams=true (one round trip per statement
-// instead of prepare, execute, close: about 20% more archive throughput)
-// are the defaults when absent. Credentials are set on the Config directly, never
+// instead of prepare, execute, close, for the reads; Write prepares its
+// statements once and reuses them, stmts.go) are the defaults when absent. Credentials are set on the Config directly, never
 // formatted into a DSN string, so any character in the password works.
 func mysqlConfig(u *url.URL) (*mysql.Config, error) {
 	redacted := redactURL(u)
