@@ -1,8 +1,6 @@
 package archive
 
-import (
-	"testing"
-)
+import "testing"
 
 func TestCoalesceMergesARunByTheUpsertRule(t *testing.T) {
 	t.Parallel()
