@@ -4,8 +4,7 @@ import "testing"
 
 func TestCoalesceMergesARunByTheUpsertRule(t *testing.T) {
 	t.Parallel()
-	p := func(s string) *string { return &s }
-	n := func(v int64) *int64 { return &v }
+	p, n := some[string], some[int64]
 	create := eventRow{app: "a", id: "e", createdMS: 1, url: p("https://x/1"), method: p("POST"), dueMS: n(10),
 		status: "PENDING", attempts: n(0), maxAttempts: n(5), updatedMS: 1}
 	attempt := eventRow{app: "a", id: "e", createdMS: 1, dueMS: n(20), status: "PENDING", attempts: n(1),
@@ -20,11 +19,11 @@ func TestCoalesceMergesARunByTheUpsertRule(t *testing.T) {
 	}
 	m := got[0]
 	switch {
-	case *m.url != "https://x/1" || *m.method != "POST" || *m.maxAttempts != 5:
+	case m.url != p("https://x/1") || m.method != p("POST") || m.maxAttempts != n(5):
 		t.Errorf("what only the create told was lost: %+v", m)
-	case *m.dueMS != 20 || *m.attempts != 2 || *m.lastStatusCode != 200 || *m.lastError != "503" || *m.worker != "w1":
+	case m.dueMS != n(20) || m.attempts != n(2) || m.lastStatusCode != n(200) || m.lastError != p("503") || m.worker != p("w1"):
 		t.Errorf("the newest told value of each column should win: %+v", m)
-	case m.status != "COMPLETED" || *m.finishedMS != 30 || m.updatedMS != 30 || m.body == nil || *m.headers != "{}":
+	case m.status != "COMPLETED" || m.finishedMS != n(30) || m.updatedMS != 30 || m.body == nil || m.headers != p("{}"):
 		t.Errorf("status, finished_ms, updated_ms and body are the final's: %+v", m)
 	}
 	if got[1].createdMS != 2 {

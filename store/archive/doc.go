@@ -8,7 +8,7 @@
 //
 //	mysql://user:pass@host:3306/db?params  →  go-sql-driver/mysql: user:pass@tcp(host:3306)/db?params
 //	                                          (defaults: parseTime=true, timeout=10s, interpolateParams=true; port 3306)
-//	sqlite:///abs/path/file.db             →  modernc.org/sqlite (pure Go): WAL, busy_timeout, synchronous=NORMAL,
+//	sqlite:///abs/path/file.db             →  modernc.org/sqlite (pure Go): WAL, busy_timeout, synchronous=NORMAL, temp_store=MEMORY,
 //	                                          case_sensitive_like, BEGIN IMMEDIATE; the parent directory is created
 //
 // Query parameters pass through to the driver. RedactDSN hides the password;
@@ -37,7 +37,8 @@
 // # Idempotency and merging
 //
 // Write applies a batch of outbox records in one transaction with
-// multi-row upserts, so the archiver can replay a batch (crash between
+// multi-row upserts (prepared once per table and power-of-two row count and
+// reused, see stmts.go), so the archiver can replay a batch (crash between
 // commit and acknowledgement, two archivers, reclaimed entries) without
 // duplicating anything:
 //

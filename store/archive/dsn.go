@@ -100,8 +100,8 @@ func MySQLConfig(dsn string) (*mysql.Config, error) {
 // The query parameters are the driver's own (timeout, tls, charset, any
 // system variable, ...) and pass through unchanged; parseTime=true,
 // timeout=10s and interpolateParams=true (one round trip per statement
-// instead of prepare, execute, close: about 20% more archive throughput)
-// are the defaults when absent. Credentials are set on the Config directly, never
+// instead of prepare, execute, close, for the reads; Write prepares its
+// statements once and reuses them, stmts.go) are the defaults when absent. Credentials are set on the Config directly, never
 // formatted into a DSN string, so any character in the password works.
 func mysqlConfig(u *url.URL) (*mysql.Config, error) {
 	redacted := redactURL(u)
@@ -166,8 +166,23 @@ func sqliteDSN(u *url.URL) (path, driverDSN string, err error) {
 	q := u.Query()
 	pragmas := []string{
 		fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()),
+		// WAL with synchronous=NORMAL: a commit appends to the WAL without
+		// an fsync (checkpoints sync). The file is never corrupted, and a
+		// crash of the process loses nothing (the write is in the OS cache);
+		// only an OS crash or power loss can drop the last commits. That is
+		// safe for the archive: the archiver acks outbox entries only after
+		// the commit returned, so a failure before the commit leaves them in
+		// the outbox to be written again (Write is idempotent), and the
+		// power-loss window is of the order of the outbox's own (Redis with
+		// appendfsync everysec, deploy/redis.conf).
 		"journal_mode(WAL)",
 		"synchronous(NORMAL)",
+		// The statement journal of a multi-row upsert (which SQLite keeps
+		// so that one failing row can undo its statement) stays in memory
+		// instead of spilling to a temporary file past 64 KiB: a Write's
+		// statements are bounded by maxStatementBytes, and temporary data
+		// is never needed after a crash.
+		"temp_store(MEMORY)",
 		// LIKE is case-sensitive, as in MySQL with the archive's binary
 		// collations, so search behaves the same on both.
 		"case_sensitive_like(1)",

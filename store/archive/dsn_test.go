@@ -64,7 +64,7 @@ func TestSQLiteDSNTranslation(t *testing.T) {
 		if err != nil || path != tc.path {
 			t.Errorf("sqliteDSN(%q) = %q, %v; want %q", tc.dsn, path, err, tc.path)
 		}
-		for _, want := range []string{"journal_mode%28WAL%29", "busy_timeout%2810000%29", "synchronous%28NORMAL%29", "_txlock=immediate"} {
+		for _, want := range []string{"journal_mode%28WAL%29", "busy_timeout%2810000%29", "synchronous%28NORMAL%29", "temp_store%28MEMORY%29", "_txlock=immediate"} {
 			if !strings.Contains(driverDSN, want) {
 				t.Errorf("driver DSN %q lacks %s", driverDSN, want)
 			}
@@ -191,6 +191,30 @@ func TestSplitStatements(t *testing.T) {
 					t.Errorf("%s %s: bad statement %q", d, m.name, st)
 				}
 			}
+		}
+	}
+}
+
+// TestSQLitePragmasApply: the pragmas of the DSN are in force on the pool's
+// connections, not just written into the DSN.
+func TestSQLitePragmasApply(t *testing.T) {
+	t.Parallel()
+	s, err := Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal",
+		"synchronous":  "1", // NORMAL
+		"temp_store":   "2", // MEMORY
+	} {
+		var got string
+		if err := s.db.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", pragma, err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %q, want %q", pragma, got, want)
 		}
 	}
 }

@@ -20,6 +20,7 @@ type Store struct {
 	db      *sql.DB
 	dialect string
 	q       *queries
+	stmts   stmtCache // Write's prepared statements
 }
 
 var _ scheduler.Archive = (*Store)(nil)
@@ -76,7 +77,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 }
 
 // Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.close()
+	return s.db.Close()
+}
 
 // Dialect returns DialectMySQL or DialectSQLite.
 func (s *Store) Dialect() string { return s.dialect }

@@ -36,6 +36,7 @@ func runSuite(t *testing.T, open func(t *testing.T) *archive.Store) {
 		{"MigrateTwice", testMigrateTwice, true},
 		{"Lifecycle", testLifecycle, false},
 		{"SameBatchTwice", testSameBatchTwice, false},
+		{"StatementSizes", testStatementSizes, false},
 		{"OutOfOrder", testOutOfOrder, false},
 		{"OlderNeverOverwritesNewer", testOlderNeverOverwritesNewer, false},
 		{"StaleAttempt", testStaleAttempt, false},
@@ -306,6 +307,37 @@ func testSameBatchTwice(t *testing.T, s *archive.Store) {
 	for i := range 20 {
 		id := fmt.Sprintf("dup-%02d", i)
 		checkCompleted(t, get(t, s, testApp, id), testApp, id, t0+int64(i))
+	}
+}
+
+// testStatementSizes writes batches whose row counts are not powers of two
+// and exceed one statement: every row lands once, with its values, whatever
+// the split into statements, and a replay in another grouping changes
+// nothing.
+func testStatementSizes(t *testing.T, s *archive.Store) {
+	runs := 0
+	for _, n := range []int{1, 3, 255, 256, 257, 611} {
+		app := fmt.Sprintf("size-%d", n)
+		var creates, rest []scheduler.Record
+		for i := range n {
+			recs := lifecycle(app, fmt.Sprintf("e%04d", i), t0+int64(i))
+			creates = append(creates, recs[0])
+			rest = append(rest, recs[1:]...)
+		}
+		write(t, s, creates...) // n new rows
+		write(t, s, rest...)    // n updates, 2n attempts
+		write(t, s, slices.Concat(rest, creates)...)
+		runs += n
+		if got := count(t, s, "events"); got != runs {
+			t.Fatalf("after %d runs of %s: events rows = %d, want %d", n, app, got, runs)
+		}
+		if got := count(t, s, "attempts"); got != 2*runs {
+			t.Fatalf("after %d runs of %s: attempts rows = %d, want %d", n, app, got, 2*runs)
+		}
+		for i := range n {
+			id := fmt.Sprintf("e%04d", i)
+			checkCompleted(t, get(t, s, app, id), app, id, t0+int64(i))
+		}
 	}
 }
 

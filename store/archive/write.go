@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -112,12 +111,11 @@ func (s *Store) write(ctx context.Context, events []eventRow, attempts []attempt
 
 	// Events first, then attempts, in every batch, so two batches never
 	// lock the two tables in opposite orders.
-	err = execChunked(ctx, tx, s.q.maxParams, upsertEventsHead, s.q.upsertEventsTail, numEventColumns, events)
-	if err != nil {
+	args := make([]any, 0, maxChunkRows*numEventColumns)
+	if err := execChunked(ctx, s, tx, s.q.multiInsert(eventsInsert), events, args); err != nil {
 		return fmt.Errorf("archive write: events: %w", err)
 	}
-	err = execChunked(ctx, tx, s.q.maxParams, insertAttemptsHead, s.q.insertAttemptsTail, numAttemptColumns, attempts)
-	if err != nil {
+	if err := execChunked(ctx, s, tx, s.q.multiInsert(attemptsInsert), attempts, args); err != nil {
 		return fmt.Errorf("archive write: attempts: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -147,40 +145,41 @@ func recordStatus(r *scheduler.Record) scheduler.Status {
 	return r.Status
 }
 
-// row is a statement's worth of values for one table row.
-type row interface {
-	args() []any
+// row is a statement's worth of values for one table row (a pointer to an
+// eventRow or attemptRow).
+type row[R any] interface {
+	*R
+	// appendArgs appends the row's values, in column order, to args.
+	appendArgs(args []any, b *boxes) []any
 	size() int
 }
 
-// execChunked runs head + "(?,...),(?,...)" + tail over rows, as many rows
-// per statement as the placeholder limit and maxStatementBytes allow.
-func execChunked[R row](ctx context.Context, tx *sql.Tx, maxParams int, head, tail string, cols int, rows []R) error {
-	perStmt := maxParams / cols
-	group := "(" + strings.Repeat("?, ", cols-1) + "?)"
+// execChunked runs m over rows with prepared statements of a power of two
+// of rows each (stmts.go), as many rows per statement as maxChunkRows, the
+// placeholder limit and maxStatementBytes allow. args is scratch space.
+func execChunked[R any, P row[R]](ctx context.Context, s *Store, tx *sql.Tx, m multiInsert, rows []R, args []any) error {
+	perStmt := s.q.maxParams / m.cols
+	var b boxes
 	for len(rows) > 0 {
 		n, bytes := 0, 0
-		for n < len(rows) && n < perStmt {
-			sz := rows[n].size()
+		for n < len(rows) && n < perStmt && n < maxChunkRows {
+			sz := P(&rows[n]).size()
 			if n > 0 && bytes+sz > maxStatementBytes {
 				break
 			}
 			bytes += sz
 			n++
 		}
-		var b strings.Builder
-		b.Grow(len(head) + len(tail) + n*(len(group)+2))
-		b.WriteString(head)
-		args := make([]any, 0, n*cols)
-		for i, r := range rows[:n] {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(group)
-			args = append(args, r.args()...)
+		n = chunkRows(n)
+		st, err := s.stmts.get(ctx, s.db, m, n)
+		if err != nil {
+			return err
 		}
-		b.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		args = args[:0]
+		for i := range rows[:n] {
+			args = P(&rows[i]).appendArgs(args, &b)
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
 			return err
 		}
 		rows = rows[n:]
@@ -188,27 +187,46 @@ func execChunked[R row](ctx context.Context, tx *sql.Tx, maxParams int, head, ta
 	return nil
 }
 
-// eventRow holds one record's values for the events upsert. A nil field is
-// NULL: "this record does not tell", and the upsert keeps what the row has.
+// eventRow holds one record's values for the events upsert. An opt that is
+// not set (and a nil body) is NULL: "this record does not tell", and the
+// upsert keeps what the row has. Values, not pointers: a batch builds
+// hundreds of rows, and a pointer per column was an allocation each.
 type eventRow struct {
 	app, id        string
 	createdMS      int64
-	url, method    *string
-	headers        *string
+	url, method    opt[string]
+	headers        opt[string]
 	body           []byte // nil: NULL
-	dueMS          *int64
+	dueMS          opt[int64]
 	status         string
-	attempts       *int64
-	maxAttempts    *int64
-	timeoutMS      *int64
-	minBackoffMS   *int64
-	maxBackoffMS   *int64
-	lastStatusCode *int64
-	lastError      *string
-	worker         *string
-	finishedMS     *int64
+	attempts       opt[int64]
+	maxAttempts    opt[int64]
+	timeoutMS      opt[int64]
+	minBackoffMS   opt[int64]
+	maxBackoffMS   opt[int64]
+	lastStatusCode opt[int64]
+	lastError      opt[string]
+	worker         opt[string]
+	finishedMS     opt[int64]
 	updatedMS      int64
-	flowKey        *string
+	flowKey        opt[string]
+}
+
+// opt is a column value a record may or may not tell; the zero opt tells
+// nothing (NULL).
+type opt[T any] struct {
+	v  T
+	ok bool
+}
+
+func some[T any](v T) opt[T] { return opt[T]{v: v, ok: true} }
+
+// arg is the statement argument: the value, or nil (NULL).
+func (o opt[T]) arg() any {
+	if !o.ok {
+		return nil
+	}
+	return o.v
 }
 
 // newEventRow maps a record to the values it tells about its run. Which
@@ -231,7 +249,7 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 		if r.Event != nil && !r.Event.FinishedAt.IsZero() {
 			finished = r.Event.FinishedAt.UnixMilli()
 		}
-		row.finishedMS = &finished
+		row.finishedMS = some(finished)
 	}
 	if ev := r.Event; ev != nil {
 		// What a run was asked to do never changes; empty means "not
@@ -239,8 +257,7 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 		row.url = nonEmpty(ev.URL)
 		row.method = nonEmpty(ev.Method)
 		if len(ev.Headers) > 0 {
-			b, _ := json.Marshal(ev.Headers) // map[string]string always marshals
-			row.headers = ptr(validUTF8(string(b)))
+			row.headers = some(headersJSON(ev.Headers)) // always valid UTF-8
 		}
 		switch {
 		case len(ev.Body) > 0:
@@ -255,21 +272,21 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 		row.minBackoffMS = positive(ev.MinBackoff.Milliseconds())
 		row.maxBackoffMS = positive(ev.MaxBackoff.Milliseconds())
 		if !ev.DueAt.IsZero() {
-			row.dueMS = ptr(ev.DueAt.UnixMilli())
+			row.dueMS = some(ev.DueAt.UnixMilli())
 		}
 		// The attempt count is the run's count after this change: 0 at
 		// create, reset to 0 by a retry (requeue), final at the end. An
 		// attempt record's event carries only the next due time; its count
 		// is the attempt's (below).
 		if r.Kind != scheduler.RecordAttempt {
-			row.attempts = ptr(int64(ev.Attempts))
+			row.attempts = some(int64(ev.Attempts))
 		}
 		// Create and final records tell the flow key even when the run has
 		// none (the create entry carries it only when set, the final one
 		// is the whole hash): a pending occurrence replaced by a template
 		// without a key keeps its run, and must lose the old key.
 		if r.Kind == scheduler.RecordCreate || r.Kind == scheduler.RecordFinal {
-			row.flowKey = ptr(ev.FlowKey)
+			row.flowKey = some(ev.FlowKey)
 		}
 	}
 	switch {
@@ -279,38 +296,32 @@ func newEventRow(r *scheduler.Record) (eventRow, bool) {
 			code, msg = a.StatusCode, a.Error
 			worker = cmp.Or(worker, a.Worker)
 		}
-		row.lastStatusCode = ptr(int64(code))
-		row.lastError = ptr(truncateText(msg))
-		row.worker = ptr(validUTF8(worker))
+		row.lastStatusCode = some(int64(code))
+		row.lastError = some(truncateText(msg))
+		row.worker = some(validUTF8(worker))
 	case r.Attempt != nil:
 		// An attempt record (or a final one without its event): the
 		// attempt is the run's last outcome and its count.
 		a := r.Attempt
-		row.attempts = ptr(int64(a.Attempt))
-		row.lastStatusCode = ptr(int64(a.StatusCode))
-		row.lastError = ptr(truncateText(a.Error))
-		row.worker = ptr(validUTF8(a.Worker))
+		row.attempts = some(int64(a.Attempt))
+		row.lastStatusCode = some(int64(a.StatusCode))
+		row.lastError = some(truncateText(a.Error))
+		row.worker = some(validUTF8(a.Worker))
 	}
 	return row, true
 }
 
-func (r eventRow) args() []any {
-	return []any{
-		r.app, r.id, r.createdMS, nullable(r.url), nullable(r.method), nullable(r.headers), nullableBytes(r.body),
-		nullable(r.dueMS), r.status, nullable(r.attempts), nullable(r.maxAttempts), nullable(r.timeoutMS),
-		nullable(r.minBackoffMS), nullable(r.maxBackoffMS), nullable(r.lastStatusCode), nullable(r.lastError),
-		nullable(r.worker), nullable(r.finishedMS), r.updatedMS, nullable(r.flowKey),
-	}
+func (r *eventRow) appendArgs(args []any, b *boxes) []any {
+	return append(args,
+		b.app.of(r.app), r.id, r.createdMS, r.url.arg(), b.method.opt(r.method), r.headers.arg(), nullableBytes(r.body),
+		r.dueMS.arg(), b.status.of(r.status), r.attempts.arg(), b.maxAttempts.opt(r.maxAttempts), b.timeout.opt(r.timeoutMS),
+		b.minBackoff.opt(r.minBackoffMS), b.maxBackoff.opt(r.maxBackoffMS), b.code.opt(r.lastStatusCode), b.lastError.opt(r.lastError),
+		b.worker.opt(r.worker), r.finishedMS.arg(), r.updatedMS, b.flowKey.opt(r.flowKey),
+	)
 }
 
-func (r eventRow) size() int {
-	n := 256 + len(r.body)
-	for _, s := range []*string{r.url, r.headers, r.lastError} {
-		if s != nil {
-			n += len(*s)
-		}
-	}
-	return n
+func (r *eventRow) size() int {
+	return 256 + len(r.body) + len(r.url.v) + len(r.headers.v) + len(r.lastError.v)
 }
 
 // coalesce merges the rows of one run into one, by the upsert's own rule
@@ -347,8 +358,8 @@ func (r eventRow) then(next eventRow) eventRow {
 }
 
 // told is the newer record's value when it tells one, else the older's.
-func told[T any](older, newer *T) *T {
-	if newer != nil {
+func told[T any](older, newer opt[T]) opt[T] {
+	if newer.ok {
 		return newer
 	}
 	return older
@@ -389,35 +400,55 @@ func newAttemptRow(r *scheduler.Record) attemptRow {
 	}
 }
 
-func (r attemptRow) args() []any {
-	return []any{r.app, r.id, r.createdMS, r.attempt, r.atMS, r.durationMS, r.statusCode, r.err, r.response, r.worker, r.stale}
+func (r *attemptRow) appendArgs(args []any, b *boxes) []any {
+	return append(args, b.app.of(r.app), r.id, r.createdMS, r.attempt, r.atMS, r.durationMS, b.code.of(r.statusCode),
+		b.lastError.of(r.err), b.response.of(r.response), b.worker.of(r.worker), r.stale)
 }
 
-func (r attemptRow) size() int { return 128 + len(r.err) + len(r.response) }
+// boxes keeps the interface value of columns whose values repeat from row
+// to row (app, status, worker, the retry policy, the outcome): converting a
+// string or an int64 above 255 to an argument allocates, and a batch repeats
+// them hundreds of times.
+type boxes struct {
+	app, method, status, lastError, worker, flowKey, response box[string]
+	maxAttempts, timeout, minBackoff, maxBackoff, code        box[int64]
+}
 
-func ptr[T any](v T) *T { return &v }
+// box is the argument of the last value it was asked for.
+type box[T comparable] struct {
+	v   T
+	arg any
+}
 
-func nonEmpty(s string) *string {
+func (b *box[T]) of(v T) any {
+	if b.arg == nil || b.v != v {
+		b.v, b.arg = v, v
+	}
+	return b.arg
+}
+
+// opt is o's argument: NULL when o tells nothing.
+func (b *box[T]) opt(o opt[T]) any {
+	if !o.ok {
+		return nil
+	}
+	return b.of(o.v)
+}
+
+func (r *attemptRow) size() int { return 128 + len(r.err) + len(r.response) }
+
+func nonEmpty(s string) opt[string] {
 	if s == "" {
-		return nil
+		return opt[string]{}
 	}
-	return ptr(validUTF8(s))
+	return some(validUTF8(s))
 }
 
-func positive(v int64) *int64 {
+func positive(v int64) opt[int64] {
 	if v <= 0 {
-		return nil
+		return opt[int64]{}
 	}
-	return &v
-}
-
-// nullable turns a nil pointer into an untyped nil (NULL) and dereferences
-// the rest, so drivers see plain values.
-func nullable[T any](p *T) any {
-	if p == nil {
-		return nil
-	}
-	return *p
+	return some(v)
 }
 
 func nullableBytes(b []byte) any {

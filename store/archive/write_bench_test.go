@@ -1,0 +1,162 @@
+package archive_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cassata/cassata/internal/mysqltest"
+	"github.com/cassata/cassata/scheduler"
+	"github.com/cassata/cassata/store/archive"
+)
+
+// BenchmarkWrite measures Write in the archiver's steady state: every batch
+// inserts half a batch of new runs and finishes the runs of the batch before
+// (an upsert of an existing row plus an attempt row), at 256 records per
+// batch and at the archiver's default of 500 (whose row counts are not
+// powers of two: several statements per table). It reports ns/record
+// (wall), cpu-ns/record (this process: the worker's cost) and
+// allocs/record; the table grows as b.N does.
+//
+//	go test ./store/archive -run '^$' -bench BenchmarkWrite -benchtime 200x
+func BenchmarkWrite(b *testing.B) {
+	for _, batch := range []int{256, 500} {
+		b.Run(fmt.Sprintf("SQLite/batch=%d", batch), func(b *testing.B) {
+			benchmarkWrite(b, openBenchStore(b, "sqlite://"+filepath.Join(b.TempDir(), "archive.db")), batch)
+		})
+		b.Run(fmt.Sprintf("MariaDB/batch=%d", batch), func(b *testing.B) {
+			mysqltest.Shared(b) // skips when no server is installed
+			benchmarkWrite(b, openBenchStore(b, mysqltest.NewDatabase(b)), batch)
+		})
+	}
+}
+
+func openBenchStore(b *testing.B, dsn string) *archive.Store {
+	b.Helper()
+	s, err := archive.Open(context.Background(), dsn)
+	if err != nil {
+		b.Fatalf("Open(%s): %v", archive.RedactDSN(dsn), err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	if err := s.Migrate(context.Background()); err != nil {
+		b.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+func benchmarkWrite(b *testing.B, s *archive.Store, size int) {
+	ctx := context.Background()
+	half := size / 2
+	next := 0 // runs created so far
+	batch := func() []scheduler.Record {
+		recs := make([]scheduler.Record, 0, size)
+		for i := next; i < next+half; i++ {
+			recs = append(recs, benchCreate(i))
+		}
+		for i := max(0, next-half); i < next; i++ {
+			recs = append(recs, benchFinal(i))
+		}
+		next += half
+		return recs
+	}
+	// The first batch has no finals yet; write it before timing.
+	if err := s.Write(ctx, batch()); err != nil {
+		b.Fatalf("Write: %v", err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var records int
+	var allocs uint64
+	var before, after runtime.MemStats
+	var cpu time.Duration
+	for range b.N {
+		b.StopTimer()
+		recs := batch()
+		runtime.ReadMemStats(&before)
+		cpu0 := processCPU(b)
+		b.StartTimer()
+		if err := s.Write(ctx, recs); err != nil {
+			b.Fatalf("Write: %v", err)
+		}
+		b.StopTimer()
+		cpu += processCPU(b) - cpu0
+		runtime.ReadMemStats(&after)
+		allocs += after.Mallocs - before.Mallocs
+		records += len(recs)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(records), "ns/record")
+	b.ReportMetric(float64(allocs)/float64(records), "allocs/record")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(records), "cpu-ns/record")
+}
+
+// processCPU is the user+system CPU time this process has used: what Write
+// costs the worker, without the database server's share on MariaDB (and
+// less sensitive than wall time to other load on a shared machine).
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+const benchT0 = int64(1_760_000_000_000)
+
+// benchEvent is a realistic request: an ~80-byte URL with a query, two
+// headers and a 100-byte JSON body (on the final only; a create record
+// does not carry the body).
+func benchEvent(i int) *scheduler.Event {
+	id := fmt.Sprintf("evt-%08d", i)
+	created := benchT0 + int64(i)
+	return &scheduler.Event{
+		App:         "bench",
+		ID:          id,
+		URL:         fmt.Sprintf("https://hooks.example.com/v2/orders/%s/notify?tenant=acme&attempt=auto", id),
+		Method:      "POST",
+		Headers:     map[string]string{"Content-Type": "application/json", "X-Request-Id": id},
+		DueAt:       time.UnixMilli(created + 1_000),
+		Status:      scheduler.StatusPending,
+		MaxAttempts: 10,
+		Timeout:     30 * time.Second,
+		MinBackoff:  time.Second,
+		MaxBackoff:  time.Hour,
+		CreatedAt:   time.UnixMilli(created),
+		UpdatedAt:   time.UnixMilli(created),
+	}
+}
+
+func benchCreate(i int) scheduler.Record {
+	created := benchT0 + int64(i)
+	return scheduler.Record{
+		Shard: i % 16, StreamID: fmt.Sprintf("%d-0", created), Kind: scheduler.RecordCreate,
+		App: "bench", ID: fmt.Sprintf("evt-%08d", i), CreatedMS: created, UpdatedMS: created,
+		Status: scheduler.StatusPending, Event: benchEvent(i),
+	}
+}
+
+// benchBody is 100 bytes of JSON.
+var benchBody = []byte(`{"order":{"id":"ord-000000042","total":"129.90","currency":"EUR"},"customer":"c-81","state":"paid"}` + " ")
+
+func benchFinal(i int) scheduler.Record {
+	created := benchT0 + int64(i)
+	at := created + 1_050
+	ev := benchEvent(i)
+	ev.Body = benchBody
+	ev.Status = scheduler.StatusCompleted
+	ev.Attempts = 1
+	ev.LastStatusCode = 200
+	ev.Worker = "worker-1"
+	ev.UpdatedAt = time.UnixMilli(at)
+	ev.FinishedAt = time.UnixMilli(at)
+	return scheduler.Record{
+		Shard: i % 16, StreamID: fmt.Sprintf("%d-2", at), Kind: scheduler.RecordFinal,
+		App: "bench", ID: ev.ID, CreatedMS: created, UpdatedMS: at, Status: scheduler.StatusCompleted, Event: ev,
+		Attempt: &scheduler.Attempt{Attempt: 1, At: at, StatusCode: 200, DurationMS: 45, Worker: "worker-1", Response: `{"ok":true}`},
+	}
+}
