@@ -165,8 +165,8 @@ func cpuLegend(o options) string {
 	}
 	return "CPU = user + system time of each child process from the kernel's accounting (/proc/<pid>/stat, " +
 		"10 ms ticks) per delivery, " + runs + "; worker = all " + strconv.Itoa(o.workers) + " worker(s). " +
-		"Windows: burst and the schedules' plain burst from the due time until the outbox is drained " +
-		"(deliveries and their archiving); archive from the first due time until the outbox is drained; " +
+		"Windows: burst, the schedules' plain burst and archive from the first create until the outbox is " +
+		"drained (each event's whole life: create, claim, delivery, finish, archiving); " +
 		"steady (and schedules idle's steady rows) from the first due time until the last delivery was seen; " +
 		"flows steady until the last delivery + " + dupGrace.String() + ". " +
 		"The bench learns of the last delivery from one long-polling request to the sink a second and reads the " +

@@ -320,9 +320,10 @@ func (dr deliveryRun) row(name string) row {
 // deliver creates n events of app, event i due at dueAt(i), waits until the
 // sink has seen each created one (or --deadline after lastDue), and
 // analyzes the arrivals. It measures the CPU time of every process from
-// the first due time until the last delivery or, with drain, until the
-// outbox has taken the final record of every delivery and the archiver
-// has emptied it (bounded by archiveDrainTimeout); name is for the log.
+// the first due time until the last delivery or, with drain, over each
+// event's whole life: from the first create until the outbox has taken the
+// final record of every delivery and the archiver has emptied it (bounded
+// by archiveDrainTimeout); name is for the log.
 func (b *bench) deliver(ctx context.Context, d *deployment, name, app string, n int,
 	dueAt func(int) time.Time, lastDue time.Time, drain bool) (deliveryRun, error) {
 	var dr deliveryRun
@@ -333,7 +334,11 @@ func (b *bench) deliver(ctx context.Context, d *deployment, name, app string, n 
 			return dr, err
 		}
 	}
-	window := b.cpuFrom(d, name, dueAt(0))
+	from := dueAt(0)
+	if drain {
+		from = time.Now()
+	}
+	window := b.cpuFrom(d, name, from)
 	defer window.cancel()
 	due, res, err := b.createDue(ctx, d, app, n, dueAt)
 	dr.res = res
