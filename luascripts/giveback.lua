@@ -51,5 +51,5 @@ for _, m in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
     end
   end
 end
-if n > 0 then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
+if n > 0 then publish_wake(ARGV[5], ARGV[6]) end
 return n

@@ -273,6 +273,18 @@ local function finish_attempt(k, stream, member, worker, attempt, line)
   return false, false, cur, stale
 end
 
+-- publish_wake publishes a wake-up: with SPUBLISH on a shard's own channel
+-- (its name has the shard's hash tag: a Redis Cluster with sharded pub/sub,
+-- where only the master running the script carries it), else with PUBLISH
+-- (the namespace's one channel, which has no braces: namespaces cannot).
+local function publish_wake(channel, msg)
+  if string.find(channel, '}', 1, true) then
+    redis.call('SPUBLISH', channel, msg)
+  else
+    redis.call('PUBLISH', channel, msg)
+  end
+end
+
 -- zadd_wake adds member to due set key at due and, when that moves the set's
 -- earliest due time forward and within the horizon (ms from now), publishes
 -- a wake-up so sleeping workers re-plan.
@@ -280,25 +292,32 @@ local function zadd_wake(key, due, member, now, horizon, channel, msg)
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   redis.call('ZADD', key, due, member)
   if (first[2] == nil or due < tonumber(first[2])) and due - now < tonumber(horizon) then
-    redis.call('PUBLISH', channel, msg)
+    publish_wake(channel, msg)
   end
 end
 
 
+-- add_event writes new event hash k (the field, value pairs argv[from..to])
+-- and its outbox 'create' entry (m, k 'create', c, t, s 'PENDING', u, me, d,
+-- and fk only when the event has a flow key) to stream out. The caller adds
+-- it to the due set.
+local function add_event(k, out, m, due, created, url, method, fk, argv, from, to)
+  redis.call('HSET', k, unpack(argv, from, to))
+  local entry = {out, '*', 'm', m, 'k', 'create', 'c', created, 't', created, 's', 'PENDING',
+    'u', url, 'me', method, 'd', due}
+  if fk ~= '' then
+    entry[#entry + 1] = 'fk'
+    entry[#entry + 1] = fk
+  end
+  redis.call('XADD', unpack(entry))
+end
+
 -- create_event writes a new event and its outbox 'create' entry: the body
--- of schedule.lua, whose KEYS and ARGV it takes (see there). The entry
--- carries the flow key ('fk') only when the event has one. Returns {1}.
+-- of schedule.lua, whose KEYS and ARGV it takes (see there). Returns {1}.
 local function create_event(keys, argv)
   local now = now_ms(argv[5])
   local due = tonumber(argv[2])
-  redis.call('HSET', keys[1], unpack(argv, 11))
+  add_event(keys[1], keys[3], argv[1], due, argv[7], argv[8], argv[9], argv[10], argv, 11, #argv)
   zadd_wake(keys[2], due, argv[1], now, argv[6], argv[3], argv[4])
-  local entry = {keys[3], '*', 'm', argv[1], 'k', 'create', 'c', argv[7], 't', argv[7], 's', 'PENDING',
-    'u', argv[8], 'me', argv[9], 'd', due}
-  if argv[10] ~= '' then
-    entry[#entry + 1] = 'fk'
-    entry[#entry + 1] = argv[10]
-  end
-  redis.call('XADD', unpack(entry))
   return {1}
 end

@@ -39,5 +39,5 @@ for _, m in ipairs(members) do
     end
   end
 end
-if #members > 0 then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
+if #members > 0 then publish_wake(ARGV[6], ARGV[7]) end
 return #members

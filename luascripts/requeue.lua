@@ -31,7 +31,7 @@ redis.call('ZADD', KEYS[2], now, ARGV[1])
 local ev, at = event_values(KEYS[1])
 redis.call('XADD', KEYS[3], '*', 'm', ARGV[1], 'k', 'requeue', 'c', ev[at[F.created_at]] or '', 't', now,
   's', 'PENDING', 'd', now, 'a', ev[at[F.attempts]] or '0')
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+publish_wake(ARGV[3], ARGV[4])
 local res = {1, 'PENDING'}
 for _, v in ipairs(ev) do res[#res + 1] = v end
 return res

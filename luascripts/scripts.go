@@ -23,6 +23,8 @@ var (
 	prelude string
 	//go:embed schedule.lua
 	scheduleSrc string
+	//go:embed schedulemany.lua
+	scheduleManySrc string
 	//go:embed claim.lua
 	claimSrc string
 	//go:embed ack.lua
@@ -89,6 +91,9 @@ func script(src string) *redis.Script { return redis.NewScript(prelude + src) }
 var (
 	// Schedule creates an event unless its identity exists (schedule.lua).
 	Schedule = script(scheduleSrc)
+	// ScheduleMany creates a batch of one shard's events, each unless its
+	// identity exists (schedulemany.lua).
+	ScheduleMany = script(scheduleManySrc)
 	// OccReplace creates an event, replacing a PENDING one (occreplace.lua).
 	OccReplace = script(occReplaceSrc)
 	// SchCAS replaces or deletes a schedule's record at a revision (schcas.lua).
@@ -155,6 +160,6 @@ var (
 )
 
 // All lists every script, for loading them up front.
-var All = []*redis.Script{Schedule, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived,
+var All = []*redis.Script{Schedule, ScheduleMany, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived,
 	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, GiveBack, Ping, AppPut, AppByKey, SubPut, SubDel, OccReplace, SchCAS,
 	MsgPlan, Recheck, Nudge, FlowAcquire, FlowPump, FlowExtend, Park, Unpark, Unpause}

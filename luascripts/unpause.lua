@@ -22,5 +22,5 @@ for i = 1, #batch, 2 do
     redis.call('ZADD', KEYS[2], 'NX', batch[i + 1], m)
   end
 end
-if #batch > 0 then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+if #batch > 0 then publish_wake(ARGV[4], ARGV[5]) end
 return redis.call('ZCARD', KEYS[3])

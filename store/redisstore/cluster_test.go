@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -521,11 +523,20 @@ func testClusterWakeups(t *testing.T, c *redistest.Cluster) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no first wake-up: the subscription was never confirmed")
 	}
-	chanOwner, err := c.KeyOwner(ctx, e.store.k.wake())
-	if err != nil {
-		t.Fatal(err)
+	// Redis 7: one channel per shard, sharded pub/sub (SPUBLISH on the
+	// shard's master only), never a PUBLISH that every master carries.
+	if !e.store.shardedWake || !sub.shardedWake {
+		t.Fatal("a Redis 7 cluster without sharded wake-ups")
 	}
-	t.Logf("wake-up channel %s lives on %s", e.store.k.wake(), chanOwner.Addr())
+	var masters []*redis.Client
+	for _, n := range c.Nodes() {
+		masters = append(masters, n.Client())
+	}
+	for _, m := range masters {
+		if err := m.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// One event per master, each on an empty shard of that master, due now.
 	done := map[string]bool{}
@@ -553,6 +564,40 @@ func testClusterWakeups(t *testing.T, c *redistest.Cluster) {
 			t.Fatalf("create on shard %d (master %s) woke nobody within 5s", sh, owner)
 		}
 	}
+	spublished := int64(0)
+	for _, m := range masters {
+		pub, spub := commandCalls(t, m, "publish"), commandCalls(t, m, "spublish")
+		if pub != 0 {
+			t.Errorf("master %s ran PUBLISH %d times: wake-ups go to every master", m.Options().Addr, pub)
+		}
+		spublished += spub
+	}
+	if spublished < clusterMasters {
+		t.Errorf("%d SPUBLISH calls in all, want one per create (%d)", spublished, clusterMasters)
+	}
+}
+
+// commandCalls is how many times server rdb ran command cmd since its last
+// CONFIG RESETSTAT (INFO commandstats).
+func commandCalls(t *testing.T, rdb *redis.Client, cmd string) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		stats, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(stats, ",") {
+			if v, ok := strings.CutPrefix(kv, "calls="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 func testClusterOutbox(t *testing.T, c *redistest.Cluster) {

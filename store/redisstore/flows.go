@@ -131,7 +131,7 @@ func (s *Store) unpauseShards(ctx context.Context, field string) error {
 		calls := make([]scriptCall, len(todo))
 		for i, sh := range todo {
 			calls[i] = scriptCall{keys: []string{s.k.paused(sh), s.k.due(sh), s.k.park(sh, field)},
-				args: []any{field, unpauseBatch, s.k.evPrefix(sh), s.k.wake(), sh}}
+				args: []any{field, unpauseBatch, s.k.evPrefix(sh), s.wakeChannel(sh), sh}}
 		}
 		var more []int
 		for i, c := range s.runMany(ctx, luascripts.Unpause, calls) {
@@ -468,7 +468,7 @@ func (s *Store) unpark(ctx context.Context, grants []indexedGrant, now time.Time
 	for i, g := range grants {
 		sh := s.k.shard(g.m)
 		calls[i] = scriptCall{keys: []string{s.k.ev(sh, g.m), s.k.due(sh)},
-			args: []any{g.m, g.score, ms(now), s.cfg.WakeHorizon.Milliseconds(), s.k.wake(), sh}}
+			args: []any{g.m, g.score, ms(now), s.cfg.WakeHorizon.Milliseconds(), s.wakeChannel(sh), sh}}
 	}
 	for i, c := range s.runMany(ctx, luascripts.Unpark, calls) {
 		n, err := c.Int64()
@@ -509,6 +509,6 @@ func (s *Store) Unpark(ctx context.Context, app, id string, due, now time.Time) 
 	m := member(app, id)
 	sh := s.k.shard(m)
 	err := luascripts.Unpark.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh)}, m, due.UnixMilli(), ms(now),
-		s.cfg.WakeHorizon.Milliseconds(), s.k.wake(), sh).Err()
+		s.cfg.WakeHorizon.Milliseconds(), s.wakeChannel(sh), sh).Err()
 	return unavailable("unpark", err)
 }

@@ -70,6 +70,10 @@ func (k keys) workers() string    { return k.ns + ":workers" }
 func (k keys) workerInfo() string { return k.ns + ":workerinfo" }
 func (k keys) wake() string       { return k.ns + ":wake" }
 
+// wakeShard is shard s's own wake-up channel (sharded pub/sub on a Redis
+// Cluster: Store.wakeChannel).
+func (k keys) wakeShard(s int) string { return k.prefixes[s] + ":wake" }
+
 // msgIndex is an application's message index (messages.go), in a slot of
 // its own; msgApps the applications that have one.
 func (k keys) msgIndex(app string) string { return k.ns + ":{" + k.ns + ":msg:" + app + "}:idx" }

@@ -50,7 +50,7 @@ func (s *Store) Recheck(ctx context.Context, l scheduler.Lease, at, now time.Tim
 	sh := s.k.shard(m)
 	n, err := luascripts.Recheck.Run(ctx, s.rdb,
 		[]string{s.k.ev(sh, m), s.k.lease(sh), s.k.proc(sh, l.Worker), s.k.due(sh)},
-		m, l.Worker, l.Attempt, ms(at), ms(now), s.k.wake(), sh, s.cfg.WakeHorizon.Milliseconds()).Int64()
+		m, l.Worker, l.Attempt, ms(at), ms(now), s.wakeChannel(sh), sh, s.cfg.WakeHorizon.Milliseconds()).Int64()
 	if err != nil {
 		return unavailable("recheck", err)
 	}
@@ -65,7 +65,7 @@ func (s *Store) Recheck(ctx context.Context, l scheduler.Lease, at, now time.Tim
 func (s *Store) Nudge(ctx context.Context, parent string, now time.Time) error {
 	sh := s.k.shard(parent)
 	err := luascripts.Nudge.Run(ctx, s.rdb, []string{s.k.due(sh)},
-		parent, ms(now), s.k.wake(), sh, s.cfg.WakeHorizon.Milliseconds()).Err()
+		parent, ms(now), s.wakeChannel(sh), sh, s.cfg.WakeHorizon.Milliseconds()).Err()
 	return unavailable("nudge", err)
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -53,6 +54,11 @@ type Store struct {
 	// msgApps: when this process last added each application to
 	// <ns>:msgapps (IndexMessage).
 	msgApps appsAdded
+	// shardedWake: wake-ups go to a channel per shard with sharded pub/sub
+	// (SPUBLISH, SSUBSCRIBE), on a Redis Cluster whose servers have it
+	// (Redis 7), instead of one channel that a Cluster broadcasts to every
+	// master. See wakeChannel.
+	shardedWake bool
 }
 
 var _ scheduler.Store = (*Store)(nil)
@@ -85,7 +91,37 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, er
 	if err := s.LoadScripts(ctx); err != nil {
 		return nil, err
 	}
+	if s.shardedWake, err = shardedPubSub(ctx, rdb); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// shardedPubSub reports whether rdb is a Redis Cluster whose servers know
+// SPUBLISH (Redis 7 and later).
+func shardedPubSub(ctx context.Context, rdb redis.UniversalClient) (bool, error) {
+	if _, ok := rdb.(*redis.ClusterClient); !ok {
+		return false, nil
+	}
+	// COMMAND INFO answers nil for a command the server does not know.
+	info, err := rdb.Do(ctx, "COMMAND", "INFO", "spublish").Slice()
+	if err != nil {
+		return false, unavailable("ask for sharded pub/sub", err)
+	}
+	return len(info) == 1 && info[0] != nil, nil
+}
+
+// wakeChannel is the channel a change publishes shard sh's wake-ups on:
+// on a Redis Cluster with sharded pub/sub, the shard's own (its hash tag,
+// so a script publishes it on the master it runs on, and only that master
+// carries it: prelude.lua publish_wake sends SPUBLISH for a channel with a
+// hash tag); else the namespace's one channel (PUBLISH: one Redis, or
+// miniredis, which has no sharded pub/sub).
+func (s *Store) wakeChannel(sh int) string {
+	if s.shardedWake {
+		return s.k.wakeShard(sh)
+	}
+	return s.k.wake()
 }
 
 // LoadScripts loads every script (on every master of a cluster). Calls fall
@@ -182,7 +218,7 @@ func (s *Store) Create(ctx context.Context, ev *scheduler.Event, now time.Time) 
 func (s *Store) scheduleCall(ev *scheduler.Event, now time.Time) ([]string, []any) {
 	m := ev.Member()
 	sh := s.k.shard(m)
-	args := []any{m, ms(ev.DueAt), s.k.wake(), sh, ms(now), s.cfg.WakeHorizon.Milliseconds(),
+	args := []any{m, ms(ev.DueAt), s.wakeChannel(sh), sh, ms(now), s.cfg.WakeHorizon.Milliseconds(),
 		ms(ev.CreatedAt), ev.URL, cmp.Or(ev.Method, "POST"), ev.FlowKey}
 	return []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)}, append(args, encode(ev)...)
 }
@@ -199,23 +235,51 @@ func existingEvent(ev *scheduler.Event, res []any) (*scheduler.Event, error) {
 	return decodeValues(ev.App, ev.ID, res[1:])
 }
 
-// CreateMany implements scheduler.Store: the schedule script for every event
-// in one pipeline (per node, for a cluster). Scripts are called by SHA; on
-// NOSCRIPT (Redis restarted or flushed) they are loaded and the pipeline is
-// sent again, which is safe because schedule.lua never overwrites.
+// CreateMany implements scheduler.Store: one schedulemany.lua call per shard
+// (at most createBatch events each), all in one pipeline (per node, for a
+// cluster). Scripts are called by SHA; on NOSCRIPT (Redis restarted or
+// flushed) they are loaded and the pipeline is sent again, which is safe
+// because creating never overwrites: what the first try created reads as
+// existing, with the same content, which callers take as a replay.
 func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time.Time) ([]scheduler.CreateResult, error) {
+	type call struct {
+		idx []int // positions in evs, in the call's order
+		cmd *redis.Cmd
+	}
 	for try := 0; ; try++ {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(evs))
+		byShard := make(map[int][]int)
+		var order []int
 		for i, ev := range evs {
-			keys, args := s.scheduleCall(ev, now)
-			cmds[i] = luascripts.Schedule.EvalSha(ctx, pipe, keys, args...)
+			sh := s.k.shard(ev.Member())
+			if _, ok := byShard[sh]; !ok {
+				order = append(order, sh)
+			}
+			byShard[sh] = append(byShard[sh], i)
+		}
+		pipe := s.rdb.Pipeline()
+		var calls []call
+		for _, sh := range order {
+			idx := byShard[sh]
+			for len(idx) > 0 {
+				part := idx[:min(len(idx), createBatch)]
+				idx = idx[len(part):]
+				args := []any{s.k.evPrefix(sh), s.wakeChannel(sh), sh, ms(now), s.cfg.WakeHorizon.Milliseconds()}
+				for _, i := range part {
+					ev := evs[i]
+					fields := encode(ev)
+					args = append(args, 6+len(fields), ev.Member(), ms(ev.DueAt), ms(ev.CreatedAt), ev.URL,
+						cmp.Or(ev.Method, "POST"), ev.FlowKey)
+					args = append(args, fields...)
+				}
+				calls = append(calls, call{idx: part,
+					cmd: luascripts.ScheduleMany.EvalSha(ctx, pipe, []string{s.k.due(sh), s.k.out(sh)}, args...)})
+			}
 		}
 		_, _ = pipe.Exec(ctx)
 		out := make([]scheduler.CreateResult, len(evs))
 		noscript := false
-		for i, cmd := range cmds {
-			res, err := cmd.Slice()
+		for _, c := range calls {
+			res, err := c.cmd.Slice()
 			if err != nil {
 				if redis.HasErrorPrefix(err, "NOSCRIPT") {
 					noscript = true
@@ -223,7 +287,14 @@ func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time
 				}
 				return nil, unavailable("schedule", err)
 			}
-			out[i].Existing, out[i].Err = existingEvent(evs[i], res)
+			if len(res) != len(c.idx) {
+				return nil, fmt.Errorf("schedule: %d results for %d events", len(res), len(c.idx))
+			}
+			for j, i := range c.idx {
+				if vals, ok := res[j].([]any); ok {
+					out[i].Existing, out[i].Err = decodeValues(evs[i].App, evs[i].ID, vals)
+				}
+			}
 		}
 		if !noscript {
 			return out, nil
@@ -236,6 +307,9 @@ func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time
 		}
 	}
 }
+
+// createBatch is the most events CreateMany sends in one script call.
+const createBatch = 256
 
 // Get implements scheduler.Store.
 func (s *Store) Get(ctx context.Context, app, id string) (*scheduler.Event, error) {
@@ -324,7 +398,7 @@ func (s *Store) Requeue(ctx context.Context, app, id string, allowed []scheduler
 		resetArg = "1"
 	}
 	res, err := luascripts.Requeue.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)},
-		m, ms(now), s.k.wake(), sh, list, resetArg).Slice()
+		m, ms(now), s.wakeChannel(sh), sh, list, resetArg).Slice()
 	return changedEvent("requeue", app, id, res, err)
 }
 
@@ -443,7 +517,7 @@ func (s *Store) finishCall(l scheduler.Lease, o scheduler.Outcome, now time.Time
 	if o.Status == scheduler.StatusPending {
 		keys = append(keys, s.k.due(sh))
 		return luascripts.Retry, keys, []any{m, l.Worker, l.Attempt, o.Backoff.Milliseconds(),
-			code, o.Attempt.Error, line, ms(now), s.k.wake(), sh, s.cfg.WakeHorizon.Milliseconds()}, nil
+			code, o.Attempt.Error, line, ms(now), s.wakeChannel(sh), sh, s.cfg.WakeHorizon.Milliseconds()}, nil
 	}
 	return luascripts.Ack, keys, []any{m, l.Worker, l.Attempt, string(o.Status),
 		code, o.Attempt.Error, line, ms(now)}, nil
@@ -506,7 +580,7 @@ func (s *Store) Extend(ctx context.Context, l scheduler.Lease, visibility time.D
 func (s *Store) Reap(ctx context.Context, shard, limit, defaultMaxAttempts int, now time.Time) (int, error) {
 	n, err := luascripts.Reap.Run(ctx, s.rdb, []string{s.k.lease(shard), s.k.due(shard), s.k.out(shard)},
 		ms(now), limit, s.k.evPrefix(shard), s.k.procPrefix(shard), defaultMaxAttempts,
-		s.k.wake(), shard).Int()
+		s.wakeChannel(shard), shard).Int()
 	if err != nil {
 		return 0, unavailable(fmt.Sprintf("reap shard %d", shard), err)
 	}
@@ -539,33 +613,56 @@ func (s *Store) Live(ctx context.Context, dueBefore time.Time) (scheduler.LiveCo
 // Wakeups implements scheduler.Store.
 func (s *Store) Wakeups(ctx context.Context) <-chan struct{} {
 	out := make(chan struct{}, 1)
+	wake := func() {
+		select {
+		case out <- struct{}{}:
+		default:
+		}
+	}
+	var subs []*redis.PubSub
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok && s.shardedWake {
+		// One sharded subscription per shard: each lives on the master that
+		// owns the shard's slot (and follows it when the slot moves).
+		for sh := range s.cfg.Shards {
+			subs = append(subs, cc.SSubscribe(ctx, s.k.wakeShard(sh)))
+		}
+	} else {
+		subs = append(subs, s.rdb.Subscribe(ctx, s.k.wake()))
+	}
+	// Wake-ups published before the subscriptions took effect are lost:
+	// once all are confirmed, wake the worker once so it re-plans.
+	var wg, confirmed sync.WaitGroup
+	confirmed.Add(len(subs))
 	go func() {
-		defer close(out)
-		sub := s.rdb.Subscribe(ctx, s.k.wake())
-		defer sub.Close()
-		// Wake-ups published before the subscription took effect are lost:
-		// once it is confirmed, wake the worker once so it re-plans.
-		if _, err := sub.Receive(ctx); err == nil {
-			select {
-			case out <- struct{}{}:
-			default:
-			}
+		confirmed.Wait()
+		if ctx.Err() == nil {
+			wake()
 		}
-		ch := sub.Channel()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case _, ok := <-ch:
-				if !ok {
-					return
-				}
+	}()
+	for _, sub := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer sub.Close()
+			_, _ = sub.Receive(ctx)
+			confirmed.Done()
+			ch := sub.Channel()
+			for {
 				select {
-				case out <- struct{}{}:
-				default:
+				case <-ctx.Done():
+					return
+				case _, ok := <-ch:
+					if !ok {
+						return
+					}
+					wake()
 				}
 			}
-		}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(out)
 	}()
 	return out
 }

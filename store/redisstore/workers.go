@@ -113,7 +113,7 @@ func (s *Store) GiveBackOrphans(ctx context.Context, worker string, holding [][]
 	pipe := s.rdb.Pipeline()
 	for sh := range s.cfg.Shards {
 		args := make([]any, 0, 6+len(holding[sh]))
-		args = append(args, ms(now), grace.Milliseconds(), s.k.evPrefix(sh), worker, s.k.wake(), sh)
+		args = append(args, ms(now), grace.Milliseconds(), s.k.evPrefix(sh), worker, s.wakeChannel(sh), sh)
 		for _, m := range holding[sh] {
 			args = append(args, m)
 		}

@@ -1,0 +1,52 @@
+-- schedulemany.lua: create a batch of events of one shard, each unless its
+-- identity already exists: schedule.lua for many events in one call, which
+-- saves a script call per event (the batch route, fan-out, occurrences).
+--
+-- KEYS[1] due zset     <P>:due
+-- KEYS[2] outbox       <P>:out
+-- ARGV[1] event hash key prefix <P>:ev: (same hash tag as KEYS)
+-- ARGV[2] wake-up channel
+-- ARGV[3] wake-up message (the shard number)
+-- ARGV[4] now, ms (0: use the Redis server clock)
+-- ARGV[5] wake horizon, ms: publish only when an event is due within it
+-- ARGV[6..] per event: n, the number of values that follow for it, then its
+--          member, due time (ms), created (ms), url, method, flow key ('' for
+--          none) and the field, value pairs of its hash (as schedule.lua's
+--          ARGV[11..])
+--
+-- Events are taken in order, so a second event with the identity of an
+-- earlier one in the batch finds it existing. Each new event gets the
+-- outbox 'create' entry schedule.lua gives it; one wake-up is published
+-- when any of them moves the shard's earliest due time forward within the
+-- horizon.
+--
+-- Returns one value per event: 1 when created, else the existing event as
+-- event_values gives it (a list), for the caller to compare.
+local now = now_ms(ARGV[4])
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local earliest = first[2] and tonumber(first[2])
+local horizon = tonumber(ARGV[5])
+local res, zadd, wake = {}, {'ZADD', KEYS[1]}, false
+local i = 6
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local m, due = ARGV[i + 1], tonumber(ARGV[i + 2])
+  local k = ARGV[1] .. m
+  if redis.call('EXISTS', k) == 1 then
+    res[#res + 1] = event_values(k)
+  else
+    add_event(k, KEYS[2], m, due, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV, i + 7, i + n)
+    zadd[#zadd + 1] = due
+    zadd[#zadd + 1] = m
+    if (earliest == nil or due < earliest) and due - now < horizon then wake = true end
+    res[#res + 1] = 1
+  end
+  i = i + n + 1
+  if #zadd >= 1000 then
+    redis.call(unpack(zadd))
+    zadd = {'ZADD', KEYS[1]}
+  end
+end
+if #zadd > 2 then redis.call(unpack(zadd)) end
+if wake then publish_wake(ARGV[2], ARGV[3]) end
+return res
