@@ -192,43 +192,30 @@ local function status_of(k)
   return false
 end
 
--- FINAL lists the fields a 'final' outbox entry carries: all but the
--- history (the archive gets every attempt from its own entry). finalFields
--- in store/redisstore/codec.go is the same list. Built when first needed.
-local FINAL
-
--- pack_values writes a list of values (false: absent) as one string the Go
--- side reads without a JSON parser (unpackValues in codec.go): per value its
--- length, ':', the bytes, or '-' when absent. Binary-safe, and much cheaper
--- than cjson on both sides.
-local function pack_values(v, n)
-  local parts = {}
-  for i = 1, n do
-    local x = v[i]
-    if x then
-      parts[#parts + 1] = #x
-      parts[#parts + 1] = ':'
-      parts[#parts + 1] = x
-    else
-      parts[#parts + 1] = '-'
-    end
-  end
-  return table.concat(parts)
-end
-
 -- xadd_final appends a 'final' outbox entry for event hash k: m, k 'final',
--- c, t, s, h (the attempt that ended it) and v, the values of FINAL packed
--- (pack_values), long values joined.
+-- c, t, s, h (the attempt that ended it) and p, the hash's fields but the
+-- history (the archive has every attempt from its own entry) as they are
+-- stored, chunks and all, packed: per field and per value its length, ':'
+-- and the bytes. The Go side (unpackStrings, hashValues in codec.go) joins
+-- the chunks. One HGETALL and a loop: no JSON on either side, no field table
+-- built per call (each finish is a script call of its own).
 local function xadd_final(stream, member, k, created, now, status, line)
-  if not FINAL then
-    FINAL = {}
-    for _, f in ipairs(FIELDS) do
-      if f ~= F.history then FINAL[#FINAL + 1] = f end
+  local all = redis.call('HGETALL', k)
+  local parts = {}
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if string.sub(f, 1, 2) ~= F.history then
+      local v = all[i + 1]
+      parts[#parts + 1] = #f
+      parts[#parts + 1] = ':'
+      parts[#parts + 1] = f
+      parts[#parts + 1] = #v
+      parts[#parts + 1] = ':'
+      parts[#parts + 1] = v
     end
   end
-  local v = values_of(k, FINAL)
   redis.call('XADD', stream, '*', 'm', member, 'k', 'final', 'c', created or '', 't', now, 's', status,
-    'h', line or '', 'v', pack_values(v, #FINAL))
+    'h', line or '', 'p', table.concat(parts))
 end
 
 -- finish_attempt checks the caller's lease on event hash k (worker and

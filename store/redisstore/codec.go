@@ -159,56 +159,33 @@ func decodeClaimed(app, id, worker string, now int64, v []any) (*scheduler.Event
 	return decodeValues(app, id, all)
 }
 
-// finalFields are the fields a 'final' outbox entry carries (prelude.lua
-// FINAL): every field but the history, whose attempts the archive has from
-// their own entries.
-var finalFields = func() []int {
-	out := make([]int, 0, numFields-1)
-	for i := range numFields {
-		if i != fHistory {
-			out = append(out, i)
-		}
-	}
-	return out
-}()
-
-// unpackValues reads n values written by prelude.lua's pack_values: per
-// value its decimal length, ':' and the bytes, or '-' for an absent one
-// (nil here).
-func unpackValues(s string, n int) ([]any, error) {
-	out := make([]any, n)
-	for i := range n {
-		if s == "" {
-			return nil, fmt.Errorf("packed values: %d of %d", i, n)
-		}
-		if s[0] == '-' {
-			s = s[1:]
-			continue
-		}
+// unpackStrings reads what prelude.lua's xadd_final packs: strings, each
+// as its decimal length, ':' and its bytes.
+func unpackStrings(s string) ([]string, error) {
+	var out []string
+	for s != "" {
 		size, rest, ok := strings.Cut(s, ":")
 		l, err := strconv.Atoi(size)
 		if !ok || err != nil || l < 0 || l > len(rest) {
-			return nil, fmt.Errorf("packed values: bad length at value %d", i)
+			return nil, fmt.Errorf("packed strings: bad length at string %d", len(out))
 		}
-		out[i], s = rest[:l], rest[l:]
-	}
-	if s != "" {
-		return nil, fmt.Errorf("packed values: %d bytes after %d values", len(s), n)
+		out, s = append(out, rest[:l]), rest[l:]
 	}
 	return out, nil
 }
 
-// decodeFinal builds an event from the packed values of finalFields.
+// decodeFinal builds an event from the packed hash fields of a 'final'
+// outbox entry (field, value, field, value, ...; chunks as stored).
 func decodeFinal(app, id, packed string) (*scheduler.Event, error) {
-	v, err := unpackValues(packed, len(finalFields))
-	if err != nil {
-		return nil, fmt.Errorf("decode final %s/%s: %w", app, id, err)
+	v, err := unpackStrings(packed)
+	if err != nil || len(v)%2 != 0 {
+		return nil, fmt.Errorf("decode final %s/%s: %d strings, %v", app, id, len(v), err)
 	}
-	all := make([]any, numFields)
-	for i, f := range finalFields {
-		all[f] = v[i]
+	m := make(map[string]string, len(v)/2)
+	for i := 0; i < len(v); i += 2 {
+		m[v[i]] = v[i+1]
 	}
-	return decodeValues(app, id, all)
+	return decodeHash(app, id, m)
 }
 
 // name returns the Redis field of field i.

@@ -367,23 +367,25 @@ func TestTraceParentAbsentWhenUntraced(t *testing.T) {
 	}
 }
 
-// TestUnpackValues: what prelude.lua's pack_values writes reads back value
-// for value (absent, empty, binary, a ':' or '-' inside), and a damaged
-// string is an error, never a panic or a wrong event.
-func TestUnpackValues(t *testing.T) {
+// TestUnpackStrings: what prelude.lua's xadd_final packs reads back string
+// for string (empty, binary, a ':' inside), and a damaged string is an
+// error, never a panic or a wrong event.
+func TestUnpackStrings(t *testing.T) {
 	t.Parallel()
-	got, err := unpackValues("-0:3:a:b5:\x00-\n:x", 4)
+	got, err := unpackStrings("1:u0:3:a:b5:\x00-\n:x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []any{nil, "", "a:b", "\x00-\n:x"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("unpackValues = %q, want %q", got, want)
+	if want := []string{"u", "", "a:b", "\x00-\n:x"}; !slices.Equal(got, want) {
+		t.Errorf("unpackStrings = %q, want %q", got, want)
 	}
-	for _, bad := range []string{"", "-", "3:ab", "x:abc--", "-1:a--", "2:ab--extra", "99999999999999999999:a--"} {
-		if v, err := unpackValues(bad, 3); err == nil {
-			t.Errorf("unpackValues(%q) = %q, want an error", bad, v)
+	for _, bad := range []string{"-", "3:ab", "x:abc", "-1:a", "2", "99999999999999999999:a"} {
+		if v, err := unpackStrings(bad); err == nil {
+			t.Errorf("unpackStrings(%q) = %q, want an error", bad, v)
 		}
+	}
+	if _, err := decodeFinal("a", "b", "1:u"); err == nil {
+		t.Error("decodeFinal of an odd number of strings: no error")
 	}
 }
 

@@ -211,11 +211,11 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 	return r
 }
 
-// finalEvent decodes the event a 'final' entry carries: packed values 'v'
-// (prelude.lua xadd_final), or, from releases before it, 'ev', a JSON list
-// of the hash's field, value pairs, with the body raw in 'b'.
+// finalEvent decodes the event a 'final' entry carries: the packed hash
+// fields 'p' (prelude.lua xadd_final), or, from releases before it, 'ev', a
+// JSON list of the hash's field, value pairs, with the body raw in 'b'.
 func finalEvent(app, id string, v map[string]any) (*scheduler.Event, error) {
-	if packed, ok := v["v"].(string); ok {
+	if packed, ok := v["p"].(string); ok {
 		return decodeFinal(app, id, packed)
 	}
 	var flat []string

@@ -168,18 +168,25 @@ func streamEntries(t *testing.T, mr *miniredis.Miniredis, key string) []map[stri
 	return out
 }
 
-// snapshot decodes the 'v' field of a final outbox entry (prelude.lua
-// pack_values of FINAL) into hash field → value, absent fields left out.
+// snapshot decodes the 'p' field of a final outbox entry (prelude.lua
+// xadd_final: the hash's field, value pairs packed) into hash field →
+// value, long values joined.
 func snapshot(t *testing.T, entry map[string]string) map[string]string {
 	t.Helper()
-	v, err := unpackValues(entry["v"], len(finalFields))
-	if err != nil {
-		t.Fatalf("decode v snapshot %q: %v", entry["v"], err)
+	v, err := unpackStrings(entry["p"])
+	if err != nil || len(v)%2 != 0 {
+		t.Fatalf("decode p snapshot %q: %d strings, %v", entry["p"], len(v), err)
+	}
+	raw := map[string]string{}
+	for i := 0; i < len(v); i += 2 {
+		raw[v[i]] = v[i+1]
 	}
 	m := map[string]string{}
-	for i, f := range finalFields {
-		if x, ok := v[i].(string); ok {
-			m[name(f)] = x
+	for _, f := range eventFields {
+		if x, ok := joinLong(raw, f.name); ok && f.long {
+			m[f.name] = x
+		} else if x, ok := raw[f.name]; ok && !f.long {
+			m[f.name] = x
 		}
 	}
 	return m
@@ -200,7 +207,7 @@ func msStr(tm time.Time) string { return strconv.FormatInt(tm.UnixMilli(), 10) }
 
 // checkEntry asserts an outbox entry has exactly the fields of want (same
 // names, same values). Fields named in skip must be present but their
-// values are checked by the caller (h: JSON; v: packed, see snapshot).
+// values are checked by the caller (h: JSON; p: packed, see snapshot).
 func checkEntry(t *testing.T, e, want map[string]string, skip ...string) {
 	t.Helper()
 	got := maps.Clone(e)
@@ -215,17 +222,17 @@ func checkEntry(t *testing.T, e, want map[string]string, skip ...string) {
 	}
 }
 
-// checkSnapshot asserts the 'v' field of a final entry: the hash's fields,
+// checkSnapshot asserts the 'p' field of a final entry: the hash's fields,
 // long values joined, the body included (byte for byte, the archive needs
 // it), without the history, and wantBody as the body.
 func checkSnapshot(t *testing.T, entry map[string]string, wantBody string) map[string]string {
 	t.Helper()
 	snap := snapshot(t, entry)
 	if snap["b"] != wantBody {
-		t.Fatalf("v snapshot body = %q, want %q: %v", snap["b"], wantBody, snap)
+		t.Fatalf("p snapshot body = %q, want %q: %v", snap["b"], wantBody, snap)
 	}
 	if _, ok := snap["hi"]; ok {
-		t.Fatalf("v snapshot carries the history: %v", snap)
+		t.Fatalf("p snapshot carries the history: %v", snap)
 	}
 	return snap
 }
@@ -686,7 +693,7 @@ func TestFinishSuccess(t *testing.T) {
 	e := out[1]
 	// The archive needs the body: it is taken, raw, before it is dropped.
 	checkEntry(t, e, map[string]string{"m": "app/ok", "k": "final", "c": msStr(b.now), "t": msStr(done),
-		"s": "COMPLETED"}, "h", "v")
+		"s": "COMPLETED"}, "h", "p")
 	var h scheduler.Attempt
 	if err := json.Unmarshal([]byte(e["h"]), &h); err != nil || h != att {
 		t.Fatalf("outbox history line = %q (%v)", e["h"], err)
@@ -796,7 +803,7 @@ func TestFinishFinalFailure(t *testing.T) {
 				t.Fatalf("outbox = %v", out)
 			}
 			checkEntry(t, out[1], map[string]string{"m": "app/f", "k": "final", "c": msStr(b.now), "t": msStr(b.now),
-				"s": string(st)}, "h", "v")
+				"s": string(st)}, "h", "p")
 			var h scheduler.Attempt
 			if err := json.Unmarshal([]byte(out[1]["h"]), &h); err != nil || h != att {
 				t.Fatalf("outbox history line = %q (%v)", out[1]["h"], err)
@@ -996,7 +1003,7 @@ func TestCancel(t *testing.T) {
 		}
 		// No attempt ended the run: h is empty.
 		checkEntry(t, out[1], map[string]string{"m": "app/p", "k": "final", "c": msStr(b.now), "t": msStr(when),
-			"s": "CANCELLED", "h": ""}, "v")
+			"s": "CANCELLED", "h": ""}, "p")
 		// Nothing is claimed afterwards.
 		if c := b.claim(t, testWorker, 10, b.at(2*time.Hour)); len(c.Events) != 0 {
 			t.Fatalf("claimed a cancelled event")
@@ -1250,7 +1257,7 @@ func TestReap(t *testing.T) {
 	checkEntry(t, out[3], map[string]string{"m": "app/again", "k": "attempt", "c": msStr(b.now), "t": msStr(when),
 		"s": "PENDING", "d": msStr(when)}, "h")
 	checkEntry(t, out[4], map[string]string{"m": "app/last", "k": "final", "c": msStr(b.now), "t": msStr(when),
-		"s": "SERVICE_UNAVAILABLE"}, "h", "v")
+		"s": "SERVICE_UNAVAILABLE"}, "h", "p")
 	for _, e := range out[3:] {
 		var h scheduler.Attempt
 		want := scheduler.Attempt{Attempt: 1, At: when.UnixMilli(), Error: "lease expired", Worker: testWorker}
