@@ -17,7 +17,9 @@ end
 -- order: the order in which scripts return an event (event_values). Both
 -- mirror the table of store/redisstore/codec.go, which says what each field
 -- holds and how; F is keyed by the Go field name in snake case.
--- TestPreludeMirrorsCodec fails when the two sides differ.
+-- TestPreludeMirrorsCodec fails when the two sides differ. Scripts never
+-- build F: scripts.go (inlineFields) puts each F.<name> in as its literal
+-- and leaves this table out of the text Redis runs.
 local F = {
   url = 'u', method = 'm', headers = 'h', body = 'b', due_at = 'd', status = 's',
   attempts = 'a', max_attempts = 'x', timeout = 'to', min_backoff = 'bn',

@@ -14,6 +14,7 @@ package luascripts
 
 import (
 	_ "embed"
+	"regexp"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -85,8 +86,48 @@ var (
 	flowExtendSrc string
 )
 
-// script joins the prelude (shared helpers) and a script's body.
-func script(src string) *redis.Script { return redis.NewScript(prelude + src) }
+// script joins the prelude (shared helpers) and a script's body, with the
+// event hash's field names inlined (inlineFields).
+func script(src string) *redis.Script {
+	full := inlineFields(prelude + src)
+	sc := redis.NewScript(full)
+	sources[sc] = full
+	return sc
+}
+
+// sources keeps each script's text as Redis runs it (for tests).
+var sources = map[*redis.Script]string{}
+
+var (
+	fieldTable = regexp.MustCompile(`(?ms)^local F = \{\n(.*?)^\}\n`)
+	fieldEntry = regexp.MustCompile(`(\w+) = '([^']*)'`)
+	fieldRef   = regexp.MustCompile(`\bF\.(\w+)`)
+)
+
+// inlineFields replaces every F.<name> of src with the field's name as a
+// Lua string ('s' for F.status) and drops the table F itself: Redis runs a
+// script's whole text on every call, so a table built at the top would be
+// built again for every event a create or a finish handles. prelude.lua
+// keeps F as the one readable place for the names (the codec test reads it).
+// It panics on a reference to a field F does not have: scripts are fixed
+// at build time, so the first test run finds it.
+func inlineFields(src string) string {
+	m := fieldTable.FindStringSubmatchIndex(src)
+	if m == nil {
+		panic("luascripts: prelude.lua has no `local F = {` ... `}` table")
+	}
+	names := map[string]string{}
+	for _, kv := range fieldEntry.FindAllStringSubmatch(src[m[2]:m[3]], -1) {
+		names[kv[1]] = kv[2]
+	}
+	return fieldRef.ReplaceAllStringFunc(src[:m[0]]+src[m[1]:], func(ref string) string {
+		n, ok := names[ref[len("F."):]]
+		if !ok {
+			panic("luascripts: unknown field " + ref)
+		}
+		return "'" + n + "'"
+	})
+}
 
 var (
 	// Schedule creates an event unless its identity exists (schedule.lua).
