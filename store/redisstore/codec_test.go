@@ -161,6 +161,32 @@ func codecEvents(now time.Time) []*scheduler.Event {
 	}
 }
 
+// createAll creates evs, all new, in shard 0's store st.
+func createAll(t *testing.T, st *Store, evs []*scheduler.Event, now time.Time) {
+	t.Helper()
+	for _, ev := range evs {
+		if ex, err := st.Create(context.Background(), ev, now); err != nil || ex != nil {
+			t.Fatalf("create %s: %v, %v", ev.ID, ex, err)
+		}
+	}
+}
+
+// finalRecords reads shard 0's outbox as consumer and returns its final records.
+func finalRecords(t *testing.T, st *Store, consumer string) []scheduler.Record {
+	t.Helper()
+	recs, err := st.ReadOutbox(context.Background(), 0, consumer, false, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var finals []scheduler.Record
+	for _, r := range recs {
+		if r.Kind == scheduler.RecordFinal {
+			finals = append(finals, r)
+		}
+	}
+	return finals
+}
+
 // TestClaimDecodesAsGet: a claimed event, decoded from the claim reply,
 // equals the same event read with Get right after, but for the fields a
 // claim does not return (claimFields), for every shape of
@@ -175,11 +201,7 @@ func TestClaimDecodesAsGet(t *testing.T) {
 			st := openChunkStore(t, be.open(t))
 			now := time.UnixMilli(1_700_000_000_000).UTC()
 			evs := codecEvents(now)
-			for _, ev := range evs {
-				if ex, err := st.Create(ctx, ev, now); err != nil || ex != nil {
-					t.Fatalf("create %s: %v, %v", ev.ID, ex, err)
-				}
-			}
+			createAll(t, st, evs, now)
 			check := func(c scheduler.Claim, round string) {
 				t.Helper()
 				if len(c.Events) != len(evs) {
@@ -402,11 +424,7 @@ func TestFinalEntryCarriesTheEvent(t *testing.T) {
 			st := openChunkStore(t, be.open(t))
 			now := time.UnixMilli(1_700_000_000_000).UTC()
 			evs := codecEvents(now)
-			for _, ev := range evs {
-				if ex, err := st.Create(ctx, ev, now); err != nil || ex != nil {
-					t.Fatalf("create %s: %v, %v", ev.ID, ex, err)
-				}
-			}
+			createAll(t, st, evs, now)
 			c, err := st.Claim(ctx, 0, testWorker, len(evs), visibility, now)
 			if err != nil || len(c.Events) != len(evs) {
 				t.Fatalf("claim: %d events, %v", len(c.Events), err)
@@ -419,16 +437,8 @@ func TestFinalEntryCarriesTheEvent(t *testing.T) {
 					t.Fatalf("finish %s: %v, %v", ev.ID, held, err)
 				}
 			}
-			recs, err := st.ReadOutbox(ctx, 0, "t", false, 10*len(evs))
-			if err != nil {
-				t.Fatal(err)
-			}
-			finals := 0
-			for _, r := range recs {
-				if r.Kind != scheduler.RecordFinal {
-					continue
-				}
-				finals++
+			finals := finalRecords(t, st, "t")
+			for _, r := range finals {
 				want, err := st.Get(ctx, r.App, r.ID)
 				if err != nil {
 					t.Fatal(err)
@@ -441,8 +451,8 @@ func TestFinalEntryCarriesTheEvent(t *testing.T) {
 					t.Errorf("final entry of %s: attempt %+v", r.ID, r.Attempt)
 				}
 			}
-			if finals != len(evs) {
-				t.Errorf("%d final entries, want %d", finals, len(evs))
+			if len(finals) != len(evs) {
+				t.Errorf("%d final entries, want %d", len(finals), len(evs))
 			}
 		})
 	}
