@@ -631,9 +631,12 @@ func (s *Store) Wakeups(ctx context.Context) <-chan struct{} {
 	}
 	// Wake-ups published before the subscriptions took effect are lost:
 	// once all are confirmed, wake the worker once so it re-plans.
+	// Every goroutine that may send on out is in wg: out closes after them.
 	var wg, confirmed sync.WaitGroup
 	confirmed.Add(len(subs))
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		confirmed.Wait()
 		if ctx.Err() == nil {
 			wake()
