@@ -26,14 +26,14 @@
 -- applied before (the same history line: see finish_attempt) changes nothing
 -- and returns what the first one did.
 local now = now_ms(ARGV[8])
-local held, dup, cur, line, hist = finish_attempt(KEYS[1], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[7])
+local held, dup, cur, line, hist, old_hist = finish_attempt(KEYS[1], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[7])
 if dup then return held and 1 or 0 end
 if not held then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LREM', KEYS[3], 1, ARGV[1])
 local set, del = {F.status, ARGV[4], F.last_status_code, ARGV[5], F.updated_at, now, F.finished_at, now}, {}
-put_long(set, del, KEYS[1], F.history, hist, cur[6], cur[7])
-put_long(set, del, KEYS[1], F.last_error, ARGV[6], cur[8], cur[9])
+put_long(set, del, F.history, hist, old_hist)
+put_long(set, del, F.last_error, ARGV[6], long_join(KEYS[1], F.last_error, cur[8], cur[9]))
 write_fields(KEYS[1], set, del)
 xadd_final(KEYS[4], ARGV[1], KEYS[1], cur[4], now, ARGV[4], ARGV[7])
 return 1

@@ -18,12 +18,8 @@ for i = 4, #ARGV, 3 do
   ids[#ids + 1] = ARGV[i]
   if ARGV[i + 1] ~= '' then finals[#finals + 1] = i end
 end
-local n = 0
-for i = 1, #ids, 500 do
-  local batch = {unpack(ids, i, math.min(i + 499, #ids))}
-  n = n + redis.call('XACK', KEYS[1], ARGV[1], unpack(batch))
-  redis.call('XDEL', KEYS[1], unpack(batch))
-end
+local n = call_batched({'XACK', KEYS[1], ARGV[1]}, ids)
+call_batched({'XDEL', KEYS[1]}, ids)
 local final = {COMPLETED = true, FAILED = true, SERVICE_UNAVAILABLE = true, CANCELLED = true}
 local body = {}
 for i = 0, MAX_CHUNKS - 1 do body[#body + 1] = chunk_field(F.body, i) end

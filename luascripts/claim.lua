@@ -43,16 +43,6 @@ local function parked_by(m, fk)
   return nil
 end
 
--- in_batches calls redis with the fixed arguments head and the values of
--- list after them, a few hundred at a time (Lua's unpack has a limit).
-local function in_batches(head, list)
-  for i = 1, #list, 500 do
-    local args = {unpack(head)}
-    for j = i, math.min(i + 499, #list) do args[#args + 1] = list[j] end
-    redis.call(unpack(args))
-  end
-end
-
 local gone, leased, pushed = {}, {}, {}
 for i = 1, #members, 2 do
   local m = members[i]
@@ -77,11 +67,9 @@ for i = 1, #members, 2 do
     end
   end
 end
-if #gone > 0 then in_batches({'ZREM', KEYS[1]}, gone) end
-if #leased > 0 then
-  in_batches({'ZADD', KEYS[2]}, leased)
-  in_batches({'RPUSH', KEYS[3]}, pushed)
-end
+call_batched({'ZREM', KEYS[1]}, gone)
+call_batched({'ZADD', KEYS[2]}, leased)
+call_batched({'RPUSH', KEYS[3]}, pushed)
 res[3] = n
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if first[2] then res[2] = tonumber(first[2]) end

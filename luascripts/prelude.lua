@@ -122,6 +122,21 @@ local function append_event(res, k)
   return res
 end
 
+-- call_batched calls redis with the arguments head followed by the values of
+-- list, 500 at a time (Lua's unpack has a limit; 500 keeps ZADD's score,
+-- member pairs whole), and returns the sum of the replies (0 for a reply
+-- that is not a number).
+local function call_batched(head, list)
+  local sum = 0
+  for i = 1, #list, 500 do
+    local args = {unpack(head)}
+    for j = i, math.min(i + 499, #list) do args[#args + 1] = list[j] end
+    local r = redis.call(unpack(args))
+    if type(r) == 'number' then sum = sum + r end
+  end
+  return sum
+end
+
 -- long_get returns field f of hash k with its chunks joined (false when absent).
 local function long_get(k, f)
   local v = redis.call('HMGET', k, f, f .. '1')
@@ -158,12 +173,11 @@ local function long_count(v)
   return 1
 end
 
--- put_long adds to set the field, value pairs that store v in long field f
--- of hash k (nothing for an empty v) and to del the chunk fields of its old
--- value that the new one does not overwrite, so one HSET and at most one
--- HDEL write it, with no probing. old0 and old1 are the old value's first
--- two chunks as an HMGET read them.
-local function put_long(set, del, k, f, v, old0, old1)
+-- put_long adds to set the field, value pairs that store v in a long field
+-- f (nothing for an empty v) and to del the chunk fields of old, its old
+-- value (false when absent), that the new one does not overwrite, so one
+-- HSET and at most one HDEL write it, with no probing.
+local function put_long(set, del, f, v, old)
   local n = long_count(v)
   if n == 1 then
     set[#set + 1] = f; set[#set + 1] = v
@@ -173,9 +187,7 @@ local function put_long(set, del, k, f, v, old0, old1)
       set[#set + 1] = string.sub(v, i * CHUNK + 1, (i + 1) * CHUNK)
     end
   end
-  local old = 0
-  if old1 then old = long_count(long_join(k, f, old0, old1)) elseif old0 then old = 1 end
-  for i = n, old - 1 do del[#del + 1] = chunk_field(f, i) end
+  for i = n, long_count(old) - 1 do del[#del + 1] = chunk_field(f, i) end
 end
 
 -- write_fields applies what put_long (and the caller) gathered.
@@ -238,8 +250,8 @@ end
 -- Returns held (true, false, or nil when the event is gone), dup (true when
 -- the call was applied before: held then says how it counted), the hash's
 -- s, w, a, c, t, hi, hi1, le, le1 (one HMGET), the line as recorded, and,
--- when held, the new history: the caller writes it with the outcome (one
--- HSET, put_long) — a stale line is written here.
+-- when held, the new history and the old one: the caller writes it with the
+-- outcome (one HSET, put_long) — a stale line is written here.
 local function finish_attempt(k, stream, member, worker, attempt, line)
   local cur = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.created_at, F.updated_at,
     F.history, F.history .. '1', F.last_error, F.last_error .. '1')
@@ -255,7 +267,7 @@ local function finish_attempt(k, stream, member, worker, attempt, line)
   if string.find(lines, '\n' .. line .. '\n', 1, true) then return true, true, cur, line end
   if string.find(lines, '\n' .. stale .. '\n', 1, true) then return false, true, cur, stale end
   local held = cur[1] == 'PROCESSING' and cur[2] == worker and cur[3] == attempt
-  if held then return true, false, cur, line, hist .. line .. '\n' end
+  if held then return true, false, cur, line, hist .. line .. '\n', hist end
   long_set(k, F.history, hist .. stale .. '\n')
   redis.call('XADD', stream, '*', 'm', member, 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
     's', cur[1], 'h', stale)

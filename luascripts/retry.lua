@@ -25,7 +25,7 @@
 -- lease. A call applied before (the same history line: see finish_attempt)
 -- changes nothing and returns 1 when the first one was recorded, else 0.
 local now = now_ms(ARGV[8])
-local held, dup, cur, line, hist = finish_attempt(KEYS[1], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[7])
+local held, dup, cur, line, hist, old_hist = finish_attempt(KEYS[1], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[7])
 if dup then return held and 1 or 0 end
 if not held then return 0 end
 local due = now + tonumber(ARGV[4])
@@ -34,8 +34,8 @@ redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'k', 'attempt', 'c', cur[4] or ''
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LREM', KEYS[3], 1, ARGV[1])
 local set, del = {F.status, 'PENDING', F.due_at, due, F.last_status_code, ARGV[5], F.updated_at, now}, {F.worker}
-put_long(set, del, KEYS[1], F.history, hist, cur[6], cur[7])
-put_long(set, del, KEYS[1], F.last_error, ARGV[6], cur[8], cur[9])
+put_long(set, del, F.history, hist, old_hist)
+put_long(set, del, F.last_error, ARGV[6], long_join(KEYS[1], F.last_error, cur[8], cur[9]))
 write_fields(KEYS[1], set, del)
 zadd_wake(KEYS[5], due, ARGV[1], now, ARGV[11], ARGV[9], ARGV[10])
 return due

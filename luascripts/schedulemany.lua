@@ -26,7 +26,7 @@ local now = now_ms(ARGV[4])
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local earliest = first[2] and tonumber(first[2])
 local horizon = tonumber(ARGV[5])
-local res, zadd, wake = {}, {'ZADD', KEYS[1]}, false
+local res, zadd, wake = {}, {}, false
 local i = 6
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
@@ -42,11 +42,7 @@ while i <= #ARGV do
     res[#res + 1] = 1
   end
   i = i + n + 1
-  if #zadd >= 1000 then
-    redis.call(unpack(zadd))
-    zadd = {'ZADD', KEYS[1]}
-  end
 end
-if #zadd > 2 then redis.call(unpack(zadd)) end
+call_batched({'ZADD', KEYS[1]}, zadd)
 if wake then publish_wake(ARGV[2], ARGV[3]) end
 return res

@@ -171,6 +171,17 @@ func createAll(t *testing.T, st *Store, evs []*scheduler.Event, now time.Time) {
 	}
 }
 
+// finishClaimed records outcome o for every event of claim c.
+func finishClaimed(t *testing.T, st *Store, c scheduler.Claim, o scheduler.Outcome, now time.Time) {
+	t.Helper()
+	for _, ev := range c.Events {
+		l := scheduler.Lease{App: ev.App, ID: ev.ID, Worker: testWorker, Attempt: ev.Attempts}
+		if held, err := st.Finish(context.Background(), l, o, now); err != nil || !held {
+			t.Fatalf("finish %s: %v, %v", ev.ID, held, err)
+		}
+	}
+}
+
 // finalRecords reads shard 0's outbox as consumer and returns its final records.
 func finalRecords(t *testing.T, st *Store, consumer string) []scheduler.Record {
 	t.Helper()
@@ -225,14 +236,8 @@ func TestClaimDecodesAsGet(t *testing.T) {
 				t.Fatal(err)
 			}
 			check(c, "first claim")
-			for _, ev := range c.Events {
-				l := scheduler.Lease{App: ev.App, ID: ev.ID, Worker: testWorker, Attempt: ev.Attempts}
-				o := scheduler.Outcome{Status: scheduler.StatusPending,
-					Attempt: scheduler.Attempt{At: now.UnixMilli(), StatusCode: 500, Error: "HTTP 500", DurationMS: 3}}
-				if held, err := st.Finish(ctx, l, o, now); err != nil || !held {
-					t.Fatalf("finish %s: %v, %v", ev.ID, held, err)
-				}
-			}
+			finishClaimed(t, st, c, scheduler.Outcome{Status: scheduler.StatusPending,
+				Attempt: scheduler.Attempt{At: now.UnixMilli(), StatusCode: 500, Error: "HTTP 500", DurationMS: 3}}, now)
 			c, err = st.Claim(ctx, 0, testWorker, 10, visibility, now.Add(time.Second))
 			if err != nil {
 				t.Fatal(err)
@@ -429,14 +434,8 @@ func TestFinalEntryCarriesTheEvent(t *testing.T) {
 			if err != nil || len(c.Events) != len(evs) {
 				t.Fatalf("claim: %d events, %v", len(c.Events), err)
 			}
-			for _, ev := range c.Events {
-				l := scheduler.Lease{App: ev.App, ID: ev.ID, Worker: testWorker, Attempt: ev.Attempts}
-				o := scheduler.Outcome{Status: scheduler.StatusFailed,
-					Attempt: scheduler.Attempt{At: now.UnixMilli(), StatusCode: 400, Error: strings.Repeat("e", 150), DurationMS: 3}}
-				if held, err := st.Finish(ctx, l, o, now); err != nil || !held {
-					t.Fatalf("finish %s: %v, %v", ev.ID, held, err)
-				}
-			}
+			finishClaimed(t, st, c, scheduler.Outcome{Status: scheduler.StatusFailed,
+				Attempt: scheduler.Attempt{At: now.UnixMilli(), StatusCode: 400, Error: strings.Repeat("e", 150), DurationMS: 3}}, now)
 			finals := finalRecords(t, st, "t")
 			for _, r := range finals {
 				want, err := st.Get(ctx, r.App, r.ID)

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -15,14 +16,15 @@ import (
 // gives: new events created with their outbox 'create' entries and due,
 // an identity that exists (before the call, or earlier in the same batch)
 // answered with the existing event and left as it was, more events than one
-// call takes, over several shards, on miniredis and a real redis-server.
+// call takes in one shard (~390 per shard against createBatch), over two
+// shards, on miniredis and a real redis-server.
 func TestCreateManyAsOneByOne(t *testing.T) {
 	t.Parallel()
 	for _, be := range chunkBackends() {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			st, err := New(ctx, be.open(t), Config{Namespace: testNS, Shards: 4, Retention: testRetention, WakeHorizon: testHorizon})
+			st, err := New(ctx, be.open(t), Config{Namespace: testNS, Shards: 2, Retention: testRetention, WakeHorizon: testHorizon})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,5 +90,40 @@ func TestCreateManyAsOneByOne(t *testing.T) {
 				t.Errorf("%d due and %d create entries, want %d each", due, creates, want)
 			}
 		})
+	}
+}
+
+// TestCreateManyWakes: a batch publishes one wake-up (the shard number) when
+// one of its events moves the shard's earliest due time forward within the
+// horizon, as single creates do, and none when no event does: all due after
+// the earliest pending one, or beyond the horizon.
+func TestCreateManyWakes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.subscribe(t)
+	create := func(evs ...*scheduler.Event) {
+		t.Helper()
+		res, err := b.store.CreateMany(context.Background(), evs, b.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil || r.Existing != nil {
+				t.Fatalf("create: %+v", r)
+			}
+		}
+	}
+	create(newEvent("far", b.at(time.Hour), b.now), newEvent("soon", b.at(100*time.Millisecond), b.now),
+		newEvent("later", b.at(200*time.Millisecond), b.now))
+	if got := w.drain(); !slices.Equal(got, []string{"0"}) {
+		t.Fatalf("first batch: wake-ups %q, want one for shard 0", got)
+	}
+	create(newEvent("after", b.at(300*time.Millisecond), b.now), newEvent("beyond", b.at(10*time.Second), b.now))
+	if got := w.drain(); len(got) != 0 {
+		t.Fatalf("batch due after the earliest or beyond the horizon: wake-ups %q, want none", got)
+	}
+	create(newEvent("now", b.now, b.now))
+	if got := w.drain(); !slices.Equal(got, []string{"0"}) {
+		t.Fatalf("batch due before the earliest: wake-ups %q, want one", got)
 	}
 }
