@@ -19,5 +19,5 @@ if s ~= 'PENDING' then return {0, s} end
 local now = now_ms(ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], F.status, 'CANCELLED', F.updated_at, now, F.finished_at, now)
-xadd_final(KEYS[3], ARGV[1], KEYS[1], redis.call('HGET', KEYS[1], F.created_at), now, 'CANCELLED', '')
+xadd_final(KEYS[3], ARGV[1], redis.call('HGET', KEYS[1], F.created_at), now, 'CANCELLED', '')
 return append_event({1, 'CANCELLED'}, KEYS[1])

@@ -206,30 +206,28 @@ local function status_of(k)
   return false
 end
 
--- xadd_final appends a 'final' outbox entry for event hash k: m, k 'final',
--- c, t, s, h (the attempt that ended it) and p, the hash's fields but the
--- history (the archive has every attempt from its own entry) as they are
--- stored, chunks and all, packed: per field and per value its length, ':'
--- and the bytes. The Go side (unpackStrings, hashValues in codec.go) joins
--- the chunks. One HGETALL and a loop: no JSON on either side, no field table
--- built per call (each finish is a script call of its own).
-local function xadd_final(stream, member, k, created, now, status, line)
-  local all = redis.call('HGETALL', k)
-  local parts = {}
-  for i = 1, #all, 2 do
-    local f = all[i]
-    if string.sub(f, 1, 2) ~= F.history then
-      local v = all[i + 1]
-      parts[#parts + 1] = #f
-      parts[#parts + 1] = ':'
-      parts[#parts + 1] = f
-      parts[#parts + 1] = #v
-      parts[#parts + 1] = ':'
-      parts[#parts + 1] = v
+-- xadd_final appends a 'final' outbox entry for an event: m, k 'final', c
+-- (the run), t (the finish time, also its updated time), s, h (the attempt
+-- that ended it) and the field, value pairs of extra, what the caller
+-- changed with the outcome (a, lc, le, d: attempts, last status code, last
+-- error, due time). The event itself stays in its hash, which keeps it (and
+-- its body) until the entry is archived (archived.lua): the archiver reads
+-- the hashes of a batch's final entries in one pipeline (withHashes in
+-- store/redisstore/outbox.go), and the carried fields say how the run ended
+-- should the hash have changed since (a retry started a new run). The
+-- finish copies nothing: no HGETALL, no packing, a short entry.
+local function xadd_final(stream, member, created, now, status, line, extra)
+  local entry = {stream, '*', 'm', member, 'k', 'final', 'c', created or '', 't', now, 's', status,
+    'h', line or ''}
+  if extra then
+    for i = 1, #extra, 2 do
+      if extra[i + 1] then
+        entry[#entry + 1] = extra[i]
+        entry[#entry + 1] = extra[i + 1]
+      end
     end
   end
-  redis.call('XADD', stream, '*', 'm', member, 'k', 'final', 'c', created or '', 't', now, 's', status,
-    'h', line or '', 'p', table.concat(parts))
+  redis.call('XADD', unpack(entry))
 end
 
 -- finish_attempt checks the caller's lease on event hash k (worker and
@@ -249,12 +247,12 @@ end
 --
 -- Returns held (true, false, or nil when the event is gone), dup (true when
 -- the call was applied before: held then says how it counted), the hash's
--- s, w, a, c, t, hi, hi1, le, le1 (one HMGET), the line as recorded, and,
+-- s, w, a, c, t, hi, hi1, le, le1, d (one HMGET), the line as recorded, and,
 -- when held, the new history and the old one: the caller writes it with the
 -- outcome (one HSET, put_long) — a stale line is written here.
 local function finish_attempt(k, stream, member, worker, attempt, line)
   local cur = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.created_at, F.updated_at,
-    F.history, F.history .. '1', F.last_error, F.last_error .. '1')
+    F.history, F.history .. '1', F.last_error, F.last_error .. '1', F.due_at)
   if cur[1] == false then
     if not cur[4] and redis.call('EXISTS', k) == 0 then return nil, false, cur, line end
     cur[1] = 'PENDING' -- as created: see status_of
@@ -272,6 +270,39 @@ local function finish_attempt(k, stream, member, worker, attempt, line)
   redis.call('XADD', stream, '*', 'm', member, 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
     's', cur[1], 'h', stale)
   return false, false, cur, stale
+end
+
+-- ack_event records the final outcome (COMPLETED, FAILED or
+-- SERVICE_UNAVAILABLE) of a delivery attempt of event hash k, member m,
+-- under the lease of worker and attempt (the attempt number it claimed):
+-- lease is the shard's lease zset, proc the worker's list, out the outbox;
+-- code is the last status code ('' when none), err the last error, line the
+-- attempt's history line (JSON; finish_attempt marks it "stale":true when
+-- the caller no longer holds the lease), now in ms.
+--
+-- Appends to the outbox a 'final' entry (the event stays in its hash, see
+-- xadd_final), or, for a stale attempt, an 'attempt' entry. The hash gets
+-- no expiry here and keeps its body: once the outcome is safely archived
+-- the archiver sets the expiry and drops a COMPLETED event's body
+-- (archived.lua).
+--
+-- Returns 1 when recorded, 0 when the caller no longer holds the lease (the
+-- event was recovered and claimed again, cancelled or finished): the attempt
+-- is then only appended to the history, the newer outcome stands. A call
+-- applied before (the same history line: see finish_attempt) changes
+-- nothing and returns what the first one did.
+local function ack_event(k, lease, proc, out, m, worker, attempt, status, code, err, line, now)
+  local held, dup, cur, _, hist, old_hist = finish_attempt(k, out, m, worker, attempt, line)
+  if dup then return held and 1 or 0 end
+  if not held then return 0 end
+  redis.call('ZREM', lease, m)
+  redis.call('LREM', proc, 1, m)
+  local set, del = {F.status, status, F.last_status_code, code, F.updated_at, now, F.finished_at, now}, {}
+  put_long(set, del, F.history, hist, old_hist)
+  put_long(set, del, F.last_error, err, long_join(k, F.last_error, cur[8], cur[9]))
+  write_fields(k, set, del)
+  xadd_final(out, m, cur[4], now, status, line, {'a', cur[3], 'lc', code, 'le', err, 'd', cur[10]})
+  return 1
 end
 
 -- publish_wake publishes a wake-up: with SPUBLISH on a shard's own channel
@@ -297,6 +328,33 @@ local function zadd_wake(key, due, member, now, horizon, channel, msg)
   end
 end
 
+
+-- retry_event: a retryable attempt of event hash k (member m) failed and
+-- attempts remain: back to PENDING, due again backoff ms after now, in the
+-- shard's due zset due_key (a wake-up on channel with msg when that moves
+-- its earliest due time forward within horizon ms). The other arguments
+-- are ack_event's. Appends an 'attempt' entry to the outbox.
+--
+-- Returns the next due time in ms, or 0 when the caller no longer holds the
+-- lease. A call applied before (the same history line: see finish_attempt)
+-- changes nothing and returns 1 when the first one was recorded, else 0.
+local function retry_event(k, lease, proc, out, due_key, m, worker, attempt, backoff, code, err, line, now,
+    channel, msg, horizon)
+  local held, dup, cur, _, hist, old_hist = finish_attempt(k, out, m, worker, attempt, line)
+  if dup then return held and 1 or 0 end
+  if not held then return 0 end
+  local due = now + tonumber(backoff)
+  redis.call('XADD', out, '*', 'm', m, 'k', 'attempt', 'c', cur[4] or '', 't', now,
+    's', 'PENDING', 'd', due, 'h', line)
+  redis.call('ZREM', lease, m)
+  redis.call('LREM', proc, 1, m)
+  local set, del = {F.status, 'PENDING', F.due_at, due, F.last_status_code, code, F.updated_at, now}, {F.worker}
+  put_long(set, del, F.history, hist, old_hist)
+  put_long(set, del, F.last_error, err, long_join(k, F.last_error, cur[8], cur[9]))
+  write_fields(k, set, del)
+  zadd_wake(due_key, due, m, now, horizon, channel, msg)
+  return due
+end
 
 -- add_event writes new event hash k (the field, value pairs argv[from..to])
 -- and its outbox 'create' entry (m, k 'create', c, t, s 'PENDING', u, me, d,

@@ -30,7 +30,8 @@ for _, m in ipairs(members) do
     redis.call('HDEL', k, F.worker)
     if a >= (tonumber(f[4]) or tonumber(ARGV[5])) then
       redis.call('HSET', k, F.status, 'SERVICE_UNAVAILABLE', F.finished_at, now)
-      xadd_final(KEYS[3], m, k, f[5], now, 'SERVICE_UNAVAILABLE', line)
+      xadd_final(KEYS[3], m, f[5], now, 'SERVICE_UNAVAILABLE', line,
+        {'a', f[3], 'lc', '', 'le', 'lease expired'})
     else
       redis.call('HSET', k, F.status, 'PENDING', F.due_at, now)
       redis.call('ZADD', KEYS[2], now, m)

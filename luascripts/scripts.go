@@ -28,10 +28,8 @@ var (
 	scheduleManySrc string
 	//go:embed claim.lua
 	claimSrc string
-	//go:embed ack.lua
-	ackSrc string
-	//go:embed retry.lua
-	retrySrc string
+	//go:embed finishmany.lua
+	finishManySrc string
 	//go:embed extend.lua
 	extendSrc string
 	//go:embed cancel.lua
@@ -162,10 +160,10 @@ var (
 	Nudge = script(nudgeSrc)
 	// Claim moves due events into a worker's processing list (claim.lua).
 	Claim = script(claimSrc)
-	// Ack records a final outcome under the lease check (ack.lua).
-	Ack = script(ackSrc)
-	// Retry sends a failed attempt back to due after a backoff (retry.lua).
-	Retry = script(retrySrc)
+	// FinishMany records a batch of one shard's outcomes under the lease
+	// check: final ones, and retryable failures sent back to due after a
+	// backoff (finishmany.lua).
+	FinishMany = script(finishManySrc)
 	// Extend pushes a held lease further out (extend.lua).
 	Extend = script(extendSrc)
 	// Cancel cancels a PENDING event (cancel.lua).
@@ -201,6 +199,6 @@ var (
 )
 
 // All lists every script, for loading them up front.
-var All = []*redis.Script{Schedule, ScheduleMany, Claim, Ack, Retry, Extend, Cancel, Requeue, Reap, Archived,
+var All = []*redis.Script{Schedule, ScheduleMany, Claim, FinishMany, Extend, Cancel, Requeue, Reap, Archived,
 	Heartbeat, DeadWorkers, ExpireWorker, ForgetWorker, GiveBack, Ping, AppPut, AppByKey, SubPut, SubDel, OccReplace, SchCAS,
 	MsgPlan, Recheck, Nudge, FlowAcquire, FlowPump, FlowExtend, Park, Unpark, Unpause}

@@ -18,8 +18,8 @@ func TestFieldsInlined(t *testing.T) {
 			t.Errorf("script %d still has %q", i, m)
 		}
 	}
-	if src := sources[Ack]; !strings.Contains(src, "'s'") || !strings.Contains(src, "'hi'") {
-		t.Errorf("ack.lua without the literal field names of status and history")
+	if src := sources[FinishMany]; !strings.Contains(src, "'s'") || !strings.Contains(src, "'hi'") {
+		t.Errorf("finishmany.lua without the literal field names of status and history")
 	}
 }
 

@@ -159,7 +159,8 @@ func decodeClaimed(app, id, worker string, now int64, v []any) (*scheduler.Event
 	return decodeValues(app, id, all)
 }
 
-// unpackStrings reads what prelude.lua's xadd_final packs: strings, each
+// unpackStrings reads the 'p' field of the final outbox entries of the
+// previous release (its xadd_final packed the hash into it): strings, each
 // as its decimal length, ':' and its bytes.
 func unpackStrings(s string) ([]string, error) {
 	var out []string
@@ -175,7 +176,7 @@ func unpackStrings(s string) ([]string, error) {
 }
 
 // decodeFinal builds an event from the packed hash fields of a 'final'
-// outbox entry (field, value, field, value, ...; chunks as stored).
+// outbox entry of the previous release (field, value, field, value, ...; chunks as stored).
 func decodeFinal(app, id, packed string) (*scheduler.Event, error) {
 	v, err := unpackStrings(packed)
 	if err != nil || len(v)%2 != 0 {

@@ -165,7 +165,7 @@ func TestFinishPipelineRetriedAfterLostReply(t *testing.T) {
 		items = append(items, scheduler.FinishItem{
 			Lease: scheduler.Lease{App: ev.App, ID: ev.ID, Worker: testWorker, Attempt: ev.Attempts}, Outcome: o, Now: now})
 	}
-	// retry.lua answers with the next due time: the reply of the pipeline.
+	// finishmany.lua answers with each outcome's result, the retry's the next due time.
 	dropped := proxy.DropReply([]byte(":" + strconv.FormatInt(now.Add(time.Minute).UnixMilli(), 10) + "\r\n"))
 	res := st.FinishMany(ctx, items)
 	select {

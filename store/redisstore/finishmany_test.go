@@ -2,9 +2,14 @@ package redisstore
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cassata/cassata/internal/redistest"
 	"github.com/cassata/cassata/scheduler"
 )
 
@@ -53,4 +58,116 @@ func TestFinishMany(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFinishManyBatches: a batch's outcomes go in one finishmany.lua call per
+// shard and finishBatch outcomes, each recorded as it would be alone, in
+// order, whatever shard and call it lands in: over 4 shards, with more than
+// finishBatch outcomes in some of them, finals and retries mixed, and one
+// lost lease.
+func TestFinishManyBatches(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	const shards = 4
+	st, err := New(ctx, rdb, Config{Namespace: testNS, Shards: shards, Retention: testRetention, WakeHorizon: testHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(time.Now().UnixMilli())
+	n := 3*finishBatch + 11 // ~195 per shard; sent twice below, more than finishBatch per shard
+	var evs []*scheduler.Event
+	for i := range n {
+		evs = append(evs, newEvent("e"+strconv.Itoa(i), now, now))
+	}
+	if _, err := st.CreateMany(ctx, evs, now); err != nil {
+		t.Fatal(err)
+	}
+	reqs := make([]scheduler.ClaimRequest, shards)
+	for s := range reqs {
+		reqs[s] = scheduler.ClaimRequest{Shard: s, Batch: n}
+	}
+	claims, errs := st.ClaimShards(ctx, reqs, testWorker, visibility, now)
+	var items []scheduler.FinishItem
+	perShard := map[int]int{}
+	for s, c := range claims {
+		if errs[s] != nil {
+			t.Fatal(errs[s])
+		}
+		for _, ev := range c.Events {
+			perShard[s]++
+			l := scheduler.Lease{App: ev.App, ID: ev.ID, Worker: testWorker, Attempt: ev.Attempts}
+			a := scheduler.Attempt{Attempt: ev.Attempts, At: now.UnixMilli(), StatusCode: 200}
+			o := scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: a}
+			switch len(items) % 3 {
+			case 1:
+				a.StatusCode = 503
+				o = scheduler.Outcome{Status: scheduler.StatusPending, Backoff: time.Minute, Attempt: a}
+			case 2:
+				a.StatusCode = 404
+				o = scheduler.Outcome{Status: scheduler.StatusFailed, Attempt: a}
+			}
+			if len(items) == 7 {
+				l.Worker = "someone-else"
+			}
+			items = append(items, scheduler.FinishItem{Lease: l, Outcome: o, Now: now})
+		}
+	}
+	if len(items) != n {
+		t.Fatalf("claimed %d of %d", len(items), n)
+	}
+	// Every shard's outcomes twice over, so that each shard has more than
+	// finishBatch of them and is split over calls: the second copy is the
+	// same outcome sent again, which changes nothing.
+	all := append(append([]scheduler.FinishItem{}, items...), items...)
+	before := scriptCalls(t, srv.Client())
+	res := st.FinishMany(ctx, all)
+	calls := scriptCalls(t, srv.Client()) - before
+	wantCalls := 0
+	for _, k := range perShard {
+		wantCalls += (2*k + finishBatch - 1) / finishBatch
+	}
+	if calls != wantCalls {
+		t.Errorf("%d script calls for %d outcomes over %d shards (%v), want %d", calls, len(all), shards, perShard, wantCalls)
+	}
+	for i, r := range res {
+		want := i%n != 7
+		if r.Err != nil || r.Held != want {
+			t.Fatalf("result %d (%s) = %+v, want held %v", i, all[i].Lease.ID, r, want)
+		}
+	}
+	for i, it := range items {
+		got, err := st.Get(ctx, it.Lease.App, it.Lease.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := it.Outcome.Status
+		if i == 7 {
+			want = scheduler.StatusProcessing
+		}
+		if got.Status != want || (i != 7 && len(got.History) != 1) {
+			t.Errorf("%s: %s with %d history lines, want %s with 1", it.Lease.ID, got.Status, len(got.History), want)
+		}
+	}
+}
+
+// scriptCalls is the number of EVALSHA and EVAL calls Redis has run.
+func scriptCalls(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+			if rest, ok := strings.CutPrefix(line, cmd); ok {
+				v, _, _ := strings.Cut(rest, ",")
+				c, _ := strconv.Atoi(v)
+				n += c
+			}
+		}
+	}
+	return n
 }

@@ -53,13 +53,116 @@ func (s *Store) ReadOutbox(ctx context.Context, shard int, consumer string, pend
 	if err != nil {
 		return nil, unavailable(fmt.Sprintf("read outbox %d", shard), err)
 	}
-	var out []scheduler.Record
+	var msgs []redis.XMessage
 	for _, st := range streams {
-		for _, msg := range st.Messages {
-			out = append(out, parseRecord(shard, msg))
-		}
+		msgs = append(msgs, st.Messages...)
+	}
+	return s.records(ctx, shard, msgs)
+}
+
+// records turns outbox entries into records: parseRecord, then the events
+// of the final entries from their hashes (withHashes).
+func (s *Store) records(ctx context.Context, shard int, msgs []redis.XMessage) ([]scheduler.Record, error) {
+	out := make([]scheduler.Record, len(msgs))
+	for i, msg := range msgs {
+		out[i] = parseRecord(shard, msg)
+	}
+	if err := s.withHashes(ctx, shard, out, msgs); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// withHashes gives the final records of a batch their event. A final entry
+// carries how the run ended (s, t, a, lc, le, d: prelude.lua xadd_final),
+// not the event: that stays in its hash, which does not expire and keeps
+// its body until the entry is archived (archived.lua). One pipeline reads
+// the batch's hashes. When a hash still shows the run as the entry left it
+// (same run, status and update time: the usual case) it is the final
+// snapshot; when it changed since (a retry started a new run), the event's
+// request is the same (an identity's request cannot change while its
+// final entry waits) and the carried fields overlay the rest. A hash that
+// is gone leaves the record without an event: the archive then keeps the
+// run's request from its create record and takes the outcome from the
+// attempt.
+func (s *Store) withHashes(ctx context.Context, shard int, recs []scheduler.Record, msgs []redis.XMessage) error {
+	var want []int
+	for i, r := range recs {
+		if r.Kind == scheduler.RecordFinal && r.Event == nil && !hasSnapshot(msgs[i].Values) {
+			want = append(want, i)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(want))
+	for j, i := range want {
+		cmds[j] = pipe.HGetAll(ctx, s.k.ev(shard, recs[i].App+"/"+recs[i].ID))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return unavailable(fmt.Sprintf("read finished events %d", shard), err)
+	}
+	for j, i := range want {
+		h := cmds[j].Val()
+		if len(h) == 0 {
+			continue
+		}
+		r := &recs[i]
+		// Not the history: the archive has every attempt from its own
+		// entry, and decoding it is most of the work for a long one.
+		for f := range h {
+			if strings.HasPrefix(f, history) {
+				delete(h, f)
+			}
+		}
+		ev, err := decodeHash(r.App, r.ID, h)
+		if err != nil {
+			r.Kind = "" // skipped with a log line, like any entry that cannot be read
+			continue
+		}
+		if ms(ev.CreatedAt) != r.CreatedMS || ms(ev.UpdatedAt) != r.UpdatedMS || ev.Status != r.Status {
+			overlayFinal(ev, r, msgs[i].Values)
+		}
+		r.Event = ev
+	}
+	return nil
+}
+
+// overlayFinal sets on ev, read from a hash that changed since the final
+// entry v was written, how the entry's run ended.
+func overlayFinal(ev *scheduler.Event, r *scheduler.Record, v map[string]any) {
+	ev.Status = r.Status
+	ev.CreatedAt = time.UnixMilli(r.CreatedMS)
+	ev.UpdatedAt = time.UnixMilli(r.UpdatedMS)
+	ev.FinishedAt = ev.UpdatedAt
+	ev.Worker = ""
+	if a, ok := v["a"].(string); ok {
+		ev.Attempts = int(atoi(a))
+	}
+	if lc, ok := v["lc"].(string); ok {
+		ev.LastStatusCode = int(atoi(lc))
+	}
+	if le, ok := v["le"].(string); ok {
+		ev.LastError = le
+	}
+	if d, ok := v["d"].(string); ok {
+		ev.DueAt = msTime(d)
+	}
+	if ev.Status == scheduler.StatusCompleted && ev.Body == nil {
+		ev.BodyDropped = true
+	}
+}
+
+// history is the history field's name, the prefix of its chunks' names.
+var history = name(fHistory)
+
+// hasSnapshot tells a final entry of an earlier release, which carried the
+// event itself (p, or ev and b), from one of this release (withHashes).
+func hasSnapshot(v map[string]any) bool {
+	_, p := v["p"]
+	_, ev := v["ev"]
+	return p || ev
 }
 
 // ClaimOutbox implements worker.Outbox: takes over entries another
@@ -74,11 +177,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, shard int, consumer string, min
 	if err != nil {
 		return nil, unavailable(fmt.Sprintf("claim outbox %d", shard), err)
 	}
-	out := make([]scheduler.Record, 0, len(msgs))
-	for _, msg := range msgs {
-		out = append(out, parseRecord(shard, msg))
-	}
-	return out, nil
+	return s.records(ctx, shard, msgs)
 }
 
 // AckOutbox implements worker.Outbox: acknowledges and deletes archived
@@ -187,6 +286,9 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 			r.Event = &scheduler.Event{App: app, ID: id, DueAt: msTime(d), Status: r.Status}
 		}
 	case scheduler.RecordFinal:
+		if !hasSnapshot(v) {
+			break // the event comes from its hash (withHashes)
+		}
 		ev, err := finalEvent(app, id, v)
 		if err != nil {
 			r.Kind = ""

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -248,28 +252,15 @@ func TestReadOutboxRecords(t *testing.T) {
 				ev.Worker != testWorker || len(ev.History) != 0 {
 				t.Fatalf("final event = %+v", ev)
 			}
-			// On the wire: one packed field p (no JSON), the body in it byte
-			// for byte, no history.
-			if _, ok := raw[2].Values["ev"]; ok {
-				t.Fatalf("final entry has a JSON snapshot: %v", raw[2].Values)
+			// On the wire: how the run ended, not the event (the archiver
+			// reads that from the hash): no snapshot, no body.
+			for _, f := range []string{"p", "ev", "b", "u"} {
+				if _, ok := raw[2].Values[f]; ok {
+					t.Fatalf("final entry carries %q: %v", f, raw[2].Values)
+				}
 			}
-			if _, ok := raw[2].Values["b"]; ok {
-				t.Fatalf("final entry carries the body twice: %v", raw[2].Values)
-			}
-			packed, _ := raw[2].Values["p"].(string)
-			strs, err := unpackStrings(packed)
-			if err != nil || len(strs)%2 != 0 {
-				t.Fatalf("p = %q: %d strings, %v", packed, len(strs), err)
-			}
-			fields := map[string]string{}
-			for i := 0; i < len(strs); i += 2 {
-				fields[strs[i]] = strs[i+1]
-			}
-			if body, _ := joinLong(fields, "b"); body != string(binaryBody) {
-				t.Fatalf("packed body = %q", body)
-			}
-			if _, ok := fields["hi"]; ok {
-				t.Fatalf("final entry carries the history: %q", fields)
+			if raw[2].Values["a"] != "2" || raw[2].Values["lc"] != "200" || raw[2].Values["d"] != strconv.FormatInt(due2.UnixMilli(), 10) {
+				t.Fatalf("final entry = %v, want a 2, lc 200, d %d", raw[2].Values, due2.UnixMilli())
 			}
 
 			// cancel: final without an attempt.
@@ -844,13 +835,66 @@ func TestReadOutboxOldFinalEntries(t *testing.T) {
 	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.outKey("x"), Values: old}).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// The previous release's: the hash's fields packed in p (length:bytes
+	// each), chunks as stored.
+	var packed strings.Builder
+	for _, s := range []string{"u", "https://x/a", "d", "1700000000000", "c", "1700000000000", "s", "FAILED",
+		"a", "1", "lc", "400", "b", strings.Repeat("x", 64), "b1", "\x00body"} {
+		fmt.Fprintf(&packed, "%d:%s", len(s), s)
+	}
+	prev := maps.Clone(old)
+	delete(prev, "ev")
+	delete(prev, "b")
+	prev["p"] = packed.String()
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.outKey("x"), Values: prev}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Neither reads the hash: app/x has none.
 	recs := e.read(t, "a", false, 10)
-	if len(recs) != 1 || recs[0].Kind != scheduler.RecordFinal || recs[0].Event == nil {
+	if len(recs) != 2 {
 		t.Fatalf("records = %+v", recs)
 	}
-	ev := recs[0].Event
-	if ev.URL != "https://x/a" || string(ev.Body) != "\x00body" || ev.Attempts != 1 || ev.LastStatusCode != 400 ||
-		ev.Status != scheduler.StatusFailed || recs[0].Attempt == nil || recs[0].Attempt.StatusCode != 400 {
-		t.Fatalf("old final entry read as %+v, event %+v", recs[0], ev)
+	for i, body := range []string{"\x00body", strings.Repeat("x", 64) + "\x00body"} {
+		r := recs[i]
+		if r.Kind != scheduler.RecordFinal || r.Event == nil {
+			t.Fatalf("record %d = %+v", i, r)
+		}
+		ev := r.Event
+		if ev.URL != "https://x/a" || string(ev.Body) != body || ev.Attempts != 1 || ev.LastStatusCode != 400 ||
+			ev.Status != scheduler.StatusFailed || r.Attempt == nil || r.Attempt.StatusCode != 400 {
+			t.Fatalf("old final entry %d read as %+v, event %+v", i, r, ev)
+		}
+	}
+}
+
+// A final entry whose hash is gone (nothing in Cassata deletes one before
+// its final entry is archived, but an operator can) still reads: the record
+// has no event, and the archive takes the outcome from its attempt.
+func TestReadOutboxFinalWithoutHash(t *testing.T) {
+	t.Parallel()
+	for _, real := range []bool{false, true} {
+		t.Run(map[bool]string{false: "miniredis", true: "redis-server"}[real], func(t *testing.T) {
+			t.Parallel()
+			e := setupOutbox(t, real)
+			ctx := context.Background()
+			ev := newEvent("gone", e.now, e.now)
+			l := e.createAndClaim(t, ev)
+			att := scheduler.Attempt{Attempt: 1, At: e.now.UnixMilli(), StatusCode: 400, Worker: testWorker}
+			if ok, err := e.store.Finish(ctx, l, scheduler.Outcome{Status: scheduler.StatusFailed, Attempt: att}, e.now); err != nil || !ok {
+				t.Fatalf("Finish = %v, %v", ok, err)
+			}
+			if err := e.rdb.Del(ctx, e.evKey("gone")).Err(); err != nil {
+				t.Fatal(err)
+			}
+			recs := e.read(t, "a", false, 10)
+			if len(recs) != 2 || recs[1].Kind != scheduler.RecordFinal {
+				t.Fatalf("records = %+v", recs)
+			}
+			r := recs[1]
+			if r.Event != nil || r.Attempt == nil || *r.Attempt != att || r.Status != scheduler.StatusFailed ||
+				r.CreatedMS != e.now.UnixMilli() {
+				t.Fatalf("final record without its hash = %+v (event %+v)", r, r.Event)
+			}
+		})
 	}
 }

@@ -480,21 +480,17 @@ func parseClaim(res []any, worker string) (scheduler.Claim, error) {
 
 // Finish implements scheduler.Store.
 func (s *Store) Finish(ctx context.Context, l scheduler.Lease, o scheduler.Outcome, now time.Time) (bool, error) {
-	sc, keys, args, err := s.finishCall(l, o, now)
-	if err != nil {
-		return false, err
-	}
-	n, err := sc.Run(ctx, s.rdb, keys, args...).Int64()
-	if err != nil {
-		return false, unavailable("finish", err)
-	}
-	return n > 0, nil
+	r := s.FinishMany(ctx, []scheduler.FinishItem{{Lease: l, Outcome: o, Now: now}})[0]
+	return r.Held, r.Err
 }
 
-// finishCall is the script call that records outcome o under lease l.
-func (s *Store) finishCall(l scheduler.Lease, o scheduler.Outcome, now time.Time) (*redis.Script, []string, []any, error) {
-	m := member(l.App, l.ID)
-	sh := s.k.shard(m)
+// finishBatch bounds the outcomes one finishmany.lua call records: a call
+// holds the shard (and Redis) for its whole length.
+const finishBatch = 256
+
+// finishArgs appends to args the 9 values finishmany.lua takes for outcome
+// o under lease l.
+func finishArgs(args []any, l scheduler.Lease, o scheduler.Outcome, now time.Time) ([]any, error) {
 	// The line names the lease it is recorded under: finishing is
 	// idempotent per line (finish_attempt in luascripts/prelude.lua), so a
 	// call sent again is recognised, and another lease's is not.
@@ -507,59 +503,79 @@ func (s *Store) finishCall(l scheduler.Lease, o scheduler.Outcome, now time.Time
 	}
 	line, err := json.Marshal(a)
 	if err != nil {
-		return nil, nil, nil, err
+		return args, err
 	}
 	code := ""
 	if o.Attempt.StatusCode > 0 {
 		code = strconv.Itoa(o.Attempt.StatusCode)
 	}
-	keys := []string{s.k.ev(sh, m), s.k.lease(sh), s.k.proc(sh, l.Worker), s.k.out(sh)}
+	op, arg := "ack", any(string(o.Status))
 	if o.Status == scheduler.StatusPending {
-		keys = append(keys, s.k.due(sh))
-		return luascripts.Retry, keys, []any{m, l.Worker, l.Attempt, o.Backoff.Milliseconds(),
-			code, o.Attempt.Error, line, ms(now), s.wakeChannel(sh), sh, s.cfg.WakeHorizon.Milliseconds()}, nil
+		op, arg = "retry", o.Backoff.Milliseconds()
 	}
-	return luascripts.Ack, keys, []any{m, l.Worker, l.Attempt, string(o.Status),
-		code, o.Attempt.Error, line, ms(now)}, nil
+	return append(args, op, member(l.App, l.ID), l.Worker, l.Attempt, arg, code, o.Attempt.Error, line, ms(now)), nil
 }
 
-// FinishMany implements scheduler.Store: the outcomes go in one pipelined
-// round trip (per cluster node), each its own script call, so one refused
-// lease or error does not affect the others. A call that met NOSCRIPT (a
-// restart or SCRIPT FLUSH in between) is run again on its own: only those,
-// as the calls before it in the pipeline have taken effect.
+// FinishMany implements scheduler.Store: one finishmany.lua call per shard
+// (up to finishBatch outcomes each), all in one pipelined round trip (per
+// cluster node). A call that met NOSCRIPT (a restart or SCRIPT FLUSH in
+// between) did nothing and is run again on its own. A call that failed
+// otherwise fails its outcomes; the finisher sends them again, which
+// recording each outcome once per history line makes harmless.
 func (s *Store) FinishMany(ctx context.Context, items []scheduler.FinishItem) []scheduler.FinishResult {
 	out := make([]scheduler.FinishResult, len(items))
 	type call struct {
-		sc   *redis.Script
 		keys []string
 		args []any
+		idx  []int // the items it records, in order
 		cmd  *redis.Cmd
 	}
-	calls := make([]*call, len(items))
-	pipe := s.rdb.Pipeline()
+	var calls []*call
+	open := map[int]*call{} // shard → its call being filled
 	for i, it := range items {
-		sc, keys, args, err := s.finishCall(it.Lease, it.Outcome, it.Now)
+		sh := s.k.shard(member(it.Lease.App, it.Lease.ID))
+		c := open[sh]
+		if c == nil || len(c.idx) == finishBatch {
+			c = &call{keys: []string{s.k.lease(sh), s.k.due(sh), s.k.out(sh)},
+				args: []any{s.k.evPrefix(sh), s.k.procPrefix(sh), s.wakeChannel(sh), sh, s.cfg.WakeHorizon.Milliseconds()}}
+			open[sh] = c
+			calls = append(calls, c)
+		}
+		args, err := finishArgs(c.args, it.Lease, it.Outcome, it.Now)
 		if err != nil {
 			out[i].Err = err
 			continue
 		}
-		calls[i] = &call{sc: sc, keys: keys, args: args, cmd: sc.EvalSha(ctx, pipe, keys, args...)}
+		c.args = args
+		c.idx = append(c.idx, i)
 	}
-	_, _ = pipe.Exec(ctx) // errors are per command
-	for i, c := range calls {
-		if c == nil {
+	pipe := s.rdb.Pipeline()
+	for _, c := range calls {
+		if len(c.idx) > 0 {
+			c.cmd = luascripts.FinishMany.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+	}
+	if len(calls) > 0 {
+		_, _ = pipe.Exec(ctx) // errors are per call
+	}
+	for _, c := range calls {
+		if c.cmd == nil {
 			continue
 		}
-		n, err := c.cmd.Int64()
+		res, err := c.cmd.Int64Slice()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			n, err = c.sc.Run(ctx, s.rdb, c.keys, c.args...).Int64() // EVAL, and the script is cached again
+			res, err = luascripts.FinishMany.Run(ctx, s.rdb, c.keys, c.args...).Int64Slice() // EVAL caches it again
 		}
-		if err != nil {
-			out[i].Err = unavailable("finish", err)
-			continue
+		if err == nil && len(res) != len(c.idx) {
+			err = fmt.Errorf("%d results for %d outcomes", len(res), len(c.idx))
 		}
-		out[i].Held = n > 0
+		for j, i := range c.idx {
+			if err != nil {
+				out[i].Err = unavailable("finish", err)
+				continue
+			}
+			out[i].Held = res[j] > 0
+		}
 	}
 	return out
 }

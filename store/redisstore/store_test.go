@@ -168,30 +168,6 @@ func streamEntries(t *testing.T, mr *miniredis.Miniredis, key string) []map[stri
 	return out
 }
 
-// snapshot decodes the 'p' field of a final outbox entry (prelude.lua
-// xadd_final: the hash's field, value pairs packed) into hash field →
-// value, long values joined.
-func snapshot(t *testing.T, entry map[string]string) map[string]string {
-	t.Helper()
-	v, err := unpackStrings(entry["p"])
-	if err != nil || len(v)%2 != 0 {
-		t.Fatalf("decode p snapshot %q: %d strings, %v", entry["p"], len(v), err)
-	}
-	raw := map[string]string{}
-	for i := 0; i < len(v); i += 2 {
-		raw[v[i]] = v[i+1]
-	}
-	m := map[string]string{}
-	for _, f := range eventFields {
-		if x, ok := joinLong(raw, f.name); ok && f.long {
-			m[f.name] = x
-		} else if x, ok := raw[f.name]; ok && !f.long {
-			m[f.name] = x
-		}
-	}
-	return m
-}
-
 // noExpiry asserts that key exists and has no TTL (PTTL -1): a finished
 // event's hash only gets its expiry once the archiver has archived it.
 func (b *bundle) noExpiry(t *testing.T, key string) {
@@ -207,7 +183,7 @@ func msStr(tm time.Time) string { return strconv.FormatInt(tm.UnixMilli(), 10) }
 
 // checkEntry asserts an outbox entry has exactly the fields of want (same
 // names, same values). Fields named in skip must be present but their
-// values are checked by the caller (h: JSON; p: packed, see snapshot).
+// values are checked by the caller (h: JSON).
 func checkEntry(t *testing.T, e, want map[string]string, skip ...string) {
 	t.Helper()
 	got := maps.Clone(e)
@@ -222,19 +198,31 @@ func checkEntry(t *testing.T, e, want map[string]string, skip ...string) {
 	}
 }
 
-// checkSnapshot asserts the 'p' field of a final entry: the hash's fields,
-// long values joined, the body included (byte for byte, the archive needs
-// it), without the history, and wantBody as the body.
-func checkSnapshot(t *testing.T, entry map[string]string, wantBody string) map[string]string {
+// finalOf asserts that a final outbox entry carries how the run ended and
+// not the event (no p, ev or b: prelude.lua xadd_final), and returns the
+// event the archiver reads for it (withHashes: from the hash), with wantBody
+// as its body and without the history.
+func finalOf(t *testing.T, b *bundle, entry map[string]string, wantBody string) *scheduler.Event {
 	t.Helper()
-	snap := snapshot(t, entry)
-	if snap["b"] != wantBody {
-		t.Fatalf("p snapshot body = %q, want %q: %v", snap["b"], wantBody, snap)
+	for _, f := range []string{"p", "ev", "b"} {
+		if _, ok := entry[f]; ok {
+			t.Fatalf("final entry carries %q: %v", f, entry)
+		}
 	}
-	if _, ok := snap["hi"]; ok {
-		t.Fatalf("p snapshot carries the history: %v", snap)
+	values := map[string]any{}
+	for k, v := range entry {
+		values[k] = v
 	}
-	return snap
+	recs, err := b.store.records(context.Background(), b.store.k.shard(entry["m"]),
+		[]redis.XMessage{{ID: "1-1", Values: values}})
+	if err != nil || len(recs) != 1 || recs[0].Event == nil {
+		t.Fatalf("final record of %v = %+v, %v", entry, recs, err)
+	}
+	ev := recs[0].Event
+	if string(ev.Body) != wantBody || len(ev.History) != 0 {
+		t.Fatalf("final event body = %q, want %q; history %v", ev.Body, wantBody, ev.History)
+	}
+	return ev
 }
 
 // wakeups subscribes to the wake-up channel. drain returns the messages
@@ -691,18 +679,19 @@ func TestFinishSuccess(t *testing.T) {
 	checkEntry(t, out[0], map[string]string{"m": "app/ok", "k": "create", "c": msStr(b.now), "t": msStr(b.now),
 		"s": "PENDING", "u": ev.URL, "me": "POST", "d": msStr(b.now)})
 	e := out[1]
-	// The archive needs the body: it is taken, raw, before it is dropped.
+	// The entry says how the run ended; the archiver reads the event,
+	// body included, from the hash, which keeps it until then.
 	checkEntry(t, e, map[string]string{"m": "app/ok", "k": "final", "c": msStr(b.now), "t": msStr(done),
-		"s": "COMPLETED"}, "h", "p")
+		"s": "COMPLETED", "a": "1", "lc": "204", "le": "", "d": msStr(b.now)}, "h")
 	var h scheduler.Attempt
 	if err := json.Unmarshal([]byte(e["h"]), &h); err != nil || h != att {
 		t.Fatalf("outbox history line = %q (%v)", e["h"], err)
 	}
-	snap := checkSnapshot(t, e, "payload")
-	if snap["s"] != "COMPLETED" || snap["u"] != ev.URL || snap["lc"] != "204" ||
-		snap["f"] != strconv.FormatInt(done.UnixMilli(), 10) || snap["t"] != msStr(done) || snap["a"] != "1" ||
-		snap["c"] != msStr(b.now) || snap["w"] != testWorker {
-		t.Fatalf("ev snapshot = %v", snap)
+	fin := finalOf(t, b, e, "payload")
+	if fin.Status != scheduler.StatusCompleted || fin.URL != ev.URL || fin.LastStatusCode != 204 ||
+		!fin.FinishedAt.Equal(done) || !fin.UpdatedAt.Equal(done) || fin.Attempts != 1 ||
+		!fin.CreatedAt.Equal(b.now) || fin.Worker != testWorker {
+		t.Fatalf("final event = %+v", fin)
 	}
 }
 
@@ -788,6 +777,10 @@ func TestFinishFinalFailure(t *testing.T) {
 			if st == scheduler.StatusServiceUnavailable {
 				att = scheduler.Attempt{Attempt: 1, At: b.now.UnixMilli(), Error: "timeout after 30s", Worker: testWorker}
 			}
+			code := "" // no status code: an empty lc
+			if att.StatusCode > 0 {
+				code = strconv.Itoa(att.StatusCode)
+			}
 			ok, err := b.store.Finish(context.Background(), l, scheduler.Outcome{Status: st, Attempt: att}, b.now)
 			if err != nil || !ok {
 				t.Fatalf("Finish = %v, %v", ok, err)
@@ -799,11 +792,11 @@ func TestFinishFinalFailure(t *testing.T) {
 			}
 			b.noExpiry(t, b.evKey("f"))
 			out := streamEntries(t, b.mr, b.outKey("f"))
-			if len(out) != 2 || out[0]["k"] != "create" || out[1]["k"] != "final" || checkSnapshot(t, out[1], "keep me")["s"] != string(st) {
+			if len(out) != 2 || out[0]["k"] != "create" || out[1]["k"] != "final" || finalOf(t, b, out[1], "keep me").Status != st {
 				t.Fatalf("outbox = %v", out)
 			}
 			checkEntry(t, out[1], map[string]string{"m": "app/f", "k": "final", "c": msStr(b.now), "t": msStr(b.now),
-				"s": string(st)}, "h", "p")
+				"s": string(st), "a": "1", "lc": code, "le": att.Error, "d": msStr(b.now)}, "h")
 			var h scheduler.Attempt
 			if err := json.Unmarshal([]byte(out[1]["h"]), &h); err != nil || h != att {
 				t.Fatalf("outbox history line = %q (%v)", out[1]["h"], err)
@@ -998,12 +991,12 @@ func TestCancel(t *testing.T) {
 		}
 		b.noExpiry(t, b.evKey("p"))
 		out := streamEntries(t, b.mr, b.outKey("p"))
-		if len(out) != 2 || out[0]["k"] != "create" || out[1]["k"] != "final" || checkSnapshot(t, out[1], "b")["s"] != "CANCELLED" {
+		if len(out) != 2 || out[0]["k"] != "create" || out[1]["k"] != "final" || finalOf(t, b, out[1], "b").Status != scheduler.StatusCancelled {
 			t.Fatalf("outbox = %v", out)
 		}
 		// No attempt ended the run: h is empty.
 		checkEntry(t, out[1], map[string]string{"m": "app/p", "k": "final", "c": msStr(b.now), "t": msStr(when),
-			"s": "CANCELLED", "h": ""}, "p")
+			"s": "CANCELLED", "h": ""})
 		// Nothing is claimed afterwards.
 		if c := b.claim(t, testWorker, 10, b.at(2*time.Hour)); len(c.Events) != 0 {
 			t.Fatalf("claimed a cancelled event")
@@ -1257,7 +1250,7 @@ func TestReap(t *testing.T) {
 	checkEntry(t, out[3], map[string]string{"m": "app/again", "k": "attempt", "c": msStr(b.now), "t": msStr(when),
 		"s": "PENDING", "d": msStr(when)}, "h")
 	checkEntry(t, out[4], map[string]string{"m": "app/last", "k": "final", "c": msStr(b.now), "t": msStr(when),
-		"s": "SERVICE_UNAVAILABLE"}, "h", "p")
+		"s": "SERVICE_UNAVAILABLE", "a": "1", "lc": "", "le": "lease expired"}, "h")
 	for _, e := range out[3:] {
 		var h scheduler.Attempt
 		want := scheduler.Attempt{Attempt: 1, At: when.UnixMilli(), Error: "lease expired", Worker: testWorker}
@@ -1265,9 +1258,9 @@ func TestReap(t *testing.T) {
 			t.Fatalf("%s history line = %q (%v), want %+v", e["m"], e["h"], err, want)
 		}
 	}
-	if snap := checkSnapshot(t, out[4], "kept"); snap["s"] != "SERVICE_UNAVAILABLE" || snap["f"] != msStr(when) ||
-		snap["le"] != "lease expired" || snap["a"] != "1" {
-		t.Fatalf("last snapshot = %v", snap)
+	if got := finalOf(t, b, out[4], "kept"); got.Status != scheduler.StatusServiceUnavailable ||
+		!got.FinishedAt.Equal(when) || got.LastError != "lease expired" || got.Attempts != 1 {
+		t.Fatalf("last final event = %+v", got)
 	}
 	if got := w.drain(); !slices.Equal(got, []string{"0"}) {
 		t.Fatalf("wake-ups = %q", got)
