@@ -212,6 +212,7 @@ type Worker struct {
 	claimsMu sync.Mutex
 	claims   map[string]*claimRec
 	fin      *finisher                                         // records outcomes, many per round trip; set by Run
+	runners  *runners                                          // run the deliveries; set by Run
 	adv      *batcher[scheduler.Ident, schedule.AdvanceResult] // chains occurrences, many per few round trips; set by Run with Recurrence
 	flows    *flowGate                                         // flow keys' permits; set by Run with Flows
 	// lastFull is when a claim last left due events behind (Unix ns): the
@@ -305,6 +306,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 
 	w.fin = newFinisher(w.store)
+	w.runners = newRunners()
+	defer w.runners.close()
 	if r := w.cfg.Recurrence; r != nil {
 		w.adv = newBatcher(maxAdvanceBatch, advanceParallel, advanceTimeout, r.AdvanceMany)
 	}
@@ -424,10 +427,10 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 					for i, ev := range c.Events {
 						w.inflight.Add(1)
 						wg.Add(1)
-						go func() {
+						w.runners.run(func() {
 							defer wg.Done()
 							w.process(workCtx, ev, c.Now, recs[i])
-						}()
+						})
 					}
 				}
 				if len(c.Events) == reqs[i].Batch {
