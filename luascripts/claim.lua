@@ -19,14 +19,19 @@
 --
 -- Each claimed member leaves `due`, joins the worker's list and `lease`
 -- (score = now + visibility), becomes PROCESSING with attempts + 1.
--- Returns {now, next_due, n, then n times: member, the claimed event}, the
--- event as values_of gives it for CLAIM (prelude.lua: what a delivery needs,
--- long values joined, nil where absent; attempts already counting this
--- one), and next_due is the earliest remaining due time (-1 when none), so
--- the worker can sleep until exactly then on the server's clock.
+-- Returns {now, next_due, n, then n times: member, attempts (counting this
+-- one), the event hash's field, value pairs as HGETALL gives them before
+-- the claim changed it (a nested list)}, and next_due is the earliest
+-- remaining due time (-1 when none), so the worker can sleep until exactly
+-- then on the server's clock. store/redisstore (decodeClaimed) joins the
+-- chunks and keeps what a delivery needs.
 --
--- Per event it costs two commands (HMGET, HSET); the batch's members leave
--- `due` and join `lease` and the worker's list in one command each.
+-- Per event it costs two commands (HGETALL, HSET); the batch's members
+-- leave `due` and join `lease` and the worker's list in one command each.
+-- One HGETALL handed back as it is costs a quarter of what an HMGET of the
+-- fields a delivery needs costs in Redis (measured: 2.5 against 9.5 µs per
+-- event): every asked-for field is a scan of the hash's listpack, and each
+-- value, absent ones too, is a Lua value to build and copy.
 local now = now_ms(ARGV[1])
 local deadline = now + tonumber(ARGV[3])
 local paused = redis.call('EXISTS', ARGV[6]) == 1
@@ -48,21 +53,27 @@ for i = 1, #members, 2 do
   local m = members[i]
   gone[#gone + 1] = m
   local k = ARGV[5] .. m
-  local v, at = values_of(k, CLAIM)
-  if v[at[F.due_at]] then -- every event has one: none means the hash is gone
+  local all = redis.call('HGETALL', k)
+  if #all > 0 then -- none: the hash is gone
+    local a, fk = 0, nil
+    for j = 1, #all, 2 do
+      local f = all[j]
+      if f == F.attempts then a = tonumber(all[j + 1]) or 0
+      elseif f == F.flow_key then fk = all[j + 1] end
+    end
     local field = nil
-    if paused then field = parked_by(m, v[at[F.flow_key]]) end
+    if paused then field = parked_by(m, fk) end
     if field then
       redis.call('ZADD', ARGV[7] .. field, members[i + 1], m)
     else
-      local a = (tonumber(v[at[F.attempts]]) or 0) + 1
-      v[at[F.attempts]] = a
+      a = a + 1
       redis.call('HSET', k, F.attempts, a, F.status, 'PROCESSING', F.worker, ARGV[4], F.updated_at, now)
       leased[#leased + 1] = deadline
       leased[#leased + 1] = m
       pushed[#pushed + 1] = m
       res[#res + 1] = m
-      for j = 1, #CLAIM do res[#res + 1] = v[j] end
+      res[#res + 1] = a
+      res[#res + 1] = all
       n = n + 1
     end
   end

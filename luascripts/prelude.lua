@@ -38,19 +38,6 @@ local FIELDS = {
   F.callback_url, F.failure_callback_url, F.flow_key, F.trace_parent,
 }
 
--- CLAIM lists the fields a claim returns, in this order: what a worker needs
--- to deliver an event (claimFields in store/redisstore/codec.go, which
--- TestPreludeMirrorsCodec holds it to). The rest it knows (status
--- PROCESSING, its own worker id, updated now) or never reads (the history,
--- the last status code and error, the finish time).
-local CLAIM = {
-  F.url, F.method, F.headers, F.body, F.due_at,
-  F.attempts, F.max_attempts, F.timeout, F.min_backoff,
-  F.max_backoff, F.created_at,
-  F.kind, F.topic, F.mode, F.parent, F.plan,
-  F.callback_url, F.failure_callback_url, F.flow_key, F.trace_parent,
-}
-
 -- Long values of an event hash (url u, headers h, body b, history hi, plan pl, last
 -- error le, callback urls cb and fcb) are stored in chunks of at most CHUNK bytes: field f holds the
 -- first, f..'1', f..'2', ... the next ones, so the hash of an ordinary event
@@ -82,8 +69,7 @@ local function long_join(k, f, v0, v1)
   return table.concat(parts)
 end
 
--- values_of returns the fields of event hash k that list (FIELDS or CLAIM)
--- names, in its order, as the codec decodes them: long values joined, false
+-- values_of returns the fields of event hash k that list (FIELDS) names, in its order, as the codec decodes them: long values joined, false
 -- (a nil reply) where a field is absent. One HMGET reads every field and the
 -- second chunk of each long one. Its second result gives a field's position
 -- in the first.

@@ -585,3 +585,18 @@ func joinChunks(m map[string]string) {
 		}
 	}
 }
+
+// TestChunkCount: chunkCount (how many body fields archived.lua deletes) is
+// the number of fields appendLong writes, for every length around the
+// chunk boundaries.
+func TestChunkCount(t *testing.T) {
+	for n := 0; n <= chunkSize*maxChunks+2*chunkSize; n++ {
+		want := 0
+		if n > 0 {
+			want = len(appendLong(nil, "b", make([]byte, n))) / 2
+		}
+		if got := chunkCount(n); got != want {
+			t.Fatalf("chunkCount(%d) = %d, appendLong writes %d fields", n, got, want)
+		}
+	}
+}

@@ -131,33 +131,29 @@ var eventFields = [numFields]hashField{
 	fTraceParent:     {"TraceParent", "tc", false},
 }
 
-// claimFields are the fields a claim returns (claim.lua), in this order:
-// what a worker needs to deliver an event. prelude.lua mirrors it as CLAIM.
-// The others it knows without reading them (status PROCESSING, its own
-// worker id, updated at the claim's time: decodeClaimed fills them in) or
-// never reads: history, last status code and error, finish time, which a
-// claimed event therefore has empty. Reading fewer fields is most of the
-// claim's cost per event in Redis.
-var claimFields = []int{
-	fURL, fMethod, fHeaders, fBody, fDue,
-	fAttempts, fMaxAttempts, fTimeout, fMinBackoff,
-	fMaxBackoff, fCreated,
-	fKind, fTopic, fMode, fParent, fPlan,
-	fCallback, fFailureCallback, fFlowKey, fTraceParent,
-}
-
-// decodeClaimed builds a claimed event from the values of claimFields, in
-// order, as claim.lua returns them for worker at Redis time now.
-func decodeClaimed(app, id, worker string, now int64, v []any) (*scheduler.Event, error) {
-	if len(v) != len(claimFields) {
-		return nil, fmt.Errorf("decode claimed %s/%s: %d values for %d fields", app, id, len(v), len(claimFields))
+// decodeClaimed builds a claimed event from what claim.lua returns for it:
+// its hash's field, value pairs as they were before the claim, and its
+// attempts counting the claim's. It has what a delivery needs: status
+// PROCESSING, worker, updated at the claim's time now (Redis's clock), and
+// not the history, last status code and error or finish time, which no
+// delivery reads (and a retried event's history can be long).
+func decodeClaimed(app, id, worker string, now, attempts int64, pairs []any) (*scheduler.Event, error) {
+	if len(pairs)%2 != 0 {
+		return nil, fmt.Errorf("decode claimed %s/%s: %d values for field, value pairs", app, id, len(pairs))
 	}
-	all := make([]any, numFields)
-	for i, f := range claimFields {
-		all[f] = v[i]
+	m := make(map[string]string, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		f, _ := pairs[i].(string)
+		v, ok := pairs[i+1].(string)
+		if !ok {
+			return nil, fmt.Errorf("decode claimed %s/%s: field %q is not a string", app, id, f)
+		}
+		m[f] = v
 	}
-	all[fStatus], all[fWorker], all[fUpdated] = string(scheduler.StatusProcessing), worker, now
-	return decodeValues(app, id, all)
+	v := hashValues(m)
+	v[fHistory], v[fLastCode], v[fLastError], v[fFinished] = nil, nil, nil, nil
+	v[fStatus], v[fWorker], v[fUpdated], v[fAttempts] = string(scheduler.StatusProcessing), worker, now, attempts
+	return decodeValues(app, id, v)
 }
 
 // unpackStrings reads the 'p' field of the final outbox entries of the

@@ -67,17 +67,6 @@ func TestPreludeMirrorsCodec(t *testing.T) {
 	if len(luaOrder) != numFields {
 		t.Errorf("prelude.lua FIELDS lists %d fields, codec.go %d", len(luaOrder), numFields)
 	}
-	var luaClaim []string
-	for _, m := range regexp.MustCompile(`F\.(\w+)`).FindAllStringSubmatch(block("CLAIM"), -1) {
-		luaClaim = append(luaClaim, m[1])
-	}
-	var goClaim []string
-	for _, f := range claimFields {
-		goClaim = append(goClaim, snake(eventFields[f].goName))
-	}
-	if !slices.Equal(luaClaim, goClaim) {
-		t.Errorf("prelude.lua CLAIM lists %v, codec.go claimFields %v", luaClaim, goClaim)
-	}
 	for i, f := range eventFields {
 		key := snake(f.goName)
 		if got, ok := luaF[key]; !ok {
@@ -200,7 +189,7 @@ func finalRecords(t *testing.T, st *Store, consumer string) []scheduler.Record {
 
 // TestClaimDecodesAsGet: a claimed event, decoded from the claim reply,
 // equals the same event read with Get right after, but for the fields a
-// claim does not return (claimFields), for every shape of
+// delivery does not read (decodeClaimed), for every shape of
 // event, on a first claim and on a claim after a failed attempt (last
 // status, last error and history set).
 func TestClaimDecodesAsGet(t *testing.T) {
@@ -223,7 +212,7 @@ func TestClaimDecodesAsGet(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					// A claim returns what a delivery needs (claimFields):
+					// A claim returns what a delivery needs (decodeClaimed):
 					// not the history, last outcome or finish time.
 					want.History, want.LastStatusCode, want.LastError, want.FinishedAt = nil, 0, "", time.Time{}
 					if !reflect.DeepEqual(got, want) {

@@ -187,14 +187,17 @@ func (s *Store) AckOutbox(ctx context.Context, shard int, records []scheduler.Re
 	if len(records) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 3+3*len(records))
+	args := make([]any, 0, 3+4*len(records))
 	args = append(args, ArchiverGroup, s.cfg.Retention.Milliseconds(), s.k.evPrefix(shard))
 	for _, r := range records {
-		m := ""
+		m, body := "", ""
 		if r.Kind == scheduler.RecordFinal {
 			m = r.App + "/" + r.ID
+			if ev := r.Event; ev != nil && !ev.BodyDropped {
+				body = strconv.Itoa(chunkCount(len(ev.Body)))
+			}
 		}
-		args = append(args, r.StreamID, m, r.UpdatedMS)
+		args = append(args, r.StreamID, m, r.UpdatedMS, body)
 	}
 	err := luascripts.Archived.Run(ctx, s.rdb, []string{s.k.out(shard)}, args...).Err()
 	return unavailable(fmt.Sprintf("ack outbox %d", shard), err)

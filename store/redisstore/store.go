@@ -445,8 +445,8 @@ func (s *Store) ClaimShards(ctx context.Context, reqs []scheduler.ClaimRequest, 
 }
 
 // claimStride is the number of values per event in a claim reply: its
-// member, then the values of claimFields.
-var claimStride = 1 + len(claimFields)
+// member, its attempts, its hash's field, value pairs.
+const claimStride = 3
 
 func parseClaim(res []any, worker string) (scheduler.Claim, error) {
 	if len(res) < 3 {
@@ -469,7 +469,9 @@ func parseClaim(res []any, worker string) (scheduler.Claim, error) {
 		if !ok {
 			return scheduler.Claim{}, fmt.Errorf("claim: bad member %q", m)
 		}
-		ev, err := decodeClaimed(app, id, worker, now, res[i+1:i+claimStride])
+		attempts, _ := res[i+1].(int64)
+		pairs, _ := res[i+2].([]any)
+		ev, err := decodeClaimed(app, id, worker, now, attempts, pairs)
 		if err != nil {
 			return scheduler.Claim{}, err
 		}
