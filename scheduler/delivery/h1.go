@@ -158,13 +158,30 @@ func (pc *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 		err = pc.bw.Flush()
 	}
 	if err != nil {
+		if pc.written > 0 {
+			// A destination may answer before reading the whole body (a
+			// 413) and hang up: its answer, if it came, is the outcome,
+			// as with the Transport, which reads while it writes.
+			if resp, rerr := pc.readResponse(req); rerr == nil {
+				resp.Close = true
+				return resp, nil
+			}
+		}
 		return nil, &h1WriteError{err: err}
 	}
+	return pc.readResponse(req)
+}
+
+// readResponse reads the head of req's answer, skipping 1xx answers.
+func (pc *h1Conn) readResponse(req *http.Request) (*http.Response, error) {
 	for n1xx := 0; ; n1xx++ {
 		pc.headerLimit = maxResponseHeaderBytes
 		resp, err := http.ReadResponse(pc.br, req)
 		pc.headerLimit = -1
 		if err != nil {
+			if pc.read == 0 && errors.Is(err, io.ErrUnexpectedEOF) {
+				err = errClosedWithoutAnswer
+			}
 			return nil, err
 		}
 		if resp.StatusCode < 100 || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
@@ -175,6 +192,8 @@ func (pc *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 }
+
+var errClosedWithoutAnswer = fmt.Errorf("destination closed the connection without answering: %w", io.EOF)
 
 // h1WriteError is a failure to send a request.
 type h1WriteError struct{ err error }
