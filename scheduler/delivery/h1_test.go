@@ -329,3 +329,37 @@ func TestDeliverCustomTransport(t *testing.T) {
 		t.Fatalf("custom transport saw %d requests, want 1", tr.n.Load())
 	}
 }
+
+// TestDeliverEarlyAnswer: a destination that answers before reading a
+// large body and hangs up is recorded with its answer (a 413 is final),
+// not as a connection error.
+func TestDeliverEarlyAnswer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			_ = c.Close()
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!")
+		// Close with unread body: the deliverer's write fails.
+		_ = c.(*net.TCPConn).CloseRead()
+		time.Sleep(200 * time.Millisecond)
+		_ = c.Close()
+	}()
+	ev := deliveryEvent("http://" + ln.Addr().String() + "/upload")
+	ev.Body = bytes.Repeat([]byte("x"), 8<<20)
+	r := New(Config{}).Deliver(context.Background(), ev, 5*time.Second)
+	if r.StatusCode != http.StatusRequestEntityTooLarge || r.Response != "too big!" || Classify(r) != scheduler.StatusFailed {
+		t.Fatalf("Deliver = %d %q err %v, want the 413 answer", r.StatusCode, r.Response, r.Err)
+	}
+}
