@@ -313,10 +313,9 @@ func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.
 		}
 	}
 	// Room for the event's headers, Content-Type, User-Agent, the three
-	// Cassata-* and the three webhook-* headers, Accept-Encoding. The map is
-	// the request's own: one sized for more than 8 entries costs more than
-	// its growth.
-	hb := headerBuilder{h: req.Header, vals: make([]string, 0, len(ev.Headers)+9)}
+	// Cassata-* and the three webhook-* headers. The map is the request's
+	// own: one sized for more than 8 entries costs more than its growth.
+	hb := headerBuilder{h: req.Header, vals: make([]string, 0, len(ev.Headers)+8)}
 	*sent = hb.h
 	for name, value := range ev.Headers {
 		canon := http.CanonicalHeaderKey(name)
@@ -358,11 +357,8 @@ func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.
 			hb.set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)))
 		}
 		gunzip := req.Method != http.MethodHead && req.Header.Get("Accept-Encoding") == "" && req.Header.Get("Range") == ""
-		if gunzip {
-			hb.set("Accept-Encoding", "gzip")
-		}
 		start := time.Now()
-		a, err := d.h1.do(ctx, req, addr, deadline, gunzip, d.readBody)
+		a, err := d.h1.do(ctx, req, ev.Body, addr, deadline, gunzip, d.readBody)
 		if err != nil {
 			return d.failed(ctx, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.Redacted(), Err: err}, timeout, deadline, start)
 		}

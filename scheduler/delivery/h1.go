@@ -150,14 +150,11 @@ func newH1Conn(conn net.Conn) *h1Conn {
 	return pc
 }
 
-// roundTrip writes req and reads the head of its answer.
-func (pc *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
+// roundTrip writes req with body (asking for gzip when askGzip) and reads
+// the head of its answer.
+func (pc *h1Conn) roundTrip(req *http.Request, body []byte, askGzip bool) (*http.Response, error) {
 	pc.written, pc.read = 0, 0
-	err := req.Write(pc.bw)
-	if err == nil {
-		err = pc.bw.Flush()
-	}
-	if err != nil {
+	if err := writeRequest(pc.bw, req, body, askGzip); err != nil {
 		if pc.written > 0 {
 			// A destination may answer before reading the whole body (a
 			// 413) and hang up: its answer, if it came, is the outcome,
@@ -301,10 +298,10 @@ type h1Answer struct {
 	response string // the snippet readResponse kept
 }
 
-// do sends req (to addr, its host:port) and reads its answer with read,
-// within deadline and until ctx is done. gunzip says the client asked for
-// gzip on the event's behalf, so a gzip answer is inflated.
-func (c *h1Client) do(ctx context.Context, req *http.Request, addr string, deadline time.Time, gunzip bool,
+// do sends req with body (to addr, its host:port) and reads its answer
+// with read, within deadline and until ctx is done. gunzip asks for gzip on
+// the event's behalf and inflates a gzip answer.
+func (c *h1Client) do(ctx context.Context, req *http.Request, body []byte, addr string, deadline time.Time, gunzip bool,
 	read func(io.Reader) (string, bool)) (h1Answer, error) {
 	var cur atomic.Pointer[h1Conn]
 	stop := func() bool { return true }
@@ -328,22 +325,16 @@ func (c *h1Client) do(ctx context.Context, req *http.Request, addr string, deadl
 			_ = pc.conn.Close()
 			return h1Answer{}, err
 		}
-		resp, err := pc.roundTrip(req)
+		resp, err := pc.roundTrip(req, body, gunzip)
 		if err != nil {
 			_ = pc.conn.Close()
 			if try == 0 && pc.reused && ctx.Err() == nil && time.Now().Before(deadline) && canResend(req, pc, err) {
-				if req.GetBody != nil {
-					if req.Body, err = req.GetBody(); err != nil {
-						stop()
-						return h1Answer{}, err
-					}
-				}
 				continue
 			}
 			stop()
 			return h1Answer{}, err
 		}
-		body := io.Reader(resp.Body)
+		rbody := io.Reader(resp.Body)
 		var zr *gzip.Reader
 		if gunzip && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
 			// As the Transport does: the caller sees the inflated answer.
@@ -352,9 +343,9 @@ func (c *h1Client) do(ctx context.Context, req *http.Request, addr string, deadl
 			resp.ContentLength = -1
 			resp.Uncompressed = true
 			zr = &gzip.Reader{}
-			body = &lazyGzip{zr: zr, src: resp.Body}
+			rbody = &lazyGzip{zr: zr, src: resp.Body}
 		}
-		response, eof := read(body)
+		response, eof := read(rbody)
 		if eof && zr != nil {
 			// The gzip stream ended; the connection is reusable only if
 			// the body did too.
@@ -399,11 +390,9 @@ func (g *lazyGzip) Read(p []byte) (int, error) {
 // canResend reports whether a request that failed on a reused connection
 // may go again on a new one, by the Transport's rules: nothing of it was
 // written, or it is replayable and nothing of the answer came (the
-// destination had closed the idle connection).
+// destination had closed the idle connection). Its body is in memory, so
+// it can always be written again.
 func canResend(req *http.Request, pc *h1Conn, err error) bool {
-	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
-		return false
-	}
 	var we *h1WriteError
 	if errors.As(err, &we) && pc.written == 0 {
 		return true
