@@ -36,8 +36,11 @@ const (
 
 // Config configures a Deliverer.
 type Config struct {
-	// Transport sends the requests. Defaults to a keep-alive transport sized
-	// for MaxConnsPerHost idle connections per destination.
+	// Transport sends the requests. Defaults to keep-alive connections, up
+	// to MaxIdleConnsPerHost idle ones per destination: plain http over
+	// HTTP/1.1 written and read on the delivering goroutine (h1.go), https
+	// through a net/http Transport (HTTP/2 when offered). A custom
+	// Transport sends every request.
 	Transport http.RoundTripper
 	// MaxIdleConnsPerHost bounds reused connections per destination. Defaults to 256
 	// (DefaultMaxIdleConnsPerHost).
