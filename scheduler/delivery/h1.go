@@ -356,7 +356,7 @@ func (c *h1Client) do(ctx context.Context, req *http.Request, body []byte, addr 
 		// A body read to its end leaves the connection ready for the next
 		// request; one cut short (too long, too slow) would first have to
 		// be read out, so it is closed instead.
-		reusable := eof && !resp.Close && pc.br.Buffered() == 0
+		reusable := eof && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols && pc.br.Buffered() == 0
 		if stop() && reusable {
 			_ = resp.Body.Close()
 			c.put(addr, pc)
