@@ -363,3 +363,58 @@ func TestDeliverEarlyAnswer(t *testing.T) {
 		t.Fatalf("Deliver = %d %q err %v, want the 413 answer", r.StatusCode, r.Response, r.Err)
 	}
 }
+
+// TestDeliverIdleBound: at most MaxIdleConnsPerHost connections to a
+// destination stay open between deliveries; the rest are closed.
+func TestDeliverIdleBound(t *testing.T) {
+	t.Parallel()
+	const concurrent, keep = 5, 2
+	var arrived sync.WaitGroup
+	arrived.Add(concurrent)
+	release := make(chan struct{})
+	var open, requests atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) <= concurrent {
+			arrived.Done()
+		}
+		<-release
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	d := New(Config{MaxIdleConnsPerHost: keep})
+	var done sync.WaitGroup
+	for range concurrent {
+		done.Go(func() {
+			if r := d.Deliver(context.Background(), deliveryEvent(srv.URL), 5*time.Second); r.Err != nil || r.StatusCode != 200 {
+				t.Errorf("Deliver = %+v", r)
+			}
+		})
+	}
+	arrived.Wait() // five connections at once
+	close(release)
+	done.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for open.Load() != keep && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := open.Load(); n != keep {
+		t.Fatalf("%d connections open after the deliveries, want %d (MaxIdleConnsPerHost)", n, keep)
+	}
+	// The kept ones are reused.
+	for range 3 {
+		if r := d.Deliver(context.Background(), deliveryEvent(srv.URL), 5*time.Second); r.Err != nil {
+			t.Fatalf("Deliver: %v", r.Err)
+		}
+	}
+	if n := open.Load(); n != keep {
+		t.Fatalf("%d connections open after more deliveries, want the %d kept ones reused", n, keep)
+	}
+}
