@@ -418,3 +418,41 @@ func TestDeliverIdleBound(t *testing.T) {
 		t.Fatalf("%d connections open after more deliveries, want the %d kept ones reused", n, keep)
 	}
 }
+
+// TestDeliverIdleTimeout: connections left unused for the idle timeout are
+// closed, without a delivery to notice.
+func TestDeliverIdleTimeout(t *testing.T) {
+	t.Parallel()
+	var open atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	d := New(Config{})
+	d.h1.idleTimeout = 100 * time.Millisecond
+	if r := d.Deliver(context.Background(), deliveryEvent(srv.URL), 5*time.Second); r.Err != nil {
+		t.Fatalf("Deliver: %v", r.Err)
+	}
+	if n := open.Load(); n != 1 {
+		t.Fatalf("%d connections open right after the delivery, want 1 kept alive", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for open.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := open.Load(); n != 0 {
+		t.Fatalf("%d connections still open long after the idle timeout", n)
+	}
+	d.h1.mu.Lock()
+	defer d.h1.mu.Unlock()
+	if d.h1.nIdle != 0 || len(d.h1.idle) != 0 || d.h1.sweeping {
+		t.Fatalf("pool after the sweep: %d idle, %d destinations, sweeping %v; want it empty", d.h1.nIdle, len(d.h1.idle), d.h1.sweeping)
+	}
+}
