@@ -23,10 +23,11 @@ import (
 // redirect bookkeeping, which a deliverer that never follows redirects does
 // not need) were a third of a worker's CPU per delivery.
 //
-// The wire format is net/http's own: http.Request.Write and
-// http.ReadResponse, the functions the Transport calls, so a destination
-// sees exactly what it saw before. What the Transport did around them is
-// kept too:
+// The wire format is net/http's: requests are written byte for byte as the
+// Transport wrote them (writeRequest, h1write.go, tested against it) and
+// answers parsed by http.ReadResponse, the Transport's own parser, so a
+// destination sees what it saw before. What the Transport did around them
+// is kept too:
 //
 //   - connections are dialled by the deliverer's net.Dialer (so the SSRF
 //     guard's Control sees every address), kept alive and reused, at most
@@ -38,14 +39,23 @@ import (
 //     byte of it left, or replayable (GET, HEAD, OPTIONS, TRACE or an
 //     Idempotency-Key header) before a byte of answer came, is sent again
 //     once on a new connection, as the Transport does;
-//   - Accept-Encoding: gzip is asked for and inflated transparently unless
-//     the event asks for an encoding itself (set by the caller);
+//   - Accept-Encoding: gzip is asked for and the answer inflated
+//     transparently, unless the event asks for an encoding or a Range
+//     itself or the method is HEAD (the caller decides, as the Transport);
+//   - an answer that arrives before the body was all written (a 413, then
+//     a hang-up) is the outcome, not the failed write;
 //   - response headers are bounded by maxResponseHeaderBytes; 1xx answers
 //     are skipped (at most max1xx of them);
 //   - the event's timeout is a deadline on the connection, not a derived
 //     context (no timer and no registration with the parent context per
 //     delivery); cancelling ctx (shutdown, a lost lease) sets the deadline
-//     in the past, which ends a blocked read or write at once.
+//     in the past, which ends a blocked dial, read or write at once.
+//
+// What differs: a request is written before its answer is read, so a
+// destination that answers early without reading the body or closing
+// leaves the write blocked until the deadline (the Transport read while
+// it wrote); a full pool closes the returning connection instead of the
+// least recently used one; error texts name what failed in our words.
 //
 // https destinations, requests with an Expect header and hosts the
 // Transport would rewrite (IDNA, IPv6 zones) go through net/http as
