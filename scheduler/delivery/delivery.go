@@ -19,6 +19,7 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/cassata/cassata/internal/defaults"
 	"github.com/cassata/cassata/internal/version"
@@ -35,8 +36,11 @@ const (
 
 // Config configures a Deliverer.
 type Config struct {
-	// Transport sends the requests. Defaults to a keep-alive transport sized
-	// for MaxConnsPerHost idle connections per destination.
+	// Transport sends the requests. Defaults to keep-alive connections, up
+	// to MaxIdleConnsPerHost idle ones per destination: plain http over
+	// HTTP/1.1 written and read on the delivering goroutine (h1.go), https
+	// through a net/http Transport (HTTP/2 when offered). A custom
+	// Transport sends every request.
 	Transport http.RoundTripper
 	// MaxIdleConnsPerHost bounds reused connections per destination. Defaults to 256
 	// (DefaultMaxIdleConnsPerHost).
@@ -65,7 +69,10 @@ const maxResponseHeaderBytes = 64 << 10
 
 // Deliverer sends events' HTTP requests.
 type Deliverer struct {
-	client  *http.Client
+	client *http.Client
+	// h1 sends plain-http deliveries when the default transport is in use
+	// (h1.go); client sends the rest. Nil with a custom Transport.
+	h1      *h1Client
 	maxRead int64
 	agent   string
 	signer  *Signer
@@ -102,6 +109,7 @@ func New(cfg Config) *Deliverer {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
+	var h1 *h1Client
 	if cfg.Transport == nil {
 		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: cfg.Resolver}
 		if cfg.Guard != nil {
@@ -124,7 +132,7 @@ func New(cfg Config) *Deliverer {
 			ForceAttemptHTTP2:      true,
 			MaxIdleConns:           4 * cfg.MaxIdleConnsPerHost,
 			MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
-			IdleConnTimeout:        90 * time.Second,
+			IdleConnTimeout:        idleConnTimeout,
 			TLSHandshakeTimeout:    10 * time.Second,
 			ExpectContinueTimeout:  time.Second,
 			ResponseHeaderTimeout:  0, // the per-event timeout bounds the whole attempt
@@ -134,15 +142,19 @@ func New(cfg Config) *Deliverer {
 			// inflates. A request's headers and a body of up to ~15 KiB
 			// leave in one write; answers are read 4 KiB at a time, most
 			// fit.
-			WriteBufferSize: 16 << 10,
-			ReadBufferSize:  4 << 10,
+			WriteBufferSize: h1WriteBufferSize,
+			ReadBufferSize:  h1ReadBufferSize,
 		}
+		// Plain http goes through h1, on the same dialer (and guard) and
+		// with the same bounds; https stays with the Transport (HTTP/2).
+		h1 = newH1Client(dialer, cfg.MaxIdleConnsPerHost)
 	}
 	return &Deliverer{
 		client: &http.Client{
 			Transport:     cfg.Transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
+		h1:      h1,
 		maxRead: cfg.MaxResponseBytes,
 		agent:   cfg.UserAgent,
 		signer:  cfg.Signer,
@@ -282,8 +294,10 @@ func (d *Deliverer) Deliver(ctx context.Context, ev *scheduler.Event, timeout ti
 
 // send is Deliver; it sets *sent to the request's headers once built.
 func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.Duration, sent *http.Header) Result {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// The timeout bounds signing (when it must read secrets) and the send:
+	// a deadline, not a derived context, so that a delivery costs no timer
+	// and no registration with ctx unless something needs them.
+	deadline := time.Now().Add(timeout)
 	var body io.Reader
 	if len(ev.Body) > 0 {
 		body = bytes.NewReader(ev.Body)
@@ -327,7 +341,7 @@ func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	if d.signer != nil {
-		if err := d.signer.sign(ctx, &hb, ev, ev.Body); err != nil {
+		if err := d.signer.sign(ctx, deadline, &hb, ev, ev.Body); err != nil {
 			// Never send unsigned what should be signed: retry later.
 			return Result{Err: fmt.Errorf("read signing secret: %w", err)}
 		}
@@ -338,16 +352,85 @@ func (d *Deliverer) send(ctx context.Context, ev *scheduler.Event, timeout time.
 			return Result{Err: err, Unsent: true}
 		}
 	}
+	if addr, ok := d.h1Addr(req); ok {
+		// What http.Client and Transport add on the way: the URL's
+		// credentials as Basic authorization, and a request for gzip.
+		if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+			pass, _ := u.Password()
+			hb.set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)))
+		}
+		gunzip := req.Method != http.MethodHead && req.Header.Get("Accept-Encoding") == "" && req.Header.Get("Range") == ""
+		start := time.Now()
+		a, err := d.h1.do(ctx, req, ev.Body, addr, deadline, gunzip, d.readBody)
+		if err != nil {
+			return d.failed(ctx, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.Redacted(), Err: err}, timeout, deadline, start)
+		}
+		return d.answered(a.resp, a.response, start)
+	}
+
+	tctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	start := time.Now()
-	resp, err := d.client.Do(req)
+	resp, err := d.client.Do(req.WithContext(tctx))
 	if err != nil {
-		r := Result{Err: describe(ctx, err, timeout), Duration: time.Since(start)}
-		// A blocked destination will stay blocked: fail at once.
-		r.Unbuildable = errors.Is(err, ErrBlockedAddress)
-		return r
+		return d.failed(ctx, err, timeout, deadline, start)
 	}
 	response := d.readResponse(resp.Body)
 	_ = resp.Body.Close()
+	return d.answered(resp, response, start)
+}
+
+// h1Addr reports whether req goes through d.h1, and to which host:port:
+// plain http on the default transport, unless the Transport would treat it
+// specially (an Expect header, a host it rewrites, invalid headers it
+// refuses with its own error).
+func (d *Deliverer) h1Addr(req *http.Request) (string, bool) {
+	u := req.URL
+	if d.h1 == nil || u.Scheme != "http" || u.Host == "" || strings.Contains(u.Host, "%") {
+		return "", false
+	}
+	for i := 0; i < len(u.Host); i++ {
+		if u.Host[i] >= utf8.RuneSelf {
+			return "", false // IDNA
+		}
+	}
+	for k, vs := range req.Header {
+		if k == "Expect" || !httpguts.ValidHeaderFieldName(k) {
+			return "", false
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return "", false
+			}
+		}
+	}
+	if u.Port() != "" {
+		return u.Host, true
+	}
+	return net.JoinHostPort(u.Hostname(), "80"), true
+}
+
+// urlErrorOp is the Op of http.Client's errors: "Post" for POST.
+func urlErrorOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	if lower := strings.ToLower(method); lower != method {
+		return method[:1] + lower[1:]
+	}
+	return method
+}
+
+// failed is the Result of a request that got no answer.
+func (d *Deliverer) failed(ctx context.Context, err error, timeout time.Duration, deadline, start time.Time) Result {
+	r := Result{Err: describe(ctx, err, timeout, deadline), Duration: time.Since(start)}
+	// A blocked destination will stay blocked: fail at once.
+	r.Unbuildable = errors.Is(err, ErrBlockedAddress)
+	return r
+}
+
+// answered is the Result of an answer, whose body read kept response.
+func (d *Deliverer) answered(resp *http.Response, response string, start time.Time) Result {
 	r := Result{StatusCode: resp.StatusCode, Duration: time.Since(start), Response: response,
 		NoRetry: noRetry(resp.Header)}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
@@ -378,6 +461,13 @@ var readBufPool = sync.Pool{New: func() any {
 // the snippet where it happened, as a cut-off answer is still worth
 // recording.
 func (d *Deliverer) readResponse(body io.Reader) string {
+	s, _ := d.readBody(body)
+	return s
+}
+
+// readBody is readResponse; it also reports whether body was read to its
+// end (io.EOF), so that its connection can carry another request.
+func (d *Deliverer) readBody(body io.Reader) (string, bool) {
 	bp := readBufPool.Get().(*[]byte)
 	defer readBufPool.Put(bp)
 	buf := *bp
@@ -386,6 +476,7 @@ func (d *Deliverer) readResponse(body io.Reader) string {
 	// it is complete everything read beyond it is overwritten by the next
 	// read.
 	kept := 0
+	eof := false
 	for left := d.maxRead + drainBytes; left > 0; {
 		dst := buf[kept:]
 		if int64(len(dst)) > left {
@@ -395,14 +486,18 @@ func (d *Deliverer) readResponse(body io.Reader) string {
 		left -= int64(n)
 		kept = min(kept+n, keep)
 		if err != nil {
+			eof = err == io.EOF
 			break
 		}
 	}
-	return trimSnippet(buf[:kept])
+	return trimSnippet(buf[:kept]), eof
 }
 
-func describe(ctx context.Context, err error, timeout time.Duration) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+// describe is the error of a request that got no answer: a timeout when
+// the deadline (or ctx's own) passed, an abandon when ctx was cancelled,
+// else what went wrong, without http.Client's wrapping.
+func describe(ctx context.Context, err error, timeout time.Duration, deadline time.Time) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || (ctx.Err() == nil && !time.Now().Before(deadline)) {
 		return fmt.Errorf("timeout after %s", timeout)
 	}
 	if ctx.Err() != nil {

@@ -11,6 +11,12 @@
 //	                         dialled (Control), so DNS rebinding cannot pass
 //	Signer (signing.go)      Standard Webhooks signatures with each
 //	                         application's signing secrets
+//	h1Client (h1.go)         plain-http deliveries over HTTP/1.1 on the
+//	                         delivering goroutine (no per-request goroutine
+//	                         hand-off); https goes through net/http
+//
+//	Deliver ── http:// ──▶ h1Client ─┐  (one net.Dialer: the guard's
+//	        └─ https:// ─▶ Transport ┴─▶ Control sees every connection)
 //
 // The worker (scheduler/worker) calls Deliver under the event's lease; a
 // send check (WithSendCheck) lets it refuse the request at the last moment

@@ -123,12 +123,19 @@ func NewSigner(src SigningKeySource, cfg SignerConfig) *Signer {
 	return &Signer{src: src, cfg: cfg, cache: map[string]signerEntry{}}
 }
 
-func (s *Signer) keys(ctx context.Context, app string, now time.Time) (signerEntry, error) {
+func (s *Signer) keys(ctx context.Context, app string, now, deadline time.Time) (signerEntry, error) {
 	s.mu.Lock()
 	e, ok := s.cache[app]
 	s.mu.Unlock()
 	if ok && now.Sub(e.fetched) < s.cfg.TTL && !now.Before(e.fetched) {
 		return e, nil
+	}
+	if !deadline.IsZero() {
+		// Only a read is bounded by the delivery's deadline: a cached
+		// entry costs no context.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
 	keys, err := s.src.SigningKeys(ctx, app)
 	if err != nil {
@@ -149,13 +156,14 @@ func (s *Signer) keys(ctx context.Context, app string, now time.Time) (signerEnt
 // not be read) must not lead to an unsigned delivery: the attempt is
 // retried instead.
 func (s *Signer) Sign(ctx context.Context, h http.Header, ev *scheduler.Event, body []byte) error {
-	return s.sign(ctx, &headerBuilder{h: h, vals: make([]string, 0, 3)}, ev, body)
+	return s.sign(ctx, time.Time{}, &headerBuilder{h: h, vals: make([]string, 0, 3)}, ev, body)
 }
 
 // sign is Sign through a delivery's headerBuilder.
-func (s *Signer) sign(ctx context.Context, hb *headerBuilder, ev *scheduler.Event, body []byte) error {
+// A non-zero deadline bounds reading the secrets.
+func (s *Signer) sign(ctx context.Context, deadline time.Time, hb *headerBuilder, ev *scheduler.Event, body []byte) error {
 	now := s.cfg.Clock.Now()
-	e, err := s.keys(ctx, ev.App, now)
+	e, err := s.keys(ctx, ev.App, now, deadline)
 	if err != nil {
 		return err
 	}
