@@ -40,7 +40,8 @@ type createHold struct {
 	max     int
 	entries []*heldCreate // in the order they were held
 	byRun   map[runKey]*heldCreate
-	taken   int // entries taken but not yet compacted away
+	taken   int           // entries taken but not yet compacted away
+	free    []*heldCreate // compacted entries, for reuse
 }
 
 func newCreateHold(max int) *createHold {
@@ -61,7 +62,13 @@ func (h *createHold) holds(k runKey) bool {
 
 // add holds r until deadline. The caller checks full and holds first.
 func (h *createHold) add(r scheduler.Record, deadline time.Time) {
-	e := &heldCreate{rec: r, deadline: deadline}
+	var e *heldCreate
+	if n := len(h.free); n > 0 {
+		e, h.free = h.free[n-1], h.free[:n-1]
+		*e = heldCreate{rec: r, deadline: deadline}
+	} else {
+		e = &heldCreate{rec: r, deadline: deadline}
+	}
 	h.entries = append(h.entries, e)
 	h.byRun[runOf(&r)] = e
 }
@@ -118,6 +125,9 @@ func (h *createHold) takeAll(batch []scheduler.Record) []scheduler.Record {
 
 // reset forgets every held create (they stay pending in the outbox).
 func (h *createHold) reset() {
+	for _, e := range h.entries {
+		h.recycle(e)
+	}
 	clear(h.entries)
 	h.entries = h.entries[:0]
 	clear(h.byRun)
@@ -143,11 +153,20 @@ func (h *createHold) compact() {
 	}
 	keep := h.entries[:0]
 	for _, e := range h.entries {
-		if !e.taken {
-			keep = append(keep, e)
+		if e.taken {
+			h.recycle(e)
+			continue
 		}
+		keep = append(keep, e)
 	}
 	clear(h.entries[len(keep):])
 	h.entries = keep
 	h.taken = 0
+}
+
+// recycle keeps an entry no longer held for reuse, without its record (so
+// that the record's event can be collected).
+func (h *createHold) recycle(e *heldCreate) {
+	*e = heldCreate{}
+	h.free = append(h.free, e)
 }
