@@ -8,7 +8,7 @@
 //
 //	mysql://user:pass@host:3306/db?params  →  go-sql-driver/mysql: user:pass@tcp(host:3306)/db?params
 //	                                          (defaults: parseTime=true, timeout=10s, interpolateParams=true; port 3306)
-//	sqlite:///abs/path/file.db             →  modernc.org/sqlite (pure Go): WAL (checkpoint every 4,000 pages), busy_timeout, synchronous=NORMAL, temp_store=MEMORY,
+//	sqlite:///abs/path/file.db             →  modernc.org/sqlite (pure Go): WAL, busy_timeout, synchronous=NORMAL, temp_store=MEMORY,
 //	                                          case_sensitive_like, BEGIN IMMEDIATE; the parent directory is created
 //
 // Query parameters pass through to the driver. RedactDSN hides the password;

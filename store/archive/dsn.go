@@ -177,14 +177,6 @@ func sqliteDSN(u *url.URL) (path, driverDSN string, err error) {
 		// appendfsync everysec, deploy/redis.conf).
 		"journal_mode(WAL)",
 		"synchronous(NORMAL)",
-		// A checkpoint every 4,000 pages of WAL (16 MiB) rather than
-		// SQLite's 1,000: the writer runs the checkpoint inside a commit,
-		// and the pages every batch rewrites (the right edges of the
-		// tables and indexes) are copied to the database once per
-		// checkpoint, however often they were committed. Worker CPU per
-		// archived record about 10% lower (BenchmarkWrite); the WAL file
-		// stays at up to 16 MiB.
-		"wal_autocheckpoint(4000)",
 		// The statement journal of a multi-row upsert (which SQLite keeps
 		// so that one failing row can undo its statement) stays in memory
 		// instead of spilling to a temporary file past 64 KiB: a Write's
