@@ -135,8 +135,6 @@ type Archiver struct {
 	// Scratch space reused from round to round (one goroutine runs them).
 	batch    []scheduler.Record
 	holdable []bool // holdable[i]: batch[i] may be held
-	valid    []scheduler.Record
-	byShard  [][]scheduler.Record
 	seen     map[entryKey]struct{}
 	runs     map[runKey]int
 }
@@ -466,7 +464,9 @@ func (a *Archiver) holdOrRelease(deadline time.Time, batch []scheduler.Record, h
 
 // commit writes a batch in one transaction and acknowledges it.
 func (a *Archiver) commit(ctx context.Context, batch []scheduler.Record) error {
-	valid := a.valid[:0]
+	// valid and the shards' slices are the callees' to keep (a test's
+	// writer may hold on to a batch): new ones for every commit.
+	valid := make([]scheduler.Record, 0, len(batch))
 	for _, r := range batch {
 		if r.Kind == "" {
 			a.log.Error("skipping an outbox entry that cannot be read", "shard", r.Shard, "entry", r.StreamID)
@@ -474,10 +474,6 @@ func (a *Archiver) commit(ctx context.Context, batch []scheduler.Record) error {
 		}
 		valid = append(valid, r)
 	}
-	defer func() {
-		clear(valid)
-		a.valid = valid[:0]
-	}()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if a.cfg.OnFinal != nil {
@@ -490,22 +486,17 @@ func (a *Archiver) commit(ctx context.Context, batch []scheduler.Record) error {
 	if err := a.archive.Write(wctx, valid); err != nil {
 		return err
 	}
+	var byShard [][]scheduler.Record
 	for _, r := range batch {
-		if r.Shard >= len(a.byShard) {
-			a.byShard = append(a.byShard, make([][]scheduler.Record, r.Shard+1-len(a.byShard))...)
+		if r.Shard >= len(byShard) {
+			byShard = append(byShard, make([][]scheduler.Record, r.Shard+1-len(byShard))...)
 		}
-		a.byShard[r.Shard] = append(a.byShard[r.Shard], r)
+		byShard[r.Shard] = append(byShard[r.Shard], r)
 	}
-	defer func() {
-		for sh := range a.byShard {
-			clear(a.byShard[sh])
-			a.byShard[sh] = a.byShard[sh][:0]
-		}
-	}()
 	// Acknowledging must not be cut short by shutdown once the batch is committed.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	for sh, recs := range a.byShard {
+	for sh, recs := range byShard {
 		if len(recs) == 0 {
 			continue
 		}
