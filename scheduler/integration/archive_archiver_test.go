@@ -411,8 +411,10 @@ func TestArchiverTakesOverADeadArchiversBatch(t *testing.T) {
 		}
 		doomed.stop()
 		died := time.Now()
-		if n := pendingOf(t, e, "doomed"); n != int64(len(lost)) {
-			t.Errorf("%d entries pending under the dead archiver, want the %d it read", n, len(lost))
+		// At least the batch it was writing: creates it held back for their
+		// final outcome (ArchiverConfig.HoldCreates) are pending too.
+		if n := pendingOf(t, e, "doomed"); n < int64(len(lost)) {
+			t.Errorf("%d entries pending under the dead archiver, want at least the %d it was writing", n, len(lost))
 		}
 
 		rec := newRecordingArchive(db)

@@ -347,7 +347,9 @@ func TestArchiverWritesThenAcknowledges(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	metrics := scheduler.NewMetrics(reg)
 	const batch = 7
-	stop := runArchiver(t, e.store, fake, worker.ArchiverConfig{Consumer: "a", Batch: batch, Metrics: metrics})
+	// Without holding creates back (archivehold_test.go): every entry is
+	// then written in stream order.
+	stop := runArchiver(t, e.store, fake, worker.ArchiverConfig{Consumer: "a", Batch: batch, Metrics: metrics, HoldCreates: -1})
 	waitFor(t, "the outbox to drain", func() bool { return e.lag(t) == 0 })
 	stop()
 

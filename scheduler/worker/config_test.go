@@ -75,6 +75,10 @@ func TestArchiverConfigValidate(t *testing.T) {
 	if err := (worker.ArchiverConfig{Consumer: "w1"}).WithDefaults().Validate(); err != nil {
 		t.Fatalf("the zero ArchiverConfig with a Consumer and defaults: %v", err)
 	}
+	// Without a hold, a long poll interval is fine.
+	if err := (worker.ArchiverConfig{Consumer: "w1", HoldCreates: -1, PollInterval: 5 * time.Second}).WithDefaults().Validate(); err != nil {
+		t.Fatalf("no hold, PollInterval 5s: %v", err)
+	}
 	checkNamesField(t, worker.ArchiverConfig{}.WithDefaults().Validate(), "Consumer")
 	for _, tc := range []struct {
 		name, field string
@@ -85,6 +89,11 @@ func TestArchiverConfigValidate(t *testing.T) {
 		{"Batch=MaxArchiveBatch+1", "Batch", func(c *worker.ArchiverConfig) { c.Batch = worker.MaxArchiveBatch + 1 }},
 		{"PollInterval=0", "PollInterval", func(c *worker.ArchiverConfig) { c.PollInterval = 0 }},
 		{"ClaimIdle=-time.Second", "ClaimIdle", func(c *worker.ArchiverConfig) { c.ClaimIdle = -time.Second }},
+		// Search must see a create within 2 s: the hold plus the sleep
+		// between rounds is bounded.
+		{"HoldCreates=1.4s", "HoldCreates", func(c *worker.ArchiverConfig) { c.HoldCreates = 1400 * time.Millisecond }},
+		{"HoldCreates=default,PollInterval=1s", "HoldCreates", func(c *worker.ArchiverConfig) { c.PollInterval = time.Second }},
+		{"HoldCreates=1s,FillWait=600ms", "HoldCreates", func(c *worker.ArchiverConfig) { c.FillWait = 600 * time.Millisecond }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

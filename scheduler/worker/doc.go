@@ -7,6 +7,7 @@
 //	reaper.go     returns expired leases to due; ends dead workers' leases
 //	heartbeat.go  reports the worker alive; claiming stops while it fails
 //	archiver.go   moves the outbox into the archive database
+//	archivehold.go  holds a create briefly so it meets its final in one row
 //	failurelog.go one structured line per failed attempt (opt-in)
 //
 // Each declares the part of the store it needs (ClaimStore, FinishStore,

@@ -23,15 +23,27 @@ import (
 // allocs/record; the table grows as b.N does.
 //
 //	go test ./store/archive -run '^$' -bench BenchmarkWrite -benchtime 200x
+//
+// The merged cases are what the archiver writes when it holds a create
+// until its final outcome comes (scheduler/worker's HoldCreates): every
+// batch has the creates and the finals of the same runs, one row per run.
+// Each run has two records in both shapes, so cpu-ns/record compares the
+// cost per event directly.
 func BenchmarkWrite(b *testing.B) {
-	for _, batch := range []int{256, 500} {
-		b.Run(fmt.Sprintf("SQLite/batch=%d", batch), func(b *testing.B) {
-			benchmarkWrite(b, openBenchStore(b, "sqlite://"+filepath.Join(b.TempDir(), "archive.db")), batch)
-		})
-		b.Run(fmt.Sprintf("MariaDB/batch=%d", batch), func(b *testing.B) {
-			mysqltest.Shared(b) // skips when no server is installed
-			benchmarkWrite(b, openBenchStore(b, mysqltest.NewDatabase(b)), batch)
-		})
+	for _, merged := range []bool{false, true} {
+		shape := "apart"
+		if merged {
+			shape = "merged"
+		}
+		for _, batch := range []int{256, 500} {
+			b.Run(fmt.Sprintf("SQLite/%s/batch=%d", shape, batch), func(b *testing.B) {
+				benchmarkWrite(b, openBenchStore(b, "sqlite://"+filepath.Join(b.TempDir(), "archive.db")), batch, merged)
+			})
+			b.Run(fmt.Sprintf("MariaDB/%s/batch=%d", shape, batch), func(b *testing.B) {
+				mysqltest.Shared(b) // skips when no server is installed
+				benchmarkWrite(b, openBenchStore(b, mysqltest.NewDatabase(b)), batch, merged)
+			})
+		}
 	}
 }
 
@@ -48,7 +60,7 @@ func openBenchStore(b *testing.B, dsn string) *archive.Store {
 	return s
 }
 
-func benchmarkWrite(b *testing.B, s *archive.Store, size int) {
+func benchmarkWrite(b *testing.B, s *archive.Store, size int, merged bool) {
 	ctx := context.Background()
 	half := size / 2
 	next := 0 // runs created so far
@@ -57,7 +69,13 @@ func benchmarkWrite(b *testing.B, s *archive.Store, size int) {
 		for i := next; i < next+half; i++ {
 			recs = append(recs, benchCreate(i))
 		}
-		for i := max(0, next-half); i < next; i++ {
+		// Apart: the finals of the runs the batch before created; merged:
+		// those of the runs this batch creates.
+		from, to := max(0, next-half), next
+		if merged {
+			from, to = next, next+half
+		}
+		for i := from; i < to; i++ {
 			recs = append(recs, benchFinal(i))
 		}
 		next += half
