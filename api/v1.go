@@ -214,10 +214,26 @@ type batchRequest struct {
 }
 
 func (r *batchRequest) bind(c *gin.Context) error {
+	data, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		return decodeJSON(errReader{err}, nil) // the body limit's 413, or the read's 400
+	}
+	if items, ok := decodeBatchFast(data); ok {
+		r.items = make([]scheduler.BatchItem, len(items))
+		r.decoded = make([]*CreateRequest, len(items))
+		for i := range items {
+			if err := scopeApp(c, &items[i].App); err != nil {
+				r.items[i].Err = err // another application's item: 403, the others go ahead
+				continue
+			}
+			r.decoded[i] = &items[i]
+		}
+		return nil
+	}
 	var body struct {
 		Events []json.RawMessage `json:"events"`
 	}
-	if err := decodeJSON(c.Request.Body, &body); err != nil {
+	if err := decodeJSON(bytesReader(data), &body); err != nil {
 		return err
 	}
 	if body.Events == nil {
