@@ -131,24 +131,38 @@ func (e Event) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads the event as the API shows it.
 func (e *Event) UnmarshalJSON(b []byte) error {
-	type plain Event
-	w := struct {
-		*plain
-		Timeout    wireDuration `json:"timeout"`
-		MinBackoff wireDuration `json:"min_backoff"`
-		MaxBackoff wireDuration `json:"max_backoff"`
-		DueAt      wireTime     `json:"due_at"`
-		CreatedAt  wireTime     `json:"created_at"`
-		UpdatedAt  wireTime     `json:"updated_at"`
-		FinishedAt wireTime     `json:"finished_at"`
-	}{plain: (*plain)(e)}
+	w := eventWire{plainEvent: plainEvent(*e)}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
+	*e = w.event()
+	return nil
+}
+
+// plainEvent is Event without its UnmarshalJSON.
+type plainEvent Event
+
+// eventWire is an event as the API writes it. A list of events decodes
+// into it in one pass (the answer of a batch has a thousand), where
+// decoding into Event would decode each event a second time in its
+// UnmarshalJSON.
+type eventWire struct {
+	plainEvent
+	Timeout    wireDuration `json:"timeout"`
+	MinBackoff wireDuration `json:"min_backoff"`
+	MaxBackoff wireDuration `json:"max_backoff"`
+	DueAt      wireTime     `json:"due_at"`
+	CreatedAt  wireTime     `json:"created_at"`
+	UpdatedAt  wireTime     `json:"updated_at"`
+	FinishedAt wireTime     `json:"finished_at"`
+}
+
+func (w *eventWire) event() Event {
+	e := Event(w.plainEvent)
 	e.Timeout, e.MinBackoff, e.MaxBackoff = time.Duration(w.Timeout), time.Duration(w.MinBackoff), time.Duration(w.MaxBackoff)
 	e.DueAt, e.CreatedAt, e.UpdatedAt = time.Time(w.DueAt), time.Time(w.CreatedAt), time.Time(w.UpdatedAt)
 	e.FinishedAt = time.Time(w.FinishedAt)
-	return nil
+	return e
 }
 
 // Attempt is one delivery attempt of an event's history.
@@ -220,7 +234,7 @@ func (c *Client) CreateEvents(ctx context.Context, reqs []CreateEventRequest) ([
 	var resp struct {
 		Results []struct {
 			Status int          `json:"status"`
-			Event  *Event       `json:"event"`
+			Event  *eventWire   `json:"event"`
 			Error  *errorDetail `json:"error"`
 		} `json:"results"`
 	}
@@ -231,13 +245,16 @@ func (c *Client) CreateEvents(ctx context.Context, reqs []CreateEventRequest) ([
 		return nil, err
 	}
 	out := make([]BatchResult, len(resp.Results))
+	events := make([]Event, len(resp.Results)) // one allocation for all
 	for i, r := range resp.Results {
-		out[i] = BatchResult{Status: r.Status, Event: r.Event}
+		out[i] = BatchResult{Status: r.Status}
 		if r.Error != nil {
 			out[i].Err = r.Error.toError(r.Status)
 		}
 		if r.Event != nil {
-			r.Event.Replayed = r.Status == http.StatusOK
+			events[i] = r.Event.event()
+			events[i].Replayed = r.Status == http.StatusOK
+			out[i].Event = &events[i]
 		}
 	}
 	return out, nil
