@@ -268,13 +268,7 @@ func TestDeliverKeepAlive(t *testing.T) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = io.WriteString(w, `{"status":"ok","padding":"`+strings.Repeat("p", 2000)+`"}`)
 	}))
-	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
+	startCounting(t, srv, &conns)
 
 	d := New(Config{})
 	for i := range 20 {
@@ -348,4 +342,17 @@ func TestDeliverGuard(t *testing.T) {
 			t.Fatalf("Deliver = %+v", r)
 		}
 	})
+}
+
+// startCounting starts srv (made with httptest.NewUnstartedServer) counting
+// the connections it accepts in conns, and closes it when the test ends.
+func startCounting(t *testing.T, srv *httptest.Server, conns *atomic.Int32) {
+	t.Helper()
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
 }

@@ -70,13 +70,7 @@ func TestDeliverIdleClosedByDestination(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	srv.Config.IdleTimeout = 20 * time.Millisecond
-	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
+	startCounting(t, srv, &conns)
 	d := New(Config{})
 	for i := range 3 {
 		ev := deliveryEvent(srv.URL) // POST: never resent on its own
@@ -209,13 +203,7 @@ func TestDeliverGzipAnswer(t *testing.T) {
 		w.Header().Set("Content-Encoding", "gzip")
 		_, _ = w.Write(b.Bytes())
 	}))
-	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
+	startCounting(t, srv, &conns)
 	d := New(Config{})
 	for i := range 5 {
 		r := d.Deliver(context.Background(), deliveryEvent(srv.URL), 5*time.Second)

@@ -128,10 +128,7 @@ func holdConfig(clock scheduler.Clock) worker.ArchiverConfig {
 // final outcome comes and both are written in one batch (one archive row).
 func TestArchiverHoldMergesCreateAndFinal(t *testing.T) {
 	t.Parallel()
-	e := newArchEnv(t, 2)
-	clock := scheduler.NewManualClock(time.Now())
-	fake := &fakeArchive{}
-	runArchiver(t, e.store, fake, holdConfig(clock))
+	e, _, fake := startHolding(t, 2)
 
 	e.createDue(t, "m1", time.Now())
 	e.createDue(t, "m2", time.Now())
@@ -161,10 +158,7 @@ func TestArchiverHoldMergesCreateAndFinal(t *testing.T) {
 // the hold is written alone when the hold runs out.
 func TestArchiverHoldRunsOut(t *testing.T) {
 	t.Parallel()
-	e := newArchEnv(t, 1)
-	clock := scheduler.NewManualClock(time.Now())
-	fake := &fakeArchive{}
-	runArchiver(t, e.store, fake, holdConfig(clock))
+	e, clock, fake := startHolding(t, 1)
 
 	e.createDue(t, "r1", time.Now())
 	waitHeld(t, e, fake, 1)
@@ -184,10 +178,7 @@ func TestArchiverHoldRunsOut(t *testing.T) {
 // hold would run out, and the other kinds of records, are written at once.
 func TestArchiverHoldOnlyCreatesDueSoon(t *testing.T) {
 	t.Parallel()
-	e := newArchEnv(t, 1)
-	clock := scheduler.NewManualClock(time.Now())
-	fake := &fakeArchive{}
-	runArchiver(t, e.store, fake, holdConfig(clock))
+	e, _, fake := startHolding(t, 1)
 
 	e.createDue(t, "later", time.Now().Add(time.Hour))
 	waitFor(t, "the create due later to be written", func() bool { return e.lag(t) == 0 })
@@ -210,10 +201,7 @@ func TestArchiverHoldOnlyCreatesDueSoon(t *testing.T) {
 // failed attempt that retries in an hour) releases its held create.
 func TestArchiverHoldAttemptReleases(t *testing.T) {
 	t.Parallel()
-	e := newArchEnv(t, 1)
-	clock := scheduler.NewManualClock(time.Now())
-	fake := &fakeArchive{}
-	runArchiver(t, e.store, fake, holdConfig(clock))
+	e, _, fake := startHolding(t, 1)
 
 	e.createDue(t, "a1", time.Now())
 	waitHeld(t, e, fake, 1)
@@ -307,10 +295,7 @@ func TestArchiverHoldKeptPendingWhenFlushFails(t *testing.T) {
 // the rest once the archive is back, once each, without a second hold.
 func TestArchiverHoldAfterFailedWrite(t *testing.T) {
 	t.Parallel()
-	e := newArchEnv(t, 1)
-	clock := scheduler.NewManualClock(time.Now())
-	fake := &fakeArchive{}
-	runArchiver(t, e.store, fake, holdConfig(clock))
+	e, _, fake := startHolding(t, 1)
 	e.createDue(t, "f1", time.Now())
 	waitHeld(t, e, fake, 1)
 	fake.setDown(true)
@@ -384,4 +369,15 @@ func TestArchiverHoldRunsOfOneEvent(t *testing.T) {
 	if err := arch.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE app = 'app' AND event_id = 'o1'`).Scan(&rows); err != nil || rows != 1 {
 		t.Fatalf("%d rows for the event (%v), want 1", rows, err)
 	}
+}
+
+// startHolding runs an archiver with the hold (holdConfig) on a manual
+// clock over shards outbox shards, writing into a fake archive.
+func startHolding(t *testing.T, shards int) (*archEnv, *scheduler.ManualClock, *fakeArchive) {
+	t.Helper()
+	e := newArchEnv(t, shards)
+	clock := scheduler.NewManualClock(time.Now())
+	fake := &fakeArchive{}
+	runArchiver(t, e.store, fake, holdConfig(clock))
+	return e, clock, fake
 }
