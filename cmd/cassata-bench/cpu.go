@@ -67,21 +67,29 @@ func parseStatCPU(stat string) (time.Duration, error) {
 // since it started, or over a window (sub).
 type cpuSample struct {
 	Worker, Server, Redis, Sink time.Duration // Worker: all workers together
+	// Archive is the bench's MariaDB (--archive mysql), when HasArchive:
+	// with SQLite the archive's work is in the workers.
+	Archive    time.Duration
+	HasArchive bool
 }
 
 func (s cpuSample) sub(t cpuSample) cpuSample {
 	return cpuSample{Worker: s.Worker - t.Worker, Server: s.Server - t.Server, Redis: s.Redis - t.Redis,
-		Sink: s.Sink - t.Sink}
+		Sink: s.Sink - t.Sink, Archive: s.Archive - t.Archive, HasArchive: s.HasArchive && t.HasArchive}
 }
 
 // cpuProcs are the processes a delivery's CPU is spent in.
 type cpuProcs struct {
 	workers             []int
 	server, redis, sink int
+	archive             int // the bench's MariaDB; 0: none (SQLite)
 }
 
 func (b *bench) cpuProcs(d *deployment) cpuProcs {
 	p := cpuProcs{server: d.server.Pid(), redis: b.redis.proc.Pid(), sink: b.sink.proc.Pid()}
+	if b.mysql != nil {
+		p.archive = b.mysql.proc.Pid()
+	}
 	for _, w := range d.workers {
 		p.workers = append(p.workers, w.Pid())
 	}
@@ -91,11 +99,15 @@ func (b *bench) cpuProcs(d *deployment) cpuProcs {
 // read samples every process's CPU time.
 func (p cpuProcs) read() (cpuSample, error) {
 	var s cpuSample
-	var errs [4]error
+	var errs [5]error
 	s.Worker, errs[0] = cpuTimes(p.workers...)
 	s.Server, errs[1] = cpuTimes(p.server)
 	s.Redis, errs[2] = cpuTimes(p.redis)
 	s.Sink, errs[3] = cpuTimes(p.sink)
+	if p.archive != 0 {
+		s.Archive, errs[4] = cpuTimes(p.archive)
+		s.HasArchive = true
+	}
 	return s, errors.Join(errs[:]...)
 }
 
@@ -140,7 +152,7 @@ func (w *cpuWindow) end() (spent cpuSample, ok bool) {
 	}
 	spent = last.sub(start.s)
 	slog.Info("CPU", "run", w.name, "worker", spent.Worker, "server", spent.Server, "redis", spent.Redis,
-		"sink", spent.Sink)
+		"sink", spent.Sink, "archive_db", spent.Archive)
 	return spent, true
 }
 
@@ -152,6 +164,9 @@ func (r *row) setCPU(spent cpuSample, delivered int) {
 	per := func(d time.Duration) metric { return some(float64(d.Microseconds()) / float64(delivered)) }
 	r.WorkerCPU, r.ServerCPU, r.RedisCPU, r.SinkCPU = per(spent.Worker), per(spent.Server), per(spent.Redis),
 		per(spent.Sink)
+	if spent.HasArchive {
+		r.ArchiveCPU = per(spent.Archive)
+	}
 }
 
 // cancel stops a window whose end will not come (the workload failed).
@@ -171,5 +186,6 @@ func cpuLegend(o options) string {
 		"flows steady until the last delivery + " + dupGrace.String() + ". " +
 		"The bench learns of the last delivery from one long-polling request to the sink a second and reads the " +
 		"arrivals after the window, so the sink's figure is its deliveries; Redis's includes the bench's outbox " +
-		"polls (burst, archive) and flow-key samples (flows steady)"
+		"polls (burst, archive) and flow-key samples (flows steady); archive DB = the bench's MariaDB " +
+		"(--archive mysql; with SQLite the archive's work is in the workers' figure)"
 }

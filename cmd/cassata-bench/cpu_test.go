@@ -57,3 +57,20 @@ func TestCPUPerDelivery(t *testing.T) {
 		t.Errorf("legend = %q", l)
 	}
 }
+
+// TestSetCPUArchive: the archive DB column is filled only when the bench ran
+// its own MariaDB (with SQLite the archive's work is in the workers).
+func TestSetCPUArchive(t *testing.T) {
+	start := cpuSample{Worker: time.Second, Archive: 2 * time.Second, HasArchive: true}
+	end := cpuSample{Worker: 3 * time.Second, Archive: 3 * time.Second, HasArchive: true}
+	var r row
+	r.setCPU(end.sub(start), 1000)
+	if !r.ArchiveCPU.ok || r.ArchiveCPU.v != 1000 || r.WorkerCPU.v != 2000 {
+		t.Fatalf("archive %+v, worker %+v; want 1000 and 2000 µs per delivery", r.ArchiveCPU, r.WorkerCPU)
+	}
+	var sqlite row
+	sqlite.setCPU(cpuSample{Worker: time.Second}.sub(cpuSample{}), 1000)
+	if sqlite.ArchiveCPU.ok {
+		t.Fatalf("archive CPU %+v without an archive process", sqlite.ArchiveCPU)
+	}
+}

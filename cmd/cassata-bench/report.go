@@ -57,6 +57,8 @@ type row struct {
 	ServerCPU metric
 	RedisCPU  metric
 	SinkCPU   metric
+	// ArchiveCPU is the bench's MariaDB's (--archive mysql).
+	ArchiveCPU metric
 	// Sampled during a flows-steady run: events held back by their flow
 	// keys (all keys together) and permits out (the key with the most).
 	FlowHeldMax    metric
@@ -112,6 +114,7 @@ var cpuColumns = []column{
 	{"server CPU µs/delivery", func(r *row) *metric { return &r.ServerCPU }, median, formatInt},
 	{"Redis CPU µs/delivery", func(r *row) *metric { return &r.RedisCPU }, median, formatInt},
 	{"sink CPU µs/delivery", func(r *row) *metric { return &r.SinkCPU }, median, formatInt},
+	{"archive DB CPU µs/delivery", func(r *row) *metric { return &r.ArchiveCPU }, median, formatInt},
 	{"held max", func(r *row) *metric { return &r.FlowHeldMax }, slices.Max[[]float64], formatInt},
 	{"permits max", func(r *row) *metric { return &r.FlowPermitsMax }, slices.Max[[]float64], formatInt},
 }

@@ -230,6 +230,9 @@ func (p *Process) Admin() *sql.DB {
 	return p.admin
 }
 
+// Pid is the database server's process id (for its CPU time).
+func (p *Process) Pid() int { return p.current().Pid() }
+
 // Kill sends SIGKILL, simulating a crash, and waits for the process to exit.
 func (p *Process) Kill() { p.current().Kill() }
 
