@@ -210,7 +210,9 @@ func (e *h1WriteError) Unwrap() error { return e.err }
 
 // get returns a live idle connection to addr or dials one.
 func (c *h1Client) get(ctx context.Context, addr string, deadline time.Time) (*h1Conn, error) {
-	for {
+	// Not once the deadline has passed: every probe would fail on it and
+	// close a good connection (the dial below fails as a timeout instead).
+	for time.Now().Before(deadline) {
 		pc := c.popIdle(addr)
 		if pc == nil {
 			break

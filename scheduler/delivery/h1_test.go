@@ -444,3 +444,42 @@ func TestDeliverIdleTimeout(t *testing.T) {
 		t.Fatalf("pool after the sweep: %d idle, %d destinations, sweeping %v; want it empty", d.h1.nIdle, len(d.h1.idle), d.h1.sweeping)
 	}
 }
+
+// TestDeliverExpiredDeadlineKeepsPool: a delivery whose deadline has
+// passed before it reaches the pool (a 1ms timeout, which events may have,
+// or signing that took the time) fails as a timeout without closing the
+// destination's idle connections: the liveness probe fails on the past
+// deadline, not on the connection.
+func TestDeliverExpiredDeadlineKeepsPool(t *testing.T) {
+	t.Parallel()
+	const warm = 4
+	var conns atomic.Int32
+	var arrived sync.WaitGroup
+	arrived.Add(warm)
+	release := make(chan struct{})
+	var requests atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		if requests.Add(1) <= warm {
+			arrived.Done()
+			<-release
+		}
+	}))
+	startCounting(t, srv, &conns)
+	d := New(Config{MaxIdleConnsPerHost: 8})
+	var done sync.WaitGroup
+	for range warm {
+		done.Go(func() { d.Deliver(context.Background(), deliveryEvent(srv.URL), 5*time.Second) })
+	}
+	arrived.Wait() // four connections at once
+	close(release)
+	done.Wait()
+	if r := d.Deliver(context.Background(), deliveryEvent(srv.URL), time.Nanosecond); r.Err == nil || !strings.Contains(r.Err.Error(), "timeout") {
+		t.Fatalf("Deliver with an expired deadline = %+v, want a timeout", r)
+	}
+	d.h1.mu.Lock()
+	idle := d.h1.nIdle
+	d.h1.mu.Unlock()
+	if idle != warm {
+		t.Fatalf("%d idle connections after a delivery whose deadline had passed, want the %d kept", idle, warm)
+	}
+}
