@@ -303,12 +303,7 @@ func TestArchiverHoldAfterFailedWrite(t *testing.T) {
 	waitFor(t, "a failed write", func() bool { return fake.numCalls() >= 1 })
 	fake.setDown(false)
 	waitFor(t, "the outbox to drain", func() bool { return e.lag(t) == 0 })
-	fake.mu.Lock()
-	dups := fake.dupInBatch
-	fake.mu.Unlock()
-	if len(dups) > 0 {
-		t.Fatalf("entries %q twice in one batch", dups)
-	}
+	fake.noDupsInBatch(t)
 	var got []scheduler.Record
 	for _, b := range fake.committed() {
 		got = append(got, b...)

@@ -91,6 +91,16 @@ func (f *fakeArchive) setDown(down bool) {
 	f.mu.Unlock()
 }
 
+// noDupsInBatch fails the test when an entry came twice in one batch.
+func (f *fakeArchive) noDupsInBatch(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.dupInBatch) > 0 {
+		t.Fatalf("entries %q appeared twice in one batch", f.dupInBatch)
+	}
+}
+
 func (f *fakeArchive) numCalls() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -569,12 +579,7 @@ func TestArchiverNoDuplicateInBatchAfterOutage(t *testing.T) {
 	waitFor(t, "six failed writes", func() bool { return fake.numCalls() >= 6 })
 	fake.setDown(false)
 	waitFor(t, "the outbox to drain", func() bool { return e.lag(t) == 0 })
-	fake.mu.Lock()
-	dups := fake.dupInBatch
-	fake.mu.Unlock()
-	if len(dups) > 0 {
-		t.Fatalf("entries %q appeared twice in one batch", dups)
-	}
+	fake.noDupsInBatch(t)
 	exactlyOnce(t, fake.written(), want)
 }
 
