@@ -28,7 +28,9 @@ const (
 	// RecordAttempt: an attempt ended; the event goes on (retry) or the
 	// attempt was stale.
 	RecordAttempt RecordKind = "attempt"
-	// RecordFinal: the run reached a final status; carries the whole event.
+	// RecordFinal: the run reached a final status; carries the whole event
+	// (the store reads it when the record is read), or none when the store
+	// no longer has it (the attempt then tells the outcome).
 	RecordFinal RecordKind = "final"
 	// RecordRequeue: a finished run was retried, or a pending one made due now.
 	RecordRequeue RecordKind = "requeue"
@@ -50,7 +52,8 @@ type Record struct {
 	// Status is the run's status after this change.
 	Status Status
 	// Event carries the fields known at this change: for RecordCreate url,
-	// method, due; for RecordFinal everything (body included unless dropped);
+	// method, due; for RecordFinal everything (body included unless dropped),
+	// or nil when the live store no longer had the event;
 	// for RecordRequeue and a retry's RecordAttempt the next due time. Nil
 	// for other attempts.
 	Event *Event

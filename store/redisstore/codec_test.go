@@ -198,10 +198,7 @@ func TestClaimDecodesAsGet(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			st := openChunkStore(t, be.open(t))
-			now := time.UnixMilli(1_700_000_000_000).UTC()
-			evs := codecEvents(now)
-			createAll(t, st, evs, now)
+			st, now, evs := createCodecEvents(t, be)
 			check := func(c scheduler.Claim, round string) {
 				t.Helper()
 				if len(c.Events) != len(evs) {
@@ -405,20 +402,18 @@ func TestUnpackStrings(t *testing.T) {
 	}
 }
 
-// TestFinalEntryCarriesTheEvent: the 'final' outbox entry of a finished
-// event decodes, on a real redis-server and on miniredis, to the event as
-// Get reads it (but for the history, which the archive has from the
-// attempts' own entries), long values and a binary body included.
+// TestFinalEntryCarriesTheEvent: the record the archiver reads for the
+// 'final' outbox entry of a finished event (the entry with the event read
+// from its hash, withHashes) has, on a real redis-server and on miniredis,
+// the event as Get reads it (but for the history, which the archive has
+// from the attempts' own entries), long values and a binary body included.
 func TestFinalEntryCarriesTheEvent(t *testing.T) {
 	t.Parallel()
 	for _, be := range chunkBackends() {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			st := openChunkStore(t, be.open(t))
-			now := time.UnixMilli(1_700_000_000_000).UTC()
-			evs := codecEvents(now)
-			createAll(t, st, evs, now)
+			st, now, evs := createCodecEvents(t, be)
 			c, err := st.Claim(ctx, 0, testWorker, len(evs), visibility, now)
 			if err != nil || len(c.Events) != len(evs) {
 				t.Fatalf("claim: %d events, %v", len(c.Events), err)
@@ -444,4 +439,15 @@ func TestFinalEntryCarriesTheEvent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// createCodecEvents opens a store on be and creates codecEvents, due at the
+// fixed time it returns.
+func createCodecEvents(t *testing.T, be chunkBackend) (*Store, time.Time, []*scheduler.Event) {
+	t.Helper()
+	st := openChunkStore(t, be.open(t))
+	now := time.UnixMilli(1_700_000_000_000).UTC()
+	evs := codecEvents(now)
+	createAll(t, st, evs, now)
+	return st, now, evs
 }

@@ -273,7 +273,9 @@ func TestReadOutboxRecords(t *testing.T) {
 
 			// failed final, then requeue: due now, attempts reset.
 			r = recs[6]
-			if r.Status != scheduler.StatusFailed || r.Attempt == nil || *r.Attempt != att3 || r.Event.LastStatusCode != 410 ||
+			// The hash was requeued since: the event is the entry's run, as it ended.
+			if r.Status != scheduler.StatusFailed || r.Event.Status != scheduler.StatusFailed || r.Event.Worker != "" ||
+				r.Attempt == nil || *r.Attempt != att3 || r.Event.LastStatusCode != 410 ||
 				r.Event.Attempts != 1 || !r.Event.FinishedAt.Equal(t5) {
 				t.Fatalf("failed record = %+v, event %+v", r, r.Event)
 			}
