@@ -17,21 +17,31 @@
 --          history line, now in ms (0: use the Redis server clock)
 --
 -- Each outcome is applied as its own script would, in order, and is as
--- idempotent (finish_attempt): a batch sent again changes nothing.
+-- idempotent (finish_attempt): a batch sent again changes nothing. The
+-- leases that end leave the lease zset in one command.
 --
 -- Returns one value per outcome: what ack.lua or retry.lua returns for it.
-local res = {}
+local res, ended, now = {}, {}, nil
 for i = 6, #ARGV, 9 do
   local op, m, worker = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local k, proc, now = ARGV[1] .. m, ARGV[2] .. worker, now_ms(ARGV[i + 8])
+  -- The server's clock is read once per call: the batch is applied at one instant.
+  local t = tonumber(ARGV[i + 8])
+  if t == nil or t == 0 then
+    now = now or now_ms(0)
+    t = now
+  end
+  local k, proc = ARGV[1] .. m, ARGV[2] .. worker
   if op == 'ack' then
-    res[#res + 1] = ack_event(k, KEYS[1], proc, KEYS[3], m, worker, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
-      ARGV[i + 6], ARGV[i + 7], now)
+    res[#res + 1] = ack_event(k, ended, proc, KEYS[3], m, worker, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
+      ARGV[i + 6], ARGV[i + 7], t)
   elseif op == 'retry' then
-    res[#res + 1] = retry_event(k, KEYS[1], proc, KEYS[3], KEYS[2], m, worker, ARGV[i + 3], ARGV[i + 4],
-      ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], now, ARGV[3], ARGV[4], ARGV[5])
+    res[#res + 1] = retry_event(k, ended, proc, KEYS[3], KEYS[2], m, worker, ARGV[i + 3], ARGV[i + 4],
+      ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], t, ARGV[3], ARGV[4], ARGV[5])
   else
-    return redis.error_reply('finishmany: unknown operation ' .. tostring(op))
+    res = redis.error_reply('finishmany: unknown operation ' .. tostring(op))
+    break
   end
 end
+-- What the outcomes before a bad one did stands: their leases end too.
+call_batched({'ZREM', KEYS[1]}, ended)
 return res

@@ -236,6 +236,12 @@ end
 -- s, w, a, c, t, hi, hi1, le, le1, d (one HMGET), the line as recorded, and,
 -- when held, the new history and the old one: the caller writes it with the
 -- outcome (one HSET, put_long) — a stale line is written here.
+local function stale_line(line)
+  if line == '{}' then return '{"stale":true}' end
+  if string.sub(line, -1) == '}' then return string.sub(line, 1, -2) .. ',"stale":true}' end
+  return line
+end
+
 local function finish_attempt(k, stream, member, worker, attempt, line)
   local cur = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.created_at, F.updated_at,
     F.history, F.history .. '1', F.last_error, F.last_error .. '1', F.due_at)
@@ -243,15 +249,19 @@ local function finish_attempt(k, stream, member, worker, attempt, line)
     if not cur[4] and redis.call('EXISTS', k) == 0 then return nil, false, cur, line end
     cur[1] = 'PENDING' -- as created: see status_of
   end
-  local stale = line
-  if line == '{}' then stale = '{"stale":true}'
-  elseif string.sub(line, -1) == '}' then stale = string.sub(line, 1, -2) .. ',"stale":true}' end
   local hist = long_join(k, F.history, cur[6], cur[7]) or ''
-  local lines = '\n' .. hist
-  if string.find(lines, '\n' .. line .. '\n', 1, true) then return true, true, cur, line end
-  if string.find(lines, '\n' .. stale .. '\n', 1, true) then return false, true, cur, stale end
+  local stale = nil
+  -- An empty history (a first attempt: the usual case) holds no line:
+  -- neither string is built then.
+  if hist ~= '' then
+    local lines = '\n' .. hist
+    if string.find(lines, '\n' .. line .. '\n', 1, true) then return true, true, cur, line end
+    stale = stale_line(line)
+    if string.find(lines, '\n' .. stale .. '\n', 1, true) then return false, true, cur, stale end
+  end
   local held = cur[1] == 'PROCESSING' and cur[2] == worker and cur[3] == attempt
   if held then return true, false, cur, line, hist .. line .. '\n', hist end
+  stale = stale or stale_line(line)
   long_set(k, F.history, hist .. stale .. '\n')
   redis.call('XADD', stream, '*', 'm', member, 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
     's', cur[1], 'h', stale)
@@ -261,7 +271,9 @@ end
 -- ack_event records the final outcome (COMPLETED, FAILED or
 -- SERVICE_UNAVAILABLE) of a delivery attempt of event hash k, member m,
 -- under the lease of worker and attempt (the attempt number it claimed):
--- lease is the shard's lease zset, proc the worker's list, out the outbox;
+-- ended is a list the caller removes from the shard's lease zset in one
+-- command once the batch is done (the member is added when its lease ends
+-- here), proc the worker's list, out the outbox;
 -- code is the last status code ('' when none), err the last error, line the
 -- attempt's history line (JSON; finish_attempt marks it "stale":true when
 -- the caller no longer holds the lease), now in ms.
@@ -277,11 +289,11 @@ end
 -- is then only appended to the history, the newer outcome stands. A call
 -- applied before (the same history line: see finish_attempt) changes
 -- nothing and returns what the first one did.
-local function ack_event(k, lease, proc, out, m, worker, attempt, status, code, err, line, now)
+local function ack_event(k, ended, proc, out, m, worker, attempt, status, code, err, line, now)
   local held, dup, cur, _, hist, old_hist = finish_attempt(k, out, m, worker, attempt, line)
   if dup then return held and 1 or 0 end
   if not held then return 0 end
-  redis.call('ZREM', lease, m)
+  ended[#ended + 1] = m
   redis.call('LREM', proc, 1, m)
   local set, del = {F.status, status, F.last_status_code, code, F.updated_at, now, F.finished_at, now}, {}
   put_long(set, del, F.history, hist, old_hist)
@@ -324,7 +336,7 @@ end
 -- Returns the next due time in ms, or 0 when the caller no longer holds the
 -- lease. A call applied before (the same history line: see finish_attempt)
 -- changes nothing and returns 1 when the first one was recorded, else 0.
-local function retry_event(k, lease, proc, out, due_key, m, worker, attempt, backoff, code, err, line, now,
+local function retry_event(k, ended, proc, out, due_key, m, worker, attempt, backoff, code, err, line, now,
     channel, msg, horizon)
   local held, dup, cur, _, hist, old_hist = finish_attempt(k, out, m, worker, attempt, line)
   if dup then return held and 1 or 0 end
@@ -332,7 +344,7 @@ local function retry_event(k, lease, proc, out, due_key, m, worker, attempt, bac
   local due = now + tonumber(backoff)
   redis.call('XADD', out, '*', 'm', m, 'k', 'attempt', 'c', cur[4] or '', 't', now,
     's', 'PENDING', 'd', due, 'h', line)
-  redis.call('ZREM', lease, m)
+  ended[#ended + 1] = m
   redis.call('LREM', proc, 1, m)
   local set, del = {F.status, 'PENDING', F.due_at, due, F.last_status_code, code, F.updated_at, now}, {F.worker}
   put_long(set, del, F.history, hist, old_hist)
