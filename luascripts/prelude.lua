@@ -355,13 +355,18 @@ local function retry_event(k, ended, proc, out, due_key, m, worker, attempt, bac
 end
 
 -- add_event writes new event hash k (the field, value pairs argv[from..to])
--- and its outbox 'create' entry (m, k 'create', c, t, s 'PENDING', u, me, d,
--- and fk only when the event has a flow key) to stream out. The caller adds
--- it to the due set.
+-- and its outbox 'create' entry (m, k 'create', c, u, d, me only when the
+-- method is not POST, fk only when the event has a flow key; its update
+-- time is c and its status PENDING, which the reader fills in: every field
+-- left out is less for Redis to write, read and send) to stream out. The
+-- caller adds it to the due set.
 local function add_event(k, out, m, due, created, url, method, fk, argv, from, to)
   redis.call('HSET', k, unpack(argv, from, to))
-  local entry = {out, '*', 'm', m, 'k', 'create', 'c', created, 't', created, 's', 'PENDING',
-    'u', url, 'me', method, 'd', due}
+  local entry = {out, '*', 'm', m, 'k', 'create', 'c', created, 'u', url, 'd', due}
+  if method ~= 'POST' and method ~= '' then
+    entry[#entry + 1] = 'me'
+    entry[#entry + 1] = method
+  end
   if fk ~= '' then
     entry[#entry + 1] = 'fk'
     entry[#entry + 1] = fk

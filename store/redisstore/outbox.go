@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -189,7 +190,15 @@ func (s *Store) AckOutbox(ctx context.Context, shard int, records []scheduler.Re
 	}
 	args := make([]any, 0, 3+4*len(records))
 	args = append(args, ArchiverGroup, s.cfg.Retention.Milliseconds(), s.k.evPrefix(shard))
-	for _, r := range records {
+	// In stream order: archived.lua deletes the entries before the oldest
+	// pending one with a trim, and finds the others by binary search.
+	order := make([]int, len(records))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return compareStreamIDs(records[a].StreamID, records[b].StreamID) })
+	for _, i := range order {
+		r := records[i]
 		m, body := "", ""
 		if r.Kind == scheduler.RecordFinal {
 			m = r.App + "/" + r.ID
@@ -228,6 +237,22 @@ func (s *Store) OutboxLag(ctx context.Context) (int64, time.Time, error) {
 		}
 	}
 	return total, oldest, nil
+}
+
+// compareStreamIDs orders stream ids ("<ms>-<seq>") as Redis does.
+func compareStreamIDs(a, b string) int {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	if c := cmp.Compare(len(am), len(bm)); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(am, bm); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(len(as), len(bs)); c != 0 {
+		return c
+	}
+	return cmp.Compare(as, bs)
 }
 
 func streamIDTime(id string) time.Time {
@@ -278,9 +303,17 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 	}
 	switch r.Kind {
 	case scheduler.RecordCreate:
+		// A create entry leaves out its update time (its creation time)
+		// and its status (PENDING); those of earlier releases carry both.
+		if r.UpdatedMS == 0 {
+			r.UpdatedMS = r.CreatedMS
+		}
+		if r.Status == "" {
+			r.Status = scheduler.StatusPending
+		}
 		r.Event = &scheduler.Event{App: app, ID: id, URL: field(v, "u"), Method: cmp.Or(field(v, "me"), "POST"),
 			DueAt: msTime(field(v, "d")), Status: scheduler.StatusPending, CreatedAt: msTime(field(v, "c")),
-			UpdatedAt: msTime(field(v, "t")), FlowKey: field(v, "fk")}
+			UpdatedAt: time.UnixMilli(r.UpdatedMS).UTC(), FlowKey: field(v, "fk")}
 	case scheduler.RecordRequeue:
 		r.Event = &scheduler.Event{App: app, ID: id, DueAt: msTime(field(v, "d")), Status: scheduler.StatusPending,
 			Attempts: int(atoi(field(v, "a"))), UpdatedAt: msTime(field(v, "t"))}

@@ -2,10 +2,12 @@ package redisstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -898,5 +900,102 @@ func TestReadOutboxFinalWithoutHash(t *testing.T) {
 				t.Fatalf("final record without its hash = %+v (event %+v)", r, r.Event)
 			}
 		})
+	}
+}
+
+// TestAckOutboxDeletesOnlyAcknowledged: archived.lua trims the stream up to
+// the group's oldest pending entry and deletes the acknowledged ones past
+// it one by one, so whatever order entries are acknowledged in, by
+// whichever consumer, exactly the unacknowledged ones stay, readable again.
+func TestAckOutboxDeletesOnlyAcknowledged(t *testing.T) {
+	t.Parallel()
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			e := setupOutbox(t, be.real)
+			for i := range 9 {
+				e.create(t, newEvent(fmt.Sprintf("e%d", i), e.at(time.Hour), e.now))
+			}
+			out := e.outKey("e0")
+			a := e.read(t, "a", false, 6)
+			b := e.read(t, "b", false, 3)
+			if len(a) != 6 || len(b) != 3 {
+				t.Fatalf("read %d and %d", len(a), len(b))
+			}
+			left := func(want ...string) {
+				t.Helper()
+				msgs, err := e.rdb.XRange(context.Background(), out, "-", "+").Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, m := range msgs {
+					got = append(got, strings.TrimPrefix(m.Values["m"].(string), testApp+"/"))
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("entries left %v, want %v", got, want)
+				}
+			}
+			e.ack(t, []scheduler.Record{b[2], b[0], b[1]}) // past a's pending ones, out of order
+			left("e0", "e1", "e2", "e3", "e4", "e5")
+			e.ack(t, a[2:4]) // in the middle
+			left("e0", "e1", "e4", "e5")
+			e.ack(t, a[:1]) // the oldest: trims up to the next pending
+			left("e1", "e4", "e5")
+			if p := e.read(t, "a", true, 10); !slices.Equal(kinds(p), []string{"e1 create", "e4 create", "e5 create"}) {
+				t.Fatalf("a's pending entries = %q", kinds(p))
+			}
+			e.ack(t, a[1:2])
+			e.ack(t, a[4:]) // in order, nothing pending: trimmed
+			left()
+			e.create(t, newEvent("later", e.at(time.Hour), e.now))
+			left("later")
+			if r := e.read(t, "a", false, 10); len(r) != 1 || r[0].ID != "later" {
+				t.Fatalf("after the trim a reads %q", kinds(r))
+			}
+		})
+	}
+}
+
+// TestReadOutboxOldCreateEntry: the create entries of earlier releases
+// carried their update time, status and method (POST too); they read as
+// this release's do.
+func TestReadOutboxOldCreateEntry(t *testing.T) {
+	t.Parallel()
+	e := setupOutbox(t, false)
+	old := map[string]any{"m": "app/o", "k": "create", "c": "1700000000000", "t": "1700000000000", "s": "PENDING",
+		"u": "https://x/o", "me": "POST", "d": "1700000005000"}
+	if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.outKey("o"), Values: old}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.create(t, newEvent("n", time.UnixMilli(1700000005000), time.UnixMilli(1700000000000)))
+	recs := e.read(t, "a", false, 10)
+	if len(recs) != 2 {
+		t.Fatalf("records = %+v", recs)
+	}
+	for _, r := range recs {
+		r.StreamID, r.ID, r.Event.ID, r.Event.URL = "", "", "", ""
+		if r.Kind != scheduler.RecordCreate || r.CreatedMS != 1700000000000 || r.UpdatedMS != r.CreatedMS ||
+			r.Status != scheduler.StatusPending {
+			t.Fatalf("record = %+v", r)
+		}
+		if ev := r.Event; ev.Method != "POST" || ev.Status != scheduler.StatusPending || ev.DueAt.UnixMilli() != 1700000005000 ||
+			!ev.UpdatedAt.Equal(ev.CreatedAt) || ev.CreatedAt.UnixMilli() != 1700000000000 {
+			t.Fatalf("event = %+v", ev)
+		}
+	}
+	if a, b := *recs[0].Event, *recs[1].Event; !reflect.DeepEqual(a, b) {
+		t.Fatalf("old entry's event %+v, new entry's %+v", a, b)
+	}
+}
+
+func TestCompareStreamIDs(t *testing.T) {
+	ids := []string{"0-0", "0-1", "9-0", "10-0", "10-2", "10-10", "1700000000000-0", "1700000000000-99", "1700000000001-3"}
+	for i, a := range ids {
+		for j, b := range ids {
+			if got, want := compareStreamIDs(a, b), cmp.Compare(i, j); got != want {
+				t.Errorf("compareStreamIDs(%s, %s) = %d, want %d", a, b, got, want)
+			}
+		}
 	}
 }
