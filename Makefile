@@ -21,7 +21,7 @@ IMAGE        ?= cassata:$(VERSION)
 # Fuzz targets (package:Name) that `make fuzz` (and `make test`) run, each for
 # FUZZTIME. `go test -fuzz` takes one package and one target per run. Their
 # seed corpora (testdata/fuzz/<Name>/) also run with every plain `go test`.
-FUZZ_TARGETS ?= ./api:FuzzCreateRequest ./api:FuzzCassataAdd ./api:FuzzBatchFast ./scheduler:FuzzValidateHeaders ./scheduler/delivery:FuzzDestinationURL
+FUZZ_TARGETS ?= ./api:FuzzCreateRequest ./api:FuzzCassataAdd ./api:FuzzBatchFast ./api:FuzzBatchResponseJSON ./scheduler:FuzzValidateHeaders ./scheduler/delivery:FuzzDestinationURL
 FUZZTIME     ?= 6s
 
 .DEFAULT_GOAL := help

@@ -132,3 +132,50 @@ func BenchmarkBatchDecode(b *testing.B) {
 		}
 	})
 }
+
+// FuzzBatchResponseJSON: go-json writes a batch's answer byte for byte as
+// encoding/json does, or BatchResponse.fastJSON declines it.
+func FuzzBatchResponseJSON(f *testing.F) {
+	for _, s := range []string{"", "plain", `<script>&"'\`, "\u2028\u2029", "\x00\x01\x1f\x7f", "é中🎉",
+		"\xff\xfe bad", "a\u00e9\xc3", "\\u0041", "</", "\t\r\n"} {
+		f.Add(s, s+"k", 201, true)
+	}
+	f.Fuzz(func(t *testing.T, s, k string, status int, withEvent bool) {
+		body := s
+		code := status
+		errText := s
+		r := BatchResponse{Results: []BatchResult{{Status: status, Error: &ErrorDetail{Code: k, Message: s, Field: k}}}}
+		if withEvent {
+			v := EventView{App: k, ID: s, URL: s, Method: k, Headers: map[string]string{s: k, k: s, "Content-Type": s},
+				Body: &body, Status: s, Attempts: status, MaxAttempts: -status, Timeout: s, DueAt: s, CreatedAt: k,
+				UpdatedAt: s, FinishedAt: k, LastStatusCode: status, LastError: s, CallbackURL: k, FlowKey: s,
+				History: []AttemptView{{Attempt: 1, At: s, StatusCode: &code, Error: &errText, DurationMS: int64(status),
+					Worker: k, Response: s, Stale: withEvent}, {Attempt: 2}}}
+			r.Results = append(r.Results, BatchResult{Status: 201, Event: &v}, BatchResult{Status: 200, Event: &EventView{}})
+		}
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := r.fastJSON(); ok && !bytes.Equal(got, want) {
+			t.Fatalf("go-json wrote\n%s\nencoding/json\n%s", got, want)
+		}
+	})
+}
+
+// TestBatchResponseJSONDeclinesBadUTF8: an answer with bytes that are not
+// UTF-8 goes to encoding/json, which writes U+FFFD for them.
+func TestBatchResponseJSONDeclinesBadUTF8(t *testing.T) {
+	bad := "a\xffb"
+	r := BatchResponse{Results: []BatchResult{{Status: 201, Event: &EventView{ID: "x", Body: &bad}}}}
+	if b, ok := r.fastJSON(); ok {
+		want, _ := json.Marshal(r)
+		if !bytes.Equal(b, want) {
+			t.Fatalf("fastJSON answered %q for a body with a bad byte, encoding/json %q", b, want)
+		}
+	}
+	good := BatchResponse{Results: []BatchResult{{Status: 201, Event: &EventView{ID: "x"}}}}
+	if _, ok := good.fastJSON(); !ok {
+		t.Fatal("fastJSON declined a plain answer")
+	}
+}

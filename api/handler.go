@@ -64,8 +64,21 @@ func handle[Req any, Resp any, PR binder[Req]](fam family, fn func(ctx context.C
 				}
 			}
 		}
+		if f, ok := body.(fastJSON); ok {
+			if b, ok := f.fastJSON(); ok {
+				c.Data(status, "application/json; charset=utf-8", b)
+				return
+			}
+		}
 		c.JSON(status, body)
 	}
+}
+
+// fastJSON is a response body that can write itself faster than
+// encoding/json does, byte for byte the same; ok false: write it with
+// encoding/json after all.
+type fastJSON interface {
+	fastJSON() (b []byte, ok bool)
 }
 
 // eventPath is a request naming one event in the path (/…/:app/:id).
