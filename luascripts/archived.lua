@@ -69,7 +69,7 @@ for _, i in ipairs(finals) do
   -- Only the archived outcome starts the window: skip an event retried
   -- since (live again) or finished again (its newer outcome is not archived yet).
   if final[f[1]] and f[2] and f[2] == t then
-    redis.call('PEXPIREAT', k, tonumber(f[2]) + tonumber(ARGV[2]))
+    redis.call('PEXPIREAT', k, int_s(tonumber(f[2]) + tonumber(ARGV[2])))
     -- A delivered event's body is needed only for reads now, and the
     -- archive has it: Redis lets it go (reads take it from the archive).
     -- A failed one keeps it for a retry. One HDEL names the body's fields

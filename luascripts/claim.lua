@@ -34,6 +34,7 @@
 -- value, absent ones too, is a Lua value to build and copy.
 local now = now_ms(ARGV[1])
 local deadline = now + tonumber(ARGV[3])
+local now_s, deadline_s = int_s(now), int_s(deadline) -- see int_s (prelude.lua)
 local paused = redis.call('EXISTS', ARGV[6]) == 1
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 local res = {now, -1, 0}
@@ -67,8 +68,8 @@ for i = 1, #members, 2 do
       redis.call('ZADD', ARGV[7] .. field, members[i + 1], m)
     else
       a = a + 1
-      redis.call('HSET', k, F.attempts, a, F.status, 'PROCESSING', F.worker, ARGV[4], F.updated_at, now)
-      leased[#leased + 1] = deadline
+      redis.call('HSET', k, F.attempts, int_s(a), F.status, 'PROCESSING', F.worker, ARGV[4], F.updated_at, now_s)
+      leased[#leased + 1] = deadline_s
       leased[#leased + 1] = m
       pushed[#pushed + 1] = m
       res[#res + 1] = m

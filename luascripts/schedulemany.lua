@@ -35,8 +35,9 @@ while i <= #ARGV do
   if redis.call('EXISTS', k) == 1 then
     res[#res + 1] = event_values(k)
   else
-    add_event(k, KEYS[2], m, due, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV, i + 7, i + n)
-    zadd[#zadd + 1] = due
+    -- The due time as it came (a string: see int_s in prelude.lua).
+    add_event(k, KEYS[2], m, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV, i + 7, i + n)
+    zadd[#zadd + 1] = ARGV[i + 2]
     zadd[#zadd + 1] = m
     if (earliest == nil or due < earliest) and due - now < horizon then wake = true end
     res[#res + 1] = 1
