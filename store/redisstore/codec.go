@@ -138,22 +138,89 @@ var eventFields = [numFields]hashField{
 // not the history, last status code and error or finish time, which no
 // delivery reads (and a retried event's history can be long).
 func decodeClaimed(app, id, worker string, now, attempts int64, pairs []any) (*scheduler.Event, error) {
-	if len(pairs)%2 != 0 {
-		return nil, fmt.Errorf("decode claimed %s/%s: %d values for field, value pairs", app, id, len(pairs))
+	v, err := pairValues(pairs, fHistory)
+	if err != nil {
+		return nil, fmt.Errorf("decode claimed %s/%s: %w", app, id, err)
 	}
-	m := make(map[string]string, len(pairs)/2)
-	for i := 0; i < len(pairs); i += 2 {
-		f, _ := pairs[i].(string)
-		v, ok := pairs[i+1].(string)
-		if !ok {
-			return nil, fmt.Errorf("decode claimed %s/%s: field %q is not a string", app, id, f)
-		}
-		m[f] = v
-	}
-	v := hashValues(m)
-	v[fHistory], v[fLastCode], v[fLastError], v[fFinished] = nil, nil, nil, nil
+	v[fLastCode], v[fLastError], v[fFinished] = nil, nil, nil
 	v[fStatus], v[fWorker], v[fUpdated], v[fAttempts] = string(scheduler.StatusProcessing), worker, now, attempts
 	return decodeValues(app, id, v)
+}
+
+// fieldPos locates a Redis hash field: the eventFields entry it belongs
+// to and, for a long one, which chunk it is.
+type fieldPos struct{ field, chunk int }
+
+// fieldAt maps every name an event hash can have (each field, and each
+// chunk of the long ones) to its place.
+var fieldAt = func() map[string]fieldPos {
+	m := make(map[string]fieldPos, numFields*2)
+	for i, hf := range eventFields {
+		m[hf.name] = fieldPos{i, 0}
+		if hf.long {
+			for c := 1; c < maxChunks; c++ {
+				m[chunkField(hf.name, c)] = fieldPos{i, c}
+			}
+		}
+	}
+	return m
+}()
+
+// pairValues reads an event hash given as its field, value pairs (HGETALL
+// as a script or go-redis hands it over: strings) into the values of
+// eventFields, as hashValues does from a map, without building one: long
+// values joined from their chunks up to the first missing one, nil where
+// a field is absent. Fields it does not know are left out, and so is field
+// skip (-1: none), which the caller does not need.
+func pairValues(pairs []any, skip int) ([]any, error) {
+	if len(pairs)%2 != 0 {
+		return nil, fmt.Errorf("%d values for field, value pairs", len(pairs))
+	}
+	v := make([]any, numFields)
+	var chunks [numFields]uint16  // bit c: chunk c of a long field is here
+	var parts [numFields][]string // the chunks of a long field with more than one
+	for i := 0; i < len(pairs); i += 2 {
+		f, _ := pairs[i].(string)
+		s, ok := pairs[i+1].(string)
+		if !ok {
+			return nil, fmt.Errorf("field %q is not a string", f)
+		}
+		p, known := fieldAt[f]
+		if !known || p.field == skip {
+			continue
+		}
+		if !eventFields[p.field].long {
+			v[p.field] = pairs[i+1]
+			continue
+		}
+		chunks[p.field] |= 1 << p.chunk
+		if p.chunk == 0 {
+			v[p.field] = pairs[i+1]
+			continue
+		}
+		if parts[p.field] == nil {
+			parts[p.field] = make([]string, maxChunks)
+		}
+		parts[p.field][p.chunk] = s
+	}
+	for i := range v {
+		if chunks[i]&3 != 3 { // absent, or one chunk: as it is
+			continue
+		}
+		first, _ := v[i].(string)
+		n, size := 1, len(first)
+		for ; n < maxChunks && chunks[i]&(1<<n) != 0; n++ {
+			size += len(parts[i][n])
+		}
+		var b strings.Builder
+		b.Grow(size)
+		b.WriteString(first)
+		for _, c := range parts[i][1:n] {
+			b.WriteString(c)
+		}
+		v[i] = b.String()
+	}
+	return v, nil
 }
 
 // unpackStrings reads the 'p' field of the final outbox entries of the

@@ -6,6 +6,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -450,4 +451,55 @@ func createCodecEvents(t *testing.T, be chunkBackend) (*Store, time.Time, []*sch
 	evs := codecEvents(now)
 	createAll(t, st, evs, now)
 	return st, now, evs
+}
+
+// TestPairValuesAsHashValues: reading a hash from its field, value pairs
+// gives what reading it from a map does, for hashes with long values in
+// one chunk, in many, with a chunk missing in the middle, chunks without
+// their first, and fields no event has, whatever the order of the pairs.
+func TestPairValuesAsHashValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := range 2000 {
+		m := map[string]string{}
+		for _, hf := range eventFields {
+			if rng.IntN(3) == 0 {
+				continue
+			}
+			if !hf.long {
+				m[hf.name] = fmt.Sprintf("%s-%d", hf.name, rng.IntN(1000))
+				continue
+			}
+			chunks := rng.IntN(maxChunks + 1)
+			for c := range chunks {
+				if rng.IntN(8) == 0 {
+					continue // a gap: readers stop at it
+				}
+				m[chunkField(hf.name, c)] = strings.Repeat(string(rune('a'+c)), 1+rng.IntN(chunkSize))
+			}
+		}
+		if rng.IntN(4) == 0 {
+			m["zz"] = "not a field"
+		}
+		var pairs []any
+		for f, val := range m { // map order: random
+			pairs = append(pairs, f, val)
+		}
+		got, err := pairValues(pairs, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := hashValues(m); !reflect.DeepEqual(got, want) {
+			t.Fatalf("hash %d %v:\npairValues %q\nhashValues %q", n, m, got, want)
+		}
+		skipped, _ := pairValues(pairs, fHistory)
+		if skipped[fHistory] != nil {
+			t.Fatalf("the skipped field was read: %q", skipped[fHistory])
+		}
+	}
+	if _, err := pairValues([]any{"u"}, -1); err == nil {
+		t.Error("an odd number of values was taken")
+	}
+	if _, err := pairValues([]any{"u", int64(3)}, -1); err == nil {
+		t.Error("a value that is not a string was taken")
+	}
 }
