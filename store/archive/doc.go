@@ -31,8 +31,11 @@
 // continues it (same created_ms); creating the identity again after the
 // retention window starts a new run, a new row. Get returns the run with
 // the highest created_ms; Search orders by seq. Indexes serve search by
-// (app, seq), (status, seq), (app, status, seq), an id prefix (event_id)
-// and a due range (due_ms).
+// (app, seq), (status, seq), (app, status, seq) and a due range (due_ms);
+// an id prefix or URL substring (q) is a filter on whatever else the search
+// reads. On SQLite the status indexes leave COMPLETED out (0005): most runs
+// end COMPLETED, so a search for it walks events by seq and finds a page at
+// once, and completing a run only removes its PENDING entries.
 //
 // # Idempotency and merging
 //
