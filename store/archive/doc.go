@@ -24,7 +24,8 @@
 //	          url, method, headers (JSON), body, due_ms, max_attempts, timeout_ms, min/max_backoff_ms
 //	          status, attempts, last_status_code, last_error, worker, finished_ms, updated_ms
 //	          flow_key (0004)
-//	attempts  app, event_id, created_ms, attempt, at_ms, worker  ← UNIQUE: one row per attempt
+//	attempts  app, event_id, created_ms, attempt, at_ms, worker  ← UNIQUE attempts_once: one row per attempt
+//	          (keyed created_ms first since 0005, so new keys land together)
 //	          duration_ms, status_code, error, response, stale
 //
 // A run begins when an identity is created; retrying a finished run

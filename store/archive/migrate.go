@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -107,6 +108,11 @@ func splitStatements(src string) []string {
 // statement by statement; a migration interrupted half-way is simply run
 // again, which is why its statements must be idempotent.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrate(ctx, math.MaxInt64)
+}
+
+// migrate applies the migrations up to version upTo.
+func (s *Store) migrate(ctx context.Context, upTo int64) error {
 	all, err := migrations(s.dialect)
 	if err != nil {
 		return err
@@ -119,7 +125,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return err
 	}
 	for _, m := range all {
-		if applied[m.version] {
+		if applied[m.version] || m.version > upTo {
 			continue
 		}
 		// Under the start-up lock: stop if another replica took it over.

@@ -82,9 +82,9 @@ func TestSQLiteQueryPlans(t *testing.T) {
 		want        []string // lines of the plan
 	}{
 		{"get", selectLatestRun, []any{"shop", "e1"}, []string{"SEARCH events USING INDEX sqlite_autoindex_events_1 (app=? AND event_id=?)"}},
-		{"history", selectHistory, []any{"shop", "e1", 1}, []string{"SEARCH attempts USING INDEX sqlite_autoindex_attempts_1 (app=? AND event_id=? AND created_ms=?)"}},
+		{"history", selectHistory, []any{"shop", "e1", 1}, []string{"SEARCH attempts USING INDEX attempts_once (created_ms=? AND app=? AND event_id=?)"}},
 		{"histories", selectHistoriesHead + selectHistoriesRun + " OR " + selectHistoriesRun + selectHistoriesOrder, []any{"shop", "e1", 1, "shop", "e2", 2},
-			[]string{"SEARCH attempts USING INDEX sqlite_autoindex_attempts_1 (app=? AND event_id=? AND created_ms=?)"}},
+			[]string{"SEARCH attempts USING INDEX attempts_once (created_ms=? AND app=? AND event_id=?)"}},
 		{"per minute", attemptsPerMinute, []any{1}, []string{"SEARCH attempts USING INDEX attempts_at (at_ms>?)"}},
 		{"counts", countByStatus, nil, []string{"SCAN events USING COVERING INDEX events_status_seq", "SCAN events USING COVERING INDEX events_due"}},
 	}

@@ -56,6 +56,7 @@ func runSuite(t *testing.T, open func(t *testing.T) *archive.Store) {
 		{"FlowKeyMigrationRunAgain", testFlowKeyMigrationRunAgain, false},
 		{"StatusMoves", testStatusMoves, false},
 		{"LeanIndexesMigrationRunAgain", testLeanIndexesMigrationRunAgain, false},
+		{"UpgradeFrom0004", testUpgradeFrom0004, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1018,5 +1019,80 @@ func testLeanIndexesMigrationRunAgain(t *testing.T, s *archive.Store) {
 	}
 	if got := ids(search(t, s, scheduler.SearchQuery{Status: scheduler.StatusPending}).Events); !slices.Equal(got, []string{"m5"}) {
 		t.Fatalf("search PENDING after the migration ran again: %v, want [m5]", got)
+	}
+}
+
+// testUpgradeFrom0004: an archive written before migration 0005 keeps its
+// runs and attempts (ids too) through it, and afterwards the same records
+// written again still add nothing (the attempts key is rebuilt, not lost).
+func testUpgradeFrom0004(t *testing.T, s *archive.Store) {
+	ctx := context.Background()
+	if err := s.MigrateTo(ctx, 4); err != nil {
+		t.Fatalf("MigrateTo(4): %v", err)
+	}
+	failed := []scheduler.Record{
+		createRec("blog", "u2", t0+5),
+		attemptRec("blog", "u2", t0+5, t0+60_000, 1, 500, "boom"),
+		finalRec("blog", "u2", t0+5, t0+61_000, 2, scheduler.StatusFailed, 404),
+	}
+	batch := append(lifecycle(testApp, "u1", t0), failed...)
+	write(t, s, batch...)
+	attempts := func() []string {
+		t.Helper()
+		rows, err := s.DB().QueryContext(ctx, `SELECT id, app, event_id, created_ms, attempt, at_ms, worker FROM attempts ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id, created, attempt, at int64
+			var app, eventID, worker string
+			if err := rows.Scan(&id, &app, &eventID, &created, &attempt, &at, &worker); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%d %s/%s@%d #%d at %d by %s", id, app, eventID, created, attempt, at, worker))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := attempts()
+	if len(before) != 4 {
+		t.Fatalf("attempts before the upgrade: %v, want 4 rows", before)
+	}
+
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate from 0004: %v", err)
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v < 5 {
+		t.Fatalf("SchemaVersion = %d, %v; want at least 5", v, err)
+	}
+	if after := attempts(); !slices.Equal(after, before) {
+		t.Fatalf("attempts after the upgrade:\n  %v\nwant\n  %v", after, before)
+	}
+	checkCompleted(t, get(t, s, testApp, "u1"), testApp, "u1", t0)
+	if ev := get(t, s, "blog", "u2"); ev.Status != scheduler.StatusFailed || len(ev.History) != 2 {
+		t.Fatalf("failed run after the upgrade: %s with %d attempts", ev.Status, len(ev.History))
+	}
+
+	write(t, s, batch...)
+	if after := attempts(); !slices.Equal(after, before) {
+		t.Fatalf("the same records written again after the upgrade:\n  %v\nwant\n  %v", after, before)
+	}
+	for st, want := range map[scheduler.Status][]string{
+		scheduler.StatusCompleted: {"u1"}, scheduler.StatusFailed: {"u2"}, scheduler.StatusPending: nil,
+	} {
+		if got := ids(search(t, s, scheduler.SearchQuery{Status: st}).Events); !slices.Equal(got, want) {
+			t.Errorf("search %s after the upgrade: %v, want %v", st, got, want)
+		}
+	}
+	counts, err := s.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[scheduler.Status]int64{scheduler.StatusCompleted: 1, scheduler.StatusFailed: 1}; !maps.Equal(counts, want) {
+		t.Errorf("Counts after the upgrade = %v, want %v", counts, want)
 	}
 }
