@@ -24,15 +24,19 @@
 //	          url, method, headers (JSON), body, due_ms, max_attempts, timeout_ms, min/max_backoff_ms
 //	          status, attempts, last_status_code, last_error, worker, finished_ms, updated_ms
 //	          flow_key (0004)
-//	attempts  app, event_id, created_ms, attempt, at_ms, worker  ← UNIQUE: one row per attempt
+//	attempts  app, event_id, created_ms, attempt, at_ms, worker  ← UNIQUE attempts_once: one row per attempt
+//	          (keyed created_ms first since 0005, so new keys land together)
 //	          duration_ms, status_code, error, response, stale
 //
 // A run begins when an identity is created; retrying a finished run
 // continues it (same created_ms); creating the identity again after the
 // retention window starts a new run, a new row. Get returns the run with
 // the highest created_ms; Search orders by seq. Indexes serve search by
-// (app, seq), (status, seq), (app, status, seq), an id prefix (event_id)
-// and a due range (due_ms).
+// (app, seq), (status, seq), (app, status, seq) and a due range (due_ms);
+// an id prefix or URL substring (q) is a filter on whatever else the search
+// reads. On SQLite the status indexes leave COMPLETED out (0005): most runs
+// end COMPLETED, so a search for it walks events by seq and finds a page at
+// once, and completing a run only removes its PENDING entries.
 //
 // # Idempotency and merging
 //

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -97,15 +98,21 @@ func splitStatements(src string) []string {
 // Migrate creates or upgrades the archive's tables: it applies, in order,
 // every embedded migration not yet recorded in schema_migrations. Safe to
 // call on every start: applied versions are skipped, every statement is
-// idempotent (IF NOT EXISTS; an ADD COLUMN whose column exists counts as
-// done, see duplicateColumn), and recording a version twice is a no-op, so
-// even two processes racing here end up with the same schema (the worker
-// still runs it under a lock to keep start-up quiet).
+// idempotent (IF [NOT] EXISTS; an ADD COLUMN whose column exists or a DROP
+// INDEX whose index is gone counts as done, see alreadyDone), and recording
+// a version twice is a no-op, so even two processes racing here end up with
+// the same schema (the worker still runs it under a lock to keep start-up
+// quiet).
 //
 // On SQLite each migration runs in one transaction. MySQL commits DDL
 // statement by statement; a migration interrupted half-way is simply run
 // again, which is why its statements must be idempotent.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrate(ctx, math.MaxInt64)
+}
+
+// migrate applies the migrations up to version upTo.
+func (s *Store) migrate(ctx context.Context, upTo int64) error {
 	all, err := migrations(s.dialect)
 	if err != nil {
 		return err
@@ -118,7 +125,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return err
 	}
 	for _, m := range all {
-		if applied[m.version] {
+		if applied[m.version] || m.version > upTo {
 			continue
 		}
 		// Under the start-up lock: stop if another replica took it over.
@@ -169,7 +176,7 @@ func (s *Store) apply(ctx context.Context, m migration) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	for i, stmt := range m.statements {
-		if _, err := tx.ExecContext(ctx, stmt); err != nil && !duplicateColumn(err) {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil && !alreadyDone(err) {
 			return fmt.Errorf("statement %d: %w", i+1, err)
 		}
 	}
@@ -179,18 +186,20 @@ func (s *Store) apply(ctx context.Context, m migration) error {
 	return tx.Commit()
 }
 
-// duplicateColumn reports the error of an ADD COLUMN whose column exists
-// already. Neither MySQL nor SQLite has ADD COLUMN IF NOT EXISTS, so that is
-// how such a statement is idempotent: run again after a crash (MySQL commits
-// DDL as it goes, before the version is recorded) or by a second process
-// that read the applied versions before the first recorded its own, it finds
-// its work done.
-func duplicateColumn(err error) bool {
+// alreadyDone reports the error of a statement whose change is there
+// already: an ADD COLUMN whose column exists, or (MySQL) a DROP INDEX whose
+// index is gone. Neither MySQL nor SQLite has ADD COLUMN IF NOT EXISTS, and
+// MySQL has no DROP INDEX IF EXISTS, so that is how such a statement is
+// idempotent: run again after a crash (MySQL commits DDL as it goes, before
+// the version is recorded) or by a second process that read the applied
+// versions before the first recorded its own, it finds its work done.
+func alreadyDone(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		return me.Number == 1060 // ER_DUP_FIELDNAME
+		return me.Number == 1060 || // ER_DUP_FIELDNAME
+			me.Number == 1091 // ER_CANT_DROP_FIELD_OR_KEY
 	}
 	// modernc.org/sqlite reports it as a generic SQLITE_ERROR: only the
-	// message tells.
+	// message tells. (SQLite's migrations drop with IF EXISTS.)
 	return strings.Contains(err.Error(), "duplicate column name")
 }

@@ -122,11 +122,14 @@ const (
 	searchHead         = `SELECT ` + selectEventColumns + ` FROM events`
 	searchFilterApp    = `app = ?`
 	searchFilterStatus = `status = ?`
-	searchFilterQ      = `(event_id LIKE ? ESCAPE '!' OR url LIKE ? ESCAPE '!')`
-	searchFilterFrom   = `due_ms >= ?`
-	searchFilterTo     = `due_ms < ?`
-	searchFilterCursor = `seq < ?`
-	searchTail         = ` ORDER BY seq DESC LIMIT ?`
+	// The WHERE of the status indexes on SQLite (migration 0005), spelled
+	// the same: only then can the planner use them.
+	searchFilterNotCompleted = `status <> 'COMPLETED'`
+	searchFilterQ            = `(event_id LIKE ? ESCAPE '!' OR url LIKE ? ESCAPE '!')`
+	searchFilterFrom         = `due_ms >= ?`
+	searchFilterTo           = `due_ms < ?`
+	searchFilterCursor       = `seq < ?`
+	searchTail               = ` ORDER BY seq DESC LIMIT ?`
 )
 
 // queries holds the statements that differ between dialects.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,53 +61,10 @@ func (s *Store) Search(ctx context.Context, q scheduler.SearchQuery) (scheduler.
 			Message: fmt.Sprintf("must be between 1 and %d", scheduler.MaxSearchLimit),
 		}
 	}
-	if q.Status != "" && !q.Status.Valid() {
-		return scheduler.SearchPage{}, &scheduler.ValidationError{Field: "status", Message: fmt.Sprintf("unknown status %q", q.Status)}
+	query, args, err := searchQuery(q, limit)
+	if err != nil {
+		return scheduler.SearchPage{}, err
 	}
-
-	var where []string
-	var args []any
-	if q.App != "" {
-		where, args = append(where, searchFilterApp), append(args, q.App)
-	}
-	if q.Status != "" {
-		where, args = append(where, searchFilterStatus), append(args, string(q.Status))
-	}
-	if len(q.Statuses) > 0 {
-		marks := make([]string, len(q.Statuses))
-		for i, st := range q.Statuses {
-			if !st.Valid() {
-				return scheduler.SearchPage{}, &scheduler.ValidationError{Field: "status", Message: fmt.Sprintf("unknown status %q", st)}
-			}
-			marks[i] = "?"
-			args = append(args, string(st))
-		}
-		where = append(where, "status IN ("+strings.Join(marks, ", ")+")")
-	}
-	if q.Q != "" {
-		esc := escapeLike(q.Q)
-		where, args = append(where, searchFilterQ), append(args, esc+"%", "%"+esc+"%")
-	}
-	if !q.From.IsZero() {
-		where, args = append(where, searchFilterFrom), append(args, q.From.UnixMilli())
-	}
-	if !q.To.IsZero() {
-		where, args = append(where, searchFilterTo), append(args, q.To.UnixMilli())
-	}
-	if q.Cursor != "" {
-		seq, err := DecodeCursor(q.Cursor)
-		if err != nil {
-			return scheduler.SearchPage{}, err
-		}
-		where, args = append(where, searchFilterCursor), append(args, seq)
-	}
-	query := searchHead
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += searchTail
-	args = append(args, limit+1)
-
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return scheduler.SearchPage{}, fmt.Errorf("archive search: %w: %w", scheduler.ErrUnavailable, err)
@@ -134,6 +92,65 @@ func (s *Store) Search(ctx context.Context, q scheduler.SearchQuery) (scheduler.
 		return scheduler.SearchPage{}, err
 	}
 	return page, nil
+}
+
+// searchQuery is the statement and arguments of a search page of limit
+// rows (plus one, which tells whether there is a next page).
+func searchQuery(q scheduler.SearchQuery, limit int) (string, []any, error) {
+	if q.Status != "" && !q.Status.Valid() {
+		return "", nil, &scheduler.ValidationError{Field: "status", Message: fmt.Sprintf("unknown status %q", q.Status)}
+	}
+
+	var where []string
+	var args []any
+	if q.App != "" {
+		where, args = append(where, searchFilterApp), append(args, q.App)
+	}
+	if q.Status != "" {
+		where, args = append(where, searchFilterStatus), append(args, string(q.Status))
+	}
+	if len(q.Statuses) > 0 {
+		marks := make([]string, len(q.Statuses))
+		for i, st := range q.Statuses {
+			if !st.Valid() {
+				return "", nil, &scheduler.ValidationError{Field: "status", Message: fmt.Sprintf("unknown status %q", st)}
+			}
+			marks[i] = "?"
+			args = append(args, string(st))
+		}
+		where = append(where, "status IN ("+strings.Join(marks, ", ")+")")
+	}
+	if (q.Status != "" && q.Status != scheduler.StatusCompleted) ||
+		(len(q.Statuses) > 0 && !slices.Contains(q.Statuses, scheduler.StatusCompleted)) {
+		// Redundant with the status filter, but SQLite's partial status
+		// indexes (migration 0005) serve only a query that says it.
+		where = append(where, searchFilterNotCompleted)
+	}
+	if q.Q != "" {
+		esc := escapeLike(q.Q)
+		where, args = append(where, searchFilterQ), append(args, esc+"%", "%"+esc+"%")
+	}
+	if !q.From.IsZero() {
+		where, args = append(where, searchFilterFrom), append(args, q.From.UnixMilli())
+	}
+	if !q.To.IsZero() {
+		where, args = append(where, searchFilterTo), append(args, q.To.UnixMilli())
+	}
+	if q.Cursor != "" {
+		seq, err := DecodeCursor(q.Cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		where, args = append(where, searchFilterCursor), append(args, seq)
+	}
+	query := searchHead
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += searchTail
+	args = append(args, limit+1)
+
+	return query, args, nil
 }
 
 // loadHistories fills in the attempt history of runs, in one query, so a

@@ -54,6 +54,9 @@ func runSuite(t *testing.T, open func(t *testing.T) *archive.Store) {
 		{"WriteThroughput", testWriteThroughput, false},
 		{"FlowKey", testFlowKey, false},
 		{"FlowKeyMigrationRunAgain", testFlowKeyMigrationRunAgain, false},
+		{"StatusMoves", testStatusMoves, false},
+		{"LeanIndexesMigrationRunAgain", testLeanIndexesMigrationRunAgain, false},
+		{"UpgradeFrom0004", testUpgradeFrom0004, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -528,6 +531,14 @@ func testSearchFilters(t *testing.T, s *archive.Store) {
 		{"app", scheduler.SearchQuery{App: "blog"}, []string{"post-1", "order-3"}},
 		{"status", scheduler.SearchQuery{Status: scheduler.StatusFailed}, []string{"post-1", "order-2"}},
 		{"app and status", scheduler.SearchQuery{App: "shop", Status: scheduler.StatusCompleted}, []string{"Order-4", "order-1"}},
+		{"status completed", scheduler.SearchQuery{Status: scheduler.StatusCompleted}, []string{"Order-4", "order-3", "order-1"}},
+		{"status pending", scheduler.SearchQuery{Status: scheduler.StatusPending}, []string{"refund-1"}},
+		{"app and status failed", scheduler.SearchQuery{App: "blog", Status: scheduler.StatusFailed}, []string{"post-1"}},
+		{"statuses", scheduler.SearchQuery{Statuses: []scheduler.Status{scheduler.StatusFailed, scheduler.StatusPending}}, []string{"post-1", "refund-1", "order-2"}},
+		{"statuses with completed", scheduler.SearchQuery{Statuses: []scheduler.Status{scheduler.StatusPending, scheduler.StatusCompleted}}, []string{"Order-4", "order-3", "refund-1", "order-1"}},
+		{"app and statuses", scheduler.SearchQuery{App: "shop", Statuses: []scheduler.Status{scheduler.StatusFailed, scheduler.StatusCancelled}}, []string{"order-2"}},
+		{"status and statuses", scheduler.SearchQuery{Status: scheduler.StatusCompleted, Statuses: []scheduler.Status{scheduler.StatusFailed, scheduler.StatusCompleted}}, []string{"Order-4", "order-3", "order-1"}},
+		{"status and statuses disjoint", scheduler.SearchQuery{Status: scheduler.StatusCompleted, Statuses: []scheduler.Status{scheduler.StatusFailed}}, nil},
 		{"id prefix", scheduler.SearchQuery{Q: "order-"}, []string{"order-3", "order-2", "order-1"}},
 		{"id prefix is case-sensitive", scheduler.SearchQuery{Q: "Order"}, []string{"Order-4"}},
 		{"id prefix, not infix", scheduler.SearchQuery{Q: "der-"}, nil},
@@ -926,5 +937,162 @@ func testFlowKeyMigrationRunAgain(t *testing.T, s *archive.Store) {
 	}
 	if got := get(t, s, testApp, "m4").FlowKey; got != "k" {
 		t.Fatalf("flow key after the migration ran again: %q, want k", got)
+	}
+}
+
+// testStatusMoves follows runs through their statuses: every change moves
+// the run between the searches by status and between the counts, whether
+// or not the status has an index entry (SQLite indexes every status but
+// COMPLETED, migration 0005).
+func testStatusMoves(t *testing.T, s *archive.Store) {
+	ctx := context.Background()
+	byStatus := func(st scheduler.Status) []string {
+		t.Helper()
+		return ids(search(t, s, scheduler.SearchQuery{Status: st}).Events)
+	}
+	check := func(step string, want map[scheduler.Status][]string) {
+		t.Helper()
+		wantCounts := map[scheduler.Status]int64{}
+		for _, st := range scheduler.Statuses {
+			if got := byStatus(st); !slices.Equal(got, want[st]) {
+				t.Errorf("%s: status %s finds %v, want %v", step, st, got, want[st])
+			}
+			if n := len(want[st]); n > 0 {
+				wantCounts[st] = int64(n)
+			}
+		}
+		got, err := s.Counts(ctx)
+		if err != nil {
+			t.Fatalf("%s: Counts: %v", step, err)
+		}
+		if !maps.Equal(got, wantCounts) {
+			t.Errorf("%s: Counts = %v, want %v", step, got, wantCounts)
+		}
+	}
+	check("empty", nil)
+
+	// One batch: archived (seq) in the order blog/c, shop/a, shop/b.
+	write(t, s, createRec(testApp, "a", t0), createRec(testApp, "b", t0+1), createRec("blog", "c", t0+2))
+	check("created", map[scheduler.Status][]string{scheduler.StatusPending: {"b", "a", "c"}})
+
+	write(t, s, finalRec(testApp, "a", t0, t0+61_000, 1, scheduler.StatusCompleted, 200),
+		finalRec(testApp, "b", t0+1, t0+61_001, 1, scheduler.StatusFailed, 404))
+	check("finished", map[scheduler.Status][]string{
+		scheduler.StatusPending: {"c"}, scheduler.StatusCompleted: {"a"}, scheduler.StatusFailed: {"b"},
+	})
+
+	// A completed run retried (e.g. a schedule's) is PENDING again, then
+	// fails; the failed one completes after its retry.
+	requeue := func(id string, created, at int64) scheduler.Record {
+		return scheduler.Record{
+			Kind: scheduler.RecordRequeue, App: testApp, ID: id, CreatedMS: created, UpdatedMS: at,
+			Status: scheduler.StatusPending, Event: &scheduler.Event{DueAt: ms(at)},
+		}
+	}
+	write(t, s, requeue("a", t0, t0+90_000), requeue("b", t0+1, t0+90_000))
+	check("requeued", map[scheduler.Status][]string{scheduler.StatusPending: {"b", "a", "c"}})
+	if got := ids(search(t, s, scheduler.SearchQuery{App: testApp, Statuses: []scheduler.Status{scheduler.StatusPending, scheduler.StatusFailed}}).Events); !slices.Equal(got, []string{"b", "a"}) {
+		t.Errorf("requeued: app and statuses find %v, want [b a]", got)
+	}
+	write(t, s, finalRec(testApp, "a", t0, t0+91_000, 2, scheduler.StatusFailed, 410),
+		finalRec(testApp, "b", t0+1, t0+91_000, 2, scheduler.StatusCompleted, 200),
+		finalRec("blog", "c", t0+2, t0+91_000, 1, scheduler.StatusCancelled, 0))
+	check("finished again", map[scheduler.Status][]string{
+		scheduler.StatusCompleted: {"b"}, scheduler.StatusFailed: {"a"}, scheduler.StatusCancelled: {"c"},
+	})
+}
+
+// testLeanIndexesMigrationRunAgain: migration 0005 applied but not recorded
+// (on MySQL the DROP INDEX committed, then the process died) runs again
+// without error, and search by status still works.
+func testLeanIndexesMigrationRunAgain(t *testing.T, s *archive.Store) {
+	ctx := context.Background()
+	write(t, s, createRec(testApp, "m5", t0))
+	if _, err := s.DB().ExecContext(ctx, "DELETE FROM schema_migrations WHERE version = 5"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate with 0005 applied but not recorded: %v", err)
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v < 5 {
+		t.Fatalf("SchemaVersion = %d, %v; want at least 5", v, err)
+	}
+	if got := ids(search(t, s, scheduler.SearchQuery{Status: scheduler.StatusPending}).Events); !slices.Equal(got, []string{"m5"}) {
+		t.Fatalf("search PENDING after the migration ran again: %v, want [m5]", got)
+	}
+}
+
+// testUpgradeFrom0004: an archive written before migration 0005 keeps its
+// runs and attempts (ids too) through it, and afterwards the same records
+// written again still add nothing (the attempts key is rebuilt, not lost).
+func testUpgradeFrom0004(t *testing.T, s *archive.Store) {
+	ctx := context.Background()
+	if err := s.MigrateTo(ctx, 4); err != nil {
+		t.Fatalf("MigrateTo(4): %v", err)
+	}
+	failed := []scheduler.Record{
+		createRec("blog", "u2", t0+5),
+		attemptRec("blog", "u2", t0+5, t0+60_000, 1, 500, "boom"),
+		finalRec("blog", "u2", t0+5, t0+61_000, 2, scheduler.StatusFailed, 404),
+	}
+	batch := append(lifecycle(testApp, "u1", t0), failed...)
+	write(t, s, batch...)
+	attempts := func() []string {
+		t.Helper()
+		rows, err := s.DB().QueryContext(ctx, `SELECT id, app, event_id, created_ms, attempt, at_ms, worker FROM attempts ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id, created, attempt, at int64
+			var app, eventID, worker string
+			if err := rows.Scan(&id, &app, &eventID, &created, &attempt, &at, &worker); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%d %s/%s@%d #%d at %d by %s", id, app, eventID, created, attempt, at, worker))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := attempts()
+	if len(before) != 4 {
+		t.Fatalf("attempts before the upgrade: %v, want 4 rows", before)
+	}
+
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate from 0004: %v", err)
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v < 5 {
+		t.Fatalf("SchemaVersion = %d, %v; want at least 5", v, err)
+	}
+	if after := attempts(); !slices.Equal(after, before) {
+		t.Fatalf("attempts after the upgrade:\n  %v\nwant\n  %v", after, before)
+	}
+	checkCompleted(t, get(t, s, testApp, "u1"), testApp, "u1", t0)
+	if ev := get(t, s, "blog", "u2"); ev.Status != scheduler.StatusFailed || len(ev.History) != 2 {
+		t.Fatalf("failed run after the upgrade: %s with %d attempts", ev.Status, len(ev.History))
+	}
+
+	write(t, s, batch...)
+	if after := attempts(); !slices.Equal(after, before) {
+		t.Fatalf("the same records written again after the upgrade:\n  %v\nwant\n  %v", after, before)
+	}
+	for st, want := range map[scheduler.Status][]string{
+		scheduler.StatusCompleted: {"u1"}, scheduler.StatusFailed: {"u2"}, scheduler.StatusPending: nil,
+	} {
+		if got := ids(search(t, s, scheduler.SearchQuery{Status: st}).Events); !slices.Equal(got, want) {
+			t.Errorf("search %s after the upgrade: %v, want %v", st, got, want)
+		}
+	}
+	counts, err := s.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[scheduler.Status]int64{scheduler.StatusCompleted: 1, scheduler.StatusFailed: 1}; !maps.Equal(counts, want) {
+		t.Errorf("Counts after the upgrade = %v, want %v", counts, want)
 	}
 }

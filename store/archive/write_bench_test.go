@@ -37,14 +37,43 @@ func BenchmarkWrite(b *testing.B) {
 		}
 		for _, batch := range []int{256, 500} {
 			b.Run(fmt.Sprintf("SQLite/%s/batch=%d", shape, batch), func(b *testing.B) {
-				benchmarkWrite(b, openBenchStore(b, "sqlite://"+filepath.Join(b.TempDir(), "archive.db")), batch, merged)
+				benchmarkWrite(b, openBenchStore(b, "sqlite://"+filepath.Join(b.TempDir(), "archive.db")), batch, merged, sequentialID)
 			})
 			b.Run(fmt.Sprintf("MariaDB/%s/batch=%d", shape, batch), func(b *testing.B) {
 				mysqltest.Shared(b) // skips when no server is installed
-				benchmarkWrite(b, openBenchStore(b, mysqltest.NewDatabase(b)), batch, merged)
+				benchmarkWrite(b, openBenchStore(b, mysqltest.NewDatabase(b)), batch, merged, sequentialID)
 			})
 		}
 	}
+}
+
+// BenchmarkWriteRandomIDs is BenchmarkWrite at the archiver's default batch
+// with event ids as clients pick them (UUIDs, order numbers: unrelated to
+// creation order), so each new run's keys on the event id land at a random
+// place instead of after the previous run's.
+//
+//	go test ./store/archive -run '^$' -bench BenchmarkWriteRandomIDs -benchtime 200x
+func BenchmarkWriteRandomIDs(b *testing.B) {
+	for _, shape := range []string{"apart", "merged"} {
+		b.Run("SQLite/"+shape, func(b *testing.B) {
+			benchmarkWrite(b, openBenchStore(b, "sqlite://"+filepath.Join(b.TempDir(), "archive.db")), 500, shape == "merged", randomID)
+		})
+		b.Run("MariaDB/"+shape, func(b *testing.B) {
+			mysqltest.Shared(b)
+			benchmarkWrite(b, openBenchStore(b, mysqltest.NewDatabase(b)), 500, shape == "merged", randomID)
+		})
+	}
+}
+
+// sequentialID is the event id of the i-th run: evt-00000042.
+func sequentialID(i int) string { return fmt.Sprintf("evt-%08d", i) }
+
+// randomID is a UUID-shaped event id that is the same for the same i on
+// every run (a hash of i), so runs compare.
+func randomID(i int) string {
+	h := uint64(i+1) * 0x9E3779B97F4A7C15
+	h ^= h >> 29
+	return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", uint32(h>>32), uint16(h>>16), uint16(h)&0xfff, uint16(h>>4)&0xfff, h*0xBF58476D1CE4E5B9&0xffffffffffff)
 }
 
 func openBenchStore(b *testing.B, dsn string) *archive.Store {
@@ -60,14 +89,14 @@ func openBenchStore(b *testing.B, dsn string) *archive.Store {
 	return s
 }
 
-func benchmarkWrite(b *testing.B, s *archive.Store, size int, merged bool) {
+func benchmarkWrite(b *testing.B, s *archive.Store, size int, merged bool, id func(int) string) {
 	ctx := context.Background()
 	half := size / 2
 	next := 0 // runs created so far
 	batch := func() []scheduler.Record {
 		recs := make([]scheduler.Record, 0, size)
 		for i := next; i < next+half; i++ {
-			recs = append(recs, benchCreate(i))
+			recs = append(recs, benchCreate(i, id(i)))
 		}
 		// Apart: the finals of the runs the batch before created; merged:
 		// those of the runs this batch creates.
@@ -76,7 +105,7 @@ func benchmarkWrite(b *testing.B, s *archive.Store, size int, merged bool) {
 			from, to = next, next+half
 		}
 		for i := from; i < to; i++ {
-			recs = append(recs, benchFinal(i))
+			recs = append(recs, benchFinal(i, id(i)))
 		}
 		next += half
 		return recs
@@ -129,8 +158,7 @@ const benchT0 = int64(1_760_000_000_000)
 // benchEvent is a realistic request: an ~80-byte URL with a query, two
 // headers and a 100-byte JSON body (on the final only; a create record
 // does not carry the body).
-func benchEvent(i int) *scheduler.Event {
-	id := fmt.Sprintf("evt-%08d", i)
+func benchEvent(i int, id string) *scheduler.Event {
 	created := benchT0 + int64(i)
 	return &scheduler.Event{
 		App:         "bench",
@@ -149,22 +177,22 @@ func benchEvent(i int) *scheduler.Event {
 	}
 }
 
-func benchCreate(i int) scheduler.Record {
+func benchCreate(i int, id string) scheduler.Record {
 	created := benchT0 + int64(i)
 	return scheduler.Record{
 		Shard: i % 16, StreamID: fmt.Sprintf("%d-0", created), Kind: scheduler.RecordCreate,
-		App: "bench", ID: fmt.Sprintf("evt-%08d", i), CreatedMS: created, UpdatedMS: created,
-		Status: scheduler.StatusPending, Event: benchEvent(i),
+		App: "bench", ID: id, CreatedMS: created, UpdatedMS: created,
+		Status: scheduler.StatusPending, Event: benchEvent(i, id),
 	}
 }
 
 // benchBody is 100 bytes of JSON.
 var benchBody = []byte(`{"order":{"id":"ord-000000042","total":"129.90","currency":"EUR"},"customer":"c-81","state":"paid"}` + " ")
 
-func benchFinal(i int) scheduler.Record {
+func benchFinal(i int, id string) scheduler.Record {
 	created := benchT0 + int64(i)
 	at := created + 1_050
-	ev := benchEvent(i)
+	ev := benchEvent(i, id)
 	ev.Body = benchBody
 	ev.Status = scheduler.StatusCompleted
 	ev.Attempts = 1
