@@ -218,6 +218,14 @@ func (tb *tab) watch(ev any) {
 		message = fmt.Sprintf("console.%s: %s", ev.Type, strings.Join(parts, " "))
 	case *log.EventEntryAdded:
 		message = fmt.Sprintf("log %s/%s: %s (%s)", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL)
+		// The browser's own error about a static asset ("Refused to apply
+		// style from '…/admin/static/…'", "Failed to load resource") tells
+		// the same as the network events below; both are watched, since on a
+		// loaded machine a CI run once saw the log entry and no network
+		// problem within 5 s.
+		if ev.Entry.Level == log.EntryLevelError && (isStatic(ev.Entry.Text) || isStatic(ev.Entry.URL)) {
+			problem = "a static asset failed to load: " + ev.Entry.Text
+		}
 	case *network.EventRequestWillBeSent:
 		if u, err := url.Parse(ev.Request.URL); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != tb.base.Host {
 			problem = "request to a host other than the server under test: " + ev.Request.URL
