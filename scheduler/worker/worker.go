@@ -372,7 +372,7 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 	hot := make([]bool, shards)       // shards whose last claim filled its share
 	var nextOrphanCheck time.Duration // w.mono: at once, then every OrphanInterval
 	gated := false
-	backlog := false // the last round left due events behind
+	backlog := false // the last round took every free slot and left due events behind
 	for ctx.Err() == nil {
 		if w.mono() >= nextOrphanCheck {
 			w.giveBackOrphans(ctx, min(time.Second, w.cfg.Visibility/4))
@@ -453,7 +453,10 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 		start = (start + 1) % shards
-		backlog = !failed && (more || dueLeft)
+		// A backlog: this round took every free slot and left due events
+		// behind. A worker with slots to spare (steady load) keeps asking
+		// every shard in one round trip.
+		backlog = !failed && free <= 0 && (more || dueLeft)
 		if failed {
 			sleep(ctx, backoff)
 			backoff = min(backoff*2, 5*time.Second)
