@@ -487,9 +487,9 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 // shard at start is asked for them all, and the claim loop goes on to the
 // next shard while slots remain (start moves on every round, so every
 // shard has its turn): one claim script per few events would cost Redis
-// more than the round trips it saves. With a backlog (the last round left
-// due events behind) the slots go to one shard per claimShareMin of them,
-// from start on. Otherwise every shard gets one and the rest is split
+// more than the round trips it saves. With a backlog (the last round took
+// every free slot and left due events behind) the slots go to one shard per
+// claimShareMin of them, from start on. Otherwise every shard gets one and the rest is split
 // among the shards that filled their share last round (hot: more is
 // waiting there), or among all when none did.
 func (w *Worker) claimShares(free, start int, hot []bool, backlog bool) []scheduler.ClaimRequest {
