@@ -28,7 +28,7 @@ IMAGE        ?= cassata:$(VERSION)
 # run. Their seed corpora (testdata/fuzz/<Name>/) also run with every plain
 # `go test`.
 FUZZ_TARGETS ?= ./api:FuzzCreateRequest:10000x ./api:FuzzCassataAdd:6000x ./api:FuzzBatchFast:2500x \
-	./api:FuzzBatchResponseJSON:3000x ./scheduler:FuzzValidateHeaders:30000x \
+	./api:FuzzBatchResponseJSON:3000x ./api:FuzzBodyBytes:20000x ./scheduler:FuzzValidateHeaders:30000x \
 	./scheduler/delivery:FuzzDestinationURL:15000x
 FUZZTIME     ?=
 

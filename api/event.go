@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cassata/cassata/scheduler"
 )
@@ -144,6 +145,9 @@ func bodyBytes(raw json.RawMessage) ([]byte, error) {
 		return nil, nil
 	}
 	if raw[0] == '"' {
+		if b, ok := unquoteSimple(raw); ok {
+			return b, nil
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, err
@@ -151,6 +155,52 @@ func bodyBytes(raw json.RawMessage) ([]byte, error) {
 		return []byte(s), nil
 	}
 	return append([]byte(nil), raw...), nil
+}
+
+// unquoteSimple decodes a JSON string that is valid UTF-8 and has no \u
+// escape, as encoding/json does, without its second pass over the value
+// (encoding/json.Unmarshal checks a value whole before it decodes it: 7% of
+// the server's CPU in a batch create, whose bodies are JSON strings). It
+// reports false for anything else, which goes to encoding/json: \u escapes
+// (surrogates), bytes that are not UTF-8 (written as U+FFFD), a control
+// character or a quote that JSON does not allow unescaped, or not a string.
+// FuzzBodyBytes holds the two to the same bytes.
+func unquoteSimple(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || !utf8.Valid(raw) {
+		return nil, false
+	}
+	in := raw[1 : len(raw)-1]
+	out := make([]byte, 0, len(in))
+	for i := 0; i < len(in); i++ {
+		c := in[i]
+		switch {
+		case c == '"' || c < 0x20:
+			return nil, false
+		case c != '\\':
+			out = append(out, c)
+			continue
+		}
+		if i++; i == len(in) {
+			return nil, false
+		}
+		switch in[i] {
+		case '"', '\\', '/':
+			out = append(out, in[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		default: // \u, or not an escape at all
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 // parseExpiry reads an expiry: Unix seconds, or milliseconds when ≥ 1e11.
