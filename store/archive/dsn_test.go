@@ -2,11 +2,13 @@ package archive
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cassata/cassata/scheduler"
 )
@@ -216,5 +218,50 @@ func TestSQLitePragmasApply(t *testing.T) {
 		if got != want {
 			t.Errorf("PRAGMA %s = %q, want %q", pragma, got, want)
 		}
+	}
+}
+
+// TestOpenWaitsForANewFileBeingSetUp: a process that opens a new SQLite
+// archive while another one is writing to it (before it is in WAL mode: the
+// other is setting it up) waits for it, rather than failing at once with
+// SQLITE_BUSY: the journal_mode change every connection makes would need
+// the file to itself while the other holds its write lock, and SQLite
+// answers that without calling the busy handler (it could deadlock). Fails
+// without pingSQLite's retries (tried).
+func TestOpenWaitsForANewFileBeingSetUp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "archive.db")
+	raw, err := sql.Open("sqlite", path) // no pragmas: rollback journal, as a new file is
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	ctx := context.Background()
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, stmt := range []string{"CREATE TABLE setup (x)", "BEGIN IMMEDIATE", "INSERT INTO setup VALUES (1)"} {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	const held = 300 * time.Millisecond
+	go func() {
+		time.Sleep(held)
+		_, _ = conn.ExecContext(ctx, "COMMIT")
+	}()
+	began := time.Now()
+	s, err := Open(ctx, "sqlite://"+path)
+	if err != nil {
+		t.Fatalf("Open while another connection set the file up: %v", err)
+	}
+	defer s.Close()
+	if waited := time.Since(began); waited < held/2 {
+		t.Errorf("Open returned after %v, before the other connection let go (%v)", waited, held)
+	}
+	var mode string
+	if err := s.DB().QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
 	}
 }

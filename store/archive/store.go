@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,12 +69,42 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 		// A connection opens the file and applies the pragmas; doing it
 		// now reports a bad path at start-up rather than on first use.
-		if err := db.PingContext(ctx); err != nil {
+		if err := pingSQLite(ctx, db); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("archive %s: %w", redactURL(u), err)
 		}
 	}
 	return &Store{db: db, dialect: dialect, q: queriesFor(dialect)}, nil
+}
+
+// pingSQLite opens a first connection, waiting out SQLITE_BUSY for up to
+// DefaultBusyTimeout. Putting a new file into WAL mode (the journal_mode
+// pragma every connection applies) needs the file to itself, and while
+// another connection holds its write lock SQLite answers SQLITE_BUSY at once
+// instead of calling the busy handler (waiting could deadlock): a server and
+// a worker started together on a new archive met that, one of them exiting
+// (a CI run of TestCallbacksThroughProcesses; TestOpenWaitsForANewFileBeingSetUp
+// plays it). Once the file is in WAL mode the pragma changes nothing.
+func pingSQLite(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(DefaultBusyTimeout)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !sqliteBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// sqliteBusy reports SQLite's "database is locked" (SQLITE_BUSY, with any
+// extended code).
+func sqliteBusy(err error) bool {
+	var e interface{ Code() int }
+	return errors.As(err, &e) && e.Code()&0xff == 5
 }
 
 // Close closes the connection pool.
