@@ -232,6 +232,13 @@ local function xadd_final(stream, member, created, now, status, line, extra)
   redis.call('XADD', unpack(entry))
 end
 
+-- stale_line is a history line marked "stale":true (scheduler.Attempt.Stale).
+local function stale_line(line)
+  if line == '{}' then return '{"stale":true}' end
+  if string.sub(line, -1) == '}' then return string.sub(line, 1, -2) .. ',"stale":true}' end
+  return line
+end
+
 -- finish_attempt checks the caller's lease on event hash k (worker and
 -- attempt number must match a PROCESSING event) and appends the attempt's
 -- history line. A late attempt joins the history marked stale
@@ -252,12 +259,6 @@ end
 -- s, w, a, c, t, hi, hi1, le, le1, d (one HMGET), the line as recorded, and,
 -- when held, the new history and the old one: the caller writes it with the
 -- outcome (one HSET, put_long) — a stale line is written here.
-local function stale_line(line)
-  if line == '{}' then return '{"stale":true}' end
-  if string.sub(line, -1) == '}' then return string.sub(line, 1, -2) .. ',"stale":true}' end
-  return line
-end
-
 local function finish_attempt(k, stream, member, worker, attempt, line)
   local cur = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.created_at, F.updated_at,
     F.history, F.history .. '1', F.last_error, F.last_error .. '1', F.due_at)

@@ -117,3 +117,27 @@ func TestGatherSlots(t *testing.T) {
 		t.Errorf("gathered %d after %v, want 20 at once", free, time.Since(began))
 	}
 }
+
+// TestBacklogged: only a round that took every free slot and left due
+// events behind makes the next one gather slots and claim from few shards;
+// a worker with slots to spare (steady load, even with an event due right
+// after) and a failed round do not.
+func TestBacklogged(t *testing.T) {
+	for _, tt := range []struct {
+		failed        bool
+		free          int
+		more, dueLeft bool
+		want          bool
+	}{
+		{false, 0, true, false, true},
+		{false, 0, false, true, true},
+		{false, 0, false, false, false}, // saturated, nothing due left
+		{false, 40, false, true, false}, // slots to spare: steady load
+		{false, 3, true, true, false},
+		{true, 0, true, true, false},
+	} {
+		if got := backlogged(tt.failed, tt.free, tt.more, tt.dueLeft); got != tt.want {
+			t.Errorf("backlogged(%v, %d, %v, %v) = %v, want %v", tt.failed, tt.free, tt.more, tt.dueLeft, got, tt.want)
+		}
+	}
+}

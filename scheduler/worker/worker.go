@@ -453,10 +453,7 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 		start = (start + 1) % shards
-		// A backlog: this round took every free slot and left due events
-		// behind. A worker with slots to spare (steady load) keeps asking
-		// every shard in one round trip.
-		backlog = !failed && free <= 0 && (more || dueLeft)
+		backlog = backlogged(failed, free, more, dueLeft)
 		if failed {
 			sleep(ctx, backoff)
 			backoff = min(backoff*2, 5*time.Second)
@@ -540,6 +537,15 @@ func (w *Worker) claimShares(free, start int, hot []bool, backlog bool) []schedu
 		reqs[i].Batch = min(reqs[i].Batch+n, w.cfg.Batch)
 	}
 	return reqs
+}
+
+// backlogged tells whether a claim round that ended with free slots left
+// over (and, failed, more or dueLeft as the loop tracks them) leaves a
+// backlog: it took every free slot and left due events behind. A worker
+// with slots to spare (steady load) keeps asking every shard in one round
+// trip.
+func backlogged(failed bool, free int, more, dueLeft bool) bool {
+	return !failed && free <= 0 && (more || dueLeft)
 }
 
 // claimShareMin is the fewest events a backlogged claim round asks one
