@@ -186,6 +186,14 @@ func sqliteDSN(u *url.URL) (path, driverDSN string, err error) {
 		// LIKE is case-sensitive, as in MySQL with the archive's binary
 		// collations, so search behaves the same on both.
 		"case_sensitive_like(1)",
+		// A checkpoint every 10,000 pages of WAL (40 MB with 4 KiB pages)
+		// rather than SQLite's 1,000: a checkpoint copies each page once,
+		// however often the commits since rewrote it, and the archive's
+		// commits rewrite the same index pages (an event's key lands on a
+		// random page, its final updates it again) and each checkpoint
+		// ends with an fsync. Measured (BenchmarkWriteCreates/SQLite/500,
+		// 5 interleaved pairs): 10-20% less CPU and wall time per create.
+		"wal_autocheckpoint(10000)",
 	}
 	q["_pragma"] = append(pragmas, q["_pragma"]...)
 	if !q.Has("_txlock") {

@@ -207,9 +207,10 @@ func TestSQLitePragmasApply(t *testing.T) {
 	}
 	defer s.Close()
 	for pragma, want := range map[string]string{
-		"journal_mode": "wal",
-		"synchronous":  "1", // NORMAL
-		"temp_store":   "2", // MEMORY
+		"journal_mode":       "wal",
+		"synchronous":        "1", // NORMAL
+		"temp_store":         "2", // MEMORY
+		"wal_autocheckpoint": "10000",
 	} {
 		var got string
 		if err := s.db.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
