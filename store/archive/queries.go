@@ -24,6 +24,16 @@ const numEventColumns = 20
 
 const upsertEventsHead = `INSERT INTO events (` + eventColumns + `) VALUES `
 
+// createColumns is the column list of the narrow events upsert, for rows
+// that tell only what a create record tells (createRow.appendArgs). The
+// tail is the same: a column left out of the list is NULL in excluded (and
+// VALUES() on MySQL), which the merge rule reads as "not told".
+const createColumns = `app, event_id, created_ms, url, method, due_ms, status, attempts, updated_ms, flow_key`
+
+const numCreateColumns = 10
+
+const upsertCreatesHead = `INSERT INTO events (` + createColumns + `) VALUES `
+
 // The merge rule (doc.go): a nullable column takes the incoming value when
 // the record carries one (not NULL) and either the row has none yet or the
 // record is at least as new as the row; status and finished_ms take the

@@ -29,6 +29,7 @@ type multiInsert struct {
 // The multi-row statements of Write.
 const (
 	eventsInsert = iota
+	createsInsert
 	attemptsInsert
 	numMultiInserts
 )
@@ -37,6 +38,8 @@ func (q *queries) multiInsert(id int) multiInsert {
 	switch id {
 	case eventsInsert:
 		return multiInsert{id: id, head: upsertEventsHead, tail: q.upsertEventsTail, cols: numEventColumns}
+	case createsInsert:
+		return multiInsert{id: id, head: upsertCreatesHead, tail: q.upsertEventsTail, cols: numCreateColumns}
 	default:
 		return multiInsert{id: id, head: insertAttemptsHead, tail: q.insertAttemptsTail, cols: numAttemptColumns}
 	}

@@ -55,6 +55,7 @@ func runSuite(t *testing.T, open func(t *testing.T) *archive.Store) {
 		{"FlowKey", testFlowKey, false},
 		{"FlowKeyMigrationRunAgain", testFlowKeyMigrationRunAgain, false},
 		{"StatusMoves", testStatusMoves, false},
+		{"CreateOnlyRows", testCreateOnlyRows, false},
 		{"LeanIndexesMigrationRunAgain", testLeanIndexesMigrationRunAgain, false},
 		{"UpgradeFrom0004", testUpgradeFrom0004, true},
 	}
@@ -133,6 +134,17 @@ func finalRec(app, id string, created, at int64, n int, status scheduler.Status,
 		App: app, ID: id, CreatedMS: created, UpdatedMS: at, Status: status, Event: ev,
 		Attempt: &scheduler.Attempt{Attempt: n, At: at, StatusCode: code, DurationMS: 40, Worker: "w2", Response: "ok"},
 	}
+}
+
+// outboxCreateRec is a create record as the outbox reads one: url, method,
+// due time and flow key; the rest of the request comes with the final
+// record. Write upserts such rows with its narrow statement (createRow).
+func outboxCreateRec(app, id string, created int64) scheduler.Record {
+	r := createRec(app, id, created)
+	ev := r.Event
+	r.Event = &scheduler.Event{App: app, ID: id, URL: ev.URL, Method: ev.Method, DueAt: ev.DueAt,
+		Status: scheduler.StatusPending, CreatedAt: ev.CreatedAt, UpdatedAt: ev.UpdatedAt}
+	return r
 }
 
 // lifecycle is a run that failed once (503) and then completed (200).
@@ -1094,5 +1106,47 @@ func testUpgradeFrom0004(t *testing.T, s *archive.Store) {
 	}
 	if want := map[scheduler.Status]int64{scheduler.StatusCompleted: 1, scheduler.StatusFailed: 1}; !maps.Equal(counts, want) {
 		t.Errorf("Counts after the upgrade = %v, want %v", counts, want)
+	}
+}
+
+// testCreateOnlyRows: rows that tell only what an outbox create tells go
+// through the narrow upsert, in batches mixed with other rows; a column the
+// narrow statement leaves out reads as "not told" on both databases, even
+// when the record is the newest.
+func testCreateOnlyRows(t *testing.T, s *archive.Store) {
+	write(t, s, outboxCreateRec(testApp, "lean-1", t0), outboxCreateRec(testApp, "lean-2", t0+1),
+		finalRec(testApp, "wide", t0, t0+500, 1, scheduler.StatusCompleted, 200),
+		withFlowKey(outboxCreateRec(testApp, "lean-3", t0+2), "k1"))
+	ev := get(t, s, testApp, "lean-1")
+	if ev.Status != scheduler.StatusPending || ev.URL != "https://example.com/hooks/lean-1" || ev.Method != "POST" ||
+		ev.DueAt != ms(t0+60_000) || ev.Attempts != 0 || ev.Headers != nil || ev.MaxAttempts != 0 {
+		t.Fatalf("create-only row: %+v", ev)
+	}
+	if ev := get(t, s, testApp, "lean-3"); ev.FlowKey != "k1" {
+		t.Fatalf("create-only row lost its flow key: %+v", ev)
+	}
+	if ev := get(t, s, testApp, "wide"); ev.Status != scheduler.StatusCompleted || string(ev.Body) != testBody {
+		t.Fatalf("the other row of the batch: %+v", ev)
+	}
+	// The final fills in the rest; the create replayed after it (older)
+	// changes nothing.
+	write(t, s, finalRec(testApp, "lean-1", t0, t0+61_000, 1, scheduler.StatusCompleted, 200))
+	write(t, s, outboxCreateRec(testApp, "lean-1", t0))
+	ev = get(t, s, testApp, "lean-1")
+	if ev.Status != scheduler.StatusCompleted || string(ev.Body) != testBody || ev.Headers["X-Trace"] != "lean-1" ||
+		ev.MaxAttempts != 5 || ev.LastStatusCode != 200 || ev.Worker != "w2" || ev.FinishedAt != ms(t0+61_000) {
+		t.Fatalf("create replayed after the final: %+v", ev)
+	}
+	// A create-only record newer than the row (the shape of a requeue with
+	// the url) moves what it tells and no other column.
+	newer := outboxCreateRec(testApp, "lean-1", t0)
+	newer.UpdatedMS = t0 + 90_000
+	newer.Event.DueAt = ms(t0 + 95_000)
+	write(t, s, newer)
+	ev = get(t, s, testApp, "lean-1")
+	if ev.Status != scheduler.StatusPending || ev.DueAt != ms(t0+95_000) || ev.UpdatedAt != ms(t0+90_000) ||
+		string(ev.Body) != testBody || ev.Headers["X-Trace"] != "lean-1" || ev.MaxAttempts != 5 ||
+		ev.LastStatusCode != 200 || ev.Worker != "w2" || !ev.FinishedAt.IsZero() {
+		t.Fatalf("newer create-only record: %+v", ev)
 	}
 }

@@ -206,3 +206,60 @@ func benchFinal(i int, id string) scheduler.Record {
 		Attempt: &scheduler.Attempt{Attempt: 1, At: at, StatusCode: 200, DurationMS: 45, Worker: "worker-1", Response: `{"ok":true}`},
 	}
 }
+
+// BenchmarkWriteCreates measures Write for batches of create records only,
+// shaped as the outbox's create entries are (url, method, due time: the
+// request's other parts come with the final record), with UUID-shaped ids:
+// what the archiver writes while clients create events ahead of their due
+// times (an ingest, the creation of a burst). The table grows as b.N does,
+// and so does the cost of a create (its id lands on a random page of the
+// key): compare runs of the same -benchtime.
+//
+//	go test ./store/archive -run '^$' -bench BenchmarkWriteCreates -benchtime 200x
+func BenchmarkWriteCreates(b *testing.B) {
+	for _, size := range []int{500, 2000} {
+		b.Run(fmt.Sprintf("SQLite/%d", size), func(b *testing.B) {
+			benchmarkWriteCreates(b, openBenchStore(b, "sqlite://"+filepath.Join(b.TempDir(), "archive.db")), size)
+		})
+		b.Run(fmt.Sprintf("MariaDB/%d", size), func(b *testing.B) {
+			mysqltest.Shared(b)
+			benchmarkWriteCreates(b, openBenchStore(b, mysqltest.NewDatabase(b)), size)
+		})
+	}
+}
+
+func benchmarkWriteCreates(b *testing.B, s *archive.Store, size int) {
+	ctx := context.Background()
+	next := 0
+	batch := func() []scheduler.Record {
+		recs := make([]scheduler.Record, 0, size)
+		for i := next; i < next+size; i++ {
+			r := benchCreate(i, randomID(i))
+			ev := r.Event
+			r.Event = &scheduler.Event{App: ev.App, ID: ev.ID, URL: ev.URL, Method: ev.Method, DueAt: ev.DueAt,
+				Status: ev.Status, CreatedAt: ev.CreatedAt, UpdatedAt: ev.UpdatedAt}
+			recs = append(recs, r)
+		}
+		next += size
+		return recs
+	}
+	b.ReportAllocs()
+	var records int
+	var cpu time.Duration
+	for range b.N {
+		b.StopTimer()
+		recs := batch()
+		cpu0 := processCPU(b)
+		b.StartTimer()
+		if err := s.Write(ctx, recs); err != nil {
+			b.Fatalf("Write: %v", err)
+		}
+		b.StopTimer()
+		cpu += processCPU(b) - cpu0
+		records += len(recs)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(records), "ns/record")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(records), "cpu-ns/record")
+}
