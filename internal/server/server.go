@@ -51,6 +51,7 @@ const (
 // answers. The archive never holds up start-up nor readiness.
 func Run(ctx context.Context, mode string, cfg config.Config, log *slog.Logger) error {
 	cfg.LogWarnings(log)
+	tuneGC(log)
 	tr, err := tracing.Setup(ctx, tracing.Config{ServiceVersion: version.Get().Version, Logger: log})
 	if err != nil {
 		return err
