@@ -14,7 +14,7 @@ import (
 // and cost CPU that deliveries and creates need: in the bench's burst the
 // worker ran 78 collections at the default and 22 at 300 (GODEBUG=gctrace=1;
 // the runtime's own account of GC CPU went from ~5% of the worker's to
-// ~1.5%), for a heap goal of 44 MB instead of 21. GOGC (and GOMEMLIMIT, for
+// under 2%), for a heap goal of 44 MB instead of 21. GOGC (and GOMEMLIMIT, for
 // a memory-capped container) set by the operator take precedence.
 const gcPercent = 300
 
