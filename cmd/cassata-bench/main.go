@@ -22,6 +22,10 @@
 // per event, and a Content-Type: application/json header; --shape small
 // sends the bench's original event (bare URL, 100 digits, one X-Bench
 // header). Every workload uses the shape, memory's bytes/pending too.
+// Event ids are the bench's own short sequential ones ("burst-42") unless
+// --ids uuid, which gives every event a UUID-shaped id instead (36 bytes,
+// derived from the short one), as clients' own ids often are: they cost
+// more memory and land on random places of the archive's key.
 // Events are created through POST /v1/events/batch by 4 concurrent clients
 // (ingest single uses the single route, with 32).
 //
@@ -50,7 +54,7 @@
 // lost, refused or wrongly delivered events, or left some out of the archive.
 //
 //	go run ./cmd/cassata-bench [--only burst,steady,ingest,memory,archive,topic-fanout,topic-steady,flows-steady,schedules-minute,schedules-idle]
-//	    [--shape realistic|small] [--archive sqlite|mysql] [--runs K] [--backlog N] [--schedules N] [--flow-keys N] [--flow-parallelism P]
+//	    [--shape realistic|small] [--ids seq|uuid] [--archive sqlite|mysql] [--runs K] [--backlog N] [--schedules N] [--flow-keys N] [--flow-parallelism P]
 package main
 
 import (
@@ -85,6 +89,7 @@ type options struct {
 	memory            int           // events created by the memory workload
 	archive           string        // archive database: archiveSQLite or archiveMySQL
 	shape             string        // what each event looks like: shapeRealistic or shapeSmall
+	ids               string        // event ids: idsSeq or idsUUID
 	archiveRate       int           // deliveries per second of the archive workload
 	archiveSpan       time.Duration // how long the archive workload's due times spread over
 	topicSubscribers  int           // subscribers of the topic fan-out's one message
@@ -118,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.ingestTime, "ingest-time", 5*time.Second, "duration of each ingest phase (single, batch)")
 	fs.IntVar(&o.memory, "memory", 50_000, "pending events the memory workload creates")
 	fs.StringVar(&o.archive, "archive", archiveSQLite, "archive database of the workers: sqlite (a file per namespace) or mysql (the bench starts its own MariaDB)")
+	fs.StringVar(&o.ids, "ids", idsSeq, "event ids: seq (the bench's short ids, e.g. burst-42) or uuid (UUID-shaped, 36 bytes, derived from the short ones: as clients' own ids often are)")
 	fs.StringVar(&o.shape, "shape", shapeRealistic, "what every event looks like: realistic (sink URL with a ~40-byte query string, 100-byte JSON body, Content-Type header; both varying per event) or small (bare sink URL, fixed 100-byte body, one X-Bench header)")
 	fs.IntVar(&o.archiveRate, "archive-rate", 5_000, "deliveries per second of the archive workload")
 	fs.DurationVar(&o.archiveSpan, "archive-span", 10*time.Second, "time the archive workload's due times spread over")
@@ -193,6 +199,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.archive != archiveSQLite && o.archive != archiveMySQL {
 		return o, fmt.Errorf("--archive must be %s or %s, not %q", archiveSQLite, archiveMySQL, o.archive)
+	}
+	if o.ids != idsSeq && o.ids != idsUUID {
+		return o, fmt.Errorf("--ids must be %s or %s, not %q", idsSeq, idsUUID, o.ids)
 	}
 	if o.shape != shapeRealistic && o.shape != shapeSmall {
 		return o, fmt.Errorf("--shape must be %s or %s, not %q", shapeRealistic, shapeSmall, o.shape)
@@ -363,9 +372,9 @@ func (b *bench) writeReport(w io.Writer, rows []row, runs [][]row) error {
 	if b.opts.runs > 1 {
 		summary += " (medians; early, dups, missing, errors, unarchived: worst run)"
 	}
-	summary += fmt.Sprintf("; shape: %s; backlog: %s pending; workers: %d; archive: %s; creates: batch route, %d clients; "+
+	summary += fmt.Sprintf("; shape: %s; ids: %s; backlog: %s pending; workers: %d; archive: %s; creates: batch route, %d clients; "+
 		"lateness = first arrival − due time (topics: the message's)",
-		b.opts.shape, formatInt(float64(b.opts.backlog)), b.opts.workers, b.archiveName(), createConc)
+		b.opts.shape, b.opts.ids, formatInt(float64(b.opts.backlog)), b.opts.workers, b.archiveName(), createConc)
 	if _, err := fmt.Fprintf(w, "%s\n%s\n", summary, targetsLine); err != nil {
 		return err
 	}

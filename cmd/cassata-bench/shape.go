@@ -23,6 +23,33 @@ const (
 // realisticBodyLen is the size of a realistic event's JSON body.
 const realisticBodyLen = 100
 
+const (
+	// idsSeq: the bench's short ids ("burst-42").
+	idsSeq = "seq"
+	// idsUUID: UUID-shaped ids (36 bytes), as clients' own ids often are.
+	idsUUID = "uuid"
+)
+
+// eventID is the id an event with the bench's short id gets under --ids:
+// the short id itself, or a UUID-shaped id derived from it (a 128-bit
+// FNV-1a hash with the version and variant bits of a random UUID), the
+// same for the same short id on every run, so runs compare.
+func (b *bench) eventID(short string) string {
+	if b.opts.ids != idsUUID {
+		return short
+	}
+	return uuidOf(short)
+}
+
+func uuidOf(s string) string {
+	h := fnv.New128a()
+	_, _ = h.Write([]byte(s))
+	u := h.Sum(nil)
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
 // benchBody is the small shape's 100-byte body.
 var benchBody = strings.Repeat("0123456789", 10)
 

@@ -3,10 +3,13 @@ package main
 import (
 	"encoding/json"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/scheduler"
 )
 
 func TestPayloadRealistic(t *testing.T) {
@@ -78,5 +81,34 @@ func TestNewEventShapes(t *testing.T) {
 	}
 	if !strings.Contains(shapeLegend(shapeRealistic), strconv.Itoa(len(sampleQuery()))+"-byte query") {
 		t.Errorf("legend %q should give the query size", shapeLegend(shapeRealistic))
+	}
+}
+
+// TestUUIDIDs: --ids uuid gives a UUID-shaped id (version 4, RFC 4122
+// variant) that the server accepts, the same for the same short id, and
+// distinct ones for the bench's many short ids.
+func TestUUIDIDs(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for i := range 200_000 {
+		short := "burst-" + strconv.Itoa(i)
+		u := uuidOf(short)
+		if !re.MatchString(u) {
+			t.Fatalf("uuidOf(%q) = %q: not UUID-shaped", short, u)
+		}
+		if seen[u] {
+			t.Fatalf("uuidOf(%q) = %q: given twice", short, u)
+		}
+		seen[u] = true
+		if !scheduler.ValidID(u) {
+			t.Fatalf("uuidOf(%q) = %q: not a valid event id", short, u)
+		}
+	}
+	if uuidOf("burst-1") != uuidOf("burst-1") {
+		t.Error("uuidOf is not deterministic")
+	}
+	b := &bench{opts: options{ids: idsSeq}}
+	if got := b.eventID("burst-1"); got != "burst-1" {
+		t.Errorf("--ids seq: eventID = %q, want the short id", got)
 	}
 }

@@ -231,7 +231,7 @@ func (b *bench) preloadBacklog(ctx context.Context, d *deployment) (int, error) 
 	at := time.Now().Add(backlogFuture)
 	slog.Info("preloading backlog", "events", n)
 	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
-		return b.event(appBacklog, "bl"+strconv.Itoa(i), at)
+		return b.event(appBacklog, b.eventID("bl"+strconv.Itoa(i)), at)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("preload backlog: %w", err)
@@ -288,7 +288,7 @@ func (b *bench) calibrate(ctx context.Context, d *deployment) (createResult, err
 	b.calibSeq++
 	prefix := "c" + strconv.Itoa(b.calibSeq) + "-"
 	res, err := d.api.createAll(ctx, calibrationEvents, createConc, func(i int) event {
-		return b.event(appCalib, prefix+strconv.Itoa(i), at)
+		return b.event(appCalib, b.eventID(prefix+strconv.Itoa(i)), at)
 	})
 	if err != nil {
 		return res, fmt.Errorf("calibrate: %w", err)
@@ -439,7 +439,7 @@ func (b *bench) createDue(ctx context.Context, d *deployment, app string, n int,
 // flowKey is nil).
 func (b *bench) createDueKeyed(ctx context.Context, d *deployment, app string, n int,
 	dueAt func(int) time.Time, flowKey func(int) string) (map[string]time.Time, createResult, error) {
-	id := func(i int) string { return app + "-" + strconv.Itoa(i) }
+	id := func(i int) string { return b.eventID(app + "-" + strconv.Itoa(i)) }
 	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
 		ev := b.event(app, id(i), dueAt(i))
 		if flowKey != nil {
@@ -573,7 +573,7 @@ func ingestSingle(ctx context.Context, b *bench, d *deployment) (row, error) {
 			prefix := "s" + strconv.Itoa(client) + "-"
 			fails := 0
 			for i := 0; time.Now().Before(stopAt) && ctx.Err() == nil; i++ {
-				ev := b.event(appIngest, prefix+strconv.Itoa(i), at)
+				ev := b.event(appIngest, b.eventID(prefix+strconv.Itoa(i)), at)
 				status, reason, err := d.api.create(ctx, &ev)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -611,7 +611,7 @@ func ingestBatch(ctx context.Context, b *bench, d *deployment) (row, error) {
 			for batch := 0; time.Now().Before(stopAt) && ctx.Err() == nil; batch++ {
 				prefix := "b" + strconv.Itoa(client) + "-" + strconv.Itoa(batch) + "-"
 				for i := range evs {
-					evs[i] = b.event(appIngest, prefix+strconv.Itoa(i), at)
+					evs[i] = b.event(appIngest, b.eventID(prefix+strconv.Itoa(i)), at)
 				}
 				items, err := d.api.createBatch(ctx, evs)
 				if err != nil {
@@ -653,7 +653,7 @@ func runMemory(ctx context.Context, b *bench, d *deployment) ([]row, error) {
 	}
 	at := time.Now().Add(farFuture)
 	res, err := d.api.createAll(ctx, n, createConc, func(i int) event {
-		return b.event(appMemory, "m"+strconv.Itoa(i), at)
+		return b.event(appMemory, b.eventID("m"+strconv.Itoa(i)), at)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create memory events: %w", err)
