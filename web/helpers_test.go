@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strings"
@@ -58,7 +59,12 @@ func setup(t *testing.T, mod ...func(*Config)) *testEnv {
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// The server's own transport, not http.DefaultTransport: another
+	// parallel test's srv.Close closes the default one's idle connections,
+	// which broke a POST of this client that had just taken one
+	// ("transport connection broken: http: CloseIdleConnections called").
+	client := &http.Client{Transport: srv.Client().Transport, Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return &testEnv{t: t, ui: ui, fb: fb, clock: clock, srv: srv, client: client, p: ui.Prefix(), pass: cfg.Password}
 }
 
@@ -325,3 +331,29 @@ func flashText(t *testing.T, doc *html.Node) string {
 }
 
 type htmlNode = html.Node
+
+// TestHarnessClientSurvivesOtherServersClosing: closing an httptest server
+// closes http.DefaultTransport's idle connections; the harness's client has
+// its own, so a parallel test's srv.Close cannot break a request it is
+// about to send on one (TestBulkCancel failed that way once). Fails with
+// the default transport (tried).
+func TestHarnessClientSurvivesOtherServersClosing(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.get("/admin/login") // leaves an idle connection in the client's pool
+	other := httptest.NewServer(http.NotFoundHandler())
+	other.Close()
+	var reused bool
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/admin/login", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(),
+		&httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if !reused {
+		t.Error("the harness's idle connection was closed by another server's Close")
+	}
+}

@@ -22,6 +22,11 @@ func startTestSink(t *testing.T) *sink {
 	return s
 }
 
+// testClient has a transport of its own: httptest.Server.Close closes the
+// idle connections of http.DefaultTransport, which breaks a POST another
+// parallel test has just sent on one ("CloseIdleConnections called").
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 func deliverTo(t *testing.T, url, app, id, attempt string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(benchBody))
@@ -31,7 +36,7 @@ func deliverTo(t *testing.T, url, app, id, attempt string) {
 	req.Header.Set("Cassata-Application-Id", app)
 	req.Header.Set("Cassata-Event-Id", id)
 	req.Header.Set("Cassata-Attempt", attempt)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Error(err)
 		return
@@ -147,7 +152,7 @@ func TestArrivalsRoundTrip(t *testing.T) {
 func TestSinkClientMirrors(t *testing.T) {
 	t.Parallel()
 	s := startTestSink(t)
-	c := &sinkClient{base: strings.TrimSuffix(s.URL(), sinkPath), hc: http.DefaultClient, mirror: newArrivalLog()}
+	c := &sinkClient{base: strings.TrimSuffix(s.URL(), sinkPath), hc: testClient, mirror: newArrivalLog()}
 	if c.URL() != s.URL() {
 		t.Fatalf("client URL %q, sink URL %q", c.URL(), s.URL())
 	}
@@ -183,7 +188,7 @@ func TestSinkClientMirrors(t *testing.T) {
 		t.Errorf("after reset, snapshot = %+v, want only steady-1", got)
 	}
 
-	resp, err := http.Get(c.base + arrivalsPath + "?from=-1")
+	resp, err := testClient.Get(c.base + arrivalsPath + "?from=-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +201,7 @@ func TestSinkClientMirrors(t *testing.T) {
 func TestSinkWaitCount(t *testing.T) {
 	t.Parallel()
 	s := startTestSink(t)
-	c := &sinkClient{base: strings.TrimSuffix(s.URL(), sinkPath), hc: http.DefaultClient, mirror: newArrivalLog()}
+	c := &sinkClient{base: strings.TrimSuffix(s.URL(), sinkPath), hc: testClient, mirror: newArrivalLog()}
 	ctx := t.Context()
 
 	start := time.Now()
@@ -242,7 +247,7 @@ func TestSinkWaitCount(t *testing.T) {
 		t.Errorf("%d waiters left behind", left)
 	}
 	for _, q := range []string{"?app=a&n=-1&timeout=1s", "?app=a&n=1&timeout=x", "?app=a&n=1&timeout=2h"} {
-		resp, err := http.Get(c.base + waitPath + q)
+		resp, err := testClient.Get(c.base + waitPath + q)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -113,7 +113,18 @@ func (p *cassataProcess) workerID(t testing.TB) string {
 
 // probeClient is the client of process endpoints; short timeouts, so a
 // hanging endpoint shows as an error rather than a stuck test.
-var probeClient = &http.Client{Timeout: 5 * time.Second}
+var probeClient = &http.Client{Timeout: 5 * time.Second, Transport: ownTransport()}
+
+// plainClient is a client without a timeout (requests carry contexts).
+var plainClient = &http.Client{Transport: ownTransport()}
+
+// ownTransport is a transport of the tests' own. httptest.Server.Close
+// closes the idle connections of http.DefaultTransport, and a parallel test
+// that had just taken one of them for a POST saw it fail with "transport
+// connection broken: http: CloseIdleConnections called" (the web package's
+// TestBulkCancel did, in a run of two suites at once); no test's server
+// closes these.
+func ownTransport() *http.Transport { return http.DefaultTransport.(*http.Transport).Clone() }
 
 // probe GETs path on the process and returns the status code and body.
 func (p *cassataProcess) probe(t testing.TB, path string) (int, []byte, error) {

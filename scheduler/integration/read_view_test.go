@@ -199,7 +199,7 @@ func postJSON(t testing.TB, u, body string) (int, []byte) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := plainClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST %s: %v", u, err)
 	}

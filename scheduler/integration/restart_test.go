@@ -49,7 +49,7 @@ func testRedisRestart(t *testing.T, crash bool) {
 	// 10 batches of 1000 over HTTP, due from base+3s to base+5s.
 	start := time.Now()
 	due := make(map[string]time.Time, total)
-	client := &http.Client{Timeout: 30 * time.Second}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: ownTransport()}
 	for b := 0; b < total; b += batch {
 		evs := make([]v1Create, 0, batch)
 		for i := b; i < b+batch; i++ {

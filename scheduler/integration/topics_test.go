@@ -24,7 +24,7 @@ import (
 // messages out, and destinations in the test process receive them.
 
 // apiClient is the client of the JSON API in the topic tests.
-var apiClient = &http.Client{Timeout: 30 * time.Second}
+var apiClient = &http.Client{Timeout: 30 * time.Second, Transport: ownTransport()}
 
 // apiDo sends method u with body (nil: none; else JSON) and returns the
 // status code and the answer.

@@ -38,7 +38,7 @@ func postTraced(t *testing.T, srv *httptest.Server, id, url, traceparent string)
 	if traceparent != "" {
 		req.Header.Set("traceparent", traceparent)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := plainClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func (tb *tab) upcoming() []time.Time {
 func (s *system) createSchedule(req map[string]any) {
 	s.t.Helper()
 	body, _ := json.Marshal(req)
-	res, err := http.Post(s.srv.URL+"/v1/schedules", "application/json", bytes.NewReader(body))
+	res, err := s.srv.Client().Post(s.srv.URL+"/v1/schedules", "application/json", bytes.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
 	}

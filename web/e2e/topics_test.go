@@ -134,7 +134,7 @@ func TestTopics(t *testing.T) {
 	// A message published through the JSON API.
 	body, _ := json.Marshal(map[string]any{"app": app, "topic": "orders", "id": "order-1",
 		"body": map[string]any{"total": 250, "name": "x"}})
-	res, err := http.Post(s.srv.URL+"/v1/messages", "application/json", bytes.NewReader(body))
+	res, err := s.srv.Client().Post(s.srv.URL+"/v1/messages", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestMessageCancel(t *testing.T) {
 	t.Parallel()
 	s := setup(t)
 	body, _ := json.Marshal(map[string]any{"app": app, "topic": "orders", "id": "later-1", "delay": "1h", "body": map[string]any{"x": 1}})
-	res, err := http.Post(s.srv.URL+"/v1/messages", "application/json", bytes.NewReader(body))
+	res, err := s.srv.Client().Post(s.srv.URL+"/v1/messages", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
