@@ -231,7 +231,11 @@ func TestSQLitePragmasApply(t *testing.T) {
 // without pingSQLite's retries (tried).
 func TestOpenWaitsForANewFileBeingSetUp(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "archive.db")
-	raw, err := sql.Open("sqlite", path) // no pragmas: rollback journal, as a new file is
+	// No journal pragma: rollback journal, as a new file is. A busy timeout,
+	// so that its COMMIT waits for the shared lock Open's attempts take
+	// rather than failing at once with SQLITE_BUSY and keeping the write
+	// lock for good (which made this test fail once on a loaded CI).
+	raw, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,12 +252,17 @@ func TestOpenWaitsForANewFileBeingSetUp(t *testing.T) {
 		}
 	}
 	const held = 300 * time.Millisecond
+	committed := make(chan error, 1)
 	go func() {
 		time.Sleep(held)
-		_, _ = conn.ExecContext(ctx, "COMMIT")
+		_, err := conn.ExecContext(ctx, "COMMIT")
+		committed <- err
 	}()
 	began := time.Now()
 	s, err := Open(ctx, "sqlite://"+path)
+	if cerr := <-committed; cerr != nil {
+		t.Fatalf("the other connection's COMMIT: %v", cerr)
+	}
 	if err != nil {
 		t.Fatalf("Open while another connection set the file up: %v", err)
 	}
