@@ -1,18 +1,17 @@
 -- archived.lua: the archiver committed a batch of outbox entries to the
 -- archive database: acknowledge and delete them, and start the retention
 -- window of the finished events among them, and drop the body of the
--- COMPLETED ones. Until then a finished event's hash never expires and keeps
+-- COMPLETED ones. Until then a finished event never expires and keeps
 -- its body, so an archive outage loses nothing and every read can show it.
 --
 -- KEYS[1] outbox       <P>:out
 -- ARGV[1] consumer group
 -- ARGV[2] retention, ms (counted from the event's finish time)
--- ARGV[3] event hash key prefix <P>:ev: (same hash tag as KEYS[1])
--- ARGV[4..] quadruples, in the order of their entry ids: entry id, member of a final entry ('' for other
---           kinds), the entry's time (a final's is its finish time), and the
---           number of fields its body takes in the hash (chunks, see
---           prelude.lua; 0 for an empty body; '' when not known: every name
---           a body can have)
+-- ARGV[3] event key prefix <P>:ev: (same hash tag as KEYS[1])
+-- ARGV[4] the namespace's event layout, '1' or '2' (ev_get in prelude.lua)
+-- ARGV[5..] triples, in the order of their entry ids: entry id, member of
+--           a final entry ('' for other kinds), the entry's time (a final's
+--           is its finish time)
 --
 -- Returns the number of entries acknowledged (entries another archiver
 -- already acknowledged count 0 but are deleted all the same).
@@ -27,7 +26,7 @@ local function id_less(a, b)
 end
 
 local ids, finals = {}, {}
-for i = 4, #ARGV, 4 do
+for i = 5, #ARGV, 3 do
   ids[#ids + 1] = ARGV[i]
   if ARGV[i + 1] ~= '' then finals[#finals + 1] = i end
 end
@@ -60,22 +59,57 @@ if #ids > 0 then
   redis.call('XTRIM', KEYS[1], 'MINID', bound)
 end
 local final = {COMPLETED = true, FAILED = true, SERVICE_UNAVAILABLE = true, CANCELLED = true}
-local body = {}
-for i = 0, MAX_CHUNKS - 1 do body[#body + 1] = chunk_field(F.body, i) end
 for _, i in ipairs(finals) do
-  local m, t, nb = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]) or MAX_CHUNKS
+  local m, t = ARGV[i + 1], ARGV[i + 2]
   local k = ARGV[3] .. m
-  local f = redis.call('HMGET', k, F.status, F.finished_at)
+  local raw = ev_get(k, ARGV[4])
+  local px = int_s(tonumber(t) + tonumber(ARGV[2]))
   -- Only the archived outcome starts the window: skip an event retried
-  -- since (live again) or finished again (its newer outcome is not archived yet).
-  if final[f[1]] and f[2] and f[2] == t then
-    redis.call('PEXPIREAT', k, int_s(tonumber(f[2]) + tonumber(ARGV[2])))
-    -- A delivered event's body is needed only for reads now, and the
-    -- archive has it: Redis lets it go (reads take it from the archive).
-    -- A failed one keeps it for a retry. One HDEL names the body's fields
-    -- (the archiver read the body: it knows how many chunks it takes; each
-    -- name costs a scan of the hash), rather than probing for each.
-    if f[1] == 'COMPLETED' and nb > 0 then redis.call('HDEL', k, unpack(body, 1, math.min(nb, MAX_CHUNKS))) end
+  -- since (live again) or finished again (its newer outcome is not archived
+  -- yet). A delivered event's body is needed only for reads now, and the
+  -- archive has it: Redis lets it go (reads take it from the archive). A
+  -- failed one keeps it for a retry.
+  if raw and raw ~= HASH then
+    local req, st = compact_sections(k, raw)
+    local s, f = compact_pick(k, raw, st, #raw, I.status, I.finished_at)
+    if final[s] and f == t then
+      if s == 'COMPLETED' then
+        -- Written anew without its body; its state section stays as it is.
+        local p, body = req, nil
+        while p < st do
+          local i = string.byte(raw, p)
+          local n, q = compact_read(raw, p + 1)
+          if not n then malformed(k) end
+          if i == I.body then
+            body = string.sub(raw, req, p - 1) .. string.sub(raw, q + n, st - 1)
+            break
+          end
+          p = q + n
+        end
+        if body then
+          redis.call('SET', k, '\2' .. compact_len(#body) .. body .. string.sub(raw, st), 'PXAT', px)
+        else
+          redis.call('PEXPIREAT', k, px)
+        end
+      else
+        redis.call('PEXPIREAT', k, px)
+      end
+    end
+  elseif raw then
+    -- A hash: the body's fields go with one HDEL of their names (the
+    -- second and third chunks say how many there are; each name costs a
+    -- scan of the hash), rather than probing for each.
+    local f = redis.call('HMGET', k, F.status, F.finished_at, F.body .. '1', F.body .. '2')
+    if final[f[1]] and f[2] == t then
+      redis.call('PEXPIREAT', k, px)
+      if f[1] == 'COMPLETED' then
+        local n = MAX_CHUNKS
+        if not f[3] then n = 1 elseif not f[4] then n = 2 end
+        local body = {}
+        for c = 0, n - 1 do body[#body + 1] = chunk_field(F.body, c) end
+        redis.call('HDEL', k, unpack(body))
+      end
+    end
   end
 end
 return n

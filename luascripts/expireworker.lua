@@ -6,7 +6,7 @@
 -- KEYS[1] the worker's processing list   <P>:proc:<worker>
 -- KEYS[2] lease zset                     <P>:lease
 -- ARGV[1] now, ms (0: use the Redis server clock)
--- ARGV[2] event hash key prefix          <P>:ev:
+-- ARGV[2] event key prefix               <P>:ev:
 -- ARGV[3] worker id
 --
 -- Returns the number of leases ended.
@@ -14,7 +14,8 @@ local now = now_ms(ARGV[1])
 local n = 0
 for _, m in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   local lease = redis.call('ZSCORE', KEYS[2], m)
-  if lease and tonumber(lease) > now and redis.call('HGET', ARGV[2] .. m, F.worker) == ARGV[3] then
+  local ev = lease and tonumber(lease) > now and ev_load(ARGV[2] .. m)
+  if ev and ev.v[I.worker] == ARGV[3] then
     redis.call('ZADD', KEYS[2], 'XX', now, m)
     n = n + 1
   end

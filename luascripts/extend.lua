@@ -1,6 +1,6 @@
 -- extend.lua: push the lease of an event still being delivered further out.
 --
--- KEYS[1] event hash   <P>:ev:<app>/<id>
+-- KEYS[1] event        <P>:ev:<app>/<id>
 -- KEYS[2] lease zset   <P>:lease
 -- ARGV[1] member
 -- ARGV[2] worker id
@@ -10,8 +10,9 @@
 --
 -- Returns the new lease deadline in ms, or 0 when the caller lost the lease.
 local now = now_ms(ARGV[4])
-local cur = redis.call('HMGET', KEYS[1], F.status, F.worker, F.attempts)
-if cur[1] ~= 'PROCESSING' or cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
+local ev = ev_load(KEYS[1])
+local v = ev and ev.v
+if not v or ev_status(v) ~= 'PROCESSING' or v[I.worker] ~= ARGV[2] or v[I.attempts] ~= ARGV[3] then
   return 0
 end
 local deadline = now + tonumber(ARGV[5])

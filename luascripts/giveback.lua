@@ -10,7 +10,7 @@
 -- ARGV[1] now, ms (0: use the Redis server clock)
 -- ARGV[2] grace, ms: a member claimed less than this long ago is left alone
 --         (the reply of its claim may still be on its way)
--- ARGV[3] event hash key prefix          <P>:ev:
+-- ARGV[3] event key prefix               <P>:ev:
 -- ARGV[4] worker id
 -- ARGV[5] wake-up channel
 -- ARGV[6] wake-up message
@@ -35,18 +35,19 @@ local n = 0
 for _, m in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   if not held[m] then
     local k = ARGV[3] .. m
-    local f = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.updated_at, F.due_at)
+    local ev = ev_load(k)
+    local v = ev and ev.v
     local lease = redis.call('ZSCORE', KEYS[2], m)
-    if f[1] ~= 'PROCESSING' or f[2] ~= ARGV[4] then
+    if not v or ev_status(v) ~= 'PROCESSING' or v[I.worker] ~= ARGV[4] then
       redis.call('LREM', KEYS[1], 0, m)
-    elseif lease and tonumber(lease) > now and now - (tonumber(f[4]) or 0) >= grace then
+    elseif lease and tonumber(lease) > now and now - (tonumber(v[I.updated_at]) or 0) >= grace then
       redis.call('LREM', KEYS[1], 0, m)
       redis.call('ZREM', KEYS[2], m)
-      local a = tonumber(f[3]) or 0
+      local a = tonumber(v[I.attempts]) or 0
       if a > 0 then a = a - 1 end
-      redis.call('HSET', k, F.status, 'PENDING', F.attempts, a, F.updated_at, now)
-      redis.call('HDEL', k, F.worker)
-      redis.call('ZADD', KEYS[3], tonumber(f[5]) or now, m)
+      v[I.status], v[I.attempts], v[I.updated_at], v[I.worker] = 'PENDING', a, now, false
+      ev_save(k, ev)
+      redis.call('ZADD', KEYS[3], tonumber(v[I.due_at]) or now, m)
       n = n + 1
     end
   end

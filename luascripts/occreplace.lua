@@ -9,13 +9,14 @@
 -- event's: the archive keys a run by its creation time, so its row of the
 -- replaced run is updated rather than left PENDING beside a new one.
 --
--- Returns {1} when written, {0, the existing event as event_values gives
+-- Returns {1} when written, {0, the existing event as append_event gives
 -- it} when the identity is held by an event that is neither PENDING nor
 -- CANCELLED (claimed or run: it is left alone).
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local s = status_of(KEYS[1])
+local ev = ev_load(KEYS[1])
+if ev then
+  local s = ev_status(ev.v)
   if s ~= 'PENDING' and s ~= 'CANCELLED' then
-    return append_event({0}, KEYS[1])
+    return append_event({0}, KEYS[1], ev)
   end
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('DEL', KEYS[1])

@@ -1,7 +1,7 @@
 -- park.lua: hand a claimed event whose flow key held it back (flowacquire.lua)
 -- back to PENDING without using an attempt, due at a later time.
 --
--- KEYS[1] event hash       <P>:ev:<app>/<id>
+-- KEYS[1] event            <P>:ev:<app>/<id>
 -- KEYS[2] lease zset       <P>:lease
 -- KEYS[3] due zset         <P>:due
 -- KEYS[4] worker list      <P>:proc:<worker>
@@ -19,13 +19,14 @@
 -- the caller no longer holds the claim.
 local now = now_ms(ARGV[4])
 local k = KEYS[1]
-local f = redis.call('HMGET', k, F.status, F.worker, F.attempts)
-if f[1] ~= 'PROCESSING' or f[2] ~= ARGV[2] or f[3] ~= ARGV[3] then return 0 end
+local ev = ev_load(k)
+local v = ev and ev.v
+if not v or ev_status(v) ~= 'PROCESSING' or v[I.worker] ~= ARGV[2] or v[I.attempts] ~= ARGV[3] then return 0 end
 redis.call('LREM', KEYS[4], 0, ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-local a = tonumber(f[3]) or 0
+local a = tonumber(v[I.attempts]) or 0
 if a > 0 then a = a - 1 end
-redis.call('HSET', k, F.status, 'PENDING', F.attempts, a, F.updated_at, now)
-redis.call('HDEL', k, F.worker)
+v[I.status], v[I.attempts], v[I.updated_at], v[I.worker] = 'PENDING', a, now, false
+ev_save(k, ev)
 redis.call('ZADD', KEYS[3], tonumber(ARGV[5]), ARGV[1])
 return 1

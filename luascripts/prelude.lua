@@ -30,7 +30,7 @@ local function int_s(n)
 end
 
 -- F names the fields of an event hash, FIELDS lists them in the codec's
--- order: the order in which scripts return an event (event_values). Both
+-- order: the order in which scripts return an event (append_values). Both
 -- mirror the table of store/redisstore/codec.go, which says what each field
 -- holds and how; F is keyed by the Go field name in snake case.
 -- TestPreludeMirrorsCodec fails when the two sides differ. Scripts never
@@ -54,8 +54,8 @@ local FIELDS = {
   F.callback_url, F.failure_callback_url, F.flow_key, F.trace_parent,
 }
 
--- Long values of an event hash (url u, headers h, body b, history hi, plan pl, last
--- error le, callback urls cb and fcb) are stored in chunks of at most CHUNK bytes: field f holds the
+-- Long values of an event hash (LONG_AT below: url u, headers h, body b,
+-- history hi, plan pl, last error le, callback urls cb and fcb) are stored in chunks of at most CHUNK bytes: field f holds the
 -- first, f..'1', f..'2', ... the next ones, so the hash of an ordinary event
 -- stays listpack-encoded on a default Redis (hash-max-listpack-value 64).
 -- A value longer than CHUNK * MAX_CHUNKS is stored whole in f. Readers join
@@ -63,65 +63,10 @@ local FIELDS = {
 -- as before; writers delete the chunks an older, longer value left. The Go
 -- side (store/redisstore/chunks.go) uses the same layout and constants.
 local CHUNK, MAX_CHUNKS = 64, 16
-local LONG = {F.url, F.headers, F.body, F.history, F.last_error, F.plan, F.callback_url,
-  F.failure_callback_url}
 
 local function chunk_field(f, i)
   if i == 0 then return f end
   return f .. i
-end
-
--- long_join returns field f of hash k given its value v0 and that of its
--- second chunk v1 (both from one HMGET), fetching any further chunks.
-local function long_join(k, f, v0, v1)
-  if not v0 or not v1 then return v0 end
-  local parts, i = {v0, v1}, 2
-  while true do
-    local c = redis.call('HGET', k, f .. i)
-    if not c then break end
-    parts[#parts + 1] = c
-    i = i + 1
-  end
-  return table.concat(parts)
-end
-
--- values_of returns the fields of event hash k that list (FIELDS) names, in its order, as the codec decodes them: long values joined, false
--- (a nil reply) where a field is absent. One HMGET reads every field and the
--- second chunk of each long one. Its second result gives a field's position
--- in the first.
-local ASK = {} -- list → {fields and second chunks to ask for, position of each field}
-local function values_of(k, list)
-  local q = ASK[list]
-  if not q then
-    -- Once per script call and list, not once per event (a claim returns up
-    -- to a batch of them).
-    local ask, at, long = {}, {}, {}
-    for i, f in ipairs(list) do ask[i] = f; at[f] = i end
-    for _, f in ipairs(LONG) do
-      if at[f] then ask[#ask + 1] = f .. '1'; long[#long + 1] = f end
-    end
-    q = {ask = ask, at = at, long = long}
-    ASK[list] = q
-  end
-  local v = redis.call('HMGET', k, unpack(q.ask))
-  local out = {}
-  for i = 1, #list do out[i] = v[i] end
-  for j, f in ipairs(q.long) do
-    out[q.at[f]] = long_join(k, f, v[q.at[f]], v[#list + j])
-  end
-  return out, q.at
-end
-
--- event_values returns event hash k as the codec decodes it (decodeValues
--- in store/redisstore/codec.go): the values of FIELDS in order.
-local function event_values(k)
-  return values_of(k, FIELDS)
-end
-
--- append_event appends event_values(k) to the reply list res.
-local function append_event(res, k)
-  for _, v in ipairs(event_values(k)) do res[#res + 1] = v end
-  return res
 end
 
 -- call_batched calls redis with the arguments head followed by the values of
@@ -137,34 +82,6 @@ local function call_batched(head, list)
     if type(r) == 'number' then sum = sum + r end
   end
   return sum
-end
-
--- long_get returns field f of hash k with its chunks joined (false when absent).
-local function long_get(k, f)
-  local v = redis.call('HMGET', k, f, f .. '1')
-  return long_join(k, f, v[1], v[2])
-end
-
--- long_trim deletes the chunks of field f from chunk n on (n = 0: all of it).
-local function long_trim(k, f, n)
-  while redis.call('HDEL', k, chunk_field(f, n)) == 1 do n = n + 1 end
-end
-
--- long_set stores v in field f of hash k and deletes the old value's extra chunks.
-local function long_set(k, f, v)
-  local n = 1
-  if #v > CHUNK and #v <= CHUNK * MAX_CHUNKS then n = math.ceil(#v / CHUNK) end
-  local args = {}
-  if n == 1 then
-    args = {f, v}
-  else
-    for i = 0, n - 1 do
-      args[#args + 1] = chunk_field(f, i)
-      args[#args + 1] = string.sub(v, i * CHUNK + 1, (i + 1) * CHUNK)
-    end
-  end
-  redis.call('HSET', k, unpack(args))
-  long_trim(k, f, n)
 end
 
 -- long_count is the number of fields value v of a long field takes (0 when
@@ -198,14 +115,354 @@ local function write_fields(k, set, del)
   if #del > 0 then redis.call('HDEL', k, unpack(del)) end
 end
 
--- status_of returns the status of event hash k, or false when it does not
--- exist. schedule.lua leaves the status out of a new event (bytes per
--- pending event is a design target): a hash without one is PENDING.
+-- Events are stored in one of two layouts (store/redisstore/codec.go):
+-- layout 1, a hash of the fields F names (long values chunked, see
+-- above), and layout 2, one string, compact: the byte 2, the length of its
+-- request section, the request section and the state section. A section
+-- is a run of fields: its position in FIELDS (one byte), its length and
+-- its bytes (lengths are LEB128: 7 bits a byte, the lowest first, the high
+-- bit set on all but the last). The state section has the fields scripts
+-- change (STATE and the due time), the request section the others, which
+-- no script changes but archived.lua (it drops a delivered event's body).
+-- The request section starts with the creation time, the state section
+-- with the due time: both are read where they are, without decoding.
+--
+-- The state section is a log: a change APPENDs the fields it changed (no
+-- rewrite, no copy); a later field wins over an earlier one, but history
+-- lines add up (a field hi holds the lines after those before it), and the
+-- byte 128 + i says that field i is absent from then on. A change of the due
+-- time, or a section grown past STATE_MAX, writes the value anew, each
+-- field once (ev_rewrite).
+--
+-- A namespace's creates write the layout its <ns>:meta records (add_event
+-- is handed one or the other); every script reads both and writes an event
+-- back in the layout it has, so events of both kinds live side by side
+-- while an older namespace moves over.
+--
+-- I.<name> is the position of F.<name> in FIELDS: scripts.go (inlineFields)
+-- writes it in as a number, as it writes F.<name> in as the field's name.
+local NF = #FIELDS
+-- LONG_AT[i]: field i is long (chunked in layout 1). In both layouts an
+-- empty long value is not stored.
+local LONG_AT = {[I.url] = true, [I.headers] = true, [I.body] = true, [I.history] = true,
+  [I.last_error] = true, [I.plan] = true, [I.callback_url] = true, [I.failure_callback_url] = true}
+-- STATE lists the fields of a compact value's state section after its
+-- first, the due time.
+local STATE = {I.status, I.attempts, I.updated_at, I.finished_at, I.last_status_code, I.last_error,
+  I.worker, I.history, I.plan}
+local STATE_MAX = 1024
+
+-- compact_len writes length n as LEB128.
+local function compact_len(n)
+  if n < 128 then return string.char(n) end
+  local b = {}
+  while n >= 128 do
+    b[#b + 1] = n % 128 + 128
+    n = math.floor(n / 128)
+  end
+  b[#b + 1] = n
+  return string.char(unpack(b))
+end
+
+-- compact_read reads a LEB128 length at byte p of s: the length and the
+-- byte after it.
+local function compact_read(s, p)
+  local b = string.byte(s, p)
+  if not b or b < 128 then return b, p + 1 end
+  local n, mul = b - 128, 128
+  repeat
+    p = p + 1
+    b = string.byte(s, p)
+    if not b then return nil, p end
+    n = n + (b % 128) * mul
+    mul = mul * 128
+  until b < 128
+  return n, p + 1
+end
+
+local function malformed(k)
+  error('event ' .. k .. ': malformed compact value')
+end
+
+-- compact_fields reads the fields of compact value s (of event k) from
+-- byte p to byte e into v (v[i]: the value of FIELDS[i]; see above for how
+-- the fields of a log add up).
+local function compact_fields(k, s, p, e, v)
+  while p <= e do
+    local i, n = string.byte(s, p, p + 1)
+    if i > 128 then
+      if i > 128 + NF then malformed(k) end
+      v[i - 128] = nil
+      p = p + 1
+    else
+      local q = p + 2
+      if n and n >= 128 then n, q = compact_read(s, p + 1) end
+      if i < 1 or i > NF or not n or q + n - 1 > e then malformed(k) end
+      local x = string.sub(s, q, q + n - 1)
+      if i == I.history and v[i] then x = v[i] .. x end
+      v[i] = x
+      p = q + n
+    end
+  end
+end
+
+-- compact_first reads the field at byte p of compact value s (of event k),
+-- which must be field i: its value and the byte after it.
+local function compact_first(k, s, p, i)
+  local n, q = compact_read(s, p + 1)
+  if string.byte(s, p) ~= i or not n then malformed(k) end
+  return string.sub(s, q, q + n - 1), q + n
+end
+
+-- compact_pick reads fields i and j of compact value s (of event k) from
+-- byte p to byte e, as compact_fields would, without reading the others.
+local function compact_pick(k, s, p, e, i, j)
+  local x, y
+  while p <= e do
+    local t, n = string.byte(s, p, p + 1)
+    if t > 128 then
+      if t == 128 + i then x = nil elseif t == 128 + j then y = nil end
+      p = p + 1
+    else
+      local q = p + 2
+      if n and n >= 128 then n, q = compact_read(s, p + 1) end
+      if not n or q + n - 1 > e then malformed(k) end
+      if t == i then x = string.sub(s, q, q + n - 1) elseif t == j then y = string.sub(s, q, q + n - 1) end
+      p = q + n
+    end
+  end
+  return x, y
+end
+
+-- compact_sections reads where the sections of compact value s (of event k)
+-- start: the request section's first byte, and the state section's.
+local function compact_sections(k, s)
+  if string.byte(s, 1) ~= 2 then error('event ' .. k .. ': not a compact value') end
+  local n, p = compact_read(s, 2)
+  if not n or p + n > #s then malformed(k) end
+  return p, p + n
+end
+
+-- compact_field writes field i with value x (a string or an integer; nil
+-- or false: absent, 128 + i) to the list out.
+local function compact_field(out, i, x)
+  if not x then
+    out[#out + 1] = string.char(128 + i)
+    return
+  end
+  if type(x) == 'number' then x = int_s(x) end
+  local n = #x
+  if n == 0 and LONG_AT[i] then
+    out[#out + 1] = string.char(128 + i)
+  elseif n < 128 then
+    out[#out + 1] = string.char(i, n)
+    out[#out + 1] = x
+  else
+    out[#out + 1] = string.char(i) .. compact_len(n)
+    out[#out + 1] = x
+  end
+end
+
+-- lease_tail is what claim.lua appends to a compact event for worker and
+-- attempt (a string), after its update time: while a value ends with it,
+-- nothing changed the event since that claim (ack_event's fast path).
+local function lease_tail(worker, attempt)
+  local out = {}
+  compact_field(out, I.attempts, attempt)
+  compact_field(out, I.status, 'PROCESSING')
+  compact_field(out, I.worker, worker)
+  return table.concat(out)
+end
+
+-- hash_values reads an event hash, as HGETALL gives it, into the values of
+-- FIELDS (nil where a field is absent), long values joined from their
+-- chunks up to the first missing one. One HGETALL reads a hash for a
+-- quarter of what an HMGET of its fields costs (every asked-for field is a
+-- scan of the listpack).
+local POS = nil -- field name → position in FIELDS, built at the first hash
+local function hash_values(all)
+  if not POS then
+    POS = {}
+    for i, f in ipairs(FIELDS) do POS[f] = i end
+  end
+  local v, chunks = {}, nil
+  for j = 1, #all, 2 do
+    local i = POS[all[j]]
+    if i then
+      v[i] = all[j + 1]
+    else
+      chunks = chunks or {}
+      chunks[all[j]] = all[j + 1]
+    end
+  end
+  if chunks then
+    for i in pairs(LONG_AT) do
+      local f = FIELDS[i]
+      if v[i] and chunks[f .. '1'] then
+        local parts, c = {v[i]}, 1
+        while chunks[f .. c] do
+          parts[#parts + 1] = chunks[f .. c]
+          c = c + 1
+        end
+        v[i] = table.concat(parts)
+      end
+    end
+  end
+  return v
+end
+
+-- long_join returns field f of hash k given its value v0 and that of its
+-- second chunk v1 (both from one HMGET), fetching any further chunks.
+local function long_join(k, f, v0, v1)
+  if not v0 or not v1 then return v0 end
+  local parts, i = {v0, v1}, 2
+  while true do
+    local c = redis.call('HGET', k, f .. i)
+    if not c then break end
+    parts[#parts + 1] = c
+    i = i + 1
+  end
+  return table.concat(parts)
+end
+
+-- ev_get reads event k as stored: its compact value, HASH when it is a
+-- hash, nil when there is none. With layout '2' (the namespace's, as the
+-- hot scripts are told: its events are compact) a GET is tried first; a
+-- hash, which a namespace that moved over may still have, makes it fail
+-- (WRONGTYPE). Else one TYPE tells which, so no command fails on the wrong
+-- type in a namespace of hashes (an operator would see those in INFO
+-- errorstats).
+local HASH = {}
+local function ev_get(k, layout)
+  if layout == '2' then
+    local s = redis.pcall('GET', k)
+    if type(s) == 'table' then return HASH end
+    return s or nil
+  end
+  local t = redis.call('TYPE', k).ok
+  if t == 'string' then return redis.call('GET', k) end
+  if t == 'hash' then return HASH end
+  return nil
+end
+
+-- ev_load reads event k, in either layout, as a record (ev_from, given
+-- what ev_get answered, makes it): v, the values of
+-- FIELDS (v[i], nil where field i is absent; long values whole), lay, its
+-- layout (1 or 2), and old, a copy of v as read (ev_save writes only what
+-- changed); nil when there is no event k. A compact event's v and old have
+-- its state section and creation time only, until ev_full; raw is its
+-- value as stored, req and st where its request and state sections start.
+-- A hash is read with HGETALL (hash_values).
+local function ev_from(k, s)
+  if not s then return nil end
+  if s ~= HASH then
+    local req, st = compact_sections(k, s)
+    -- The creation time too, which every outbox entry carries.
+    local v, old = {[I.created_at] = compact_first(k, s, req, I.created_at)}, {}
+    compact_fields(k, s, st, #s, v)
+    for i, x in pairs(v) do old[i] = x end
+    return {v = v, old = old, lay = 2, raw = s, req = req, st = st}
+  end
+  local v = hash_values(redis.call('HGETALL', k))
+  local old = {}
+  for i, x in pairs(v) do old[i] = x end
+  return {v = v, old = old, lay = 1}
+end
+
+local function ev_load(k)
+  return ev_from(k, ev_get(k))
+end
+
+-- ev_full completes record ev of event k with its request section (a
+-- compact event's; a hash's v is whole already) and returns its values.
+local function ev_full(k, ev)
+  if ev.lay == 2 and not ev.full then
+    compact_fields(k, ev.raw, ev.req, ev.st - 1, ev.v)
+    ev.full = true
+  end
+  return ev.v
+end
+
+-- ev_rewrite writes compact event k (record ev) anew, keeping its expiry:
+-- its request section as it is, its due time, and the fields of STATE that
+-- v has, each once.
+local function ev_rewrite(k, ev)
+  local req = string.sub(ev.raw, ev.req, ev.st - 1)
+  local out = {'\2', compact_len(#req), req}
+  local v = ev.v
+  compact_field(out, I.due_at, v[I.due_at])
+  for _, i in ipairs(STATE) do
+    if v[i] then compact_field(out, i, v[i]) end
+  end
+  redis.call('SET', k, table.concat(out), 'KEEPTTL')
+end
+
+-- ev_save writes record ev (ev_load) of event k back in its layout: for a
+-- compact event, the state fields that changed, appended to its value (a
+-- new due time, or a section past STATE_MAX: the value anew); for a hash,
+-- the fields that changed (long ones chunked; an absent value deletes the
+-- field). Its expiry stays. Values may be strings or integers; false or
+-- nil is absent. A compact event's history may only grow.
+local function ev_save(k, ev)
+  local v, old = ev.v, ev.old
+  if ev.lay == 2 then
+    local due = v[I.due_at]
+    if type(due) == 'number' then due = int_s(due) end
+    if due ~= old[I.due_at] or #ev.raw - ev.st + 1 > STATE_MAX then return ev_rewrite(k, ev) end
+    local out = {}
+    for _, i in ipairs(STATE) do
+      local x, o = v[i] or nil, old[i]
+      if type(x) == 'number' then x = int_s(x) end
+      if x == '' and LONG_AT[i] then x = nil end
+      if x ~= o then
+        if i == I.history and o then
+          if not x or string.sub(x, 1, #o) ~= o then return ev_rewrite(k, ev) end
+          x = string.sub(x, #o + 1)
+        end
+        compact_field(out, i, x)
+      end
+    end
+    if #out > 0 then redis.call('APPEND', k, table.concat(out)) end
+    return
+  end
+  local set, del = {}, {}
+  for i = 1, NF do
+    local x, o = v[i] or nil, old[i]
+    if x ~= o then
+      if type(x) == 'number' then x = int_s(x) end
+      if LONG_AT[i] then
+        put_long(set, del, FIELDS[i], x or '', o)
+      elseif x == nil then
+        del[#del + 1] = FIELDS[i]
+      elseif x ~= o then
+        set[#set + 1] = FIELDS[i]
+        set[#set + 1] = x
+      end
+    end
+  end
+  write_fields(k, set, del)
+end
+
+-- ev_status is the status of an event's values: a new event stores none
+-- (bytes per pending event is a design target), and is PENDING.
+local function ev_status(v)
+  return v[I.status] or 'PENDING'
+end
+
+-- status_of returns the status of event k, or false when it does not exist.
 local function status_of(k)
-  local s = redis.call('HGET', k, F.status)
-  if s then return s end
-  if redis.call('EXISTS', k) == 1 then return 'PENDING' end
-  return false
+  local ev = ev_load(k)
+  if not ev then return false end
+  return ev_status(ev.v)
+end
+
+-- append_event appends event k (record ev) to the reply list res: the
+-- values of FIELDS in order, false where a field is absent, the form
+-- decodeValues in store/redisstore/codec.go reads.
+local function append_event(res, k, ev)
+  local v = ev_full(k, ev)
+  for i = 1, NF do res[#res + 1] = v[i] or false end
+  return res
 end
 
 -- xadd_final appends a 'final' outbox entry for an event: m, k 'final', c
@@ -239,9 +496,22 @@ local function stale_line(line)
   return line
 end
 
--- finish_attempt checks the caller's lease on event hash k (worker and
--- attempt number must match a PROCESSING event) and appends the attempt's
--- history line. A late attempt joins the history marked stale
+-- seen_line looks for a finish's history line in history hist: dup is
+-- true when the call was applied before (the line is there as recorded,
+-- held true, or marked stale, held false); else it returns the line's
+-- stale form when it built it.
+local function seen_line(hist, line)
+  if hist == '' then return false end -- a first attempt, the usual case
+  local lines = '\n' .. hist
+  if string.find(lines, '\n' .. line .. '\n', 1, true) then return true, true end
+  local stale = stale_line(line)
+  if string.find(lines, '\n' .. stale .. '\n', 1, true) then return true, false end
+  return false, nil, stale
+end
+
+-- finish_attempt checks the caller's lease on compact event k, whose record
+-- ev (ev_from) it is given (nil: gone): worker and attempt number must
+-- match a PROCESSING event. A late attempt joins the history marked stale
 -- (scheduler.Attempt.Stale): it was delivered, but its outcome does not
 -- count; it goes to the outbox as an 'attempt' entry leaving the run as it
 -- is.
@@ -254,39 +524,54 @@ end
 -- and carries the attempt's time, so it identifies one delivery even when a
 -- claim given back unused (giveback.lua) lets an attempt number come again.
 --
--- Returns held (true, false, or nil when the event is gone), dup (true when
--- the call was applied before: held then says how it counted), the hash's
--- s, w, a, c, t, hi, hi1, le, le1, d (one HMGET), the line as recorded, and,
--- when held, the new history and the old one: the caller writes it with the
--- outcome (one HSET, put_long) — a stale line is written here.
-local function finish_attempt(k, stream, member, worker, attempt, line)
+-- Returns held (true, false, or nil when the event is gone) and dup (true
+-- when the call was applied before: held then says how it counted). When
+-- held, the caller records the outcome and the line in ev (one ev_save); a
+-- stale line is written here. finish_attempt_hash does the same for a hash.
+local function finish_attempt(ev, k, stream, member, worker, attempt, line)
+  if not ev then return nil, false end
+  local v = ev.v
+  local hist = v[I.history] or ''
+  local dup, held, stale = seen_line(hist, line)
+  if dup then return held, true end
+  if ev_status(v) == 'PROCESSING' and v[I.worker] == worker and v[I.attempts] == attempt then
+    return true, false
+  end
+  stale = stale or stale_line(line)
+  v[I.history] = hist .. stale .. '\n'
+  ev_save(k, ev)
+  redis.call('XADD', stream, '*', 'm', member, 'k', 'attempt', 'c', v[I.created_at] or '', 't', v[I.updated_at] or '',
+    's', ev_status(v), 'h', stale)
+  return false, false
+end
+
+-- finish_attempt_hash is finish_attempt for an event hash (layout 1), as
+-- it was before compact events: one HMGET reads what it needs. Returns
+-- held and dup, the hash's s, w, a, c, t, hi, hi1, le, le1, d, the line as
+-- recorded, and, when held, the new history and the old one: the caller
+-- writes it with the outcome (one HSET, put_long).
+local function finish_attempt_hash(k, stream, member, worker, attempt, line)
   local cur = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.created_at, F.updated_at,
     F.history, F.history .. '1', F.last_error, F.last_error .. '1', F.due_at)
-  if cur[1] == false then
-    if not cur[4] and redis.call('EXISTS', k) == 0 then return nil, false, cur, line end
-    cur[1] = 'PENDING' -- as created: see status_of
-  end
+  cur[1] = cur[1] or 'PENDING' -- as created: see ev_status
   local hist = long_join(k, F.history, cur[6], cur[7]) or ''
-  local stale = nil
-  -- An empty history (a first attempt: the usual case) holds no line:
-  -- neither string is built then.
-  if hist ~= '' then
-    local lines = '\n' .. hist
-    if string.find(lines, '\n' .. line .. '\n', 1, true) then return true, true, cur, line end
-    stale = stale_line(line)
-    if string.find(lines, '\n' .. stale .. '\n', 1, true) then return false, true, cur, stale end
+  local dup, held, stale = seen_line(hist, line)
+  if dup then return held, true, cur end
+  if cur[1] == 'PROCESSING' and cur[2] == worker and cur[3] == attempt then
+    return true, false, cur, hist .. line .. '\n', hist
   end
-  local held = cur[1] == 'PROCESSING' and cur[2] == worker and cur[3] == attempt
-  if held then return true, false, cur, line, hist .. line .. '\n', hist end
   stale = stale or stale_line(line)
-  long_set(k, F.history, hist .. stale .. '\n')
+  local set, del = {}, {}
+  put_long(set, del, F.history, hist .. stale .. '\n', hist)
+  write_fields(k, set, del)
   redis.call('XADD', stream, '*', 'm', member, 'k', 'attempt', 'c', cur[4] or '', 't', cur[5] or '',
     's', cur[1], 'h', stale)
-  return false, false, cur, stale
+  return false, false, cur
 end
 
 -- ack_event records the final outcome (COMPLETED, FAILED or
--- SERVICE_UNAVAILABLE) of a delivery attempt of event hash k, member m,
+-- SERVICE_UNAVAILABLE) of a delivery attempt of event k (the namespace's
+-- layout: see ev_get), member m,
 -- under the lease of worker and attempt (the attempt number it claimed):
 -- ended is a list the caller removes from the shard's lease zset in one
 -- command once the batch is done (the member is added when its lease ends
@@ -306,18 +591,58 @@ end
 -- is then only appended to the history, the newer outcome stands. A call
 -- applied before (the same history line: see finish_attempt) changes
 -- nothing and returns what the first one did.
-local function ack_event(k, ended, proc, out, m, worker, attempt, status, code, err, line, now)
-  local held, dup, cur, _, hist, old_hist = finish_attempt(k, out, m, worker, attempt, line)
+local function ack_event(k, layout, ended, proc, out, m, worker, attempt, status, code, err, line, now)
+  local raw = ev_get(k, layout)
+  if raw == HASH then
+    local held, dup, cur, hist, old_hist = finish_attempt_hash(k, out, m, worker, attempt, line)
+    if dup then return held and 1 or 0 end
+    if not held then return 0 end
+    ended[#ended + 1] = m
+    redis.call('LREM', proc, 1, m)
+    local now_s = int_s(now)
+    local set, del = {F.status, status, F.last_status_code, code, F.updated_at, now_s, F.finished_at, now_s}, {}
+    put_long(set, del, F.history, hist, old_hist)
+    put_long(set, del, F.last_error, err, long_join(k, F.last_error, cur[8], cur[9]))
+    write_fields(k, set, del)
+    xadd_final(out, m, cur[4], now_s, status, line, {'a', cur[3], 'lc', code, 'le', err, 'd', cur[10]})
+    return 1
+  end
+  if raw then
+    local tail = lease_tail(worker, attempt)
+    if string.sub(raw, -#tail) == tail then
+      -- Nothing changed the event since this worker's claim (its lease
+      -- tail is last): it holds the lease, and this outcome was not
+      -- recorded before (that would have appended to it). The usual case,
+      -- read where it is: the creation and due times for the outbox.
+      local req, st = compact_sections(k, raw)
+      local created, due = compact_first(k, raw, req, I.created_at), compact_first(k, raw, st, I.due_at)
+      ended[#ended + 1] = m
+      redis.call('LREM', proc, 1, m)
+      local now_s, o = int_s(now), {}
+      compact_field(o, I.status, status)
+      compact_field(o, I.last_status_code, code)
+      compact_field(o, I.updated_at, now_s)
+      compact_field(o, I.finished_at, now_s)
+      compact_field(o, I.history, line .. '\n')
+      compact_field(o, I.last_error, err)
+      redis.call('APPEND', k, table.concat(o))
+      xadd_final(out, m, created, now_s, status, line, {'a', attempt, 'lc', code, 'le', err, 'd', due})
+      return 1
+    end
+  end
+  local ev = ev_from(k, raw)
+  local held, dup = finish_attempt(ev, k, out, m, worker, attempt, line)
   if dup then return held and 1 or 0 end
   if not held then return 0 end
   ended[#ended + 1] = m
   redis.call('LREM', proc, 1, m)
-  local now_s = int_s(now)
-  local set, del = {F.status, status, F.last_status_code, code, F.updated_at, now_s, F.finished_at, now_s}, {}
-  put_long(set, del, F.history, hist, old_hist)
-  put_long(set, del, F.last_error, err, long_join(k, F.last_error, cur[8], cur[9]))
-  write_fields(k, set, del)
-  xadd_final(out, m, cur[4], now_s, status, line, {'a', cur[3], 'lc', code, 'le', err, 'd', cur[10]})
+  local v, now_s = ev.v, int_s(now)
+  local attempts, due = v[I.attempts], v[I.due_at]
+  v[I.status], v[I.last_status_code], v[I.updated_at], v[I.finished_at] = status, code, now_s, now_s
+  v[I.history] = (v[I.history] or '') .. line .. '\n'
+  v[I.last_error] = err
+  ev_save(k, ev)
+  xadd_final(out, m, v[I.created_at], now_s, status, line, {'a', attempts, 'lc', code, 'le', err, 'd', due})
   return 1
 end
 
@@ -354,33 +679,58 @@ end
 -- Returns the next due time in ms, or 0 when the caller no longer holds the
 -- lease. A call applied before (the same history line: see finish_attempt)
 -- changes nothing and returns 1 when the first one was recorded, else 0.
-local function retry_event(k, ended, proc, out, due_key, m, worker, attempt, backoff, code, err, line, now,
-    channel, msg, horizon)
-  local held, dup, cur, _, hist, old_hist = finish_attempt(k, out, m, worker, attempt, line)
+local function retry_event(k, layout, ended, proc, out, due_key, m, worker, attempt, backoff, code, err, line,
+    now, channel, msg, horizon)
+  local raw = ev_get(k, layout)
+  if raw == HASH then
+    local held, dup, cur, hist, old_hist = finish_attempt_hash(k, out, m, worker, attempt, line)
+    if dup then return held and 1 or 0 end
+    if not held then return 0 end
+    local due = now + tonumber(backoff)
+    redis.call('XADD', out, '*', 'm', m, 'k', 'attempt', 'c', cur[4] or '', 't', now,
+      's', 'PENDING', 'd', due, 'h', line)
+    ended[#ended + 1] = m
+    redis.call('LREM', proc, 1, m)
+    local set, del = {F.status, 'PENDING', F.due_at, due, F.last_status_code, code, F.updated_at, now}, {F.worker}
+    put_long(set, del, F.history, hist, old_hist)
+    put_long(set, del, F.last_error, err, long_join(k, F.last_error, cur[8], cur[9]))
+    write_fields(k, set, del)
+    zadd_wake(due_key, due, m, now, horizon, channel, msg)
+    return due
+  end
+  local ev = ev_from(k, raw)
+  local held, dup = finish_attempt(ev, k, out, m, worker, attempt, line)
   if dup then return held and 1 or 0 end
   if not held then return 0 end
+  local v = ev.v
   local due = now + tonumber(backoff)
-  redis.call('XADD', out, '*', 'm', m, 'k', 'attempt', 'c', cur[4] or '', 't', now,
+  redis.call('XADD', out, '*', 'm', m, 'k', 'attempt', 'c', v[I.created_at] or '', 't', now,
     's', 'PENDING', 'd', due, 'h', line)
   ended[#ended + 1] = m
   redis.call('LREM', proc, 1, m)
-  local set, del = {F.status, 'PENDING', F.due_at, due, F.last_status_code, code, F.updated_at, now}, {F.worker}
-  put_long(set, del, F.history, hist, old_hist)
-  put_long(set, del, F.last_error, err, long_join(k, F.last_error, cur[8], cur[9]))
-  write_fields(k, set, del)
+  v[I.status], v[I.due_at], v[I.last_status_code], v[I.updated_at], v[I.worker] = 'PENDING', due, code, now, false
+  v[I.history] = (v[I.history] or '') .. line .. '\n'
+  v[I.last_error] = err
+  ev_save(k, ev)
   zadd_wake(due_key, due, m, now, horizon, channel, msg)
   return due
 end
 
--- add_event writes new event hash k (the field, value pairs argv[from..to])
--- and its outbox 'create' entry (m, k 'create', c, u, d, me only when the
--- method is not POST, fk only when the event has a flow key; its update
--- time is c and its status PENDING, which the reader fills in: every field
--- left out is less for Redis to write, read and send) to stream out; due is
--- the due time's string as the caller sent it. The caller adds the event to
--- the due set.
+-- add_event writes new event k and its outbox 'create' entry (m, k
+-- 'create', c, u, d, me only when the method is not POST, fk only when the
+-- event has a flow key; its update time is c and its status PENDING, which
+-- the reader fills in: every field left out is less for Redis to write,
+-- read and send) to stream out; due is the due time's string as the caller
+-- sent it. argv[from..to] is the event as the namespace's layout has it
+-- (codec.go): one compact value (layout 2), or the field, value pairs of
+-- its hash (layout 1: long values already in chunks, no status). The
+-- caller checked that there is no event k and adds it to the due set.
 local function add_event(k, out, m, due, created, url, method, fk, argv, from, to)
-  redis.call('HSET', k, unpack(argv, from, to))
+  if from == to then
+    redis.call('SET', k, argv[from])
+  else
+    redis.call('HSET', k, unpack(argv, from, to))
+  end
   local entry = {out, '*', 'm', m, 'k', 'create', 'c', created, 'u', url, 'd', due}
   if method ~= 'POST' and method ~= '' then
     entry[#entry + 1] = 'me'

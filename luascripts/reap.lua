@@ -7,7 +7,7 @@
 -- KEYS[3] outbox       <P>:out
 -- ARGV[1] now, ms (0: use the Redis server clock)
 -- ARGV[2] max events to recover in this call
--- ARGV[3] event hash key prefix   <P>:ev:
+-- ARGV[3] event key prefix        <P>:ev:
 -- ARGV[4] worker list key prefix  <P>:proc:
 -- ARGV[5] default max attempts (when the event sets none)
 -- ARGV[6] wake-up channel
@@ -19,23 +19,25 @@ local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, to
 for _, m in ipairs(members) do
   redis.call('ZREM', KEYS[1], m)
   local k = ARGV[3] .. m
-  local f = redis.call('HMGET', k, F.status, F.worker, F.attempts, F.max_attempts, F.created_at)
-  if f[2] then redis.call('LREM', ARGV[4] .. f[2], 1, m) end
-  if f[1] == 'PROCESSING' then
-    local a = tonumber(f[3]) or 0
-    local line = '{"attempt":' .. a .. ',"at":' .. now .. ',"error":"lease expired","worker":' .. cjson.encode(f[2] or '') .. '}'
-    long_set(k, F.history, (long_get(k, F.history) or '') .. line .. '\n')
-    long_set(k, F.last_error, 'lease expired')
-    redis.call('HSET', k, F.last_status_code, '', F.updated_at, now)
-    redis.call('HDEL', k, F.worker)
-    if a >= (tonumber(f[4]) or tonumber(ARGV[5])) then
-      redis.call('HSET', k, F.status, 'SERVICE_UNAVAILABLE', F.finished_at, now)
-      xadd_final(KEYS[3], m, f[5], now, 'SERVICE_UNAVAILABLE', line,
-        {'a', f[3], 'lc', '', 'le', 'lease expired'})
+  local ev = ev_load(k)
+  local v = ev and ev.v
+  if v and v[I.worker] then redis.call('LREM', ARGV[4] .. v[I.worker], 1, m) end
+  if v and ev_status(v) == 'PROCESSING' then
+    local attempts = v[I.attempts]
+    local a = tonumber(attempts) or 0
+    local line = '{"attempt":' .. a .. ',"at":' .. now .. ',"error":"lease expired","worker":' .. cjson.encode(v[I.worker] or '') .. '}'
+    v[I.history] = (v[I.history] or '') .. line .. '\n'
+    v[I.last_error], v[I.last_status_code], v[I.updated_at], v[I.worker] = 'lease expired', '', now, false
+    if a >= (tonumber(ev_full(k, ev)[I.max_attempts]) or tonumber(ARGV[5])) then
+      v[I.status], v[I.finished_at] = 'SERVICE_UNAVAILABLE', now
+      ev_save(k, ev)
+      xadd_final(KEYS[3], m, v[I.created_at], now, 'SERVICE_UNAVAILABLE', line,
+        {'a', attempts, 'lc', '', 'le', 'lease expired'})
     else
-      redis.call('HSET', k, F.status, 'PENDING', F.due_at, now)
+      v[I.status], v[I.due_at] = 'PENDING', now
+      ev_save(k, ev)
       redis.call('ZADD', KEYS[2], now, m)
-      redis.call('XADD', KEYS[3], '*', 'm', m, 'k', 'attempt', 'c', f[5] or '', 't', now,
+      redis.call('XADD', KEYS[3], '*', 'm', m, 'k', 'attempt', 'c', v[I.created_at] or '', 't', now,
         's', 'PENDING', 'd', now, 'h', line)
     end
   end

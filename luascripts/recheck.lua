@@ -4,7 +4,7 @@
 -- lease machinery then guarantees one worker at a time looks at it, and a
 -- worker that dies mid-way loses nothing).
 --
--- KEYS[1] event hash            <P>:ev:<app>/<id>
+-- KEYS[1] event                 <P>:ev:<app>/<id>
 -- KEYS[2] lease zset            <P>:lease
 -- KEYS[3] worker's processing list <P>:proc:<worker>
 -- KEYS[4] due zset              <P>:due
@@ -22,16 +22,17 @@
 -- history line and no outbox entry: following a message is not delivering
 -- it. Returns 1, or 0 when the caller no longer holds the lease.
 local now = now_ms(ARGV[5])
-local cur = redis.call('HMGET', KEYS[1], F.status, F.worker, F.attempts)
-if cur[1] ~= 'PROCESSING' or cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
+local ev = ev_load(KEYS[1])
+local v = ev and ev.v
+if not v or ev_status(v) ~= 'PROCESSING' or v[I.worker] ~= ARGV[2] or v[I.attempts] ~= ARGV[3] then
   return 0
 end
-local a = tonumber(cur[3]) or 0
+local a = tonumber(v[I.attempts]) or 0
 if a > 0 then a = a - 1 end
 local due = tonumber(ARGV[4])
 redis.call('LREM', KEYS[3], 0, ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], F.status, 'PENDING', F.attempts, a, F.updated_at, now)
-redis.call('HDEL', KEYS[1], F.worker)
+v[I.status], v[I.attempts], v[I.updated_at], v[I.worker] = 'PENDING', a, now, false
+ev_save(KEYS[1], ev)
 zadd_wake(KEYS[4], due, ARGV[1], now, ARGV[8], ARGV[6], ARGV[7])
 return 1

@@ -14,18 +14,21 @@
 -- ARGV[9] method          } same values, chunked or left out as defaults)
 -- ARGV[10] flow key       } ('' for none)
 -- ARGV[11..] field, value pairs of the event hash (codec.go encode: long
---          values already in chunks, see long_set; no status: a hash
---          without one is PENDING, see status_of)
+--          values already in chunks, see put_long; no status: an event
+--          without one is PENDING, see ev_status), or, for a namespace
+--          whose events are compact (layout 2, see prelude.lua), the
+--          event's compact value alone
 --
 -- Appends a 'create' entry to the outbox (no body: the archive learns it
 -- from the final entry), so live events are searchable in the archive:
 -- m, k 'create', c, t, s 'PENDING', u, me, d, and fk when the event has a
 -- flow key.
 --
--- Returns {1} when created, {0, the existing event as event_values gives
+-- Returns {1} when created, {0, the existing event as append_event gives
 -- it} when the identity is taken (the caller compares content for
 -- idempotent replay).
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return append_event({0}, KEYS[1])
+local ev = ev_load(KEYS[1])
+if ev then
+  return append_event({0}, KEYS[1], ev)
 end
 return create_event(KEYS, ARGV)

@@ -21,7 +21,7 @@
 -- horizon.
 --
 -- Returns one value per event: 1 when created, else the existing event as
--- event_values gives it (a list), for the caller to compare.
+-- append_event gives it, for the caller to compare.
 local now = now_ms(ARGV[4])
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local earliest = first[2] and tonumber(first[2])
@@ -32,8 +32,9 @@ while i <= #ARGV do
   local n = tonumber(ARGV[i])
   local m, due = ARGV[i + 1], tonumber(ARGV[i + 2])
   local k = ARGV[1] .. m
-  if redis.call('EXISTS', k) == 1 then
-    res[#res + 1] = event_values(k)
+  local ev = ev_load(k)
+  if ev then
+    res[#res + 1] = append_event({}, k, ev)
   else
     -- The due time as it came (a string: see int_s in prelude.lua).
     add_event(k, KEYS[2], m, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV, i + 7, i + n)

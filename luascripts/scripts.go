@@ -15,6 +15,7 @@ package luascripts
 import (
 	_ "embed"
 	"regexp"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -99,16 +100,20 @@ var sources = map[*redis.Script]string{}
 var (
 	fieldTable = regexp.MustCompile(`(?ms)^local F = \{\n(.*?)^\}\n`)
 	fieldEntry = regexp.MustCompile(`(\w+) = '([^']*)'`)
+	fieldList  = regexp.MustCompile(`(?ms)^local FIELDS = \{\n(.*?)^\}\n`)
 	fieldRef   = regexp.MustCompile(`\bF\.(\w+)`)
+	indexRef   = regexp.MustCompile(`\bI\.(\w+)`)
 )
 
 // inlineFields replaces every F.<name> of src with the field's name as a
-// Lua string ('s' for F.status) and drops the table F itself: Redis runs a
+// Lua string ('s' for F.status) and every I.<name> with its position in
+// FIELDS (6 for I.status), and drops the table F itself: Redis runs a
 // script's whole text on every call, so a table built at the top would be
 // built again for every event a create or a finish handles. prelude.lua
-// keeps F as the one readable place for the names (the codec test reads it).
-// It panics on a reference to a field F does not have: scripts are fixed
-// at build time, so the first test run finds it.
+// keeps F and FIELDS as the one readable place for the names and their
+// order (the codec test reads them). It panics on a reference to a field F
+// or FIELDS does not have: scripts are fixed at build time, so the first
+// test run finds it.
 func inlineFields(src string) string {
 	m := fieldTable.FindStringSubmatchIndex(src)
 	if m == nil {
@@ -118,12 +123,27 @@ func inlineFields(src string) string {
 	for _, kv := range fieldEntry.FindAllStringSubmatch(src[m[2]:m[3]], -1) {
 		names[kv[1]] = kv[2]
 	}
-	return fieldRef.ReplaceAllStringFunc(src[:m[0]]+src[m[1]:], func(ref string) string {
+	l := fieldList.FindStringSubmatch(src)
+	if l == nil {
+		panic("luascripts: prelude.lua has no `local FIELDS = {` ... `}` list")
+	}
+	index := map[string]string{}
+	for i, ref := range fieldRef.FindAllStringSubmatch(l[1], -1) {
+		index[ref[1]] = strconv.Itoa(i + 1)
+	}
+	out := fieldRef.ReplaceAllStringFunc(src[:m[0]]+src[m[1]:], func(ref string) string {
 		n, ok := names[ref[len("F."):]]
 		if !ok {
 			panic("luascripts: unknown field " + ref)
 		}
 		return "'" + n + "'"
+	})
+	return indexRef.ReplaceAllStringFunc(out, func(ref string) string {
+		n, ok := index[ref[len("I."):]]
+		if !ok {
+			panic("luascripts: unknown field position " + ref)
+		}
+		return n
 	})
 }
 

@@ -233,14 +233,14 @@ func archivedRuns(t testing.TB, db *archive.Store, app string) map[string]archiv
 	return out
 }
 
-// evKey returns the Redis key of an event's hash.
+// evKey returns the Redis key of an event.
 func (e *archEnv) evKey(app, id string) string {
 	m := app + "/" + id
 	sh := int(crc32.ChecksumIEEE([]byte(m)) % uint32(e.store.Shards()))
 	return fmt.Sprintf("%s:{%s:%d}:ev:%s", e.ns, e.ns, sh, m)
 }
 
-// pttl returns the PTTL of an event's hash: -1 no expiry, -2 gone.
+// pttl returns the PTTL of an event: -1 no expiry, -2 gone.
 func (e *archEnv) pttl(app, id string) time.Duration {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

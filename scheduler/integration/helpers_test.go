@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -313,7 +314,7 @@ func (e *env) waitFinal(id string, timeout time.Duration) *scheduler.Event {
 }
 
 // assertNothingInFlight checks that no shard holds a lease or a processing
-// list and that no event hash says PROCESSING.
+// list and that no event says PROCESSING.
 func (e *env) assertNothingInFlight() {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -339,7 +340,14 @@ func (e *env) assertNothingInFlight() {
 		e.t.Fatalf("keys: %v", err)
 	}
 	for _, k := range evs {
-		if s, _ := rdb.HGet(ctx, k, "s").Result(); s == string(scheduler.StatusProcessing) {
+		_, m, _ := strings.Cut(k, ":ev:")
+		app, id, _ := strings.Cut(m, "/")
+		ev, err := e.store.Get(ctx, app, id)
+		if err != nil {
+			e.t.Errorf("read %s: %v", k, err)
+			continue
+		}
+		if ev.Status == scheduler.StatusProcessing {
 			e.t.Errorf("%s is still PROCESSING", k)
 		}
 	}

@@ -46,18 +46,6 @@ func chunkField(f string, i int) string {
 	return f + strconv.Itoa(i)
 }
 
-// chunkCount is the number of fields a long value of n bytes takes (0 for
-// an empty one, which is not stored).
-func chunkCount(n int) int {
-	switch {
-	case n == 0:
-		return 0
-	case n <= chunkSize || n > chunkSize*maxChunks:
-		return 1
-	}
-	return (n + chunkSize - 1) / chunkSize
-}
-
 // appendLong appends the field, value pairs that store v in field f.
 func appendLong(args []any, f string, v []byte) []any {
 	if len(v) <= chunkSize || len(v) > chunkSize*maxChunks {

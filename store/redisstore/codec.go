@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -55,6 +56,32 @@ import (
 // f1, f2, ... the next ones, so an ordinary event's hash stays
 // listpack-encoded. Defaults are left out to keep pending events small
 // (bytes per pending event is a design target).
+//
+// An event is stored in one of two layouts, both holding the fields above:
+//
+//   - layoutHash (1): a hash, field → value, long values chunked: every
+//     namespace made before the compact layout, until it is switched over
+//     (Store.UseCompactEvents).
+//   - layoutCompact (2): one string: the byte 2, the length of its request
+//     section (uvarint: LEB128), the request section and the state
+//     section. A section is a run of fields, each its position in the
+//     table (1 for u, 2 for m, ...: one byte), its length (uvarint) and its
+//     bytes; no chunks. The state section has the fields scripts change
+//     (stateFields), the request section the others; the request section
+//     starts with the creation time, the state section with the due time.
+//     The state section is a log: a change APPENDs the fields it changed, a
+//     later field wins over an earlier one (history lines add up: a field
+//     hi holds the lines after the earlier ones), and the byte 128+i (no
+//     length, no bytes) says field i is absent from then on; a change of
+//     the due time writes the value anew, each field once. Smaller than a
+//     hash (no field names, no per-entry listpack overhead) and cheaper for
+//     Redis (one value to read and a few bytes to append, instead of a
+//     dozen fields to find and write).
+//
+// A namespace's <ns>:meta records the layout its creates use ("layout": 2;
+// absent: 1); every script and every read here takes either, and a change
+// writes an event back in the layout it has (luascripts/prelude.lua
+// ev_load, ev_save), so both kinds live side by side.
 //
 // Scripts that return an event (claim, cancel, requeue, a refused create)
 // return it positionally: the values of FIELDS in this order, long values
@@ -132,17 +159,29 @@ var eventFields = [numFields]hashField{
 }
 
 // decodeClaimed builds a claimed event from what claim.lua returns for it:
-// its hash's field, value pairs as they were before the claim, and its
-// attempts counting the claim's. It has what a delivery needs: status
-// PROCESSING, worker, updated at the claim's time now (Redis's clock), and
-// not the history, last status code and error or finish time, which no
-// delivery reads (and a retried event's history can be long).
-func decodeClaimed(app, id, worker string, now, attempts int64, pairs []any) (*scheduler.Event, error) {
-	v, err := pairValues(pairs, fHistory)
-	if err != nil {
-		return nil, fmt.Errorf("decode claimed %s/%s: %w", app, id, err)
+// the event as it was before the claim (its compact value, or a hash's
+// field, value pairs), and its attempts counting the claim's. It
+// has what a delivery needs: status PROCESSING, worker, updated at the
+// claim's time now (Redis's clock), and not the history, last status code
+// and error or finish time, which no delivery reads (and a retried event's
+// history can be long).
+func decodeClaimed(app, id, worker string, now, attempts int64, was any) (*scheduler.Event, error) {
+	var v []any
+	switch w := was.(type) {
+	case string:
+		var err error
+		if v, err = compactValues(w); err != nil {
+			return nil, fmt.Errorf("decode claimed %s/%s: %w", app, id, err)
+		}
+	case []any:
+		var err error
+		if v, err = pairValues(w, fHistory); err != nil {
+			return nil, fmt.Errorf("decode claimed %s/%s: %w", app, id, err)
+		}
+	default:
+		return nil, fmt.Errorf("decode claimed %s/%s: a %T", app, id, was)
 	}
-	v[fLastCode], v[fLastError], v[fFinished] = nil, nil, nil
+	v[fHistory], v[fLastCode], v[fLastError], v[fFinished] = nil, nil, nil, nil
 	v[fStatus], v[fWorker], v[fUpdated], v[fAttempts] = string(scheduler.StatusProcessing), worker, now, attempts
 	return decodeValues(app, id, v)
 }
@@ -256,60 +295,48 @@ func decodeFinal(app, id, packed string) (*scheduler.Event, error) {
 // name returns the Redis field of field i.
 func name(i int) string { return eventFields[i].name }
 
-// encode returns the hash fields of a new event: no status (a hash without
-// one is PENDING, prelude.lua status_of), defaults left out, long values
-// chunked.
-func encode(ev *scheduler.Event) []any {
-	f := appendLong(make([]any, 0, 16), name(fURL), []byte(ev.URL))
-	f = append(f, name(fDue), ms(ev.DueAt), name(fCreated), ms(ev.CreatedAt))
+// Event layouts (the comment above the field constants).
+const (
+	layoutHash    = 1
+	layoutCompact = 2
+)
+
+// fieldWriter takes the fields of a new event (writeFields), in
+// eventFields order.
+type fieldWriter interface {
+	str(f int, v string)
+	bytes(f int, v []byte)
+	int(f int, v int64)
+}
+
+// writeFields hands w the fields a new event stores: no status (an event
+// without one is PENDING, prelude.lua ev_status), defaults and empty long
+// values left out.
+func writeFields(ev *scheduler.Event, w fieldWriter) {
+	w.str(fURL, ev.URL)
 	if ev.Method != "POST" {
-		f = append(f, name(fMethod), ev.Method)
+		w.str(fMethod, ev.Method)
 	}
 	if len(ev.Headers) > 0 {
-		f = appendLong(f, name(fHeaders), encodeHeaders(ev.Headers))
+		w.bytes(fHeaders, encodeHeaders(ev.Headers))
 	}
 	if len(ev.Body) > 0 {
-		f = appendLong(f, name(fBody), ev.Body)
+		w.bytes(fBody, ev.Body)
 	}
+	w.int(fDue, ms(ev.DueAt))
 	if ev.MaxAttempts > 0 {
-		f = append(f, name(fMaxAttempts), ev.MaxAttempts)
+		w.int(fMaxAttempts, int64(ev.MaxAttempts))
 	}
 	if ev.Timeout > 0 {
-		f = append(f, name(fTimeout), ev.Timeout.Milliseconds())
+		w.int(fTimeout, ev.Timeout.Milliseconds())
 	}
 	if ev.MinBackoff > 0 {
-		f = append(f, name(fMinBackoff), ev.MinBackoff.Milliseconds())
+		w.int(fMinBackoff, ev.MinBackoff.Milliseconds())
 	}
 	if ev.MaxBackoff > 0 {
-		f = append(f, name(fMaxBackoff), ev.MaxBackoff.Milliseconds())
+		w.int(fMaxBackoff, ev.MaxBackoff.Milliseconds())
 	}
-	if ev.Kind != scheduler.KindRequest {
-		f = append(f, name(fKind), string(ev.Kind))
-	}
-	if ev.Topic != "" {
-		f = append(f, name(fTopic), ev.Topic)
-	}
-	if ev.Mode != "" {
-		f = append(f, name(fMode), ev.Mode)
-	}
-	if ev.Parent != "" {
-		f = append(f, name(fParent), ev.Parent)
-	}
-	if len(ev.Plan) > 0 {
-		f = appendLong(f, name(fPlan), ev.Plan)
-	}
-	if ev.CallbackURL != "" {
-		f = appendLong(f, name(fCallback), []byte(ev.CallbackURL))
-	}
-	if ev.FailureCallbackURL != "" {
-		f = appendLong(f, name(fFailureCallback), []byte(ev.FailureCallbackURL))
-	}
-	if ev.FlowKey != "" {
-		f = append(f, name(fFlowKey), ev.FlowKey)
-	}
-	if ev.TraceParent != "" {
-		f = append(f, name(fTraceParent), ev.TraceParent)
-	}
+	w.int(fCreated, ms(ev.CreatedAt))
 	if len(ev.History) > 0 {
 		// An event brought back from the archive keeps its earlier attempts.
 		var hist []byte
@@ -317,9 +344,179 @@ func encode(ev *scheduler.Event) []any {
 			line, _ := json.Marshal(a)
 			hist = append(append(hist, line...), '\n')
 		}
-		f = appendLong(f, name(fHistory), hist)
+		w.bytes(fHistory, hist)
 	}
-	return f
+	if ev.Kind != scheduler.KindRequest {
+		w.str(fKind, string(ev.Kind))
+	}
+	if ev.Topic != "" {
+		w.str(fTopic, ev.Topic)
+	}
+	if ev.Mode != "" {
+		w.str(fMode, ev.Mode)
+	}
+	if ev.Parent != "" {
+		w.str(fParent, ev.Parent)
+	}
+	if len(ev.Plan) > 0 {
+		w.bytes(fPlan, ev.Plan)
+	}
+	if ev.CallbackURL != "" {
+		w.str(fCallback, ev.CallbackURL)
+	}
+	if ev.FailureCallbackURL != "" {
+		w.str(fFailureCallback, ev.FailureCallbackURL)
+	}
+	if ev.FlowKey != "" {
+		w.str(fFlowKey, ev.FlowKey)
+	}
+	if ev.TraceParent != "" {
+		w.str(fTraceParent, ev.TraceParent)
+	}
+}
+
+// hashWriter collects a new event's hash fields (layoutHash): field,
+// value pairs for HSET, long values chunked.
+type hashWriter struct{ args []any }
+
+func (w *hashWriter) str(f int, v string) {
+	if eventFields[f].long {
+		w.args = appendLong(w.args, name(f), []byte(v))
+		return
+	}
+	w.args = append(w.args, name(f), v)
+}
+func (w *hashWriter) bytes(f int, v []byte) {
+	if eventFields[f].long {
+		w.args = appendLong(w.args, name(f), v)
+		return
+	}
+	w.args = append(w.args, name(f), v)
+}
+func (w *hashWriter) int(f int, v int64) { w.args = append(w.args, name(f), v) }
+
+// encode returns the hash fields of a new event (layoutHash).
+func encode(ev *scheduler.Event) []any {
+	w := hashWriter{args: make([]any, 0, 16)}
+	writeFields(ev, &w)
+	return w.args
+}
+
+// stateFields are the fields of a compact value's state section: those
+// scripts change (luascripts/prelude.lua STATE, which
+// TestPreludeMirrorsCodec holds to this list).
+var stateFields = []int{fDue, fStatus, fAttempts, fUpdated, fFinished, fLastCode, fLastError,
+	fWorker, fHistory, fPlan}
+
+// inState tells the fields of stateFields.
+var inState = func() (in [numFields]bool) {
+	for _, f := range stateFields {
+		in[f] = true
+	}
+	return in
+}()
+
+// compactWriter writes a new event's compact value (layoutCompact): its
+// request and state sections.
+type compactWriter struct {
+	state, req  []byte
+	num         [20]byte
+	skipCreated bool // written first already
+}
+
+// section is the section field f goes to.
+func (w *compactWriter) section(f int) *[]byte {
+	if inState[f] {
+		return &w.state
+	}
+	return &w.req
+}
+
+// appendCompactField appends field f with value v to a section.
+func appendCompactField[T string | []byte](b []byte, f int, v T) []byte {
+	return append(binary.AppendUvarint(append(b, byte(f+1)), uint64(len(v))), v...)
+}
+
+func (w *compactWriter) str(f int, v string)   { b := w.section(f); *b = appendCompactField(*b, f, v) }
+func (w *compactWriter) bytes(f int, v []byte) { b := w.section(f); *b = appendCompactField(*b, f, v) }
+func (w *compactWriter) int(f int, v int64) {
+	if f == fCreated && w.skipCreated {
+		return
+	}
+	w.bytes(f, strconv.AppendInt(w.num[:0], v, 10))
+}
+
+// compactVersion is a compact value's first byte.
+const compactVersion = layoutCompact
+
+// encodeCompact returns the compact value of a new event (layoutCompact):
+// the request section starts with the creation time, and the state
+// section with the due time (writeFields writes it before the other state
+// fields), where scripts read them without decoding the rest.
+func encodeCompact(ev *scheduler.Event) []byte {
+	var w compactWriter
+	var st [64]byte
+	w.state = st[:0]
+	w.req = make([]byte, 0, 48+len(ev.URL)+len(ev.Body))
+	w.int(fCreated, ms(ev.CreatedAt))
+	w.skipCreated = true
+	writeFields(ev, &w)
+	out := make([]byte, 0, 4+len(w.state)+len(w.req))
+	out = binary.AppendUvarint(append(out, compactVersion), uint64(len(w.req)))
+	return append(append(out, w.req...), w.state...)
+}
+
+// compactValues reads a compact value into the positional form of
+// decodeValues: the values of eventFields (substrings of s), nil where a
+// field is absent.
+func compactValues(s string) ([]any, error) {
+	if len(s) == 0 || s[0] != compactVersion {
+		return nil, fmt.Errorf("compact event value: version byte %q", s[:min(1, len(s))])
+	}
+	v := make([]any, numFields)
+	// The request section's length, then both sections' fields, one run: a
+	// later field wins (history lines add up), 128+i is field i's absence.
+	n, p, ok := readUvarint(s, 1)
+	if !ok || n > uint64(len(s)-p) {
+		return nil, fmt.Errorf("compact event value: bad request section length")
+	}
+	for p < len(s) {
+		f := int(s[p]) - 1
+		if f >= 128 && f < 128+numFields {
+			v[f-128] = nil
+			p++
+			continue
+		}
+		n, p, ok = readUvarint(s, p+1)
+		if !ok || f < 0 || f >= numFields || n > uint64(len(s)-p) {
+			return nil, fmt.Errorf("compact event value: bad field %d at byte %d of %d", f+1, p, len(s))
+		}
+		if prev, ok := v[f].(string); ok && f == fHistory {
+			v[f] = prev + s[p:p+int(n)] // history lines add up
+		} else {
+			v[f] = s[p : p+int(n)]
+		}
+		p += int(n)
+	}
+	return v, nil
+}
+
+// readUvarint reads a uvarint (LEB128) of at most 32 bits at byte p of s:
+// its value, the byte after it, and whether there was one.
+func readUvarint(s string, p int) (uint64, int, bool) {
+	var n uint64
+	for shift := 0; shift <= 28; shift += 7 {
+		if p >= len(s) {
+			return 0, p, false
+		}
+		b := s[p]
+		p++
+		n |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			return n, p, true
+		}
+	}
+	return 0, p, false
 }
 
 // hashValues puts hash fields (as HGETALL returns them, chunks and all) in

@@ -243,7 +243,7 @@ func TestChangesReturnTheEvent(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			st := openChunkStore(t, be.open(t))
+			st := openChunkStore(t, be, be.open(t))
 			now := time.UnixMilli(1_700_000_000_000).UTC()
 			for i, ev := range codecEvents(now.Add(time.Hour)) {
 				at := now.Add(time.Duration(i) * time.Second)
@@ -308,7 +308,7 @@ func TestOneRoundTripPerChange(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			rdb := be.open(t)
-			st := openChunkStore(t, rdb)
+			st := openChunkStore(t, be, rdb)
 			cc := &commandCounter{}
 			rdb.(*redis.Client).AddHook(cc)
 			sched := scheduler.New(st, scheduler.Config{})
@@ -446,7 +446,7 @@ func TestFinalEntryCarriesTheEvent(t *testing.T) {
 // fixed time it returns.
 func createCodecEvents(t *testing.T, be chunkBackend) (*Store, time.Time, []*scheduler.Event) {
 	t.Helper()
-	st := openChunkStore(t, be.open(t))
+	st := openChunkStore(t, be, be.open(t))
 	now := time.UnixMilli(1_700_000_000_000).UTC()
 	evs := codecEvents(now)
 	createAll(t, st, evs, now)

@@ -62,8 +62,8 @@ func TestPendingWithoutStatus(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		b.create(t, newEvent("p", b.at(time.Hour), b.now))
-		if b.mr.HGet(b.evKey("p"), "s") != "" {
-			t.Fatal("a new event's hash stores its status")
+		if s, ok := b.stored(t, "p")["s"]; ok {
+			t.Fatalf("a new event stores its status (%q)", s)
 		}
 		if got := b.get(t, "p"); got.Status != scheduler.StatusPending {
 			t.Fatalf("Get status = %q", got.Status)

@@ -20,7 +20,7 @@ import (
 // claim (claim.lua, all shards in one pipeline, lifetimeBatch per shard),
 // finish (ack.lua, pipelined like the finisher, every delivery a success),
 // archive (XREADGROUP of the outbox and archived.lua, which expires the
-// event's hash). It is the input of the README's "Scaling out"
+// event's hash), once per event layout (codec.go). It is the input of the README's "Scaling out"
 // projection: a Redis core sustains about 1e6 / total events per second.
 //
 // The CPU is redis-server's own (INFO cpu: used_cpu_user + used_cpu_sys,
@@ -31,11 +31,21 @@ import (
 //
 //	go test ./store/redisstore -run '^$' -bench BenchmarkEventLifetime -benchtime 20000x
 func BenchmarkEventLifetime(b *testing.B) {
+	for _, layout := range []int{layoutHash, layoutCompact} {
+		b.Run(map[int]string{layoutHash: "hash", layoutCompact: "compact"}[layout], func(b *testing.B) {
+			benchmarkEventLifetime(b, layout)
+		})
+	}
+}
+
+// benchmarkEventLifetime is BenchmarkEventLifetime in one event layout
+// (codec.go).
+func benchmarkEventLifetime(b *testing.B, layout int) {
 	srv := redistest.Start(b)
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	b.Cleanup(func() { _ = rdb.Close() })
-	st, err := New(ctx, rdb, Config{Namespace: "life", Retention: time.Hour})
+	st, err := New(ctx, rdb, Config{Namespace: "life", Retention: time.Hour, EventLayout: layout})
 	if err != nil {
 		b.Fatalf("New: %v", err)
 	}

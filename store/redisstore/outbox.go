@@ -96,28 +96,21 @@ func (s *Store) withHashes(ctx context.Context, shard int, recs []scheduler.Reco
 	if len(want) == 0 {
 		return nil
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(want))
+	keys := make([]string, len(want))
 	for j, i := range want {
-		cmds[j] = pipe.HGetAll(ctx, s.k.ev(shard, recs[i].App+"/"+recs[i].ID))
+		keys[j] = s.k.ev(shard, recs[i].App+"/"+recs[i].ID)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	// Not the history: the archive has every attempt from its own entry.
+	vals, err := s.readEvents(ctx, keys, true)
+	if err != nil {
 		return unavailable(fmt.Sprintf("read finished events %d", shard), err)
 	}
 	for j, i := range want {
-		h := cmds[j].Val()
-		if len(h) == 0 {
+		if vals[j] == nil {
 			continue
 		}
 		r := &recs[i]
-		// Not the history: the archive has every attempt from its own
-		// entry, and decoding it is most of the work for a long one.
-		for f := range h {
-			if strings.HasPrefix(f, history) {
-				delete(h, f)
-			}
-		}
-		ev, err := decodeHash(r.App, r.ID, h)
+		ev, err := decodeValues(r.App, r.ID, vals[j])
 		if err != nil {
 			r.Kind = "" // skipped with a log line, like any entry that cannot be read
 			continue
@@ -188,8 +181,8 @@ func (s *Store) AckOutbox(ctx context.Context, shard int, records []scheduler.Re
 	if len(records) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 3+4*len(records))
-	args = append(args, ArchiverGroup, s.cfg.Retention.Milliseconds(), s.k.evPrefix(shard))
+	args := make([]any, 0, 4+3*len(records))
+	args = append(args, ArchiverGroup, s.cfg.Retention.Milliseconds(), s.k.evPrefix(shard), s.layout)
 	// In stream order: archived.lua deletes the entries before the oldest
 	// pending one with a trim, and finds the others by binary search.
 	order := make([]int, len(records))
@@ -199,14 +192,11 @@ func (s *Store) AckOutbox(ctx context.Context, shard int, records []scheduler.Re
 	slices.SortFunc(order, func(a, b int) int { return compareStreamIDs(records[a].StreamID, records[b].StreamID) })
 	for _, i := range order {
 		r := records[i]
-		m, body := "", ""
+		m := ""
 		if r.Kind == scheduler.RecordFinal {
 			m = r.App + "/" + r.ID
-			if ev := r.Event; ev != nil && !ev.BodyDropped {
-				body = strconv.Itoa(chunkCount(len(ev.Body)))
-			}
 		}
-		args = append(args, r.StreamID, m, r.UpdatedMS, body)
+		args = append(args, r.StreamID, m, r.UpdatedMS)
 	}
 	err := luascripts.Archived.Run(ctx, s.rdb, []string{s.k.out(shard)}, args...).Err()
 	return unavailable(fmt.Sprintf("ack outbox %d", shard), err)

@@ -311,10 +311,14 @@ func (s *Store) ListSchedules(ctx context.Context, app, cursor string, limit int
 func (s *Store) ReplacePending(ctx context.Context, ev *scheduler.Event, now time.Time) (*scheduler.Event, error) {
 	m := ev.Member()
 	sh := s.k.shard(m)
-	if c, err := s.rdb.HGet(ctx, s.k.ev(sh, m), name(fCreated)).Result(); err == nil {
-		ev.CreatedAt = msTime(c)
-	} else if !errors.Is(err, redis.Nil) {
+	vals, err := s.readEvents(ctx, []string{s.k.ev(sh, m)}, true)
+	if err != nil {
 		return nil, unavailable("replace", err)
+	}
+	if vals[0] != nil {
+		if c, ok := vals[0][fCreated].(string); ok {
+			ev.CreatedAt = msTime(c)
+		}
 	}
 	keys, args := s.scheduleCall(ev, now)
 	res, err := luascripts.OccReplace.Run(ctx, s.rdb, keys, args...).Slice()

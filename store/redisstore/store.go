@@ -44,6 +44,11 @@ type Config struct {
 	Retention time.Duration
 	// WakeHorizon: see DefaultWakeHorizon. Defaults to 1s.
 	WakeHorizon time.Duration
+	// EventLayout is the event layout a new namespace records (codec.go):
+	// 0 or 2, compact values; 1, hashes, as namespaces made before compact
+	// events have (tests of that layout). A namespace keeps the layout it
+	// recorded; this is not read for one that exists.
+	EventLayout int
 }
 
 // Store implements scheduler.Store on Redis.
@@ -59,6 +64,9 @@ type Store struct {
 	// (Redis 7), instead of one channel that a Cluster broadcasts to every
 	// master. See wakeChannel.
 	shardedWake bool
+	// layout is how this process writes new events (codec.go): the
+	// namespace's, as <ns>:meta recorded it when the store was made.
+	layout int
 }
 
 var _ scheduler.Store = (*Store)(nil)
@@ -73,8 +81,18 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, er
 	want := cfg.Shards
 	want = defaults.Positive(want, DefaultShards)
 	metaKey := cfg.Namespace + ":meta"
-	if _, err := rdb.HSetNX(ctx, metaKey, "shards", want).Result(); err != nil {
+	fresh, err := rdb.HSetNX(ctx, metaKey, "shards", want).Result()
+	if err != nil {
 		return nil, fmt.Errorf("record shard count: %w", err)
+	}
+	if fresh {
+		// A new namespace stores its events compactly from the start. One
+		// made before this release has no layout recorded: its events
+		// stay hashes until UseCompactEvents.
+		layout := cmp.Or(cfg.EventLayout, layoutCompact)
+		if err := rdb.HSet(ctx, metaKey, "layout", layout).Err(); err != nil {
+			return nil, fmt.Errorf("record event layout: %w", err)
+		}
 	}
 	got, err := rdb.HGet(ctx, metaKey, "shards").Int()
 	if err != nil {
@@ -87,7 +105,17 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, er
 		return nil, fmt.Errorf("namespace %q: invalid shard count %d in %s", cfg.Namespace, got, metaKey)
 	}
 	cfg.Shards = got
-	s := &Store{rdb: rdb, cfg: cfg, k: newKeys(cfg.Namespace, got)}
+	layout, err := rdb.HGet(ctx, metaKey, "layout").Int()
+	if errors.Is(err, redis.Nil) {
+		layout, err = layoutHash, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read event layout: %w", err)
+	}
+	if layout != layoutHash && layout != layoutCompact {
+		return nil, fmt.Errorf("namespace %q: event layout %d in %s is not one this release knows (1 or 2): a newer release made it", cfg.Namespace, layout, metaKey)
+	}
+	s := &Store{rdb: rdb, cfg: cfg, k: newKeys(cfg.Namespace, got), layout: layout}
 	if err := s.LoadScripts(ctx); err != nil {
 		return nil, err
 	}
@@ -220,7 +248,44 @@ func (s *Store) scheduleCall(ev *scheduler.Event, now time.Time) ([]string, []an
 	sh := s.k.shard(m)
 	args := []any{m, ms(ev.DueAt), s.wakeChannel(sh), sh, ms(now), s.cfg.WakeHorizon.Milliseconds(),
 		ms(ev.CreatedAt), ev.URL, cmp.Or(ev.Method, "POST"), ev.FlowKey}
-	return []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)}, append(args, encode(ev)...)
+	return []string{s.k.ev(sh, m), s.k.due(sh), s.k.out(sh)}, s.appendEvent(args, ev)
+}
+
+// appendEvent appends new event ev as schedule.lua and schedulemany.lua
+// take it, in the namespace's layout: its compact value, or its hash's
+// field, value pairs.
+func (s *Store) appendEvent(args []any, ev *scheduler.Event) []any {
+	if s.layout == layoutCompact {
+		return append(args, encodeCompact(ev))
+	}
+	return append(args, encode(ev)...)
+}
+
+// EventLayout is the layout this store writes new events in: 1, hashes
+// (a namespace made before compact events, until UseCompactEvents), or 2,
+// compact values (codec.go).
+func (s *Store) EventLayout() int { return s.layout }
+
+// UseCompactEvents switches a namespace made before compact events over:
+// processes that connect from then on write new events as compact values
+// (codec.go), and read both kinds, as every process of this release does.
+// Run it once no process older than this release works on the namespace:
+// those read hashes only. Events already stored stay as they are; they
+// leave Redis as they finish and their retention ends. Returns whether
+// the namespace was switched now (false: it was already).
+func (s *Store) UseCompactEvents(ctx context.Context) (bool, error) {
+	old, err := s.rdb.HGet(ctx, s.k.meta(), "layout").Int()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, unavailable("read event layout", err)
+	}
+	if old == layoutCompact {
+		return false, nil
+	}
+	if err := s.rdb.HSet(ctx, s.k.meta(), "layout", layoutCompact).Err(); err != nil {
+		return false, unavailable("record event layout", err)
+	}
+	s.layout = layoutCompact
+	return true, nil
 }
 
 // existingEvent reads schedule.lua's reply: nil when ev was created, else
@@ -266,10 +331,11 @@ func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time
 				args := []any{s.k.evPrefix(sh), s.wakeChannel(sh), sh, ms(now), s.cfg.WakeHorizon.Milliseconds()}
 				for _, i := range part {
 					ev := evs[i]
-					fields := encode(ev)
-					args = append(args, 6+len(fields), ev.Member(), ms(ev.DueAt), ms(ev.CreatedAt), ev.URL,
+					at := len(args)
+					args = append(args, 0, ev.Member(), ms(ev.DueAt), ms(ev.CreatedAt), ev.URL,
 						cmp.Or(ev.Method, "POST"), ev.FlowKey)
-					args = append(args, fields...)
+					args = s.appendEvent(args, ev)
+					args[at] = len(args) - at - 1
 				}
 				calls = append(calls, call{idx: part,
 					cmd: luascripts.ScheduleMany.EvalSha(ctx, pipe, []string{s.k.due(sh), s.k.out(sh)}, args...)})
@@ -308,41 +374,102 @@ func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time
 	}
 }
 
+// readEvents reads the events at keys, in either layout (codec.go), in the
+// positional form of decodeValues, nil for one that is not there: one
+// pipelined read each in the namespace's layout (a GET, or an HGETALL),
+// then, for those in the other one (the read failed with WRONGTYPE: events
+// stored before a namespace moved to compact values, or after, for a
+// process that started before), one pipelined read each in that layout.
+// Without history, the history is left out (nil): decoding a long one is
+// most of the work, for a reader that has every attempt already.
+func (s *Store) readEvents(ctx context.Context, keys []string, withoutHistory bool) ([][]any, error) {
+	out := make([][]any, len(keys))
+	idx := make([]int, len(keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	compact := s.layout == layoutCompact
+	for try := 0; try < 2 && len(idx) > 0; try, compact = try+1, !compact {
+		pipe := s.rdb.Pipeline()
+		gets := make([]*redis.StringCmd, len(idx))
+		hashes := make([]*redis.MapStringStringCmd, len(idx))
+		for j, i := range idx {
+			if compact {
+				gets[j] = pipe.Get(ctx, keys[i])
+			} else {
+				hashes[j] = pipe.HGetAll(ctx, keys[i])
+			}
+		}
+		_, _ = pipe.Exec(ctx) // errors are per command
+		var other []int
+		for j, i := range idx {
+			var err error
+			if compact {
+				var v string
+				if v, err = gets[j].Result(); err == nil {
+					if out[i], err = compactValues(v); err != nil {
+						return nil, fmt.Errorf("%s: %w", keys[i], err)
+					}
+				}
+			} else {
+				var h map[string]string
+				if h, err = hashes[j].Result(); err == nil && len(h) > 0 {
+					out[i] = hashValues(h)
+				}
+			}
+			switch {
+			case err == nil, errors.Is(err, redis.Nil): // read, or not there
+			case redis.HasErrorPrefix(err, "WRONGTYPE"):
+				other = append(other, i)
+			default:
+				return nil, err
+			}
+		}
+		idx = other
+	}
+	if withoutHistory {
+		for _, v := range out {
+			if v != nil {
+				v[fHistory] = nil
+			}
+		}
+	}
+	return out, nil
+}
+
 // createBatch is the most events CreateMany sends in one script call.
 const createBatch = 256
 
 // Get implements scheduler.Store.
 func (s *Store) Get(ctx context.Context, app, id string) (*scheduler.Event, error) {
-	m := member(app, id)
-	f, err := s.rdb.HGetAll(ctx, s.k.ev(s.k.shard(m), m)).Result()
+	evs, err := s.GetMany(ctx, []scheduler.Ident{{App: app, ID: id}})
 	if err != nil {
-		return nil, unavailable("get", err)
+		return nil, err
 	}
-	if len(f) == 0 {
+	if evs[0] == nil {
 		return nil, scheduler.ErrNotFound
 	}
-	return decodeHash(app, id, f)
+	return evs[0], nil
 }
 
 // GetMany implements scheduler.Store: whole events, as Get returns them,
-// read with one pipelined HGETALL per event.
+// read in one round trip (readEvents).
 func (s *Store) GetMany(ctx context.Context, ids []scheduler.Ident) ([]*scheduler.Event, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	keys := make([]string, len(ids))
 	for i, id := range ids {
 		m := member(id.App, id.ID)
-		cmds[i] = pipe.HGetAll(ctx, s.k.ev(s.k.shard(m), m))
+		keys[i] = s.k.ev(s.k.shard(m), m)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, unavailable("get many", err)
+	vals, err := s.readEvents(ctx, keys, false)
+	if err != nil {
+		return nil, unavailable("get", err)
 	}
 	out := make([]*scheduler.Event, len(ids))
-	for i, cmd := range cmds {
-		f := cmd.Val()
-		if len(f) == 0 { // gone
+	for i, v := range vals {
+		if v == nil { // gone
 			continue
 		}
-		ev, err := decodeHash(ids[i].App, ids[i].ID, f)
+		ev, err := decodeValues(ids[i].App, ids[i].ID, v)
 		if err != nil {
 			return nil, err
 		}
@@ -406,7 +533,8 @@ func (s *Store) Requeue(ctx context.Context, app, id string, allowed []scheduler
 func (s *Store) Claim(ctx context.Context, shard int, worker string, batch int, visibility time.Duration, now time.Time) (scheduler.Claim, error) {
 	res, err := luascripts.Claim.Run(ctx, s.rdb,
 		[]string{s.k.due(shard), s.k.lease(shard), s.k.proc(shard, worker)},
-		ms(now), batch, visibility.Milliseconds(), worker, s.k.evPrefix(shard), s.k.paused(shard), s.k.parkPrefix(shard)).Slice()
+		ms(now), batch, visibility.Milliseconds(), worker, s.k.evPrefix(shard), s.k.paused(shard), s.k.parkPrefix(shard),
+		s.layout).Slice()
 	if err != nil {
 		return scheduler.Claim{}, unavailable(fmt.Sprintf("claim shard %d", shard), err)
 	}
@@ -426,7 +554,8 @@ func (s *Store) ClaimShards(ctx context.Context, reqs []scheduler.ClaimRequest, 
 	cmds := make([]*redis.Cmd, len(reqs))
 	for i, r := range reqs {
 		cmds[i] = luascripts.Claim.EvalSha(ctx, pipe, []string{s.k.due(r.Shard), s.k.lease(r.Shard), s.k.proc(r.Shard, worker)},
-			ms(now), r.Batch, visibility.Milliseconds(), worker, s.k.evPrefix(r.Shard), s.k.paused(r.Shard), s.k.parkPrefix(r.Shard))
+			ms(now), r.Batch, visibility.Milliseconds(), worker, s.k.evPrefix(r.Shard), s.k.paused(r.Shard), s.k.parkPrefix(r.Shard),
+			s.layout)
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
 	for i, cmd := range cmds {
@@ -445,7 +574,7 @@ func (s *Store) ClaimShards(ctx context.Context, reqs []scheduler.ClaimRequest, 
 }
 
 // claimStride is the number of values per event in a claim reply: its
-// member, its attempts, its hash's field, value pairs.
+// member, its attempts, the event (decodeClaimed).
 const claimStride = 3
 
 func parseClaim(res []any, worker string) (scheduler.Claim, error) {
@@ -470,8 +599,7 @@ func parseClaim(res []any, worker string) (scheduler.Claim, error) {
 			return scheduler.Claim{}, fmt.Errorf("claim: bad member %q", m)
 		}
 		attempts, _ := res[i+1].(int64)
-		pairs, _ := res[i+2].([]any)
-		ev, err := decodeClaimed(app, id, worker, now, attempts, pairs)
+		ev, err := decodeClaimed(app, id, worker, now, attempts, res[i+2])
 		if err != nil {
 			return scheduler.Claim{}, err
 		}
@@ -539,7 +667,7 @@ func (s *Store) FinishMany(ctx context.Context, items []scheduler.FinishItem) []
 		c := open[sh]
 		if c == nil || len(c.idx) == finishBatch {
 			c = &call{keys: []string{s.k.lease(sh), s.k.due(sh), s.k.out(sh)},
-				args: []any{s.k.evPrefix(sh), s.k.procPrefix(sh), s.wakeChannel(sh), sh, s.cfg.WakeHorizon.Milliseconds()}}
+				args: []any{s.k.evPrefix(sh), s.k.procPrefix(sh), s.wakeChannel(sh), sh, s.cfg.WakeHorizon.Milliseconds(), s.layout}}
 			open[sh] = c
 			calls = append(calls, c)
 		}

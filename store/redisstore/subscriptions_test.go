@@ -29,7 +29,7 @@ func subBackends(t *testing.T, test func(t *testing.T, st *Store, rdb redis.Univ
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			rdb := b.open(t)
-			test(t, openChunkStore(t, rdb), rdb)
+			test(t, openChunkStore(t, b, rdb), rdb)
 		})
 	}
 }
