@@ -29,7 +29,7 @@ IMAGE        ?= cassata:$(VERSION)
 # `go test`.
 FUZZ_TARGETS ?= ./api:FuzzCreateRequest:10000x ./api:FuzzCassataAdd:6000x ./api:FuzzBatchFast:2500x \
 	./api:FuzzBatchResponseJSON:3000x ./api:FuzzBodyBytes:20000x ./scheduler:FuzzValidateHeaders:30000x \
-	./scheduler/delivery:FuzzDestinationURL:15000x
+	./scheduler/delivery:FuzzDestinationURL:15000x ./store/redisstore:FuzzCompactValues:20000x
 FUZZTIME     ?=
 
 .DEFAULT_GOAL := help
@@ -103,6 +103,10 @@ test: deps check-generated ## Run go vet and every test against real redis-serve
 	CASSATA_REQUIRE_REDIS=1 CASSATA_REQUIRE_MYSQL=1 CASSATA_REQUIRE_CHROMIUM=1 \
 	CASSATA_E2E_ARTIFACTS=$(CURDIR)/artifacts/screenshots \
 	$(GO) test $(TEST_FLAGS) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	@# The Redis store once more with its test namespaces in the event layout
+	@# of namespaces made before compact events (hashes).
+	CASSATA_REQUIRE_REDIS=1 CASSATA_TEST_EVENT_LAYOUT=1 \
+	$(GO) test $(TEST_FLAGS) -count=1 -timeout $(TEST_TIMEOUT) ./store/redisstore
 	@$(MAKE) --no-print-directory fuzz
 
 # A failing input is written to <package>/testdata/fuzz/<Name>/; commit it

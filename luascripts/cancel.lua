@@ -6,7 +6,7 @@
 -- ARGV[1] member
 -- ARGV[2] now, ms (0: use the Redis server clock)
 --
--- Appends a 'final' entry to the outbox; the archiver sets the hash's
+-- Appends a 'final' entry to the outbox; the archiver sets the event's
 -- expiry once it is archived.
 --
 -- Returns {1, 'CANCELLED', the event as append_event gives it} when

@@ -7,7 +7,7 @@
 -- ARGV[2] batch size
 -- ARGV[3] visibility timeout, ms
 -- ARGV[4] worker id
--- ARGV[5] event hash key prefix <P>:ev: (same hash tag as KEYS)
+-- ARGV[5] event key prefix <P>:ev: (same hash tag as KEYS)
 -- ARGV[6] the shard's pause table <P>:paused (same hash tag)
 -- ARGV[7] park key prefix <P>:park: (same hash tag)
 -- ARGV[8] the namespace's event layout, '1' or '2' (ev_get in prelude.lua)

@@ -29,7 +29,7 @@ local function int_s(n)
   return s
 end
 
--- F names the fields of an event hash, FIELDS lists them in the codec's
+-- F names the fields of an event (a hash's field names), FIELDS lists them in the codec's
 -- order: the order in which scripts return an event (append_values). Both
 -- mirror the table of store/redisstore/codec.go, which says what each field
 -- holds and how; F is keyed by the Go field name in snake case.
@@ -469,12 +469,12 @@ end
 -- (the run), t (the finish time, also its updated time), s, h (the attempt
 -- that ended it) and the field, value pairs of extra, what the caller
 -- changed with the outcome (a, lc, le, d: attempts, last status code, last
--- error, due time). The event itself stays in its hash, which keeps it (and
+-- error, due time). The event itself stays in Redis, which keeps it (and
 -- its body) until the entry is archived (archived.lua): the archiver reads
--- the hashes of a batch's final entries in one pipeline (withHashes in
+-- the events of a batch's final entries in one pipeline (withEvents in
 -- store/redisstore/outbox.go), and the carried fields say how the run ended
--- should the hash have changed since (a retry started a new run). The
--- finish copies nothing: no HGETALL, no packing, a short entry.
+-- should the event have changed since (a retry started a new run). The
+-- finish copies nothing: no packing, a short entry.
 local function xadd_final(stream, member, created, now, status, line, extra)
   local entry = {stream, '*', 'm', member, 'k', 'final', 'c', created or '', 't', now, 's', status,
     'h', line or ''}
@@ -570,9 +570,9 @@ local function finish_attempt_hash(k, stream, member, worker, attempt, line)
 end
 
 -- ack_event records the final outcome (COMPLETED, FAILED or
--- SERVICE_UNAVAILABLE) of a delivery attempt of event k (the namespace's
--- layout: see ev_get), member m,
--- under the lease of worker and attempt (the attempt number it claimed):
+-- SERVICE_UNAVAILABLE) of a delivery attempt of event k (layout: the
+-- namespace's, see ev_get), member m, under the lease of worker and attempt
+-- (the attempt number it claimed):
 -- ended is a list the caller removes from the shard's lease zset in one
 -- command once the batch is done (the member is added when its lease ends
 -- here), proc the worker's list, out the outbox;
@@ -580,11 +580,12 @@ end
 -- attempt's history line (JSON; finish_attempt marks it "stale":true when
 -- the caller no longer holds the lease), now in ms.
 --
--- Appends to the outbox a 'final' entry (the event stays in its hash, see
--- xadd_final), or, for a stale attempt, an 'attempt' entry. The hash gets
+-- Appends to the outbox a 'final' entry (the event stays in Redis, see
+-- xadd_final), or, for a stale attempt, an 'attempt' entry. The event gets
 -- no expiry here and keeps its body: once the outcome is safely archived
 -- the archiver sets the expiry and drops a COMPLETED event's body
--- (archived.lua).
+-- (archived.lua). A compact event still ending with the caller's lease tail
+-- (the usual case) is finished by appending to it, without decoding it.
 --
 -- Returns 1 when recorded, 0 when the caller no longer holds the lease (the
 -- event was recovered and claimed again, cancelled or finished): the attempt
@@ -670,7 +671,7 @@ local function zadd_wake(key, due, member, now, horizon, channel, msg)
 end
 
 
--- retry_event: a retryable attempt of event hash k (member m) failed and
+-- retry_event: a retryable attempt of event k (member m) failed and
 -- attempts remain: back to PENDING, due again backoff ms after now, in the
 -- shard's due zset due_key (a wake-up on channel with msg when that moves
 -- its earliest due time forward within horizon ms). The other arguments

@@ -1,6 +1,6 @@
 -- schedule.lua: create an event unless its identity already exists.
 --
--- KEYS[1] event hash   <P>:ev:<app>/<id>
+-- KEYS[1] event        <P>:ev:<app>/<id>
 -- KEYS[2] due zset     <P>:due
 -- KEYS[3] outbox       <P>:out
 -- ARGV[1] member       <app>/<id>
@@ -10,10 +10,10 @@
 -- ARGV[5] now, ms (0: use the Redis server clock)
 -- ARGV[6] wake horizon, ms: publish only when the event is due within it
 -- ARGV[7] created, ms     } for the outbox entry, so the script need not
--- ARGV[8] url, whole      } read back what it writes (the hash holds the
+-- ARGV[8] url, whole      } read back what it writes (the event holds the
 -- ARGV[9] method          } same values, chunked or left out as defaults)
 -- ARGV[10] flow key       } ('' for none)
--- ARGV[11..] field, value pairs of the event hash (codec.go encode: long
+-- ARGV[11..] field, value pairs of the event's hash (codec.go encode: long
 --          values already in chunks, see put_long; no status: an event
 --          without one is PENDING, see ev_status), or, for a namespace
 --          whose events are compact (layout 2, see prelude.lua), the

@@ -4,14 +4,14 @@
 --
 -- KEYS[1] due zset     <P>:due
 -- KEYS[2] outbox       <P>:out
--- ARGV[1] event hash key prefix <P>:ev: (same hash tag as KEYS)
+-- ARGV[1] event key prefix <P>:ev: (same hash tag as KEYS)
 -- ARGV[2] wake-up channel
 -- ARGV[3] wake-up message (the shard number)
 -- ARGV[4] now, ms (0: use the Redis server clock)
 -- ARGV[5] wake horizon, ms: publish only when an event is due within it
 -- ARGV[6..] per event: n, the number of values that follow for it, then its
 --          member, due time (ms), created (ms), url, method, flow key ('' for
---          none) and the field, value pairs of its hash (as schedule.lua's
+--          none) and the event as schedule.lua takes it (its
 --          ARGV[11..])
 --
 -- Events are taken in order, so a second event with the identity of an

@@ -1,7 +1,7 @@
 -- unpark.lua: make an event that its flow key held back due at its place in
 -- the key's queue, now that it holds a permit (flowpump.lua).
 --
--- KEYS[1] event hash       <P>:ev:<app>/<id>
+-- KEYS[1] event            <P>:ev:<app>/<id>
 -- KEYS[2] due zset         <P>:due
 -- ARGV[1] member
 -- ARGV[2] due score, ms (its score in the key's queue: in the past or now)

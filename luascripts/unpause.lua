@@ -7,7 +7,7 @@
 -- KEYS[3] the parked events        <P>:park:<field>
 -- ARGV[1] the field: 'a:<app>' or 'f:<app>/<flow key>'
 -- ARGV[2] most events moved in this call
--- ARGV[3] event hash key prefix    <P>:ev:
+-- ARGV[3] event key prefix         <P>:ev:
 -- ARGV[4] wake-up channel
 -- ARGV[5] wake-up message
 --

@@ -117,13 +117,15 @@ func runCommand(mode, use, short string) *cobra.Command {
 
 func migrateCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "migrate", Short: "Create or upgrade the archive tables, then exit", Args: cli.NoArgs(config.ModeMigrate)}
+	compact := cmd.Flags().Bool("compact-events", false,
+		"also switch the namespace's new events to the compact Redis layout (for a namespace made before it; run it once every process runs this release or later)")
 	flags := cli.BindConfig(cmd, config.ModeMigrate, false)
 	cmd.RunE = cli.RunE(func(cmd *cobra.Command, _ []string) error {
 		cfg, err := flags.Load()
 		if err != nil {
 			return err
 		}
-		return server.Migrate(cmd.Context(), cfg, cfg.SetupLogging())
+		return server.Migrate(cmd.Context(), cfg, cfg.SetupLogging(), server.MigrateOptions{CompactEvents: *compact})
 	})
 	return cmd
 }

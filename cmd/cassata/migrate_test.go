@@ -5,7 +5,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cassata/cassata/store/archive"
+	"github.com/cassata/cassata/store/redisstore"
 )
 
 func TestMigrateCommand(t *testing.T) {
@@ -39,5 +43,40 @@ func TestWorkerNeedsArchive(t *testing.T) {
 	t.Setenv("CASSATA_REDIS_URL", "redis://127.0.0.1:1/0")
 	if code := run([]string{"worker", "--listen", "127.0.0.1:0"}); code == 0 {
 		t.Fatal("cassata worker without an archive DSN started")
+	}
+}
+
+// TestMigrateCompactEvents: --compact-events switches a namespace made
+// with event hashes to compact events (redisstore's layout 2), once; it
+// needs Redis.
+func TestMigrateCompactEvents(t *testing.T) {
+	ctx := context.Background()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	old, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "legacy", EventLayout: 1})
+	if err != nil || old.EventLayout() != 1 {
+		t.Fatalf("a namespace of hashes: layout %d, %v", old.EventLayout(), err)
+	}
+	dsn := "sqlite://" + filepath.Join(t.TempDir(), "archive.db")
+	t.Setenv("CASSATA_REDIS_URL", "")
+	if code := run([]string{"migrate", "--archive-dsn", dsn, "--compact-events"}); code == 0 {
+		t.Fatal("migrate --compact-events without Redis succeeded")
+	}
+	t.Setenv("CASSATA_REDIS_URL", "redis://"+mr.Addr()+"/0")
+	t.Setenv("CASSATA_NAMESPACE", "legacy")
+	if code := run([]string{"migrate", "--archive-dsn", dsn}); code != 0 {
+		t.Fatalf("cassata migrate exited %d", code)
+	}
+	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "legacy"}); err != nil || st.EventLayout() != 1 {
+		t.Fatalf("after a plain migrate: layout %d, %v; want hashes still", st.EventLayout(), err)
+	}
+	for i := range 2 { // twice: the second finds it switched
+		if code := run([]string{"migrate", "--archive-dsn", dsn, "--compact-events"}); code != 0 {
+			t.Fatalf("run %d: cassata migrate --compact-events exited %d", i, code)
+		}
+	}
+	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "legacy"}); err != nil || st.EventLayout() != 2 {
+		t.Fatalf("after migrate --compact-events: layout %d, %v; want compact", st.EventLayout(), err)
 	}
 }

@@ -61,12 +61,23 @@ func migrateWhenReachable(ctx context.Context, store *redisstore.Store, a *archi
 	}
 }
 
+// MigrateOptions are the flags of `cassata migrate`.
+type MigrateOptions struct {
+	// CompactEvents switches the namespace's new events to the compact
+	// Redis layout (redisstore.Store.UseCompactEvents).
+	CompactEvents bool
+}
+
 // Migrate is `cassata migrate`: create or upgrade the archive tables,
-// under the namespace's migration lock when Redis is configured.
-func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+// under the namespace's migration lock when Redis is configured, and,
+// with CompactEvents, switch the namespace to compact events.
+func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger, opts MigrateOptions) error {
 	cfg.LogWarnings(log)
 	if cfg.ArchiveDSN == "" {
 		return fmt.Errorf("CASSATA_ARCHIVE_DSN (or --archive-dsn) is required for migrate")
+	}
+	if opts.CompactEvents && cfg.RedisURL == "" {
+		return fmt.Errorf("CASSATA_REDIS_URL (or --redis-url) is required for migrate --compact-events")
 	}
 	a, err := openArchive(ctx, cfg.ArchiveDSN, log)
 	if err != nil {
@@ -87,10 +98,23 @@ func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return err
 		}
 		err = store.WithLock(mctx, "migrate", time.Minute, a.Migrate)
-		if err == nil {
-			log.Info("archive tables are up to date")
+		if err != nil {
+			return err
 		}
-		return err
+		log.Info("archive tables are up to date")
+		if opts.CompactEvents {
+			switched, err := store.UseCompactEvents(mctx)
+			if err != nil {
+				return err
+			}
+			if switched {
+				log.Info("new events of the namespace are stored compactly from now on; those stored before stay as they are",
+					"namespace", cfg.Namespace)
+			} else {
+				log.Info("the namespace's events are stored compactly already", "namespace", cfg.Namespace)
+			}
+		}
+		return nil
 	}
 	if err := a.Migrate(mctx); err != nil {
 		return err

@@ -86,7 +86,7 @@ import (
 // Scripts that return an event (claim, cancel, requeue, a refused create)
 // return it positionally: the values of FIELDS in this order, long values
 // joined, nil where a field is absent. decodeValues reads that form; Get's
-// HGETALL and the archiver's reads of finished events (withHashes) go
+// HGETALL and the archiver's reads of finished events (withEvents) go
 // through hashValues to reach it, so every read of an event decodes in one
 // place.
 const (

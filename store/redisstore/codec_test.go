@@ -79,6 +79,38 @@ func TestPreludeMirrorsCodec(t *testing.T) {
 			t.Errorf("prelude.lua FIELDS[%d] = F.%s, codec.go has %s there", i+1, luaOrder[i], key)
 		}
 	}
+
+	// The long fields (LONG_AT), and the state section of a compact value
+	// (STATE, after the due time, which codec.go writes first).
+	refs := func(name string) []string {
+		m := regexp.MustCompile(`(?s)\nlocal ` + name + ` = \{(.*?)\}\n`).FindSubmatch(src)
+		if m == nil {
+			t.Fatalf("prelude.lua: no `local %s = {...}`", name)
+		}
+		var out []string
+		for _, r := range regexp.MustCompile(`I\.(\w+)`).FindAllStringSubmatch(string(m[1]), -1) {
+			out = append(out, r[1])
+		}
+		return out
+	}
+	var long, state []string
+	for _, f := range eventFields {
+		if f.long {
+			long = append(long, snake(f.goName))
+		}
+	}
+	for _, f := range stateFields[1:] {
+		state = append(state, snake(eventFields[f].goName))
+	}
+	if got := refs("LONG_AT"); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(long))) {
+		t.Errorf("prelude.lua LONG_AT = %q, codec.go's long fields %q", got, long)
+	}
+	if stateFields[0] != fDue {
+		t.Errorf("codec.go stateFields starts with %d, not the due time (prelude.lua reads it first)", stateFields[0])
+	}
+	if got := refs("STATE"); !slices.Equal(got, state) {
+		t.Errorf("prelude.lua STATE = %q, codec.go's state fields after the due time %q", got, state)
+	}
 }
 
 // TestCodecTableDocumented checks that the table in codec.go's doc comment
@@ -405,7 +437,7 @@ func TestUnpackStrings(t *testing.T) {
 
 // TestFinalEntryCarriesTheEvent: the record the archiver reads for the
 // 'final' outbox entry of a finished event (the entry with the event read
-// from its hash, withHashes) has, on a real redis-server and on miniredis,
+// from its hash, withEvents) has, on a real redis-server and on miniredis,
 // the event as Get reads it (but for the history, which the archive has
 // from the attempts' own entries), long values and a binary body included.
 func TestFinalEntryCarriesTheEvent(t *testing.T) {

@@ -10,13 +10,14 @@ import (
 // Per shard s, with P = <ns>:{<ns>:<s>} (the braces are the Redis Cluster hash
 // tag, so all of one shard's keys live in one slot):
 //
-//	P:ev:<app>/<id>    hash    the event
+//	P:ev:<app>/<id>    string  the event: its compact value (codec.go), or a
+//	                   or hash hash of its fields in a namespace made before
 //	P:due              zset    member <app>/<id>, score due ms: PENDING events
 //	P:proc:<worker>    list    members a worker claimed and has not finished
 //	P:lease            zset    member -> lease deadline ms: PROCESSING events
 //	P:out              stream  outbox of attempts and final outcomes
 //
-// Global: <ns>:meta (hash: shards), <ns>:workers (zset: worker -> heartbeat
+// Global: <ns>:meta (hash: shards, the event layout), <ns>:workers (zset: worker -> heartbeat
 // ms), <ns>:workerinfo (hash: worker -> JSON), <ns>:wake (pub/sub channel).
 //
 // Topic subscriptions, per application, with S = <ns>:{<ns>:sub:<app>} (one

@@ -62,31 +62,31 @@ func (s *Store) ReadOutbox(ctx context.Context, shard int, consumer string, pend
 }
 
 // records turns outbox entries into records: parseRecord, then the events
-// of the final entries from their hashes (withHashes).
+// of the final entries from Redis (withEvents).
 func (s *Store) records(ctx context.Context, shard int, msgs []redis.XMessage) ([]scheduler.Record, error) {
 	out := make([]scheduler.Record, len(msgs))
 	for i, msg := range msgs {
 		out[i] = parseRecord(shard, msg)
 	}
-	if err := s.withHashes(ctx, shard, out, msgs); err != nil {
+	if err := s.withEvents(ctx, shard, out, msgs); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// withHashes gives the final records of a batch their event. A final entry
+// withEvents gives the final records of a batch their event. A final entry
 // carries how the run ended (s, t, a, lc, le, d: prelude.lua xadd_final),
-// not the event: that stays in its hash, which does not expire and keeps
-// its body until the entry is archived (archived.lua). One pipeline reads
-// the batch's hashes. When a hash still shows the run as the entry left it
-// (same run, status and update time: the usual case) it is the final
-// snapshot; when it changed since (a retry started a new run), the event's
-// request is the same (an identity's request cannot change while its
-// final entry waits) and the carried fields overlay the rest. A hash that
-// is gone leaves the record without an event: the archive then keeps the
-// run's request from its create record and takes the outcome from the
+// not the event: that stays in Redis, does not expire and keeps its body
+// until the entry is archived (archived.lua). One pipeline reads the
+// batch's events (readEvents). When an event still shows the run as the
+// entry left it (same run, status and update time: the usual case) it is
+// the final snapshot; when it changed since (a retry started a new run),
+// the event's request is the same (an identity's request cannot change
+// while its final entry waits) and the carried fields overlay the rest. An
+// event that is gone leaves the record without one: the archive then keeps
+// the run's request from its create record and takes the outcome from the
 // attempt.
-func (s *Store) withHashes(ctx context.Context, shard int, recs []scheduler.Record, msgs []redis.XMessage) error {
+func (s *Store) withEvents(ctx context.Context, shard int, recs []scheduler.Record, msgs []redis.XMessage) error {
 	var want []int
 	for i, r := range recs {
 		if r.Kind == scheduler.RecordFinal && r.Event == nil && !hasSnapshot(msgs[i].Values) {
@@ -152,7 +152,7 @@ func overlayFinal(ev *scheduler.Event, r *scheduler.Record, v map[string]any) {
 var history = name(fHistory)
 
 // hasSnapshot tells a final entry of an earlier release, which carried the
-// event itself (p, or ev and b), from one of this release (withHashes).
+// event itself (p, or ev and b), from one of this release (withEvents).
 func hasSnapshot(v map[string]any) bool {
 	_, p := v["p"]
 	_, ev := v["ev"]
@@ -313,7 +313,7 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 		}
 	case scheduler.RecordFinal:
 		if !hasSnapshot(v) {
-			break // the event comes from its hash (withHashes)
+			break // the event comes from its hash (withEvents)
 		}
 		ev, err := finalEvent(app, id, v)
 		if err != nil {

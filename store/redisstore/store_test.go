@@ -257,7 +257,7 @@ func checkEntry(t *testing.T, e, want map[string]string, skip ...string) {
 
 // finalOf asserts that a final outbox entry carries how the run ended and
 // not the event (no p, ev or b: prelude.lua xadd_final), and returns the
-// event the archiver reads for it (withHashes: from the hash), with wantBody
+// event the archiver reads for it (withEvents: from the hash), with wantBody
 // as its body and without the history.
 func finalOf(t *testing.T, b *bundle, entry map[string]string, wantBody string) *scheduler.Event {
 	t.Helper()
