@@ -50,6 +50,9 @@ local function parked_by(m, fk)
 end
 
 local gone, leased, pushed = {}, {}, {}
+local updated = {} -- a compact event's update time field (prelude.lua compact_field)
+compact_field(updated, I.updated_at, now_s)
+updated = table.concat(updated)
 for i = 1, #members, 2 do
   local m = members[i]
   gone[#gone + 1] = m
@@ -83,9 +86,7 @@ for i = 1, #members, 2 do
       a = a + 1
       if compact then
         -- Appended: the update time, then the lease tail ack_event looks for.
-        local o = {}
-        compact_field(o, I.updated_at, now_s)
-        redis.call('APPEND', k, table.concat(o) .. lease_tail(ARGV[4], int_s(a)))
+        redis.call('APPEND', k, updated .. lease_tail(ARGV[4], int_s(a)))
       else
         redis.call('HSET', k, F.attempts, int_s(a), F.status, 'PROCESSING', F.worker, ARGV[4], F.updated_at, now_s)
       end

@@ -265,13 +265,21 @@ end
 
 -- lease_tail is what claim.lua appends to a compact event for worker and
 -- attempt (a string), after its update time: while a value ends with it,
--- nothing changed the event since that claim (ack_event's fast path).
+-- nothing changed the event since that claim (ack_event's fast path). A
+-- call builds each one once (a batch's are mostly the same).
+local TAILS = {}
 local function lease_tail(worker, attempt)
-  local out = {}
-  compact_field(out, I.attempts, attempt)
-  compact_field(out, I.status, 'PROCESSING')
-  compact_field(out, I.worker, worker)
-  return table.concat(out)
+  local key = attempt .. ' ' .. worker
+  local tail = TAILS[key]
+  if not tail then
+    local out = {}
+    compact_field(out, I.attempts, attempt)
+    compact_field(out, I.status, 'PROCESSING')
+    compact_field(out, I.worker, worker)
+    tail = table.concat(out)
+    TAILS[key] = tail
+  end
+  return tail
 end
 
 -- hash_values reads an event hash, as HGETALL gives it, into the values of
