@@ -73,27 +73,27 @@ for _, i in ipairs(finals) do
     local req, st = compact_sections(k, raw)
     local s, f = compact_pick(k, raw, st, #raw, I.status, I.finished_at)
     if final[s] and f == t then
+      local value = raw
       if s == 'COMPLETED' then
-        -- Written anew without its body; its state section stays as it is.
-        local p, body = req, nil
+        -- Without its body; its state section stays as it is.
+        local p = req
         while p < st do
           local i = string.byte(raw, p)
           local n, q = compact_read(raw, p + 1)
           if not n then malformed(k) end
           if i == I.body then
-            body = string.sub(raw, req, p - 1) .. string.sub(raw, q + n, st - 1)
+            local r = string.sub(raw, req, p - 1) .. string.sub(raw, q + n, st - 1)
+            value = '\2' .. compact_len(#r) .. r .. string.sub(raw, st)
             break
           end
           p = q + n
         end
-        if body then
-          redis.call('SET', k, '\2' .. compact_len(#body) .. body .. string.sub(raw, st), 'PXAT', px)
-        else
-          redis.call('PEXPIREAT', k, px)
-        end
-      else
-        redis.call('PEXPIREAT', k, px)
       end
+      -- Written anew in every case, not only given its expiry: a value that
+      -- was APPENDed to (its claim, its outcome) holds up to twice its
+      -- length (Redis grows a string greedily), which a finished event
+      -- would keep through its retention; a SET allocates what it holds.
+      redis.call('SET', k, value, 'PXAT', px)
     end
   elseif raw then
     -- A hash: the body's fields go with one HDEL of their names (the
