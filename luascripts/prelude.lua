@@ -732,11 +732,14 @@ end
 -- read and send) to stream out; due is the due time's string as the caller
 -- sent it. argv[from..to] is the event as the namespace's layout has it
 -- (codec.go): one compact value (layout 2), or the field, value pairs of
--- its hash (layout 1: long values already in chunks, no status). The
--- caller checked that there is no event k and adds it to the due set.
+-- its hash (layout 1: long values already in chunks, no status). A
+-- compact value is written with SET NX, which looks for an event k (in
+-- either layout) in the same command: add_event then returns false and
+-- writes nothing when there is one. For a hash the caller looks first.
+-- The caller adds the event to the due set.
 local function add_event(k, out, m, due, created, url, method, fk, argv, from, to)
   if from == to then
-    redis.call('SET', k, argv[from])
+    if not redis.call('SET', k, argv[from], 'NX') then return false end
   else
     redis.call('HSET', k, unpack(argv, from, to))
   end
@@ -750,14 +753,17 @@ local function add_event(k, out, m, due, created, url, method, fk, argv, from, t
     entry[#entry + 1] = fk
   end
   redis.call('XADD', unpack(entry))
+  return true
 end
 
 -- create_event writes a new event and its outbox 'create' entry: the body
--- of schedule.lua, whose KEYS and ARGV it takes (see there). Returns {1}.
+-- of schedule.lua, whose KEYS and ARGV it takes (see there; a hash's
+-- caller has looked for an existing event, see add_event). Returns {1}, or
+-- {0, the existing event as append_event gives it} when there is one.
 local function create_event(keys, argv)
-  local now = now_ms(argv[5])
-  local due = tonumber(argv[2])
-  add_event(keys[1], keys[3], argv[1], argv[2], argv[7], argv[8], argv[9], argv[10], argv, 11, #argv)
-  zadd_wake(keys[2], due, argv[1], now, argv[6], argv[3], argv[4])
+  if not add_event(keys[1], keys[3], argv[1], argv[2], argv[7], argv[8], argv[9], argv[10], argv, 11, #argv) then
+    return append_event({0}, keys[1], ev_load(keys[1]))
+  end
+  zadd_wake(keys[2], tonumber(argv[2]), argv[1], now_ms(argv[5]), argv[6], argv[3], argv[4])
   return {1}
 end

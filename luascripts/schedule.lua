@@ -27,8 +27,12 @@
 -- Returns {1} when created, {0, the existing event as append_event gives
 -- it} when the identity is taken (the caller compares content for
 -- idempotent replay).
-local ev = ev_load(KEYS[1])
-if ev then
-  return append_event({0}, KEYS[1], ev)
+if #ARGV > 11 then
+  -- A hash's fields: look for the event first (a compact value's SET NX
+  -- looks by itself, see add_event).
+  local ev = ev_load(KEYS[1])
+  if ev then
+    return append_event({0}, KEYS[1], ev)
+  end
 end
 return create_event(KEYS, ARGV)

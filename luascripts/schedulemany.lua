@@ -32,12 +32,13 @@ while i <= #ARGV do
   local n = tonumber(ARGV[i])
   local m, due = ARGV[i + 1], tonumber(ARGV[i + 2])
   local k = ARGV[1] .. m
-  local ev = ev_load(k)
-  if ev then
-    res[#res + 1] = append_event({}, k, ev)
+  -- A hash's fields (more than one value): look for the event first; a
+  -- compact value's SET NX looks by itself (add_event). The due time as it
+  -- came (a string: see int_s in prelude.lua).
+  local ev = n > 7 and ev_load(k)
+  if ev or not add_event(k, KEYS[2], m, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV, i + 7, i + n) then
+    res[#res + 1] = append_event({}, k, ev or ev_load(k))
   else
-    -- The due time as it came (a string: see int_s in prelude.lua).
-    add_event(k, KEYS[2], m, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV, i + 7, i + n)
     zadd[#zadd + 1] = ARGV[i + 2]
     zadd[#zadd + 1] = m
     if (earliest == nil or due < earliest) and due - now < horizon then wake = true end

@@ -68,6 +68,27 @@ func TestLayoutsSideBySide(t *testing.T) {
 					t.Fatalf("%s is a %s, want a %s", id, typ, want)
 				}
 			}
+			// An identity held by the other kind is found, not overwritten:
+			// compact creates (single and batch) meet a hash, and a process
+			// still writing hashes meets a compact event.
+			for _, c := range []struct {
+				st *Store
+				id string
+			}{{st, "h-done"}, {old, "c-done"}} {
+				ev := newEvent(c.id, now, now)
+				if ex, err := c.st.Create(ctx, ev, now); err != nil || ex == nil || ex.ID != c.id {
+					t.Fatalf("create %s again: %v, %v; want the existing event", c.id, ex, err)
+				}
+				exs, err := c.st.CreateMany(ctx, []*scheduler.Event{newEvent(c.id, now, now)}, now)
+				if err != nil || len(exs) != 1 || exs[0].Err != nil || exs[0].Existing == nil || exs[0].Existing.ID != c.id {
+					t.Fatalf("batch create %s again: %v, %v; want the existing event", c.id, exs, err)
+				}
+			}
+			for _, id := range []string{"h-done", "c-done"} {
+				if typ := rdb.Type(ctx, st.k.ev(0, testApp+"/"+id)).Val(); typ != map[byte]string{'h': "hash", 'c': "string"}[id[0]] {
+					t.Fatalf("%s became a %s", id, typ)
+				}
+			}
 
 			// Both kinds in one claim; the one claimed before finishes too.
 			c, err = st.Claim(ctx, 0, testWorker, 100, visibility, now)
