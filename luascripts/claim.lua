@@ -28,10 +28,10 @@
 -- field, value pairs as HGETALL gives them; store/redisstore
 -- (decodeClaimed) keeps what a delivery needs.
 --
--- Per event it costs three commands (TYPE, then a GET and an APPEND of the
--- compact value, or an HGETALL and an HSET of a hash); the batch's
--- members leave `due` and join `lease` and the worker's list in one
--- command each.
+-- Per event it costs two commands in a namespace of compact events (a GET
+-- and an APPEND) and three in one of hashes (TYPE, HGETALL, HSET: see
+-- ev_get); the batch's members leave `due` and join `lease` and the
+-- worker's list in one command each.
 local now = now_ms(ARGV[1])
 local deadline = now + tonumber(ARGV[3])
 local now_s, deadline_s = int_s(now), int_s(deadline) -- see int_s (prelude.lua)
