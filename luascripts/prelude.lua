@@ -617,13 +617,19 @@ local function ack_event(k, layout, ended, proc, out, m, worker, attempt, status
     return 1
   end
   if raw then
-    local tail = lease_tail(worker, attempt)
-    if string.sub(raw, -#tail) == tail then
-      -- Nothing changed the event since this worker's claim (its lease
-      -- tail is last): it holds the lease, and this outcome was not
-      -- recorded before (that would have appended to it). The usual case,
-      -- read where it is: the creation and due times for the outbox.
-      local req, st = compact_sections(k, raw)
+    local tail, req, st = lease_tail(worker, attempt), nil, nil
+    if string.sub(raw, -#tail) == tail then req, st = compact_sections(k, raw) end
+    -- Nothing changed the event since this worker's claim of this attempt
+    -- (its lease tail is last), so the worker holds the lease. This call
+    -- was not applied before unless its line is in the history already:
+    -- the same worker can claim the same attempt number again (a requeue
+    -- that resets attempts; park, recheck and giveback take one back), and
+    -- a call for the earlier one sent again must not count for this one.
+    -- The line is looked for as recorded or marked stale (without its
+    -- closing brace: stale_line), in the state section; a match of
+    -- something else only costs the slow path. The usual case, read where
+    -- it is: the creation and due times for the outbox.
+    if st and not string.find(raw, string.sub(line, 1, -2), st, true) then
       local created, due = compact_first(k, raw, req, I.created_at), compact_first(k, raw, st, I.due_at)
       ended[#ended + 1] = m
       redis.call('LREM', proc, 1, m)

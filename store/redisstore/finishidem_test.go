@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -113,6 +114,67 @@ func TestFinishIsIdempotentPerAttempt(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestFinishSentAgainWhenTheAttemptComesBack: the same worker can claim
+// the same attempt number of an event again (a requeue that resets its
+// attempts; park, recheck and giveback take one back). A finish call for
+// the earlier claim sent again then finds the worker and attempt of the
+// lease it had, but its history line is there already: it changes nothing,
+// in either layout (a compact event's fast path took it for the new
+// attempt's outcome once: a review found it).
+func TestFinishSentAgainWhenTheAttemptComesBack(t *testing.T) {
+	for _, be := range backends {
+		for _, layout := range []int{layoutHash, layoutCompact} {
+			for _, how := range []string{"requeue with reset", "park"} {
+				t.Run(fmt.Sprintf("%s/layout %d/%s", be.name, layout, how), func(t *testing.T) {
+					e := setupOutbox(t, be.real, Config{Namespace: testNS, Shards: 1, Retention: testRetention,
+						WakeHorizon: testHorizon, EventLayout: layout})
+					ctx := context.Background()
+					id := "again"
+					l := e.createAndClaim(t, newEvent(id, e.now, e.now))
+					call := []scheduler.FinishItem{{Lease: l, Now: e.now, Outcome: scheduler.Outcome{Status: scheduler.StatusFailed,
+						Attempt: scheduler.Attempt{Attempt: l.Attempt, At: e.now.UnixMilli(), StatusCode: 404, Worker: l.Worker, DurationMS: 5}}}}
+					wantHeld, wantStale := true, false
+					switch how {
+					case "requeue with reset":
+						if r := e.store.FinishMany(ctx, call); r[0].Err != nil || !r[0].Held {
+							t.Fatalf("first call: %+v", r[0])
+						}
+						if _, err := e.store.Requeue(ctx, testApp, id, []scheduler.Status{scheduler.StatusFailed}, true, e.at(time.Second)); err != nil {
+							t.Fatal(err)
+						}
+					case "park":
+						if ok, err := e.store.Park(ctx, l, e.at(time.Second), e.now); err != nil || !ok {
+							t.Fatalf("Park = %v, %v", ok, err)
+						}
+						// The outcome of the parked claim comes late: recorded stale.
+						if r := e.store.FinishMany(ctx, call); r[0].Err != nil || r[0].Held {
+							t.Fatalf("first call: %+v", r[0])
+						}
+						wantHeld, wantStale = false, true
+					}
+					c := e.claim(t, testWorker, 10, e.at(2*time.Second))
+					if len(c.Events) != 1 || c.Events[0].Attempts != l.Attempt {
+						t.Fatalf("claimed again: %+v; want attempt %d again", c.Events, l.Attempt)
+					}
+					before := e.outboxKinds(t, id)
+					r := e.store.FinishMany(ctx, call) // the first call, sent again
+					if r[0].Err != nil || r[0].Held != wantHeld {
+						t.Fatalf("the call sent again: %+v; want held %v, as the first", r[0], wantHeld)
+					}
+					got := e.get(t, id)
+					if got.Status != scheduler.StatusProcessing || len(got.History) != 1 || got.History[0].Stale != wantStale {
+						t.Errorf("after the call sent again: %s, history %+v; want PROCESSING and the one line (stale %v)",
+							got.Status, got.History, wantStale)
+					}
+					if after := e.outboxKinds(t, id); !equalCounts(after, before) {
+						t.Errorf("outbox entries %v after the call sent again, %v before", after, before)
+					}
+				})
+			}
 		}
 	}
 }

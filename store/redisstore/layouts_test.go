@@ -55,6 +55,9 @@ func TestLayoutsSideBySide(t *testing.T) {
 			if switched, err := old.UseCompactEvents(ctx); err != nil || switched {
 				t.Fatalf("UseCompactEvents again = %v, %v; want false, nil", switched, err)
 			}
+			if old.EventLayout() != layoutHash {
+				t.Fatalf("a store connected before the switch writes layout %d after it; want hashes until it restarts", old.EventLayout())
+			}
 			st := openChunkStore(t, be, rdb) // a process that starts after the switch
 			if st.EventLayout() != layoutCompact {
 				t.Fatalf("after the switch a new store writes layout %d", st.EventLayout())

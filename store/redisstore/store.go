@@ -271,8 +271,10 @@ func (s *Store) EventLayout() int { return s.layout }
 // (codec.go), and read both kinds, as every process of this release does.
 // Run it once no process older than this release works on the namespace:
 // those read hashes only. Events already stored stay as they are; they
-// leave Redis as they finish and their retention ends. Returns whether
-// the namespace was switched now (false: it was already).
+// leave Redis as they finish and their retention ends. s itself, like
+// every process connected before, goes on writing hashes (its layout is
+// read once, in New, and never changes under the goroutines using it).
+// Returns whether the namespace was switched now (false: it was already).
 func (s *Store) UseCompactEvents(ctx context.Context) (bool, error) {
 	old, err := s.rdb.HGet(ctx, s.k.meta(), "layout").Int()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -284,7 +286,6 @@ func (s *Store) UseCompactEvents(ctx context.Context) (bool, error) {
 	if err := s.rdb.HSet(ctx, s.k.meta(), "layout", layoutCompact).Err(); err != nil {
 		return false, unavailable("record event layout", err)
 	}
-	s.layout = layoutCompact
 	return true, nil
 }
 
