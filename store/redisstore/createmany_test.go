@@ -24,7 +24,8 @@ func TestCreateManyAsOneByOne(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			st, err := New(ctx, be.open(t), Config{Namespace: testNS, Shards: 2, Retention: testRetention, WakeHorizon: testHorizon})
+			st, err := New(ctx, be.open(t), Config{Namespace: testNS, Shards: 2, Retention: testRetention, WakeHorizon: testHorizon,
+				EventLayout: be.layout})
 			if err != nil {
 				t.Fatal(err)
 			}

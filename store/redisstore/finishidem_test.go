@@ -202,7 +202,7 @@ func TestFinishPipelineRetriedAfterLostReply(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: 3})
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx := context.Background()
-	st, err := New(ctx, rdb, Config{Namespace: testNS, Shards: 1, Retention: testRetention, WakeHorizon: testHorizon})
+	st, err := New(ctx, rdb, Config{Namespace: testNS, Shards: 1, Retention: testRetention, WakeHorizon: testHorizon, EventLayout: testLayout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,8 @@ func TestFinishManyBatches(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
 	const shards = 4
-	st, err := New(ctx, rdb, Config{Namespace: testNS, Shards: shards, Retention: testRetention, WakeHorizon: testHorizon})
+	st, err := New(ctx, rdb, Config{Namespace: testNS, Shards: shards, Retention: testRetention, WakeHorizon: testHorizon,
+		EventLayout: testLayout})
 	if err != nil {
 		t.Fatal(err)
 	}

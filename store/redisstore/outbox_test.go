@@ -44,6 +44,7 @@ func setupOutbox(t *testing.T, real bool, cfg ...Config) *outboxEnv {
 	if len(cfg) > 0 {
 		c = cfg[0]
 	}
+	c.EventLayout = cmp.Or(c.EventLayout, testLayout) // as setup
 	now := time.UnixMilli(time.Now().UnixMilli()).UTC()
 	e := &outboxEnv{real: real, clock: now}
 	var rdb *redis.Client
