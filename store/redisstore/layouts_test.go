@@ -65,12 +65,17 @@ func TestLayoutsSideBySide(t *testing.T) {
 			for _, id := range []string{"c-done", "c-fail", "c-cancel", "c-reap", "c-late"} {
 				create(st, id)
 			}
-			for _, id := range []string{"h-done", "c-done"} {
-				typ := rdb.Type(ctx, st.k.ev(0, testApp+"/"+id)).Val()
-				if want := map[byte]string{'h': "hash", 'c': "string"}[id[0]]; typ != want {
-					t.Fatalf("%s is a %s, want a %s", id, typ, want)
+			// h-* events are hashes, c-* ones compact values.
+			checkKinds := func(when string) {
+				t.Helper()
+				for _, id := range []string{"h-done", "c-done"} {
+					typ := rdb.Type(ctx, st.k.ev(0, testApp+"/"+id)).Val()
+					if want := map[byte]string{'h': "hash", 'c': "string"}[id[0]]; typ != want {
+						t.Fatalf("%s: %s is a %s, want a %s", when, id, typ, want)
+					}
 				}
 			}
+			checkKinds("created")
 			// An identity held by the other kind is found, not overwritten:
 			// compact creates (single and batch) meet a hash, and a process
 			// still writing hashes meets a compact event.
@@ -87,11 +92,7 @@ func TestLayoutsSideBySide(t *testing.T) {
 					t.Fatalf("batch create %s again: %v, %v; want the existing event", c.id, exs, err)
 				}
 			}
-			for _, id := range []string{"h-done", "c-done"} {
-				if typ := rdb.Type(ctx, st.k.ev(0, testApp+"/"+id)).Val(); typ != map[byte]string{'h': "hash", 'c': "string"}[id[0]] {
-					t.Fatalf("%s became a %s", id, typ)
-				}
-			}
+			checkKinds("created again")
 
 			// Both kinds in one claim; the one claimed before finishes too.
 			c, err = st.Claim(ctx, 0, testWorker, 100, visibility, now)
