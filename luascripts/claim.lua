@@ -2,7 +2,7 @@
 --
 -- KEYS[1] due zset      <P>:due
 -- KEYS[2] lease zset    <P>:lease
--- KEYS[3] worker list   <P>:proc:<worker>
+-- KEYS[3] claim records <P>:claims:<worker> (a hash)
 -- ARGV[1] now, ms (0: use the Redis server clock)
 -- ARGV[2] batch size
 -- ARGV[3] visibility timeout, ms
@@ -11,6 +11,23 @@
 -- ARGV[6] the shard's pause table <P>:paused (same hash tag)
 -- ARGV[7] park key prefix <P>:park: (same hash tag)
 -- ARGV[8] the namespace's event layout, '1' or '2' (ev_get in prelude.lua)
+-- ARGV[9] the name of this call's claim record (unique in the worker's
+--         process)
+-- ARGV[10..] the names of earlier records whose reply reached the worker:
+--         deleted
+--
+-- Claim records: a claim whose reply never reaches the worker (the
+-- connection broke after Redis ran the script) leaves events PROCESSING
+-- that nobody delivers. Each call that claims writes one record, field
+-- ARGV[9] of the worker's hash (of this shard), value: now, then the
+-- members claimed, space-separated; the worker names the records whose
+-- reply it had in its next call, which deletes them. A record left there
+-- is a lost reply: giveback.lua gives its events back. The worker keeps no
+-- list of every event it holds (a command per finished event, which
+-- finishing no longer spends): expireworker.lua finds a dead worker's events
+-- in the lease zset. A call sent again (go-redis retries after a broken
+-- connection) finds its record written by the first run and writes its own
+-- under another name: the reply names the one it wrote.
 --
 -- Paused applications and flow keys (API.md §9, store/redisstore/flows.go):
 -- while the pause table has field 'a:<app>' or 'f:<app>/<flow key>', a due
@@ -20,8 +37,9 @@
 --
 -- Each claimed member leaves `due`, joins the worker's list and `lease`
 -- (score = now + visibility), becomes PROCESSING with attempts + 1.
--- Returns {now, next_due, n, then n times: member, attempts (counting this
--- one), the event as it was before the claim changed it}, and next_due is
+-- Returns {now, next_due, record, n, then n times: member, attempts
+-- (counting this one), the event as it was before the claim changed it};
+-- record is the name of the claim record written ('' when none) and next_due is
 -- the earliest remaining due time (-1 when none), so the worker can sleep
 -- until exactly then on the server's clock. The event is its compact value
 -- as stored (layout 2, see prelude.lua) or, for a hash (layout 1), its
@@ -30,15 +48,16 @@
 --
 -- Per event it costs two commands in a namespace of compact events (a GET
 -- and an APPEND) and three in one of hashes (TYPE, HGETALL, HSET: see
--- ev_get); the batch's members leave `due` and join `lease` and the
--- worker's list in one command each.
+-- ev_get); the batch's members leave `due` and join `lease` in one command
+-- each, and one record names them all.
 local now = now_ms(ARGV[1])
 local deadline = now + tonumber(ARGV[3])
 local now_s, deadline_s = int_s(now), int_s(deadline) -- see int_s (prelude.lua)
 local paused = redis.call('EXISTS', ARGV[6]) == 1
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
-local res = {now, -1, 0}
+local res = {now, -1, '', 0}
 local n = 0
+if #ARGV >= 10 then redis.call('HDEL', KEYS[3], unpack(ARGV, 10, #ARGV)) end
 
 -- parked_by returns the pause field that holds member m (flow key fk, or
 -- false) back, or nil.
@@ -49,7 +68,7 @@ local function parked_by(m, fk)
   return nil
 end
 
-local gone, leased, pushed = {}, {}, {}
+local gone, leased, pushed = {}, {}, {now_s}
 local updated = {} -- a compact event's update time field (prelude.lua compact_field)
 compact_field(updated, I.updated_at, now_s)
 updated = table.concat(updated)
@@ -102,8 +121,17 @@ for i = 1, #members, 2 do
 end
 call_batched({'ZREM', KEYS[1]}, gone)
 call_batched({'ZADD', KEYS[2]}, leased)
-call_batched({'RPUSH', KEYS[3]}, pushed)
-res[3] = n
+if n > 0 then
+  local rec, name = table.concat(pushed, ' '), ARGV[9]
+  if redis.call('HSETNX', KEYS[3], name, rec) == 0 then
+    -- Sent again, or a name an earlier process of this worker id used.
+    local i = 1
+    while redis.call('HSETNX', KEYS[3], name .. '~' .. i, rec) == 0 do i = i + 1 end
+    name = name .. '~' .. i
+  end
+  res[3] = name
+end
+res[4] = n
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if first[2] then res[2] = tonumber(first[2]) end
 return res

@@ -3,20 +3,23 @@
 -- visibility timeout. Should the worker be alive after all, the lease check
 -- refuses its outcome, as for any worker whose lease expired.
 --
--- KEYS[1] the worker's processing list   <P>:proc:<worker>
--- KEYS[2] lease zset                     <P>:lease
+-- KEYS[1] lease zset                     <P>:lease
 -- ARGV[1] now, ms (0: use the Redis server clock)
 -- ARGV[2] event key prefix               <P>:ev:
 -- ARGV[3] worker id
 --
+-- Workers keep no list of the events they hold (claim.lua): the events
+-- whose lease is running are looked at, one read each. That is every
+-- worker's claims in flight in the shard, bounded by the workers'
+-- concurrency, and only when a worker died.
+--
 -- Returns the number of leases ended.
 local now = now_ms(ARGV[1])
 local n = 0
-for _, m in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  local lease = redis.call('ZSCORE', KEYS[2], m)
-  local ev = lease and tonumber(lease) > now and ev_load(ARGV[2] .. m)
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
+  local ev = ev_load(ARGV[2] .. m)
   if ev and ev.v[I.worker] == ARGV[3] then
-    redis.call('ZADD', KEYS[2], 'XX', now, m)
+    redis.call('ZADD', KEYS[1], 'XX', now, m)
     n = n + 1
   end
 end

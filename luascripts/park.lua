@@ -4,7 +4,6 @@
 -- KEYS[1] event            <P>:ev:<app>/<id>
 -- KEYS[2] lease zset       <P>:lease
 -- KEYS[3] due zset         <P>:due
--- KEYS[4] worker list      <P>:proc:<worker>
 -- ARGV[1] member
 -- ARGV[2] worker id
 -- ARGV[3] attempt number the worker claimed
@@ -22,7 +21,6 @@ local k = KEYS[1]
 local ev = ev_load(k)
 local v = ev and ev.v
 if not v or ev_status(v) ~= 'PROCESSING' or v[I.worker] ~= ARGV[2] or v[I.attempts] ~= ARGV[3] then return 0 end
-redis.call('LREM', KEYS[4], 0, ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 local a = tonumber(v[I.attempts]) or 0
 if a > 0 then a = a - 1 end

@@ -583,7 +583,8 @@ end
 -- (the attempt number it claimed):
 -- ended is a list the caller removes from the shard's lease zset in one
 -- command once the batch is done (the member is added when its lease ends
--- here), proc the worker's list, out the outbox;
+-- here; a worker keeps no list of what it holds: see claim.lua), out the
+-- outbox;
 -- code is the last status code ('' when none), err the last error, line the
 -- attempt's history line (JSON; finish_attempt marks it "stale":true when
 -- the caller no longer holds the lease), now in ms.
@@ -600,14 +601,13 @@ end
 -- is then only appended to the history, the newer outcome stands. A call
 -- applied before (the same history line: see finish_attempt) changes
 -- nothing and returns what the first one did.
-local function ack_event(k, layout, ended, proc, out, m, worker, attempt, status, code, err, line, now)
+local function ack_event(k, layout, ended, out, m, worker, attempt, status, code, err, line, now)
   local raw = ev_get(k, layout)
   if raw == HASH then
     local held, dup, cur, hist, old_hist = finish_attempt_hash(k, out, m, worker, attempt, line)
     if dup then return held and 1 or 0 end
     if not held then return 0 end
     ended[#ended + 1] = m
-    redis.call('LREM', proc, 1, m)
     local now_s = int_s(now)
     local set, del = {F.status, status, F.last_status_code, code, F.updated_at, now_s, F.finished_at, now_s}, {}
     put_long(set, del, F.history, hist, old_hist)
@@ -632,7 +632,6 @@ local function ack_event(k, layout, ended, proc, out, m, worker, attempt, status
     if st and not string.find(raw, string.sub(line, 1, -2), st, true) then
       local created, due = compact_first(k, raw, req, I.created_at), compact_first(k, raw, st, I.due_at)
       ended[#ended + 1] = m
-      redis.call('LREM', proc, 1, m)
       local now_s, o = int_s(now), {}
       compact_field(o, I.status, status)
       compact_field(o, I.last_status_code, code)
@@ -650,7 +649,6 @@ local function ack_event(k, layout, ended, proc, out, m, worker, attempt, status
   if dup then return held and 1 or 0 end
   if not held then return 0 end
   ended[#ended + 1] = m
-  redis.call('LREM', proc, 1, m)
   local v, now_s = ev.v, int_s(now)
   local attempts, due = v[I.attempts], v[I.due_at]
   v[I.status], v[I.last_status_code], v[I.updated_at], v[I.finished_at] = status, code, now_s, now_s
@@ -694,7 +692,7 @@ end
 -- Returns the next due time in ms, or 0 when the caller no longer holds the
 -- lease. A call applied before (the same history line: see finish_attempt)
 -- changes nothing and returns 1 when the first one was recorded, else 0.
-local function retry_event(k, layout, ended, proc, out, due_key, m, worker, attempt, backoff, code, err, line,
+local function retry_event(k, layout, ended, out, due_key, m, worker, attempt, backoff, code, err, line,
     now, channel, msg, horizon)
   local raw = ev_get(k, layout)
   if raw == HASH then
@@ -705,7 +703,6 @@ local function retry_event(k, layout, ended, proc, out, due_key, m, worker, atte
     redis.call('XADD', out, '*', 'm', m, 'k', 'attempt', 'c', cur[4] or '', 't', now,
       's', 'PENDING', 'd', due, 'h', line)
     ended[#ended + 1] = m
-    redis.call('LREM', proc, 1, m)
     local set, del = {F.status, 'PENDING', F.due_at, due, F.last_status_code, code, F.updated_at, now}, {F.worker}
     put_long(set, del, F.history, hist, old_hist)
     put_long(set, del, F.last_error, err, long_join(k, F.last_error, cur[8], cur[9]))
@@ -722,7 +719,6 @@ local function retry_event(k, layout, ended, proc, out, due_key, m, worker, atte
   redis.call('XADD', out, '*', 'm', m, 'k', 'attempt', 'c', v[I.created_at] or '', 't', now,
     's', 'PENDING', 'd', due, 'h', line)
   ended[#ended + 1] = m
-  redis.call('LREM', proc, 1, m)
   v[I.status], v[I.due_at], v[I.last_status_code], v[I.updated_at], v[I.worker] = 'PENDING', due, code, now, false
   v[I.history] = (v[I.history] or '') .. line .. '\n'
   v[I.last_error] = err

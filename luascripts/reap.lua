@@ -8,10 +8,9 @@
 -- ARGV[1] now, ms (0: use the Redis server clock)
 -- ARGV[2] max events to recover in this call
 -- ARGV[3] event key prefix        <P>:ev:
--- ARGV[4] worker list key prefix  <P>:proc:
--- ARGV[5] default max attempts (when the event sets none)
--- ARGV[6] wake-up channel
--- ARGV[7] wake-up message
+-- ARGV[4] default max attempts (when the event sets none)
+-- ARGV[5] wake-up channel
+-- ARGV[6] wake-up message
 --
 -- Returns the number of events recovered.
 local now = now_ms(ARGV[1])
@@ -21,14 +20,13 @@ for _, m in ipairs(members) do
   local k = ARGV[3] .. m
   local ev = ev_load(k)
   local v = ev and ev.v
-  if v and v[I.worker] then redis.call('LREM', ARGV[4] .. v[I.worker], 1, m) end
   if v and ev_status(v) == 'PROCESSING' then
     local attempts = v[I.attempts]
     local a = tonumber(attempts) or 0
     local line = '{"attempt":' .. a .. ',"at":' .. now .. ',"error":"lease expired","worker":' .. cjson.encode(v[I.worker] or '') .. '}'
     v[I.history] = (v[I.history] or '') .. line .. '\n'
     v[I.last_error], v[I.last_status_code], v[I.updated_at], v[I.worker] = 'lease expired', '', now, false
-    if a >= (tonumber(ev_full(k, ev)[I.max_attempts]) or tonumber(ARGV[5])) then
+    if a >= (tonumber(ev_full(k, ev)[I.max_attempts]) or tonumber(ARGV[4])) then
       v[I.status], v[I.finished_at] = 'SERVICE_UNAVAILABLE', now
       ev_save(k, ev)
       xadd_final(KEYS[3], m, v[I.created_at], now, 'SERVICE_UNAVAILABLE', line,
@@ -42,5 +40,5 @@ for _, m in ipairs(members) do
     end
   end
 end
-if #members > 0 then publish_wake(ARGV[6], ARGV[7]) end
+if #members > 0 then publish_wake(ARGV[5], ARGV[6]) end
 return #members

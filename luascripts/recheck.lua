@@ -6,8 +6,7 @@
 --
 -- KEYS[1] event                 <P>:ev:<app>/<id>
 -- KEYS[2] lease zset            <P>:lease
--- KEYS[3] worker's processing list <P>:proc:<worker>
--- KEYS[4] due zset              <P>:due
+-- KEYS[3] due zset              <P>:due
 -- ARGV[1] member
 -- ARGV[2] worker id
 -- ARGV[3] attempt number the worker claimed
@@ -30,9 +29,8 @@ end
 local a = tonumber(v[I.attempts]) or 0
 if a > 0 then a = a - 1 end
 local due = tonumber(ARGV[4])
-redis.call('LREM', KEYS[3], 0, ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 v[I.status], v[I.attempts], v[I.updated_at], v[I.worker] = 'PENDING', a, now, false
 ev_save(KEYS[1], ev)
-zadd_wake(KEYS[4], due, ARGV[1], now, ARGV[8], ARGV[6], ARGV[7])
+zadd_wake(KEYS[3], due, ARGV[1], now, ARGV[8], ARGV[6], ARGV[7])
 return 1

@@ -178,7 +178,8 @@ var (
 	Recheck = script(recheckSrc)
 	// Nudge makes a PENDING event due now (nudge.lua).
 	Nudge = script(nudgeSrc)
-	// Claim moves due events into a worker's processing list (claim.lua).
+	// Claim leases due events to a worker, writing one claim record per
+	// call (claim.lua).
 	Claim = script(claimSrc)
 	// FinishMany records a batch of one shard's outcomes under the lease
 	// check: final ones, and retryable failures sent back to due after a
@@ -202,8 +203,9 @@ var (
 	ExpireWorker = script(expireWorkerSrc)
 	// ForgetWorker removes a dead worker's heartbeat (forgetworker.lua).
 	ForgetWorker = script(forgetWorkerSrc)
-	// GiveBack returns to due, uncounted, the claims in a worker's
-	// processing list that it is not delivering (giveback.lua).
+	// GiveBack returns to due, uncounted, the claims of a worker's claim
+	// records (whose reply it never had) that it is not delivering
+	// (giveback.lua).
 	GiveBack = script(giveBackSrc)
 	// Ping is the health check (ping.lua).
 	Ping = script(pingSrc)

@@ -36,7 +36,8 @@
 // # Leases
 //
 // A claimed event sits in the shard's lease zset (deadline = now +
-// Visibility) and in the worker's processing list. The lease token is
+// Visibility), and the claim call that took it wrote a claim record in
+// Redis, deleted once its reply reached the worker. The lease token is
 // (worker id, attempt number): finishing and extending check it, so a worker
 // that lost its lease (paused, partitioned, or simply slow) cannot overwrite
 // the outcome recorded by the worker that took the event over; its late
@@ -60,8 +61,8 @@
 // successful heartbeat is younger than DeadAfter/2, so peers never judge a
 // claiming worker dead. And from its claim loop (so no claim of its own is
 // on its way meanwhile), at start and every OrphanInterval, it gives back,
-// uncounted, the members of its processing lists it holds no claim record
-// for: claims Redis ran whose reply never reached it.
+// uncounted, the members of the claim records left in Redis it holds no
+// claim for: claims Redis ran whose reply never reached it.
 //
 // # Shutdown
 //

@@ -246,8 +246,8 @@ type ClaimStore interface {
 	// Extend pushes a held lease out by visibility; false when it was lost.
 	Extend(ctx context.Context, l scheduler.Lease, visibility time.Duration, now time.Time) (bool, error)
 	// GiveBackOrphans returns to due, without counting an attempt, the
-	// events in worker's processing lists that it claimed at least grace ago
-	// but does not hold (holding lists, per shard, the members it does).
+	// events of worker's claims whose reply it never had (the store's claim
+	// records), claimed at least grace ago, that it does not hold (holding lists, per shard, the members it does).
 	GiveBackOrphans(ctx context.Context, worker string, holding [][]string, grace time.Duration, now time.Time) (int, error)
 	// Wakeups delivers a value whenever an event may have become due earlier
 	// than the workers planned. The channel closes when ctx ends.
@@ -360,7 +360,7 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // claimLoop is the heart of the worker; see doc.go. It also gives back the
-// orphans of its processing lists (giveBackOrphans): running that here,
+// orphans of its lost claim replies (giveBackOrphans): running that here,
 // between claims, means no claim of this worker is on its way meanwhile.
 func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 	wake := w.store.Wakeups(ctx)
@@ -675,7 +675,7 @@ func (w *Worker) track(shard int, evs []*scheduler.Event, sent time.Duration) []
 const forgetSlack = time.Second
 
 // untrack ends the worker's record of a claim: at once when its outcome is
-// recorded (the member left the processing list with it), else once Redis
+// recorded (its lease ended with it), else once Redis
 // has surely ended the lease (see claimRec.forgetAt).
 func (w *Worker) untrack(r *claimRec, recorded bool) {
 	w.claimsMu.Lock()
@@ -694,8 +694,8 @@ func (w *Worker) untrack(r *claimRec, recorded bool) {
 const orphanCheckTimeout = 5 * time.Second
 
 // giveBackOrphans gives back to due, without counting an attempt, the
-// members of this worker's processing lists it holds no claim record for:
-// claims Redis ran whose reply never reached the worker (go-redis retried
+// members of this worker's claims it holds no claim record for: claims
+// Redis ran whose reply never reached the worker (go-redis retried
 // the command after the connection broke, or gave up). Members claimed
 // within the last grace are left alone. It runs in the claim loop (grace
 // min(1s, Visibility/4)) and once more at shutdown (no grace), so no claim

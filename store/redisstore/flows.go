@@ -365,7 +365,7 @@ var errShortReply = errors.New("short reply")
 func (s *Store) Park(ctx context.Context, l scheduler.Lease, until, now time.Time) (bool, error) {
 	m := member(l.App, l.ID)
 	sh := s.k.shard(m)
-	n, err := luascripts.Park.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.lease(sh), s.k.due(sh), s.k.proc(sh, l.Worker)},
+	n, err := luascripts.Park.Run(ctx, s.rdb, []string{s.k.ev(sh, m), s.k.lease(sh), s.k.due(sh)},
 		m, l.Worker, l.Attempt, ms(now), until.UnixMilli()).Int64()
 	if err != nil {
 		return false, unavailable("park", err)

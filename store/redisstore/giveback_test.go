@@ -2,40 +2,60 @@ package redisstore
 
 import (
 	"context"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/cassata/cassata/luascripts"
 	"github.com/cassata/cassata/scheduler"
 )
 
-// TestGiveBackOrphans: of the members in a worker's processing list, only
-// the claims it does not hold, older than the grace, whose lease has not
-// expired, go back to due, keeping their due time and not counting the
-// attempt; the list loses entries of events the worker does not hold.
-// Nothing goes to the outbox.
+// TestGiveBackOrphans: the events of a worker's claim records (claim.lua)
+// whose reply never reached it, claimed at least the grace ago, that it
+// does not hold and whose lease has not expired, go back to due, keeping
+// their due time and not counting the attempt. Records younger than the
+// grace stay; the others are deleted once looked at; another worker's are
+// left alone, as are the claims whose reply came (their record deleted by
+// the next claim). Nothing goes to the outbox.
 func TestGiveBackOrphans(t *testing.T) {
 	const grace = time.Second
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			e := setupOutbox(t, be.real)
 			ctx := context.Background()
-			claimOne := func(id, worker string, due, at time.Time, vis time.Duration) {
+			// lostClaim claims event id for worker at time at as claim.lua
+			// does for the store, but the reply never reaches the store: its
+			// record stays.
+			lostClaim := func(id, worker string, due, at time.Time, vis time.Duration) {
 				t.Helper()
 				e.create(t, newEvent(id, due, due))
-				c, err := e.store.Claim(ctx, 0, worker, 1, vis, at)
-				if err != nil || len(c.Events) != 1 || c.Events[0].ID != id {
-					t.Fatalf("claim %s: %+v, %v", id, c, err)
+				keys, args, _ := e.store.claimCall(0, worker, 1, vis, at)
+				res, err := luascripts.Claim.Run(ctx, e.rdb, keys, args...).Slice()
+				if err != nil || len(res) != 4+claimStride || res[4] != testApp+"/"+id {
+					t.Fatalf("claim %s: %v, %v", id, res, err)
 				}
 			}
 			now := e.now
-			claimOne("orphan", testWorker, now.Add(-10*time.Second), now.Add(-5*time.Second), time.Minute)
-			claimOne("held", testWorker, now.Add(-10*time.Second), now.Add(-5*time.Second), time.Minute)
-			claimOne("young", testWorker, now.Add(-10*time.Second), now.Add(-grace/2), time.Minute)
-			claimOne("expired", testWorker, now.Add(-10*time.Second), now.Add(-5*time.Second), time.Second)
-			claimOne("others", "w2", now.Add(-10*time.Second), now.Add(-5*time.Second), time.Minute)
-			// A stray entry: the list names an event another worker holds.
-			if err := e.rdb.RPush(ctx, e.procKey("others", testWorker), testApp+"/others").Err(); err != nil {
+			past := now.Add(-10 * time.Second)
+			lostClaim("orphan", testWorker, past, now.Add(-5*time.Second), time.Minute)
+			lostClaim("held", testWorker, past, now.Add(-5*time.Second), time.Minute)
+			lostClaim("expired", testWorker, past, now.Add(-5*time.Second), time.Second)
+			lostClaim("others", "w2", past, now.Add(-5*time.Second), time.Minute)
+			// A claim whose reply came: the next claim deletes its record.
+			e.create(t, newEvent("confirmed", past, past))
+			if c, err := e.store.Claim(ctx, 0, testWorker, 1, time.Minute, now.Add(-5*time.Second)); err != nil ||
+				len(c.Events) != 1 || c.Events[0].ID != "confirmed" {
+				t.Fatalf("claim confirmed: %+v, %v", c, err)
+			}
+			lostClaim("young", testWorker, past, now.Add(-grace/2), time.Minute)
+			// A stray record: it names an event another worker holds.
+			if err := e.rdb.HSet(ctx, e.claimsKey("others", testWorker), "stray",
+				strconv.FormatInt(now.Add(-5*time.Second).UnixMilli(), 10)+" "+testApp+"/others").Err(); err != nil {
 				t.Fatal(err)
+			}
+			if recs := e.claimRecords(t, "orphan", testWorker); len(recs) != 5 {
+				t.Fatalf("records before = %q, want orphan, held, expired, young and the stray one (the confirmed claim's deleted by young's claim)", recs)
 			}
 			outBefore := e.xlen(t, e.outKey("orphan"))
 
@@ -43,18 +63,8 @@ func TestGiveBackOrphans(t *testing.T) {
 			if err != nil || n != 1 {
 				t.Fatalf("GiveBackOrphans: %d, %v; want 1", n, err)
 			}
-			proc, err := e.rdb.LRange(ctx, e.procKey("orphan", testWorker), 0, -1).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := []string{testApp + "/held", testApp + "/young", testApp + "/expired"}
-			if len(proc) != len(want) {
-				t.Fatalf("%s holds %v, want %v", e.procKey("orphan", testWorker), proc, want)
-			}
-			for i := range want {
-				if proc[i] != want[i] {
-					t.Fatalf("%s holds %v, want %v", e.procKey("orphan", testWorker), proc, want)
-				}
+			if recs := e.claimRecords(t, "orphan", testWorker); len(recs) != 1 || !slices.Equal(recs[0], []string{testApp + "/young"}) {
+				t.Fatalf("records after = %q, want young's alone", recs)
 			}
 			got := e.get(t, "orphan")
 			if got.Status != scheduler.StatusPending || got.Attempts != 0 || got.Worker != "" || len(got.History) != 0 {
@@ -68,7 +78,7 @@ func TestGiveBackOrphans(t *testing.T) {
 			if err := e.rdb.ZScore(ctx, e.leaseKey("orphan"), testApp+"/orphan").Err(); err == nil {
 				t.Error("orphan still has a lease")
 			}
-			for _, id := range []string{"held", "young", "expired"} {
+			for _, id := range []string{"held", "young", "expired", "confirmed"} {
 				if s := e.get(t, id).Status; s != scheduler.StatusProcessing {
 					t.Errorf("%s is %s, want PROCESSING (left alone)", id, s)
 				}
@@ -76,8 +86,8 @@ func TestGiveBackOrphans(t *testing.T) {
 			if ev := e.get(t, "others"); ev.Status != scheduler.StatusProcessing || ev.Worker != "w2" {
 				t.Errorf("others: %s by %q, want PROCESSING by w2", ev.Status, ev.Worker)
 			}
-			if n, _ := e.rdb.LLen(ctx, e.procKey("others", "w2")).Result(); n != 1 {
-				t.Errorf("w2's list holds %d members, want 1", n)
+			if recs := e.claimRecords(t, "others", "w2"); len(recs) != 1 {
+				t.Errorf("w2's records = %q, want its one", recs)
 			}
 			if after := e.xlen(t, e.outKey("orphan")); after != outBefore {
 				t.Errorf("outbox grew from %d to %d entries: giving back must not reach the archive", outBefore, after)
@@ -98,6 +108,58 @@ func TestGiveBackOrphans(t *testing.T) {
 			// A second look finds nothing more to give back.
 			if n, err := e.store.GiveBackOrphans(ctx, testWorker, [][]string{{testApp + "/held"}}, grace, now); err != nil || n != 0 {
 				t.Errorf("second GiveBackOrphans: %d, %v; want 0", n, err)
+			}
+		})
+	}
+}
+
+// TestClaimSentAgain: a claim call sent again (go-redis retries a command
+// whose reply the broken connection lost) writes its own claim record
+// beside the first run's and names it in its reply, so confirming that
+// reply leaves the first run's record, whose events giveback.lua hands
+// back; the events of the run whose reply came stay the worker's.
+func TestClaimSentAgain(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			e := setupOutbox(t, be.real)
+			ctx := context.Background()
+			past := e.now.Add(-10 * time.Second)
+			e.create(t, newEvent("first", past, past))
+			e.create(t, newEvent("second", past.Add(time.Millisecond), past.Add(time.Millisecond)))
+			at := e.now.Add(-5 * time.Second)
+			keys, args, _ := e.store.claimCall(0, testWorker, 1, time.Minute, at)
+			// The first run: its reply is lost.
+			if err := luascripts.Claim.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			// The same call again: its reply comes.
+			res, err := luascripts.Claim.Run(ctx, e.rdb, keys, args...).Slice()
+			c, err := e.store.claimResult(0, testWorker, res, err, nil)
+			if err != nil || len(c.Events) != 1 || c.Events[0].ID != "second" {
+				t.Fatalf("second run: %+v, %v; want the second event", c, err)
+			}
+			if name, _ := res[2].(string); name == args[8] {
+				t.Fatalf("the second run wrote record %q, the first run's name", name)
+			}
+			// The next claim deletes the record the store had the reply of.
+			if c, err := e.store.Claim(ctx, 0, testWorker, 1, time.Minute, at); err != nil || len(c.Events) != 0 {
+				t.Fatalf("next claim: %+v, %v", c, err)
+			}
+			if recs := e.claimRecords(t, "first", testWorker); len(recs) != 1 || !slices.Equal(recs[0], []string{testApp + "/first"}) {
+				t.Fatalf("records = %q, want the first run's alone", recs)
+			}
+			n, err := e.store.GiveBackOrphans(ctx, testWorker, [][]string{{testApp + "/second"}}, time.Second, e.now)
+			if err != nil || n != 1 {
+				t.Fatalf("GiveBackOrphans = %d, %v; want the first run's event", n, err)
+			}
+			if got := e.get(t, "first"); got.Status != scheduler.StatusPending || got.Attempts != 0 {
+				t.Errorf("first: %s, attempts %d; want PENDING, 0", got.Status, got.Attempts)
+			}
+			if got := e.get(t, "second"); got.Status != scheduler.StatusProcessing || got.Worker != testWorker {
+				t.Errorf("second: %s by %q; want PROCESSING by %s", got.Status, got.Worker, testWorker)
+			}
+			if recs := e.claimRecords(t, "first", testWorker); len(recs) != 0 {
+				t.Errorf("records after giving back = %q, want none", recs)
 			}
 		})
 	}

@@ -13,7 +13,9 @@ import (
 //	P:ev:<app>/<id>    string  the event: its compact value (codec.go), or a
 //	                   or hash hash of its fields in a namespace made before
 //	P:due              zset    member <app>/<id>, score due ms: PENDING events
-//	P:proc:<worker>    list    members a worker claimed and has not finished
+//	P:claims:<worker>  hash    a worker's claims whose reply it has not
+//	                           confirmed: record name -> claim time and
+//	                           members (claim.lua, giveback.lua)
 //	P:lease            zset    member -> lease deadline ms: PROCESSING events
 //	P:out              stream  outbox of attempts and final outcomes
 //
@@ -61,7 +63,12 @@ func (k keys) evPrefix(s int) string          { return k.prefixes[s] + ":ev:" }
 func (k keys) ev(s int, member string) string { return k.prefixes[s] + ":ev:" + member }
 func (k keys) due(s int) string               { return k.prefixes[s] + ":due" }
 func (k keys) lease(s int) string             { return k.prefixes[s] + ":lease" }
-func (k keys) procPrefix(s int) string        { return k.prefixes[s] + ":proc:" }
+func (k keys) claims(s int, worker string) string {
+	return k.prefixes[s] + ":claims:" + worker
+}
+
+// proc is the processing list of a worker of an earlier release (every
+// member it claimed and had not finished), which RecoverWorker deletes.
 func (k keys) proc(s int, worker string) string {
 	return k.prefixes[s] + ":proc:" + worker
 }

@@ -49,7 +49,7 @@ func (s *Store) Recheck(ctx context.Context, l scheduler.Lease, at, now time.Tim
 	m := member(l.App, l.ID)
 	sh := s.k.shard(m)
 	n, err := luascripts.Recheck.Run(ctx, s.rdb,
-		[]string{s.k.ev(sh, m), s.k.lease(sh), s.k.proc(sh, l.Worker), s.k.due(sh)},
+		[]string{s.k.ev(sh, m), s.k.lease(sh), s.k.due(sh)},
 		m, l.Worker, l.Attempt, ms(at), ms(now), s.wakeChannel(sh), sh, s.cfg.WakeHorizon.Milliseconds()).Int64()
 	if err != nil {
 		return unavailable("recheck", err)

@@ -67,6 +67,8 @@ type Store struct {
 	// layout is how this process writes new events (codec.go): the
 	// namespace's, as <ns>:meta recorded it when the store was made.
 	layout int
+	// claimRecs: the claim records (claim.lua) of this process's claims.
+	claimRecs claimRecords
 }
 
 var _ scheduler.Store = (*Store)(nil)
@@ -532,44 +534,73 @@ func (s *Store) Requeue(ctx context.Context, app, id string, allowed []scheduler
 
 // Claim implements scheduler.Store.
 func (s *Store) Claim(ctx context.Context, shard int, worker string, batch int, visibility time.Duration, now time.Time) (scheduler.Claim, error) {
-	res, err := luascripts.Claim.Run(ctx, s.rdb,
-		[]string{s.k.due(shard), s.k.lease(shard), s.k.proc(shard, worker)},
-		ms(now), batch, visibility.Milliseconds(), worker, s.k.evPrefix(shard), s.k.paused(shard), s.k.parkPrefix(shard),
-		s.layout).Slice()
+	keys, args, confirmed := s.claimCall(shard, worker, batch, visibility, now)
+	res, err := luascripts.Claim.Run(ctx, s.rdb, keys, args...).Slice()
+	return s.claimResult(shard, worker, res, err, confirmed)
+}
+
+// claimCall is the keys and arguments of claim.lua for one shard: a new
+// claim record's name and the records whose reply came since the last
+// call (confirmed, taken from s.records).
+func (s *Store) claimCall(shard int, worker string, batch int, visibility time.Duration, now time.Time) ([]string, []any, []string) {
+	name, confirmed := s.claimRecs.next(worker, shard)
+	args := make([]any, 0, 9+len(confirmed))
+	args = append(args, ms(now), batch, visibility.Milliseconds(), worker, s.k.evPrefix(shard), s.k.paused(shard),
+		s.k.parkPrefix(shard), s.layout, name)
+	for _, c := range confirmed {
+		args = append(args, c)
+	}
+	return []string{s.k.due(shard), s.k.lease(shard), s.k.claims(shard, worker)}, args, confirmed
+}
+
+// claimResult parses a claim.lua reply (or its error) and remembers the
+// claim record it wrote for the next call to delete. A call that failed
+// may not have run: the records it named stay to be named again (deleting
+// one twice is harmless).
+func (s *Store) claimResult(shard int, worker string, res []any, err error, confirmed []string) (scheduler.Claim, error) {
 	if err != nil {
+		s.claimRecs.confirm(worker, shard, confirmed...)
 		return scheduler.Claim{}, unavailable(fmt.Sprintf("claim shard %d", shard), err)
 	}
-	return parseClaim(res, worker)
+	c, record, err := parseClaim(res, worker)
+	if err != nil {
+		// The events it claimed are not the worker's: their record stays,
+		// and giveback.lua hands them back.
+		return c, err
+	}
+	if record != "" {
+		s.claimRecs.confirm(worker, shard, record)
+	}
+	return c, nil
 }
 
 // ClaimShards claims from several shards in one round trip: claim.lua per
 // shard in a pipeline (per node, for a cluster). Each result is the
 // shard's claim or its error; a shard's error leaves the others' claims
 // good. A claim whose reply is lost (an error after Redis ran it) is an
-// orphan the worker gives back; NOSCRIPT means it did not run, and that
-// shard is claimed again with the script loaded.
+// orphan the worker gives back (its claim record stays); NOSCRIPT means it
+// did not run, and that shard is claimed again with the script loaded.
 func (s *Store) ClaimShards(ctx context.Context, reqs []scheduler.ClaimRequest, worker string, visibility time.Duration, now time.Time) ([]scheduler.Claim, []error) {
 	claims := make([]scheduler.Claim, len(reqs))
 	errs := make([]error, len(reqs))
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(reqs))
+	confirmed := make([][]string, len(reqs))
 	for i, r := range reqs {
-		cmds[i] = luascripts.Claim.EvalSha(ctx, pipe, []string{s.k.due(r.Shard), s.k.lease(r.Shard), s.k.proc(r.Shard, worker)},
-			ms(now), r.Batch, visibility.Milliseconds(), worker, s.k.evPrefix(r.Shard), s.k.paused(r.Shard), s.k.parkPrefix(r.Shard),
-			s.layout)
+		var keys []string
+		var args []any
+		keys, args, confirmed[i] = s.claimCall(r.Shard, worker, r.Batch, visibility, now)
+		cmds[i] = luascripts.Claim.EvalSha(ctx, pipe, keys, args...)
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
 	for i, cmd := range cmds {
 		res, err := cmd.Slice()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			s.claimRecs.confirm(worker, reqs[i].Shard, confirmed[i]...)
 			claims[i], errs[i] = s.Claim(ctx, reqs[i].Shard, worker, reqs[i].Batch, visibility, now)
 			continue
 		}
-		if err != nil {
-			errs[i] = unavailable(fmt.Sprintf("claim shard %d", reqs[i].Shard), err)
-			continue
-		}
-		claims[i], errs[i] = parseClaim(res, worker)
+		claims[i], errs[i] = s.claimResult(reqs[i].Shard, worker, res, err, confirmed[i])
 	}
 	return claims, errs
 }
@@ -578,9 +609,9 @@ func (s *Store) ClaimShards(ctx context.Context, reqs []scheduler.ClaimRequest, 
 // member, its attempts, the event (decodeClaimed).
 const claimStride = 3
 
-func parseClaim(res []any, worker string) (scheduler.Claim, error) {
-	if len(res) < 3 {
-		return scheduler.Claim{}, fmt.Errorf("claim: short reply")
+func parseClaim(res []any, worker string) (scheduler.Claim, string, error) {
+	if len(res) < 4 {
+		return scheduler.Claim{}, "", fmt.Errorf("claim: short reply")
 	}
 	var c scheduler.Claim
 	now, _ := res[0].(int64)
@@ -588,25 +619,26 @@ func parseClaim(res []any, worker string) (scheduler.Claim, error) {
 	if next, _ := res[1].(int64); next >= 0 {
 		c.NextDue = time.UnixMilli(next)
 	}
-	n, _ := res[2].(int64)
-	if len(res) != 3+int(n)*claimStride {
-		return scheduler.Claim{}, fmt.Errorf("claim: reply of %d values for %d events", len(res), n)
+	record, _ := res[2].(string)
+	n, _ := res[3].(int64)
+	if len(res) != 4+int(n)*claimStride {
+		return scheduler.Claim{}, "", fmt.Errorf("claim: reply of %d values for %d events", len(res), n)
 	}
 	c.Events = make([]*scheduler.Event, 0, n)
-	for i := 3; i < len(res); i += claimStride {
+	for i := 4; i < len(res); i += claimStride {
 		m, _ := res[i].(string)
 		app, id, ok := strings.Cut(m, "/")
 		if !ok {
-			return scheduler.Claim{}, fmt.Errorf("claim: bad member %q", m)
+			return scheduler.Claim{}, "", fmt.Errorf("claim: bad member %q", m)
 		}
 		attempts, _ := res[i+1].(int64)
 		ev, err := decodeClaimed(app, id, worker, now, attempts, res[i+2])
 		if err != nil {
-			return scheduler.Claim{}, err
+			return scheduler.Claim{}, "", err
 		}
 		c.Events = append(c.Events, ev)
 	}
-	return c, nil
+	return c, record, nil
 }
 
 // Finish implements scheduler.Store.
@@ -668,7 +700,7 @@ func (s *Store) FinishMany(ctx context.Context, items []scheduler.FinishItem) []
 		c := open[sh]
 		if c == nil || len(c.idx) == finishBatch {
 			c = &call{keys: []string{s.k.lease(sh), s.k.due(sh), s.k.out(sh)},
-				args: []any{s.k.evPrefix(sh), s.k.procPrefix(sh), s.wakeChannel(sh), sh, s.cfg.WakeHorizon.Milliseconds(), s.layout}}
+				args: []any{s.k.evPrefix(sh), s.wakeChannel(sh), sh, s.cfg.WakeHorizon.Milliseconds(), s.layout}}
 			open[sh] = c
 			calls = append(calls, c)
 		}
@@ -726,7 +758,7 @@ func (s *Store) Extend(ctx context.Context, l scheduler.Lease, visibility time.D
 // Reap implements scheduler.Store.
 func (s *Store) Reap(ctx context.Context, shard, limit, defaultMaxAttempts int, now time.Time) (int, error) {
 	n, err := luascripts.Reap.Run(ctx, s.rdb, []string{s.k.lease(shard), s.k.due(shard), s.k.out(shard)},
-		ms(now), limit, s.k.evPrefix(shard), s.k.procPrefix(shard), defaultMaxAttempts,
+		ms(now), limit, s.k.evPrefix(shard), defaultMaxAttempts,
 		s.wakeChannel(shard), shard).Int()
 	if err != nil {
 		return 0, unavailable(fmt.Sprintf("reap shard %d", shard), err)

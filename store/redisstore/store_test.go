@@ -127,8 +127,28 @@ func (b *bundle) evKey(id string) string    { return b.prefix(testApp, id) + ":e
 func (b *bundle) dueKey(id string) string   { return b.prefix(testApp, id) + ":due" }
 func (b *bundle) leaseKey(id string) string { return b.prefix(testApp, id) + ":lease" }
 func (b *bundle) outKey(id string) string   { return b.prefix(testApp, id) + ":out" }
-func (b *bundle) procKey(id, worker string) string {
-	return b.prefix(testApp, id) + ":proc:" + worker
+func (b *bundle) claimsKey(id, worker string) string {
+	return b.prefix(testApp, id) + ":claims:" + worker
+}
+
+// claimRecords is the members each of worker's claim records (claim.lua)
+// in the shard of event id names, sorted.
+func (b *bundle) claimRecords(t *testing.T, id, worker string) [][]string {
+	t.Helper()
+	recs, err := b.rdb.HGetAll(context.Background(), b.claimsKey(id, worker)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]string
+	for n, rec := range recs {
+		f := strings.Fields(rec)
+		if len(f) < 2 {
+			t.Fatalf("claim record %s = %q: want a time and members", n, rec)
+		}
+		out = append(out, f[1:])
+	}
+	slices.SortFunc(out, slices.Compare)
+	return out
 }
 
 func newEvent(id string, due time.Time, created time.Time) *scheduler.Event {
@@ -386,7 +406,7 @@ func TestKeyLayout(t *testing.T) {
 	if err != nil || len(c.Events) != 1 {
 		t.Fatalf("claim shard %d: %v, %d events", s, err, len(c.Events))
 	}
-	wantKeys = []string{"cas:meta", p + ":ev:billing/inv-42", p + ":lease", p + ":out", p + ":proc:wk"}
+	wantKeys = []string{"cas:meta", p + ":claims:wk", p + ":ev:billing/inv-42", p + ":lease", p + ":out"}
 	if got := b.mr.Keys(); !slices.Equal(got, wantKeys) {
 		t.Fatalf("keys after claim = %q, want %q", got, wantKeys)
 	}
@@ -396,9 +416,18 @@ func TestKeyLayout(t *testing.T) {
 		Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 200}}, b.now); !ok || err != nil {
 		t.Fatalf("Finish = %v, %v", ok, err)
 	}
-	wantKeys = []string{"cas:meta", p + ":ev:billing/inv-42", p + ":out"}
+	// The claim record stays until the worker's next claim of the shard
+	// says its reply came.
+	wantKeys = []string{"cas:meta", p + ":claims:wk", p + ":ev:billing/inv-42", p + ":out"}
 	if got := b.mr.Keys(); !slices.Equal(got, wantKeys) {
 		t.Fatalf("keys after finish = %q, want %q", got, wantKeys)
+	}
+	if c, err := b.store.Claim(ctx, int(s), "wk", 10, visibility, b.now); err != nil || len(c.Events) != 0 {
+		t.Fatalf("claim again: %v, %d events", err, len(c.Events))
+	}
+	wantKeys = []string{"cas:meta", p + ":ev:billing/inv-42", p + ":out"}
+	if got := b.mr.Keys(); !slices.Equal(got, wantKeys) {
+		t.Fatalf("keys after the next claim = %q, want %q", got, wantKeys)
 	}
 }
 
@@ -603,9 +632,9 @@ func TestClaim(t *testing.T) {
 				t.Fatalf("%s stored: %+v", ev.ID, stored)
 			}
 		}
-		proc, _ := b.mr.List(b.procKey("a", testWorker))
-		if !slices.Equal(proc, []string{"app/a", "app/b", "app/c"}) {
-			t.Fatalf("proc list = %q", proc)
+		// One claim record names them all.
+		if recs := b.claimRecords(t, "a", testWorker); len(recs) != 1 || !slices.Equal(recs[0], []string{"app/a", "app/b", "app/c"}) {
+			t.Fatalf("claim records = %q", recs)
 		}
 
 		// Next round: d is due now (inclusive), "later" is due 1 ms after now.
@@ -624,8 +653,8 @@ func TestClaim(t *testing.T) {
 		if got := ids(c.Events); !slices.Equal(got, []string{"later"}) {
 			t.Fatalf("claim 1 ms later = %q, want [later]", got)
 		}
-		if proc, _ := b.mr.List(b.procKey("later", "w2")); !slices.Equal(proc, []string{"app/later"}) {
-			t.Fatalf("w2 proc list = %q", proc)
+		if recs := b.claimRecords(t, "later", "w2"); len(recs) != 1 || !slices.Equal(recs[0], []string{"app/later"}) {
+			t.Fatalf("w2 claim records = %q", recs)
 		}
 		if !c.NextDue.Equal(b.at(time.Hour)) {
 			t.Fatalf("NextDue = %v, want far", c.NextDue)
@@ -721,8 +750,8 @@ func TestFinishSuccess(t *testing.T) {
 	}
 	// No expiry until the archiver has archived the outcome (archived.lua).
 	b.noExpiry(t, b.evKey("ok"))
-	if b.mr.Exists(b.leaseKey("ok")) || b.mr.Exists(b.procKey("ok", testWorker)) || b.mr.Exists(b.dueKey("ok")) {
-		t.Fatalf("lease, proc or due left behind: keys %q", b.mr.Keys())
+	if b.mr.Exists(b.leaseKey("ok")) || b.mr.Exists(b.dueKey("ok")) {
+		t.Fatalf("lease or due left behind: keys %q", b.mr.Keys())
 	}
 
 	out := streamEntries(t, b.mr, b.outKey("ok"))
@@ -781,8 +810,8 @@ func TestFinishRetry(t *testing.T) {
 		t.Fatalf("a retrying event must not expire: TTL %v", ttl)
 	}
 	b.noExpiry(t, b.evKey("re"))
-	if b.mr.Exists(b.leaseKey("re")) || b.mr.Exists(b.procKey("re", testWorker)) {
-		t.Fatalf("lease or proc left behind: %q", b.mr.Keys())
+	if b.mr.Exists(b.leaseKey("re")) {
+		t.Fatalf("lease left behind: %q", b.mr.Keys())
 	}
 	out := streamEntries(t, b.mr, b.outKey("re"))
 	if len(out) != 2 || out[0]["k"] != "create" {
@@ -856,8 +885,8 @@ func TestFinishFinalFailure(t *testing.T) {
 			if err := json.Unmarshal([]byte(out[1]["h"]), &h); err != nil || h != att {
 				t.Fatalf("outbox history line = %q (%v)", out[1]["h"], err)
 			}
-			if b.mr.Exists(b.leaseKey("f")) || b.mr.Exists(b.procKey("f", testWorker)) {
-				t.Fatalf("lease or proc left behind: %q", b.mr.Keys())
+			if b.mr.Exists(b.leaseKey("f")) {
+				t.Fatalf("lease left behind: %q", b.mr.Keys())
 			}
 		})
 	}
@@ -921,9 +950,6 @@ func TestLeaseCheck(t *testing.T) {
 					"t": msStr(b.at(visibility + time.Millisecond)), "s": "PROCESSING"}, "h")
 				if score, ok := zscore(t, b.mr, b.leaseKey("e"), "app/e"); !ok || score != leaseBefore {
 					t.Fatalf("lease = %v, %v; want untouched %v", score, ok, leaseBefore)
-				}
-				if proc, _ := b.mr.List(b.procKey("e", testWorker)); !slices.Equal(proc, []string{"app/e"}) {
-					t.Fatalf("proc = %q", proc)
 				}
 				if b.mr.TTL(b.evKey("e")) != 0 {
 					t.Fatalf("stale finish set a TTL")
@@ -1286,9 +1312,6 @@ func TestReap(t *testing.T) {
 
 	if got := b.get(t, "extended"); got.Status != scheduler.StatusProcessing {
 		t.Fatalf("extended = %s", got.Status)
-	}
-	if proc, _ := b.mr.List(b.procKey("again", testWorker)); !slices.Equal(proc, []string{"app/extended"}) {
-		t.Fatalf("proc list = %q, want only the extended event", proc)
 	}
 	if members, _ := b.mr.ZMembers(b.leaseKey("again")); !slices.Equal(members, []string{"app/extended"}) {
 		t.Fatalf("lease = %q", members)

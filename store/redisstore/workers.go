@@ -76,8 +76,7 @@ func (s *Store) DeadWorkers(ctx context.Context, deadAfter time.Duration, now ti
 func (s *Store) RecoverWorker(ctx context.Context, id string, deadAfter time.Duration, now time.Time) (int, error) {
 	total := 0
 	for sh := range s.cfg.Shards {
-		n, err := luascripts.ExpireWorker.Run(ctx, s.rdb, []string{s.k.proc(sh, id), s.k.lease(sh)},
-			ms(now), s.k.evPrefix(sh), id).Int()
+		n, err := luascripts.ExpireWorker.Run(ctx, s.rdb, []string{s.k.lease(sh)}, ms(now), s.k.evPrefix(sh), id).Int()
 		if err != nil {
 			return total, unavailable("recover worker", err)
 		}
@@ -88,7 +87,15 @@ func (s *Store) RecoverWorker(ctx context.Context, id string, deadAfter time.Dur
 		return total, unavailable("recover worker", err)
 	}
 	if gone == 1 {
-		if err := s.rdb.HDel(ctx, s.k.workerInfo(), id).Err(); err != nil {
+		// Its claim records, and the processing lists a worker of an
+		// earlier release kept: nothing reads them once it is forgotten.
+		pipe := s.rdb.Pipeline()
+		pipe.HDel(ctx, s.k.workerInfo(), id)
+		for sh := range s.cfg.Shards {
+			pipe.Del(ctx, s.k.claims(sh, id))
+			pipe.Del(ctx, s.k.proc(sh, id))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
 			return total, unavailable("recover worker", err)
 		}
 	}
@@ -117,7 +124,7 @@ func (s *Store) GiveBackOrphans(ctx context.Context, worker string, holding [][]
 		for _, m := range holding[sh] {
 			args = append(args, m)
 		}
-		keys := []string{s.k.proc(sh, worker), s.k.lease(sh), s.k.due(sh)}
+		keys := []string{s.k.claims(sh, worker), s.k.lease(sh), s.k.due(sh)}
 		calls[sh] = call{keys: keys, args: args, cmd: luascripts.GiveBack.EvalSha(ctx, pipe, keys, args...)}
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command

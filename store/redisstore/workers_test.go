@@ -87,6 +87,21 @@ func TestRecoverWorker(t *testing.T) {
 	b.beat(t, "dead", b.at(-time.Minute))
 	b.beat(t, "alive", b.now)
 	later := b.at(time.Second)
+	// The processing list a dead worker of an earlier release left.
+	legacy := b.store.k.proc(0, "dead")
+	if err := b.rdb.RPush(ctx, legacy, testApp+"/old").Err(); err != nil {
+		t.Fatal(err)
+	}
+	records := func(worker string) int {
+		n := 0
+		for sh := range 4 {
+			n += int(b.rdb.HLen(ctx, b.store.k.claims(sh, worker)).Val())
+		}
+		return n
+	}
+	if records("dead") != len(mine) || records("alive") != len(theirs) {
+		t.Fatalf("claim records: dead %d, alive %d; want %d, %d", records("dead"), records("alive"), len(mine), len(theirs))
+	}
 
 	n, err := b.store.RecoverWorker(ctx, "dead", 15*time.Second, later)
 	if err != nil || n != len(mine) {
@@ -94,6 +109,13 @@ func TestRecoverWorker(t *testing.T) {
 	}
 	if got := b.dead(t, 15*time.Second, later); len(got) != 0 {
 		t.Errorf("after RecoverWorker the dead worker is still listed: %q", got)
+	}
+	if records("dead") != 0 || b.rdb.Exists(ctx, legacy).Val() != 0 {
+		t.Errorf("the dead worker's claim records (%d) or processing list (exists: %d) are left",
+			records("dead"), b.rdb.Exists(ctx, legacy).Val())
+	}
+	if records("alive") != len(theirs) {
+		t.Errorf("the live worker's claim records: %d, want %d", records("alive"), len(theirs))
 	}
 	reaped := 0
 	for sh := range 4 {
