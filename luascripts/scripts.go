@@ -15,7 +15,9 @@ package luascripts
 import (
 	_ "embed"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -86,12 +88,78 @@ var (
 )
 
 // script joins the prelude (shared helpers) and a script's body, with the
-// event hash's field names inlined (inlineFields).
+// event hash's field names inlined (inlineFields) and only the prelude's
+// definitions the body uses (usedPrelude).
 func script(src string) *redis.Script {
-	full := inlineFields(prelude + src)
+	p, body, _ := strings.Cut(inlineFields(prelude+bodyMark+src), bodyMark)
+	full := usedPrelude(p, body) + body
 	sc := redis.NewScript(full)
 	sources[sc] = full
 	return sc
+}
+
+// bodyMark separates the prelude from a script's body while inlineFields
+// works on both.
+const bodyMark = "\n-- (script body)\n"
+
+var (
+	// topLocal is a top-level definition of the prelude and the names it
+	// defines: every one starts a line with "local".
+	topLocal    = regexp.MustCompile(`(?m)^local (?:function )?([\w, ]+?)\s*(?:=|\(|$)`)
+	luaName     = regexp.MustCompile(`[A-Za-z_]\w*`)
+	luaComment  = regexp.MustCompile(`--[^\n]*`)
+	definedName = regexp.MustCompile(`\w+`)
+)
+
+// usedPrelude returns the top-level definitions of prelude p that body
+// uses, directly or through the definitions it uses, in the prelude's
+// order. Redis runs a script's whole text on every call, so every function
+// and table the prelude defines is made again each time: all of them cost
+// ~4.5 µs a call (measured on redis-server: a trivial script 1.8–2.1 µs,
+// finishmany.lua with no outcome 6.3–7.3), most of which a script that uses
+// a few helpers need not pay. A name is used where it appears outside a
+// comment (a string holding it only makes the script carry one definition
+// more); a definition the body needs and this missed would fail the
+// script's first call, which every script's tests make.
+func usedPrelude(p, body string) string {
+	type def struct {
+		text  string
+		names []string
+	}
+	locs := topLocal.FindAllStringSubmatchIndex(p, -1)
+	defs := make([]def, len(locs))
+	for i, l := range locs {
+		end := len(p)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		defs[i] = def{text: p[l[0]:end], names: definedName.FindAllString(p[l[2]:l[3]], -1)}
+	}
+	used := map[string]bool{}
+	use := func(text string) {
+		for _, n := range luaName.FindAllString(luaComment.ReplaceAllString(text, ""), -1) {
+			used[n] = true
+		}
+	}
+	use(body)
+	in := make([]bool, len(defs))
+	for changed := true; changed; {
+		changed = false
+		for i, d := range defs {
+			if in[i] || !slices.ContainsFunc(d.names, func(n string) bool { return used[n] }) {
+				continue
+			}
+			in[i], changed = true, true
+			use(d.text)
+		}
+	}
+	var out strings.Builder
+	for i, d := range defs {
+		if in[i] {
+			out.WriteString(d.text)
+		}
+	}
+	return out.String()
 }
 
 // sources keeps each script's text as Redis runs it (for tests).
