@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestFieldsInlined: no script the store runs still refers to the table F
@@ -47,5 +49,45 @@ func TestInlineFieldsRefusesUnknown(t *testing.T) {
 			}()
 			inlineFields(tables + body)
 		}()
+	}
+}
+
+// TestScriptsCarryWhatTheyUse: each script carries the prelude's
+// definitions it uses, directly or through another (a name it uses without
+// its definition would fail its first call), and not the others: a claim
+// has no use for the finish's helpers, the health check for any.
+func TestScriptsCarryWhatTheyUse(t *testing.T) {
+	defs := topLocal.FindAllStringSubmatch(prelude, -1)
+	for _, sc := range All {
+		src := sources[sc]
+		code := luaComment.ReplaceAllString(src, "")
+		words := map[string]bool{}
+		for _, w := range luaName.FindAllString(code, -1) {
+			words[w] = true
+		}
+		for _, d := range defs {
+			for _, name := range definedName.FindAllString(d[1], -1) {
+				if name == "F" {
+					continue // inlined (inlineFields)
+				}
+				if words[name] && !strings.Contains(src, d[0]) {
+					t.Errorf("a script uses %s without its definition %q:\n%.300s", name, d[0], src)
+				}
+			}
+		}
+	}
+	carries := func(sc *redis.Script, def string) bool {
+		return strings.Contains(sources[sc], "local function "+def+"(")
+	}
+	if !carries(FinishMany, "ack_event") || !carries(FinishMany, "retry_event") || !carries(FinishMany, "now_ms") {
+		t.Error("finishmany.lua lacks ack_event, retry_event or now_ms")
+	}
+	for _, def := range []string{"ack_event", "retry_event", "add_event", "finish_attempt"} {
+		if carries(Claim, def) {
+			t.Errorf("claim.lua carries %s, which it does not use", def)
+		}
+	}
+	if n := len(sources[Ping]); n > len(prelude)/4 {
+		t.Errorf("ping.lua is %d bytes with what it carries of the prelude's %d", n, len(prelude))
 	}
 }
