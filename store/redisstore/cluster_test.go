@@ -613,10 +613,17 @@ func testClusterOutbox(t *testing.T, c *redistest.Cluster) {
 	}
 	claimed := e.claimAll("w1", time.Minute, e.now)
 	at := e.now.Add(time.Second)
+	// Every shard's outcomes in one FinishMany: a call per shard on a
+	// cluster (a script's keys share a slot).
+	var items []scheduler.FinishItem
 	for _, id := range ids {
 		ok := scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{Attempt: 1, At: at.UnixMilli(), StatusCode: 200}}
-		if held, err := e.store.Finish(ctx, scheduler.Lease{App: testApp, ID: id, Worker: "w1", Attempt: claimed[id].Attempts}, ok, at); err != nil || !held {
-			t.Fatalf("Finish %s: %v, %v", id, held, err)
+		items = append(items, scheduler.FinishItem{Lease: scheduler.Lease{App: testApp, ID: id, Worker: "w1", Attempt: claimed[id].Attempts},
+			Outcome: ok, Now: at})
+	}
+	for i, r := range e.store.FinishMany(ctx, items) {
+		if r.Err != nil || !r.Held {
+			t.Fatalf("FinishMany %s: %v, %v", items[i].Lease.ID, r.Held, r.Err)
 		}
 	}
 	// Each event left a create and a final entry in its shard's outbox.

@@ -64,6 +64,10 @@ type Store struct {
 	// (Redis 7), instead of one channel that a Cluster broadcasts to every
 	// master. See wakeChannel.
 	shardedWake bool
+	// cluster: rdb is a Redis Cluster client, so a script's keys must
+	// share a slot (one shard's); on one Redis a script may take several
+	// shards' keys (FinishMany).
+	cluster bool
 	// layout is how this process writes new events (codec.go): the
 	// namespace's, as <ns>:meta recorded it when the store was made.
 	layout int
@@ -121,6 +125,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, er
 	if err := s.LoadScripts(ctx); err != nil {
 		return nil, err
 	}
+	_, s.cluster = rdb.(*redis.ClusterClient)
 	if s.shardedWake, err = shardedPubSub(ctx, rdb); err != nil {
 		return nil, err
 	}
@@ -679,38 +684,59 @@ func finishArgs(args []any, l scheduler.Lease, o scheduler.Outcome, now time.Tim
 	return append(args, op, member(l.App, l.ID), l.Worker, l.Attempt, arg, code, o.Attempt.Error, line, ms(now)), nil
 }
 
-// FinishMany implements scheduler.Store: one finishmany.lua call per shard
-// (up to finishBatch outcomes each), all in one pipelined round trip (per
-// cluster node). A call that met NOSCRIPT (a restart or SCRIPT FLUSH in
-// between) did nothing and is run again on its own. A call that failed
-// otherwise fails its outcomes; the finisher sends them again, which
-// recording each outcome once per history line makes harmless.
+// FinishMany implements scheduler.Store: finishmany.lua calls of up to
+// finishBatch outcomes, all in one pipelined round trip (per cluster node):
+// one call per shard on a Redis Cluster (a script's keys share a slot),
+// one for every shard on one Redis. A call that met NOSCRIPT (a restart or
+// SCRIPT FLUSH in between) did nothing and is run again on its own. A call
+// that failed otherwise fails its outcomes; the finisher sends them again,
+// which recording each outcome once per history line makes harmless.
 func (s *Store) FinishMany(ctx context.Context, items []scheduler.FinishItem) []scheduler.FinishResult {
 	out := make([]scheduler.FinishResult, len(items))
 	type call struct {
-		keys []string
-		args []any
-		idx  []int // the items it records, in order
-		cmd  *redis.Cmd
+		keys  []string
+		slots []any       // 3 values per shard slot (finishmany.lua)
+		slot  map[int]int // shard → its slot, from 1
+		vals  []any       // 10 values per outcome
+		idx   []int       // the items it records, in order
+		cmd   *redis.Cmd
+		args  []any
 	}
 	var calls []*call
-	open := map[int]*call{} // shard → its call being filled
+	open := map[int]*call{} // group (the shard on a cluster, else 0) → its call being filled
 	for i, it := range items {
 		sh := s.k.shard(member(it.Lease.App, it.Lease.ID))
-		c := open[sh]
+		group := 0
+		if s.cluster {
+			group = sh
+		}
+		c := open[group]
 		if c == nil || len(c.idx) == finishBatch {
-			c = &call{keys: []string{s.k.lease(sh), s.k.due(sh), s.k.out(sh)},
-				args: []any{s.k.evPrefix(sh), s.wakeChannel(sh), sh, s.cfg.WakeHorizon.Milliseconds(), s.layout}}
-			open[sh] = c
+			c = &call{slot: map[int]int{}}
+			open[group] = c
 			calls = append(calls, c)
 		}
-		args, err := finishArgs(c.args, it.Lease, it.Outcome, it.Now)
+		j, ok := c.slot[sh]
+		if !ok {
+			j = len(c.slot) + 1
+			c.slot[sh] = j
+			c.keys = append(c.keys, s.k.lease(sh), s.k.due(sh), s.k.out(sh))
+			c.slots = append(c.slots, s.k.evPrefix(sh), s.wakeChannel(sh), sh)
+		}
+		vals, err := finishArgs(append(c.vals, j), it.Lease, it.Outcome, it.Now)
 		if err != nil {
 			out[i].Err = err
 			continue
 		}
-		c.args = args
+		c.vals = vals
 		c.idx = append(c.idx, i)
+	}
+	for _, c := range calls {
+		c.args = make([]any, 0, 3+len(c.slots)+len(c.vals))
+		c.args = append(c.args, len(c.slot))
+		c.args = append(c.args, c.slots...)
+		c.args = append(c.args, s.cfg.WakeHorizon.Milliseconds(), s.layout)
+		c.args = append(c.args, c.vals...)
 	}
 	pipe := s.rdb.Pipeline()
 	for _, c := range calls {
