@@ -26,8 +26,11 @@
 -- claim, no history line and no outbox entry (the claim wrote none either).
 -- A member whose lease already expired is left to reap.lua, which counts the
 -- attempt: the worker may have sent it and lost track since (its outcome
--- could not be recorded). Every record older than the grace is deleted once
--- looked at.
+-- could not be recorded). A record older than the grace is deleted once
+-- looked at, unless a member of it is one the worker holds: that record
+-- may be a lost claim of an event the worker also holds under an earlier
+-- claim (its lease expired and this worker claimed it again), so it stays
+-- until the worker lets the event go, and is looked at again then.
 --
 -- Returns the number of events given back.
 local now = now_ms(ARGV[1])
@@ -39,8 +42,11 @@ local recs = redis.call('HGETALL', KEYS[1])
 for j = 1, #recs, 2 do
   local at, members = string.match(recs[j + 1], '^(%d+) (.*)$')
   if not at or now - tonumber(at) >= grace then
+    local keep = false
     for m in string.gmatch(members or '', '%S+') do
-      if not held[m] then
+      if held[m] then
+        keep = true
+      else
         local k = ARGV[3] .. m
         local ev = ev_load(k)
         local v = ev and ev.v
@@ -56,7 +62,7 @@ for j = 1, #recs, 2 do
         end
       end
     end
-    redis.call('HDEL', KEYS[1], recs[j])
+    if not keep then redis.call('HDEL', KEYS[1], recs[j]) end
   end
 end
 if n > 0 then publish_wake(ARGV[5], ARGV[6]) end

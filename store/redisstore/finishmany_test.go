@@ -170,3 +170,76 @@ func scriptCalls(t *testing.T, rdb *redis.Client) int {
 	}
 	return n
 }
+
+// TestFinishManyOnClusterNode: a Redis in cluster mode reached with a plain
+// client (a single endpoint in front of a cluster, a one-node cluster)
+// refuses a script over several slots. The store sees cluster mode at
+// start (INFO cluster) and records outcomes with a call per shard; should
+// it not (perShard cleared here), the CROSSSLOT answer makes it send the
+// refused calls again per shard and keep doing so. Every outcome is held.
+func TestFinishManyOnClusterNode(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithArgs("--cluster-enabled", "yes"))
+	rdb := srv.Client()
+	ctx := context.Background()
+	if err := rdb.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", "0", "16383").Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := rdb.Do(ctx, "CLUSTER", "INFO").Text()
+		if strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster not ok: %s", info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st, err := New(ctx, rdb, Config{Namespace: testNS, Shards: 4, Retention: testRetention, WakeHorizon: testHorizon,
+		EventLayout: testLayout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.perShard.Load() {
+		t.Fatal("a cluster-mode server was not taken as one")
+	}
+	now := time.UnixMilli(time.Now().UnixMilli())
+	finishAll := func(prefix string) {
+		t.Helper()
+		var evs []*scheduler.Event
+		for i := range 12 {
+			evs = append(evs, newEvent(prefix+strconv.Itoa(i), now, now))
+		}
+		if _, err := st.CreateMany(ctx, evs, now); err != nil {
+			t.Fatal(err)
+		}
+		var items []scheduler.FinishItem
+		shards := map[int]bool{}
+		for sh := range st.Shards() {
+			c, err := st.Claim(ctx, sh, testWorker, 100, visibility, now)
+			if err != nil {
+				t.Fatalf("claim shard %d: %v", sh, err)
+			}
+			for _, ev := range c.Events {
+				shards[sh] = true
+				items = append(items, scheduler.FinishItem{Lease: scheduler.Lease{App: ev.App, ID: ev.ID, Worker: testWorker, Attempt: ev.Attempts},
+					Outcome: scheduler.Outcome{Status: scheduler.StatusCompleted,
+						Attempt: scheduler.Attempt{Attempt: ev.Attempts, At: now.UnixMilli(), StatusCode: 200}}, Now: now})
+			}
+		}
+		if len(items) != 12 || len(shards) < 2 {
+			t.Fatalf("claimed %d events over %d shards, want 12 over several", len(items), len(shards))
+		}
+		for i, r := range st.FinishMany(ctx, items) {
+			if r.Err != nil || !r.Held {
+				t.Fatalf("%s: held %v, %v", items[i].Lease.ID, r.Held, r.Err)
+			}
+		}
+	}
+	finishAll("a")
+	st.perShard.Store(false) // as if INFO had not told
+	finishAll("b")
+	if !st.perShard.Load() {
+		t.Error("a CROSSSLOT answer did not make the store call per shard")
+	}
+}

@@ -15,8 +15,8 @@ import (
 // whose reply never reached it, claimed at least the grace ago, that it
 // does not hold and whose lease has not expired, go back to due, keeping
 // their due time and not counting the attempt. Records younger than the
-// grace stay; the others are deleted once looked at; another worker's are
-// left alone, as are the claims whose reply came (their record deleted by
+// grace stay, and those naming an event the worker holds; the others are
+// deleted once looked at; another worker's are left alone, as are the claims whose reply came (their record deleted by
 // the next claim). Nothing goes to the outbox.
 func TestGiveBackOrphans(t *testing.T) {
 	const grace = time.Second
@@ -63,8 +63,11 @@ func TestGiveBackOrphans(t *testing.T) {
 			if err != nil || n != 1 {
 				t.Fatalf("GiveBackOrphans: %d, %v; want 1", n, err)
 			}
-			if recs := e.claimRecords(t, "orphan", testWorker); len(recs) != 1 || !slices.Equal(recs[0], []string{testApp + "/young"}) {
-				t.Fatalf("records after = %q, want young's alone", recs)
+			// young's is younger than the grace; held's names an event the
+			// worker holds (perhaps under an earlier claim): both stay.
+			if recs := e.claimRecords(t, "orphan", testWorker); len(recs) != 2 ||
+				!slices.Equal(recs[0], []string{testApp + "/held"}) || !slices.Equal(recs[1], []string{testApp + "/young"}) {
+				t.Fatalf("records after = %q, want held's and young's", recs)
 			}
 			got := e.get(t, "orphan")
 			if got.Status != scheduler.StatusPending || got.Attempts != 0 || got.Worker != "" || len(got.History) != 0 {
@@ -108,6 +111,14 @@ func TestGiveBackOrphans(t *testing.T) {
 			// A second look finds nothing more to give back.
 			if n, err := e.store.GiveBackOrphans(ctx, testWorker, [][]string{{testApp + "/held"}}, grace, now); err != nil || n != 0 {
 				t.Errorf("second GiveBackOrphans: %d, %v; want 0", n, err)
+			}
+			// Once the worker lets held go without finishing it (its claim
+			// was an earlier one), the record left names it: back it goes.
+			if n, err := e.store.GiveBackOrphans(ctx, testWorker, [][]string{nil}, grace, now); err != nil || n != 1 {
+				t.Errorf("GiveBackOrphans holding nothing: %d, %v; want held given back", n, err)
+			}
+			if got := e.get(t, "held"); got.Status != scheduler.StatusPending || got.Attempts != 0 {
+				t.Errorf("held: %s, attempts %d; want PENDING, 0", got.Status, got.Attempts)
 			}
 		})
 	}

@@ -10,9 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -64,10 +66,11 @@ type Store struct {
 	// (Redis 7), instead of one channel that a Cluster broadcasts to every
 	// master. See wakeChannel.
 	shardedWake bool
-	// cluster: rdb is a Redis Cluster client, so a script's keys must
-	// share a slot (one shard's); on one Redis a script may take several
-	// shards' keys (FinishMany).
-	cluster bool
+	// perShard: a script's keys must share a slot (one shard's): rdb is a
+	// Redis Cluster client, or the server is a cluster node (a proxy or a
+	// single endpoint in front of a cluster), or a call met CROSSSLOT. Else
+	// a script may take several shards' keys (FinishMany).
+	perShard atomic.Bool
 	// layout is how this process writes new events (codec.go): the
 	// namespace's, as <ns>:meta recorded it when the store was made.
 	layout int
@@ -125,11 +128,20 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, er
 	if err := s.LoadScripts(ctx); err != nil {
 		return nil, err
 	}
-	_, s.cluster = rdb.(*redis.ClusterClient)
+	_, isCluster := rdb.(*redis.ClusterClient)
+	s.perShard.Store(isCluster || clusterNode(ctx, rdb))
 	if s.shardedWake, err = shardedPubSub(ctx, rdb); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// clusterNode reports whether the server rdb reaches says it runs in
+// cluster mode (INFO cluster); a server that does not answer is taken as
+// not (a CROSSSLOT answer corrects it: FinishMany).
+func clusterNode(ctx context.Context, rdb redis.UniversalClient) bool {
+	info, err := rdb.Info(ctx, "cluster").Result()
+	return err == nil && strings.Contains(info, "cluster_enabled:1")
 }
 
 // shardedPubSub reports whether rdb is a Redis Cluster whose servers know
@@ -707,7 +719,7 @@ func (s *Store) FinishMany(ctx context.Context, items []scheduler.FinishItem) []
 	for i, it := range items {
 		sh := s.k.shard(member(it.Lease.App, it.Lease.ID))
 		group := 0
-		if s.cluster {
+		if s.perShard.Load() {
 			group = sh
 		}
 		c := open[group]
@@ -747,6 +759,7 @@ func (s *Store) FinishMany(ctx context.Context, items []scheduler.FinishItem) []
 	if len(calls) > 0 {
 		_, _ = pipe.Exec(ctx) // errors are per call
 	}
+	var again []int // items of calls refused with CROSSSLOT (nothing of them ran)
 	for _, c := range calls {
 		if c.cmd == nil {
 			continue
@@ -754,6 +767,10 @@ func (s *Store) FinishMany(ctx context.Context, items []scheduler.FinishItem) []
 		res, err := c.cmd.Int64Slice()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			res, err = luascripts.FinishMany.Run(ctx, s.rdb, c.keys, c.args...).Int64Slice() // EVAL caches it again
+		}
+		if err != nil && len(c.slot) > 1 && redis.HasErrorPrefix(err, "CROSSSLOT") {
+			again = append(again, c.idx...)
+			continue
 		}
 		if err == nil && len(res) != len(c.idx) {
 			err = fmt.Errorf("%d results for %d outcomes", len(res), len(c.idx))
@@ -764,6 +781,18 @@ func (s *Store) FinishMany(ctx context.Context, items []scheduler.FinishItem) []
 				continue
 			}
 			out[i].Held = res[j] > 0
+		}
+	}
+	if len(again) > 0 && !s.perShard.Swap(true) {
+		slog.Warn("Redis refuses scripts over several shards' keys (a cluster node behind one address): recording outcomes with one call per shard")
+	}
+	if len(again) > 0 {
+		items2 := make([]scheduler.FinishItem, len(again))
+		for j, i := range again {
+			items2[j] = items[i]
+		}
+		for j, r := range s.FinishMany(ctx, items2) {
+			out[again[j]] = r
 		}
 	}
 	return out
