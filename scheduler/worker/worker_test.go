@@ -7,10 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
 
 	"github.com/cassata/cassata/internal/storetest"
 	"github.com/cassata/cassata/internal/testproc"
@@ -87,6 +90,7 @@ func (a *arrivals) of(id string) []arrivalRec {
 // workerBundle is a worker on a faultStore over miniredis, delivering to a
 // destination that records every request and answers with handle (nil: 200).
 type workerBundle struct {
+	mr    *miniredis.Miniredis
 	st    *faultStore
 	sched *scheduler.Scheduler
 	dest  *httptest.Server
@@ -105,8 +109,8 @@ func setupWorker(t *testing.T, handle http.HandlerFunc, cfg worker.Config) *work
 		}
 	}))
 	t.Cleanup(b.dest.Close)
-	st, _ := storetest.Miniredis(t, redisstore.Config{Namespace: "wk", Shards: 2})
-	b.st = &faultStore{Store: st}
+	st, mr := storetest.Miniredis(t, redisstore.Config{Namespace: "wk", Shards: 2})
+	b.st, b.mr = &faultStore{Store: st}, mr
 	b.sched = scheduler.New(st, scheduler.Config{})
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 20 * time.Millisecond
@@ -265,6 +269,49 @@ func TestWorkerGivesBackLostClaimsAtShutdown(t *testing.T) {
 	}
 	if n := len(b.got.of("cut-off")); n != 0 {
 		t.Errorf("%d deliveries, want none", n)
+	}
+}
+
+// TestWorkerLeavesNoClaimRecords: the claim records a worker's claims
+// write (one per claim call, in Redis) are deleted by its next claim of the
+// shard once their reply came: an idle worker keeps at most one per shard,
+// and none once it stopped.
+func TestWorkerLeavesNoClaimRecords(t *testing.T) {
+	b := setupWorker(t, nil, worker.Config{ID: "w-rec", Visibility: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.w.Run(ctx) }()
+	for i := range 40 {
+		b.schedule(t, "r"+strconv.Itoa(i), time.Now())
+	}
+	waitUntil(t, 10*time.Second, "every event delivered and finished", func() bool {
+		for i := range 40 {
+			if b.get(t, "r"+strconv.Itoa(i)).Status != scheduler.StatusCompleted {
+				return false
+			}
+		}
+		return true
+	})
+	records := func() (keys, most int) {
+		for _, k := range b.mr.Keys() {
+			if strings.Contains(k, ":claims:") {
+				keys++
+				f, _ := b.mr.HKeys(k)
+				most = max(most, len(f))
+			}
+		}
+		return keys, most
+	}
+	time.Sleep(100 * time.Millisecond) // a few idle claim rounds
+	if keys, most := records(); keys > b.st.Shards() || most > 1 {
+		t.Errorf("an idle worker keeps %d claim record keys, one with %d records; want at most one record per shard", keys, most)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := records(); keys != 0 {
+		t.Errorf("%d claim record keys left after the worker stopped: %q", keys, b.mr.Keys())
 	}
 }
 
