@@ -1,11 +1,13 @@
 // Package luascripts holds Cassata's Redis Lua scripts. Each script lives in
 // its own .lua file whose header documents every KEYS and ARGV entry and the
-// return value. Every script touches the keys of exactly one shard: all of
+// return value. Every script call touches the keys of one shard: all of
 // them carry the shard's hash tag, so a script runs in one Redis Cluster slot
 // (subput and subdel: the application's subscription hash tag; schcas: the
 // application's schedule hash tag; flowacquire and flowpump: the flow key's);
 // the few namespace-wide scripts (heartbeat, deadworkers, forgetworker, ping,
-// appput, appbykey) touch one global key each.
+// appput, appbykey) touch one global key each. One exception, on one Redis
+// only: a finishmany call takes the outcomes of several shards (a Cluster,
+// or a server in cluster mode, gets one call per shard).
 //
 // The scripts are exposed as *redis.Script: go-redis runs them by SHA and
 // falls back to EVAL on NOSCRIPT, so a Redis restart or SCRIPT FLUSH is
