@@ -35,7 +35,7 @@
 -- <P>:park:<field> at its due score: it stays PENDING, no attempt is used,
 -- and unpause.lua puts it back in due order when the pause ends.
 --
--- Each claimed member leaves `due`, joins the worker's list and `lease`
+-- Each claimed member leaves `due`, joins `lease`
 -- (score = now + visibility), becomes PROCESSING with attempts + 1.
 -- Returns {now, next_due, record, n, then n times: member, attempts
 -- (counting this one), the event as it was before the claim changed it};
