@@ -9,9 +9,11 @@
 -- ARGV[2] retention, ms (counted from the event's finish time)
 -- ARGV[3] event key prefix <P>:ev: (same hash tag as KEYS[1])
 -- ARGV[4] the namespace's event layout, '1' or '2' (ev_get in prelude.lua)
--- ARGV[5..] triples, in the order of their entry ids: entry id, member of
---           a final entry ('' for other kinds), the entry's time (a final's
---           is its finish time)
+-- ARGV[5..] triples, in the order of their entry ids: entry id ('' for a
+--           record of a packed entry whose other records are not all
+--           archived yet: the entry stays), member of a final record (''
+--           for other kinds), the record's time (a final's is its finish
+--           time)
 --
 -- Returns the number of entries acknowledged (entries another archiver
 -- already acknowledged count 0 but are deleted all the same).
@@ -27,7 +29,7 @@ end
 
 local ids, finals = {}, {}
 for i = 5, #ARGV, 3 do
-  ids[#ids + 1] = ARGV[i]
+  if ARGV[i] ~= '' then ids[#ids + 1] = ARGV[i] end
   if ARGV[i + 1] ~= '' then finals[#finals + 1] = i end
 end
 local n = call_batched({'XACK', KEYS[1], ARGV[1]}, ids)

@@ -497,6 +497,51 @@ local function xadd_final(stream, member, created, now, status, line, extra)
   redis.call('XADD', unpack(entry))
 end
 
+-- Packed outbox entries (a namespace of layout 3: store/redisstore/outbox.go
+-- reads them). A batch script gathers the records of its creates, or of
+-- its final outcomes, in a list per outbox stream (pack) and writes them
+-- as entries of up to PACK_MAX records each at the end (xadd_packed): 'k'
+-- 'creates' or 'finals', 'n' the number of records, 'e' the records, each
+-- a run of lines:
+--   create: member; "<created> <due> <method> <flow key> <url>" (the
+--           method '' for POST, the flow key '' for none; the url is the
+--           rest of its line)
+--   final:  member; "<created> <finish time> <status> <attempts> <last
+--           status code> <due>" ('' for a value that is not there); the
+--           history line of the attempt that ended it; the last error
+-- One XADD and one entry to read and acknowledge per batch instead of per
+-- event (measured on redis-server 7.0: 1.9-2.1 µs to add an entry of a
+-- create and 2.5-2.7 to read and acknowledge it, against 1.0-1.1 and 0.5
+-- for its record in a packed entry). A record whose member, url, history
+-- line or error holds a line break gets an entry of its own instead.
+local PACK_MAX = 64
+
+-- packable tells whether strings a, b and c (nil: none) hold no line break.
+local function packable(a, b, c)
+  return not string.find(a, '\n', 1, true) and not (b and string.find(b, '\n', 1, true))
+    and not (c and string.find(c, '\n', 1, true))
+end
+
+-- xadd_packed writes the records gathered in pack to stream out as
+-- entries of kind ('creates' or 'finals'), PACK_MAX records at most each.
+local function xadd_packed(out, kind, pack)
+  for i = 1, #pack, PACK_MAX do
+    local j = math.min(i + PACK_MAX - 1, #pack)
+    redis.call('XADD', out, '*', 'k', kind, 'n', j - i + 1, 'e', table.concat(pack, '', i, j))
+  end
+end
+
+-- pack_final adds the record of a final outcome to pack (see xadd_final
+-- for the values) and returns true, or returns false when it cannot be
+-- packed (the caller writes an entry of its own).
+local function pack_final(pack, member, created, now, status, line, a, lc, le, d)
+  line, le = line or '', le or ''
+  if not packable(member, line, le) then return false end
+  pack[#pack + 1] = member .. '\n' .. (created or '') .. ' ' .. now .. ' ' .. status .. ' ' .. (a or '') .. ' ' ..
+    (lc or '') .. ' ' .. (d or '') .. '\n' .. line .. '\n' .. le .. '\n'
+  return true
+end
+
 -- stale_line is a history line marked "stale":true (scheduler.Attempt.Stale).
 local function stale_line(line)
   if line == '{}' then return '{"stale":true}' end
@@ -587,10 +632,12 @@ end
 -- outbox;
 -- code is the last status code ('' when none), err the last error, line the
 -- attempt's history line (JSON; finish_attempt marks it "stale":true when
--- the caller no longer holds the lease), now in ms.
+-- the caller no longer holds the lease), now in ms; pack, when given, the
+-- list the caller gathers packed final records of out in (xadd_packed).
 --
--- Appends to the outbox a 'final' entry (the event stays in Redis, see
--- xadd_final), or, for a stale attempt, an 'attempt' entry. The event gets
+-- Appends to the outbox a 'final' entry, or its record to pack (the event
+-- stays in Redis, see xadd_final), or, for a stale attempt, an 'attempt'
+-- entry. The event gets
 -- no expiry here and keeps its body: once the outcome is safely archived
 -- the archiver sets the expiry and drops a COMPLETED event's body
 -- (archived.lua). A compact event still ending with the caller's lease tail
@@ -601,7 +648,7 @@ end
 -- is then only appended to the history, the newer outcome stands. A call
 -- applied before (the same history line: see finish_attempt) changes
 -- nothing and returns what the first one did.
-local function ack_event(k, layout, ended, out, m, worker, attempt, status, code, err, line, now)
+local function ack_event(k, layout, ended, out, m, worker, attempt, status, code, err, line, now, pack)
   local raw = ev_get(k, layout)
   if raw == HASH then
     local held, dup, cur, hist, old_hist = finish_attempt_hash(k, out, m, worker, attempt, line)
@@ -613,7 +660,9 @@ local function ack_event(k, layout, ended, out, m, worker, attempt, status, code
     put_long(set, del, F.history, hist, old_hist)
     put_long(set, del, F.last_error, err, long_join(k, F.last_error, cur[8], cur[9]))
     write_fields(k, set, del)
-    xadd_final(out, m, cur[4], now_s, status, line, {'a', cur[3], 'lc', code, 'le', err, 'd', cur[10]})
+    if not (pack and pack_final(pack, m, cur[4], now_s, status, line, cur[3], code, err, cur[10])) then
+      xadd_final(out, m, cur[4], now_s, status, line, {'a', cur[3], 'lc', code, 'le', err, 'd', cur[10]})
+    end
     return 1
   end
   if raw then
@@ -640,7 +689,9 @@ local function ack_event(k, layout, ended, out, m, worker, attempt, status, code
       compact_field(o, I.history, line .. '\n')
       compact_field(o, I.last_error, err)
       redis.call('APPEND', k, table.concat(o))
-      xadd_final(out, m, created, now_s, status, line, {'a', attempt, 'lc', code, 'le', err, 'd', due})
+      if not (pack and pack_final(pack, m, created, now_s, status, line, attempt, code, err, due)) then
+        xadd_final(out, m, created, now_s, status, line, {'a', attempt, 'lc', code, 'le', err, 'd', due})
+      end
       return 1
     end
   end
@@ -655,7 +706,9 @@ local function ack_event(k, layout, ended, out, m, worker, attempt, status, code
   v[I.history] = (v[I.history] or '') .. line .. '\n'
   v[I.last_error] = err
   ev_save(k, ev)
-  xadd_final(out, m, v[I.created_at], now_s, status, line, {'a', attempts, 'lc', code, 'le', err, 'd', due})
+  if not (pack and pack_final(pack, m, v[I.created_at], now_s, status, line, attempts, code, err, due)) then
+    xadd_final(out, m, v[I.created_at], now_s, status, line, {'a', attempts, 'lc', code, 'le', err, 'd', due})
+  end
   return 1
 end
 
@@ -738,12 +791,19 @@ end
 -- compact value is written with SET NX, which looks for an event k (in
 -- either layout) in the same command: add_event then returns false and
 -- writes nothing when there is one. For a hash the caller looks first.
--- The caller adds the event to the due set.
-local function add_event(k, out, m, due, created, url, method, fk, argv, from, to)
+-- The caller adds the event to the due set. With pack, the list a batch
+-- gathers packed create records in (xadd_packed), the entry is a record
+-- there unless it cannot be packed.
+local function add_event(k, out, m, due, created, url, method, fk, argv, from, to, pack)
   if from == to then
     if not redis.call('SET', k, argv[from], 'NX') then return false end
   else
     redis.call('HSET', k, unpack(argv, from, to))
+  end
+  if pack and packable(m, url) then
+    if method == 'POST' then method = '' end
+    pack[#pack + 1] = m .. '\n' .. created .. ' ' .. due .. ' ' .. method .. ' ' .. fk .. ' ' .. url .. '\n'
+    return true
   end
   local entry = {out, '*', 'm', m, 'k', 'create', 'c', created, 'u', url, 'd', due}
   if method ~= 'POST' and method ~= '' then

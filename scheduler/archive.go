@@ -38,9 +38,14 @@ const (
 
 // Record is one outbox entry as the archive writes it.
 type Record struct {
-	// Shard and StreamID locate the entry in the outbox.
+	// Shard and StreamID locate the entry in the outbox. An entry holds one
+	// record, or Parts records (a packed entry: a batch's creates or final
+	// outcomes), of which this is the Part-th, counting from 0; such an
+	// entry is acknowledged once all its records are archived.
 	Shard    int
 	StreamID string
+	Part     int
+	Parts    int
 	Kind     RecordKind
 	// App, ID and CreatedMS identify the run.
 	App       string

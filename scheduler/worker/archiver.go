@@ -135,8 +135,23 @@ type Archiver struct {
 	// Scratch space reused from round to round (one goroutine runs them).
 	batch    []scheduler.Record
 	holdable []bool // holdable[i]: batch[i] may be held
-	seen     map[entryKey]struct{}
+	seen     map[partKey]struct{}
 	runs     map[runKey]int
+
+	// open counts the records of packed entries read but not yet written
+	// (held creates, or a batch written in parts): such an entry is
+	// acknowledged with its last record.
+	open map[entryKey]int
+}
+
+// partKey names a record of an outbox entry.
+type partKey struct {
+	entryKey
+	part int
+}
+
+func partOf(r *scheduler.Record) partKey {
+	return partKey{entryKey{r.Shard, r.StreamID}, r.Part}
 }
 
 // entryKey names an outbox entry: stream ids are unique within a shard.
@@ -201,7 +216,8 @@ func (c ArchiverConfig) Validate() error {
 func NewArchiver(outbox Outbox, archive ArchiveWriter, cfg ArchiverConfig) *Archiver {
 	cfg = cfg.WithDefaults()
 	return &Archiver{outbox: outbox, archive: archive, cfg: cfg, log: cfg.Logger.With("archiver", cfg.Consumer),
-		hold: newCreateHold(max(cfg.Batch, 1)), seen: map[entryKey]struct{}{}, runs: map[runKey]int{}}
+		hold: newCreateHold(max(cfg.Batch, 1)), seen: map[partKey]struct{}{}, runs: map[runKey]int{},
+		open: map[entryKey]int{}}
 }
 
 // holdFor is how long a create is held: HoldCreates, and at most half of
@@ -256,8 +272,9 @@ func (a *Archiver) Run(ctx context.Context) error {
 				pending[i] = true
 			}
 			// The held creates are pending entries too: the next rounds
-			// read them again, with the rest.
+			// read them again, with the rest (packed entries whole).
 			a.hold.reset()
+			clear(a.open)
 			sleep(ctx, backoff)
 			backoff = min(backoff*2, 5*time.Second)
 		case n == 0:
@@ -345,11 +362,11 @@ func (a *Archiver) round(ctx context.Context, start int, pending []bool, claim b
 		clear(a.seen)
 		for _, e := range a.hold.entries {
 			if !e.taken {
-				a.seen[entryKey{e.rec.Shard, e.rec.StreamID}] = struct{}{}
+				a.seen[partOf(&e.rec)] = struct{}{}
 			}
 		}
 		for i := range batch {
-			a.seen[entryKey{batch[i].Shard, batch[i].StreamID}] = struct{}{}
+			a.seen[partOf(&batch[i])] = struct{}{}
 		}
 	}
 	// Only creates read new may be held, and only those of events due
@@ -358,7 +375,7 @@ func (a *Archiver) round(ctx context.Context, start int, pending []bool, claim b
 	add := func(recs []scheduler.Record, fresh bool) {
 		for _, r := range recs {
 			if dedup {
-				k := entryKey{r.Shard, r.StreamID}
+				k := partOf(&r)
 				if _, ok := a.seen[k]; ok {
 					continue
 				}
@@ -407,11 +424,14 @@ func (a *Archiver) round(ctx context.Context, start int, pending []bool, claim b
 		clear(batch)
 		a.batch = batch[:0]
 	}()
-	if len(batch) == 0 {
-		return taken, nil
-	}
-	if err := a.commit(ctx, batch); err != nil {
-		return 0, err
+	// Packed entries can make a round read more than a batch: written a
+	// batch at a time, so that no transaction grows past one.
+	for rest := batch; len(rest) > 0; {
+		n := min(len(rest), a.cfg.Batch)
+		if err := a.commit(ctx, rest[:n]); err != nil {
+			return 0, err
+		}
+		rest = rest[n:]
 	}
 	return taken, nil
 }
@@ -462,6 +482,22 @@ func (a *Archiver) holdOrRelease(deadline time.Time, batch []scheduler.Record, h
 	return batch
 }
 
+// lastOpen counts record r of a packed entry as written and reports
+// whether it was the entry's last one not written yet.
+func (a *Archiver) lastOpen(r *scheduler.Record) bool {
+	k := entryKey{r.Shard, r.StreamID}
+	left, ok := a.open[k]
+	if !ok {
+		left = r.Parts
+	}
+	if left--; left > 0 {
+		a.open[k] = left
+		return false
+	}
+	delete(a.open, k)
+	return true
+}
+
 // commit writes a batch in one transaction and acknowledges it.
 func (a *Archiver) commit(ctx context.Context, batch []scheduler.Record) error {
 	// valid and the shards' slices are the callees' to keep (a test's
@@ -488,6 +524,12 @@ func (a *Archiver) commit(ctx context.Context, batch []scheduler.Record) error {
 	}
 	var byShard [][]scheduler.Record
 	for _, r := range batch {
+		if r.Parts > 1 && !a.lastOpen(&r) {
+			// Written, but the entry has records not yet written (held):
+			// acknowledged with the last. The record still starts its
+			// event's retention.
+			r.StreamID = ""
+		}
 		if r.Shard >= len(byShard) {
 			byShard = append(byShard, make([][]scheduler.Record, r.Shard+1-len(byShard))...)
 		}

@@ -295,10 +295,16 @@ func decodeFinal(app, id, packed string) (*scheduler.Event, error) {
 // name returns the Redis field of field i.
 func name(i int) string { return eventFields[i].name }
 
-// Event layouts (the comment above the field constants).
+// Event layouts (the comment above the field constants), recorded in the
+// namespace's meta hash. layoutPacked stores events as layoutCompact does;
+// in it, a batch of creates (schedulemany.lua) and a batch of outcomes
+// (finishmany.lua) also write one outbox entry per shard for the batch
+// instead of one per event (outbox.go, packedEntries). A namespace records
+// it so that a release that cannot read those entries refuses to start.
 const (
 	layoutHash    = 1
 	layoutCompact = 2
+	layoutPacked  = 3
 )
 
 // fieldWriter takes the fields of a new event (writeFields), in

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -17,15 +16,10 @@ import (
 // outboxKinds counts the outbox entries of one event by kind.
 func (b *bundle) outboxKinds(t *testing.T, id string) map[string]int {
 	t.Helper()
-	msgs, err := b.rdb.XRange(context.Background(), b.outKey(id), "-", "+").Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		t.Fatalf("XRANGE %s: %v", b.outKey(id), err)
-	}
 	out := map[string]int{}
-	for _, m := range msgs {
+	for _, m := range outboxEntries(t, b.rdb, b.outKey(id)) {
 		if m.Values["m"] == testApp+"/"+id {
-			k, _ := m.Values["k"].(string)
-			out[k]++
+			out[m.Values["k"]]++
 		}
 	}
 	return out

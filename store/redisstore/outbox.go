@@ -30,16 +30,19 @@ func (s *Store) ensureGroup(ctx context.Context, shard int) error {
 	return nil
 }
 
-// ReadOutbox implements worker.Outbox: up to count entries of a shard's
+// ReadOutbox implements worker.Outbox: about count records of a shard's
 // outbox for consumer, either its own pending ones (delivered before but not
-// acknowledged: a previous batch failed) or new ones.
+// acknowledged: a previous batch failed) or new ones. A packed entry holds
+// many records: the read asks for as many entries as the last one needed
+// for count records (entriesFor), so a batch can be larger than count
+// when the entries grew since (the archiver writes it in parts).
 func (s *Store) ReadOutbox(ctx context.Context, shard int, consumer string, pending bool, count int) ([]scheduler.Record, error) {
 	id := ">"
 	if pending {
 		id = "0"
 	}
 	args := &redis.XReadGroupArgs{Group: ArchiverGroup, Consumer: consumer,
-		Streams: []string{s.k.out(shard), id}, Count: int64(count), Block: -1}
+		Streams: []string{s.k.out(shard), id}, Count: s.entriesFor(shard, count), Block: -1}
 	streams, err := s.rdb.XReadGroup(ctx, args).Result()
 	if redis.HasErrorPrefix(err, "NOGROUP") {
 		// A new namespace, or Redis lost its data: make the group and retry.
@@ -61,17 +64,149 @@ func (s *Store) ReadOutbox(ctx context.Context, shard int, consumer string, pend
 	return s.records(ctx, shard, msgs)
 }
 
-// records turns outbox entries into records: parseRecord, then the events
-// of the final entries from Redis (withEvents).
+// entriesFor is how many outbox entries of shard to read for count
+// records: count divided by the records per entry of the last read.
+func (s *Store) entriesFor(shard, count int) int64 {
+	return int64(max(1, count/max(1, int(s.perEntry[shard].Load()))))
+}
+
+// records turns outbox entries into records: parseRecord, or
+// parsePacked for a packed entry, then the events of the final records
+// from Redis (withEvents).
 func (s *Store) records(ctx context.Context, shard int, msgs []redis.XMessage) ([]scheduler.Record, error) {
-	out := make([]scheduler.Record, len(msgs))
-	for i, msg := range msgs {
-		out[i] = parseRecord(shard, msg)
+	out := make([]scheduler.Record, 0, len(msgs))
+	ends := make([]runEnd, 0, len(msgs))
+	for _, msg := range msgs {
+		switch field(msg.Values, "k") {
+		case packedCreates, packedFinals:
+			out, ends = parsePacked(out, ends, shard, msg)
+		default:
+			out = append(out, parseRecord(shard, msg))
+			ends = append(ends, entryEnd(msg.Values))
+		}
 	}
-	if err := s.withEvents(ctx, shard, out, msgs); err != nil {
+	if err := s.withEvents(ctx, shard, out, ends); err != nil {
 		return nil, err
 	}
+	if len(msgs) > 0 {
+		s.perEntry[shard].Store(int32((len(out) + len(msgs) - 1) / len(msgs)))
+	}
 	return out, nil
+}
+
+// runEnd is what a final entry or record carries about how its run ended
+// besides its status and time (xadd_final in prelude.lua): attempts, last
+// status code, last error, due time, each with whether it is there.
+type runEnd struct {
+	a, lc, le, d             string
+	hasA, hasLC, hasLE, hasD bool
+}
+
+// entryEnd reads the runEnd of a final entry of its own.
+func entryEnd(v map[string]any) runEnd {
+	var e runEnd
+	e.a, e.hasA = v["a"].(string)
+	e.lc, e.hasLC = v["lc"].(string)
+	e.le, e.hasLE = v["le"].(string)
+	e.d, e.hasD = v["d"].(string)
+	return e
+}
+
+// The kinds of packed entries (prelude.lua xadd_packed).
+const (
+	packedCreates = "creates"
+	packedFinals  = "finals"
+)
+
+// maxPacked bounds the records of a packed entry (prelude.lua PACK_MAX).
+const maxPacked = 64
+
+// parsePacked appends the records of packed entry msg (prelude.lua
+// describes them) to recs, and what each final carries to ends. An entry
+// that cannot be read becomes one record with an empty Kind, skipped (and
+// acknowledged) with a log line like any such entry; so does a record
+// that lacks what the archive needs.
+func parsePacked(recs []scheduler.Record, ends []runEnd, shard int, msg redis.XMessage) ([]scheduler.Record, []runEnd) {
+	kind, e := field(msg.Values, "k"), field(msg.Values, "e")
+	lines := 2
+	if kind == packedFinals {
+		lines = 4
+	}
+	n := strings.Count(e, "\n")
+	parts := n / lines
+	if n == 0 || n%lines != 0 || !strings.HasSuffix(e, "\n") || parts > maxPacked ||
+		field(msg.Values, "n") != strconv.Itoa(parts) {
+		return append(recs, scheduler.Record{Shard: shard, StreamID: msg.ID}), append(ends, runEnd{})
+	}
+	for part := range parts {
+		r := scheduler.Record{Shard: shard, StreamID: msg.ID, Part: part, Parts: parts}
+		var m, head string
+		m, e, _ = strings.Cut(e, "\n")
+		head, e, _ = strings.Cut(e, "\n")
+		var end runEnd
+		if kind == packedCreates {
+			r = packedCreate(r, m, head)
+		} else {
+			var h, le string
+			h, e, _ = strings.Cut(e, "\n")
+			le, e, _ = strings.Cut(e, "\n")
+			r, end = packedFinal(r, m, head, h, le)
+		}
+		if r.Kind != "" && (r.App == "" || r.ID == "" || r.CreatedMS <= 0 || r.Status == "") {
+			r.Kind = ""
+		}
+		recs, ends = append(recs, r), append(ends, end)
+	}
+	return recs, ends
+}
+
+// packedCreate reads a create record: member m, and head, "<created>
+// <due> <method> <flow key> <url>".
+func packedCreate(r scheduler.Record, m, head string) scheduler.Record {
+	app, id, ok := strings.Cut(m, "/")
+	c, rest, ok1 := strings.Cut(head, " ")
+	d, rest, ok2 := strings.Cut(rest, " ")
+	me, rest, ok3 := strings.Cut(rest, " ")
+	fk, u, ok4 := strings.Cut(rest, " ")
+	if !ok || !ok1 || !ok2 || !ok3 || !ok4 {
+		return r
+	}
+	r.Kind, r.App, r.ID = scheduler.RecordCreate, app, id
+	r.CreatedMS, r.UpdatedMS, r.Status = atoi(c), atoi(c), scheduler.StatusPending
+	r.Event = &scheduler.Event{App: app, ID: id, URL: u, Method: cmp.Or(me, "POST"), DueAt: msTime(d),
+		Status: scheduler.StatusPending, CreatedAt: msTime(c), UpdatedAt: msTime(c), FlowKey: fk}
+	return r
+}
+
+// packedFinal reads a final record: member m, head "<created> <finish
+// time> <status> <attempts> <last status code> <due>", the history line h
+// of the attempt that ended the run and its last error le. Its event comes
+// from Redis (withEvents), as a final entry's of its own does.
+func packedFinal(r scheduler.Record, m, head, h, le string) (scheduler.Record, runEnd) {
+	app, id, ok := strings.Cut(m, "/")
+	f := strings.Split(head, " ")
+	if !ok || len(f) != 6 {
+		return r, runEnd{}
+	}
+	r.Kind, r.App, r.ID = scheduler.RecordFinal, app, id
+	r.CreatedMS, r.UpdatedMS, r.Status = atoi(f[0]), atoi(f[1]), scheduler.Status(f[2])
+	r.Attempt = parseAttempt(h)
+	// '' is a value that was not there (pack_final).
+	end := runEnd{a: f[3], lc: f[4], le: le, d: f[5], hasA: f[3] != "", hasLC: true, hasLE: true, hasD: f[5] != ""}
+	return r, end
+}
+
+// parseAttempt reads an attempt's history line; nil when there is none or
+// it cannot be read.
+func parseAttempt(h string) *scheduler.Attempt {
+	if h == "" {
+		return nil
+	}
+	var a scheduler.Attempt
+	if err := json.Unmarshal([]byte(h), &a); err != nil {
+		return nil
+	}
+	return &a
 }
 
 // withEvents gives the final records of a batch their event. A final entry
@@ -86,10 +221,12 @@ func (s *Store) records(ctx context.Context, shard int, msgs []redis.XMessage) (
 // event that is gone leaves the record without one: the archive then keeps
 // the run's request from its create record and takes the outcome from the
 // attempt.
-func (s *Store) withEvents(ctx context.Context, shard int, recs []scheduler.Record, msgs []redis.XMessage) error {
+func (s *Store) withEvents(ctx context.Context, shard int, recs []scheduler.Record, ends []runEnd) error {
 	var want []int
 	for i, r := range recs {
-		if r.Kind == scheduler.RecordFinal && r.Event == nil && !hasSnapshot(msgs[i].Values) {
+		// A final entry of an earlier release that carried the event has
+		// it already (parseRecord).
+		if r.Kind == scheduler.RecordFinal && r.Event == nil {
 			want = append(want, i)
 		}
 	}
@@ -116,32 +253,32 @@ func (s *Store) withEvents(ctx context.Context, shard int, recs []scheduler.Reco
 			continue
 		}
 		if ms(ev.CreatedAt) != r.CreatedMS || ms(ev.UpdatedAt) != r.UpdatedMS || ev.Status != r.Status {
-			overlayFinal(ev, r, msgs[i].Values)
+			overlayFinal(ev, r, ends[i])
 		}
 		r.Event = ev
 	}
 	return nil
 }
 
-// overlayFinal sets on ev, read from a hash that changed since the final
-// entry v was written, how the entry's run ended.
-func overlayFinal(ev *scheduler.Event, r *scheduler.Record, v map[string]any) {
+// overlayFinal sets on ev, read from an event that changed since the final
+// record r was written, how r's run ended (e).
+func overlayFinal(ev *scheduler.Event, r *scheduler.Record, e runEnd) {
 	ev.Status = r.Status
 	ev.CreatedAt = time.UnixMilli(r.CreatedMS)
 	ev.UpdatedAt = time.UnixMilli(r.UpdatedMS)
 	ev.FinishedAt = ev.UpdatedAt
 	ev.Worker = ""
-	if a, ok := v["a"].(string); ok {
-		ev.Attempts = int(atoi(a))
+	if e.hasA {
+		ev.Attempts = int(atoi(e.a))
 	}
-	if lc, ok := v["lc"].(string); ok {
-		ev.LastStatusCode = int(atoi(lc))
+	if e.hasLC {
+		ev.LastStatusCode = int(atoi(e.lc))
 	}
-	if le, ok := v["le"].(string); ok {
-		ev.LastError = le
+	if e.hasLE {
+		ev.LastError = e.le
 	}
-	if d, ok := v["d"].(string); ok {
-		ev.DueAt = msTime(d)
+	if e.hasD {
+		ev.DueAt = msTime(e.d)
 	}
 	if ev.Status == scheduler.StatusCompleted && ev.Body == nil {
 		ev.BodyDropped = true
@@ -164,7 +301,7 @@ func hasSnapshot(v map[string]any) bool {
 // archiver that died mid-batch).
 func (s *Store) ClaimOutbox(ctx context.Context, shard int, consumer string, minIdle time.Duration, count int) ([]scheduler.Record, error) {
 	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: s.k.out(shard), Group: ArchiverGroup,
-		Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: int64(count)}).Result()
+		Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: s.entriesFor(shard, count)}).Result()
 	if redis.HasErrorPrefix(err, "NOGROUP") || errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -182,7 +319,7 @@ func (s *Store) AckOutbox(ctx context.Context, shard int, records []scheduler.Re
 		return nil
 	}
 	args := make([]any, 0, 4+3*len(records))
-	args = append(args, ArchiverGroup, s.cfg.Retention.Milliseconds(), s.k.evPrefix(shard), s.layout)
+	args = append(args, ArchiverGroup, s.cfg.Retention.Milliseconds(), s.k.evPrefix(shard), s.scriptLayout())
 	// In stream order: archived.lua deletes the entries before the oldest
 	// pending one with a trim, and finds the others by binary search.
 	order := make([]int, len(records))
@@ -285,12 +422,7 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 		return r
 	}
 	r.App, r.ID = app, id
-	if h := field(v, "h"); h != "" {
-		var a scheduler.Attempt
-		if err := json.Unmarshal([]byte(h), &a); err == nil {
-			r.Attempt = &a
-		}
-	}
+	r.Attempt = parseAttempt(field(v, "h"))
 	switch r.Kind {
 	case scheduler.RecordCreate:
 		// A create entry leaves out its update time (its creation time)

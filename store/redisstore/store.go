@@ -76,6 +76,10 @@ type Store struct {
 	layout int
 	// claimRecs: the claim records (claim.lua) of this process's claims.
 	claimRecs claimRecords
+	// perEntry[shard]: records per entry of the last outbox read of the
+	// shard that found any, rounded up (packed entries hold many): the
+	// next read asks for as many entries as make the records it wants.
+	perEntry []atomic.Int32
 }
 
 var _ scheduler.Store = (*Store)(nil)
@@ -95,10 +99,12 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, er
 		return nil, fmt.Errorf("record shard count: %w", err)
 	}
 	if fresh {
-		// A new namespace stores its events compactly from the start. One
-		// made before this release has no layout recorded: its events
-		// stay hashes until UseCompactEvents.
-		layout := cmp.Or(cfg.EventLayout, layoutCompact)
+		// A new namespace stores its events compactly and packs its
+		// outbox entries from the start. One made before compact events
+		// has no layout recorded: its events stay hashes, and one made
+		// before packed entries keeps one entry per event, until
+		// UseCompactEvents.
+		layout := cmp.Or(cfg.EventLayout, layoutPacked)
 		if err := rdb.HSet(ctx, metaKey, "layout", layout).Err(); err != nil {
 			return nil, fmt.Errorf("record event layout: %w", err)
 		}
@@ -121,10 +127,10 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("read event layout: %w", err)
 	}
-	if layout != layoutHash && layout != layoutCompact {
-		return nil, fmt.Errorf("namespace %q: event layout %d in %s is not one this release knows (1 or 2): a newer release made it", cfg.Namespace, layout, metaKey)
+	if layout < layoutHash || layout > layoutPacked {
+		return nil, fmt.Errorf("namespace %q: event layout %d in %s is not one this release knows (1 to 3): a newer release made it", cfg.Namespace, layout, metaKey)
 	}
-	s := &Store{rdb: rdb, cfg: cfg, k: newKeys(cfg.Namespace, got), layout: layout}
+	s := &Store{rdb: rdb, cfg: cfg, k: newKeys(cfg.Namespace, got), layout: layout, perEntry: make([]atomic.Int32, got)}
 	if err := s.LoadScripts(ctx); err != nil {
 		return nil, err
 	}
@@ -274,35 +280,58 @@ func (s *Store) scheduleCall(ev *scheduler.Event, now time.Time) ([]string, []an
 // take it, in the namespace's layout: its compact value, or its hash's
 // field, value pairs.
 func (s *Store) appendEvent(args []any, ev *scheduler.Event) []any {
-	if s.layout == layoutCompact {
+	if s.compact() {
 		return append(args, encodeCompact(ev))
 	}
 	return append(args, encode(ev)...)
 }
 
 // EventLayout is the layout this store writes new events in: 1, hashes
-// (a namespace made before compact events, until UseCompactEvents), or 2,
-// compact values (codec.go).
+// (a namespace made before compact events, until UseCompactEvents), 2,
+// compact values (codec.go), or 3, compact values and packed outbox
+// entries (a namespace made by this release).
 func (s *Store) EventLayout() int { return s.layout }
 
-// UseCompactEvents switches a namespace made before compact events over:
-// processes that connect from then on write new events as compact values
-// (codec.go), and read both kinds, as every process of this release does.
-// Run it once no process older than this release works on the namespace:
-// those read hashes only. Events already stored stay as they are; they
-// leave Redis as they finish and their retention ends. s itself, like
-// every process connected before, goes on writing hashes (its layout is
-// read once, in New, and never changes under the goroutines using it).
-// Returns whether the namespace was switched now (false: it was already).
+// compact tells whether new events are compact values (layouts 2 and 3).
+func (s *Store) compact() bool { return s.layout >= layoutCompact }
+
+// packed tells whether batches write packed outbox entries (layout 3).
+func (s *Store) packed() bool { return s.layout >= layoutPacked }
+
+// packFlag is the batch scripts' argument that asks for packed outbox
+// entries: "1" in layout 3, else "0".
+func (s *Store) packFlag() string {
+	if s.packed() {
+		return "1"
+	}
+	return "0"
+}
+
+// scriptLayout is the event layout as the scripts take it (ev_get in
+// prelude.lua): 1 or 2; layout 3 stores events as 2 does.
+func (s *Store) scriptLayout() int { return min(s.layout, layoutCompact) }
+
+// UseCompactEvents switches a namespace made before this release to its
+// layout (layoutPacked): processes that connect from then on write new
+// events as compact values (codec.go) and batches' outbox entries packed
+// (outbox.go), and read every kind, as every process of this release
+// does. Run it once no process older than this release works on the
+// namespace: those read hashes only, or one outbox entry per event, and
+// one that starts after the switch refuses to. Events and entries already
+// stored stay as they are; events leave Redis as they finish and their
+// retention ends. s itself, like every process connected before, goes on
+// writing its layout (read once, in New, and never changed under the
+// goroutines using it). Returns whether the namespace was switched now
+// (false: it was already).
 func (s *Store) UseCompactEvents(ctx context.Context) (bool, error) {
 	old, err := s.rdb.HGet(ctx, s.k.meta(), "layout").Int()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, unavailable("read event layout", err)
 	}
-	if old == layoutCompact {
+	if old >= layoutPacked {
 		return false, nil
 	}
-	if err := s.rdb.HSet(ctx, s.k.meta(), "layout", layoutCompact).Err(); err != nil {
+	if err := s.rdb.HSet(ctx, s.k.meta(), "layout", layoutPacked).Err(); err != nil {
 		return false, unavailable("record event layout", err)
 	}
 	return true, nil
@@ -348,7 +377,7 @@ func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time
 			for len(idx) > 0 {
 				part := idx[:min(len(idx), createBatch)]
 				idx = idx[len(part):]
-				args := []any{s.k.evPrefix(sh), s.wakeChannel(sh), sh, ms(now), s.cfg.WakeHorizon.Milliseconds()}
+				args := []any{s.k.evPrefix(sh), s.wakeChannel(sh), sh, ms(now), s.cfg.WakeHorizon.Milliseconds(), s.packFlag()}
 				for _, i := range part {
 					ev := evs[i]
 					at := len(args)
@@ -408,7 +437,7 @@ func (s *Store) readEvents(ctx context.Context, keys []string, withoutHistory bo
 	for i := range idx {
 		idx[i] = i
 	}
-	compact := s.layout == layoutCompact
+	compact := s.compact()
 	for try := 0; try < 2 && len(idx) > 0; try, compact = try+1, !compact {
 		pipe := s.rdb.Pipeline()
 		gets := make([]*redis.StringCmd, len(idx))
@@ -563,7 +592,7 @@ func (s *Store) claimCall(shard int, worker string, batch int, visibility time.D
 	name, confirmed := s.claimRecs.next(worker, shard)
 	args := make([]any, 0, 9+len(confirmed))
 	args = append(args, ms(now), batch, visibility.Milliseconds(), worker, s.k.evPrefix(shard), s.k.paused(shard),
-		s.k.parkPrefix(shard), s.layout, name)
+		s.k.parkPrefix(shard), s.scriptLayout(), name)
 	for _, c := range confirmed {
 		args = append(args, c)
 	}
@@ -747,7 +776,7 @@ func (s *Store) FinishMany(ctx context.Context, items []scheduler.FinishItem) []
 		c.args = make([]any, 0, 3+len(c.slots)+len(c.vals))
 		c.args = append(c.args, len(c.slot))
 		c.args = append(c.args, c.slots...)
-		c.args = append(c.args, s.cfg.WakeHorizon.Milliseconds(), s.layout)
+		c.args = append(c.args, s.cfg.WakeHorizon.Milliseconds(), s.scriptLayout(), s.packFlag())
 		c.args = append(c.args, c.vals...)
 	}
 	pipe := s.rdb.Pipeline()

@@ -46,10 +46,13 @@ type bundle struct {
 // before compact events have, when CASSATA_TEST_EVENT_LAYOUT=1 (make test
 // runs this package that way too).
 var testLayout = func() int {
-	if os.Getenv("CASSATA_TEST_EVENT_LAYOUT") == "1" {
+	switch os.Getenv("CASSATA_TEST_EVENT_LAYOUT") {
+	case "1":
 		return layoutHash
+	case "2":
+		return layoutCompact
 	}
-	return layoutCompact
+	return layoutPacked
 }()
 
 // setup starts a miniredis and a one-shard store (so that every event shares
@@ -240,7 +243,84 @@ func streamEntries(t *testing.T, mr *miniredis.Miniredis, key string) []map[stri
 		for i := 0; i+1 < len(e.Values); i += 2 {
 			m[e.Values[i]] = e.Values[i+1]
 		}
+		out = append(out, unpackEntry(t, m)...)
+	}
+	return out
+}
+
+// unpackEntry returns the fields of outbox entry v, or, for a packed
+// entry (prelude.lua xadd_packed), those of the entry of its own each of
+// its records would have been: a test's own reading of the format.
+func unpackEntry(t *testing.T, v map[string]string) []map[string]string {
+	t.Helper()
+	kind := v["k"]
+	if kind != packedCreates && kind != packedFinals {
+		return []map[string]string{v}
+	}
+	lines := strings.Split(strings.TrimSuffix(v["e"], "\n"), "\n")
+	per := 2
+	if kind == packedFinals {
+		per = 4
+	}
+	if len(lines)%per != 0 || strconv.Itoa(len(lines)/per) != v["n"] {
+		t.Fatalf("packed entry %v: %d lines", v, len(lines))
+	}
+	var out []map[string]string
+	for i := 0; i < len(lines); i += per {
+		m := map[string]string{"m": lines[i]}
+		if kind == packedCreates {
+			f := strings.SplitN(lines[i+1], " ", 5)
+			if len(f) != 5 {
+				t.Fatalf("packed create %q", lines[i+1])
+			}
+			m["k"], m["c"], m["d"], m["u"] = "create", f[0], f[1], f[4]
+			if f[2] != "" {
+				m["me"] = f[2]
+			}
+			if f[3] != "" {
+				m["fk"] = f[3]
+			}
+		} else {
+			f := strings.Split(lines[i+1], " ")
+			if len(f) != 6 {
+				t.Fatalf("packed final %q", lines[i+1])
+			}
+			m["k"], m["c"], m["t"], m["s"], m["lc"], m["h"], m["le"] = "final", f[0], f[1], f[2], f[4], lines[i+2], lines[i+3]
+			if f[3] != "" {
+				m["a"] = f[3]
+			}
+			if f[5] != "" {
+				m["d"] = f[5]
+			}
+		}
 		out = append(out, m)
+	}
+	return out
+}
+
+// outboxEntry is an outbox entry as unpackEntry gives it, with the id of
+// the entry it is in.
+type outboxEntry struct {
+	ID     string
+	Values map[string]string
+}
+
+// outboxEntries reads stream key with XRANGE into unpacked entries.
+func outboxEntries(t *testing.T, rdb redis.UniversalClient, key string) []outboxEntry {
+	t.Helper()
+	msgs, err := rdb.XRange(context.Background(), key, "-", "+").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatalf("XRANGE %s: %v", key, err)
+	}
+	var out []outboxEntry
+	for _, msg := range msgs {
+		v := map[string]string{}
+		for k, x := range msg.Values {
+			v[k], _ = x.(string)
+		}
+		for _, u := range unpackEntry(t, v) {
+			out = append(out, outboxEntry{ID: msg.ID, Values: u})
+		}
 	}
 	return out
 }
