@@ -47,8 +47,9 @@ func TestWorkerNeedsArchive(t *testing.T) {
 }
 
 // TestMigrateCompactEvents: --compact-events switches a namespace made
-// with event hashes to compact events (redisstore's layout 2), once; it
-// needs Redis.
+// with event hashes, or one made with compact events and an outbox entry
+// per event, to this release's layout (redisstore's layout 3: compact
+// events, packed outbox entries), once; it needs Redis.
 func TestMigrateCompactEvents(t *testing.T) {
 	ctx := context.Background()
 	mr := miniredis.RunT(t)
@@ -76,7 +77,17 @@ func TestMigrateCompactEvents(t *testing.T) {
 			t.Fatalf("run %d: cassata migrate --compact-events exited %d", i, code)
 		}
 	}
-	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "legacy"}); err != nil || st.EventLayout() != 2 {
-		t.Fatalf("after migrate --compact-events: layout %d, %v; want compact", st.EventLayout(), err)
+	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "legacy"}); err != nil || st.EventLayout() != 3 {
+		t.Fatalf("after migrate --compact-events: layout %d, %v; want 3 (compact, packed)", st.EventLayout(), err)
+	}
+	if _, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "round6", EventLayout: 2}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CASSATA_NAMESPACE", "round6")
+	if code := run([]string{"migrate", "--archive-dsn", dsn, "--compact-events"}); code != 0 {
+		t.Fatalf("cassata migrate --compact-events exited %d", code)
+	}
+	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "round6"}); err != nil || st.EventLayout() != 3 {
+		t.Fatalf("a compact namespace after migrate --compact-events: layout %d, %v; want 3", st.EventLayout(), err)
 	}
 }

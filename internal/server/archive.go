@@ -63,8 +63,9 @@ func migrateWhenReachable(ctx context.Context, store *redisstore.Store, a *archi
 
 // MigrateOptions are the flags of `cassata migrate`.
 type MigrateOptions struct {
-	// CompactEvents switches the namespace's new events to the compact
-	// Redis layout (redisstore.Store.UseCompactEvents).
+	// CompactEvents switches the namespace to this release's Redis
+	// layout: compact events, packed outbox entries
+	// (redisstore.Store.UseCompactEvents).
 	CompactEvents bool
 }
 
@@ -108,10 +109,10 @@ func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger, opts Migr
 				return err
 			}
 			if switched {
-				log.Info("new events of the namespace are stored compactly from now on; those stored before stay as they are",
-					"namespace", cfg.Namespace)
+				log.Info("the namespace's new events are stored compactly, and its batches' outbox entries packed, from now on; "+
+					"what was stored before stays as it is", "namespace", cfg.Namespace)
 			} else {
-				log.Info("the namespace's events are stored compactly already", "namespace", cfg.Namespace)
+				log.Info("the namespace has this release's layout already", "namespace", cfg.Namespace)
 			}
 		}
 		return nil

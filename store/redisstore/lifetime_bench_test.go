@@ -31,8 +31,8 @@ import (
 //
 //	go test ./store/redisstore -run '^$' -bench BenchmarkEventLifetime -benchtime 20000x
 func BenchmarkEventLifetime(b *testing.B) {
-	for _, layout := range []int{layoutHash, layoutCompact} {
-		b.Run(map[int]string{layoutHash: "hash", layoutCompact: "compact"}[layout], func(b *testing.B) {
+	for _, layout := range []int{layoutHash, layoutCompact, layoutPacked} {
+		b.Run(map[int]string{layoutHash: "hash", layoutCompact: "compact", layoutPacked: "packed"}[layout], func(b *testing.B) {
 			benchmarkEventLifetime(b, layout)
 		})
 	}
