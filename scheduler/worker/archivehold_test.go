@@ -376,3 +376,49 @@ func startHolding(t *testing.T, shards int) (*archEnv, *scheduler.ManualClock, *
 	runArchiver(t, e.store, fake, holdConfig(clock))
 	return e, clock, fake
 }
+
+// TestArchiverHoldPackedEntry: the creates of a batch share one packed
+// outbox entry. One of them, due now, is held; the others are written at
+// once, and the entry stays unacknowledged (in the outbox, pending) until
+// the held one is written too, with its final; then it is acknowledged and
+// deleted, and nothing was written twice.
+func TestArchiverHoldPackedEntry(t *testing.T) {
+	t.Parallel()
+	e, _, fake := startHolding(t, 1)
+	now := time.Now()
+	var evs []*scheduler.Event
+	for _, c := range []struct {
+		id  string
+		due time.Time
+	}{{"p1", now}, {"p2", now.Add(time.Hour)}, {"p3", now.Add(time.Hour)}, {"p4", now}} {
+		evs = append(evs, &scheduler.Event{App: "app", ID: c.id, URL: "https://example.com/" + c.id, Method: "POST",
+			DueAt: c.due, Status: scheduler.StatusPending, CreatedAt: now, UpdatedAt: now})
+	}
+	if _, err := e.store.CreateMany(context.Background(), evs, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.entries(t); len(got) != 4 || e.lag(t) != 1 {
+		t.Fatalf("outbox = %d records in %d entries, want 4 in one packed entry", len(got), e.lag(t))
+	}
+	waitFor(t, "the creates not due to be written", func() bool { return fake.numCalls() == 1 })
+	waitHeld(t, e, fake, 1)
+	if b := fake.committed(); len(b) != 1 || !sameKinds(b[0], "create:p2", "create:p3") {
+		t.Fatalf("batches %v, want one with the creates that are not held", b)
+	}
+	if e.lag(t) != 1 {
+		t.Fatalf("lag %d: the packed entry must stay while two of its records are held", e.lag(t))
+	}
+	// p1 and p4 delivered: their finals release their creates, and the
+	// entry's last records are written.
+	if n := e.deliverDue(t, completed); n != 2 {
+		t.Fatalf("delivered %d, want 2", n)
+	}
+	waitFor(t, "the outbox to drain", func() bool { return e.lag(t) == 0 && e.pendingEntries(t) == 0 })
+	var got []scheduler.Record
+	for _, b := range fake.committed() {
+		got = append(got, b...)
+	}
+	if !sameKinds(got, "create:p1", "create:p2", "create:p3", "create:p4", "final:p1", "final:p4") {
+		t.Fatalf("written %q, want each create and final once", kinds(got))
+	}
+}

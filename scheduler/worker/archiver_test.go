@@ -107,10 +107,13 @@ func (f *fakeArchive) numCalls() int {
 	return f.calls
 }
 
-// key names an outbox entry: stream ids are only unique within a shard.
-func key(r scheduler.Record) string { return entryKey(r.Shard, r.StreamID) }
+// key names an outbox record: stream ids are only unique within a shard,
+// and a packed entry holds many records.
+func key(r scheduler.Record) string { return recKey(r.Shard, r.StreamID, r.Part) }
 
-func entryKey(shard int, id string) string { return strconv.Itoa(shard) + "/" + id }
+func recKey(shard int, id string, part int) string {
+	return strconv.Itoa(shard) + "/" + id + "#" + strconv.Itoa(part)
+}
 
 // written counts how often each entry (see key) was committed.
 func (f *fakeArchive) written() map[string]int {
@@ -140,6 +143,20 @@ type archEnv struct {
 	store  *redisstore.Store
 	shards int
 	seq    int
+	// batched: produce creates and finishes in batches (CreateMany,
+	// FinishMany), which write packed outbox entries (the store's
+	// namespace has the layout of this release), rather than one by one.
+	batched bool
+}
+
+// bothWays runs test f with events produced one by one and in batches.
+func bothWays(t *testing.T, f func(t *testing.T, batched bool)) {
+	for _, batched := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one by one", true: "batched"}[batched], func(t *testing.T) {
+			t.Parallel()
+			f(t, batched)
+		})
+	}
 }
 
 func newArchEnv(t *testing.T, shards int) *archEnv {
@@ -186,16 +203,33 @@ func (e *archEnv) produce(t *testing.T, n int) []string {
 	ctx := context.Background()
 	now := time.Now()
 	var ids []string
+	var evs []*scheduler.Event
 	for range n {
 		id := "e" + strconv.Itoa(e.seq)
 		e.seq++
 		ids = append(ids, id)
 		ev := &scheduler.Event{App: "app", ID: id, URL: "https://example.com/" + id, Method: "POST", DueAt: now,
 			Status: scheduler.StatusPending, CreatedAt: now, UpdatedAt: now, Body: []byte("body " + id)}
+		evs = append(evs, ev)
+		if e.batched {
+			continue
+		}
 		if existing, err := e.store.Create(ctx, ev, now); err != nil || existing != nil {
 			t.Fatalf("Create %s = %v, %v", id, existing, err)
 		}
 	}
+	if e.batched {
+		res, err := e.store.CreateMany(ctx, evs, now)
+		if err != nil {
+			t.Fatalf("CreateMany: %v", err)
+		}
+		for i, r := range res {
+			if r.Err != nil || r.Existing != nil {
+				t.Fatalf("CreateMany %s = %+v", evs[i].ID, r)
+			}
+		}
+	}
+	var items []scheduler.FinishItem
 	for sh := range e.shards {
 		c, err := e.store.Claim(ctx, sh, "w", 1000, time.Minute, now)
 		if err != nil {
@@ -210,15 +244,25 @@ func (e *archEnv) produce(t *testing.T, n int) []string {
 				o = scheduler.Outcome{Status: scheduler.StatusPending, Backoff: time.Hour,
 					Attempt: scheduler.Attempt{Attempt: ev.Attempts, At: now.UnixMilli(), StatusCode: 503, Worker: "w"}}
 			}
+			if e.batched {
+				items = append(items, scheduler.FinishItem{Lease: l, Outcome: o, Now: now})
+				continue
+			}
 			if ok, err := e.store.Finish(ctx, l, o, now); !ok || err != nil {
 				t.Fatalf("Finish %s = %v, %v", ev.ID, ok, err)
 			}
 		}
 	}
+	for i, r := range e.store.FinishMany(ctx, items) {
+		if !r.Held || r.Err != nil {
+			t.Fatalf("FinishMany %s = %v, %v", items[i].Lease.ID, r.Held, r.Err)
+		}
+	}
 	return ids
 }
 
-// entries returns every entry now in the outboxes (see key), shard by shard.
+// entries returns every record now in the outboxes (see key), shard by
+// shard: one per entry, or, for a packed one, as many as it holds.
 func (e *archEnv) entries(t *testing.T) []string {
 	t.Helper()
 	var out []string
@@ -228,7 +272,13 @@ func (e *archEnv) entries(t *testing.T) []string {
 			t.Fatalf("XRANGE: %v", err)
 		}
 		for _, m := range msgs {
-			out = append(out, entryKey(sh, m.ID))
+			parts := 1
+			if k := m.Values["k"]; k == "creates" || k == "finals" {
+				parts, _ = strconv.Atoi(m.Values["n"].(string))
+			}
+			for p := range parts {
+				out = append(out, recKey(sh, m.ID, p))
+			}
 		}
 	}
 	return out
@@ -321,6 +371,18 @@ func streamCmp(a, b string) int {
 	return 0
 }
 
+// recCmp orders records "<stream id>#<part>".
+func recCmp(a, b string) int {
+	aid, ap, _ := strings.Cut(a, "#")
+	bid, bp, _ := strings.Cut(b, "#")
+	if c := streamCmp(aid, bid); c != 0 {
+		return c
+	}
+	an, _ := strconv.Atoi(ap)
+	bn, _ := strconv.Atoi(bp)
+	return an - bn
+}
+
 // exactlyOnce checks that every id was written exactly once, and nothing else.
 func exactlyOnce(t *testing.T, written map[string]int, ids []string) {
 	t.Helper()
@@ -334,13 +396,17 @@ func exactlyOnce(t *testing.T, written map[string]int, ids []string) {
 	}
 }
 
-func TestArchiverWritesThenAcknowledges(t *testing.T) {
-	t.Parallel()
+func TestArchiverWritesThenAcknowledges(t *testing.T) { bothWays(t, testArchiverWritesThenAcknowledges) }
+
+func testArchiverWritesThenAcknowledges(t *testing.T, batched bool) {
 	e := newArchEnv(t, 4)
+	e.batched = batched
 	ids := e.produce(t, 30)
 	want := e.entries(t)
-	if len(want) != 60 || e.lag(t) != 60 {
-		t.Fatalf("outbox holds %d entries (lag %d), want 60", len(want), e.lag(t))
+	// Batched: a packed entry per shard for the creates, another for the
+	// finals, and an attempt entry per retried event.
+	if lag := e.lag(t); len(want) != 60 || !batched && lag != 60 || batched && lag != 2*4+15 {
+		t.Fatalf("outbox holds %d records (lag %d entries), want 60", len(want), lag)
 	}
 
 	fake := &fakeArchive{}
@@ -372,10 +438,11 @@ func TestArchiverWritesThenAcknowledges(t *testing.T) {
 			t.Fatalf("batch of %d records, limit %d", len(b), batch)
 		}
 		for _, r := range b {
-			if prev, ok := last[r.Shard]; ok && streamCmp(prev, r.StreamID) >= 0 {
-				t.Fatalf("shard %d: %s written after %s", r.Shard, r.StreamID, prev)
+			at := r.StreamID + "#" + strconv.Itoa(r.Part)
+			if prev, ok := last[r.Shard]; ok && recCmp(prev, at) >= 0 {
+				t.Fatalf("shard %d: %s written after %s", r.Shard, at, prev)
 			}
-			last[r.Shard] = r.StreamID
+			last[r.Shard] = at
 		}
 	}
 	for sh := range e.shards {
@@ -401,9 +468,11 @@ func TestArchiverWritesThenAcknowledges(t *testing.T) {
 	}
 }
 
-func TestArchiverArchiveDown(t *testing.T) {
-	t.Parallel()
+func TestArchiverArchiveDown(t *testing.T) { bothWays(t, testArchiverArchiveDown) }
+
+func testArchiverArchiveDown(t *testing.T, batched bool) {
 	e := newArchEnv(t, 2)
+	e.batched = batched
 	e.produce(t, 5)
 	before := e.entries(t)
 
@@ -419,12 +488,12 @@ func TestArchiverArchiveDown(t *testing.T) {
 	e.produce(t, 5)
 	all := e.entries(t)
 	if len(all) != 20 {
-		t.Fatalf("outbox holds %d entries, want 20", len(all))
+		t.Fatalf("outbox holds %d records, want 20", len(all))
 	}
 	calls := fake.numCalls()
 	waitFor(t, "another failed write", func() bool { return fake.numCalls() > calls })
-	if n := e.lag(t); n != 20 {
-		t.Fatalf("lag = %d while down, want 20", n)
+	if n := e.lag(t); n == 0 || !batched && n != 20 {
+		t.Fatalf("lag = %d entries while down, want 20 records' worth", n)
 	}
 	if len(fake.committed()) != 0 {
 		t.Fatalf("a down archive committed %d batches", len(fake.committed()))
@@ -438,9 +507,11 @@ func TestArchiverArchiveDown(t *testing.T) {
 	exactlyOnce(t, fake.written(), all)
 }
 
-func TestArchiverCommitThenError(t *testing.T) {
-	t.Parallel()
+func TestArchiverCommitThenError(t *testing.T) { bothWays(t, testArchiverCommitThenError) }
+
+func testArchiverCommitThenError(t *testing.T, batched bool) {
 	e := newArchEnv(t, 2)
+	e.batched = batched
 	e.produce(t, 10)
 	want := e.entries(t)
 
@@ -475,9 +546,11 @@ func TestArchiverCommitThenError(t *testing.T) {
 	}
 }
 
-func TestArchiverTwoConsumers(t *testing.T) {
-	t.Parallel()
+func TestArchiverTwoConsumers(t *testing.T) { bothWays(t, testArchiverTwoConsumers) }
+
+func testArchiverTwoConsumers(t *testing.T, batched bool) {
 	e := newArchEnv(t, 4)
+	e.batched = batched
 	fa := &fakeArchive{delay: time.Millisecond}
 	fb := &fakeArchive{delay: time.Millisecond}
 	runArchiver(t, e.store, fa, worker.ArchiverConfig{Consumer: "a", Batch: 5})
@@ -526,7 +599,7 @@ func TestArchiverSkipsMalformed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bad = append(bad, entryKey(0, id))
+		bad = append(bad, recKey(0, id, 0))
 	}
 	e.produce(t, 2)
 	var good []string
@@ -543,8 +616,12 @@ func TestArchiverSkipsMalformed(t *testing.T) {
 }
 
 func TestArchiverTakesOverStoppedConsumer(t *testing.T) {
-	t.Parallel()
+	bothWays(t, testArchiverTakesOverStoppedConsumer)
+}
+
+func testArchiverTakesOverStoppedConsumer(t *testing.T, batched bool) {
 	e := newArchEnv(t, 2)
+	e.batched = batched
 	ctx := context.Background()
 	e.produce(t, 10)
 	want := e.entries(t)
@@ -569,8 +646,12 @@ func TestArchiverTakesOverStoppedConsumer(t *testing.T) {
 // entries are then both claimable and its pending ones. A batch must hold
 // each entry once.
 func TestArchiverNoDuplicateInBatchAfterOutage(t *testing.T) {
-	t.Parallel()
+	bothWays(t, testArchiverNoDuplicateInBatchAfterOutage)
+}
+
+func testArchiverNoDuplicateInBatchAfterOutage(t *testing.T, batched bool) {
 	e := newArchEnv(t, 2)
+	e.batched = batched
 	e.produce(t, 5)
 	want := e.entries(t)
 	fake := &fakeArchive{down: true}
