@@ -1,0 +1,270 @@
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cassata/cassata/scheduler"
+)
+
+// packedOps runs the same batches on st: creates (POST, PUT with a flow
+// key, a url with a line break, one due later), then the outcomes of the
+// due ones in one FinishMany (completed; failed with a two-line error;
+// retried; SERVICE_UNAVAILABLE without a status code, then requeued), and
+// a cancel. It returns every record ReadOutbox gives for them.
+func packedOps(t *testing.T, st *Store, now time.Time) []scheduler.Record {
+	t.Helper()
+	ctx := context.Background()
+	mk := func(id, method, url, fk string, due time.Time) *scheduler.Event {
+		return &scheduler.Event{App: testApp, ID: id, URL: url, Method: method, FlowKey: fk, DueAt: due,
+			Headers: map[string]string{"Content-Type": "application/json"}, Body: []byte(`{"id":"` + id + `"}`),
+			Status: scheduler.StatusPending, CreatedAt: now, UpdatedAt: now}
+	}
+	evs := []*scheduler.Event{
+		mk("ok", "POST", "https://example.com/ok?a=1", "", now),
+		mk("fail", "PUT", "https://example.com/fail", "", now),
+		mk("nl", "POST", "https://example.com/x\ny", "", now),
+		mk("down", "POST", "https://example.com/down", "", now),
+		mk("later", "PATCH", "https://example.com/later", "tenant-1", now.Add(time.Hour)),
+	}
+	for _, id := range []string{"p1", "p2", "p3", "p4"} {
+		evs = append(evs, mk(id, "POST", "https://example.com/"+id, "", now))
+	}
+	res, err := st.CreateMany(ctx, evs, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Err != nil || r.Existing != nil {
+			t.Fatalf("create %s: %+v", evs[i].ID, r)
+		}
+	}
+	at := now.Add(time.Second)
+	outcomes := map[string]scheduler.Outcome{
+		"ok":   {Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{StatusCode: 200, DurationMS: 3}},
+		"fail": {Status: scheduler.StatusFailed, Attempt: scheduler.Attempt{StatusCode: 500, Error: "line one\nline two"}},
+		"nl":   {Status: scheduler.StatusPending, Backoff: time.Hour, Attempt: scheduler.Attempt{StatusCode: 503}},
+		"down": {Status: scheduler.StatusServiceUnavailable, Attempt: scheduler.Attempt{Error: "timeout after 30s"}},
+	}
+	var items []scheduler.FinishItem
+	for sh := range st.Shards() {
+		c, err := st.Claim(ctx, sh, testWorker, 100, time.Minute, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range c.Events {
+			o, ok := outcomes[ev.ID]
+			if !ok {
+				o = outcomes["ok"]
+			}
+			o.Attempt.Attempt, o.Attempt.At, o.Attempt.Worker = ev.Attempts, at.UnixMilli(), testWorker
+			items = append(items, scheduler.FinishItem{Lease: scheduler.Lease{App: ev.App, ID: ev.ID, Worker: testWorker,
+				Attempt: ev.Attempts}, Outcome: o, Now: at})
+		}
+	}
+	if len(items) != 8 {
+		t.Fatalf("claimed %d events, want 8", len(items))
+	}
+	for i, r := range st.FinishMany(ctx, items) {
+		if r.Err != nil || !r.Held {
+			t.Fatalf("finish %s: %v, %v", items[i].Lease.ID, r.Held, r.Err)
+		}
+	}
+	if _, err := st.Cancel(ctx, testApp, "later", at); err != nil {
+		t.Fatal(err)
+	}
+	// Sent again before the archiver reads its final record: the record's
+	// run is then read from what the record carries (overlayFinal).
+	if _, err := st.Requeue(ctx, testApp, "down", retryable, true, at.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var recs []scheduler.Record
+	for sh := range st.Shards() {
+		got, err := st.ReadOutbox(ctx, sh, "a", false, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, got...)
+	}
+	return recs
+}
+
+// TestPackedOutboxAgrees: the same batches in a namespace of layout 2 (an
+// outbox entry per event) and one of layout 3 (a batch's creates, and its
+// finals, packed into one entry per shard) give the archiver the same
+// records; in layout 3 the batches' creates and finals come from packed
+// entries, but for the url and the error with a line break (entries of
+// their own), and other entries stay one per event.
+func TestPackedOutboxAgrees(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			one := setupOutbox(t, be.real, Config{Namespace: "one", Shards: 2, Retention: testRetention,
+				WakeHorizon: testHorizon, EventLayout: layoutCompact})
+			packed, err := New(context.Background(), one.rdb, Config{Namespace: "packed", Shards: 2,
+				Retention: testRetention, WakeHorizon: testHorizon, EventLayout: layoutPacked})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := packedOps(t, one.store, one.now)
+			got := packedOps(t, packed, one.now)
+			if len(want) != 19 || len(got) != len(want) {
+				t.Fatalf("%d records per event, %d packed; want 19 each", len(want), len(got))
+			}
+			order := func(a, b scheduler.Record) int {
+				return cmp.Or(strings.Compare(a.ID, b.ID), strings.Compare(string(a.Kind), string(b.Kind)),
+					cmp.Compare(a.UpdatedMS, b.UpdatedMS))
+			}
+			slices.SortFunc(want, order)
+			slices.SortFunc(got, order)
+			entries := map[string]bool{}
+			for i := range want {
+				w, g := want[i], got[i]
+				if w.Parts != 0 {
+					t.Fatalf("%s %s: part of %d in layout 2", w.ID, w.Kind, w.Parts)
+				}
+				entries[g.StreamID] = true
+				ownEntry := g.ID == "nl" && g.Kind == scheduler.RecordCreate || g.ID == "fail" && g.Kind == scheduler.RecordFinal ||
+					g.Kind == scheduler.RecordAttempt || g.Kind == scheduler.RecordRequeue || g.ID == "later" && g.Kind == scheduler.RecordFinal
+				if ownEntry != (g.Parts == 0) {
+					t.Fatalf("%s %s: part %d of %d", g.ID, g.Kind, g.Part, g.Parts)
+				}
+				g.StreamID, g.Part, g.Parts, w.StreamID = "", 0, 0, ""
+				g.Shard, w.Shard = 0, 0
+				if !reflect.DeepEqual(w, g) {
+					t.Fatalf("%s %s:\n per event %+v (event %+v)\n packed    %+v (event %+v)", w.ID, w.Kind, w, w.Event, g, g.Event)
+				}
+			}
+			if n, err := packed.rdb.XLen(context.Background(), packed.k.out(0)).Result(); err != nil || int(n) >= len(got)/2 {
+				t.Fatalf("shard 0 of the packed namespace has %d entries (%v) for %d records", n, err, len(got))
+			}
+		})
+	}
+}
+
+// TestPackedAckAfterLastRecord: a packed entry is acknowledged and deleted
+// only with a record that names it; records passed without their entry id
+// (the archiver's, while others of the entry are not written) still start
+// their events' retention.
+func TestPackedAckAfterLastRecord(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			e := setupOutbox(t, be.real, Config{Namespace: testNS, Shards: 1, Retention: testRetention,
+				WakeHorizon: testHorizon, EventLayout: layoutPacked})
+			recs := packedOps(t, e.store, e.now)
+			var finals []scheduler.Record
+			for _, r := range recs {
+				if r.Kind == scheduler.RecordFinal && r.Parts > 1 && r.ID != "down" { // down was requeued since
+					finals = append(finals, r)
+				}
+			}
+			if len(finals) < 3 {
+				t.Fatalf("%d final records in a packed entry, want at least 3", len(finals))
+			}
+			before := e.xlen(t, e.outKey("ok"))
+			early := slices.Clone(finals[:len(finals)-1])
+			for i := range early {
+				early[i].StreamID = ""
+			}
+			e.ack(t, early)
+			if n := e.xlen(t, e.outKey("ok")); n != before {
+				t.Fatalf("XLEN %d after acknowledging records without their entry id, want %d", n, before)
+			}
+			for _, r := range early {
+				if ttl := e.pttl(t, e.evKey(r.ID)); ttl <= 0 {
+					t.Fatalf("%s archived, but PTTL %d", r.ID, ttl)
+				}
+			}
+			last := finals[len(finals)-1]
+			if ttl := e.pttl(t, e.evKey(last.ID)); ttl != -1 {
+				t.Fatalf("%s not archived yet, but PTTL %d", last.ID, ttl)
+			}
+			e.ack(t, finals[len(finals)-1:])
+			if n := e.xlen(t, e.outKey("ok")); n != before-1 {
+				t.Fatalf("XLEN %d after acknowledging the entry's last record, want %d", n, before-1)
+			}
+			if ttl := e.pttl(t, e.evKey(last.ID)); ttl <= 0 {
+				t.Fatalf("%s archived, but PTTL %d", last.ID, ttl)
+			}
+		})
+	}
+}
+
+// TestPackedBatchFailure: a batch that fails on one of its events (here a
+// value no release writes) keeps what it did before that event. The
+// outcomes recorded before it have their final records and their leases
+// end; the events created before it are due and have their create
+// records: a packed entry is written also when the batch fails.
+func TestPackedBatchFailure(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := setupOutbox(t, be.real, Config{Namespace: testNS, Shards: 1, Retention: testRetention,
+				WakeHorizon: testHorizon, EventLayout: layoutPacked})
+			ev := func(id string) *scheduler.Event {
+				return &scheduler.Event{App: testApp, ID: id, URL: "https://example.com/" + id, Method: "POST",
+					DueAt: e.now, Status: scheduler.StatusPending, CreatedAt: e.now, UpdatedAt: e.now}
+			}
+			const malformed = "\x02\x7f"
+			if err := e.rdb.Set(ctx, e.evKey("bad"), malformed, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := e.store.CreateMany(ctx, []*scheduler.Event{ev("c1"), ev("bad"), ev("c3")}, e.now); err == nil &&
+				res[1].Err == nil {
+				t.Fatalf("CreateMany over a malformed event = %+v, want an error", res)
+			}
+			kinds := func() []string {
+				var out []string
+				for _, x := range outboxEntries(t, e.rdb, e.outKey("c1")) {
+					out = append(out, strings.TrimPrefix(x.Values["m"], testApp+"/")+" "+x.Values["k"])
+				}
+				return out
+			}
+			if got := kinds(); !slices.Equal(got, []string{"c1 create"}) {
+				t.Fatalf("outbox after the failed batch = %q, want c1's create", got)
+			}
+			if _, err := e.rdb.ZScore(ctx, e.dueKey("c1"), testApp+"/c1").Result(); err != nil {
+				t.Fatalf("c1 created before the failure is not due: %v", err)
+			}
+			if err := e.rdb.Del(ctx, e.evKey("bad")).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.store.CreateMany(ctx, []*scheduler.Event{ev("f1"), ev("f2"), ev("f3")}, e.now); err != nil {
+				t.Fatal(err)
+			}
+			c, err := e.store.Claim(ctx, 0, testWorker, 10, time.Minute, e.now)
+			if err != nil || len(c.Events) != 4 {
+				t.Fatalf("claimed %d, %v; want c1, f1, f2, f3", len(c.Events), err)
+			}
+			var items []scheduler.FinishItem
+			for _, id := range []string{"f1", "f2", "f3"} {
+				items = append(items, scheduler.FinishItem{Lease: scheduler.Lease{App: testApp, ID: id, Worker: testWorker, Attempt: 1},
+					Outcome: scheduler.Outcome{Status: scheduler.StatusCompleted,
+						Attempt: scheduler.Attempt{Attempt: 1, At: e.now.UnixMilli(), StatusCode: 200, Worker: testWorker}},
+					Now: e.now})
+			}
+			if err := e.rdb.Set(ctx, e.evKey("f2"), malformed, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range e.store.FinishMany(ctx, items) {
+				if r.Err == nil {
+					t.Fatalf("FinishMany %s over a malformed event: no error", items[i].Lease.ID)
+				}
+			}
+			if got := kinds(); !slices.Equal(got, []string{"c1 create", "f1 create", "f2 create", "f3 create", "f1 final"}) {
+				t.Fatalf("outbox after the failed finish = %q, want the creates and f1's final", got)
+			}
+			leases, err := e.rdb.ZRange(ctx, e.leaseKey("f1"), 0, -1).Result()
+			if err != nil || !slices.Equal(leases, []string{testApp + "/c1", testApp + "/f2", testApp + "/f3"}) {
+				t.Fatalf("leases after the failed finish = %q, %v; want f1's ended", leases, err)
+			}
+		})
+	}
+}
