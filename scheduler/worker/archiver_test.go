@@ -396,7 +396,9 @@ func exactlyOnce(t *testing.T, written map[string]int, ids []string) {
 	}
 }
 
-func TestArchiverWritesThenAcknowledges(t *testing.T) { bothWays(t, testArchiverWritesThenAcknowledges) }
+func TestArchiverWritesThenAcknowledges(t *testing.T) {
+	bothWays(t, testArchiverWritesThenAcknowledges)
+}
 
 func testArchiverWritesThenAcknowledges(t *testing.T, batched bool) {
 	e := newArchEnv(t, 4)
