@@ -140,6 +140,9 @@ type outboxState struct {
 	Entries int64     // entries not yet archived (archived ones are deleted)
 	Added   int64     // entries ever added (XINFO STREAM entries-added)
 	Oldest  time.Time // time of the oldest entry's id; zero when empty
+	// Leases: deliveries in flight (the shards' lease zsets), whose
+	// outcome is not recorded yet.
+	Leases int64
 }
 
 // outboxStreams returns the outbox stream of every shard of namespace ns,
@@ -165,11 +168,20 @@ func outboxStreamNames(ns string, shards int) []string {
 func (r *redisServer) outbox(ctx context.Context, streams []string) (outboxState, error) {
 	pipe := r.client.Pipeline()
 	cmds := make([]*redis.XInfoStreamCmd, len(streams))
+	leases := make([]*redis.IntCmd, len(streams))
 	for i, s := range streams {
 		cmds[i] = pipe.XInfoStream(ctx, s)
+		leases[i] = pipe.ZCard(ctx, strings.TrimSuffix(s, ":out")+":lease")
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
 	var st outboxState
+	for _, c := range leases {
+		n, err := c.Result()
+		if err != nil {
+			return outboxState{}, fmt.Errorf("ZCARD of a lease zset: %w", err)
+		}
+		st.Leases += n
+	}
 	for i, c := range cmds {
 		info, err := c.Result()
 		if err != nil {
@@ -246,10 +258,13 @@ func summarizeLag(samples []lagSample) lagSummary {
 }
 
 // outboxDrained reports whether everything the deliveries wrote to the
-// outbox has been archived: at least expected entries were added since
-// added0 (one final record per delivered event), and none is left.
+// outbox has been archived: no delivery is in flight (a delivered event's
+// outcome, with its final record, is recorded in the same step that ends
+// its lease), an entry was added since added0 when expected events were
+// delivered (an entry may hold the records of a batch: not one per event),
+// and none is left.
 func outboxDrained(st outboxState, added0, expected int64) bool {
-	return st.Entries == 0 && st.Added-added0 >= expected
+	return st.Entries == 0 && st.Leases == 0 && (expected == 0 || st.Added > added0)
 }
 
 // waitOutboxEmpty polls until streams hold no entry or until passes; it

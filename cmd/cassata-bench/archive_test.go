@@ -95,8 +95,9 @@ func TestOutboxDrained(t *testing.T) {
 		want            bool
 	}{
 		{outboxState{Entries: 0, Added: 150}, 100, 50, true},
-		{outboxState{Entries: 0, Added: 160}, 100, 50, true},  // a retry added more
-		{outboxState{Entries: 0, Added: 149}, 100, 50, false}, // the last final record is not written yet
+		{outboxState{Entries: 0, Added: 104}, 100, 50, true},             // packed entries: a batch's finals in one
+		{outboxState{Entries: 0, Added: 149, Leases: 1}, 100, 50, false}, // the last outcome is not recorded yet
+		{outboxState{Entries: 0, Added: 100}, 100, 50, false},            // nor any
 		{outboxState{Entries: 1, Added: 150}, 100, 50, false},
 		{outboxState{Entries: 0, Added: 100}, 100, 0, true}, // nothing delivered
 	}
