@@ -104,8 +104,11 @@ test: deps check-generated ## Run go vet and every test against real redis-serve
 	CASSATA_E2E_ARTIFACTS=$(CURDIR)/artifacts/screenshots \
 	$(GO) test $(TEST_FLAGS) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 	@# The Redis store once more with its test namespaces in the event layout
-	@# of namespaces made before compact events (hashes).
+	@# of namespaces made before compact events (hashes), and in that of
+	@# those made before packed outbox entries (compact, an entry per event).
 	CASSATA_REQUIRE_REDIS=1 CASSATA_TEST_EVENT_LAYOUT=1 \
+	$(GO) test $(TEST_FLAGS) -count=1 -timeout $(TEST_TIMEOUT) ./store/redisstore
+	CASSATA_REQUIRE_REDIS=1 CASSATA_TEST_EVENT_LAYOUT=2 \
 	$(GO) test $(TEST_FLAGS) -count=1 -timeout $(TEST_TIMEOUT) ./store/redisstore
 	@$(MAKE) --no-print-directory fuzz
 

@@ -73,5 +73,5 @@ for j = 1, S do
   call_batched({'ZREM', KEYS[3 * j - 2]}, ended[j])
   if packed then xadd_packed(KEYS[3 * j], 'finals', packs[j]) end
 end
-if not ok then error(err, 0) end
+if not ok then return error_of(err) end
 return res

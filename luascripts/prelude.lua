@@ -531,6 +531,17 @@ local function xadd_packed(out, kind, pack)
   end
 end
 
+-- error_of is the reply for an error a batch script caught with pcall (to
+-- write what it did before it: xadd_packed), with its code: a command's
+-- error (OOM, READONLY, ...) reaches pcall as a string, which re-raised
+-- would come back as ERR.
+local function error_of(err)
+  if type(err) == 'table' then return err end
+  err = tostring(err)
+  if not string.find(err, '^%u[%u_]* ') then err = 'ERR ' .. err end
+  return redis.error_reply(err)
+end
+
 -- pack_final adds the record of a final outcome to pack (see xadd_final
 -- for the values) and returns true, or returns false when it cannot be
 -- packed (the caller writes an entry of its own).
@@ -627,8 +638,8 @@ end
 -- namespace's, see ev_get), member m, under the lease of worker and attempt
 -- (the attempt number it claimed):
 -- ended is a list the caller removes from the shard's lease zset in one
--- command once the batch is done (the member is added when its lease ends
--- here; a worker keeps no list of what it holds: see claim.lua), out the
+-- command once the batch is done (the member is added once the outcome is
+-- written, so that a write Redis refuses, out of memory, keeps the lease; a worker keeps no list of what it holds: see claim.lua), out the
 -- outbox;
 -- code is the last status code ('' when none), err the last error, line the
 -- attempt's history line (JSON; finish_attempt marks it "stale":true when
@@ -654,12 +665,12 @@ local function ack_event(k, layout, ended, out, m, worker, attempt, status, code
     local held, dup, cur, hist, old_hist = finish_attempt_hash(k, out, m, worker, attempt, line)
     if dup then return held and 1 or 0 end
     if not held then return 0 end
-    ended[#ended + 1] = m
     local now_s = int_s(now)
     local set, del = {F.status, status, F.last_status_code, code, F.updated_at, now_s, F.finished_at, now_s}, {}
     put_long(set, del, F.history, hist, old_hist)
     put_long(set, del, F.last_error, err, long_join(k, F.last_error, cur[8], cur[9]))
     write_fields(k, set, del)
+    ended[#ended + 1] = m
     if not (pack and pack_final(pack, m, cur[4], now_s, status, line, cur[3], code, err, cur[10])) then
       xadd_final(out, m, cur[4], now_s, status, line, {'a', cur[3], 'lc', code, 'le', err, 'd', cur[10]})
     end
@@ -680,7 +691,6 @@ local function ack_event(k, layout, ended, out, m, worker, attempt, status, code
     -- it is: the creation and due times for the outbox.
     if st and not string.find(raw, string.sub(line, 1, -2), st, true) then
       local created, due = compact_first(k, raw, req, I.created_at), compact_first(k, raw, st, I.due_at)
-      ended[#ended + 1] = m
       local now_s, o = int_s(now), {}
       compact_field(o, I.status, status)
       compact_field(o, I.last_status_code, code)
@@ -689,6 +699,7 @@ local function ack_event(k, layout, ended, out, m, worker, attempt, status, code
       compact_field(o, I.history, line .. '\n')
       compact_field(o, I.last_error, err)
       redis.call('APPEND', k, table.concat(o))
+      ended[#ended + 1] = m
       if not (pack and pack_final(pack, m, created, now_s, status, line, attempt, code, err, due)) then
         xadd_final(out, m, created, now_s, status, line, {'a', attempt, 'lc', code, 'le', err, 'd', due})
       end
@@ -699,13 +710,13 @@ local function ack_event(k, layout, ended, out, m, worker, attempt, status, code
   local held, dup = finish_attempt(ev, k, out, m, worker, attempt, line)
   if dup then return held and 1 or 0 end
   if not held then return 0 end
-  ended[#ended + 1] = m
   local v, now_s = ev.v, int_s(now)
   local attempts, due = v[I.attempts], v[I.due_at]
   v[I.status], v[I.last_status_code], v[I.updated_at], v[I.finished_at] = status, code, now_s, now_s
   v[I.history] = (v[I.history] or '') .. line .. '\n'
   v[I.last_error] = err
   ev_save(k, ev)
+  ended[#ended + 1] = m
   if not (pack and pack_final(pack, m, v[I.created_at], now_s, status, line, attempts, code, err, due)) then
     xadd_final(out, m, v[I.created_at], now_s, status, line, {'a', attempts, 'lc', code, 'le', err, 'd', due})
   end
@@ -755,11 +766,11 @@ local function retry_event(k, layout, ended, out, due_key, m, worker, attempt, b
     local due = now + tonumber(backoff)
     redis.call('XADD', out, '*', 'm', m, 'k', 'attempt', 'c', cur[4] or '', 't', now,
       's', 'PENDING', 'd', due, 'h', line)
-    ended[#ended + 1] = m
     local set, del = {F.status, 'PENDING', F.due_at, due, F.last_status_code, code, F.updated_at, now}, {F.worker}
     put_long(set, del, F.history, hist, old_hist)
     put_long(set, del, F.last_error, err, long_join(k, F.last_error, cur[8], cur[9]))
     write_fields(k, set, del)
+    ended[#ended + 1] = m
     zadd_wake(due_key, due, m, now, horizon, channel, msg)
     return due
   end
@@ -771,11 +782,11 @@ local function retry_event(k, layout, ended, out, due_key, m, worker, attempt, b
   local due = now + tonumber(backoff)
   redis.call('XADD', out, '*', 'm', m, 'k', 'attempt', 'c', v[I.created_at] or '', 't', now,
     's', 'PENDING', 'd', due, 'h', line)
-  ended[#ended + 1] = m
   v[I.status], v[I.due_at], v[I.last_status_code], v[I.updated_at], v[I.worker] = 'PENDING', due, code, now, false
   v[I.history] = (v[I.history] or '') .. line .. '\n'
   v[I.last_error] = err
   ev_save(k, ev)
+  ended[#ended + 1] = m
   zadd_wake(due_key, due, m, now, horizon, channel, msg)
   return due
 end

@@ -60,5 +60,5 @@ end)
 if pack then xadd_packed(KEYS[2], 'creates', pack) end
 call_batched({'ZADD', KEYS[1]}, zadd)
 if wake then publish_wake(ARGV[2], ARGV[3]) end
-if not ok then error(err, 0) end
+if not ok then return error_of(err) end
 return res

@@ -30,19 +30,43 @@ func (s *Store) ensureGroup(ctx context.Context, shard int) error {
 	return nil
 }
 
-// ReadOutbox implements worker.Outbox: about count records of a shard's
-// outbox for consumer, either its own pending ones (delivered before but not
-// acknowledged: a previous batch failed) or new ones. A packed entry holds
-// many records: the read asks for as many entries as the last one needed
-// for count records (entriesFor), so a batch can be larger than count
-// when the entries grew since (the archiver writes it in parts).
+// ReadOutbox implements worker.Outbox: count records of a shard's outbox
+// for consumer, or fewer when there are no more, either its own pending
+// ones (delivered before but not acknowledged: a previous batch failed) or
+// new ones. A packed entry holds many records: each read asks for as many
+// entries as make the records still wanted at the records per entry seen
+// last (entriesFor), and reads again until it has count records or the
+// stream has no more, so a batch is larger than count by at most what one
+// read's entries hold beyond it (the archiver writes it in parts).
 func (s *Store) ReadOutbox(ctx context.Context, shard int, consumer string, pending bool, count int) ([]scheduler.Record, error) {
-	id := ">"
+	start := ">"
 	if pending {
-		id = "0"
+		start = "0"
 	}
+	var msgs []redis.XMessage
+	for n := 0; n < count; {
+		want := s.entriesFor(shard, count-n)
+		got, err := s.readGroup(ctx, shard, consumer, start, want)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, got...)
+		n += s.countRecords(shard, got)
+		if int64(len(got)) < want {
+			break // no more
+		}
+		if pending {
+			start = got[len(got)-1].ID // the pending entries after it
+		}
+	}
+	return s.records(ctx, shard, msgs)
+}
+
+// readGroup reads up to count entries of shard's outbox for consumer with
+// XREADGROUP, from start ('>': new ones; an id: its pending ones after it).
+func (s *Store) readGroup(ctx context.Context, shard int, consumer, start string, count int64) ([]redis.XMessage, error) {
 	args := &redis.XReadGroupArgs{Group: ArchiverGroup, Consumer: consumer,
-		Streams: []string{s.k.out(shard), id}, Count: s.entriesFor(shard, count), Block: -1}
+		Streams: []string{s.k.out(shard), start}, Count: count, Block: -1}
 	streams, err := s.rdb.XReadGroup(ctx, args).Result()
 	if redis.HasErrorPrefix(err, "NOGROUP") {
 		// A new namespace, or Redis lost its data: make the group and retry.
@@ -61,13 +85,38 @@ func (s *Store) ReadOutbox(ctx context.Context, shard int, consumer string, pend
 	for _, st := range streams {
 		msgs = append(msgs, st.Messages...)
 	}
-	return s.records(ctx, shard, msgs)
+	return msgs, nil
 }
 
+// maxEntriesPerRead bounds the entries one read asks for, and so the
+// records it can bring beyond those wanted when the entries are larger
+// than the last ones (maxEntriesPerRead × maxPacked).
+const maxEntriesPerRead = 128
+
 // entriesFor is how many outbox entries of shard to read for count
-// records: count divided by the records per entry of the last read.
+// records: count divided by the records per entry of the last read, at
+// least 1 and at most maxEntriesPerRead.
 func (s *Store) entriesFor(shard, count int) int64 {
-	return int64(max(1, count/max(1, int(s.perEntry[shard].Load()))))
+	return int64(min(maxEntriesPerRead, max(1, count/max(1, int(s.perEntry[shard].Load())))))
+}
+
+// countRecords returns the records msgs hold (a packed entry its n, any
+// other entry one) and keeps their number per entry for entriesFor.
+func (s *Store) countRecords(shard int, msgs []redis.XMessage) int {
+	n := 0
+	for _, msg := range msgs {
+		switch field(msg.Values, "k") {
+		case packedCreates, packedFinals:
+			p, _ := strconv.Atoi(field(msg.Values, "n"))
+			n += max(1, min(p, maxPacked))
+		default:
+			n++
+		}
+	}
+	if len(msgs) > 0 {
+		s.perEntry[shard].Store(int32((n + len(msgs) - 1) / len(msgs)))
+	}
+	return n
 }
 
 // records turns outbox entries into records: parseRecord, or
@@ -87,9 +136,6 @@ func (s *Store) records(ctx context.Context, shard int, msgs []redis.XMessage) (
 	}
 	if err := s.withEvents(ctx, shard, out, ends); err != nil {
 		return nil, err
-	}
-	if len(msgs) > 0 {
-		s.perEntry[shard].Store(int32((len(out) + len(msgs) - 1) / len(msgs)))
 	}
 	return out, nil
 }
@@ -298,15 +344,26 @@ func hasSnapshot(v map[string]any) bool {
 
 // ClaimOutbox implements worker.Outbox: takes over entries another
 // consumer read but did not acknowledge for longer than minIdle (an
-// archiver that died mid-batch).
+// archiver that died mid-batch), up to count records (or a read's worth
+// more, as ReadOutbox), going on along the pending list while it finds
+// some.
 func (s *Store) ClaimOutbox(ctx context.Context, shard int, consumer string, minIdle time.Duration, count int) ([]scheduler.Record, error) {
-	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: s.k.out(shard), Group: ArchiverGroup,
-		Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: s.entriesFor(shard, count)}).Result()
-	if redis.HasErrorPrefix(err, "NOGROUP") || errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, unavailable(fmt.Sprintf("claim outbox %d", shard), err)
+	var msgs []redis.XMessage
+	for start, n := "0-0", 0; n < count; {
+		got, next, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: s.k.out(shard), Group: ArchiverGroup,
+			Consumer: consumer, MinIdle: minIdle, Start: start, Count: s.entriesFor(shard, count-n)}).Result()
+		if redis.HasErrorPrefix(err, "NOGROUP") || errors.Is(err, redis.Nil) {
+			break
+		}
+		if err != nil {
+			return nil, unavailable(fmt.Sprintf("claim outbox %d", shard), err)
+		}
+		msgs = append(msgs, got...)
+		n += s.countRecords(shard, got)
+		if len(got) == 0 || next == "0-0" || next == "" {
+			break // nothing more to take in what was looked at, or the whole pending list was
+		}
+		start = next
 	}
 	return s.records(ctx, shard, msgs)
 }

@@ -3,11 +3,15 @@ package redisstore
 import (
 	"cmp"
 	"context"
+	"errors"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/scheduler"
 )
@@ -264,6 +268,134 @@ func TestPackedBatchFailure(t *testing.T) {
 			leases, err := e.rdb.ZRange(ctx, e.leaseKey("f1"), 0, -1).Result()
 			if err != nil || !slices.Equal(leases, []string{testApp + "/c1", testApp + "/f2", testApp + "/f3"}) {
 				t.Fatalf("leases after the failed finish = %q, %v; want f1's ended", leases, err)
+			}
+		})
+	}
+}
+
+// TestBatchRefusedByRedis: a Redis that refuses writes (out of memory, or
+// a replica after a failover) refuses a batch script's first write, inside
+// the pcall that lets it write what it did before. The error keeps its
+// code (not "ERR OOM ...": go-redis and INFO errorstats read the code),
+// is ErrUnavailable as a single event's script's is, and the outcome that
+// was not recorded keeps its lease, for the reaper to recover the event
+// (redis-server; miniredis has neither maxmemory nor replicas).
+func TestBatchRefusedByRedis(t *testing.T) {
+	for _, layout := range []int{layoutHash, layoutCompact, layoutPacked} {
+		for _, refuse := range []string{"OOM", "READONLY"} {
+			t.Run(strconv.Itoa(layout)+"/"+refuse, func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				e := setupOutbox(t, true, Config{Namespace: testNS, Shards: 1, Retention: testRetention,
+					WakeHorizon: testHorizon, EventLayout: layout})
+				mk := func(id string) *scheduler.Event {
+					return &scheduler.Event{App: testApp, ID: id, URL: "https://example.com/" + id, Method: "POST",
+						DueAt: e.now, Status: scheduler.StatusPending, CreatedAt: e.now, UpdatedAt: e.now}
+				}
+				if _, err := e.store.Create(ctx, mk("f"), e.now); err != nil {
+					t.Fatal(err)
+				}
+				if c, err := e.store.Claim(ctx, 0, testWorker, 10, time.Minute, e.now); err != nil || len(c.Events) != 1 {
+					t.Fatalf("claimed %d, %v", len(c.Events), err)
+				}
+				if refuse == "OOM" {
+					if err := e.rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := e.rdb.Do(ctx, "REPLICAOF", "127.0.0.1", "1").Err(); err != nil {
+					t.Fatal(err)
+				}
+				_, batch := e.store.CreateMany(ctx, []*scheduler.Event{mk("b1"), mk("b2")}, e.now)
+				fin := e.store.FinishMany(ctx, []scheduler.FinishItem{{
+					Lease: scheduler.Lease{App: testApp, ID: "f", Worker: testWorker, Attempt: 1},
+					Outcome: scheduler.Outcome{Status: scheduler.StatusCompleted,
+						Attempt: scheduler.Attempt{Attempt: 1, At: e.now.UnixMilli(), StatusCode: 200, Worker: testWorker}},
+					Now: e.now}})
+				if refuse == "OOM" {
+					if err := e.rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := e.rdb.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+					t.Fatal(err)
+				}
+				for name, err := range map[string]error{"CreateMany": batch, "FinishMany": fin[0].Err} {
+					var rerr redis.Error
+					if !errors.Is(err, scheduler.ErrUnavailable) || !errors.As(err, &rerr) ||
+						!strings.HasPrefix(rerr.Error(), refuse+" ") {
+						t.Fatalf("%s: %v; want ErrUnavailable with Redis's %s error", name, err, refuse)
+					}
+				}
+				got, err := e.store.Get(ctx, testApp, "f")
+				if err != nil || got.Status != scheduler.StatusProcessing {
+					t.Fatalf("event f = %+v, %v; want it PROCESSING (its outcome was refused)", got, err)
+				}
+				if _, err := e.rdb.ZScore(ctx, e.leaseKey("f"), testApp+"/f").Result(); err != nil {
+					t.Fatalf("f's lease is gone (%v) though its outcome was not recorded: nothing would recover it", err)
+				}
+			})
+		}
+	}
+}
+
+// TestReadOutboxAfterPackedEntry: a read after one of packed entries asks
+// for fewer entries (as many as make the records it wants), and reads on
+// while there are more: it returns as many records as asked for when
+// there are (or more, by what one read's entries hold beyond them),
+// pending ones (after a failed write) and new ones alike, and taken over
+// ones (ClaimOutbox). Else the archiver would take a short read
+// of its pending entries for their end and leave the rest to a takeover.
+func TestReadOutboxAfterPackedEntry(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := setupOutbox(t, be.real, Config{Namespace: testNS, Shards: 1, Retention: testRetention,
+				WakeHorizon: testHorizon, EventLayout: layoutPacked})
+			mk := func(id string) *scheduler.Event {
+				return &scheduler.Event{App: testApp, ID: id, URL: "https://example.com/" + id, Method: "POST",
+					DueAt: e.now.Add(time.Hour), Status: scheduler.StatusPending, CreatedAt: e.now, UpdatedAt: e.now}
+			}
+			single := func(prefix string, n int) {
+				for i := range n {
+					if ex, err := e.store.Create(ctx, mk(prefix+strconv.Itoa(i)), e.now); err != nil || ex != nil {
+						t.Fatal(ex, err)
+					}
+				}
+			}
+			packed := func(prefix string, n int) {
+				var evs []*scheduler.Event
+				for i := range n {
+					evs = append(evs, mk(prefix+strconv.Itoa(i)))
+				}
+				if _, err := e.store.CreateMany(ctx, evs, e.now); err != nil {
+					t.Fatal(err)
+				}
+			}
+			single("s", 20)
+			if got := e.read(t, "a", false, 500); len(got) != 20 {
+				t.Fatalf("read %d records, want 20", len(got))
+			}
+			packed("p", 64)
+			if got := e.read(t, "a", false, 500); len(got) != 64 {
+				t.Fatalf("read %d records, want 64", len(got))
+			}
+			// Its write failed: the archiver reads its pending ones again.
+			if got := e.read(t, "a", true, 500); len(got) != 84 {
+				t.Fatalf("pending read: %d records, want all 84", len(got))
+			}
+			// At least what was asked for; beyond it, at most what the last
+			// read's entries held (here the packed one).
+			if got := e.read(t, "a", true, 30); len(got) < 30 || len(got) > 84 {
+				t.Fatalf("pending read of 30: %d records", len(got))
+			}
+			single("t", 30)
+			if got := e.read(t, "a", false, 25); len(got) != 25 {
+				t.Fatalf("read of 25 new ones after a packed entry: %d records", len(got))
+			}
+			e.advance(50 * time.Millisecond)
+			got, err := e.store.ClaimOutbox(ctx, 0, "b", 10*time.Millisecond, 500)
+			if err != nil || len(got) != 109 {
+				t.Fatalf("ClaimOutbox = %d records, %v; want all 109 a holds", len(got), err)
 			}
 		})
 	}
