@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,6 +173,30 @@ func (e *archEnv) outboxEntries() int64 {
 	n, _, err := e.store.OutboxLag(ctx)
 	if err != nil {
 		e.t.Fatalf("OutboxLag: %v", err)
+	}
+	return n
+}
+
+// outboxRecords is the number of records the outboxes hold: one per
+// entry, or a packed entry's n (a batch's creates or finals).
+func (e *archEnv) outboxRecords() int64 {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n int64
+	for sh := range e.store.Shards() {
+		msgs, err := e.redis.Client().XRange(ctx, fmt.Sprintf("%s:{%s:%d}:out", e.ns, e.ns, sh), "-", "+").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			e.t.Fatalf("XRANGE: %v", err)
+		}
+		for _, msg := range msgs {
+			if k := msg.Values["k"]; k == "creates" || k == "finals" {
+				p, _ := strconv.Atoi(fmt.Sprint(msg.Values["n"]))
+				n += int64(p)
+				continue
+			}
+			n++
+		}
 	}
 	return n
 }
@@ -377,7 +402,11 @@ func newRecordingArchive(inner Archive) *recordingArchive {
 	return &recordingArchive{Archive: inner, written: map[string]int{}}
 }
 
-func recordKey(r scheduler.Record) string { return fmt.Sprintf("%d/%s", r.Shard, r.StreamID) }
+// recordKey names an outbox record: its entry, and its place in a packed
+// entry (a batch's creates or finals).
+func recordKey(r scheduler.Record) string {
+	return fmt.Sprintf("%d/%s#%d", r.Shard, r.StreamID, r.Part)
+}
 
 func (a *recordingArchive) Write(ctx context.Context, recs []scheduler.Record) error {
 	err := a.Archive.Write(ctx, recs)

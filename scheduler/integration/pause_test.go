@@ -223,7 +223,9 @@ func (e *env) leaseDeadline(id string) time.Time {
 	return time.UnixMilli(int64(score))
 }
 
-// outboxKinds counts an event's outbox entries by kind.
+// outboxKinds counts an event's outbox records by kind: entries of its
+// own, and its records in packed entries (a batch's creates or finals:
+// lines, the first of each record its member).
 func (e *env) outboxKinds(id string) map[scheduler.RecordKind]int {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -235,9 +237,21 @@ func (e *env) outboxKinds(id string) map[scheduler.RecordKind]int {
 	}
 	out := map[scheduler.RecordKind]int{}
 	for _, msg := range msgs {
-		if msg.Values["m"] == m {
-			k, _ := msg.Values["k"].(string)
-			out[scheduler.RecordKind(k)]++
+		k, _ := msg.Values["k"].(string)
+		packed, _ := msg.Values["e"].(string)
+		lines := strings.Split(strings.TrimSuffix(packed, "\n"), "\n")
+		switch k {
+		case "creates", "finals":
+			per := map[string]int{"creates": 2, "finals": 4}[k]
+			for i := 0; i+per <= len(lines); i += per {
+				if lines[i] == m {
+					out[scheduler.RecordKind(strings.TrimSuffix(k, "s"))]++
+				}
+			}
+		default:
+			if msg.Values["m"] == m {
+				out[scheduler.RecordKind(k)]++
+			}
 		}
 	}
 	return out
