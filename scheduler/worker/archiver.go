@@ -138,10 +138,16 @@ type Archiver struct {
 	seen     map[partKey]struct{}
 	runs     map[runKey]int
 
-	// open counts the records of packed entries read but not yet written
-	// (held creates, or a batch written in parts): such an entry is
-	// acknowledged with its last record.
-	open map[entryKey]int
+	// open tracks the packed entries some of whose records are written
+	// and others not yet (held creates, or a batch written in parts):
+	// such an entry is acknowledged with its last record.
+	open map[entryKey]*openEntry
+}
+
+// openEntry is a packed entry's records not yet written.
+type openEntry struct {
+	left    int
+	written []bool // by part
 }
 
 // partKey names a record of an outbox entry.
@@ -217,7 +223,7 @@ func NewArchiver(outbox Outbox, archive ArchiveWriter, cfg ArchiverConfig) *Arch
 	cfg = cfg.WithDefaults()
 	return &Archiver{outbox: outbox, archive: archive, cfg: cfg, log: cfg.Logger.With("archiver", cfg.Consumer),
 		hold: newCreateHold(max(cfg.Batch, 1)), seen: map[partKey]struct{}{}, runs: map[runKey]int{},
-		open: map[entryKey]int{}}
+		open: map[entryKey]*openEntry{}}
 }
 
 // holdFor is how long a create is held: HoldCreates, and at most half of
@@ -482,16 +488,21 @@ func (a *Archiver) holdOrRelease(deadline time.Time, batch []scheduler.Record, h
 	return batch
 }
 
-// lastOpen counts record r of a packed entry as written and reports
-// whether it was the entry's last one not written yet.
+// lastOpen notes record r of a packed entry as written and reports
+// whether the entry's records are all written now. A record written again
+// (its entry read again) counts once.
 func (a *Archiver) lastOpen(r *scheduler.Record) bool {
 	k := entryKey{r.Shard, r.StreamID}
-	left, ok := a.open[k]
-	if !ok {
-		left = r.Parts
+	o := a.open[k]
+	if o == nil {
+		o = &openEntry{left: r.Parts, written: make([]bool, r.Parts)}
+		a.open[k] = o
 	}
-	if left--; left > 0 {
-		a.open[k] = left
+	if r.Part >= 0 && r.Part < len(o.written) && !o.written[r.Part] {
+		o.written[r.Part] = true
+		o.left--
+	}
+	if o.left > 0 {
 		return false
 	}
 	delete(a.open, k)
