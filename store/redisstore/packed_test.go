@@ -98,6 +98,21 @@ func packedOps(t *testing.T, st *Store, now time.Time) []scheduler.Record {
 	return recs
 }
 
+// setupLayout is setupOutbox with a one-shard namespace of the given
+// event layout.
+func setupLayout(t *testing.T, real bool, layout int) *outboxEnv {
+	t.Helper()
+	return setupOutbox(t, real, Config{Namespace: testNS, Shards: 1, Retention: testRetention,
+		WakeHorizon: testHorizon, EventLayout: layout})
+}
+
+// newEvent is a new event of the test app: a POST to example.com/<id>,
+// due at due, created at e.now.
+func (e *outboxEnv) newEvent(id string, due time.Time) *scheduler.Event {
+	return &scheduler.Event{App: testApp, ID: id, URL: "https://example.com/" + id, Method: "POST", DueAt: due,
+		Status: scheduler.StatusPending, CreatedAt: e.now, UpdatedAt: e.now}
+}
+
 // TestPackedOutboxAgrees: the same batches in a namespace of layout 2 (an
 // outbox entry per event) and one of layout 3 (a batch's creates, and its
 // finals, packed into one entry per shard) give the archiver the same
@@ -159,8 +174,7 @@ func TestPackedAckAfterLastRecord(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
-			e := setupOutbox(t, be.real, Config{Namespace: testNS, Shards: 1, Retention: testRetention,
-				WakeHorizon: testHorizon, EventLayout: layoutPacked})
+			e := setupLayout(t, be.real, layoutPacked)
 			recs := packedOps(t, e.store, e.now)
 			var finals []scheduler.Record
 			for _, r := range recs {
@@ -210,12 +224,8 @@ func TestPackedBatchFailure(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			e := setupOutbox(t, be.real, Config{Namespace: testNS, Shards: 1, Retention: testRetention,
-				WakeHorizon: testHorizon, EventLayout: layoutPacked})
-			ev := func(id string) *scheduler.Event {
-				return &scheduler.Event{App: testApp, ID: id, URL: "https://example.com/" + id, Method: "POST",
-					DueAt: e.now, Status: scheduler.StatusPending, CreatedAt: e.now, UpdatedAt: e.now}
-			}
+			e := setupLayout(t, be.real, layoutPacked)
+			ev := func(id string) *scheduler.Event { return e.newEvent(id, e.now) }
 			const malformed = "\x02\x7f"
 			if err := e.rdb.Set(ctx, e.evKey("bad"), malformed, 0).Err(); err != nil {
 				t.Fatal(err)
@@ -286,12 +296,8 @@ func TestBatchRefusedByRedis(t *testing.T) {
 			t.Run(strconv.Itoa(layout)+"/"+refuse, func(t *testing.T) {
 				t.Parallel()
 				ctx := context.Background()
-				e := setupOutbox(t, true, Config{Namespace: testNS, Shards: 1, Retention: testRetention,
-					WakeHorizon: testHorizon, EventLayout: layout})
-				mk := func(id string) *scheduler.Event {
-					return &scheduler.Event{App: testApp, ID: id, URL: "https://example.com/" + id, Method: "POST",
-						DueAt: e.now, Status: scheduler.StatusPending, CreatedAt: e.now, UpdatedAt: e.now}
-				}
+				e := setupLayout(t, true, layout)
+				mk := func(id string) *scheduler.Event { return e.newEvent(id, e.now) }
 				if _, err := e.store.Create(ctx, mk("f"), e.now); err != nil {
 					t.Fatal(err)
 				}
@@ -349,12 +355,8 @@ func TestReadOutboxAfterPackedEntry(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			e := setupOutbox(t, be.real, Config{Namespace: testNS, Shards: 1, Retention: testRetention,
-				WakeHorizon: testHorizon, EventLayout: layoutPacked})
-			mk := func(id string) *scheduler.Event {
-				return &scheduler.Event{App: testApp, ID: id, URL: "https://example.com/" + id, Method: "POST",
-					DueAt: e.now.Add(time.Hour), Status: scheduler.StatusPending, CreatedAt: e.now, UpdatedAt: e.now}
-			}
+			e := setupLayout(t, be.real, layoutPacked)
+			mk := func(id string) *scheduler.Event { return e.newEvent(id, e.now.Add(time.Hour)) }
 			single := func(prefix string, n int) {
 				for i := range n {
 					if ex, err := e.store.Create(ctx, mk(prefix+strconv.Itoa(i)), e.now); err != nil || ex != nil {
