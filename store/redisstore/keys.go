@@ -17,7 +17,10 @@ import (
 //	                           confirmed: record name -> claim time and
 //	                           members (claim.lua, giveback.lua)
 //	P:lease            zset    member -> lease deadline ms: PROCESSING events
-//	P:out              stream  outbox of attempts and final outcomes
+//	P:out              stream  outbox of creates, attempts and final
+//	                           outcomes: an entry per change, or, in layout
+//	                           3, one per batch for a batch's creates or
+//	                           final outcomes (outbox.go, parsePacked)
 //
 // Global: <ns>:meta (hash: shards, the event layout), <ns>:workers (zset: worker -> heartbeat
 // ms), <ns>:workerinfo (hash: worker -> JSON), <ns>:wake (pub/sub channel).
