@@ -100,15 +100,16 @@ func (s *Store) entriesFor(shard, count int) int64 {
 	return int64(min(maxEntriesPerRead, max(1, count/max(1, int(s.perEntry[shard].Load())))))
 }
 
-// countRecords returns the records msgs hold (a packed entry its n, any
-// other entry one) and keeps their number per entry for entriesFor.
+// countRecords returns the records msgs hold, as records will make them
+// (a packed entry its records, or one when it cannot be read; any other
+// entry one), and keeps their number per entry for entriesFor.
 func (s *Store) countRecords(shard int, msgs []redis.XMessage) int {
 	n := 0
 	for _, msg := range msgs {
 		switch field(msg.Values, "k") {
 		case packedCreates, packedFinals:
-			p, _ := strconv.Atoi(field(msg.Values, "n"))
-			n += max(1, min(p, maxPacked))
+			p, _ := packedParts(msg)
+			n += p
 		default:
 			n++
 		}
@@ -174,14 +175,8 @@ const maxPacked = 64
 // that lacks what the archive needs.
 func parsePacked(recs []scheduler.Record, ends []runEnd, shard int, msg redis.XMessage) ([]scheduler.Record, []runEnd) {
 	kind, e := field(msg.Values, "k"), field(msg.Values, "e")
-	lines := 2
-	if kind == packedFinals {
-		lines = 4
-	}
-	n := strings.Count(e, "\n")
-	parts := n / lines
-	if n == 0 || n%lines != 0 || !strings.HasSuffix(e, "\n") || parts > maxPacked ||
-		field(msg.Values, "n") != strconv.Itoa(parts) {
+	parts, ok := packedParts(msg)
+	if !ok {
 		return append(recs, scheduler.Record{Shard: shard, StreamID: msg.ID}), append(ends, runEnd{})
 	}
 	for part := range parts {
@@ -204,6 +199,24 @@ func parsePacked(recs []scheduler.Record, ends []runEnd, shard int, msg redis.XM
 		recs, ends = append(recs, r), append(ends, end)
 	}
 	return recs, ends
+}
+
+// packedParts returns the number of records packed entry msg holds, and
+// false when it cannot be read (its lines do not make the n records it
+// says, at most maxPacked): one record then, skipped.
+func packedParts(msg redis.XMessage) (int, bool) {
+	e := field(msg.Values, "e")
+	lines := 2
+	if field(msg.Values, "k") == packedFinals {
+		lines = 4
+	}
+	n := strings.Count(e, "\n")
+	parts := n / lines
+	if n == 0 || n%lines != 0 || !strings.HasSuffix(e, "\n") || parts > maxPacked ||
+		field(msg.Values, "n") != strconv.Itoa(parts) {
+		return 1, false
+	}
+	return parts, true
 }
 
 // packedCreate reads a create record: member m, and head, "<created>
@@ -342,13 +355,19 @@ func hasSnapshot(v map[string]any) bool {
 	return p || ev
 }
 
+// maxClaimScans bounds the XAUTOCLAIM calls of one ClaimOutbox that find
+// nothing to take before the pending list's end (each looks at COUNT×10
+// entries).
+const maxClaimScans = 16
+
 // ClaimOutbox implements worker.Outbox: takes over entries another
 // consumer read but did not acknowledge for longer than minIdle (an
 // archiver that died mid-batch), up to count records (or a read's worth
-// more, as ReadOutbox), going on along the pending list while it finds
-// some.
+// more, as ReadOutbox), going on along the pending list past entries of
+// live consumers (at most maxClaimScans calls that take nothing).
 func (s *Store) ClaimOutbox(ctx context.Context, shard int, consumer string, minIdle time.Duration, count int) ([]scheduler.Record, error) {
 	var msgs []redis.XMessage
+	scans := 0
 	for start, n := "0-0", 0; n < count; {
 		got, next, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: s.k.out(shard), Group: ArchiverGroup,
 			Consumer: consumer, MinIdle: minIdle, Start: start, Count: s.entriesFor(shard, count-n)}).Result()
@@ -360,8 +379,15 @@ func (s *Store) ClaimOutbox(ctx context.Context, shard int, consumer string, min
 		}
 		msgs = append(msgs, got...)
 		n += s.countRecords(shard, got)
-		if len(got) == 0 || next == "0-0" || next == "" {
-			break // nothing more to take in what was looked at, or the whole pending list was
+		if next == "0-0" || next == "" {
+			break // the whole pending list was looked at
+		}
+		if len(got) == 0 {
+			// What this call looked at (COUNT×10 entries) belongs to live
+			// consumers: look further, a bounded number of times a round.
+			if scans++; scans >= maxClaimScans {
+				break
+			}
 		}
 		start = next
 	}

@@ -402,3 +402,61 @@ func TestReadOutboxAfterPackedEntry(t *testing.T) {
 		})
 	}
 }
+
+// TestReadOutboxUnreadablePackedEntry: a packed entry whose lines do not
+// make the records its n says counts as the one record it becomes (an
+// unreadable one, skipped), also when a read counts what it has: a
+// pending read then still returns every pending entry, not fewer than
+// asked while more are pending (which the archiver would take for their
+// end).
+func TestReadOutboxUnreadablePackedEntry(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := setupLayout(t, be.real, layoutPacked)
+			if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.outKey("any"),
+				Values: []any{"k", packedCreates, "n", "64", "e", testApp + "/x\n1 2   https://x/\n"}}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 10 {
+				if ex, err := e.store.Create(ctx, e.newEvent("s"+strconv.Itoa(i), e.now.Add(time.Hour)), e.now); err != nil || ex != nil {
+					t.Fatal(ex, err)
+				}
+			}
+			got := e.read(t, "a", false, 500)
+			if len(got) != 11 || got[0].Kind != "" {
+				t.Fatalf("read %d records (first %+v), want the unreadable entry as one, then 10", len(got), got[0])
+			}
+			if got := e.read(t, "a", true, 20); len(got) != 11 {
+				t.Fatalf("pending read of 20: %d records, want all 11 pending", len(got))
+			}
+		})
+	}
+}
+
+// TestClaimOutboxPastLiveConsumers: the entries of a dead archiver are
+// taken over even when the pending list's head belongs to a live one, more
+// than an XAUTOCLAIM call looks at (COUNT×10 entries; redis-server).
+func TestClaimOutboxPastLiveConsumers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := setupLayout(t, true, layoutCompact)
+	for i := range 60 {
+		if _, err := e.store.Create(ctx, e.newEvent("s"+strconv.Itoa(i), e.now.Add(time.Hour)), e.now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.read(t, "live", false, 50); len(got) != 50 {
+		t.Fatalf("live read %d", len(got))
+	}
+	if got := e.read(t, "dead", false, 10); len(got) != 10 {
+		t.Fatalf("dead read %d", len(got))
+	}
+	time.Sleep(100 * time.Millisecond)
+	e.read(t, "live", true, 500) // live is alive: its pending entries are fresh again
+	got, err := e.store.ClaimOutbox(ctx, 0, "heir", 50*time.Millisecond, 3)
+	if err != nil || len(got) == 0 {
+		t.Fatalf("ClaimOutbox(count 3) = %d records, %v; want dead's entries past live's 50", len(got), err)
+	}
+}
