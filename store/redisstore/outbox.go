@@ -193,10 +193,7 @@ func parsePacked(recs []scheduler.Record, ends []runEnd, shard int, msg redis.XM
 			le, e, _ = strings.Cut(e, "\n")
 			r, end = packedFinal(r, m, head, h, le)
 		}
-		if r.Kind != "" && (r.App == "" || r.ID == "" || r.CreatedMS <= 0 || r.Status == "") {
-			r.Kind = ""
-		}
-		recs, ends = append(recs, r), append(ends, end)
+		recs, ends = append(recs, storable(r)), append(ends, end)
 	}
 	return recs, ends
 }
@@ -232,8 +229,7 @@ func packedCreate(r scheduler.Record, m, head string) scheduler.Record {
 	}
 	r.Kind, r.App, r.ID = scheduler.RecordCreate, app, id
 	r.CreatedMS, r.UpdatedMS, r.Status = atoi(c), atoi(c), scheduler.StatusPending
-	r.Event = &scheduler.Event{App: app, ID: id, URL: u, Method: cmp.Or(me, "POST"), DueAt: msTime(d),
-		Status: scheduler.StatusPending, CreatedAt: msTime(c), UpdatedAt: msTime(c), FlowKey: fk}
+	r.Event = createEvent(app, id, u, me, d, c, fk, r.UpdatedMS)
 	return r
 }
 
@@ -487,11 +483,24 @@ func field(v map[string]any, k string) string {
 // the attempt entries of releases before the archive, which carried only
 // m, k and h.
 func parseRecord(shard int, msg redis.XMessage) scheduler.Record {
-	r := parseEntry(shard, msg)
+	return storable(parseEntry(shard, msg))
+}
+
+// storable returns r, or r without its Kind (skipped) when it lacks the
+// identity, creation time or status the archive needs.
+func storable(r scheduler.Record) scheduler.Record {
 	if r.Kind != "" && (r.App == "" || r.ID == "" || r.CreatedMS <= 0 || r.Status == "") {
 		r.Kind = ""
 	}
 	return r
+}
+
+// createEvent is the event a create entry or record tells: its request
+// but the body and headers, due time and times, PENDING.
+func createEvent(app, id, url, method, due, created, flowKey string, updatedMS int64) *scheduler.Event {
+	return &scheduler.Event{App: app, ID: id, URL: url, Method: cmp.Or(method, "POST"), DueAt: msTime(due),
+		Status: scheduler.StatusPending, CreatedAt: msTime(created), UpdatedAt: time.UnixMilli(updatedMS).UTC(),
+		FlowKey: flowKey}
 }
 
 func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
@@ -516,9 +525,7 @@ func parseEntry(shard int, msg redis.XMessage) scheduler.Record {
 		if r.Status == "" {
 			r.Status = scheduler.StatusPending
 		}
-		r.Event = &scheduler.Event{App: app, ID: id, URL: field(v, "u"), Method: cmp.Or(field(v, "me"), "POST"),
-			DueAt: msTime(field(v, "d")), Status: scheduler.StatusPending, CreatedAt: msTime(field(v, "c")),
-			UpdatedAt: time.UnixMilli(r.UpdatedMS).UTC(), FlowKey: field(v, "fk")}
+		r.Event = createEvent(app, id, field(v, "u"), field(v, "me"), field(v, "d"), field(v, "c"), field(v, "fk"), r.UpdatedMS)
 	case scheduler.RecordRequeue:
 		r.Event = &scheduler.Event{App: app, ID: id, DueAt: msTime(field(v, "d")), Status: scheduler.StatusPending,
 			Attempts: int(atoi(field(v, "a"))), UpdatedAt: msTime(field(v, "t"))}
