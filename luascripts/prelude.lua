@@ -553,6 +553,16 @@ local function pack_final(pack, member, created, now, status, line, a, lc, le, d
   return true
 end
 
+-- record_final records a final outcome in stream out: its record in pack
+-- when there is one and the record can be packed, else an entry of its own
+-- (xadd_final, with a, lc, le and d as its extra fields).
+local function record_final(out, pack, member, created, now, status, line, a, lc, le, d)
+  if pack and pack_final(pack, member, created, now, status, line, a, lc, le, d) then return end
+  -- false, not nil, for a value that is not there: no hole in the list.
+  xadd_final(out, member, created, now, status, line, {'a', a or false, 'lc', lc or false, 'le', le or false,
+    'd', d or false})
+end
+
 -- stale_line is a history line marked "stale":true (scheduler.Attempt.Stale).
 local function stale_line(line)
   if line == '{}' then return '{"stale":true}' end
@@ -671,9 +681,7 @@ local function ack_event(k, layout, ended, out, m, worker, attempt, status, code
     put_long(set, del, F.last_error, err, long_join(k, F.last_error, cur[8], cur[9]))
     write_fields(k, set, del)
     ended[#ended + 1] = m
-    if not (pack and pack_final(pack, m, cur[4], now_s, status, line, cur[3], code, err, cur[10])) then
-      xadd_final(out, m, cur[4], now_s, status, line, {'a', cur[3], 'lc', code, 'le', err, 'd', cur[10]})
-    end
+    record_final(out, pack, m, cur[4], now_s, status, line, cur[3], code, err, cur[10])
     return 1
   end
   if raw then
@@ -700,9 +708,7 @@ local function ack_event(k, layout, ended, out, m, worker, attempt, status, code
       compact_field(o, I.last_error, err)
       redis.call('APPEND', k, table.concat(o))
       ended[#ended + 1] = m
-      if not (pack and pack_final(pack, m, created, now_s, status, line, attempt, code, err, due)) then
-        xadd_final(out, m, created, now_s, status, line, {'a', attempt, 'lc', code, 'le', err, 'd', due})
-      end
+      record_final(out, pack, m, created, now_s, status, line, attempt, code, err, due)
       return 1
     end
   end
@@ -717,9 +723,7 @@ local function ack_event(k, layout, ended, out, m, worker, attempt, status, code
   v[I.last_error] = err
   ev_save(k, ev)
   ended[#ended + 1] = m
-  if not (pack and pack_final(pack, m, v[I.created_at], now_s, status, line, attempts, code, err, due)) then
-    xadd_final(out, m, v[I.created_at], now_s, status, line, {'a', attempts, 'lc', code, 'le', err, 'd', due})
-  end
+  record_final(out, pack, m, v[I.created_at], now_s, status, line, attempts, code, err, due)
   return 1
 end
 
