@@ -41,70 +41,21 @@ func BenchmarkEventLifetime(b *testing.B) {
 // benchmarkEventLifetime is BenchmarkEventLifetime in one event layout
 // (codec.go).
 func benchmarkEventLifetime(b *testing.B, layout int) {
-	srv := redistest.Start(b)
+	st, admin := lifetimeStore(b, layout)
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	b.Cleanup(func() { _ = rdb.Close() })
-	st, err := New(ctx, rdb, Config{Namespace: "life", Retention: time.Hour, EventLayout: layout})
-	if err != nil {
-		b.Fatalf("New: %v", err)
-	}
-	admin := srv.Client()
 	n := b.N
-	body := []byte(`{"order":12345,"status":"paid","customer":"c-0042","amount":1999,"currency":"EUR","note":"x"}`)
-	evs := make([]*scheduler.Event, n)
-	created := time.Now().Truncate(time.Millisecond)
-	for i := range evs {
-		evs[i] = &scheduler.Event{App: "bench", ID: "e" + strconv.Itoa(i),
-			URL:    "https://example.com/hook?order=12345&customer=c-0042&source=bench-run",
-			Method: "POST", Headers: map[string]string{"Content-Type": "application/json"},
-			Body: body, DueAt: created.Add(-time.Second), CreatedAt: created, UpdatedAt: created}
-	}
-
+	evs := lifetimeEvents(n)
 	var items []scheduler.FinishItem // the claimed events, for the finish phase
 	phases := []struct {
 		name string
 		run  func(b *testing.B) int // returns the events it handled
 	}{
 		{"create", func(b *testing.B) int {
-			for i := 0; i < n; i += lifetimeBatch {
-				res, err := st.CreateMany(ctx, evs[i:min(n, i+lifetimeBatch)], time.Time{})
-				if err != nil {
-					b.Fatalf("create: %v", err)
-				}
-				for _, r := range res {
-					if r.Err != nil {
-						b.Fatalf("create: %v", r.Err)
-					}
-				}
-			}
+			createBatches(b, st, evs)
 			return n
 		}},
 		{"claim", func(b *testing.B) int {
-			reqs := make([]scheduler.ClaimRequest, st.Shards())
-			for s := range reqs {
-				reqs[s] = scheduler.ClaimRequest{Shard: s, Batch: lifetimeBatch}
-			}
-			for len(items) < n {
-				claims, errs := st.ClaimShards(ctx, reqs, "w1", time.Minute, time.Time{})
-				got := 0
-				for s, c := range claims {
-					if errs[s] != nil {
-						b.Fatalf("claim shard %d: %v", s, errs[s])
-					}
-					for _, ev := range c.Events {
-						items = append(items, scheduler.FinishItem{
-							Lease: scheduler.Lease{App: ev.App, ID: ev.ID, Worker: "w1", Attempt: ev.Attempts},
-							Outcome: scheduler.Outcome{Status: scheduler.StatusCompleted,
-								Attempt: scheduler.Attempt{Attempt: ev.Attempts, At: time.Now().UnixMilli(),
-									StatusCode: 200, DurationMS: 3, Worker: "w1"}}})
-						got++
-					}
-				}
-				if got == 0 {
-					b.Fatalf("claimed nothing with %d of %d events claimed", len(items), n)
-				}
-			}
+			items = claimAll(b, st, n)
 			return len(items)
 		}},
 		{"finish", func(b *testing.B) int {
@@ -158,6 +109,82 @@ func benchmarkEventLifetime(b *testing.B, layout int) {
 		b.ReportMetric(float64(pubs)/float64(got), p.name+"-publish/event")
 	}
 	b.ReportMetric(total, "redis-µs/event")
+}
+
+// lifetimeStore starts a redis-server and a store on it in the given event
+// layout; admin is a client of its own for INFO.
+func lifetimeStore(b *testing.B, layout int) (st *Store, admin *redis.Client) {
+	srv := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { _ = rdb.Close() })
+	st, err := New(context.Background(), rdb, Config{Namespace: "life", Retention: time.Hour, EventLayout: layout})
+	if err != nil {
+		b.Fatalf("New: %v", err)
+	}
+	return st, srv.Client()
+}
+
+// lifetimeEvents are n events shaped like the bench's realistic ones, due
+// already.
+func lifetimeEvents(n int) []*scheduler.Event {
+	body := []byte(`{"order":12345,"status":"paid","customer":"c-0042","amount":1999,"currency":"EUR","note":"x"}`)
+	evs := make([]*scheduler.Event, n)
+	created := time.Now().Truncate(time.Millisecond)
+	for i := range evs {
+		evs[i] = &scheduler.Event{App: "bench", ID: "e" + strconv.Itoa(i),
+			URL:    "https://example.com/hook?order=12345&customer=c-0042&source=bench-run",
+			Method: "POST", Headers: map[string]string{"Content-Type": "application/json"},
+			Body: body, DueAt: created.Add(-time.Second), CreatedAt: created, UpdatedAt: created}
+	}
+	return evs
+}
+
+// createBatches creates evs in batches of lifetimeBatch, as the batch route does.
+func createBatches(b *testing.B, st *Store, evs []*scheduler.Event) {
+	ctx := context.Background()
+	for i := 0; i < len(evs); i += lifetimeBatch {
+		res, err := st.CreateMany(ctx, evs[i:min(len(evs), i+lifetimeBatch)], time.Time{})
+		if err != nil {
+			b.Fatalf("create: %v", err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				b.Fatalf("create: %v", r.Err)
+			}
+		}
+	}
+}
+
+// claimAll claims n due events, lifetimeBatch per shard and round, all
+// shards in one pipeline, and returns each one's successful outcome.
+func claimAll(b *testing.B, st *Store, n int) []scheduler.FinishItem {
+	ctx := context.Background()
+	reqs := make([]scheduler.ClaimRequest, st.Shards())
+	for s := range reqs {
+		reqs[s] = scheduler.ClaimRequest{Shard: s, Batch: lifetimeBatch}
+	}
+	var items []scheduler.FinishItem
+	for len(items) < n {
+		claims, errs := st.ClaimShards(ctx, reqs, "w1", time.Minute, time.Time{})
+		got := 0
+		for s, c := range claims {
+			if errs[s] != nil {
+				b.Fatalf("claim shard %d: %v", s, errs[s])
+			}
+			for _, ev := range c.Events {
+				items = append(items, scheduler.FinishItem{
+					Lease: scheduler.Lease{App: ev.App, ID: ev.ID, Worker: "w1", Attempt: ev.Attempts},
+					Outcome: scheduler.Outcome{Status: scheduler.StatusCompleted,
+						Attempt: scheduler.Attempt{Attempt: ev.Attempts, At: time.Now().UnixMilli(),
+							StatusCode: 200, DurationMS: 3, Worker: "w1"}}})
+				got++
+			}
+		}
+		if got == 0 {
+			b.Fatalf("claimed nothing with %d of %d events claimed", len(items), n)
+		}
+	}
+	return items
 }
 
 // lifetimeBatch is the batch of BenchmarkEventLifetime's creates, claims
@@ -293,4 +320,35 @@ func BenchmarkAppByKey(b *testing.B) {
 	}
 	cpu := redisCPU(b, admin) - cpu0
 	b.ReportMetric(cpu.Seconds()*1e6/float64(b.N), "redis-µs/call")
+}
+
+// BenchmarkFinishBatch measures the Redis CPU of recording an outcome by
+// how many outcomes one FinishMany call carries: the worker's finisher
+// sends what has gathered while its previous call was in flight
+// (scheduler/worker's batcher), one outcome a call when it sends at once.
+// Each sub-benchmark creates and claims b.N events, then finishes them in
+// calls of batch outcomes, one call at a time; only the finish phase is
+// measured (redis-server's own CPU, as BenchmarkEventLifetime).
+//
+//	go test ./store/redisstore -run '^$' -bench BenchmarkFinishBatch -benchtime 4000x
+func BenchmarkFinishBatch(b *testing.B) {
+	for _, batch := range []int{1, 4, 20, 100} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			st, admin := lifetimeStore(b, layoutPacked)
+			createBatches(b, st, lifetimeEvents(b.N))
+			items := claimAll(b, st, b.N)
+			ctx := context.Background()
+			b.ResetTimer()
+			cpu0 := redisCPU(b, admin)
+			for i := 0; i < len(items); i += batch {
+				for _, r := range st.FinishMany(ctx, items[i:min(len(items), i+batch)]) {
+					if r.Err != nil || !r.Held {
+						b.Fatalf("finish: held %v, %v", r.Held, r.Err)
+					}
+				}
+			}
+			cpu := redisCPU(b, admin) - cpu0
+			b.ReportMetric(cpu.Seconds()*1e6/float64(len(items)), "redis-µs/outcome")
+		})
+	}
 }

@@ -1,0 +1,237 @@
+package worker
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// gatedDo is a batcher's do that records each batch and, while gate is
+// set, blocks every batch until the gate is closed.
+type gatedDo struct {
+	mu      sync.Mutex
+	batches [][]int
+	gate    chan struct{}
+	started chan int // the size of every batch as it starts
+}
+
+func newGatedDo() *gatedDo { return &gatedDo{started: make(chan int, 100)} }
+
+func (g *gatedDo) hold() {
+	g.mu.Lock()
+	g.gate = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *gatedDo) release() {
+	g.mu.Lock()
+	close(g.gate)
+	g.gate = nil
+	g.mu.Unlock()
+}
+
+func (g *gatedDo) do(_ context.Context, in []int) []int {
+	g.mu.Lock()
+	g.batches = append(g.batches, slices.Clone(in))
+	gate := g.gate
+	g.mu.Unlock()
+	g.started <- len(in)
+	if gate != nil {
+		<-gate
+	}
+	out := make([]int, len(in))
+	for i, v := range in {
+		out[i] = v * 10
+	}
+	return out
+}
+
+func (g *gatedDo) sizes() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var s []int
+	for _, b := range g.batches {
+		s = append(s, len(b))
+	}
+	return s
+}
+
+// callAsync calls b with v in a goroutine and delivers the output on the
+// returned channel.
+func callAsync(b *batcher[int, int], v int) <-chan int {
+	ch := make(chan int, 1)
+	go func() {
+		out, ok := b.call(context.Background(), v)
+		if !ok {
+			out = -1
+		}
+		ch <- out
+	}()
+	return ch
+}
+
+func waitStarted(t *testing.T, g *gatedDo) int {
+	t.Helper()
+	select {
+	case n := <-g.started:
+		return n
+	case <-time.After(5 * time.Second):
+		t.Fatal("no batch started")
+		return 0
+	}
+}
+
+func TestBatcherLoneCallGoesAtOnce(t *testing.T) {
+	t.Parallel()
+	g := newGatedDo()
+	b := newBatcher(8, 4, time.Second, g.do)
+	defer b.close()
+	start := time.Now()
+	out, ok := b.call(context.Background(), 7)
+	if !ok || out != 70 {
+		t.Fatalf("call = %d, %v; want 70, true", out, ok)
+	}
+	// Nothing in flight: no gathering, no waiting for stallAfter.
+	if d := time.Since(start); d >= stallAfter {
+		t.Errorf("a lone call took %v, want it sent at once (< %v)", d, stallAfter)
+	}
+}
+
+// While a batch is in flight the calls that arrive wait for it and then go
+// as one batch, not one round trip each (the old batcher sent each at once
+// while fewer than parallel were in flight).
+func TestBatcherGathersBehindABatchInFlight(t *testing.T) {
+	t.Parallel()
+	g := newGatedDo()
+	b := newBatcher(8, 4, time.Second, g.do)
+	defer b.close()
+	g.hold()
+	first := callAsync(b, 1)
+	if n := waitStarted(t, g); n != 1 {
+		t.Fatalf("first batch has %d inputs, want 1", n)
+	}
+	var rest []<-chan int
+	for v := 2; v <= 6; v++ {
+		rest = append(rest, callAsync(b, v))
+	}
+	// Give the five calls time to reach the batcher: none may start a
+	// batch of its own while the first is in flight (and not stalled).
+	time.Sleep(stallAfter / 4)
+	select {
+	case n := <-g.started:
+		t.Fatalf("a batch of %d started while the first was in flight", n)
+	default:
+	}
+	g.release()
+	if got := <-first; got != 10 {
+		t.Errorf("first call = %d, want 10", got)
+	}
+	if n := waitStarted(t, g); n != 5 {
+		t.Errorf("second batch has %d inputs, want the 5 gathered", n)
+	}
+	for i, ch := range rest {
+		if got, want := <-ch, (i+2)*10; got != want {
+			t.Errorf("call %d = %d, want %d", i+2, got, want)
+		}
+	}
+	if s := g.sizes(); !slices.Equal(s, []int{1, 5}) {
+		t.Errorf("batches %v, want [1 5]", s)
+	}
+}
+
+// A batch in flight for longer than stallAfter (a node that stopped
+// answering) no longer holds the next one back.
+func TestBatcherStalledBatchLetsTheNextGo(t *testing.T) {
+	t.Parallel()
+	g := newGatedDo()
+	b := newBatcher(8, 4, time.Second, g.do)
+	defer b.close()
+	g.hold()
+	first := callAsync(b, 1)
+	waitStarted(t, g)
+	sent := time.Now()
+	second := callAsync(b, 2)
+	if n := waitStarted(t, g); n != 1 {
+		t.Fatalf("second batch has %d inputs, want 1", n)
+	}
+	if d := time.Since(sent); d < stallAfter/2 {
+		t.Errorf("second batch started after %v, want it gathered for about stallAfter (%v)", d, stallAfter)
+	}
+	g.release()
+	if a, b := <-first, <-second; a != 10 || b != 20 {
+		t.Errorf("calls = %d, %d; want 10, 20", a, b)
+	}
+}
+
+// A full batch goes at once although another is in flight, and never more
+// than parallel batches are.
+func TestBatcherFullBatchAndParallelBound(t *testing.T) {
+	t.Parallel()
+	g := newGatedDo()
+	const max, parallel = 2, 2
+	b := newBatcher(max, parallel, time.Second, g.do)
+	defer b.close()
+	g.hold()
+	var outs []<-chan int
+	outs = append(outs, callAsync(b, 1))
+	waitStarted(t, g)
+	for v := 2; v <= 7; v++ {
+		outs = append(outs, callAsync(b, v))
+	}
+	// The next full batch (2 inputs) goes at once, the rest waits: two
+	// batches are in flight.
+	if n := waitStarted(t, g); n != max {
+		t.Errorf("second batch has %d inputs, want %d", n, max)
+	}
+	time.Sleep(2 * stallAfter)
+	select {
+	case n := <-g.started:
+		t.Fatalf("a third batch of %d started with %d in flight", n, parallel)
+	default:
+	}
+	g.release()
+	for i, ch := range outs {
+		if got, want := <-ch, (i+1)*10; got != want {
+			t.Errorf("call %d = %d, want %d", i+1, got, want)
+		}
+	}
+	for _, n := range g.sizes() {
+		if n > max {
+			t.Errorf("batch of %d inputs, want at most %d", n, max)
+		}
+	}
+}
+
+// close returns only once the batches in flight are done and their callers
+// served.
+func TestBatcherCloseWaitsForBatchesInFlight(t *testing.T) {
+	t.Parallel()
+	g := newGatedDo()
+	b := newBatcher(8, 4, time.Second, g.do)
+	g.hold()
+	first := callAsync(b, 1)
+	waitStarted(t, g)
+	second := callAsync(b, 2)
+	waitStarted(t, g) // after stallAfter: both in flight
+	closed := make(chan struct{})
+	go func() {
+		b.close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("close returned with two batches in flight")
+	case <-time.After(stallAfter):
+	}
+	g.release()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("close did not return")
+	}
+	if a, b := <-first, <-second; a != 10 || b != 20 {
+		t.Errorf("calls = %d, %d; want 10, 20", a, b)
+	}
+}
