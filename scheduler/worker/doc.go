@@ -20,11 +20,16 @@
 // one and rotating, so many workers spread their contention. One round:
 //
 //	free := concurrency - in flight
-//	for each shard (while free > 0):
+//	for each shard where an event may be due (while free > 0):
 //	    claim.lua(shard, batch = min(free, Batch))  ──►  events + next due + server now
 //	    start one delivery goroutine per event
-//	sleep until min(next due - server now, PollInterval)
+//	sleep until min(earliest next due of any shard - server now, PollInterval)
 //	      or a wake-up (a create or retry made a shard's earliest event earlier)
+//
+// A shard may have an event due when its last claim's next due time has
+// come, when a wake-up named it since it was last asked, or when its last
+// claim filled its share; every shard is asked at least every PollInterval
+// (shardPlan in worker.go).
 //
 // Due times and leases are compared with the Redis server's clock (TIME in
 // the scripts) unless a test injects Config.Clock, so a worker with a skewed clock

@@ -29,6 +29,7 @@ type faultStore struct {
 	*redisstore.Store
 	failHeartbeats atomic.Bool
 	claims         atomic.Int64 // ClaimShards calls (claim rounds)
+	asked          atomic.Int64 // shards asked by those calls (claim scripts run)
 	// stallClaim, when set, holds the next claim that took events this long
 	// before its reply reaches the worker (a process stopped right after
 	// Redis ran the claim).
@@ -44,6 +45,7 @@ func (f *faultStore) Heartbeat(ctx context.Context, w scheduler.WorkerInfo, now 
 
 func (f *faultStore) ClaimShards(ctx context.Context, reqs []scheduler.ClaimRequest, worker string, vis time.Duration, now time.Time) ([]scheduler.Claim, []error) {
 	f.claims.Add(1)
+	f.asked.Add(int64(len(reqs)))
 	cs, errs := f.Store.ClaimShards(ctx, reqs, worker, vis, now)
 	for _, c := range cs {
 		if len(c.Events) > 0 {
@@ -101,6 +103,12 @@ type workerBundle struct {
 
 func setupWorker(t *testing.T, handle http.HandlerFunc, cfg worker.Config) *workerBundle {
 	t.Helper()
+	return setupWorkerOn(t, redisstore.Config{Namespace: "wk", Shards: 2}, handle, cfg)
+}
+
+// setupWorkerOn is setupWorker with a store of config stc.
+func setupWorkerOn(t *testing.T, stc redisstore.Config, handle http.HandlerFunc, cfg worker.Config) *workerBundle {
+	t.Helper()
 	b := &workerBundle{got: &arrivals{}, logs: &testproc.Buffer{}}
 	b.dest = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.got.add(r)
@@ -109,7 +117,7 @@ func setupWorker(t *testing.T, handle http.HandlerFunc, cfg worker.Config) *work
 		}
 	}))
 	t.Cleanup(b.dest.Close)
-	st, mr := storetest.Miniredis(t, redisstore.Config{Namespace: "wk", Shards: 2})
+	st, mr := storetest.Miniredis(t, stc)
 	b.st, b.mr = &faultStore{Store: st}, mr
 	b.sched = scheduler.New(st, scheduler.Config{})
 	if cfg.PollInterval == 0 {

@@ -517,7 +517,7 @@ func testClusterWakeups(t *testing.T, c *redistest.Cluster) {
 	defer cancel()
 	e := newClusterEnv(t, c, "wake")
 	sub, _ := clusterStore(t, c, Config{Namespace: "wake"})
-	wake := sub.Wakeups(ctx)
+	wake := sub.Wakeups(ctx).C()
 	select {
 	case <-wake: // the subscription is confirmed
 	case <-time.After(10 * time.Second):

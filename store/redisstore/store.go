@@ -873,15 +873,14 @@ func (s *Store) Live(ctx context.Context, dueBefore time.Time) (scheduler.LiveCo
 	return c, nil
 }
 
-// Wakeups implements scheduler.Store.
-func (s *Store) Wakeups(ctx context.Context) <-chan struct{} {
-	out := make(chan struct{}, 1)
-	wake := func() {
-		select {
-		case out <- struct{}{}:
-		default:
-		}
-	}
+// Wakeups implements the worker's Store: a subscription to the
+// namespace's wake-up channel (one channel per shard with sharded pub/sub).
+// Every message names the shard whose earliest due time it moved (the
+// scripts publish the shard number); one that names none counts for every
+// shard, and so does the subscription's first confirmation (wake-ups
+// published before it took effect are lost).
+func (s *Store) Wakeups(ctx context.Context) *scheduler.Wakeups {
+	out := scheduler.NewWakeups(s.cfg.Shards)
 	var subs []*redis.PubSub
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok && s.shardedWake {
 		// One sharded subscription per shard: each lives on the master that
@@ -892,9 +891,9 @@ func (s *Store) Wakeups(ctx context.Context) <-chan struct{} {
 	} else {
 		subs = append(subs, s.rdb.Subscribe(ctx, s.k.wake()))
 	}
-	// Wake-ups published before the subscriptions took effect are lost:
-	// once all are confirmed, wake the worker once so it re-plans.
-	// Every goroutine that may send on out is in wg: out closes after them.
+	// Once all subscriptions are confirmed, wake the worker once for every
+	// shard so it re-plans. Every goroutine that may wake is in wg: out
+	// closes after them.
 	var wg, confirmed sync.WaitGroup
 	confirmed.Add(len(subs))
 	wg.Add(1)
@@ -902,7 +901,7 @@ func (s *Store) Wakeups(ctx context.Context) <-chan struct{} {
 		defer wg.Done()
 		confirmed.Wait()
 		if ctx.Err() == nil {
-			wake()
+			out.Wake(-1)
 		}
 	}()
 	for _, sub := range subs {
@@ -917,18 +916,22 @@ func (s *Store) Wakeups(ctx context.Context) <-chan struct{} {
 				select {
 				case <-ctx.Done():
 					return
-				case _, ok := <-ch:
+				case msg, ok := <-ch:
 					if !ok {
 						return
 					}
-					wake()
+					sh, err := strconv.Atoi(msg.Payload)
+					if err != nil {
+						sh = -1
+					}
+					out.Wake(sh)
 				}
 			}
 		}()
 	}
 	go func() {
 		wg.Wait()
-		close(out)
+		out.Close()
 	}()
 	return out
 }
