@@ -8,21 +8,24 @@ import (
 
 // batcher runs many callers' requests in few round trips: each caller
 // hands its input over and waits for its output. While no batch is in
-// flight the batcher runs whatever inputs are waiting at once (a lone
-// caller is not delayed); while one is, it gathers the inputs that arrive
-// until that batch returns, so under load a batch grows with the round
-// trip instead of most callers having one of their own. A call's fixed
-// cost dwarfs an input's: Redis spends ~51 µs on a FinishMany of one
-// outcome and ~12 µs an outcome on one of 20 (the script's set-up, an
-// outbox entry per call, reading the request and writing the reply;
-// redisstore's BenchmarkFinishBatch). A full batch, or a batch in flight for
-// longer than stallAfter (a Redis Cluster node that stopped answering),
-// lets the next one go at once, with up to parallel batches in flight, so
-// one slow round trip does not hold up the others for long.
+// flight the batcher sends what is waiting once the oldest input has
+// waited linger (at once with no linger, or when an input is urgent); while
+// one is, it gathers the inputs that arrive until that batch returns, so
+// under load a batch grows with the round trip instead of most callers
+// having one of their own. A call's fixed cost dwarfs an input's: Redis
+// spends ~51 µs on a FinishMany of one outcome and ~12 µs an outcome on one
+// of 20 (the script's set-up, an outbox entry per call, reading the request
+// and writing the reply; redisstore's BenchmarkFinishBatch), and more in a
+// busy process, where every round trip also wakes Redis. A full batch, an
+// urgent input, or a batch in flight for longer than stallAfter (a Redis
+// Cluster node that stopped answering) lets the next one go at once, with
+// up to parallel batches in flight, so one slow round trip does not hold up
+// the others for long. Once closed, it sends what waits at once.
 type batcher[In, Out any] struct {
 	do       func(ctx context.Context, in []In) []Out
 	max      int
 	parallel int
+	linger   time.Duration
 	timeout  time.Duration
 	reqs     chan batchReq[In, Out]
 	done     chan struct{}
@@ -35,12 +38,17 @@ type batcher[In, Out any] struct {
 const stallAfter = 20 * time.Millisecond
 
 type batchReq[In, Out any] struct {
-	in    In
-	reply chan Out // buffered: the batcher never blocks on a caller that gave up
+	in     In
+	urgent bool      // sent without lingering
+	at     time.Time // when the batcher took it
+	reply  chan Out  // buffered: the batcher never blocks on a caller that gave up
 }
 
-func newBatcher[In, Out any](max, parallel int, timeout time.Duration, do func(context.Context, []In) []Out) *batcher[In, Out] {
-	b := &batcher[In, Out]{do: do, max: max, parallel: parallel, timeout: timeout,
+// newBatcher returns a batcher of up to max inputs a call of do, parallel
+// calls in flight, each with timeout, lingering linger (0: none) for more
+// inputs while none is in flight.
+func newBatcher[In, Out any](max, parallel int, linger, timeout time.Duration, do func(context.Context, []In) []Out) *batcher[In, Out] {
+	b := &batcher[In, Out]{do: do, max: max, parallel: parallel, linger: linger, timeout: timeout,
 		reqs: make(chan batchReq[In, Out]), done: make(chan struct{})}
 	go b.run()
 	return b
@@ -51,21 +59,50 @@ func (b *batcher[In, Out]) run() {
 	var (
 		wg       sync.WaitGroup
 		waiting  []batchReq[In, Out]
+		urgent   int // urgent inputs in waiting
 		inflight int
 		lastSent time.Time
 		reqs     = b.reqs // nil once closed: the loop ends when nothing is waiting
 		ended    = make(chan struct{}, b.parallel)
-		stall    = time.NewTimer(stallAfter)
+		timer    = time.NewTimer(time.Hour)
 	)
-	defer stall.Stop()
+	defer timer.Stop()
+	// wait is how long the batch waiting may still wait (<= 0: send it now),
+	// given the batches in flight.
+	wait := func() time.Duration {
+		switch {
+		case len(waiting) >= b.max || reqs == nil:
+			return 0
+		case inflight > 0:
+			if urgent > 0 {
+				return 0
+			}
+			return stallAfter - time.Since(lastSent)
+		case urgent > 0:
+			return 0
+		default:
+			return b.linger - time.Since(waiting[0].at)
+		}
+	}
+	take := func(in []batchReq[In, Out], r batchReq[In, Out]) []batchReq[In, Out] {
+		r.at = time.Now()
+		if r.urgent {
+			urgent++
+		}
+		return append(in, r)
+	}
 	for reqs != nil || len(waiting) > 0 || inflight > 0 {
-		for len(waiting) > 0 && inflight < b.parallel &&
-			(inflight == 0 || len(waiting) >= b.max || time.Since(lastSent) >= stallAfter) {
+		for len(waiting) > 0 && inflight < b.parallel && wait() <= 0 {
 			n := min(len(waiting), b.max)
 			batch := waiting[:n:n]
 			waiting = waiting[n:]
 			if len(waiting) == 0 {
 				waiting = nil // the next batch gets an array of its own
+			}
+			for _, r := range batch {
+				if r.urgent {
+					urgent--
+				}
 			}
 			inflight++
 			lastSent = time.Now()
@@ -74,12 +111,10 @@ func (b *batcher[In, Out]) run() {
 				b.send(batch)
 			})
 		}
-		var stalled <-chan time.Time
+		var timeUp <-chan time.Time
 		if len(waiting) > 0 && inflight < b.parallel {
-			// Gathering behind a batch in flight: until it returns, or
-			// until it has taken stallAfter.
-			stall.Reset(stallAfter - time.Since(lastSent))
-			stalled = stall.C
+			timer.Reset(wait())
+			timeUp = timer.C
 		}
 		select {
 		case r, ok := <-reqs:
@@ -87,7 +122,7 @@ func (b *batcher[In, Out]) run() {
 				reqs = nil
 				continue
 			}
-			waiting = append(waiting, r)
+			waiting = take(waiting, r)
 			// Whatever else is waiting joins without blocking.
 		more:
 			for len(waiting) < b.max {
@@ -97,14 +132,14 @@ func (b *batcher[In, Out]) run() {
 						reqs = nil
 						break more
 					}
-					waiting = append(waiting, r)
+					waiting = take(waiting, r)
 				default:
 					break more
 				}
 			}
 		case <-ended:
 			inflight--
-		case <-stalled:
+		case <-timeUp:
 		}
 	}
 	wg.Wait()
@@ -124,11 +159,12 @@ func (b *batcher[In, Out]) send(batch []batchReq[In, Out]) {
 	}
 }
 
-// call runs one request; ok is false when ctx ended first.
-func (b *batcher[In, Out]) call(ctx context.Context, in In) (out Out, ok bool) {
+// call runs one request; ok is false when ctx ended first. An urgent one
+// is sent without lingering.
+func (b *batcher[In, Out]) call(ctx context.Context, in In, urgent bool) (out Out, ok bool) {
 	reply := make(chan Out, 1)
 	select {
-	case b.reqs <- batchReq[In, Out]{in: in, reply: reply}:
+	case b.reqs <- batchReq[In, Out]{in: in, urgent: urgent, reply: reply}:
 	case <-ctx.Done():
 		return out, false
 	}

@@ -60,10 +60,13 @@ func (g *gatedDo) sizes() []int {
 
 // callAsync calls b with v in a goroutine and delivers the output on the
 // returned channel.
-func callAsync(b *batcher[int, int], v int) <-chan int {
+func callAsync(b *batcher[int, int], v int) <-chan int { return callAsyncUrgent(b, v, false) }
+
+// callAsyncUrgent is callAsync with the input's urgency.
+func callAsyncUrgent(b *batcher[int, int], v int, urgent bool) <-chan int {
 	ch := make(chan int, 1)
 	go func() {
-		out, ok := b.call(context.Background(), v)
+		out, ok := b.call(context.Background(), v, urgent)
 		if !ok {
 			out = -1
 		}
@@ -86,10 +89,10 @@ func waitStarted(t *testing.T, g *gatedDo) int {
 func TestBatcherLoneCallGoesAtOnce(t *testing.T) {
 	t.Parallel()
 	g := newGatedDo()
-	b := newBatcher(8, 4, time.Second, g.do)
+	b := newBatcher(8, 4, 0, time.Second, g.do)
 	defer b.close()
 	start := time.Now()
-	out, ok := b.call(context.Background(), 7)
+	out, ok := b.call(context.Background(), 7, false)
 	if !ok || out != 70 {
 		t.Fatalf("call = %d, %v; want 70, true", out, ok)
 	}
@@ -105,7 +108,7 @@ func TestBatcherLoneCallGoesAtOnce(t *testing.T) {
 func TestBatcherGathersBehindABatchInFlight(t *testing.T) {
 	t.Parallel()
 	g := newGatedDo()
-	b := newBatcher(8, 4, time.Second, g.do)
+	b := newBatcher(8, 4, 0, time.Second, g.do)
 	defer b.close()
 	g.hold()
 	first := callAsync(b, 1)
@@ -146,7 +149,7 @@ func TestBatcherGathersBehindABatchInFlight(t *testing.T) {
 func TestBatcherStalledBatchLetsTheNextGo(t *testing.T) {
 	t.Parallel()
 	g := newGatedDo()
-	b := newBatcher(8, 4, time.Second, g.do)
+	b := newBatcher(8, 4, 0, time.Second, g.do)
 	defer b.close()
 	g.hold()
 	first := callAsync(b, 1)
@@ -171,7 +174,7 @@ func TestBatcherFullBatchAndParallelBound(t *testing.T) {
 	t.Parallel()
 	g := newGatedDo()
 	const max, parallel = 2, 2
-	b := newBatcher(max, parallel, time.Second, g.do)
+	b := newBatcher(max, parallel, 0, time.Second, g.do)
 	defer b.close()
 	g.hold()
 	var outs []<-chan int
@@ -209,7 +212,7 @@ func TestBatcherFullBatchAndParallelBound(t *testing.T) {
 func TestBatcherCloseWaitsForBatchesInFlight(t *testing.T) {
 	t.Parallel()
 	g := newGatedDo()
-	b := newBatcher(8, 4, time.Second, g.do)
+	b := newBatcher(8, 4, 0, time.Second, g.do)
 	g.hold()
 	first := callAsync(b, 1)
 	waitStarted(t, g)
@@ -233,5 +236,67 @@ func TestBatcherCloseWaitsForBatchesInFlight(t *testing.T) {
 	}
 	if a, b := <-first, <-second; a != 10 || b != 20 {
 		t.Errorf("calls = %d, %d; want 10, 20", a, b)
+	}
+}
+
+// With a linger, a lone input waits for others to share its call, and the
+// ones that come meanwhile go with it.
+func TestBatcherLingersForMore(t *testing.T) {
+	t.Parallel()
+	g := newGatedDo()
+	const linger = 100 * time.Millisecond
+	b := newBatcher(8, 4, linger, time.Second, g.do)
+	defer b.close()
+	start := time.Now()
+	var outs []<-chan int
+	for v := 1; v <= 3; v++ {
+		outs = append(outs, callAsync(b, v))
+		time.Sleep(linger / 10)
+	}
+	if n := waitStarted(t, g); n != 3 {
+		t.Errorf("batch of %d inputs, want the 3 that came within the linger", n)
+	}
+	if d := time.Since(start); d < linger*9/10 {
+		t.Errorf("batch sent %v after the first input, want about the linger (%v)", d, linger)
+	}
+	for i, ch := range outs {
+		if got, want := <-ch, (i+1)*10; got != want {
+			t.Errorf("call %d = %d, want %d", i+1, got, want)
+		}
+	}
+}
+
+// An urgent input does not linger, and takes the lingering ones along.
+func TestBatcherUrgentDoesNotLinger(t *testing.T) {
+	t.Parallel()
+	g := newGatedDo()
+	b := newBatcher(8, 4, time.Hour, time.Second, g.do)
+	defer b.close()
+	lingering := callAsync(b, 1)
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	urgent := callAsyncUrgent(b, 2, true)
+	if n := waitStarted(t, g); n != 2 {
+		t.Errorf("batch of %d inputs, want the lingering one and the urgent one", n)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("urgent input sent after %v", d)
+	}
+	if a, u := <-lingering, <-urgent; a != 10 || u != 20 {
+		t.Errorf("calls = %d, %d; want 10, 20", a, u)
+	}
+	// While a batch is in flight, an urgent input goes at once too.
+	g.hold()
+	first := callAsyncUrgent(b, 3, true)
+	waitStarted(t, g)
+	start = time.Now()
+	second := callAsyncUrgent(b, 4, true)
+	waitStarted(t, g)
+	if d := time.Since(start); d >= stallAfter {
+		t.Errorf("urgent input behind a batch in flight sent after %v, want at once", d)
+	}
+	g.release()
+	if a, u := <-first, <-second; a != 30 || u != 40 {
+		t.Errorf("calls = %d, %d; want 30, 40", a, u)
 	}
 }

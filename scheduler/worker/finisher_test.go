@@ -119,7 +119,7 @@ func TestFinisherBatchesConcurrentOutcomes(t *testing.T) {
 	for attempt := 1; attempt <= n; attempt++ {
 		wg.Go(func() {
 			started.Add(1)
-			held, err := f.finish(context.Background(), finishItem(fmt.Sprint("ev", attempt), attempt))
+			held, err := f.finish(context.Background(), finishItem(fmt.Sprint("ev", attempt), attempt), false)
 			checkResult(t, attempt, held, err)
 		})
 	}
@@ -174,7 +174,7 @@ func TestFinisherResultsRoutedToTheirCaller(t *testing.T) {
 			var wg sync.WaitGroup
 			for attempt := 1; attempt <= 200; attempt++ {
 				run := func() {
-					held, err := f.finish(context.Background(), finishItem("ev", attempt))
+					held, err := f.finish(context.Background(), finishItem("ev", attempt), false)
 					checkResult(t, attempt, held, err)
 				}
 				if tc.concurrent {
@@ -205,7 +205,7 @@ func TestFinisherSlowRoundTripDoesNotHoldUpOthers(t *testing.T) {
 	for i := 1; i < finishParallel; i++ {
 		attempt := 2 * i // held
 		slowWG.Go(func() {
-			held, err := f.finish(context.Background(), finishItem("slow", attempt))
+			held, err := f.finish(context.Background(), finishItem("slow", attempt), false)
 			checkResult(t, attempt, held, err)
 		})
 		pollUntil(t, 5*time.Second, "the slow round trip did not start", func() bool {
@@ -220,7 +220,7 @@ func TestFinisherSlowRoundTripDoesNotHoldUpOthers(t *testing.T) {
 		var wg sync.WaitGroup
 		for attempt := 1; attempt <= 50; attempt++ {
 			wg.Go(func() {
-				held, err := f.finish(context.Background(), finishItem("fast", attempt))
+				held, err := f.finish(context.Background(), finishItem("fast", attempt), false)
 				checkResult(t, attempt, held, err)
 			})
 		}
@@ -255,7 +255,7 @@ func TestFinisherCloseWaitsForInFlightRoundTrips(t *testing.T) {
 	defer open() // should the test fail first, let the round trip end
 	got := make(chan error, 1)
 	go func() {
-		held, err := f.finish(context.Background(), finishItem("ev", 2))
+		held, err := f.finish(context.Background(), finishItem("ev", 2), false)
 		if err == nil && !held {
 			err = errors.New("held false, want true")
 		}
@@ -297,7 +297,7 @@ func TestFinisherCallerGivingUpBlocksNobody(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() {
-		_, err := f.finish(ctx, finishItem("ev", 2))
+		_, err := f.finish(ctx, finishItem("ev", 2), false)
 		gaveUp <- err
 	}()
 	pollUntil(t, 5*time.Second, "the round trip did not start", func() bool { return st.inFlight.Load() == 1 })
@@ -307,7 +307,7 @@ func TestFinisherCallerGivingUpBlocksNobody(t *testing.T) {
 	}
 	open() // the abandoned reply must not block the finisher
 	for attempt := 3; attempt < 10; attempt++ {
-		held, err := f.finish(context.Background(), finishItem("ev", attempt))
+		held, err := f.finish(context.Background(), finishItem("ev", attempt), false)
 		checkResult(t, attempt, held, err)
 	}
 }

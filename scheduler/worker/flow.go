@@ -63,10 +63,10 @@ type flowGate struct {
 
 func newFlowGate(w *Worker, g FlowGate) *flowGate {
 	f := &flowGate{w: w, gate: g, wakes: map[flow.ID]time.Time{}, kick: make(chan struct{}, 1)}
-	f.acq = newBatcher(maxFlowBatch, flowParallel, flowTimeout, func(ctx context.Context, in []flow.Acquire) []flow.Answer {
+	f.acq = newBatcher(maxFlowBatch, flowParallel, 0, flowTimeout, func(ctx context.Context, in []flow.Acquire) []flow.Answer {
 		return g.AcquireFlows(ctx, in, w.cfg.Visibility, w.now())
 	})
-	f.pump = newBatcher(maxFlowBatch, flowParallel, flowTimeout, func(ctx context.Context, in []flow.Pump) []flow.Pumped {
+	f.pump = newBatcher(maxFlowBatch, flowParallel, 0, flowTimeout, func(ctx context.Context, in []flow.Pump) []flow.Pumped {
 		return g.PumpFlows(ctx, in, w.now())
 	})
 	return f
@@ -84,7 +84,7 @@ func (f *flowGate) close() {
 func (f *flowGate) admit(ctx context.Context, ev *scheduler.Event, l scheduler.Lease, rec *claimRec) (permit *flow.ID, ok bool) {
 	id := flow.ID{App: ev.App, Key: ev.FlowKey}
 	req := flow.Acquire{ID: id, EventID: ev.ID, Due: ev.DueAt}
-	ans, called := f.acq.call(ctx, req)
+	ans, called := f.acq.call(ctx, req, false)
 	if called && ans.Err == nil {
 		switch ans.Verdict {
 		case flow.Unlimited:
@@ -119,7 +119,7 @@ func (f *flowGate) admit(ctx context.Context, ev *scheduler.Event, l scheduler.L
 	// A permit freed while this worker was parking the event may have been
 	// granted to it then (its pump could not make a PROCESSING event due):
 	// look again, now that it is parked.
-	again, called := f.acq.call(pctx, req)
+	again, called := f.acq.call(pctx, req, false)
 	if called && again.Err == nil && again.Verdict != flow.Held {
 		if err := f.gate.Unpark(pctx, ev.App, ev.ID, ev.DueAt, f.w.now()); err != nil {
 			f.w.log.Warn("making a granted event due failed; it comes back after its park", "app", ev.App, "id", ev.ID, "err", err)
@@ -133,7 +133,7 @@ func (f *flowGate) admit(ctx context.Context, ev *scheduler.Event, l scheduler.L
 func (f *flowGate) release(ctx context.Context, id flow.ID, eventID string) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flowTimeout)
 	defer cancel()
-	res, ok := f.pump.call(rctx, flow.Pump{ID: id, Release: eventID})
+	res, ok := f.pump.call(rctx, flow.Pump{ID: id, Release: eventID}, false)
 	if !ok || res.Err != nil {
 		f.w.log.Warn("releasing a flow permit failed; it ends at its deadline", "app", id.App, "flow_key", id.Key, "err", res.Err)
 		return

@@ -47,7 +47,7 @@ func (w *Worker) chain(ctx context.Context, ev *scheduler.Event, rec *claimRec) 
 	go func() {
 		var err error
 		for try := 0; try < advanceTries; try++ {
-			res, ok := w.adv.call(ctx, scheduler.Ident{App: ev.App, ID: ev.ID})
+			res, ok := w.adv.call(ctx, scheduler.Ident{App: ev.App, ID: ev.ID}, false)
 			if !ok {
 				err = ctx.Err()
 				break

@@ -310,7 +310,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.runners = newRunners()
 	defer w.runners.close()
 	if r := w.cfg.Recurrence; r != nil {
-		w.adv = newBatcher(maxAdvanceBatch, advanceParallel, advanceTimeout, r.AdvanceMany)
+		w.adv = newBatcher(maxAdvanceBatch, advanceParallel, 0, advanceTimeout, r.AdvanceMany)
 	}
 	if g := w.cfg.Flows; g != nil {
 		w.flows = newFlowGate(w, g)
@@ -934,10 +934,16 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 	// attempt (finish_attempt in luascripts/prelude.lua).
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	// The outcome may linger for others to share its round trip
+	// (finishLinger), unless the next event of its flow key waits for its
+	// permit or slots are scarce: a delivery keeps its slot until its
+	// outcome is recorded, and a burst would lose deliveries to lingering
+	// (measured: 11,000 → 9,000 deliveries/s with every outcome lingering).
+	urgent := permit != nil || w.InFlight() > w.cfg.Concurrency/2
 	var held bool
 	var err error
 	for try := 0; try < 5; try++ {
-		held, err = w.fin.finish(fctx, scheduler.FinishItem{Lease: lease, Outcome: out, Now: now})
+		held, err = w.fin.finish(fctx, scheduler.FinishItem{Lease: lease, Outcome: out, Now: now}, urgent)
 		if err == nil || !errors.Is(err, scheduler.ErrUnavailable) {
 			break
 		}
