@@ -26,6 +26,7 @@ type batcher[In, Out any] struct {
 	max      int
 	parallel int
 	linger   time.Duration
+	stall    time.Duration // stallAfter, but in tests
 	timeout  time.Duration
 	reqs     chan batchReq[In, Out]
 	done     chan struct{}
@@ -48,8 +49,14 @@ type batchReq[In, Out any] struct {
 // calls in flight, each with timeout, lingering linger (0: none) for more
 // inputs while none is in flight.
 func newBatcher[In, Out any](max, parallel int, linger, timeout time.Duration, do func(context.Context, []In) []Out) *batcher[In, Out] {
-	b := &batcher[In, Out]{do: do, max: max, parallel: parallel, linger: linger, timeout: timeout,
-		reqs: make(chan batchReq[In, Out]), done: make(chan struct{})}
+	return startBatcher(&batcher[In, Out]{do: do, max: max, parallel: parallel, linger: linger,
+		stall: stallAfter, timeout: timeout})
+}
+
+// startBatcher starts b, whose do, max, parallel, linger, stall and timeout
+// are set.
+func startBatcher[In, Out any](b *batcher[In, Out]) *batcher[In, Out] {
+	b.reqs, b.done = make(chan batchReq[In, Out]), make(chan struct{})
 	go b.run()
 	return b
 }
@@ -77,7 +84,7 @@ func (b *batcher[In, Out]) run() {
 			if urgent > 0 {
 				return 0
 			}
-			return stallAfter - time.Since(lastSent)
+			return b.stall - time.Since(lastSent)
 		case urgent > 0:
 			return 0
 		default:

@@ -75,6 +75,22 @@ func callAsyncUrgent(b *batcher[int, int], v int, urgent bool) <-chan int {
 	return ch
 }
 
+// heldBatch starts a batcher on a gatedDo (max 8, 4 in flight, no linger,
+// stalled after stall), holds its batches and sends a first call, which is
+// in flight when it returns.
+func heldBatch(t *testing.T, stall time.Duration) (*gatedDo, *batcher[int, int], <-chan int) {
+	t.Helper()
+	g := newGatedDo()
+	b := startBatcher(&batcher[int, int]{do: g.do, max: 8, parallel: 4, stall: stall, timeout: time.Minute})
+	t.Cleanup(b.close)
+	g.hold()
+	first := callAsync(b, 1)
+	if n := waitStarted(t, g); n != 1 {
+		t.Fatalf("first batch has %d inputs, want 1", n)
+	}
+	return g, b, first
+}
+
 func waitStarted(t *testing.T, g *gatedDo) int {
 	t.Helper()
 	select {
@@ -89,16 +105,14 @@ func waitStarted(t *testing.T, g *gatedDo) int {
 func TestBatcherLoneCallGoesAtOnce(t *testing.T) {
 	t.Parallel()
 	g := newGatedDo()
-	b := newBatcher(8, 4, 0, time.Second, g.do)
+	// Nothing in flight and no linger: sent at once, not after the stall.
+	b := startBatcher(&batcher[int, int]{do: g.do, max: 8, parallel: 4, stall: time.Hour, timeout: time.Minute})
 	defer b.close()
-	start := time.Now()
-	out, ok := b.call(context.Background(), 7, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, ok := b.call(ctx, 7, false)
 	if !ok || out != 70 {
-		t.Fatalf("call = %d, %v; want 70, true", out, ok)
-	}
-	// Nothing in flight: no gathering, no waiting for stallAfter.
-	if d := time.Since(start); d >= stallAfter {
-		t.Errorf("a lone call took %v, want it sent at once (< %v)", d, stallAfter)
+		t.Fatalf("call = %d, %v; want 70, true (a lone call waited)", out, ok)
 	}
 }
 
@@ -107,21 +121,16 @@ func TestBatcherLoneCallGoesAtOnce(t *testing.T) {
 // while fewer than parallel were in flight).
 func TestBatcherGathersBehindABatchInFlight(t *testing.T) {
 	t.Parallel()
-	g := newGatedDo()
-	b := newBatcher(8, 4, 0, time.Second, g.do)
-	defer b.close()
-	g.hold()
-	first := callAsync(b, 1)
-	if n := waitStarted(t, g); n != 1 {
-		t.Fatalf("first batch has %d inputs, want 1", n)
-	}
+	// Stalled only after a minute: on a busy machine the five calls may
+	// take a while to arrive.
+	g, b, first := heldBatch(t, time.Minute)
 	var rest []<-chan int
 	for v := 2; v <= 6; v++ {
 		rest = append(rest, callAsync(b, v))
 	}
 	// Give the five calls time to reach the batcher: none may start a
 	// batch of its own while the first is in flight (and not stalled).
-	time.Sleep(stallAfter / 4)
+	time.Sleep(200 * time.Millisecond)
 	select {
 	case n := <-g.started:
 		t.Fatalf("a batch of %d started while the first was in flight", n)
@@ -148,19 +157,15 @@ func TestBatcherGathersBehindABatchInFlight(t *testing.T) {
 // answering) no longer holds the next one back.
 func TestBatcherStalledBatchLetsTheNextGo(t *testing.T) {
 	t.Parallel()
-	g := newGatedDo()
-	b := newBatcher(8, 4, 0, time.Second, g.do)
-	defer b.close()
-	g.hold()
-	first := callAsync(b, 1)
-	waitStarted(t, g)
+	const stall = 300 * time.Millisecond
+	g, b, first := heldBatch(t, stall)
 	sent := time.Now()
 	second := callAsync(b, 2)
 	if n := waitStarted(t, g); n != 1 {
 		t.Fatalf("second batch has %d inputs, want 1", n)
 	}
-	if d := time.Since(sent); d < stallAfter/2 {
-		t.Errorf("second batch started after %v, want it gathered for about stallAfter (%v)", d, stallAfter)
+	if d := time.Since(sent); d < stall/2 {
+		t.Errorf("second batch started after %v, want it gathered for about the stall (%v)", d, stall)
 	}
 	g.release()
 	if a, b := <-first, <-second; a != 10 || b != 20 {
@@ -174,7 +179,8 @@ func TestBatcherFullBatchAndParallelBound(t *testing.T) {
 	t.Parallel()
 	g := newGatedDo()
 	const max, parallel = 2, 2
-	b := newBatcher(max, parallel, 0, time.Second, g.do)
+	// Never stalled: only a full batch goes while one is in flight.
+	b := startBatcher(&batcher[int, int]{do: g.do, max: max, parallel: parallel, stall: time.Hour, timeout: time.Minute})
 	defer b.close()
 	g.hold()
 	var outs []<-chan int
@@ -188,7 +194,7 @@ func TestBatcherFullBatchAndParallelBound(t *testing.T) {
 	if n := waitStarted(t, g); n != max {
 		t.Errorf("second batch has %d inputs, want %d", n, max)
 	}
-	time.Sleep(2 * stallAfter)
+	time.Sleep(100 * time.Millisecond)
 	select {
 	case n := <-g.started:
 		t.Fatalf("a third batch of %d started with %d in flight", n, parallel)
@@ -244,14 +250,14 @@ func TestBatcherCloseWaitsForBatchesInFlight(t *testing.T) {
 func TestBatcherLingersForMore(t *testing.T) {
 	t.Parallel()
 	g := newGatedDo()
-	const linger = 100 * time.Millisecond
+	const linger = 500 * time.Millisecond
 	b := newBatcher(8, 4, linger, time.Second, g.do)
 	defer b.close()
 	start := time.Now()
 	var outs []<-chan int
 	for v := 1; v <= 3; v++ {
 		outs = append(outs, callAsync(b, v))
-		time.Sleep(linger / 10)
+		time.Sleep(linger / 50)
 	}
 	if n := waitStarted(t, g); n != 3 {
 		t.Errorf("batch of %d inputs, want the 3 that came within the linger", n)
@@ -270,10 +276,10 @@ func TestBatcherLingersForMore(t *testing.T) {
 func TestBatcherUrgentDoesNotLinger(t *testing.T) {
 	t.Parallel()
 	g := newGatedDo()
-	b := newBatcher(8, 4, time.Hour, time.Second, g.do)
+	b := startBatcher(&batcher[int, int]{do: g.do, max: 8, parallel: 4, linger: time.Hour, stall: time.Hour, timeout: time.Minute})
 	defer b.close()
 	lingering := callAsync(b, 1)
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // it reaches the batcher, and lingers
 	start := time.Now()
 	urgent := callAsyncUrgent(b, 2, true)
 	if n := waitStarted(t, g); n != 2 {
@@ -289,12 +295,8 @@ func TestBatcherUrgentDoesNotLinger(t *testing.T) {
 	g.hold()
 	first := callAsyncUrgent(b, 3, true)
 	waitStarted(t, g)
-	start = time.Now()
 	second := callAsyncUrgent(b, 4, true)
-	waitStarted(t, g)
-	if d := time.Since(start); d >= stallAfter {
-		t.Errorf("urgent input behind a batch in flight sent after %v, want at once", d)
-	}
+	waitStarted(t, g) // not after the stall (an hour)
 	g.release()
 	if a, u := <-first, <-second; a != 30 || u != 40 {
 		t.Errorf("calls = %d, %d; want 30, 40", a, u)
