@@ -56,7 +56,7 @@ func TestSteadyLoadAsksOnlyShardsWithDueEvents(t *testing.T) {
 // the poll interval.
 func TestEventBeyondWakeHorizonIsClaimedOnTime(t *testing.T) {
 	t.Parallel()
-	const poll = 200 * time.Millisecond
+	const poll = 400 * time.Millisecond
 	b := setupWorkerOn(t, redisstore.Config{Namespace: "far", Shards: 16, WakeHorizon: poll},
 		nil, worker.Config{PollInterval: poll})
 	b.run(t)
