@@ -290,8 +290,15 @@ func listenAddr(mode, addr string) (string, error) {
 // RedisConn is how to reach Redis and open the namespace, as the settings
 // say.
 func (c *Config) RedisConn() redisstore.ConnConfig {
+	// The wake horizon is never shorter than DefaultWakeHorizon, how often
+	// a worker asks every shard at most (scheduler/worker's
+	// fullRoundEvery): an event created due beyond the horizon publishes no
+	// wake-up, and a worker finds it in time only if the horizon of the
+	// process that created it covers the worker's full rounds, whatever
+	// poll interval each process has.
 	return redisstore.ConnConfig{URL: c.RedisURL, Cluster: c.RedisCluster, Store: redisstore.Config{
-		Namespace: c.Namespace, Shards: c.Shards, Retention: c.Retention, WakeHorizon: c.PollInterval,
+		Namespace: c.Namespace, Shards: c.Shards, Retention: c.Retention,
+		WakeHorizon: max(c.PollInterval, redisstore.DefaultWakeHorizon),
 	}}
 }
 

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/cassata/cassata/store/redisstore"
 )
 
 func writeYAML(t *testing.T, body string) string {
@@ -124,5 +126,23 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatal("want an error")
 			}
 		})
+	}
+}
+
+// TestWakeHorizonCoversFullRounds: whatever a process's poll interval, its
+// wake horizon is at least redisstore.DefaultWakeHorizon, how often every
+// worker asks every shard at most: a server polling every 100ms must still
+// wake the workers for an event due in 500ms, which a worker polling every
+// 5s would otherwise find only at its next full round, up to a second late.
+func TestWakeHorizonCoversFullRounds(t *testing.T) {
+	for _, tc := range []struct{ poll, want time.Duration }{
+		{0, redisstore.DefaultWakeHorizon},
+		{100 * time.Millisecond, redisstore.DefaultWakeHorizon},
+		{5 * time.Second, 5 * time.Second},
+	} {
+		c := Config{PollInterval: tc.poll}
+		if got := c.RedisConn().Store.WakeHorizon; got != tc.want {
+			t.Errorf("poll interval %v: wake horizon %v, want %v", tc.poll, got, tc.want)
+		}
 	}
 }

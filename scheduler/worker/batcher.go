@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -64,14 +65,13 @@ func startBatcher[In, Out any](b *batcher[In, Out]) *batcher[In, Out] {
 func (b *batcher[In, Out]) run() {
 	defer close(b.done)
 	var (
-		wg       sync.WaitGroup
-		waiting  []batchReq[In, Out]
-		urgent   int // urgent inputs in waiting
-		inflight int
-		lastSent time.Time
-		reqs     = b.reqs // nil once closed: the loop ends when nothing is waiting
-		ended    = make(chan struct{}, b.parallel)
-		timer    = time.NewTimer(time.Hour)
+		wg      sync.WaitGroup
+		waiting []batchReq[In, Out]
+		urgent  int         // urgent inputs in waiting
+		sentAt  []time.Time // when each batch in flight was sent
+		reqs    = b.reqs    // nil once closed: the loop ends when nothing is waiting
+		ended   = make(chan time.Time, b.parallel)
+		timer   = time.NewTimer(time.Hour)
 	)
 	defer timer.Stop()
 	// wait is how long the batch waiting may still wait (<= 0: send it now),
@@ -80,11 +80,14 @@ func (b *batcher[In, Out]) run() {
 		switch {
 		case len(waiting) >= b.max || reqs == nil:
 			return 0
-		case inflight > 0:
+		case len(sentAt) > 0:
 			if urgent > 0 {
 				return 0
 			}
-			return b.stall - time.Since(lastSent)
+			// Gather behind the batches in flight until the newest has
+			// been in flight for the stall (one that came back does not
+			// count: a stalled batch alone holds nothing back).
+			return b.stall - time.Since(slices.MaxFunc(sentAt, time.Time.Compare))
 		case urgent > 0:
 			return 0
 		default:
@@ -98,8 +101,8 @@ func (b *batcher[In, Out]) run() {
 		}
 		return append(in, r)
 	}
-	for reqs != nil || len(waiting) > 0 || inflight > 0 {
-		for len(waiting) > 0 && inflight < b.parallel && wait() <= 0 {
+	for reqs != nil || len(waiting) > 0 || len(sentAt) > 0 {
+		for len(waiting) > 0 && len(sentAt) < b.parallel && wait() <= 0 {
 			n := min(len(waiting), b.max)
 			batch := waiting[:n:n]
 			waiting = waiting[n:]
@@ -111,15 +114,15 @@ func (b *batcher[In, Out]) run() {
 					urgent--
 				}
 			}
-			inflight++
-			lastSent = time.Now()
+			at := time.Now()
+			sentAt = append(sentAt, at)
 			wg.Go(func() {
-				defer func() { ended <- struct{}{} }()
+				defer func() { ended <- at }()
 				b.send(batch)
 			})
 		}
 		var timeUp <-chan time.Time
-		if len(waiting) > 0 && inflight < b.parallel {
+		if len(waiting) > 0 && len(sentAt) < b.parallel {
 			timer.Reset(wait())
 			timeUp = timer.C
 		}
@@ -144,8 +147,10 @@ func (b *batcher[In, Out]) run() {
 					break more
 				}
 			}
-		case <-ended:
-			inflight--
+		case at := <-ended:
+			// One entry: two batches may have been sent at the same instant.
+			i := slices.IndexFunc(sentAt, at.Equal)
+			sentAt = slices.Delete(sentAt, i, i+1)
 		case <-timeUp:
 		}
 	}

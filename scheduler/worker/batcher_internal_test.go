@@ -302,3 +302,38 @@ func TestBatcherUrgentDoesNotLinger(t *testing.T) {
 		t.Errorf("calls = %d, %d; want 30, 40", a, u)
 	}
 }
+
+// Behind a batch stalled in flight (a Cluster node that stopped answering:
+// up to the batcher's timeout) the later inputs go at once, not each after
+// a stall measured from the batch before it, which came back.
+func TestBatcherStalledBatchHoldsNothingBack(t *testing.T) {
+	t.Parallel()
+	stuck := make(chan struct{})
+	do := func(_ context.Context, in []int) []int {
+		if slices.Contains(in, 0) {
+			<-stuck
+		}
+		out := make([]int, len(in))
+		for i, v := range in {
+			out[i] = v * 10
+		}
+		return out
+	}
+	const stall = 200 * time.Millisecond
+	b := startBatcher(&batcher[int, int]{do: do, max: 8, parallel: 4, stall: stall, timeout: time.Minute})
+	defer b.close()
+	defer close(stuck)
+	go b.call(context.Background(), 0, false)
+	time.Sleep(2 * stall) // the first batch has stalled
+	const n = 10
+	start := time.Now()
+	for v := 1; v <= n; v++ {
+		if out, ok := b.call(context.Background(), v, false); !ok || out != v*10 {
+			t.Fatalf("call %d = %d, %v", v, out, ok)
+		}
+	}
+	// Each waiting for the stall would take n × 200 ms.
+	if d := time.Since(start); d > n*stall/2 {
+		t.Errorf("%d calls one after another behind a stalled batch took %v, want each sent at once", n, d)
+	}
+}

@@ -28,8 +28,8 @@
 //
 // A shard may have an event due when its last claim's next due time has
 // come, when a wake-up named it since it was last asked, or when its last
-// claim filled its share; every shard is asked at least every PollInterval
-// (shardPlan in worker.go).
+// claim filled its share; every shard is asked at least every PollInterval,
+// or every second when that is longer (shardPlan in worker.go).
 //
 // Due times and leases are compared with the Redis server's clock (TIME in
 // the scripts) unless a test injects Config.Clock, so a worker with a skewed clock

@@ -165,7 +165,7 @@ func (w *Worker) finishCarrier(ctx context.Context, ev *scheduler.Event, lease s
 	out := scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{
 		Attempt: ev.Attempts, Worker: w.cfg.ID, At: clock.UnixMilli(), Response: what,
 	}}
-	_, err := w.fin.finish(context.WithoutCancel(ctx), scheduler.FinishItem{Lease: lease, Outcome: out, Now: now}, false)
+	_, err := w.fin.finish(context.WithoutCancel(ctx), scheduler.FinishItem{Lease: lease, Outcome: out, Now: now}, w.slotsScarce())
 	return err
 }
 

@@ -271,6 +271,13 @@ func New(store Store, d *delivery.Deliverer, cfg Config) *Worker {
 	}
 }
 
+// slotsScarce reports whether more than half the delivery slots are
+// taken: an outcome then does not linger (finishLinger), since a delivery
+// keeps its slot until its outcome is recorded and a burst would lose
+// deliveries to lingering (measured: 11,000 → 9,000 deliveries/s with
+// every outcome lingering).
+func (w *Worker) slotsScarce() bool { return w.InFlight() > w.cfg.Concurrency/2 }
+
 // ID returns the worker's id.
 func (w *Worker) ID() string { return w.cfg.ID }
 
@@ -484,49 +491,61 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 // that finds nothing costs Redis ~190 µs, BenchmarkEmptyClaimRound, which a
 // worker under a steady load paid for about every delivery). A shard is
 // asked
-//   - when its earliest due time, as its last claim reported it, has come
-//     (on Redis' clock, estimated from the last reply and the time since);
+//   - when its earliest due time, as its last claim reported it, has come:
+//     kept on the worker's monotonic clock as the reply's next due time less
+//     its server time (each shard's own master's clock, on a Cluster whose
+//     masters' clocks differ) after the reply came, which errs late by the
+//     reply's way back, never early;
 //   - when its last claim filled its share (hot: more may be waiting);
 //   - once it is woken: by a wake-up that named it (an event due earlier
 //     than planned: a create, a retry, an event given back), by its claim
-//     failing, and every PollInterval all shards (at the start too), as
+//     failing, and every fullRoundEvery all shards (at the start too), as
 //     every shard was asked at least that often before, for what no wake-up
-//     announces (an event created due beyond the wake horizon, which is
-//     PollInterval; a wake-up lost with a broken subscription). A shard
-//     stays woken until a round asks it: a saturated worker whose free
+//     announces (an event created due beyond the wake horizon, which is at
+//     least fullRoundEvery; a wake-up lost with a broken subscription). A
+//     shard stays woken until a round asks it: a saturated worker whose free
 //     slots ran out before every woken shard was asked asks the rest next.
 //
 // Another worker's claims only make a round find less than planned; an
-// earlier due time than planned always comes with a wake-up or within a
-// PollInterval, so no event waits longer than it did when every round
+// earlier due time than planned always comes with a wake-up or within
+// fullRoundEvery, so no event waits longer than it did when every round
 // asked every shard.
 type shardPlan struct {
-	woken    []bool        // by shard: to be asked once (wake-up, failure, full round)
-	next     []time.Time   // by shard: earliest due time its last claim reported; zero: none
-	server   time.Time     // Redis' clock at the last reply...
-	serverAt time.Duration // ...and when it came (Worker.mono)
-	fullAt   time.Duration // when every shard is woken next (Worker.mono)
+	woken  []bool          // by shard: to be asked once (wake-up, failure, full round)
+	next   []time.Duration // by shard: when (Worker.mono) its earliest due time comes; < 0: none
+	fullAt time.Duration   // when every shard is woken next (Worker.mono)
 }
+
+// fullRoundEvery bounds how long a worker goes without asking every shard
+// (shardPlan): its PollInterval, or this when shorter. The stores' wake
+// horizon is at least this (redisstore.DefaultWakeHorizon; internal/config
+// sets it to the larger of the poll interval and that), so an event that
+// publishes no wake-up is planned by a full round before it is due, however
+// the processes' poll intervals differ.
+const fullRoundEvery = time.Second
 
 func newShardPlan(shards int) *shardPlan {
-	return &shardPlan{woken: make([]bool, shards), next: make([]time.Time, shards)}
+	p := &shardPlan{woken: make([]bool, shards), next: make([]time.Duration, shards)}
+	for sh := range p.next {
+		p.next[sh] = -1
+	}
+	return p
 }
 
-// order returns the shards to ask at mono, from start on; when poll has
-// passed since every shard was last woken, it wakes them all.
+// order returns the shards to ask at mono, from start on; when the full
+// round is due (poll: how often), it wakes them all.
 func (p *shardPlan) order(start int, mono, poll time.Duration, hot []bool) []int {
 	shards := len(p.next)
 	if mono >= p.fullAt {
-		p.fullAt = mono + poll
+		p.fullAt = mono + min(poll, fullRoundEvery)
 		for sh := range p.woken {
 			p.woken[sh] = true
 		}
 	}
-	now := p.server.Add(mono - p.serverAt)
 	order := make([]int, 0, shards)
 	for i := range shards {
 		sh := (start + i) % shards
-		if p.woken[sh] || hot[sh] || (!p.next[sh].IsZero() && !p.next[sh].After(now)) {
+		if p.woken[sh] || hot[sh] || (p.next[sh] >= 0 && p.next[sh] <= mono) {
 			order = append(order, sh)
 		}
 	}
@@ -542,20 +561,19 @@ func (p *shardPlan) claimFailed(sh int) { p.woken[sh] = true }
 
 // answered notes shard sh's claim c, whose reply came at mono.
 func (p *shardPlan) answered(sh int, c scheduler.Claim, mono time.Duration) {
-	p.next[sh] = c.NextDue
-	if !c.Now.IsZero() {
-		p.server, p.serverAt = c.Now, mono
+	p.next[sh] = -1 // none, or a reply without the server's time: the full rounds find it
+	if !c.NextDue.IsZero() && !c.Now.IsZero() {
+		p.next[sh] = mono + max(c.NextDue.Sub(c.Now), 0)
 	}
 }
 
 // untilNext is how long from mono until the earliest planned due time of
-// any shard or the next full wake, whichever is first.
+// any shard or the next full round, whichever is first.
 func (p *shardPlan) untilNext(mono time.Duration) time.Duration {
 	d := p.fullAt - mono
-	now := p.server.Add(mono - p.serverAt)
 	for _, t := range p.next {
-		if !t.IsZero() {
-			d = min(d, t.Sub(now))
+		if t >= 0 {
+			d = min(d, t-mono)
 		}
 	}
 	return d
@@ -936,10 +954,8 @@ func (w *Worker) process(ctx context.Context, ev *scheduler.Event, claimedAt tim
 	defer cancel()
 	// The outcome may linger for others to share its round trip
 	// (finishLinger), unless the next event of its flow key waits for its
-	// permit or slots are scarce: a delivery keeps its slot until its
-	// outcome is recorded, and a burst would lose deliveries to lingering
-	// (measured: 11,000 → 9,000 deliveries/s with every outcome lingering).
-	urgent := permit != nil || w.InFlight() > w.cfg.Concurrency/2
+	// permit or slots are scarce.
+	urgent := permit != nil || w.slotsScarce()
 	var held bool
 	var err error
 	for try := 0; try < 5; try++ {

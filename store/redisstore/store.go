@@ -30,7 +30,9 @@ const (
 	DefaultShards    = 16
 	DefaultRetention = 24 * time.Hour
 	// DefaultWakeHorizon: creates due further out than this publish no
-	// wake-up; workers re-plan at least this often anyway.
+	// wake-up; workers ask every shard at least this often anyway
+	// (scheduler/worker's fullRoundEvery), so a horizon shorter than this
+	// can leave such an event late.
 	DefaultWakeHorizon = time.Second
 )
 
