@@ -57,7 +57,11 @@ func TestClaimShares(t *testing.T) {
 			[]scheduler.ClaimRequest{cr(1, 5)}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := w.claimShares(tt.free, tt.start, tt.hot, tt.backlog)
+			order := make([]int, len(tt.hot)) // every shard, from start on
+			for i := range order {
+				order[i] = (tt.start + i) % len(tt.hot)
+			}
+			got := w.claimShares(tt.free, order, tt.hot, tt.backlog)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}

@@ -420,7 +420,7 @@ func (w *Worker) claimLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 		// as many free slots as shards; with fewer, the next shards are
 		// asked until the slots are taken or every shard was looked at.
 		for visited := 0; visited < len(order) && free > 0 && !failed; {
-			reqs := w.claimSharesIn(free, order[visited:], hot, backlog)
+			reqs := w.claimShares(free, order[visited:], hot, backlog)
 			if visited == 0 {
 				clear(hot) // this round's claims tell which shards are hot next
 			}
@@ -579,30 +579,20 @@ func (p *shardPlan) untilNext(mono time.Duration) time.Duration {
 	return d
 }
 
-// claimShares splits a claim round's free slots over the shards, which are
+// claimShares splits a claim round's free slots over the shards of order
+// (those the round asks, from the round's start on: shardPlan), which are
 // all claimed in one round trip (ClaimShards), never asking for more than
 // free events in total nor more than Batch from one shard. With fewer free
-// slots than shards (a saturated worker, slots freeing one by one), the
-// shard at start is asked for them all, and the claim loop goes on to the
-// next shard while slots remain (start moves on every round, so every
+// slots than shards to ask (a saturated worker, slots freeing one by one),
+// the first shard is asked for them all, and the claim loop goes on to the
+// next shards while slots remain (start moves on every round, so every
 // shard has its turn): one claim script per few events would cost Redis
 // more than the round trips it saves. With a backlog (the last round took
 // every free slot and left due events behind) the slots go to one shard per
-// claimShareMin of them, from start on. Otherwise every shard gets one and the rest is split
-// among the shards that filled their share last round (hot: more is
-// waiting there), or among all when none did.
-func (w *Worker) claimShares(free, start int, hot []bool, backlog bool) []scheduler.ClaimRequest {
-	order := make([]int, len(hot))
-	for i := range order {
-		order[i] = (start + i) % len(hot)
-	}
-	return w.claimSharesIn(free, order, hot, backlog)
-}
-
-// claimSharesIn is claimShares over the shards of order (a claim round
-// that asks only the shards where events may be due: claimLoop), in that
-// order.
-func (w *Worker) claimSharesIn(free int, order []int, hot []bool, backlog bool) []scheduler.ClaimRequest {
+// claimShareMin of them, in order. Otherwise every shard gets one and the
+// rest is split among the shards that filled their share last round (hot:
+// more is waiting there), or among all when none did.
+func (w *Worker) claimShares(free int, order []int, hot []bool, backlog bool) []scheduler.ClaimRequest {
 	shards := len(order)
 	if free < shards {
 		return []scheduler.ClaimRequest{{Shard: order[0], Batch: free}}
