@@ -65,6 +65,12 @@ type Record struct {
 	// Attempt is set for RecordAttempt and, when an attempt ended the run,
 	// for RecordFinal.
 	Attempt *Attempt
+	// Seen is the live store's own, handed back to it with the record
+	// (Outbox.AckOutbox): for a final record, the event as the store read
+	// it when it made the record (redisstore: its stored value, when it
+	// showed the run's end, so that acknowledging need not decode it
+	// again). Others carry it along untouched.
+	Seen string
 }
 
 // Archive is what the Scheduler reads from the archive database (see

@@ -2,7 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -99,16 +101,48 @@ func benchmarkEventLifetime(b *testing.B, layout int) {
 	b.ResetTimer()
 	var total float64
 	for _, p := range phases {
+		var cmds0 map[string]string
+		if *lifetimeCommands {
+			cmds0 = infoFields(b, admin, "commandstats")
+		}
 		cpu0, pub0 := redisCPU(b, admin), publishCalls(b, admin)
 		got := p.run(b)
 		cpu := redisCPU(b, admin) - cpu0
 		pubs := publishCalls(b, admin) - pub0
+		if *lifetimeCommands {
+			logCommands(b, p.name, cmds0, infoFields(b, admin, "commandstats"), got)
+		}
 		us := cpu.Seconds() * 1e6 / float64(got)
 		total += us
 		b.ReportMetric(us, p.name+"-redis-µs/event")
 		b.ReportMetric(float64(pubs)/float64(got), p.name+"-publish/event")
 	}
 	b.ReportMetric(total, "redis-µs/event")
+}
+
+// lifetimeCommands: BenchmarkEventLifetime also logs, per phase, the
+// commands redis-server ran (INFO commandstats) per event: calls, and
+// their wall time in µs (scripts' own include the commands they call).
+//
+//	go test ./store/redisstore -run '^$' -bench 'BenchmarkEventLifetime/packed$' -benchtime 20000x -args -lifetime.commands
+var lifetimeCommands = flag.Bool("lifetime.commands", false, "BenchmarkEventLifetime: log each phase's INFO commandstats per event")
+
+// logCommands logs the commands run between INFO commandstats before and
+// after, per event of n.
+func logCommands(b *testing.B, phase string, before, after map[string]string, n int) {
+	var lines []string
+	for k, v := range after {
+		var c1, u1, c0, u0 float64
+		_, _ = fmt.Sscanf(v, "calls=%g,usec=%g", &c1, &u1)
+		_, _ = fmt.Sscanf(before[k], "calls=%g,usec=%g", &c0, &u0)
+		if c1 > c0 {
+			lines = append(lines, fmt.Sprintf("%s %s: %.3f calls, %.2f µs per event",
+				phase, strings.TrimPrefix(k, "cmdstat_"), (c1-c0)/float64(n), (u1-u0)/float64(n)))
+		}
+	}
+	slices.Sort(lines)
+	// Printed, not logged: a benchmark's log is cut after a few lines.
+	fmt.Printf("%s (b.N %d)\n%s\n", b.Name(), n, strings.Join(lines, "\n"))
 }
 
 // lifetimeStore starts a redis-server and a store on it in the given event

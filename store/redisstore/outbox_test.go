@@ -1000,3 +1000,164 @@ func TestCompareStreamIDs(t *testing.T) {
 		}
 	}
 }
+
+// retainedEvents finishes events of every kind archived.lua treats apart
+// (a delivered one with a short, a long or no body, with headers; failed
+// after two attempts; cancelled) and returns their final records as
+// ReadOutbox gives them.
+func retainedEvents(t *testing.T, e *outboxEnv) []scheduler.Record {
+	t.Helper()
+	ctx := context.Background()
+	at := e.at(-time.Minute)
+	bodies := map[string][]byte{
+		"short": []byte(`{"order":1}`),
+		"long":  []byte(strings.Repeat(`{"line":"a body longer than 127 bytes"}`, 6)),
+		"none":  nil,
+	}
+	for id, body := range bodies {
+		ev := newEvent(id, at, at)
+		ev.Body, ev.Headers = body, map[string]string{"Content-Type": "application/json"}
+		e.create(t, ev)
+	}
+	e.create(t, newEvent("failed", at, at))
+	e.create(t, newEvent("cancelled", e.at(time.Hour), at))
+	if c := e.claim(t, testWorker, 10, at); len(c.Events) != 4 {
+		t.Fatalf("claim = %d events, want 4", len(c.Events))
+	}
+	for id := range bodies {
+		e.finish(t, id, 1, scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 200}}, at)
+	}
+	e.finish(t, "failed", 1, scheduler.Outcome{Status: scheduler.StatusPending, Backoff: time.Second,
+		Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 503}}, at)
+	if c := e.claim(t, testWorker, 10, at.Add(time.Second)); len(c.Events) != 1 {
+		t.Fatalf("second claim = %d events, want 1", len(c.Events))
+	}
+	e.finish(t, "failed", 2, scheduler.Outcome{Status: scheduler.StatusFailed, Attempt: scheduler.Attempt{Attempt: 2, StatusCode: 400}}, at.Add(2*time.Second))
+	if _, err := e.store.Cancel(ctx, testApp, "cancelled", at.Add(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var finals []scheduler.Record
+	for _, r := range e.read(t, "a", false, 100) {
+		if r.Kind == scheduler.RecordFinal {
+			finals = append(finals, r)
+		}
+	}
+	if len(finals) != 5 {
+		t.Fatalf("final records = %d, want 5", len(finals))
+	}
+	return finals
+}
+
+// TestRetainedAgreesWithArchivedLua: what the archiver makes of a finished
+// event it read (retained) is, byte for byte, what archived.lua makes of
+// it by itself, so acknowledging through either keeps the same value.
+func TestRetainedAgreesWithArchivedLua(t *testing.T) {
+	t.Parallel()
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			e := setupOutbox(t, be.real)
+			finals := retainedEvents(t, e)
+			want := map[string]string{}
+			for i, r := range finals {
+				if r.Seen == "" {
+					t.Fatalf("%s: final record without the value it was read from", r.ID)
+				}
+				keep, ok := retained(r.Seen, r.UpdatedMS)
+				if !ok {
+					t.Fatalf("%s: retained(%q) not ok", r.ID, r.Seen)
+				}
+				if got := r.Status == scheduler.StatusCompleted && r.ID != "none"; got != (len(keep) < len(r.Seen)) {
+					t.Fatalf("%s (%s): kept %d of %d bytes", r.ID, r.Status, len(keep), len(r.Seen))
+				}
+				want[r.ID] = keep
+				finals[i].Seen = "" // archived.lua reads and decides itself
+			}
+			e.ack(t, finals)
+			for _, r := range finals {
+				got, err := e.rdb.Get(context.Background(), e.evKey(r.ID)).Result()
+				if err != nil {
+					t.Fatalf("GET %s: %v", r.ID, err)
+				}
+				if got != want[r.ID] {
+					t.Fatalf("%s: archived.lua kept\n%q\nretained made\n%q", r.ID, got, want[r.ID])
+				}
+				if exp, want := e.expireTime(t, e.evKey(r.ID)), r.UpdatedMS+testRetention.Milliseconds(); exp != want {
+					t.Fatalf("%s: PEXPIRETIME %d, want %d", r.ID, exp, want)
+				}
+			}
+		})
+	}
+}
+
+// TestAckOutboxKeepsWhatTheArchiverRead: acknowledging final records keeps
+// what the archiver made of the events it read, with their retention; an
+// event that changed since it was read (retried, finished again) is
+// decided by archived.lua from what it is now.
+func TestAckOutboxKeepsWhatTheArchiverRead(t *testing.T) {
+	t.Parallel()
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			e := setupOutbox(t, be.real)
+			ctx := context.Background()
+			finals := retainedEvents(t, e)
+			// Retried after the archiver read its final record.
+			if _, err := e.store.Requeue(ctx, testApp, "failed", retryable, true, e.at(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			// Failed once more after the archiver read the first outcome: a
+			// newer one, not yet archived.
+			at := e.at(-time.Minute)
+			e.create(t, newEvent("again", at, at))
+			if c := e.claim(t, testWorker, 10, at); len(c.Events) != 1 {
+				t.Fatalf("claim again = %d events", len(c.Events))
+			}
+			e.finish(t, "again", 1, scheduler.Outcome{Status: scheduler.StatusFailed, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 400}}, at)
+			var againFinal []scheduler.Record
+			for _, r := range e.read(t, "a", false, 100) {
+				if r.Kind == scheduler.RecordFinal {
+					againFinal = append(againFinal, r)
+				}
+			}
+			if len(againFinal) != 1 || againFinal[0].Seen == "" {
+				t.Fatalf("final records of again = %+v", againFinal)
+			}
+			if _, err := e.store.Requeue(ctx, testApp, "again", retryable, true, at.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if c := e.claim(t, testWorker, 10, at.Add(time.Second)); len(c.Events) != 1 {
+				t.Fatalf("claim again = %d events", len(c.Events))
+			}
+			e.finish(t, "again", 1, scheduler.Outcome{Status: scheduler.StatusFailed, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 410}}, at.Add(2*time.Second))
+
+			want := map[string]string{}
+			for _, r := range finals {
+				want[r.ID], _ = retained(r.Seen, r.UpdatedMS)
+			}
+			e.ack(t, append(finals, againFinal...))
+			for _, r := range finals {
+				if r.ID == "failed" {
+					continue
+				}
+				if got, err := e.rdb.Get(ctx, e.evKey(r.ID)).Result(); err != nil || got != want[r.ID] {
+					t.Fatalf("%s: kept %q, %v; want %q", r.ID, got, err, want[r.ID])
+				}
+				if exp, want := e.expireTime(t, e.evKey(r.ID)), r.UpdatedMS+testRetention.Milliseconds(); exp != want {
+					t.Fatalf("%s: PEXPIRETIME %d, want %d", r.ID, exp, want)
+				}
+			}
+			for _, id := range []string{"failed", "again"} {
+				if n := e.pttl(t, e.evKey(id)); n != -1 {
+					t.Fatalf("%s: PTTL %d, want -1 (changed since it was read)", id, n)
+				}
+			}
+			if got := e.get(t, "failed"); got.Status != scheduler.StatusPending || got.Body != nil && len(got.Body) == 0 {
+				t.Fatalf("failed after its retry = %+v", got)
+			}
+			if got := e.get(t, "again"); got.Status != scheduler.StatusFailed || got.LastStatusCode != 410 {
+				t.Fatalf("again = %+v", got)
+			}
+		})
+	}
+}

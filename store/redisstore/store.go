@@ -434,7 +434,15 @@ func (s *Store) CreateMany(ctx context.Context, evs []*scheduler.Event, now time
 // Without history, the history is left out (nil): decoding a long one is
 // most of the work, for a reader that has every attempt already.
 func (s *Store) readEvents(ctx context.Context, keys []string, withoutHistory bool) ([][]any, error) {
+	out, _, err := s.readEventsRaw(ctx, keys, withoutHistory)
+	return out, err
+}
+
+// readEventsRaw is readEvents that also returns each compact value as
+// stored ("" for a hash or an event that is not there).
+func (s *Store) readEventsRaw(ctx context.Context, keys []string, withoutHistory bool) ([][]any, []string, error) {
 	out := make([][]any, len(keys))
+	raws := make([]string, len(keys))
 	idx := make([]int, len(keys))
 	for i := range idx {
 		idx[i] = i
@@ -459,8 +467,9 @@ func (s *Store) readEvents(ctx context.Context, keys []string, withoutHistory bo
 				var v string
 				if v, err = gets[j].Result(); err == nil {
 					if out[i], err = compactValues(v); err != nil {
-						return nil, fmt.Errorf("%s: %w", keys[i], err)
+						return nil, nil, fmt.Errorf("%s: %w", keys[i], err)
 					}
+					raws[i] = v
 				}
 			} else {
 				var h map[string]string
@@ -473,7 +482,7 @@ func (s *Store) readEvents(ctx context.Context, keys []string, withoutHistory bo
 			case redis.HasErrorPrefix(err, "WRONGTYPE"):
 				other = append(other, i)
 			default:
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		idx = other
@@ -485,7 +494,7 @@ func (s *Store) readEvents(ctx context.Context, keys []string, withoutHistory bo
 			}
 		}
 	}
-	return out, nil
+	return out, raws, nil
 }
 
 // createBatch is the most events CreateMany sends in one script call.
