@@ -110,7 +110,7 @@ func benchmarkEventLifetime(b *testing.B, layout int) {
 		cpu := redisCPU(b, admin) - cpu0
 		pubs := publishCalls(b, admin) - pub0
 		if *lifetimeCommands {
-			logCommands(b, p.name, cmds0, infoFields(b, admin, "commandstats"), got)
+			logCommands(b, p.name, cmds0, infoFields(b, admin, "commandstats"), got, cpu)
 		}
 		us := cpu.Seconds() * 1e6 / float64(got)
 		total += us
@@ -128,8 +128,8 @@ func benchmarkEventLifetime(b *testing.B, layout int) {
 var lifetimeCommands = flag.Bool("lifetime.commands", false, "BenchmarkEventLifetime: log each phase's INFO commandstats per event")
 
 // logCommands logs the commands run between INFO commandstats before and
-// after, per event of n.
-func logCommands(b *testing.B, phase string, before, after map[string]string, n int) {
+// after, per event of n, and the phase's Redis CPU.
+func logCommands(b *testing.B, phase string, before, after map[string]string, n int, cpu time.Duration) {
 	var lines []string
 	for k, v := range after {
 		var c1, u1, c0, u0 float64
@@ -142,7 +142,8 @@ func logCommands(b *testing.B, phase string, before, after map[string]string, n 
 	}
 	slices.Sort(lines)
 	// Printed, not logged: a benchmark's log is cut after a few lines.
-	fmt.Printf("%s (b.N %d)\n%s\n", b.Name(), n, strings.Join(lines, "\n"))
+	fmt.Printf("%s (b.N %d) %s: %.2f redis-µs/event\n%s\n", b.Name(), n, phase, cpu.Seconds()*1e6/float64(n),
+		strings.Join(lines, "\n"))
 }
 
 // lifetimeStore starts a redis-server and a store on it in the given event
