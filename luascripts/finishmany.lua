@@ -19,11 +19,13 @@
 --          '2' (ev_get in prelude.lua), and '1' to write the final entries
 --          of each shard packed (xadd_packed in prelude.lua; a namespace of
 --          layout 3), else '0' (one per event)
--- then     10 values per outcome: its shard slot j, 'ack' or 'retry',
+-- then     12 values per outcome: its shard slot j, 'ack' or 'retry',
 --          member, worker id, attempt number the worker claimed, final
 --          status (ack) or backoff in ms (retry), last status code ('' when
 --          none), last error, history line, now in ms (0: use the Redis
---          server clock)
+--          server clock), and for an ack the compact fields its outcome
+--          appends to the event before its times and after them (ack_event
+--          in prelude.lua; '' and '': the script writes them itself)
 --
 -- Each outcome is applied as its own script would, in order, and is as
 -- idempotent (finish_attempt): a batch sent again changes nothing. The
@@ -40,7 +42,7 @@ for j = 1, S do
   if packed then packs[j] = {} end
 end
 local ok, err = pcall(function()
-  for i = 5 + 3 * S, #ARGV, 10 do
+  for i = 5 + 3 * S, #ARGV, 12 do
     local j = tonumber(ARGV[i])
     local op, m, worker = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     if not j or not ended[j] then
@@ -57,7 +59,7 @@ local ok, err = pcall(function()
     local k = ARGV[a] .. m
     if op == 'ack' then
       res[#res + 1] = ack_event(k, layout, ended[j], KEYS[3 * j], m, worker, ARGV[i + 4], ARGV[i + 5], ARGV[i + 6],
-        ARGV[i + 7], ARGV[i + 8], t, packs[j])
+        ARGV[i + 7], ARGV[i + 8], t, packs[j], ARGV[i + 10], ARGV[i + 11])
     elseif op == 'retry' then
       res[#res + 1] = retry_event(k, layout, ended[j], KEYS[3 * j], KEYS[3 * j - 1], m, worker, ARGV[i + 4],
         ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], t, ARGV[a + 1], ARGV[a + 2], horizon)

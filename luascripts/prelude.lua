@@ -654,7 +654,12 @@ end
 -- code is the last status code ('' when none), err the last error, line the
 -- attempt's history line (JSON; finish_attempt marks it "stale":true when
 -- the caller no longer holds the lease), now in ms; pack, when given, the
--- list the caller gathers packed final records of out in (xadd_packed).
+-- list the caller gathers packed final records of out in (xadd_packed);
+-- pre and post, the compact fields the outcome appends before its times
+-- (status, last status code) and after them (history line, last error),
+-- as compact_field writes them: the caller made them, which spares the
+-- script building them field by field (measured: a fifth of a finish's
+-- CPU in Redis); '' and '' when it did not.
 --
 -- Appends to the outbox a 'final' entry, or its record to pack (the event
 -- stays in Redis, see xadd_final), or, for a stale attempt, an 'attempt'
@@ -669,7 +674,8 @@ end
 -- is then only appended to the history, the newer outcome stands. A call
 -- applied before (the same history line: see finish_attempt) changes
 -- nothing and returns what the first one did.
-local function ack_event(k, layout, ended, out, m, worker, attempt, status, code, err, line, now, pack)
+local TIMES = {} -- the compact update and finish time fields of a time
+local function ack_event(k, layout, ended, out, m, worker, attempt, status, code, err, line, now, pack, pre, post)
   local raw = ev_get(k, layout)
   if raw == HASH then
     local held, dup, cur, hist, old_hist = finish_attempt_hash(k, out, m, worker, attempt, line)
@@ -699,14 +705,27 @@ local function ack_event(k, layout, ended, out, m, worker, attempt, status, code
     -- it is: the creation and due times for the outbox.
     if st and not string.find(raw, string.sub(line, 1, -2), st, true) then
       local created, due = compact_first(k, raw, req, I.created_at), compact_first(k, raw, st, I.due_at)
-      local now_s, o = int_s(now), {}
-      compact_field(o, I.status, status)
-      compact_field(o, I.last_status_code, code)
-      compact_field(o, I.updated_at, now_s)
-      compact_field(o, I.finished_at, now_s)
-      compact_field(o, I.history, line .. '\n')
-      compact_field(o, I.last_error, err)
-      redis.call('APPEND', k, table.concat(o))
+      local now_s = int_s(now)
+      if pre ~= '' and post ~= '' then
+        local times = TIMES[now_s]
+        if not times then
+          local o = {}
+          compact_field(o, I.updated_at, now_s)
+          compact_field(o, I.finished_at, now_s)
+          times = table.concat(o)
+          TIMES[now_s] = times
+        end
+        redis.call('APPEND', k, pre .. times .. post)
+      else
+        local o = {}
+        compact_field(o, I.status, status)
+        compact_field(o, I.last_status_code, code)
+        compact_field(o, I.updated_at, now_s)
+        compact_field(o, I.finished_at, now_s)
+        compact_field(o, I.history, line .. '\n')
+        compact_field(o, I.last_error, err)
+        redis.call('APPEND', k, table.concat(o))
+      end
       ended[#ended + 1] = m
       record_final(out, pack, m, created, now_s, status, line, attempt, code, err, due)
       return 1

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/internal/redistest"
+	"github.com/cassata/cassata/luascripts"
 	"github.com/cassata/cassata/scheduler"
 )
 
@@ -241,5 +242,76 @@ func TestFinishManyOnClusterNode(t *testing.T) {
 	finishAll("b")
 	if !st.perShard.Load() {
 		t.Error("a CROSSSLOT answer did not make the store call per shard")
+	}
+}
+
+// TestOutcomeFieldsAsTheScriptWritesThem: the compact fields FinishMany
+// makes for a final outcome (outcomeFields) are, byte for byte, those
+// finishmany.lua writes by itself when given none, for every kind of
+// outcome: with and without a status code or an error, a long line and
+// error (lengths of two bytes).
+func TestOutcomeFieldsAsTheScriptWritesThem(t *testing.T) {
+	long := strings.Repeat("e", 300)
+	for _, o := range []scheduler.Outcome{
+		{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{StatusCode: 200, DurationMS: 3}},
+		{Status: scheduler.StatusFailed, Attempt: scheduler.Attempt{StatusCode: 400, Error: "bad request"}},
+		{Status: scheduler.StatusServiceUnavailable, Attempt: scheduler.Attempt{Error: long}},
+		{Status: scheduler.StatusFailed, Attempt: scheduler.Attempt{StatusCode: 410}},
+	} {
+		for _, be := range backends {
+			t.Run(string(o.Status)+"/"+be.name, func(t *testing.T) { outcomeFieldsAgree(t, setupOutbox(t, be.real).bundle, o) })
+		}
+	}
+}
+
+// outcomeFieldsAgree is TestOutcomeFieldsAsTheScriptWritesThem for outcome o.
+func outcomeFieldsAgree(t *testing.T, b *bundle, o scheduler.Outcome) {
+	ctx := context.Background()
+	for _, id := range []string{"made", "script"} {
+		ev := newEvent(id, b.now, b.now)
+		ev.URL = "https://example.com/hook" // the same value for both
+		b.create(t, ev)
+	}
+	if c := b.claim(t, testWorker, 10, b.now); len(c.Events) != 2 {
+		t.Fatalf("claimed %d", len(c.Events))
+	}
+	o.Attempt.Attempt = 1
+	lease := func(id string) scheduler.Lease {
+		return scheduler.Lease{App: testApp, ID: id, Worker: testWorker, Attempt: 1}
+	}
+	if r := b.store.FinishMany(ctx, []scheduler.FinishItem{{Lease: lease("made"), Outcome: o, Now: b.now}}); r[0].Err != nil || !r[0].Held {
+		t.Fatalf("FinishMany = %+v", r[0])
+	}
+	// The same call as FinishMany's, without the fields: the script
+	// writes them.
+	m := member(testApp, "script")
+	sh := b.store.k.shard(m)
+	vals, err := finishArgs([]any{1}, lease("script"), o, b.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vals[len(vals)-2] == "" || vals[len(vals)-1] == "" {
+		t.Fatalf("FinishMany made no fields for %s", o.Status)
+	}
+	vals[len(vals)-2], vals[len(vals)-1] = "", ""
+	args := append([]any{1, b.store.k.evPrefix(sh), b.store.wakeChannel(sh), sh,
+		b.store.cfg.WakeHorizon.Milliseconds(), b.store.scriptLayout(), b.store.packFlag()}, vals...)
+	keys := []string{b.store.k.lease(sh), b.store.k.due(sh), b.store.k.out(sh)}
+	if res, err := luascripts.FinishMany.Run(ctx, b.rdb, keys, args...).Int64Slice(); err != nil || len(res) != 1 || res[0] != 1 {
+		t.Fatalf("finishmany.lua = %v, %v", res, err)
+	}
+	made, err := b.rdb.Get(ctx, b.store.k.ev(b.store.k.shard(member(testApp, "made")), member(testApp, "made"))).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := b.rdb.Get(ctx, b.store.k.ev(sh, m)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if made != script {
+		t.Fatalf("%s: FinishMany's fields wrote\n%q\nthe script's\n%q", o.Status, made, script)
+	}
+	if got := b.get(t, "made"); got.Status != o.Status || got.LastError != o.Attempt.Error || got.LastStatusCode != o.Attempt.StatusCode {
+		t.Fatalf("%s: finished event = %+v", o.Status, got)
 	}
 }

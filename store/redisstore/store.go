@@ -730,10 +730,36 @@ func finishArgs(args []any, l scheduler.Lease, o scheduler.Outcome, now time.Tim
 		code = strconv.Itoa(o.Attempt.StatusCode)
 	}
 	op, arg := "ack", any(string(o.Status))
+	pre, post := "", ""
 	if o.Status == scheduler.StatusPending {
 		op, arg = "retry", o.Backoff.Milliseconds()
+	} else {
+		pre, post = outcomeFields(string(o.Status), code, line, o.Attempt.Error)
 	}
-	return append(args, op, member(l.App, l.ID), l.Worker, l.Attempt, arg, code, o.Attempt.Error, line, ms(now)), nil
+	return append(args, op, member(l.App, l.ID), l.Worker, l.Attempt, arg, code, o.Attempt.Error, line, ms(now),
+		pre, post), nil
+}
+
+// outcomeFields returns the compact fields a final outcome appends to its
+// event before its times (status, last status code) and after them (the
+// history line, the last error), as ack_event in prelude.lua would write
+// them (compact_field: an empty long value is written as its absence).
+func outcomeFields(status, code string, line []byte, lastError string) (pre, post string) {
+	b := make([]byte, 0, 24+len(line)+len(lastError))
+	b = appendScriptField(appendScriptField(b, fStatus, status), fLastCode, code)
+	n := len(b)
+	b = appendCompactField(b, fHistory, append(line, '\n'))
+	b = appendScriptField(b, fLastError, lastError)
+	return string(b[:n]), string(b[n:])
+}
+
+// appendScriptField appends field f with value v as compact_field in
+// prelude.lua writes it: an empty long value as the field's absence.
+func appendScriptField(b []byte, f int, v string) []byte {
+	if v == "" && eventFields[f].long {
+		return append(b, byte(129+f))
+	}
+	return appendCompactField(b, f, v)
 }
 
 // FinishMany implements scheduler.Store: finishmany.lua calls of up to
@@ -749,7 +775,7 @@ func (s *Store) FinishMany(ctx context.Context, items []scheduler.FinishItem) []
 		keys  []string
 		slots []any       // 3 values per shard slot (finishmany.lua)
 		slot  map[int]int // shard → its slot, from 1
-		vals  []any       // 10 values per outcome
+		vals  []any       // 12 values per outcome
 		idx   []int       // the items it records, in order
 		cmd   *redis.Cmd
 		args  []any
