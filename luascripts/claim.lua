@@ -72,6 +72,7 @@ local gone, leased, pushed = {}, {}, {now_s}
 local updated = {} -- a compact event's update time field (prelude.lua compact_field)
 compact_field(updated, I.updated_at, now_s)
 updated = table.concat(updated)
+local appended = {} -- attempt number → what a claim appends (below)
 for i = 1, #members, 2 do
   local m = members[i]
   gone[#gone + 1] = m
@@ -104,8 +105,14 @@ for i = 1, #members, 2 do
     else
       a = a + 1
       if compact then
-        -- Appended: the update time, then the lease tail ack_event looks for.
-        redis.call('APPEND', k, updated .. lease_tail(ARGV[4], int_s(a)))
+        -- Appended: the update time, then the lease tail ack_event looks
+        -- for; made once per attempt number in a call.
+        local s = appended[a]
+        if not s then
+          s = updated .. lease_tail(ARGV[4], int_s(a))
+          appended[a] = s
+        end
+        redis.call('APPEND', k, s)
       else
         redis.call('HSET', k, F.attempts, int_s(a), F.status, 'PROCESSING', F.worker, ARGV[4], F.updated_at, now_s)
       end
