@@ -400,7 +400,7 @@ func (s *Store) AckOutbox(ctx context.Context, shard int, records []scheduler.Re
 	if len(records) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 4+3*len(records))
+	args := make([]any, 0, 4+5*len(records))
 	args = append(args, ArchiverGroup, s.cfg.Retention.Milliseconds(), s.k.evPrefix(shard), s.scriptLayout())
 	// In stream order: archived.lua deletes the entries before the oldest
 	// pending one with a trim, and finds the others by binary search.
@@ -414,7 +414,10 @@ func (s *Store) AckOutbox(ctx context.Context, shard int, records []scheduler.Re
 		m, seen, keep := "", "", ""
 		if r.Kind == scheduler.RecordFinal {
 			m = r.App + "/" + r.ID
-			if k, ok := retained(r.Seen, r.UpdatedMS); ok {
+			// A large value is not sent back (whole, and compared): it
+			// would cost more than the script's own decoding saves, and a
+			// batch of them would make a call of hundreds of megabytes.
+			if k, ok := retained(r.Seen, r.UpdatedMS); ok && len(r.Seen) <= maxSeen {
 				seen = r.Seen
 				if k != r.Seen {
 					keep = k
@@ -426,6 +429,10 @@ func (s *Store) AckOutbox(ctx context.Context, shard int, records []scheduler.Re
 	err := luascripts.Archived.Run(ctx, s.rdb, []string{s.k.out(shard)}, args...).Err()
 	return unavailable(fmt.Sprintf("ack outbox %d", shard), err)
 }
+
+// maxSeen bounds the values AckOutbox hands back to archived.lua (with
+// what to keep of them): larger ones it decodes itself, as before.
+const maxSeen = 4 << 10
 
 // finalStatus tells the statuses that end a run, as archived.lua does.
 var finalStatus = map[string]bool{string(scheduler.StatusCompleted): true, string(scheduler.StatusFailed): true,

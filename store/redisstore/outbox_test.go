@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1159,5 +1160,84 @@ func TestAckOutboxKeepsWhatTheArchiverRead(t *testing.T) {
 				t.Fatalf("again = %+v", got)
 			}
 		})
+	}
+}
+
+// TestAckOutboxLargeEventsStayInRedis: a finished event larger than
+// maxSeen is not sent back to Redis when its record is acknowledged
+// (archived.lua decodes it itself), and ends as any other: its body
+// dropped, its retention started.
+func TestAckOutboxLargeEventsStayInRedis(t *testing.T) {
+	t.Parallel()
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			e := setupOutbox(t, be.real)
+			ctx := context.Background()
+			at := e.at(-time.Minute)
+			ev := newEvent("large", at, at)
+			ev.Body = []byte(strings.Repeat("x", 64<<10))
+			e.create(t, ev)
+			if c := e.claim(t, testWorker, 10, at); len(c.Events) != 1 {
+				t.Fatalf("claim = %d events", len(c.Events))
+			}
+			e.finish(t, "large", 1, scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 200}}, at)
+			recs := e.read(t, "a", false, 100)
+			var final *scheduler.Record
+			for i := range recs {
+				if recs[i].Kind == scheduler.RecordFinal {
+					final = &recs[i]
+				}
+			}
+			if final == nil || len(final.Seen) <= maxSeen {
+				t.Fatalf("final record read with %d bytes of its event, want the whole event", len(final.Seen))
+			}
+			sent := &argBytes{}
+			e.rdb.AddHook(sent)
+			e.ack(t, recs)
+			if n := sent.n.Load(); n > maxSeen {
+				t.Fatalf("acknowledging sent %d bytes of arguments, want the event left out", n)
+			}
+			got, err := e.store.Get(ctx, testApp, "large")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != scheduler.StatusCompleted || len(got.Body) != 0 {
+				t.Fatalf("large after archiving = %s with %d bytes of body, want COMPLETED without it", got.Status, len(got.Body))
+			}
+			if exp, want := e.expireTime(t, e.evKey("large")), final.UpdatedMS+testRetention.Milliseconds(); exp != want {
+				t.Fatalf("PEXPIRETIME %d, want %d", exp, want)
+			}
+		})
+	}
+}
+
+// argBytes is a go-redis hook that adds up the bytes of the string
+// arguments of every command sent.
+type argBytes struct{ n atomic.Int64 }
+
+func (h *argBytes) add(cmd redis.Cmder) {
+	for _, a := range cmd.Args() {
+		if s, ok := a.(string); ok {
+			h.n.Add(int64(len(s)))
+		}
+	}
+}
+
+func (h *argBytes) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *argBytes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.add(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *argBytes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.add(c)
+		}
+		return next(ctx, cmds)
 	}
 }

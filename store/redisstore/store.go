@@ -708,8 +708,8 @@ func (s *Store) Finish(ctx context.Context, l scheduler.Lease, o scheduler.Outco
 // holds the shard (and Redis) for its whole length.
 const finishBatch = 256
 
-// finishArgs appends to args the 9 values finishmany.lua takes for outcome
-// o under lease l.
+// finishArgs appends to args the 11 values finishmany.lua takes for
+// outcome o under lease l, after its shard slot.
 func finishArgs(args []any, l scheduler.Lease, o scheduler.Outcome, now time.Time) ([]any, error) {
 	// The line names the lease it is recorded under: finishing is
 	// idempotent per line (finish_attempt in luascripts/prelude.lua), so a
