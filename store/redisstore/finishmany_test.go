@@ -251,6 +251,7 @@ func TestFinishManyOnClusterNode(t *testing.T) {
 // outcome: with and without a status code or an error, a long line and
 // error (lengths of two bytes).
 func TestOutcomeFieldsAsTheScriptWritesThem(t *testing.T) {
+	compactOnly(t)
 	long := strings.Repeat("e", 300)
 	for _, o := range []scheduler.Outcome{
 		{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{StatusCode: 200, DurationMS: 3}},

@@ -1054,6 +1054,7 @@ func retainedEvents(t *testing.T, e *outboxEnv) []scheduler.Record {
 // it by itself, so acknowledging through either keeps the same value.
 func TestRetainedAgreesWithArchivedLua(t *testing.T) {
 	t.Parallel()
+	compactOnly(t)
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
@@ -1097,6 +1098,7 @@ func TestRetainedAgreesWithArchivedLua(t *testing.T) {
 // decided by archived.lua from what it is now.
 func TestAckOutboxKeepsWhatTheArchiverRead(t *testing.T) {
 	t.Parallel()
+	compactOnly(t)
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
@@ -1169,6 +1171,7 @@ func TestAckOutboxKeepsWhatTheArchiverRead(t *testing.T) {
 // dropped, its retention started.
 func TestAckOutboxLargeEventsStayInRedis(t *testing.T) {
 	t.Parallel()
+	compactOnly(t)
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
@@ -1239,5 +1242,15 @@ func (h *argBytes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 			h.add(c)
 		}
 		return next(ctx, cmds)
+	}
+}
+
+// compactOnly skips a test of compact event values in the pass that runs
+// the package with hashes (CASSATA_TEST_EVENT_LAYOUT=1): its namespaces
+// would store hashes, which have no such values.
+func compactOnly(t *testing.T) {
+	t.Helper()
+	if testLayout == layoutHash {
+		t.Skip("compact event values: run in the default pass")
 	}
 }
