@@ -18,11 +18,13 @@ import (
 
 // commandCounter is a go-redis hook counting the commands a client sends
 // (each command of a pipeline counts), so tests and benchmarks can see the
-// round trips an operation costs. It keeps the names of the last ones.
+// round trips an operation costs. It keeps the names of the last ones, and
+// adds up the bytes of the commands' string arguments.
 type commandCounter struct {
-	n     atomic.Int64
-	mu    sync.Mutex
-	names []string
+	n        atomic.Int64
+	argBytes atomic.Int64
+	mu       sync.Mutex
+	names    []string
 }
 
 func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -45,6 +47,11 @@ func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 
 func (c *commandCounter) record(cmd redis.Cmder) {
 	c.n.Add(1)
+	for _, a := range cmd.Args() {
+		if s, ok := a.(string); ok {
+			c.argBytes.Add(int64(len(s)))
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.names) >= 64 {

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -806,12 +805,7 @@ func TestAckOutboxFinishedAgain(t *testing.T) {
 			}
 			e.finish(t, "twice", 1, scheduler.Outcome{Status: scheduler.StatusFailed, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 410}}, secondT)
 
-			var finals []scheduler.Record
-			for _, r := range e.read(t, "a", false, 100) {
-				if r.Kind == scheduler.RecordFinal {
-					finals = append(finals, r)
-				}
-			}
+			finals := finalsOf(e.read(t, "a", false, 100))
 			if len(finals) != 2 {
 				t.Fatalf("finals = %d, want 2", len(finals))
 			}
@@ -1037,12 +1031,7 @@ func retainedEvents(t *testing.T, e *outboxEnv) []scheduler.Record {
 	if _, err := e.store.Cancel(ctx, testApp, "cancelled", at.Add(3*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	var finals []scheduler.Record
-	for _, r := range e.read(t, "a", false, 100) {
-		if r.Kind == scheduler.RecordFinal {
-			finals = append(finals, r)
-		}
-	}
+	finals := finalsOf(e.read(t, "a", false, 100))
 	if len(finals) != 5 {
 		t.Fatalf("final records = %d, want 5", len(finals))
 	}
@@ -1117,12 +1106,7 @@ func TestAckOutboxKeepsWhatTheArchiverRead(t *testing.T) {
 				t.Fatalf("claim again = %d events", len(c.Events))
 			}
 			e.finish(t, "again", 1, scheduler.Outcome{Status: scheduler.StatusFailed, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 400}}, at)
-			var againFinal []scheduler.Record
-			for _, r := range e.read(t, "a", false, 100) {
-				if r.Kind == scheduler.RecordFinal {
-					againFinal = append(againFinal, r)
-				}
-			}
+			againFinal := finalsOf(e.read(t, "a", false, 100))
 			if len(againFinal) != 1 || againFinal[0].Seen == "" {
 				t.Fatalf("final records of again = %+v", againFinal)
 			}
@@ -1186,19 +1170,15 @@ func TestAckOutboxLargeEventsStayInRedis(t *testing.T) {
 			}
 			e.finish(t, "large", 1, scheduler.Outcome{Status: scheduler.StatusCompleted, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 200}}, at)
 			recs := e.read(t, "a", false, 100)
-			var final *scheduler.Record
-			for i := range recs {
-				if recs[i].Kind == scheduler.RecordFinal {
-					final = &recs[i]
-				}
+			finals := finalsOf(recs)
+			if len(finals) != 1 || len(finals[0].Seen) <= maxSeen {
+				t.Fatalf("final records: %d, want one read with its whole event (over %d bytes)", len(finals), maxSeen)
 			}
-			if final == nil || len(final.Seen) <= maxSeen {
-				t.Fatalf("final record read with %d bytes of its event, want the whole event", len(final.Seen))
-			}
-			sent := &argBytes{}
+			final := finals[0]
+			sent := &commandCounter{}
 			e.rdb.AddHook(sent)
 			e.ack(t, recs)
-			if n := sent.n.Load(); n > maxSeen {
+			if n := sent.argBytes.Load(); n > maxSeen {
 				t.Fatalf("acknowledging sent %d bytes of arguments, want the event left out", n)
 			}
 			got, err := e.store.Get(ctx, testApp, "large")
@@ -1215,36 +1195,6 @@ func TestAckOutboxLargeEventsStayInRedis(t *testing.T) {
 	}
 }
 
-// argBytes is a go-redis hook that adds up the bytes of the string
-// arguments of every command sent.
-type argBytes struct{ n atomic.Int64 }
-
-func (h *argBytes) add(cmd redis.Cmder) {
-	for _, a := range cmd.Args() {
-		if s, ok := a.(string); ok {
-			h.n.Add(int64(len(s)))
-		}
-	}
-}
-
-func (h *argBytes) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *argBytes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.add(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *argBytes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			h.add(c)
-		}
-		return next(ctx, cmds)
-	}
-}
-
 // compactOnly skips a test of compact event values in the pass that runs
 // the package with hashes (CASSATA_TEST_EVENT_LAYOUT=1): its namespaces
 // would store hashes, which have no such values.
@@ -1253,4 +1203,15 @@ func compactOnly(t *testing.T) {
 	if testLayout == layoutHash {
 		t.Skip("compact event values: run in the default pass")
 	}
+}
+
+// finalsOf returns the final records of recs.
+func finalsOf(recs []scheduler.Record) []scheduler.Record {
+	var out []scheduler.Record
+	for _, r := range recs {
+		if r.Kind == scheduler.RecordFinal {
+			out = append(out, r)
+		}
+	}
+	return out
 }
