@@ -89,8 +89,11 @@ func TestGatherSlots(t *testing.T) {
 	timer := time.NewTimer(0)
 	timer.Stop()
 
-	// Slots free one by one while it waits: it claims once 10 are.
+	// Slots free one by one while it waits: it claims once 10 are (given
+	// time for them: a busy machine can take more than claimLinger to run
+	// the goroutine that frees them).
 	busy := newWorker(39)
+	busy.gatherLinger = time.Minute
 	go func() {
 		for range 12 {
 			busy.inflight.Add(-1)
@@ -100,13 +103,17 @@ func TestGatherSlots(t *testing.T) {
 			}
 		}
 	}()
+	began := time.Now()
 	if free := busy.gatherSlots(context.Background(), timer, 1); free < 10 {
 		t.Errorf("gathered %d free slots, want at least a quarter of 40", free)
+	}
+	if waited := time.Since(began); waited > 10*time.Second {
+		t.Errorf("waited %v for the slots to free, want it to claim as soon as a quarter is", waited)
 	}
 
 	// None frees: it gives up after claimLinger with what it has.
 	w := newWorker(38)
-	began := time.Now()
+	began = time.Now()
 	if free := w.gatherSlots(context.Background(), timer, 2); free != 2 {
 		t.Errorf("gathered %d, want the 2 it had", free)
 	}

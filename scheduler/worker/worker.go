@@ -197,6 +197,9 @@ type Worker struct {
 	cfg     Config
 	log     *slog.Logger
 	clock   scheduler.Clock // cfg.Clock or the system clock
+	// gatherLinger replaces claimLinger when set (tests: gatherSlots on a
+	// machine too busy to free slots within 2 ms).
+	gatherLinger time.Duration
 
 	inflight atomic.Int64
 	// beatingSince is when this worker's heartbeats last started to
@@ -668,7 +671,11 @@ func (w *Worker) gatherSlots(ctx context.Context, timer *time.Timer, free int) i
 	if free >= target {
 		return free
 	}
-	deadline := w.mono() + claimLinger
+	linger := claimLinger
+	if w.gatherLinger > 0 {
+		linger = w.gatherLinger
+	}
+	deadline := w.mono() + linger
 	for free < target && ctx.Err() == nil {
 		left := deadline - w.mono()
 		if left <= 0 {
