@@ -1119,10 +1119,19 @@ func TestAckOutboxKeepsWhatTheArchiverRead(t *testing.T) {
 			e.finish(t, "again", 1, scheduler.Outcome{Status: scheduler.StatusFailed, Attempt: scheduler.Attempt{Attempt: 1, StatusCode: 410}}, at.Add(2*time.Second))
 
 			want := map[string]string{}
+			seen := 0
 			for _, r := range finals {
 				want[r.ID], _ = retained(r.Seen, r.UpdatedMS)
+				seen += len(r.Seen)
 			}
+			sent := &commandCounter{}
+			e.rdb.AddHook(sent)
 			e.ack(t, append(finals, againFinal...))
+			// The values read went back with the records (what spares the
+			// script decoding them).
+			if n := sent.argBytes.Load(); n < int64(seen) {
+				t.Fatalf("acknowledging sent %d bytes of arguments, less than the %d bytes of the values read", n, seen)
+			}
 			for _, r := range finals {
 				if r.ID == "failed" {
 					continue
