@@ -776,7 +776,7 @@ end
 -- earliest due time forward and within the horizon (ms from now), publishes
 -- a wake-up so sleeping workers re-plan.
 local function zadd_wake(key, due, member, now, horizon, channel, msg)
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', key, '0', '0', 'WITHSCORES')
   redis.call('ZADD', key, due, member)
   if (first[2] == nil or due < tonumber(first[2])) and due - now < tonumber(horizon) then
     publish_wake(channel, msg)

@@ -28,7 +28,7 @@
 -- Returns one value per event: 1 when created, else the existing event as
 -- append_event gives it, for the caller to compare.
 local now = now_ms(ARGV[4])
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local first = redis.call('ZRANGE', KEYS[1], '0', '0', 'WITHSCORES')
 local earliest = first[2] and tonumber(first[2])
 local horizon = tonumber(ARGV[5])
 local res, zadd, wake = {}, {}, false
