@@ -53,13 +53,15 @@
 local now = now_ms(ARGV[1])
 local deadline = now + tonumber(ARGV[3])
 local now_s, deadline_s = int_s(now), int_s(deadline) -- see int_s (prelude.lua)
-local paused = redis.call('EXISTS', ARGV[6]) == 1
 -- Without WITHSCORES: Redis writes each score with "%.17g" and the
 -- script would make a string of it, ~1 µs a member (measured, redis-server
 -- 7.0: 100 members 130 µs with their scores, 36 without), for a score
 -- that only parking needs (ZSCORE, below). Arguments go as strings (see
 -- int_s in prelude.lua).
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_s, 'LIMIT', '0', ARGV[2])
+-- Pauses matter only to a call with something due: a claim that finds
+-- nothing (a worker's wake-up or poll of a quiet shard) skips the command.
+local paused = #members > 0 and redis.call('EXISTS', ARGV[6]) == 1
 local res = {now, -1, '', 0}
 local n = 0
 if #ARGV >= 10 then redis.call('HDEL', KEYS[3], unpack(ARGV, 10, #ARGV)) end

@@ -541,7 +541,7 @@ end
 local function xadd_packed(out, kind, pack)
   for i = 1, #pack, PACK_MAX do
     local j = math.min(i + PACK_MAX - 1, #pack)
-    redis.call('XADD', out, '*', 'k', kind, 'n', j - i + 1, 'e', table.concat(pack, '', i, j))
+    redis.call('XADD', out, '*', 'k', kind, 'n', int_s(j - i + 1), 'e', table.concat(pack, '', i, j))
   end
 end
 
@@ -777,7 +777,7 @@ end
 -- a wake-up so sleeping workers re-plan.
 local function zadd_wake(key, due, member, now, horizon, channel, msg)
   local first = redis.call('ZRANGE', key, '0', '0', 'WITHSCORES')
-  redis.call('ZADD', key, due, member)
+  redis.call('ZADD', key, int_s(due), member)
   if (first[2] == nil or due < tonumber(first[2])) and due - now < tonumber(horizon) then
     publish_wake(channel, msg)
   end
@@ -817,8 +817,8 @@ local function retry_event(k, layout, ended, out, due_key, m, worker, attempt, b
   if not held then return 0 end
   local v = ev.v
   local due = now + tonumber(backoff)
-  redis.call('XADD', out, '*', 'm', m, 'k', 'attempt', 'c', v[I.created_at] or '', 't', now,
-    's', 'PENDING', 'd', due, 'h', line)
+  redis.call('XADD', out, '*', 'm', m, 'k', 'attempt', 'c', v[I.created_at] or '', 't', int_s(now),
+    's', 'PENDING', 'd', int_s(due), 'h', line)
   v[I.status], v[I.due_at], v[I.last_status_code], v[I.updated_at], v[I.worker] = 'PENDING', due, code, now, false
   v[I.history] = (v[I.history] or '') .. line .. '\n'
   v[I.last_error] = err
