@@ -118,7 +118,7 @@ func runCommand(mode, use, short string) *cobra.Command {
 func migrateCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "migrate", Short: "Create or upgrade the archive tables, then exit", Args: cli.NoArgs(config.ModeMigrate)}
 	compact := cmd.Flags().Bool("compact-events", false,
-		"also switch the namespace to this release's Redis layout: compact events and packed outbox entries (for a namespace made before it; run it once every process runs this release or later)")
+		"also switch the namespace to this release's Redis layout: compact events, packed outbox entries and header codes (for a namespace made before it; run it once every process runs this release or later)")
 	flags := cli.BindConfig(cmd, config.ModeMigrate, false)
 	cmd.RunE = cli.RunE(func(cmd *cobra.Command, _ []string) error {
 		cfg, err := flags.Load()

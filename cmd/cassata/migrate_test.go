@@ -48,8 +48,8 @@ func TestWorkerNeedsArchive(t *testing.T) {
 
 // TestMigrateCompactEvents: --compact-events switches a namespace made
 // with event hashes, or one made with compact events and an outbox entry
-// per event, to this release's layout (redisstore's layout 3: compact
-// events, packed outbox entries), once; it needs Redis.
+// per event, to this release's layout (redisstore's layout 4: compact
+// events, packed outbox entries, header codes), once; it needs Redis.
 func TestMigrateCompactEvents(t *testing.T) {
 	ctx := context.Background()
 	mr := miniredis.RunT(t)
@@ -77,8 +77,8 @@ func TestMigrateCompactEvents(t *testing.T) {
 			t.Fatalf("run %d: cassata migrate --compact-events exited %d", i, code)
 		}
 	}
-	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "legacy"}); err != nil || st.EventLayout() != 3 {
-		t.Fatalf("after migrate --compact-events: layout %d, %v; want 3 (compact, packed)", st.EventLayout(), err)
+	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "legacy"}); err != nil || st.EventLayout() != 4 {
+		t.Fatalf("after migrate --compact-events: layout %d, %v; want 4 (compact, packed, header codes)", st.EventLayout(), err)
 	}
 	if _, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "round6", EventLayout: 2}); err != nil {
 		t.Fatal(err)
@@ -87,7 +87,18 @@ func TestMigrateCompactEvents(t *testing.T) {
 	if code := run([]string{"migrate", "--archive-dsn", dsn, "--compact-events"}); code != 0 {
 		t.Fatalf("cassata migrate --compact-events exited %d", code)
 	}
-	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "round6"}); err != nil || st.EventLayout() != 3 {
-		t.Fatalf("a compact namespace after migrate --compact-events: layout %d, %v; want 3", st.EventLayout(), err)
+	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "round6"}); err != nil || st.EventLayout() != 4 {
+		t.Fatalf("a compact namespace after migrate --compact-events: layout %d, %v; want 4", st.EventLayout(), err)
+	}
+	// One made with packed entries (the release before header codes).
+	if _, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "round10", EventLayout: 3}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CASSATA_NAMESPACE", "round10")
+	if code := run([]string{"migrate", "--archive-dsn", dsn, "--compact-events"}); code != 0 {
+		t.Fatalf("cassata migrate --compact-events exited %d", code)
+	}
+	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "round10"}); err != nil || st.EventLayout() != 4 {
+		t.Fatalf("a packed namespace after migrate --compact-events: layout %d, %v; want 4", st.EventLayout(), err)
 	}
 }

@@ -64,7 +64,7 @@ func migrateWhenReachable(ctx context.Context, store *redisstore.Store, a *archi
 // MigrateOptions are the flags of `cassata migrate`.
 type MigrateOptions struct {
 	// CompactEvents switches the namespace to this release's Redis
-	// layout: compact events, packed outbox entries
+	// layout: compact events, packed outbox entries, header codes
 	// (redisstore.Store.UseCompactEvents).
 	CompactEvents bool
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cassata/cassata/scheduler"
 )
@@ -23,7 +24,9 @@ import (
 //	| URL            | u     | where the request goes                    | long                                            |
 //	| Method         | m     | the HTTP method                           | absent: POST                                    |
 //	| Headers        | h     | the request headers                       | long; sorted Name:Value lines, or a JSON object |
-//	|                |       |                                           | when a name or value cannot be written so       |
+//	|                |       |                                           | when a name or value cannot be written so; in   |
+//	|                |       |                                           | layout 4 the lines of headerTable as one-byte   |
+//	|                |       |                                           | codes, before the other lines                   |
 //	| Body           | b     | the request body                          | long, raw bytes; absent from a COMPLETED event  |
 //	|                |       |                                           | once archived (BodyDropped)                     |
 //	| DueAt          | d     | when to send it                           | Unix ms                                         |
@@ -299,12 +302,17 @@ func name(i int) string { return eventFields[i].name }
 // namespace's meta hash. layoutPacked stores events as layoutCompact does;
 // in it, a batch of creates (schedulemany.lua) and a batch of outcomes
 // (finishmany.lua) also write one outbox entry per shard for the batch
-// instead of one per event (outbox.go, packedEntries). A namespace records
-// it so that a release that cannot read those entries refuses to start.
+// instead of one per event (outbox.go, packedEntries). layoutTabled is
+// layoutPacked with the headers of headerTable written as one-byte codes
+// (encodeHeaders). A namespace records its layout so that a release that
+// cannot read what it writes refuses to start.
 const (
 	layoutHash    = 1
 	layoutCompact = 2
 	layoutPacked  = 3
+	layoutTabled  = 4
+	// layoutNewest is the layout of a namespace this release makes.
+	layoutNewest = layoutTabled
 )
 
 // fieldWriter takes the fields of a new event (writeFields), in
@@ -317,14 +325,14 @@ type fieldWriter interface {
 
 // writeFields hands w the fields a new event stores: no status (an event
 // without one is PENDING, prelude.lua ev_status), defaults and empty long
-// values left out.
-func writeFields(ev *scheduler.Event, w fieldWriter) {
+// values left out; tabled: headers as layoutTabled writes them.
+func writeFields(ev *scheduler.Event, w fieldWriter, tabled bool) {
 	w.str(fURL, ev.URL)
 	if ev.Method != "POST" {
 		w.str(fMethod, ev.Method)
 	}
 	if len(ev.Headers) > 0 {
-		w.bytes(fHeaders, encodeHeaders(ev.Headers))
+		w.bytes(fHeaders, encodeHeaders(ev.Headers, tabled))
 	}
 	if len(ev.Body) > 0 {
 		w.bytes(fBody, ev.Body)
@@ -404,7 +412,7 @@ func (w *hashWriter) int(f int, v int64) { w.args = append(w.args, name(f), v) }
 // encode returns the hash fields of a new event (layoutHash).
 func encode(ev *scheduler.Event) []any {
 	w := hashWriter{args: make([]any, 0, 16)}
-	writeFields(ev, &w)
+	writeFields(ev, &w, false)
 	return w.args
 }
 
@@ -458,15 +466,16 @@ const compactVersion = layoutCompact
 // encodeCompact returns the compact value of a new event (layoutCompact):
 // the request section starts with the creation time, and the state
 // section with the due time (writeFields writes it before the other state
-// fields), where scripts read them without decoding the rest.
-func encodeCompact(ev *scheduler.Event) []byte {
+// fields), where scripts read them without decoding the rest; tabled: in
+// layoutTabled.
+func encodeCompact(ev *scheduler.Event, tabled bool) []byte {
 	var w compactWriter
 	var st [64]byte
 	w.state = st[:0]
 	w.req = make([]byte, 0, 48+len(ev.URL)+len(ev.Body))
 	w.int(fCreated, ms(ev.CreatedAt))
 	w.skipCreated = true
-	writeFields(ev, &w)
+	writeFields(ev, &w, tabled)
 	out := make([]byte, 0, 4+len(w.state)+len(w.req))
 	out = binary.AppendUvarint(append(out, compactVersion), uint64(len(w.req)))
 	return append(append(out, w.req...), w.state...)
@@ -618,12 +627,18 @@ func decodeValues(app, id string, v []any) (*scheduler.Event, error) {
 // JSON (bytes per pending event is a design target), or as a JSON object
 // when a name or value could not be read back from that form (validated
 // headers always can: names are tokens, values have no line breaks).
-// decodeHeaders reads both; hashes written before this form hold JSON.
-func encodeHeaders(hs map[string]string) []byte {
+// With tabled (layoutTabled), a header that is a line of headerTable is
+// written as its one-byte code instead: the codes first, then the lines
+// of the others. decodeHeaders reads every form; hashes written before
+// the lines hold JSON.
+func encodeHeaders(hs map[string]string, tabled bool) []byte {
 	names := make([]string, 0, len(hs))
 	size := 0
 	for name, v := range hs {
-		if name == "" || name[0] == '{' || strings.ContainsAny(name, ":\n") || strings.ContainsRune(v, '\n') {
+		// A name starting with '{' or with a byte of 0x80 or more would
+		// read back as JSON or as a code: tokens never do.
+		if name == "" || name[0] == '{' || name[0] >= utf8.RuneSelf || strings.ContainsAny(name, ":\n") ||
+			strings.ContainsRune(v, '\n') {
 			j, _ := json.Marshal(hs)
 			return j
 		}
@@ -632,7 +647,18 @@ func encodeHeaders(hs map[string]string) []byte {
 	}
 	slices.Sort(names)
 	out := make([]byte, 0, size)
-	for i, name := range names {
+	lines := names
+	if tabled {
+		lines = names[:0] // the names without a code, in place
+		for _, name := range names {
+			if c, ok := headerCodes[headerLine{name, hs[name]}]; ok {
+				out = append(out, c)
+			} else {
+				lines = append(lines, name)
+			}
+		}
+	}
+	for i, name := range lines {
 		if i > 0 {
 			out = append(out, '\n')
 		}
@@ -641,14 +667,71 @@ func encodeHeaders(hs map[string]string) []byte {
 	return out
 }
 
+// headerTable is the static table of whole header lines that
+// layoutTabled stores as one byte each, headerCode0 + the line's index:
+// the headers webhooks carry most, which would otherwise take a good part
+// of an event's bytes besides its URL and body (Content-Type:
+// application/json is 29 of the realistic event's ~240, enough to put its
+// value in a smaller allocation class). The entries are part of what
+// Redis holds: only ever added to, at the end (a code a release does not
+// know fails to decode: decodeHeaders), never changed or reordered.
+// Names match as written: a client's "content-type" needs its own entry.
+var headerTable = [...]headerLine{
+	{"Content-Type", "application/json"},
+	{"Content-Type", "application/json; charset=utf-8"},
+	{"Content-Type", "application/json;charset=UTF-8"},
+	{"Content-Type", "application/x-www-form-urlencoded"},
+	{"Content-Type", "text/plain"},
+	{"Content-Type", "text/plain; charset=utf-8"},
+	{"Content-Type", "application/xml"},
+	{"Content-Type", "text/xml"},
+	{"Content-Type", "application/octet-stream"},
+	{"Accept", "application/json"},
+	{"Accept", "*/*"},
+	{"Content-Encoding", "gzip"},
+	{"content-type", "application/json"},
+	{"accept", "application/json"},
+}
+
+// headerLine is a header's name and value.
+type headerLine struct{ name, value string }
+
+// headerCode0 is the code of headerTable[0]. Codes are bytes of 0x80 and
+// more, which no header name starts with (encodeHeaders): a value's codes
+// are its bytes before the first name.
+const headerCode0 = 0x80
+
+// headerCodes maps each line of headerTable to its code.
+var headerCodes = func() map[headerLine]byte {
+	m := make(map[headerLine]byte, len(headerTable))
+	for i, l := range headerTable {
+		m[l] = byte(headerCode0 + i)
+	}
+	return m
+}()
+
 func decodeHeaders(h string) (map[string]string, error) {
 	if h[0] == '{' {
 		var hs map[string]string
 		err := json.Unmarshal([]byte(h), &hs)
 		return hs, err
 	}
-	hs := make(map[string]string, strings.Count(h, "\n")+1)
-	for line := range strings.SplitSeq(h, "\n") {
+	codes := 0
+	for codes < len(h) && h[codes] >= headerCode0 {
+		codes++
+	}
+	hs := make(map[string]string, codes+strings.Count(h[codes:], "\n")+1)
+	for i := range codes {
+		t := int(h[i]) - headerCode0
+		if t >= len(headerTable) {
+			return nil, fmt.Errorf("header code %#x: not in this release's table (a newer release wrote it)", h[i])
+		}
+		hs[headerTable[t].name] = headerTable[t].value
+	}
+	if codes == len(h) {
+		return hs, nil
+	}
+	for line := range strings.SplitSeq(h[codes:], "\n") {
 		name, v, ok := strings.Cut(line, ":")
 		if !ok || name == "" {
 			return nil, fmt.Errorf("header line %q", line)

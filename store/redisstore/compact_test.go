@@ -17,7 +17,7 @@ func TestCompactRoundTrip(t *testing.T) {
 	t.Parallel()
 	now := time.UnixMilli(1_700_000_000_123).UTC()
 	for _, ev := range codecEvents(now) {
-		raw := string(encodeCompact(ev))
+		raw := string(encodeCompact(ev, false))
 		got, err := compactValues(raw)
 		if err != nil {
 			t.Fatalf("%s: %v", ev.ID, err)
@@ -40,6 +40,22 @@ func TestCompactRoundTrip(t *testing.T) {
 		}
 		if f := int(raw[req+int(reqLen)]) - 1; f != fDue {
 			t.Errorf("%s: state section starts with field %d, want the due time", ev.ID, f)
+		}
+		// In layoutTabled the event reads back the same, headers included.
+		tv, err := compactValues(string(encodeCompact(ev, true)))
+		if err != nil {
+			t.Fatalf("%s tabled: %v", ev.ID, err)
+		}
+		tabled, err := decodeValues(ev.App, ev.ID, tv)
+		if err != nil {
+			t.Fatalf("%s tabled: %v", ev.ID, err)
+		}
+		plain, err := decodeValues(ev.App, ev.ID, got)
+		if err != nil {
+			t.Fatalf("%s: %v", ev.ID, err)
+		}
+		if !reflect.DeepEqual(tabled, plain) {
+			t.Errorf("%s: tabled value reads back\n%+v\nplain one\n%+v", ev.ID, tabled, plain)
 		}
 	}
 }
@@ -89,7 +105,7 @@ func TestCompactValuesLog(t *testing.T) {
 func TestCompactValuesMalformed(t *testing.T) {
 	t.Parallel()
 	now := time.UnixMilli(1_700_000_000_123).UTC()
-	good := string(encodeCompact(codecEvents(now)[1]))
+	good := string(encodeCompact(codecEvents(now)[1], false))
 	bad := []string{
 		"",
 		"\x01" + good[1:],                      // another version
@@ -112,7 +128,8 @@ func TestCompactValuesMalformed(t *testing.T) {
 func FuzzCompactValues(f *testing.F) {
 	now := time.UnixMilli(1_700_000_000_123).UTC()
 	for _, ev := range codecEvents(now) {
-		f.Add(string(encodeCompact(ev)))
+		f.Add(string(encodeCompact(ev, false)))
+		f.Add(string(encodeCompact(ev, true)))
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		v, err := compactValues(s)

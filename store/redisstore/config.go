@@ -33,8 +33,8 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.Namespace, "{} \t\r\n") || len(c.Namespace) > 64 {
 		errs = append(errs, fmt.Errorf("redisstore: Namespace %q must be at most 64 characters without braces or spaces", c.Namespace))
 	}
-	if c.EventLayout != 0 && (c.EventLayout < layoutHash || c.EventLayout > layoutPacked) {
-		errs = append(errs, fmt.Errorf("redisstore: EventLayout must be 1 (hashes), 2 (compact) or 3 (compact, packed outbox entries), not %d", c.EventLayout))
+	if c.EventLayout != 0 && (c.EventLayout < layoutHash || c.EventLayout > layoutNewest) {
+		errs = append(errs, fmt.Errorf("redisstore: EventLayout must be 1 (hashes), 2 (compact), 3 (compact, packed outbox entries) or 4 (those, common headers as codes), not %d", c.EventLayout))
 	}
 	if c.Shards < 0 || c.Shards > MaxShards {
 		errs = append(errs, fmt.Errorf("redisstore: Shards must be between 1 and %d (0: adopt the recorded count), not %d", MaxShards, c.Shards))

@@ -3,7 +3,9 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,7 +31,7 @@ func TestHeadersForm(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			enc := string(encodeHeaders(tc.headers))
+			enc := string(encodeHeaders(tc.headers, false))
 			if tc.stored != "" && enc != tc.stored {
 				t.Fatalf("encodeHeaders = %q, want %q", enc, tc.stored)
 			}
@@ -51,6 +53,135 @@ func TestHeadersForm(t *testing.T) {
 		if _, err := decodeHeaders(bad); err == nil {
 			t.Errorf("decodeHeaders(%q) succeeded", bad)
 		}
+	}
+}
+
+// TestHeadersTabled: in layoutTabled a header line of headerTable is
+// stored as its one-byte code, the codes before the other lines, and
+// every form reads back as the headers it was made from.
+func TestHeadersTabled(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		headers map[string]string
+		stored  string // "" when JSON is expected
+	}{
+		{"the realistic event's", map[string]string{"Content-Type": "application/json"}, "\x80"},
+		{"a code and a line", map[string]string{"Content-Type": "application/json", "X-Sig": "v1,abc"}, "\x80X-Sig:v1,abc"},
+		{"codes in name order, lines after", map[string]string{"X-A": "1", "Content-Type": "text/xml", "Accept": "*/*", "B": "2"},
+			"\x8a\x87B:2\nX-A:1"},
+		{"a known name with another value is a line", map[string]string{"Content-Type": "application/pdf"},
+			"Content-Type:application/pdf"},
+		{"names match as written", map[string]string{"content-type": "application/json", "CONTENT-TYPE": "text/plain"},
+			"\x8cCONTENT-TYPE:text/plain"},
+		{"no header of the table: lines as before", map[string]string{"X-Bench": "1"}, "X-Bench:1"},
+		{"a value with a line break falls back to JSON", map[string]string{"Content-Type": "application/json", "A": "1\n2"}, ""},
+		{"a name starting with a byte of 0x80 or more falls back to JSON", map[string]string{"éx": "1"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			enc := string(encodeHeaders(tc.headers, true))
+			if tc.stored != "" && enc != tc.stored {
+				t.Fatalf("encodeHeaders = %q, want %q", enc, tc.stored)
+			}
+			if tc.stored == "" && enc[0] != '{' {
+				t.Fatalf("encodeHeaders = %q, want JSON", enc)
+			}
+			got, err := decodeHeaders(enc)
+			if err != nil || !maps.Equal(got, tc.headers) {
+				t.Fatalf("decodeHeaders(%q) = %q, %v; want %q", enc, got, err, tc.headers)
+			}
+			// Without the table (layouts 1 to 3): no code, ever.
+			if plain := encodeHeaders(tc.headers, false); len(plain) > 0 && plain[0] >= headerCode0 {
+				t.Fatalf("encodeHeaders(untabled) = %q: starts with a code", plain)
+			}
+		})
+	}
+	// Every line of the table, alone and all together.
+	all := map[string]string{}
+	for i, l := range headerTable {
+		one := map[string]string{l.name: l.value}
+		if enc := encodeHeaders(one, true); string(enc) != string([]byte{byte(headerCode0 + i)}) {
+			t.Errorf("line %d %q: stored as %q", i, l, enc)
+		}
+		if l.name == "Content-Type" && l.value != "application/json" {
+			continue // one value per name in all
+		}
+		all[l.name] = l.value
+	}
+	enc := encodeHeaders(all, true)
+	if got, err := decodeHeaders(string(enc)); err != nil || !maps.Equal(got, all) {
+		t.Fatalf("decodeHeaders(%q) = %q, %v; want %q", enc, got, err, all)
+	}
+	// A code past the table is a newer release's: an error, not a guess.
+	for _, bad := range []string{string([]byte{headerCode0 + byte(len(headerTable))}), "\x80\xffX:1", "\x80:1", "\x80X"} {
+		if hs, err := decodeHeaders(bad); err == nil {
+			t.Errorf("decodeHeaders(%q) = %q, want an error", bad, hs)
+		}
+	}
+}
+
+// TestHeaderTablePinned: headerTable is part of what Redis holds (each
+// line's code is its place in the table), so its lines never change or
+// move: a new line goes at the end, and this list gets it too.
+func TestHeaderTablePinned(t *testing.T) {
+	t.Parallel()
+	pinned := []headerLine{
+		{"Content-Type", "application/json"},
+		{"Content-Type", "application/json; charset=utf-8"},
+		{"Content-Type", "application/json;charset=UTF-8"},
+		{"Content-Type", "application/x-www-form-urlencoded"},
+		{"Content-Type", "text/plain"},
+		{"Content-Type", "text/plain; charset=utf-8"},
+		{"Content-Type", "application/xml"},
+		{"Content-Type", "text/xml"},
+		{"Content-Type", "application/octet-stream"},
+		{"Accept", "application/json"},
+		{"Accept", "*/*"},
+		{"Content-Encoding", "gzip"},
+		{"content-type", "application/json"},
+		{"accept", "application/json"},
+	}
+	if len(headerTable) < len(pinned) || !slices.Equal(headerTable[:len(pinned)], pinned) {
+		t.Fatalf("headerTable changed its lines:\n%q\nwant it to start with\n%q", headerTable, pinned)
+	}
+	if len(headerTable) > 256-headerCode0 {
+		t.Fatalf("%d lines: more than one-byte codes from %#x can number", len(headerTable), headerCode0)
+	}
+	seen := map[headerLine]bool{}
+	for _, l := range headerTable {
+		if seen[l] {
+			t.Errorf("line %q twice", l)
+		}
+		seen[l] = true
+	}
+}
+
+// TestTabledHeadersByLayout: a namespace of layoutTabled stores a table's
+// header as its code, one of an earlier layout as its line (processes of
+// the release before read no codes, and run on such namespaces), and
+// both read back the same event.
+func TestTabledHeadersByLayout(t *testing.T) {
+	t.Parallel()
+	for _, layout := range []int{layoutPacked, layoutTabled} {
+		t.Run(fmt.Sprint("layout ", layout), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, Config{Namespace: testNS, Shards: 1, Retention: testRetention, WakeHorizon: testHorizon,
+				EventLayout: layout})
+			ev := newEvent("h", b.at(time.Hour), b.now)
+			ev.Headers = map[string]string{"Content-Type": "application/json", "X-Trace": "t-1"}
+			b.create(t, ev)
+			want := "Content-Type:application/json\nX-Trace:t-1"
+			if layout == layoutTabled {
+				want = "\x80X-Trace:t-1"
+			}
+			if got := b.stored(t, "h")[name(fHeaders)]; got != want {
+				t.Errorf("headers stored as %q, want %q", got, want)
+			}
+			if got := b.get(t, "h"); !maps.Equal(got.Headers, ev.Headers) {
+				t.Errorf("headers read back %q, want %q", got.Headers, ev.Headers)
+			}
+		})
 	}
 }
 

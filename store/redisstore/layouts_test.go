@@ -59,8 +59,8 @@ func TestLayoutsSideBySide(t *testing.T) {
 				t.Fatalf("a store connected before the switch writes layout %d after it; want hashes until it restarts", old.EventLayout())
 			}
 			st := openChunkStore(t, be, rdb) // a process that starts after the switch
-			if st.EventLayout() != layoutPacked {
-				t.Fatalf("after the switch a new store writes layout %d, want %d", st.EventLayout(), layoutPacked)
+			if st.EventLayout() != layoutNewest {
+				t.Fatalf("after the switch a new store writes layout %d, want %d", st.EventLayout(), layoutNewest)
 			}
 			for _, id := range []string{"c-done", "c-fail", "c-cancel", "c-reap", "c-late"} {
 				create(st, id)

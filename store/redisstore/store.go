@@ -49,9 +49,10 @@ type Config struct {
 	// WakeHorizon: see DefaultWakeHorizon. Defaults to 1s.
 	WakeHorizon time.Duration
 	// EventLayout is the event layout a new namespace records (codec.go):
-	// 0 or 2, compact values; 1, hashes, as namespaces made before compact
-	// events have (tests of that layout). A namespace keeps the layout it
-	// recorded; this is not read for one that exists.
+	// 0, this release's (4); 1, hashes, as namespaces made before compact
+	// events have; 2 or 3, as earlier releases made them (tests of those
+	// layouts). A namespace keeps the layout it recorded; this is not read
+	// for one that exists.
 	EventLayout int
 }
 
@@ -106,7 +107,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, er
 		// has no layout recorded: its events stay hashes, and one made
 		// before packed entries keeps one entry per event, until
 		// UseCompactEvents.
-		layout := cmp.Or(cfg.EventLayout, layoutPacked)
+		layout := cmp.Or(cfg.EventLayout, layoutNewest)
 		if err := rdb.HSet(ctx, metaKey, "layout", layout).Err(); err != nil {
 			return nil, fmt.Errorf("record event layout: %w", err)
 		}
@@ -129,8 +130,8 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("read event layout: %w", err)
 	}
-	if layout < layoutHash || layout > layoutPacked {
-		return nil, fmt.Errorf("namespace %q: event layout %d in %s is not one this release knows (1 to 3): a newer release made it", cfg.Namespace, layout, metaKey)
+	if layout < layoutHash || layout > layoutNewest {
+		return nil, fmt.Errorf("namespace %q: event layout %d in %s is not one this release knows (1 to %d): a newer release made it", cfg.Namespace, layout, metaKey, layoutNewest)
 	}
 	s := &Store{rdb: rdb, cfg: cfg, k: newKeys(cfg.Namespace, got), layout: layout, perEntry: make([]atomic.Int32, got)}
 	if err := s.LoadScripts(ctx); err != nil {
@@ -283,15 +284,16 @@ func (s *Store) scheduleCall(ev *scheduler.Event, now time.Time) ([]string, []an
 // field, value pairs.
 func (s *Store) appendEvent(args []any, ev *scheduler.Event) []any {
 	if s.compact() {
-		return append(args, encodeCompact(ev))
+		return append(args, encodeCompact(ev, s.layout >= layoutTabled))
 	}
 	return append(args, encode(ev)...)
 }
 
 // EventLayout is the layout this store writes new events in: 1, hashes
 // (a namespace made before compact events, until UseCompactEvents), 2,
-// compact values (codec.go), or 3, compact values and packed outbox
-// entries (a namespace made by this release).
+// compact values (codec.go), 3, compact values and packed outbox
+// entries, or 4, those with common headers as codes (a namespace made by
+// this release).
 func (s *Store) EventLayout() int { return s.layout }
 
 // compact tells whether new events are compact values (layouts 2 and 3).
@@ -314,10 +316,10 @@ func (s *Store) packFlag() string {
 func (s *Store) scriptLayout() int { return min(s.layout, layoutCompact) }
 
 // UseCompactEvents switches a namespace made before this release to its
-// layout (layoutPacked): processes that connect from then on write new
-// events as compact values (codec.go) and batches' outbox entries packed
-// (outbox.go), and read every kind, as every process of this release
-// does. Run it once no process older than this release works on the
+// layout (layoutNewest): processes that connect from then on write new
+// events as compact values (codec.go) with common headers as codes and
+// batches' outbox entries packed (outbox.go), and read every kind, as
+// every process of this release does. Run it once no process older than this release works on the
 // namespace: those read hashes only, or one outbox entry per event, and
 // one that starts after the switch refuses to. Events and entries already
 // stored stay as they are; events leave Redis as they finish and their
@@ -330,10 +332,10 @@ func (s *Store) UseCompactEvents(ctx context.Context) (bool, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, unavailable("read event layout", err)
 	}
-	if old >= layoutPacked {
+	if old >= layoutNewest {
 		return false, nil
 	}
-	if err := s.rdb.HSet(ctx, s.k.meta(), "layout", layoutPacked).Err(); err != nil {
+	if err := s.rdb.HSet(ctx, s.k.meta(), "layout", layoutNewest).Err(); err != nil {
 		return false, unavailable("record event layout", err)
 	}
 	return true, nil
