@@ -106,6 +106,9 @@ test: deps check-generated ## Run go vet and every test against real redis-serve
 	@# The Redis store once more with its test namespaces in the event layout
 	@# of namespaces made before compact events (hashes), and in that of
 	@# those made before packed outbox entries (compact, an entry per event).
+	@# (Layout 3, packed entries without header codes, differs from the
+	@# default layout 4 only in how headers are written: its own tests cover
+	@# it, and CASSATA_TEST_EVENT_LAYOUT=3 runs the whole package in it.)
 	CASSATA_REQUIRE_REDIS=1 CASSATA_TEST_EVENT_LAYOUT=1 \
 	$(GO) test $(TEST_FLAGS) -count=1 -timeout $(TEST_TIMEOUT) ./store/redisstore
 	CASSATA_REQUIRE_REDIS=1 CASSATA_TEST_EVENT_LAYOUT=2 \

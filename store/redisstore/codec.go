@@ -697,8 +697,11 @@ var headerTable = [...]headerLine{
 type headerLine struct{ name, value string }
 
 // headerCode0 is the code of headerTable[0]. Codes are bytes of 0x80 and
-// more, which no header name starts with (encodeHeaders): a value's codes
-// are its bytes before the first name.
+// more, which no stored header name starts with: names are HTTP tokens
+// (ASCII), checked on every way in (scheduler.Limits.Check) since the
+// first release, and encodeHeaders writes any other as JSON. So a value's
+// codes are its bytes before the first name, in the lines of earlier
+// releases too.
 const headerCode0 = 0x80
 
 // headerCodes maps each line of headerTable to its code.

@@ -2,9 +2,14 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cassata/cassata/scheduler"
 )
@@ -215,5 +220,27 @@ func TestLayoutsSideBySide(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNewRefusesANewerLayout: a process starts on a namespace of any
+// layout it knows, and refuses one a newer release recorded (it could not
+// read what that release writes), naming it.
+func TestNewRefusesANewerLayout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	for layout := layoutHash; layout <= layoutNewest+1; layout++ {
+		ns := fmt.Sprint("l", layout)
+		mr.HSet(ns+":meta", "shards", "4", "layout", fmt.Sprint(layout))
+		st, err := New(ctx, rdb, Config{Namespace: ns})
+		switch {
+		case layout <= layoutNewest && (err != nil || st.EventLayout() != layout):
+			t.Errorf("layout %d: New = %v; want a store of that layout", layout, err)
+		case layout > layoutNewest && (err == nil || !strings.Contains(err.Error(), "a newer release made it")):
+			t.Errorf("layout %d: New = %v; want refused as a newer release's", layout, err)
+		}
 	}
 }

@@ -296,14 +296,15 @@ func (s *Store) appendEvent(args []any, ev *scheduler.Event) []any {
 // this release).
 func (s *Store) EventLayout() int { return s.layout }
 
-// compact tells whether new events are compact values (layouts 2 and 3).
+// compact tells whether new events are compact values (layouts 2 to 4).
 func (s *Store) compact() bool { return s.layout >= layoutCompact }
 
-// packed tells whether batches write packed outbox entries (layout 3).
+// packed tells whether batches write packed outbox entries (layouts 3
+// and 4).
 func (s *Store) packed() bool { return s.layout >= layoutPacked }
 
 // packFlag is the batch scripts' argument that asks for packed outbox
-// entries: "1" in layout 3, else "0".
+// entries: "1" in layouts 3 and 4, else "0".
 func (s *Store) packFlag() string {
 	if s.packed() {
 		return "1"
@@ -312,7 +313,8 @@ func (s *Store) packFlag() string {
 }
 
 // scriptLayout is the event layout as the scripts take it (ev_get in
-// prelude.lua): 1 or 2; layout 3 stores events as 2 does.
+// prelude.lua): 1 or 2; layouts 3 and 4 store events as 2 does (the
+// scripts never read inside the headers field).
 func (s *Store) scriptLayout() int { return min(s.layout, layoutCompact) }
 
 // UseCompactEvents switches a namespace made before this release to its

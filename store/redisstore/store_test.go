@@ -51,6 +51,8 @@ var testLayout = func() int {
 		return layoutHash
 	case "2":
 		return layoutCompact
+	case "3":
+		return layoutPacked
 	}
 	return layoutNewest
 }()
