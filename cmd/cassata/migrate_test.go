@@ -80,25 +80,18 @@ func TestMigrateCompactEvents(t *testing.T) {
 	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "legacy"}); err != nil || st.EventLayout() != 4 {
 		t.Fatalf("after migrate --compact-events: layout %d, %v; want 4 (compact, packed, header codes)", st.EventLayout(), err)
 	}
-	if _, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "round6", EventLayout: 2}); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("CASSATA_NAMESPACE", "round6")
-	if code := run([]string{"migrate", "--archive-dsn", dsn, "--compact-events"}); code != 0 {
-		t.Fatalf("cassata migrate --compact-events exited %d", code)
-	}
-	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "round6"}); err != nil || st.EventLayout() != 4 {
-		t.Fatalf("a compact namespace after migrate --compact-events: layout %d, %v; want 4", st.EventLayout(), err)
-	}
-	// One made with packed entries (the release before header codes).
-	if _, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "round10", EventLayout: 3}); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("CASSATA_NAMESPACE", "round10")
-	if code := run([]string{"migrate", "--archive-dsn", dsn, "--compact-events"}); code != 0 {
-		t.Fatalf("cassata migrate --compact-events exited %d", code)
-	}
-	if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: "round10"}); err != nil || st.EventLayout() != 4 {
-		t.Fatalf("a packed namespace after migrate --compact-events: layout %d, %v; want 4", st.EventLayout(), err)
+	// Namespaces made with compact events and an entry per event (layout
+	// 2), and with packed entries (3, the release before header codes).
+	for ns, layout := range map[string]int{"round6": 2, "round10": 3} {
+		if _, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: ns, EventLayout: layout}); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("CASSATA_NAMESPACE", ns)
+		if code := run([]string{"migrate", "--archive-dsn", dsn, "--compact-events"}); code != 0 {
+			t.Fatalf("%s: cassata migrate --compact-events exited %d", ns, code)
+		}
+		if st, err := redisstore.New(ctx, rdb, redisstore.Config{Namespace: ns}); err != nil || st.EventLayout() != 4 {
+			t.Fatalf("a namespace of layout %d after migrate --compact-events: layout %d, %v; want 4", layout, st.EventLayout(), err)
+		}
 	}
 }

@@ -15,13 +15,16 @@ import (
 // What a pending event's hash leaves out to stay small: the status (a hash
 // without one is PENDING) and JSON around its headers.
 
+// headersCase is headers and how they are stored ("" when as JSON).
+type headersCase struct {
+	name    string
+	headers map[string]string
+	stored  string
+}
+
 func TestHeadersForm(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name    string
-		headers map[string]string
-		stored  string // "" when JSON is expected
-	}{
+	for _, tc := range []headersCase{
 		{"one", map[string]string{"X-Bench": "1"}, "X-Bench:1"},
 		{"sorted, values with colons, tabs, spaces, empty", map[string]string{"b": "x: y\tz ", "A": "", "c": "é\xff"},
 			"A:\nb:x: y\tz \nc:é\xff"},
@@ -31,17 +34,7 @@ func TestHeadersForm(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			enc := string(encodeHeaders(tc.headers, false))
-			if tc.stored != "" && enc != tc.stored {
-				t.Fatalf("encodeHeaders = %q, want %q", enc, tc.stored)
-			}
-			if tc.stored == "" && enc[0] != '{' {
-				t.Fatalf("encodeHeaders = %q, want JSON", enc)
-			}
-			got, err := decodeHeaders(enc)
-			if err != nil || !maps.Equal(got, tc.headers) {
-				t.Fatalf("decodeHeaders(%q) = %q, %v; want %q", enc, got, err, tc.headers)
-			}
+			checkHeadersForm(t, tc.headers, false, tc.stored)
 		})
 	}
 	// Hashes written before the compact form hold JSON.
@@ -56,16 +49,29 @@ func TestHeadersForm(t *testing.T) {
 	}
 }
 
+// checkHeadersForm checks that headers are stored as stored ("": as
+// JSON) and read back as they were.
+func checkHeadersForm(t *testing.T, headers map[string]string, tabled bool, stored string) {
+	t.Helper()
+	enc := string(encodeHeaders(headers, tabled))
+	if stored != "" && enc != stored {
+		t.Fatalf("encodeHeaders = %q, want %q", enc, stored)
+	}
+	if stored == "" && enc[0] != '{' {
+		t.Fatalf("encodeHeaders = %q, want JSON", enc)
+	}
+	got, err := decodeHeaders(enc)
+	if err != nil || !maps.Equal(got, headers) {
+		t.Fatalf("decodeHeaders(%q) = %q, %v; want %q", enc, got, err, headers)
+	}
+}
+
 // TestHeadersTabled: in layoutTabled a header line of headerTable is
 // stored as its one-byte code, the codes before the other lines, and
 // every form reads back as the headers it was made from.
 func TestHeadersTabled(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name    string
-		headers map[string]string
-		stored  string // "" when JSON is expected
-	}{
+	for _, tc := range []headersCase{
 		{"the realistic event's", map[string]string{"Content-Type": "application/json"}, "\x80"},
 		{"a code and a line", map[string]string{"Content-Type": "application/json", "X-Sig": "v1,abc"}, "\x80X-Sig:v1,abc"},
 		{"codes in name order, lines after", map[string]string{"X-A": "1", "Content-Type": "text/xml", "Accept": "*/*", "B": "2"},
@@ -80,17 +86,7 @@ func TestHeadersTabled(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			enc := string(encodeHeaders(tc.headers, true))
-			if tc.stored != "" && enc != tc.stored {
-				t.Fatalf("encodeHeaders = %q, want %q", enc, tc.stored)
-			}
-			if tc.stored == "" && enc[0] != '{' {
-				t.Fatalf("encodeHeaders = %q, want JSON", enc)
-			}
-			got, err := decodeHeaders(enc)
-			if err != nil || !maps.Equal(got, tc.headers) {
-				t.Fatalf("decodeHeaders(%q) = %q, %v; want %q", enc, got, err, tc.headers)
-			}
+			checkHeadersForm(t, tc.headers, true, tc.stored)
 			// Without the table (layouts 1 to 3): no code, ever.
 			if plain := encodeHeaders(tc.headers, false); len(plain) > 0 && plain[0] >= headerCode0 {
 				t.Fatalf("encodeHeaders(untabled) = %q: starts with a code", plain)
