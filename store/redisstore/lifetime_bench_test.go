@@ -387,3 +387,49 @@ func BenchmarkFinishBatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClaimBatch measures the Redis CPU of claiming an event by how
+// many events one claim.lua call takes: under a steady load a worker
+// claims a shard when its next event is due, so a call mostly takes one
+// (README, round eleven), while a burst's calls take up to the free slots.
+// Each sub-benchmark creates b.N due events, then claims them shard by
+// shard in calls of at most batch, one call a round trip; only the claims
+// are measured (redis-server's own CPU, as BenchmarkEventLifetime), with
+// the EVALSHA time per event from INFO commandstats beside it.
+//
+//	go test ./store/redisstore -run '^$' -bench BenchmarkClaimBatch -benchtime 4000x
+func BenchmarkClaimBatch(b *testing.B) {
+	for _, batch := range []int{1, 4, 20, 100} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			st, admin := lifetimeStore(b, layoutNewest)
+			createBatches(b, st, lifetimeEvents(b.N))
+			ctx := context.Background()
+			b.ResetTimer()
+			cmds0 := infoFields(b, admin, "commandstats")
+			cpu0 := redisCPU(b, admin)
+			got := 0
+			for got < b.N {
+				before := got
+				for s := 0; s < st.Shards() && got < b.N; s++ {
+					claims, errs := st.ClaimShards(ctx, []scheduler.ClaimRequest{{Shard: s, Batch: batch}}, "w1",
+						time.Minute, time.Time{})
+					if errs[0] != nil {
+						b.Fatalf("claim shard %d: %v", s, errs[0])
+					}
+					got += len(claims[0].Events)
+				}
+				if got == before {
+					b.Fatalf("claimed nothing with %d of %d events claimed", got, b.N)
+				}
+			}
+			cpu := redisCPU(b, admin) - cpu0
+			var calls, usec float64
+			_, _ = fmt.Sscanf(infoFields(b, admin, "commandstats")["cmdstat_evalsha"], "calls=%g,usec=%g", &calls, &usec)
+			var calls0, usec0 float64
+			_, _ = fmt.Sscanf(cmds0["cmdstat_evalsha"], "calls=%g,usec=%g", &calls0, &usec0)
+			b.ReportMetric(cpu.Seconds()*1e6/float64(got), "redis-µs/event")
+			b.ReportMetric((usec-usec0)/float64(got), "evalsha-µs/event")
+			b.ReportMetric((calls-calls0)/float64(got), "calls/event")
+		})
+	}
+}
