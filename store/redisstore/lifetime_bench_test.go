@@ -131,10 +131,9 @@ var lifetimeCommands = flag.Bool("lifetime.commands", false, "BenchmarkEventLife
 // after, per event of n, and the phase's Redis CPU.
 func logCommands(b *testing.B, phase string, before, after map[string]string, n int, cpu time.Duration) {
 	var lines []string
-	for k, v := range after {
-		var c1, u1, c0, u0 float64
-		_, _ = fmt.Sscanf(v, "calls=%g,usec=%g", &c1, &u1)
-		_, _ = fmt.Sscanf(before[k], "calls=%g,usec=%g", &c0, &u0)
+	for k := range after {
+		c1, u1 := cmdStat(after, k)
+		c0, u0 := cmdStat(before, k)
 		if c1 > c0 {
 			lines = append(lines, fmt.Sprintf("%s %s: %.3f calls, %.2f µs per event",
 				phase, strings.TrimPrefix(k, "cmdstat_"), (c1-c0)/float64(n), (u1-u0)/float64(n)))
@@ -144,6 +143,13 @@ func logCommands(b *testing.B, phase string, before, after map[string]string, n 
 	// Printed, not logged: a benchmark's log is cut after a few lines.
 	fmt.Printf("%s (b.N %d) %s: %.2f redis-µs/event\n%s\n", b.Name(), n, phase, cpu.Seconds()*1e6/float64(n),
 		strings.Join(lines, "\n"))
+}
+
+// cmdStat reads the calls and µs of command field k (cmdstat_<name>) of
+// INFO commandstats fields; zeros when it is not there.
+func cmdStat(fields map[string]string, k string) (calls, usec float64) {
+	_, _ = fmt.Sscanf(fields[k], "calls=%g,usec=%g", &calls, &usec)
+	return calls, usec
 }
 
 // lifetimeStore starts a redis-server and a store on it in the given event
@@ -423,10 +429,8 @@ func BenchmarkClaimBatch(b *testing.B) {
 				}
 			}
 			cpu := redisCPU(b, admin) - cpu0
-			var calls, usec float64
-			_, _ = fmt.Sscanf(infoFields(b, admin, "commandstats")["cmdstat_evalsha"], "calls=%g,usec=%g", &calls, &usec)
-			var calls0, usec0 float64
-			_, _ = fmt.Sscanf(cmds0["cmdstat_evalsha"], "calls=%g,usec=%g", &calls0, &usec0)
+			calls, usec := cmdStat(infoFields(b, admin, "commandstats"), "cmdstat_evalsha")
+			calls0, usec0 := cmdStat(cmds0, "cmdstat_evalsha")
 			b.ReportMetric(cpu.Seconds()*1e6/float64(got), "redis-µs/event")
 			b.ReportMetric((usec-usec0)/float64(got), "evalsha-µs/event")
 			b.ReportMetric((calls-calls0)/float64(got), "calls/event")
